@@ -1,0 +1,52 @@
+"""minictr: a small, real container runtime, built one kernel feature at a time.
+
+The package reads as the curriculum: :mod:`minictr.linux` (the system calls),
+:mod:`minictr.process` (how a container process is spawned), :mod:`minictr.chroot`,
+:mod:`minictr.images` (an OCI image store), :mod:`minictr.doctor` (what this
+host allows) and :mod:`minictr.cli`.
+
+Importing ``minictr`` is cheap on purpose: the container start path runs
+``python -m minictr.process.child``, which imports this file first, so the
+public names below are loaded lazily, on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "ContainerError": "minictr.errors",
+    "ExecError": "minictr.errors",
+    "HostError": "minictr.errors",
+    "ImageError": "minictr.errors",
+    "ImageNotFound": "minictr.errors",
+    "MinictrError": "minictr.errors",
+    "Result": "minictr.chroot",
+    "SyscallError": "minictr.errors",
+    "UsageError": "minictr.errors",
+    "chroot": "minictr.chroot",
+    "doctor": "minictr.doctor",
+    "images": "minictr.images",
+    "linux": "minictr.linux",
+    "process": "minictr.process",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'minictr' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name == f"minictr.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

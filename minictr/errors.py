@@ -1,0 +1,100 @@
+"""The one exception tree of minictr.
+
+Every error minictr raises on purpose derives from :class:`MinictrError`, so a
+caller (the CLI, a notebook, a test) can catch them all in one place and show a
+single readable line::
+
+    MinictrError
+    ├── SyscallError (also an OSError)   a system call failed: errno, call, arguments
+    ├── UsageError                       a wrong flag or argument from the user
+    ├── ContainerError                   the container's set-up failed (message from the child)
+    │   └── ExecError                    the container's program could not be executed
+    ├── ImageError                       an image is malformed or cannot be built
+    │   └── ImageNotFound                no such image in the store
+    └── HostError                        the host lacks something (a package, a kernel feature)
+
+Errors from lower layers (``OSError`` from Python, ``json`` errors) are
+translated at the boundary with ``raise ... from exc`` so the original stays
+visible with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class MinictrError(Exception):
+    """Base class of every error minictr raises on purpose."""
+
+
+class SyscallError(MinictrError, OSError):
+    """A system call failed.
+
+    It is an :class:`OSError` (``.errno`` and ``.strerror`` are set, and
+    ``except FileNotFoundError`` style handlers do not apply because the
+    subclass is fixed), and its message names the call and its arguments::
+
+        mount('proc', '/x/proc', 'proc'): No such file or directory
+    """
+
+    def __init__(self, err: int, call: str, args: tuple[object, ...] = (), hint: str = "") -> None:
+        self.call = call
+        self.call_args = args
+        self.hint = hint
+        shown = ", ".join(repr(a) for a in args)
+        text = f"{call}({shown}): {os.strerror(err)}"
+        if hint:
+            text += f" ({hint})"
+        OSError.__init__(self, err, text)
+        self.message = text
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def errno_name(self) -> str:
+        """The symbolic name of the error number, e.g. ``'ENOENT'``."""
+        return _errno.errorcode.get(self.errno or 0, str(self.errno))
+
+
+class UsageError(MinictrError):
+    """The user asked for something that cannot be done as asked (a bad flag or value)."""
+
+
+class ContainerError(MinictrError):
+    """A container's set-up failed in the child process.
+
+    ``step`` names the set-up step that failed (``'chroot'``, ``'mount-proc'``),
+    ``errno`` is the child's errno when the failure was a system call.
+    """
+
+    def __init__(self, message: str, step: str = "", errno: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.errno = errno
+
+
+class ExecError(ContainerError):
+    """The container's program could not be executed (not found, not executable).
+
+    Like Docker, the CLI exits 127 when the program was not found and 126 when
+    it exists but cannot be run.
+    """
+
+    @property
+    def exit_code(self) -> int:
+        """The exit status a shell (and Docker) would give: 127 or 126."""
+        return 127 if self.errno == _errno.ENOENT else 126
+
+
+class ImageError(MinictrError):
+    """An image is malformed, fails verification or cannot be built."""
+
+
+class ImageNotFound(ImageError):
+    """No image with this reference is in the store."""
+
+
+class HostError(MinictrError):
+    """The host lacks something minictr needs (a package, a kernel feature, privileges)."""

@@ -1,0 +1,126 @@
+"""The parent <-> child protocol: one Enum of messages over a SEQPACKET socketpair.
+
+A container is started by a fresh interpreter (``python -m minictr.process.child``)
+that does the kernel work; its parent (the CLI, a notebook kernel, a test)
+never changes itself. They talk like this::
+
+    parent (any process, may be multithreaded)     child (fresh, single-threaded)
+      |                                                |
+      |-- CONFIG {spec, rootfs} ---------------------->|  set-up: namespaces, mounts,
+      |                                                |  root (chroot or pivot_root)
+      |<--------------------------------------- READY -|  ... or ERROR {step, message, errno}
+      |   (the container now exists, waiting)          |
+      |-- START -------------------------------------->|
+      |                                                |  execve(process.args)
+      |<------------- end of file: the program runs ---|  ... or ERROR {step: "exec", ...}
+
+For lessons and exercise checks the child can run a Python function inside the
+container instead of exec-ing a program (the interpreter survives chroot; it
+just cannot import anything new); it then answers START with RESULT {value}.
+
+The child's end of the socket is close-on-exec, so a successful ``execve``
+closes it: end of file after START means the user's program is running. Any
+message out of order is a :class:`ProtocolError` naming what was expected,
+never a hang: every wait has a timeout.
+
+SOCK_SEQPACKET keeps message boundaries (one ``send`` is one ``recv``) and
+reports end of file when the other side is gone, which is all we need.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import select
+import socket
+from typing import Any
+
+from ..errors import ContainerError, ExecError, MinictrError
+
+#: Large enough for any config.json we send in one datagram.
+MAX_MESSAGE = 1 << 20
+
+
+class Message(str, enum.Enum):
+    """Every message either side may send."""
+
+    CONFIG = "config"  # parent -> child: {"spec": OCI config, "rootfs": overlay plan or None}
+    READY = "ready"  # child -> parent: set-up done, waiting for START
+    START = "start"  # parent -> child: exec the program now
+    ERROR = "error"  # child -> parent: {"step", "message", "errno"}
+    RESULT = "result"  # child -> parent: {"value"}, when it ran a Python function instead of exec
+
+
+class ProtocolError(MinictrError):
+    """A message arrived out of order, or none arrived in time."""
+
+    def __init__(self, expected: str, received: str) -> None:
+        super().__init__(f"container protocol: expected {expected}, received {received}")
+        self.expected = expected
+        self.received = received
+
+
+class Channel:
+    """One end of the socketpair, with methods named for what they wait for."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, socket.socket]:
+        """Return (the parent's channel, the child's raw socket to pass on)."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(parent), child
+
+    @classmethod
+    def from_fd(cls, fd: int) -> Channel:
+        """Wrap an inherited descriptor (in the child)."""
+        return cls(socket.socket(fileno=fd))
+
+    def send(self, kind: Message, **payload: Any) -> None:
+        """Send one message."""
+        self.sock.send(json.dumps({"type": kind.value, **payload}).encode())
+
+    def receive(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """Receive one message; ``None`` means the other side closed its end."""
+        if timeout is not None:
+            ready, _, _ = select.select([self.sock], [], [], timeout)
+            if not ready:
+                raise ProtocolError("a message", f"nothing within {timeout:g} s")
+        try:
+            raw = self.sock.recv(MAX_MESSAGE)
+        except ConnectionResetError:
+            return None
+        if not raw:
+            return None
+        return json.loads(raw)
+
+    def expect(self, kind: Message, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for ``kind``; an ERROR from the child is raised as :class:`ContainerError`."""
+        message = self.receive(timeout)
+        if message is None:
+            raise ProtocolError(kind.value, "end of file (the child exited)")
+        raise_if_error(message)
+        if message["type"] != kind.value:
+            raise ProtocolError(kind.value, message["type"])
+        return message
+
+    def wait_for_exec(self, timeout: float | None = None) -> None:
+        """After START: return once the child's ``execve`` succeeded (end of file)."""
+        message = self.receive(timeout)
+        if message is not None:
+            raise_if_error(message)
+            raise ProtocolError("end of file after exec", message["type"])
+
+    def close(self) -> None:
+        """Close this end."""
+        self.sock.close()
+
+
+def raise_if_error(message: dict[str, Any]) -> None:
+    """Re-raise a child's ERROR message in the parent, with the child's text."""
+    if message.get("type") != Message.ERROR.value:
+        return
+    step = message.get("step", "")
+    cls = ExecError if step == "exec" else ContainerError
+    raise cls(message.get("message", "unknown error"), step=step, errno=message.get("errno"))

@@ -1,0 +1,173 @@
+"""Starting a container from any process, without changing that process.
+
+:func:`spawn` runs ``python -m minictr.process.child`` with :mod:`subprocess`
+(no ``preexec_fn``: it is unsafe in a multithreaded parent such as a Jupyter
+kernel), hands it the OCI config over a socketpair and waits until the child
+reports READY. :meth:`ContainerProcess.start` lets it exec the program.
+Failures in the child come back as :class:`~minictr.errors.ContainerError`
+with the child's own message.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from typing import IO, Any, Callable
+
+from .channel import Channel, Message
+
+#: How long set-up may take before the parent gives up (a stuck child is a bug, not a hang).
+SETUP_TIMEOUT = 30.0
+
+_Stream = int | IO[Any] | None
+
+
+def child_command(fd: int) -> list[str]:
+    """The command line of the container's first process.
+
+    ``-s`` drops the user site directory and ``-E`` ignores PYTHON* variables
+    of the caller, so the child's behaviour depends only on its config; it
+    imports minictr from its working directory (see :func:`_package_parent`).
+    """
+    return [sys.executable, "-s", "-E", "-m", "minictr.process.child", str(fd)]
+
+
+class ContainerProcess:
+    """A spawned container process: created (set up, waiting) until :meth:`start`."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], channel: Channel) -> None:
+        self.popen = popen
+        self.channel = channel
+        self.started = False
+
+    @property
+    def pid(self) -> int:
+        """The container's first process, as the host sees it."""
+        return self.popen.pid
+
+    def start(self) -> None:
+        """Let the child exec the program; raise :class:`ExecError` if that fails."""
+        try:
+            self.channel.send(Message.START)
+            self.channel.wait_for_exec(SETUP_TIMEOUT)
+            self.started = True
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            self.channel.close()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the program to exit and return its status the shell's way (128+N for signal N)."""
+        code = self.popen.wait(timeout)
+        return 128 - code if code < 0 else code
+
+    def communicate(self, input: bytes | None = None, timeout: float | None = None) -> tuple[bytes, bytes, int]:
+        """Feed stdin, collect stdout and stderr (when piped) and the exit status."""
+        out, err = self.popen.communicate(input, timeout)
+        return out or b"", err or b"", self.wait()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the container's first process, if it still runs, and reap it."""
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+        if sig == signal.SIGKILL:
+            self.popen.wait()
+
+
+def spawn(
+    spec: dict[str, Any],
+    *,
+    overlay: dict[str, Any] | None = None,
+    stdin: _Stream = None,
+    stdout: _Stream = None,
+    stderr: _Stream = None,
+    die_with_parent: bool = False,
+    call: dict[str, Any] | None = None,
+) -> ContainerProcess:
+    """Create a container process from an OCI runtime-spec ``spec``; return it set up but not started.
+
+    ``overlay`` is an optional copy-on-write plan for the root (``lowerdirs``,
+    ``upperdir``, ``workdir``) that the child mounts at ``spec['root']['path']``.
+    ``stdin``/``stdout``/``stderr`` are passed to :class:`subprocess.Popen`
+    (``subprocess.PIPE`` to capture). Raises :class:`ContainerError` with the
+    child's message when set-up fails; nothing is left running then.
+    ``call`` (used by :func:`call`) makes the child run a Python function
+    instead of exec-ing ``spec['process']['args']``.
+    """
+    channel, child_end = Channel.pair()
+    try:
+        popen = subprocess.Popen(
+            child_command(child_end.fileno()),
+            pass_fds=(child_end.fileno(),),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            env=_child_environment(),
+            cwd=_package_parent(),
+        )
+    except BaseException:
+        channel.close()
+        raise
+    finally:
+        child_end.close()
+    process = ContainerProcess(popen, channel)
+    try:
+        options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid()}
+        channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
+        channel.expect(Message.READY, SETUP_TIMEOUT)
+    except BaseException:
+        channel.close()
+        process.kill()
+        raise
+    return process
+
+
+def call(spec: dict[str, Any], function: Callable[..., Any], *args: Any, timeout: float = 60) -> Any:
+    """Run ``function(*args)`` inside a container described by ``spec``; return its value.
+
+    The function travels as source code (``inspect.getsource``), so it may be
+    defined in a notebook cell; its arguments and return value travel as JSON.
+    Inside, only already-imported modules are usable (``os`` is), because the
+    root has changed. An exception inside comes back as :class:`ContainerError`
+    naming the function, the line and the exception.
+    """
+    source = textwrap.dedent(inspect.getsource(function))
+    payload = {"source": source, "name": function.__name__, "args": list(args)}
+    process = spawn(spec, call=payload, stdin=subprocess.DEVNULL)
+    try:
+        process.channel.send(Message.START)
+        result = process.channel.expect(Message.RESULT, timeout)
+    finally:
+        process.channel.close()
+        try:
+            process.popen.wait(5)  # the child exits right after its RESULT
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return result.get("value")
+
+
+def _package_parent() -> str:
+    """The directory holding the ``minictr`` package this parent runs.
+
+    The child starts there, so ``-m minictr.process.child`` imports exactly the
+    parent's code (installed, editable or a source tree alike); it changes
+    directory to the container's root long before the program runs.
+    """
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _child_environment() -> dict[str, str]:
+    """The child interpreter's environment: nearly empty.
+
+    The container's own environment comes from the spec at exec time, so the
+    caller's variables never leak into a container.
+    """
+    return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C.UTF-8"}
