@@ -1,0 +1,376 @@
+"""What this host allows, and what each missing piece costs the learner.
+
+``minictr doctor`` (and the first notebook) run :func:`run_checks` and show
+the result with :func:`render_table` or :func:`to_json`. Every check only
+*reads* the host (``/proc``, ``/sys``, ``PATH``, ELF headers): doctor never
+mounts, loads modules or writes sysctls, and it contacts no network host
+unless a registry address is given explicitly.
+
+Each check is a small ``_probe_*`` function returning a :class:`Finding`;
+:func:`run_probe` turns any exception into status ``"unknown"`` with the
+reason, so doctor never crashes on an unusual host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, NamedTuple
+
+__all__ = ["NOTEBOOKS", "Check", "Finding", "Probe", "cgroup_layout", "elf_interpreter",
+           "render_table", "run_checks", "run_probe", "to_json"]
+
+#: The tutorial's notebooks, in order (see NOTEBOOKS.md); ``Check.affects`` names these.
+NOTEBOOKS: tuple[str, ...] = (
+    "00-welcome", "01-chroot", "02-mount-namespace", "03-uts-ipc", "04-pid-namespace",
+    "05-user-namespace", "06-network", "07-cgroups", "08-images", "09-security",
+    "10-runtime", "11-microservices", "12-containers-vs-vms",
+)
+STATUSES = ("ok", "missing", "unknown")
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The result of one check. ``affects`` and ``fix`` matter only when status is not "ok"."""
+
+    name: str
+    title: str
+    status: str
+    detail: str
+    affects: tuple[str, ...]
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``affects`` as a list)."""
+        d = asdict(self)
+        d["affects"] = list(self.affects)
+        return d
+
+
+class Finding(NamedTuple):
+    """What a probe found; ``fix`` overrides the probe's default fix."""
+
+    status: str
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A check's fixed description plus the function that looks at the host."""
+
+    name: str
+    title: str
+    affects: tuple[str, ...]
+    fix: str
+    func: Callable[[], Finding]
+
+
+def run_probe(probe: Probe) -> Check:
+    """Run one probe; any exception becomes status "unknown" with the reason as detail."""
+    try:
+        status, detail, fix = probe.func()
+        if status not in STATUSES:
+            raise ValueError(f"probe returned status {status!r}")
+    except Exception as exc:  # doctor must survive any host, so catch everything
+        status, detail, fix = "unknown", f"check failed: {type(exc).__name__}: {exc}", ""
+    if status == "ok":
+        fix = ""
+    elif status == "missing":
+        fix = fix or probe.fix
+    return Check(probe.name, probe.title, status, " ".join(detail.split()), probe.affects, fix)
+
+
+# --- helpers ---------------------------------------------------------------
+
+class _Mount(NamedTuple):
+    mount_point: str
+    optional: tuple[str, ...]  # propagation tags: shared:N, master:N, unbindable
+    fstype: str
+    super_options: tuple[str, ...]
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as \ooo octal escapes
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mountinfo(path: str = MOUNTINFO) -> list[_Mount]:
+    """Parse mountinfo (proc(5)): fields, optional fields, "-", fstype, source, super options."""
+    mounts = []
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            left, sep, right = line.rstrip("\n").partition(" - ")
+            fields, tail = left.split(" "), right.split(" ")
+            if not sep or len(fields) < 6 or len(tail) < 3:
+                continue  # a malformed line is skipped, not fatal
+            mounts.append(_Mount(_unescape(fields[4]), tuple(fields[6:]), tail[0],
+                                 tuple(tail[2].split(","))))
+    return mounts
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+# cgroup v1 mount options that are not controller names (kernel/cgroup/cgroup-v1.c)
+_V1_NON_CONTROLLERS = {"rw", "ro", "none", "all", "noprefix", "clone_children",
+                       "cpuset_v2_mode", "xattr", "favordynmods"}
+
+
+def cgroup_layout(mountinfo: str = MOUNTINFO) -> dict[str, Any]:
+    """Describe the cgroup hierarchies mounted in this mount namespace.
+
+    Returns ``{"layout": "v1"|"v2"|"hybrid"|"none", "v1": {controller: mount point},
+    "v2": {"path": mount point or None, "controllers": [...]}}``. Named v1
+    hierarchies appear as ``"name=systemd"``; they hold no controller, so they
+    do not by themselves make a layout "v1" or "hybrid".
+    """
+    v1: dict[str, str] = {}
+    v2_path: str | None = None
+    for m in _mountinfo(mountinfo):
+        if m.fstype == "cgroup":
+            for opt in m.super_options:
+                if opt not in _V1_NON_CONTROLLERS and not opt.startswith("release_agent="):
+                    v1.setdefault(opt, m.mount_point)  # first mount wins over bind mounts
+        elif m.fstype == "cgroup2" and v2_path is None:
+            v2_path = m.mount_point
+    controllers: list[str] = []
+    if v2_path is not None:
+        try:
+            controllers = _read(os.path.join(v2_path, "cgroup.controllers")).split()
+        except OSError:
+            pass  # mounted but unreadable: report the mount with no controllers
+    has_v1 = any(not c.startswith("name=") for c in v1)
+    layout = ("hybrid" if has_v1 and v2_path else "v1" if has_v1
+              else "v2" if v2_path else "none")
+    return {"layout": layout, "v1": v1, "v2": {"path": v2_path, "controllers": controllers}}
+
+
+_PT_INTERP = 3
+
+
+def elf_interpreter(path: str) -> str | None:
+    """Return the ELF program interpreter (PT_INTERP) of *path*, or None if it has none.
+
+    No PT_INTERP means the kernel runs the file without a dynamic loader: it is
+    static (or static-pie), so it works inside a root filesystem with no libc.
+    Raises ValueError if *path* is not an ELF file.
+    """
+    with open(path, "rb") as f:
+        ident = f.read(16)
+        if len(ident) < 16 or ident[:4] != b"\x7fELF":
+            raise ValueError(f"{path} is not an ELF file")
+        order = {1: "<", 2: ">"}.get(ident[5])
+        if ident[4] not in (1, 2) or order is None:
+            raise ValueError(f"{path}: unknown ELF class/data {ident[4]}/{ident[5]}")
+        is64 = ident[4] == 2
+        # after e_ident: type, machine, version, entry, phoff, shoff, flags, ehsize, phentsize, phnum
+        hdr = struct.Struct(order + ("HHIQQQIHHH" if is64 else "HHIIIIIHHH"))
+        *_, phoff, _shoff, _flags, _ehsize, phentsize, phnum = hdr.unpack(f.read(hdr.size))
+        if phnum == 0xFFFF:  # PN_XNUM: count lives in section 0; no real busybox needs it
+            raise ValueError(f"{path}: PN_XNUM program headers not supported")
+        # Elf64_Phdr: type, flags, offset, vaddr, paddr, filesz; Elf32_Phdr: type, offset, vaddr, paddr, filesz
+        ph = struct.Struct(order + ("IIQQQQ" if is64 else "IIIII"))
+        for i in range(phnum):
+            f.seek(phoff + i * phentsize)
+            fields = ph.unpack(f.read(ph.size))
+            if fields[0] == _PT_INTERP:
+                offset, size = (fields[2], fields[5]) if is64 else (fields[1], fields[4])
+                f.seek(offset)
+                return f.read(size).rstrip(b"\0").decode("utf-8", "replace")
+    return None
+
+
+# --- the probes --------------------------------------------------------------
+
+def _probe_root() -> Finding:
+    euid = os.geteuid()
+    if euid == 0:
+        return Finding("ok", "euid 0")
+    return Finding("missing", f"euid {euid}: minictr falls back to a rootless user namespace; "
+                              "cgroups, networking and many mounts are unavailable")
+
+
+def _probe_kernel() -> Finding:
+    release = os.uname().release
+    m = re.match(r"(\d+)\.(\d+)", release)
+    if not m:
+        return Finding("unknown", f"cannot parse kernel release {release!r}")
+    if (int(m[1]), int(m[2])) >= (5, 6):
+        return Finding("ok", f"{release} (>= 5.6: time namespaces available)")
+    return Finding("missing", f"{release} < 5.6: no time namespaces; everything else works")
+
+
+def _probe_cgroups() -> Finding:
+    info = cgroup_layout()
+    layout, v1, v2 = info["layout"], info["v1"], info["v2"]
+    parts = []
+    if v1:
+        real = sorted(c for c in v1 if not c.startswith("name="))
+        named = sorted(c for c in v1 if c.startswith("name="))
+        parts.append("v1 " + ",".join(real + named))
+    if v2["path"]:
+        parts.append(f"cgroup2 at {v2['path']}: " + (",".join(v2["controllers"]) or "no controllers"))
+    if layout == "none":
+        return Finding("missing", "no cgroup controllers mounted" + (f" ({'; '.join(parts)})" if parts else ""))
+    return Finding("ok", f"{layout}: " + "; ".join(parts))
+
+
+def _probe_overlayfs() -> Finding:
+    with open("/proc/filesystems", encoding="utf-8") as f:
+        names = {line.split()[-1] for line in f if line.strip()}
+    if "overlay" in names:
+        return Finding("ok", "overlay in /proc/filesystems")
+    return Finding("missing", "overlay not in /proc/filesystems (`modprobe overlay` may load it); "
+                              "08-images falls back to copying layers")
+
+
+def _probe_userns() -> Finding:
+    limit = int(_read("/proc/sys/user/max_user_namespaces"))
+    if limit <= 0:
+        return Finding("missing", f"user.max_user_namespaces = {limit}",
+                       "sysctl -w user.max_user_namespaces=15000")
+    detail = f"user.max_user_namespaces = {limit}"
+    # Ubuntu (AppArmor) and older Debian kernels block user namespaces for unprivileged users
+    for sysctl, blocked in (("kernel.apparmor_restrict_unprivileged_userns", "1"),
+                            ("kernel.unprivileged_userns_clone", "0")):
+        path = "/proc/sys/" + sysctl.replace(".", "/")
+        if os.path.exists(path) and _read(path) == blocked:
+            if os.geteuid() != 0:
+                return Finding("missing", f"{detail}; {sysctl} = {blocked} blocks rootless containers",
+                               f"sysctl -w {sysctl}={int(not int(blocked))} (or run as root)")
+            detail += f"; {sysctl} = {blocked} (blocks non-root only)"
+    return Finding("ok", detail)
+
+
+def _probe_propagation() -> Finding:
+    roots = [m for m in _mountinfo() if m.mount_point == "/"]
+    if not roots:
+        return Finding("unknown", "no mount at / in /proc/self/mountinfo")
+    tags = [t for t in roots[-1].optional if t]  # the last "/" entry is the one on top
+    mode = " ".join(tags) or "private"
+    return Finding("ok", f"/ is {mode}; minictr makes / private (rec) inside each container's own "
+                         "mount namespace, so container mounts never reach the host")
+
+
+def _which(name: str) -> str | None:
+    # sbin is often missing from a non-root PATH, yet that is where nft lives
+    path = os.environ.get("PATH", os.defpath) + ":/usr/sbin:/sbin"
+    return shutil.which(name, path=path)
+
+
+def _probe_firewall() -> Finding:
+    nft, ipt = _which("nft"), _which("iptables")
+    if nft:
+        return Finding("ok", f"nft at {nft}" + (f" (iptables also at {ipt})" if ipt else ""))
+    if ipt:
+        return Finding("ok", f"iptables at {ipt} (nft not found; nftables preferred)")
+    return Finding("missing", "neither nft nor iptables found: no NAT or published ports")
+
+
+def _probe_busybox() -> Finding:
+    dynamic = []
+    for path in ("/bin/busybox", "/usr/bin/busybox"):
+        if os.path.isfile(path):
+            interp = elf_interpreter(path)
+            if interp is None:
+                return Finding("ok", f"{path} is statically linked")
+            dynamic.append(f"{path} (needs {interp})")
+    if dynamic:
+        return Finding("missing", "only dynamic busybox: " + ", ".join(dynamic)
+                       + "; the offline image needs a static one")
+    return Finding("missing", "no busybox: the offline busybox image cannot be built")
+
+
+def _probe_registry(registry: str | None, timeout: float) -> Finding:
+    if not registry:
+        return Finding("unknown", "not checked (pass --registry HOST:PORT)")
+    # imported here: the HTTP stack is only needed when a registry is given
+    import socket
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = registry if "://" in registry else f"http://{registry}"
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return Finding("missing", f"cannot connect to {host}:{port}: {exc.strerror or exc}")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # never follow a redirect to some other (maybe outside) host
+
+    # ProxyHandler({}) ignores http_proxy: the request goes only to the address given
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
+    v2 = f"{parts.scheme}://{parts.netloc}/v2/"
+    try:
+        with opener.open(v2, timeout=timeout) as resp:
+            api = resp.headers.get("Docker-Distribution-API-Version", "")
+            return Finding("ok", f"GET {v2} -> {resp.status}" + (f" ({api})" if api else ""))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:  # a registry that wants a token still speaks the protocol
+            return Finding("ok", f"GET {v2} -> 401 (registry requires authentication)")
+        return Finding("missing", f"GET {v2} -> {exc.code}: not an OCI registry")
+    except (urllib.error.URLError, OSError) as exc:
+        return Finding("missing", f"GET {v2} failed: {getattr(exc, 'reason', exc)}")
+
+
+def _probes(registry: str | None, timeout: float) -> list[Probe]:
+    return [
+        Probe("root", "running as root", NOTEBOOKS, "run as root (sudo)", _probe_root),
+        Probe("kernel", "kernel >= 5.6", ("05-user-namespace",),
+              "use a kernel >= 5.6 for time namespaces", _probe_kernel),
+        Probe("cgroups", "cgroup hierarchies", ("07-cgroups",),
+              "mount cgroup2 at /sys/fs/cgroup", _probe_cgroups),
+        Probe("overlayfs", "overlay filesystem", ("08-images",), "modprobe overlay", _probe_overlayfs),
+        Probe("userns", "user namespaces", ("05-user-namespace",), "", _probe_userns),
+        Probe("propagation", "propagation of /", ("02-mount-namespace",), "", _probe_propagation),
+        Probe("firewall", "nftables or iptables", ("06-network",),
+              "apt-get install nftables", _probe_firewall),
+        Probe("busybox", "static busybox", NOTEBOOKS[:6],
+              "apt-get install busybox-static", _probe_busybox),
+        Probe("registry", "registry reachable", ("08-images",),
+              "start a registry (apt-get install docker-registry) and pass --registry HOST:PORT",
+              lambda: _probe_registry(registry, timeout)),
+    ]
+
+
+def run_checks(registry: str | None = None, timeout: float = 2.0) -> list[Check]:
+    """Run every check, in a fixed order. Only reads the host.
+
+    *registry* (``HOST:PORT`` or a URL) is contacted only when given, with
+    *timeout* seconds for the connect and for the ``GET /v2/``.
+    """
+    return [run_probe(p) for p in _probes(registry, timeout)]
+
+
+def render_table(checks: list[Check]) -> str:
+    """An aligned plain-text table: check, status, detail; affects/fix lines under non-ok rows."""
+    w_title = max([len("CHECK")] + [len(c.title) for c in checks])
+    w_status = max([len("STATUS")] + [len(c.status) for c in checks])
+    indent = " " * (w_title + w_status + 4)
+    lines = [f"{'CHECK':<{w_title}}  {'STATUS':<{w_status}}  DETAIL"]
+    for c in checks:
+        lines.append(f"{c.title:<{w_title}}  {c.status:<{w_status}}  {c.detail}")
+        if c.status != "ok":
+            if c.affects:
+                shown = "all notebooks" if c.affects == NOTEBOOKS else ", ".join(c.affects)
+                lines.append(f"{indent}affects: {shown}")
+            if c.fix:
+                lines.append(f"{indent}fix: {c.fix}")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(checks: list[Check]) -> str:
+    """The checks as a JSON list of objects (see :meth:`Check.as_dict`)."""
+    return json.dumps([c.as_dict() for c in checks], indent=2)
