@@ -17,11 +17,13 @@ import json
 import os
 import re
 import shutil
-import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
-__all__ = ["NOTEBOOKS", "Check", "Finding", "Probe", "cgroup_layout", "elf_interpreter",
+from .errors import HostError
+
+__all__ = ["NOTEBOOKS", "Check", "Finding", "Probe", "cgroup_layout", 
            "render_table", "run_checks", "run_probe", "to_json"]
 
 #: The tutorial's notebooks, in order (see NOTEBOOKS.md); ``Check.affects`` names these.
@@ -153,41 +155,6 @@ def cgroup_layout(mountinfo: str = MOUNTINFO) -> dict[str, Any]:
     return {"layout": layout, "v1": v1, "v2": {"path": v2_path, "controllers": controllers}}
 
 
-_PT_INTERP = 3
-
-
-def elf_interpreter(path: str) -> str | None:
-    """Return the ELF program interpreter (PT_INTERP) of *path*, or None if it has none.
-
-    No PT_INTERP means the kernel runs the file without a dynamic loader: it is
-    static (or static-pie), so it works inside a root filesystem with no libc.
-    Raises ValueError if *path* is not an ELF file.
-    """
-    with open(path, "rb") as f:
-        ident = f.read(16)
-        if len(ident) < 16 or ident[:4] != b"\x7fELF":
-            raise ValueError(f"{path} is not an ELF file")
-        order = {1: "<", 2: ">"}.get(ident[5])
-        if ident[4] not in (1, 2) or order is None:
-            raise ValueError(f"{path}: unknown ELF class/data {ident[4]}/{ident[5]}")
-        is64 = ident[4] == 2
-        # after e_ident: type, machine, version, entry, phoff, shoff, flags, ehsize, phentsize, phnum
-        hdr = struct.Struct(order + ("HHIQQQIHHH" if is64 else "HHIIIIIHHH"))
-        *_, phoff, _shoff, _flags, _ehsize, phentsize, phnum = hdr.unpack(f.read(hdr.size))
-        if phnum == 0xFFFF:  # PN_XNUM: count lives in section 0; no real busybox needs it
-            raise ValueError(f"{path}: PN_XNUM program headers not supported")
-        # Elf64_Phdr: type, flags, offset, vaddr, paddr, filesz; Elf32_Phdr: type, offset, vaddr, paddr, filesz
-        ph = struct.Struct(order + ("IIQQQQ" if is64 else "IIIII"))
-        for i in range(phnum):
-            f.seek(phoff + i * phentsize)
-            fields = ph.unpack(f.read(ph.size))
-            if fields[0] == _PT_INTERP:
-                offset, size = (fields[2], fields[5]) if is64 else (fields[1], fields[4])
-                f.seek(offset)
-                return f.read(size).rstrip(b"\0").decode("utf-8", "replace")
-    return None
-
-
 # --- the probes --------------------------------------------------------------
 
 def _probe_root() -> Finding:
@@ -276,17 +243,12 @@ def _probe_firewall() -> Finding:
 
 
 def _probe_busybox() -> Finding:
-    dynamic = []
-    for path in ("/bin/busybox", "/usr/bin/busybox"):
-        if os.path.isfile(path):
-            interp = elf_interpreter(path)
-            if interp is None:
-                return Finding("ok", f"{path} is statically linked")
-            dynamic.append(f"{path} (needs {interp})")
-    if dynamic:
-        return Finding("missing", "only dynamic busybox: " + ", ".join(dynamic)
-                       + "; the offline image needs a static one")
-    return Finding("missing", "no busybox: the offline busybox image cannot be built")
+    from .images.busybox import find_static_busybox
+
+    try:
+        return Finding("ok", f"{find_static_busybox()} is statically linked")
+    except HostError as exc:
+        return Finding("missing", f"{exc}: the offline busybox image cannot be built")
 
 
 def _probe_registry(registry: str | None, timeout: float) -> Finding:

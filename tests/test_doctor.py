@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from minictr import doctor
+from minictr.images.busybox import elf_interpreter
 
 NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation",
          "firewall", "busybox", "registry"}
@@ -90,7 +92,7 @@ def test_cgroup_layout_matches_mountinfo() -> None:
     assert layout["layout"] == expected
 
 
-def test_cgroup_layout_v2_only(tmp_path: pytest.TempPathFactory) -> None:
+def test_cgroup_layout_v2_only(tmp_path: pathlib.Path) -> None:
     # a v2-only host, described by a mountinfo file pointing at a fake mount point
     (tmp_path / "cgroup.controllers").write_text("cpu io memory pids\n")
     mi = tmp_path / "mountinfo"
@@ -102,13 +104,13 @@ def test_cgroup_layout_v2_only(tmp_path: pytest.TempPathFactory) -> None:
 
 
 def test_elf_interpreter_of_python_and_busybox() -> None:
-    interp = doctor.elf_interpreter(os.path.realpath(sys.executable))
+    interp = elf_interpreter(os.path.realpath(sys.executable))
     assert interp is None or interp.startswith("/")
     for path in ("/bin/busybox", "/usr/bin/busybox"):
         if os.path.isfile(path):
-            assert doctor.elf_interpreter(path) is None  # busybox-static is installed here
+            assert elf_interpreter(path) is None  # busybox-static is installed here
     with pytest.raises(ValueError):
-        doctor.elf_interpreter(__file__)
+        elf_interpreter(__file__)
 
 
 def test_failing_probe_becomes_unknown() -> None:

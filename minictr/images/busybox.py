@@ -54,28 +54,47 @@ DIRECTORIES = {
 DEFAULT_CONFIG = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]}
 
 
-def is_static_elf(path: str) -> bool:
-    """True when ``path`` is an ELF executable without an interpreter (statically linked).
+_PT_INTERP = 3
 
-    A dynamic executable names its loader in a PT_INTERP program header; a
-    static one has none — so it runs in a root filesystem that has no libc.
+
+def elf_interpreter(path: str) -> str | None:
+    """Return the ELF program interpreter (PT_INTERP) of *path*, or None if it has none.
+
+    No PT_INTERP means the kernel runs the file without a dynamic loader: it is
+    static (or static-pie), so it works inside a root filesystem with no libc.
+    Raises ValueError if *path* is not an ELF file.
     """
-    with open(path, "rb") as handle:
-        ident = handle.read(64)
-        if len(ident) < 64 or ident[:4] != b"\x7fELF":
-            return False
-        is64, little = ident[4] == 2, ident[5] == 1
-        end = "<" if little else ">"
-        if is64:
-            phoff, phentsize, phnum = struct.unpack(end + "Q", ident[32:40])[0], *struct.unpack(end + "HH", ident[54:58])
-        else:
-            phoff, phentsize, phnum = struct.unpack(end + "I", ident[28:32])[0], *struct.unpack(end + "HH", ident[42:46])
+    with open(path, "rb") as f:
+        ident = f.read(16)
+        if len(ident) < 16 or ident[:4] != b"\x7fELF":
+            raise ValueError(f"{path} is not an ELF file")
+        order = {1: "<", 2: ">"}.get(ident[5])
+        if ident[4] not in (1, 2) or order is None:
+            raise ValueError(f"{path}: unknown ELF class/data {ident[4]}/{ident[5]}")
+        is64 = ident[4] == 2
+        # after e_ident: type, machine, version, entry, phoff, shoff, flags, ehsize, phentsize, phnum
+        hdr = struct.Struct(order + ("HHIQQQIHHH" if is64 else "HHIIIIIHHH"))
+        *_, phoff, _shoff, _flags, _ehsize, phentsize, phnum = hdr.unpack(f.read(hdr.size))
+        if phnum == 0xFFFF:  # PN_XNUM: count lives in section 0; no real busybox needs it
+            raise ValueError(f"{path}: PN_XNUM program headers not supported")
+        # Elf64_Phdr: type, flags, offset, vaddr, paddr, filesz; Elf32_Phdr: type, offset, vaddr, paddr, filesz
+        ph = struct.Struct(order + ("IIQQQQ" if is64 else "IIIII"))
         for i in range(phnum):
-            handle.seek(phoff + i * phentsize)
-            (p_type,) = struct.unpack(end + "I", handle.read(4))
-            if p_type == 3:  # PT_INTERP
-                return False
-        return True
+            f.seek(phoff + i * phentsize)
+            fields = ph.unpack(f.read(ph.size))
+            if fields[0] == _PT_INTERP:
+                offset, size = (fields[2], fields[5]) if is64 else (fields[1], fields[4])
+                f.seek(offset)
+                return f.read(size).rstrip(b"\0").decode("utf-8", "replace")
+    return None
+
+
+def is_static_elf(path: str) -> bool:
+    """True when ``path`` is an ELF executable without an interpreter (statically linked)."""
+    try:
+        return elf_interpreter(path) is None
+    except ValueError:
+        return False
 
 
 def find_static_busybox() -> str:

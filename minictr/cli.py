@@ -1,0 +1,173 @@
+"""The ``minictr`` command line, spelled as Docker spells it.
+
+    minictr run [OPTIONS] IMAGE [COMMAND [ARG...]]
+    minictr images
+    minictr image build-busybox | inspect IMAGE
+    minictr doctor [--json]
+
+Errors print one line and exit 125 (Docker's "the runtime itself failed");
+``--debug`` adds the traceback. A container's own exit status is passed
+through; 126 and 127 mean its program could not be run or was not found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import NoReturn
+
+from . import __version__
+from .errors import ExecError, MinictrError
+
+EXIT_RUNTIME_ERROR = 125
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 125 like Docker instead of 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_RUNTIME_ERROR, f"minictr: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command-line grammar (also what ``--help`` prints)."""
+    parser = _Parser(prog="minictr", description="A small, real container runtime.")
+    parser.add_argument("--version", action="version", version=f"minictr {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--root", help="runtime state directory (default $MINICTR_ROOT or /run/minictr)")
+    parser.add_argument("--data-root", help="image store directory (default $MINICTR_DATA_ROOT or /var/lib/minictr)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    run = commands.add_parser("run", help="run a command in a new container")
+    run.add_argument("--isolation", default="chroot", help="how to isolate: chroot (namespaces come next)")
+    run.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
+    run.add_argument("-w", "--workdir", help="working directory inside the container")
+    run.add_argument("--entrypoint", help="override the image's entrypoint")
+    run.add_argument("image", metavar="IMAGE")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    run.set_defaults(handler=cmd_run)
+
+    images = commands.add_parser("images", help="list images")
+    images.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
+    images.set_defaults(handler=cmd_images)
+
+    image = commands.add_parser("image", help="manage images")
+    image_commands = image.add_subparsers(dest="image_command", metavar="COMMAND", parser_class=_Parser)
+    image_commands.required = True
+    build = image_commands.add_parser("build-busybox", help="build the offline busybox image from busybox-static")
+    build.add_argument("--name", default="busybox", help="name to store it under (default busybox)")
+    build.set_defaults(handler=cmd_build_busybox)
+    inspect = image_commands.add_parser("inspect", help="show an image's manifest and config")
+    inspect.add_argument("image", metavar="IMAGE")
+    inspect.set_defaults(handler=cmd_image_inspect)
+    ls = image_commands.add_parser("ls", help="list images")
+    ls.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
+    ls.set_defaults(handler=cmd_images)
+
+    doctor = commands.add_parser("doctor", help="report what this host allows")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("--registry", metavar="HOST:PORT", help="also check that this registry answers")
+    doctor.set_defaults(handler=cmd_doctor)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``minictr run``: run and wait, passing the container's exit status through."""
+    from .container import RunOptions, run
+
+    options = RunOptions(isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint)
+    command = args.args[1:] if args.args[:1] == ["--"] else args.args
+    try:
+        code, _, _ = run(args.image, command, options, data_root=args.data_root, state_root=args.root)
+    except ExecError as exc:
+        print(f"minictr: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return code
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    """``minictr images``: a table of what the store holds."""
+    from .container import image_store
+    from .images.store import split_reference
+
+    images = image_store(args.data_root).images()
+    if args.quiet:
+        for image in images:
+            print(image.id.split(":", 1)[1][:12])
+        return 0
+    rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
+    for image in images:
+        repository, tag = split_reference(image.name)
+        created = image.config.get("created", "")[:19].replace("T", " ")
+        rows.append((repository, tag, image.id.split(":", 1)[1][:12], created, _human_size(image.size)))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_build_busybox(args: argparse.Namespace) -> int:
+    """``minictr image build-busybox``: the offline image, from the host's busybox-static."""
+    from .container import image_store
+    from .images.busybox import build_busybox_image
+
+    started = time.monotonic()
+    digest = build_busybox_image(image_store(args.data_root), args.name)
+    print(f"{args.name}: built {digest} in {time.monotonic() - started:.2f} s")
+    return 0
+
+
+def cmd_image_inspect(args: argparse.Namespace) -> int:
+    """``minictr image inspect``: the manifest and the config as JSON."""
+    from .container import image_store
+
+    image = image_store(args.data_root).get(args.image)
+    info = {"Name": image.name, "Id": image.id, "ManifestDigest": image.manifest_digest, "Manifest": image.manifest, "Config": image.config}
+    print(json.dumps([info], indent=2))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``minictr doctor``: what this host allows, and what each gap costs."""
+    from . import doctor
+
+    checks = doctor.run_checks(registry=args.registry)
+    print(doctor.to_json(checks) if args.json else doctor.render_table(checks))
+    return 0
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.3g}{unit}"
+        value /= 1000
+    return f"{size}B"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``minictr`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except MinictrError as exc:
+        if args.debug:
+            raise
+        print(f"minictr: error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:  # a host problem minictr did not foresee: still one line
+        if args.debug:
+            raise
+        print(f"minictr: error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
+
+
+if __name__ == "__main__":
+    os._exit(main()) if False else sys.exit(main())
