@@ -175,6 +175,8 @@ def pivot_root(new_root: str, put_old: str) -> None:
     result = _libc.syscall(ctypes.c_long(number), _b(new_root), _b(put_old))
     if result == -1 and ctypes.get_errno() == 22:  # EINVAL
         hint = "is new_root a mount point, and is the mount tree private rather than shared?"
+    elif result == -1 and ctypes.get_errno() == 16:  # EBUSY
+        hint = "new_root is on the same mount as the current root: bind-mount it onto itself first"
     _check(result, "pivot_root", (new_root, put_old), hint)
 
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Shared set-up of scripts/lab.sh and scripts/test.sh: Debian packages, a
+# virtual environment with minictr installed editable, the offline busybox image.
+# Safe to run again: each step does only what is missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+packages() { grep -hv '^\s*#' "$@" | tr -s ' \n' ' '; }
+wanted=$(packages binder/apt.txt ${MINICTR_EXTRA_PACKAGES:-})
+missing=()
+for p in $wanted; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing Debian packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q >/dev/null
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "setup: please install these packages (as root): apt-get install ${missing[*]}" >&2
+    fi
+fi
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "setup: minictr needs Python >= 3.11 ($PYTHON is $("$PYTHON" -V 2>&1))" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[lab,test]'
+
+# The offline image every notebook starts from (built once, kept in /var/lib/minictr).
+if [ "$(id -u)" = 0 ]; then
+    .venv/bin/minictr images -q | grep -q . || .venv/bin/minictr image build-busybox
+fi

@@ -1,0 +1,97 @@
+"""Shared fixtures: a busybox image store per session, temporary roots, the leak check.
+
+Tests run against the real kernel. Those that need root are marked
+``@pytest.mark.root`` and skipped, with the reason, elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from minictr import doctor
+from minictr.container import image_store, unpacked_rootfs
+from minictr.images.busybox import build_busybox_image
+
+IS_ROOT = os.geteuid() == 0
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip root tests without root, and notebooks whose requirements this host lacks — visibly."""
+    checks: dict[str, doctor.Check] | None = None
+    for item in items:
+        if item.get_closest_marker("root") and not IS_ROOT:
+            item.add_marker(pytest.mark.skip(reason="needs root (uid 0)"))
+        path = pathlib.Path(str(item.fspath))
+        if path.suffix == ".ipynb":
+            requires = json.loads(path.read_text()).get("metadata", {}).get("minictr", {}).get("requires", [])
+            if checks is None:
+                checks = {check.name: check for check in doctor.run_checks()}
+            lacking = [checks[name] for name in requires if name in checks and checks[name].status != "ok"]
+            if lacking:
+                reason = "; ".join(f"{c.title}: {c.status} ({c.detail})" for c in lacking)
+                item.add_marker(pytest.mark.skip(reason=f"{path.name} needs what this host lacks: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A data root holding the busybox image, built once per session."""
+    root = tmp_path_factory.mktemp("minictr-data")
+    build_busybox_image(image_store(str(root)))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def rootfs(data_root: str) -> str:
+    """The busybox image unpacked (shared: tests must not write into it)."""
+    store = image_store(data_root)
+    return unpacked_rootfs(store, store.get("busybox"))
+
+
+@pytest.fixture
+def state_root(tmp_path: pathlib.Path) -> str:
+    """A runtime state root of the test's own."""
+    path = tmp_path / "run"
+    path.mkdir()
+    return str(path)
+
+
+def run_cli(*args: str, data_root: str, state_root: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run the real ``minictr`` command line in a subprocess."""
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
+
+
+def _snapshot() -> dict[str, set[str]]:
+    with open("/proc/self/mountinfo") as handle:
+        mounts = {line.split()[4] for line in handle}
+    processes = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as handle:
+                if handle.read().strip() == "minictr-child":
+                    processes.add(pid)
+        except OSError:
+            pass
+    return {"mounts": mounts, "processes": processes}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leak_check() -> Iterator[None]:
+    """At the end of the session nothing the tests made may remain: mounts, container processes, state."""
+    before = _snapshot()
+    yield
+    after = _snapshot()
+    leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
+    leaked = {kind: items for kind, items in leaked.items() if items}
+    stale = []
+    if os.path.isdir("/run/minictr/containers"):
+        stale = os.listdir("/run/minictr/containers")
+    assert not leaked and not stale, f"the tests left resources behind: {leaked} {stale}"
