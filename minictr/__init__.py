@@ -13,7 +13,10 @@ public names below are loaded lazily, on first use.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs milliseconds on every container start; only checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

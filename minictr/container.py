@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -122,7 +121,7 @@ def container_directory(state_root: str) -> Iterator[str]:
     base = os.path.join(state_root, "containers")
     os.makedirs(base, exist_ok=True)
     remove_stale(base)
-    directory = os.path.join(base, secrets.token_hex(6))
+    directory = os.path.join(base, os.urandom(6).hex())
     os.makedirs(directory)
     with open(os.path.join(directory, "owner.json"), "w") as handle:
         json.dump({"pid": os.getpid(), "start": _start_time(os.getpid())}, handle)

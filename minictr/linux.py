@@ -18,13 +18,22 @@ Importing it is cheap: it loads libc once and nothing else.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
 from .errors import SyscallError
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+def _load_libc() -> ctypes.CDLL:
+    """glibc's soname is fixed; ask ``ctypes.util`` (slow: it may run ldconfig) only if it is absent."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
 
 # --- mount(2) flags -----------------------------------------------------------
 MS_RDONLY = 0x1

@@ -20,7 +20,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterator
 
@@ -145,6 +144,8 @@ class ImageStore:
         self.ensure()
         hasher, size = hashlib.sha256(), 0
         directory = os.path.join(self.root, "blobs", "sha256")
+        import tempfile
+
         fd, temp = tempfile.mkstemp(dir=directory, prefix=".partial-")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -242,6 +243,8 @@ class ImageStore:
     @staticmethod
     def _write_atomic(path: str, data: bytes) -> None:
         """Write ``data`` to ``path`` so that readers see the old or the new content, never half."""
+        import tempfile  # only writers need it; keep it off the container start path
+
         fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".partial-")
         try:
             with os.fdopen(fd, "wb") as out:

@@ -7,7 +7,9 @@ imports this package too, so the parent's names are loaded only on use.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ContainerProcess", "call", "spawn"]
 

@@ -33,7 +33,9 @@ import enum
 import json
 import select
 import socket
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from ..errors import ContainerError, ExecError, MinictrError
 

@@ -16,7 +16,9 @@ import errno
 import os
 import signal
 import sys
-from typing import Any, Callable
+TYPE_CHECKING = False  # the child imports only what it uses: typing is for checkers
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from .. import linux
 from ..errors import SyscallError

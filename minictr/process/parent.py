@@ -10,12 +10,10 @@ with the child's own message.
 
 from __future__ import annotations
 
-import inspect
 import os
 import signal
 import subprocess
 import sys
-import textwrap
 from typing import IO, Any, Callable
 
 from .channel import Channel, Message
@@ -29,11 +27,13 @@ _Stream = int | IO[Any] | None
 def child_command(fd: int) -> list[str]:
     """The command line of the container's first process.
 
-    ``-s`` drops the user site directory and ``-E`` ignores PYTHON* variables
-    of the caller, so the child's behaviour depends only on its config; it
-    imports minictr from its working directory (see :func:`_package_parent`).
+    ``-S`` skips ``site`` (and whatever ``.pth`` files it would import: the
+    child needs only the standard library and minictr), ``-s`` the user site
+    directory, ``-E`` the caller's PYTHON* variables: the child's behaviour
+    depends only on its config. It imports minictr from its working directory
+    (see :func:`_package_parent`).
     """
-    return [sys.executable, "-s", "-E", "-m", "minictr.process.child", str(fd)]
+    return [sys.executable, "-S", "-s", "-E", "-m", "minictr.process.child", str(fd)]
 
 
 class ContainerProcess:
@@ -139,6 +139,8 @@ def call(spec: dict[str, Any], function: Callable[..., Any], *args: Any, timeout
     root has changed. An exception inside comes back as :class:`ContainerError`
     naming the function, the line and the exception.
     """
+    import inspect  # only lessons and checks need these: keep them off the container start path
+    
     source = textwrap.dedent(inspect.getsource(function))
     payload = {"source": source, "name": function.__name__, "args": list(args)}
     process = spawn(spec, call=payload, stdin=subprocess.DEVNULL)
