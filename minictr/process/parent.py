@@ -140,7 +140,8 @@ def call(spec: dict[str, Any], function: Callable[..., Any], *args: Any, timeout
     naming the function, the line and the exception.
     """
     import inspect  # only lessons and checks need these: keep them off the container start path
-    
+    import textwrap
+
     source = textwrap.dedent(inspect.getsource(function))
     payload = {"source": source, "name": function.__name__, "args": list(args)}
     process = spawn(spec, call=payload, stdin=subprocess.DEVNULL)
