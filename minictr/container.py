@@ -164,8 +164,20 @@ def prepare_root(directory: str, lower: str) -> dict[str, Any] | None:
         for sub in ("rootfs", "upper", "work"):
             os.makedirs(os.path.join(directory, sub))
         return {"lowerdirs": [lower], "upperdir": os.path.join(directory, "upper"), "workdir": os.path.join(directory, "work")}
-    shutil.copytree(lower, merged, symlinks=True)
+    copy_tree(lower, merged)
     return None
+
+
+def copy_tree(source: str, dest: str) -> None:
+    """Copy a root filesystem keeping hard links, owners, modes and times (``cp -a``).
+
+    ``shutil.copytree`` would turn busybox's hundreds of hard links into as
+    many copies of a 2 MB binary.
+    """
+    result = subprocess.run(["cp", "-a", "--", source, dest], capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ContainerError(f"copying the root filesystem to {dest}: {result.stderr.strip()}")
 
 
 def run(
@@ -200,7 +212,7 @@ def run(
                 raise
             # overlayfs refused this upper directory (e.g. it is itself on overlayfs): copy instead
             os.rmdir(os.path.join(directory, "rootfs"))
-            shutil.copytree(lower, os.path.join(directory, "rootfs"), symlinks=True)
+            copy_tree(lower, os.path.join(directory, "rootfs"))
             process = spawn(spec, stdout=pipe, stderr=pipe, die_with_parent=True)
         with _forward_signals(process):
             process.start()

@@ -161,8 +161,8 @@ def _probe_root() -> Finding:
     euid = os.geteuid()
     if euid == 0:
         return Finding("ok", "euid 0")
-    return Finding("missing", f"euid {euid}: minictr falls back to a rootless user namespace; "
-                              "cgroups, networking and many mounts are unavailable")
+    return Finding("missing", f"euid {euid}: containers need root here (rootless mode arrives with "
+                              "the user-namespace notebook); cgroups, networking and mounts need root")
 
 
 def _probe_kernel() -> Finding:

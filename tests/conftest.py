@@ -1,12 +1,13 @@
 """Shared fixtures: a busybox image store per session, temporary roots, the leak check.
 
 Tests run against the real kernel. Those that need root are marked
-``@pytest.mark.root`` and skipped, with the reason, elsewhere.
+``@pytest.mark.root`` and skipped, with the reason, elsewhere (see the
+repository's top-level conftest.py, which also skips notebooks whose
+requirements the host lacks).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import subprocess
@@ -15,29 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from minictr import doctor
 from minictr.container import image_store, unpacked_rootfs
 from minictr.images.busybox import build_busybox_image
 
-IS_ROOT = os.geteuid() == 0
 REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip root tests without root, and notebooks whose requirements this host lacks — visibly."""
-    checks: dict[str, doctor.Check] | None = None
-    for item in items:
-        if item.get_closest_marker("root") and not IS_ROOT:
-            item.add_marker(pytest.mark.skip(reason="needs root (uid 0)"))
-        path = pathlib.Path(str(item.fspath))
-        if path.suffix == ".ipynb":
-            requires = json.loads(path.read_text()).get("metadata", {}).get("minictr", {}).get("requires", [])
-            if checks is None:
-                checks = {check.name: check for check in doctor.run_checks()}
-            lacking = [checks[name] for name in requires if name in checks and checks[name].status != "ok"]
-            if lacking:
-                reason = "; ".join(f"{c.title}: {c.status} ({c.detail})" for c in lacking)
-                item.add_marker(pytest.mark.skip(reason=f"{path.name} needs what this host lacks: {reason}"))
 
 
 @pytest.fixture(scope="session")
