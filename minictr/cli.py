@@ -1,6 +1,8 @@
 """The ``minictr`` command line, spelled as Docker spells it.
 
     minictr run [OPTIONS] IMAGE [COMMAND [ARG...]]
+    minictr exec [OPTIONS] CONTAINER COMMAND [ARG...]
+    minictr kill [-s SIGNAL] CONTAINER
     minictr images
     minictr image build-busybox | inspect IMAGE
     minictr doctor [--json]
@@ -19,7 +21,7 @@ import time
 from typing import NoReturn
 
 from . import __version__
-from .errors import ExecError, MinictrError
+from .errors import ExecError, MinictrError, UsageError
 
 EXIT_RUNTIME_ERROR = 125
 
@@ -42,14 +44,39 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    run = commands.add_parser("run", help="run a command in a new container")
-    run.add_argument("--isolation", default="chroot", help="how to isolate: chroot (namespaces come next)")
+    # -h is --hostname here, as in Docker, so help is --help only
+    run = commands.add_parser("run", help="run a command in a new container", add_help=False)
+    run.add_argument("--help", action="help", help="show this help message and exit")
+    run.add_argument("--isolation", default="full", choices=("full", "chroot"), help="full (namespaces, the default) or chroot")
+    run.add_argument("-d", "--detach", action="store_true", help="run in the background and print the container's id")
     run.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
     run.add_argument("-w", "--workdir", help="working directory inside the container")
     run.add_argument("--entrypoint", help="override the image's entrypoint")
+    run.add_argument("-h", "--hostname", help="the container's hostname (default: its id)")
+    run.add_argument("--domainname", help="the container's NIS domain name")
+    run.add_argument("--init", action="store_true", help="run a minimal init as PID 1 that reaps zombies and forwards signals")
+    run.add_argument("--network", "--net", default="none", help="none (only lo, the default) or host")
+    run.add_argument("--userns", default="host", help="host (no user namespace) or private (root inside is uid 100000 outside)")
+    run.add_argument("--uidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container uids to host uids")
+    run.add_argument("--gidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container gids to host gids")
+    run.add_argument("-v", "--volume", action="append", default=[], metavar="/HOST:/CONTAINER[:ro]", help="bind-mount a host directory")
+    run.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
+    run.add_argument("--timens", action="store_true", help="a time namespace whose clocks start at zero (uptime ~0)")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     run.set_defaults(handler=cmd_run)
+
+    execute = commands.add_parser("exec", help="run a command in a running container")
+    execute.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
+    execute.add_argument("-w", "--workdir", help="working directory inside the container")
+    execute.add_argument("container", metavar="CONTAINER")
+    execute.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    execute.set_defaults(handler=cmd_exec)
+
+    kill = commands.add_parser("kill", help="send a signal to a running container (default SIGKILL)")
+    kill.add_argument("-s", "--signal", default="KILL", help="signal name or number")
+    kill.add_argument("container", metavar="CONTAINER")
+    kill.set_defaults(handler=cmd_kill)
 
     images = commands.add_parser("images", help="list images")
     images.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
@@ -79,14 +106,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``minictr run``: run and wait, passing the container's exit status through."""
     from .container import RunOptions, run
 
-    options = RunOptions(isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint)
+    options = RunOptions(
+        isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,
+        hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network,
+        userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume,
+        read_only=args.read_only, timens=args.timens, detach=args.detach,
+    )  # fmt: skip
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:
-        code, _, _ = run(args.image, command, options, data_root=args.data_root, state_root=args.root)
+        finished = run(args.image, command, options, data_root=args.data_root, state_root=args.root)
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)
         return exc.exit_code
-    return code
+    if finished.note:
+        print(f"minictr: warning: {finished.note}", file=sys.stderr)
+    if args.detach:
+        print(finished.id)
+    return finished.exit_code
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """``minictr exec``: another program inside a running container."""
+    from .container import exec_in
+
+    command = args.args[1:] if args.args[:1] == ["--"] else args.args
+    if not command:
+        raise UsageError("exec needs a command to run")
+    try:
+        return exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root).exit_code
+    except ExecError as exc:
+        print(f"minictr: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    """``minictr kill``: signal a running container's PID 1."""
+    import signal
+
+    from .container import kill
+
+    name = args.signal.upper()
+    try:
+        number = int(name) if name.isdigit() else int(getattr(signal, name if name.startswith("SIG") else f"SIG{name}"))
+    except AttributeError as exc:
+        raise UsageError(f"--signal {args.signal!r}: no such signal") from exc
+    kill(args.container, number, state_root=args.root)
+    print(args.container)
+    return 0
 
 
 def cmd_images(args: argparse.Namespace) -> int:

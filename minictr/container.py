@@ -4,12 +4,15 @@
 cache, gives the container a copy-on-write root of its own (overlayfs, or a
 copy where overlayfs is unavailable), turns the image config and the user's
 options into an OCI runtime-spec config, and hands that to the runtime
-(:mod:`minictr.process`).
+(:mod:`minictr.process`). :func:`exec_in` runs another program inside a
+running container; :func:`kill` signals one.
 
 Each container owns a directory under the state root
-(``/run/minictr/containers/<id>``) holding everything it created on the host;
-it is removed when the container exits, and directories left by a minictr
-that was killed are removed by the next :func:`run` (:func:`remove_stale`).
+(``/run/minictr/containers/<id>``) holding everything it created on the host
+and ``state.json`` (its id, the host pid of its PID 1, its config). The
+directory goes when the container exits; one whose container died while
+nobody watched (``kill -9`` of minictr, a detached container that ended) is
+removed by the next :func:`run` (:func:`remove_stale`).
 """
 
 from __future__ import annotations
@@ -27,20 +30,36 @@ from . import paths
 from .errors import ContainerError, ImageNotFound, UsageError
 from .images.store import Image, ImageStore
 from .process.parent import ContainerProcess, spawn
-from .spec import DEFAULT_PATH, PROC_MOUNT, default_spec
+from .spec import DEFAULT_NAMESPACES, DEFAULT_PATH, PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec, parse_id_map
 
-ISOLATIONS = ("chroot",)
+ISOLATIONS = ("full", "chroot")
+NETWORKS = ("none", "host")
+USERNS_MODES = ("host", "private")
+
+#: Where ``--userns private`` maps the container's ids on the host (as podman's default range).
+PRIVATE_ID_BASE = 100000
+PRIVATE_ID_COUNT = 65536
 
 
 @dataclass
 class RunOptions:
     """What ``minictr run`` was asked for, beyond the image and command."""
 
-    isolation: str = "chroot"
+    isolation: str = "full"
     env: list[str] = field(default_factory=list)
     workdir: str | None = None
     entrypoint: str | None = None
-    mount_proc: bool = True
+    hostname: str | None = None
+    domainname: str | None = None
+    init: bool = False
+    network: str = "none"
+    userns: str = "host"
+    uidmap: list[str] = field(default_factory=list)
+    gidmap: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    read_only: bool = False
+    timens: bool = False
+    detach: bool = False
 
 
 def image_store(data_root: str | None = None) -> ImageStore:
@@ -78,6 +97,34 @@ def unpacked_rootfs(store: ImageStore, image: Image) -> str:
     return cache
 
 
+def shifted_rootfs(lower: str, host_id: int) -> str:
+    """A copy of ``lower`` whose owners are moved up by ``host_id`` (cached beside it).
+
+    In a user namespace mapping 0 -> ``host_id``, files owned by the host's
+    root would show up as ``nobody`` inside, and the container's root could
+    not change them. Shifting the copy's owners makes them the container's own.
+    """
+    shifted = f"{lower}.shift-{host_id}"
+    if os.path.isdir(shifted):
+        return shifted
+    staging = f"{shifted}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    copy_tree(lower, staging)
+    paths_to_shift = [staging]
+    for directory, dirs, files in os.walk(staging):
+        paths_to_shift.extend(os.path.join(directory, name) for name in (*dirs, *files))
+    for path in paths_to_shift:
+        info = os.lstat(path)
+        os.lchown(path, info.st_uid + host_id, info.st_gid + host_id)
+        if not os.path.islink(path):
+            os.chmod(path, info.st_mode & 0o7777)  # chown clears setuid and setgid bits
+    try:
+        os.rename(staging, shifted)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another run finished first
+    return shifted
+
+
 def command_for(config: dict[str, Any], command: list[str], entrypoint: str | None) -> list[str]:
     """Docker's rules: ``--entrypoint`` replaces Entrypoint (and drops Cmd); arguments replace Cmd."""
     image_entrypoint = list(config.get("Entrypoint") or [])
@@ -87,23 +134,72 @@ def command_for(config: dict[str, Any], command: list[str], entrypoint: str | No
     return image_entrypoint + (list(command) if command else image_cmd)
 
 
-def container_spec(image: Image, rootfs: str, command: list[str], options: RunOptions) -> dict[str, Any]:
+def merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    """Docker's ``-e``: NAME=VALUE sets, a bare NAME copies this process's value (if it has one)."""
+    env = list(base)
+    for item in overrides:
+        if "=" not in item:
+            if item not in os.environ:
+                continue
+            item = f"{item}={os.environ[item]}"
+        env = [e for e in env if e.split("=", 1)[0] != item.split("=", 1)[0]] + [item]
+    return env
+
+
+def id_mappings(options: RunOptions) -> tuple[list[dict[str, int]], list[dict[str, int]]] | None:
+    """The uid and gid maps the options ask for, or None for no user namespace.
+
+    Not root: the caller becomes root inside (rootless), whatever was asked.
+    """
+    try:
+        uids = [parse_id_map(m) for m in options.uidmap]
+        gids = [parse_id_map(m) for m in options.gidmap]
+    except ValueError as exc:
+        raise UsageError(f"--uidmap/--gidmap: {exc}") from exc
+    if options.userns not in USERNS_MODES:
+        raise UsageError(f"--userns {options.userns!r}: choose one of {', '.join(USERNS_MODES)}")
+    if os.geteuid() != 0:
+        return [id_mapping(0, os.geteuid(), 1)], [id_mapping(0, os.getegid(), 1)]
+    if uids or gids:
+        return uids or gids, gids or uids
+    if options.userns == "private":
+        private = [id_mapping(0, PRIVATE_ID_BASE, PRIVATE_ID_COUNT)]
+        return private, private
+    return None
+
+
+def container_spec(image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str = "") -> dict[str, Any]:
     """The OCI runtime-spec config for one container of ``image``."""
     config = image.config.get("config", {})
     args = command_for(config, command, options.entrypoint)
     if not args:
         raise UsageError(f"no command: {image.name} has no Cmd or Entrypoint, so give one after the image")
-    env = list(config.get("Env") or [DEFAULT_PATH])
-    for item in options.env:
-        if "=" not in item:
-            value = os.environ.get(item)
-            if value is None:
-                continue  # Docker's `-e NAME` with NAME unset passes nothing
-            item = f"{item}={value}"
-        env = [e for e in env if e.split("=", 1)[0] != item.split("=", 1)[0]] + [item]
+    env = merge_env(list(config.get("Env") or [DEFAULT_PATH]), options.env)
     cwd = options.workdir or config.get("WorkingDir") or "/"
-    mounts = [PROC_MOUNT] if options.mount_proc else []
-    return default_spec(rootfs, args, env=env, cwd=cwd, mounts=mounts)
+    if options.isolation == "chroot":
+        return default_spec(rootfs, args, env=env, cwd=cwd, mounts=[PROC_MOUNT])
+    if options.network not in NETWORKS:
+        raise UsageError(f"--network {options.network!r}: choose one of {', '.join(NETWORKS)} (bridge networks come later)")
+    kinds = [k for k in DEFAULT_NAMESPACES if not (k == "network" and options.network == "host")]
+    maps = id_mappings(options)
+    if maps:
+        kinds.insert(0, "user")
+    if options.timens:
+        kinds.append("time")
+    try:
+        volumes = [bind_volume(v) for v in options.volumes]
+    except ValueError as exc:
+        raise UsageError(f"-v/--volume: {exc}") from exc
+    from .namespaces import uptime_offsets
+
+    spec = isolated_spec(
+        rootfs, args, namespaces=kinds, env=env, cwd=cwd, hostname=options.hostname or container_id[:12] or "minictr",
+        uid_mappings=maps[0] if maps else None, gid_mappings=maps[1] if maps else None,
+        time_offsets=uptime_offsets() if options.timens else None, volumes=volumes, readonly=options.read_only,
+    )  # fmt: skip
+    if options.domainname:
+        spec["domainname"] = options.domainname
+    return spec
 
 
 def overlay_supported() -> bool:
@@ -115,34 +211,58 @@ def overlay_supported() -> bool:
         return False
 
 
-@contextlib.contextmanager
-def container_directory(state_root: str) -> Iterator[str]:
-    """A fresh ``containers/<id>`` directory recording this process, removed afterwards."""
-    base = os.path.join(state_root, "containers")
+def containers_dir(state_root: str | None = None) -> str:
+    """``<state root>/containers``, made searchable by all (a user-namespaced root must pass through)."""
+    base = os.path.join(state_root or paths.state_root(), "containers")
     os.makedirs(base, exist_ok=True)
+    for path in (os.path.dirname(base), base):
+        os.chmod(path, 0o711)
+    return base
+
+
+@contextlib.contextmanager
+def container_directory(state_root: str | None, keep: bool = False) -> Iterator[str]:
+    """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``."""
+    base = containers_dir(state_root)
     remove_stale(base)
     directory = os.path.join(base, os.urandom(6).hex())
     os.makedirs(directory)
-    with open(os.path.join(directory, "owner.json"), "w") as handle:
-        json.dump({"pid": os.getpid(), "start": _start_time(os.getpid())}, handle)
+    os.chmod(directory, 0o711)
+    write_state(directory, {"id": os.path.basename(directory), "pid": os.getpid(), "start": _start_time(os.getpid())})
     try:
         yield directory
-    finally:
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    if not keep:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def write_state(directory: str, state: dict[str, Any]) -> None:
+    """Write ``state.json`` atomically (a reader sees the old or the new one, never half)."""
+    temp = os.path.join(directory, ".state.json.tmp")
+    with open(temp, "w") as handle:
+        json.dump(state, handle)
+    os.rename(temp, os.path.join(directory, "state.json"))
+
+
+def read_state(directory: str) -> dict[str, Any]:
+    """The container's ``state.json`` (empty when unreadable)."""
+    try:
+        with open(os.path.join(directory, "state.json")) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
 def remove_stale(base: str) -> list[str]:
-    """Remove container directories whose minictr process is gone (killed with -9); return them."""
+    """Remove container directories whose owner (minictr, or a detached container) is gone; return them."""
     removed = []
     for name in os.listdir(base) if os.path.isdir(base) else []:
         directory = os.path.join(base, name)
-        try:
-            with open(os.path.join(directory, "owner.json")) as handle:
-                owner = json.load(handle)
-        except (OSError, ValueError):
-            owner = {}
-        if owner and _start_time(owner["pid"]) == owner.get("start"):
-            continue  # its minictr still runs
+        state = read_state(directory)
+        if state and _start_time(state["pid"]) == state.get("start"):
+            continue  # still alive
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(directory)
     return removed
@@ -157,12 +277,17 @@ def _start_time(pid: int) -> str:
         return ""
 
 
-def prepare_root(directory: str, lower: str) -> dict[str, Any] | None:
-    """Make ``<directory>/rootfs``; return an overlay plan for the child, or None after copying."""
+def prepare_root(directory: str, lower: str, owner: int = 0) -> dict[str, Any] | None:
+    """Make ``<directory>/rootfs``; return an overlay plan for the child, or None after copying.
+
+    ``owner`` is the host uid of the container's root (user namespaces): the
+    overlay's upper layer must be its own to write in.
+    """
     merged = os.path.join(directory, "rootfs")
     if overlay_supported():
         for sub in ("rootfs", "upper", "work"):
             os.makedirs(os.path.join(directory, sub))
+            os.chown(os.path.join(directory, sub), owner, owner)
         return {"lowerdirs": [lower], "upperdir": os.path.join(directory, "upper"), "workdir": os.path.join(directory, "work")}
     copy_tree(lower, merged)
     return None
@@ -180,6 +305,17 @@ def copy_tree(source: str, dest: str) -> None:
         raise ContainerError(f"copying the root filesystem to {dest}: {result.stderr.strip()}")
 
 
+@dataclass
+class Finished:
+    """What :func:`run` returns: the exit status and captured output (or the id of a detached container)."""
+
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+    id: str = ""
+    note: str = ""
+
+
 def run(
     reference: str,
     command: list[str] | None = None,
@@ -188,12 +324,13 @@ def run(
     data_root: str | None = None,
     state_root: str | None = None,
     capture: bool = False,
-) -> tuple[int, bytes, bytes]:
-    """Run ``command`` (or the image's default) in a new container of ``reference`` and wait.
+) -> Finished:
+    """Run ``command`` (or the image's default) in a new container of ``reference``.
 
-    Returns (exit status, stdout, stderr); the output is empty unless
-    ``capture`` — otherwise the container shares this process's terminal.
-    Signals SIGINT, SIGTERM and SIGHUP sent to this process are passed on.
+    In the foreground it waits and returns the exit status (and the output,
+    when ``capture``; otherwise the container shares this terminal); SIGINT,
+    SIGTERM and SIGHUP sent to this process are passed on. With
+    ``options.detach`` it returns once the program runs, with the id.
     """
     options = options or RunOptions()
     if options.isolation not in ISOLATIONS:
@@ -201,23 +338,84 @@ def run(
     store = image_store(data_root)
     image = get_image(store, reference)
     lower = unpacked_rootfs(store, image)
-    with container_directory(state_root or paths.state_root()) as directory:
-        overlay = prepare_root(directory, lower)
-        spec = container_spec(image, os.path.join(directory, "rootfs"), command or [], options)
-        pipe = subprocess.PIPE if capture else None
+    maps = id_mappings(options) if options.isolation == "full" else None
+    root_owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
+    if root_owner:
+        lower = shifted_rootfs(lower, root_owner)
+    with container_directory(state_root, keep=options.detach) as directory:
+        container_id = os.path.basename(directory)
+        overlay = prepare_root(directory, lower, root_owner)
+        spec = container_spec(image, os.path.join(directory, "rootfs"), command or [], options, container_id)
+        if options.detach:
+            log = open(os.path.join(directory, "container.log"), "ab")
+            streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
+        else:
+            pipe = subprocess.PIPE if capture else None
+            streams = {"stdout": pipe, "stderr": pipe}
         try:
-            process = spawn(spec, overlay=overlay, stdout=pipe, stderr=pipe, die_with_parent=True)
+            process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, **streams)
         except ContainerError as exc:
             if overlay is None or exc.step != "mount_overlay":
                 raise
             # overlayfs refused this upper directory (e.g. it is itself on overlayfs): copy instead
             os.rmdir(os.path.join(directory, "rootfs"))
             copy_tree(lower, os.path.join(directory, "rootfs"))
-            process = spawn(spec, stdout=pipe, stderr=pipe, die_with_parent=True)
+            process = spawn(spec, die_with_parent=not options.detach, init=options.init, **streams)
+        if options.detach:
+            process.start()
+            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
+            return Finished(0, id=container_id, note=process.note)
         with _forward_signals(process):
             process.start()
             out, err, code = process.communicate()
-    return code, out, err
+    return Finished(code, out, err, container_id, process.note)
+
+
+def find(container: str, state_root: str | None = None) -> dict[str, Any]:
+    """The state of a running (detached) container, by id or unique id prefix."""
+    base = containers_dir(state_root)
+    remove_stale(base)
+    matches = [name for name in os.listdir(base) if name.startswith(container)] if container else []
+    states = [s for s in (read_state(os.path.join(base, name)) for name in matches) if s.get("spec")]
+    if len(states) != 1:
+        what = "no such container" if not states else "more than one container matches"
+        raise UsageError(f"{what}: {container!r}")
+    return states[0]
+
+
+def exec_in(
+    container: str,
+    command: list[str],
+    *,
+    env: list[str] | None = None,
+    workdir: str | None = None,
+    state_root: str | None = None,
+    capture: bool = False,
+) -> Finished:
+    """Run ``command`` inside the running container ``container`` (``minictr exec``)."""
+    state = find(container, state_root)
+    spec = state["spec"]
+    process_spec = spec.get("process", {})
+    exec_spec = default_spec(
+        f"/proc/{state['pid']}/root", command, env=merge_env(process_spec.get("env", []), env or []),
+        cwd=workdir or process_spec.get("cwd", "/"), uid=process_spec.get("user", {}).get("uid", 0),
+        gid=process_spec.get("user", {}).get("gid", 0),
+    )  # fmt: skip
+    pipe = subprocess.PIPE if capture else None
+    process = spawn(exec_spec, stdout=pipe, stderr=pipe, die_with_parent=True, join=state["pid"])
+    with _forward_signals(process):
+        process.start()
+        out, err, code = process.communicate()
+    return Finished(code, out, err, state["id"])
+
+
+def kill(container: str, sig: int = signal.SIGKILL, state_root: str | None = None) -> None:
+    """Send ``sig`` to a running container's PID 1 (``minictr kill``)."""
+    state = find(container, state_root)
+    try:
+        os.kill(state["pid"], sig)
+    except ProcessLookupError:
+        pass
 
 
 @contextlib.contextmanager
@@ -234,3 +432,4 @@ def _forward_signals(process: ContainerProcess) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+

@@ -45,7 +45,7 @@ def test_errors_are_one_line_and_exit_125(data_root: str, state_root: str) -> No
     bad_flag = run_cli("run", "--no-such-flag", "busybox", data_root=data_root, state_root=state_root)
     assert bad_flag.returncode == 125 and "unrecognized arguments: --no-such-flag" in bad_flag.stderr
     isolation = run_cli("run", "--isolation", "vm", "busybox", "true", data_root=data_root, state_root=state_root)
-    assert isolation.returncode == 125 and "--isolation 'vm'" in isolation.stderr
+    assert isolation.returncode == 125 and "argument --isolation: invalid choice: 'vm'" in isolation.stderr
     not_found = run_cli("run", "busybox", "nope", data_root=data_root, state_root=state_root)
     assert not_found.returncode == 127 and 'exec: "nope": executable file not found in $PATH' in not_found.stderr
 

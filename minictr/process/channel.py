@@ -6,8 +6,14 @@ never changes itself. They talk like this::
 
     parent (any process, may be multithreaded)     child (fresh, single-threaded)
       |                                                |
-      |-- CONFIG {spec, rootfs} ---------------------->|  set-up: namespaces, mounts,
-      |                                                |  root (chroot or pivot_root)
+      |-- CONFIG {spec, overlay, options} ------------>|
+      |                                                |  unshare(user)          (if asked)
+      |<-------------------------- USERNS_READY {pid} -|
+      |   writes /proc/<pid>/uid_map, gid_map          |
+      |-- MAPPINGS_WRITTEN --------------------------->|  unshare(the others); fork, when
+      |<------------------------------ INIT_PID {pid} -|  pid/time are new: PID 1 goes on
+      |                                                |  set-up: hostname, mounts, /dev,
+      |                                                |  pivot_root (or chroot), user
       |<--------------------------------------- READY -|  ... or ERROR {step, message, errno}
       |   (the container now exists, waiting)          |
       |-- START -------------------------------------->|
@@ -46,8 +52,11 @@ MAX_MESSAGE = 1 << 20
 class Message(str, enum.Enum):
     """Every message either side may send."""
 
-    CONFIG = "config"  # parent -> child: {"spec": OCI config, "rootfs": overlay plan or None}
-    READY = "ready"  # child -> parent: set-up done, waiting for START
+    CONFIG = "config"  # parent -> child: {"spec": OCI config, "overlay": plan or None, "options", "call"}
+    USERNS_READY = "userns-ready"  # child -> parent: {"pid"}: I am in a new user namespace, map me
+    MAPPINGS_WRITTEN = "mappings-written"  # parent -> child: uid_map and gid_map are written
+    INIT_PID = "init-pid"  # child -> parent: {"pid"}: the container's PID 1, as the host numbers it
+    READY = "ready"  # child -> parent: set-up done, waiting for START {"pid", "root", "note"}
     START = "start"  # parent -> child: exec the program now
     ERROR = "error"  # child -> parent: {"step", "message", "errno"}
     RESULT = "result"  # child -> parent: {"value"}, when it ran a Python function instead of exec

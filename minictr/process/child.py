@@ -2,12 +2,19 @@
 
 Started as ``python -m minictr.process.child FD`` by :mod:`minictr.process.parent`.
 It is single-threaded and owns nothing of its parent, so it may unshare, mount,
-chroot and drop privileges freely. It reads its orders (an OCI runtime-spec
-config) from the channel on FD, runs a short, flat recipe of named steps,
-reports READY, waits for START and ``execve``s the container's program.
+pivot and drop privileges freely. It reads its orders (an OCI runtime-spec
+config) from the channel on FD and runs a flat recipe of named steps::
 
-Everything it needs is imported *before* it changes its root: after ``chroot``
-the interpreter's own files are out of reach.
+    die_with_parent → enter_user_namespace → join_namespaces → unshare_namespaces
+    → set_time_offsets → fork_init (pid and time namespaces apply to children:
+      from here on we are the container's PID 1; the process before it waits)
+    → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
+    → mount_spec_mounts → create_devices → enter_root → readonly_root → set_user
+    → READY … START → exec (or run a minimal init that execs the program)
+
+Each step reads the spec and does nothing when the spec does not ask for it.
+Everything is imported *before* the root changes: afterwards the
+interpreter's own files are out of reach.
 """
 
 from __future__ import annotations
@@ -16,13 +23,14 @@ import errno
 import os
 import signal
 import sys
+
+from .. import linux, namespaces, rootfs
+from ..errors import MinictrError, SyscallError
+from .channel import Channel, Message
+
 TYPE_CHECKING = False  # the child imports only what it uses: typing is for checkers
 if TYPE_CHECKING:
     from typing import Any, Callable
-
-from .. import linux
-from ..errors import SyscallError
-from .channel import Channel, Message
 
 
 class StepFailed(Exception):
@@ -35,18 +43,28 @@ class StepFailed(Exception):
 
 
 class Setup:
-    """What the steps share: the spec, the overlay plan and where the root is."""
+    """What the steps share: the spec, the channel, the overlay plan and where the root is."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], channel: Channel) -> None:
+        self.channel = channel
         self.spec: dict[str, Any] = config["spec"]
         self.overlay: dict[str, Any] | None = config.get("overlay")
         self.options: dict[str, Any] = config.get("options", {})
         self.rootfs: str = os.path.abspath(self.spec["root"]["path"])
-        namespaces = self.spec.get("linux", {}).get("namespaces", [])
-        self.namespaces = {ns["type"]: ns for ns in namespaces}
+        self.linux: dict[str, Any] = self.spec.get("linux", {})
+        entries = self.linux.get("namespaces", [])
+        self.new = {ns["type"] for ns in entries if not ns.get("path")}
+        self.joined = {ns["type"]: ns["path"] for ns in entries if ns.get("path")}
+        self.root_method = "chroot"
+        self.root_note = ""
+
+    @property
+    def own_mounts(self) -> bool:
+        """True when this container has a mount namespace of its own (then it pivots)."""
+        return "mount" in self.new or "mount" in self.joined
 
 
-# --- the steps, in the order they run ------------------------------------------------
+# --- before the fork: namespaces -------------------------------------------------------
 
 
 def die_with_parent(setup: Setup) -> None:
@@ -57,19 +75,92 @@ def die_with_parent(setup: Setup) -> None:
             os._exit(137)  # the parent is already gone
 
 
-def private_mounts(setup: Setup) -> None:
-    """Give this process its own mount table, so nothing it mounts reaches the host.
+def enter_user_namespace(setup: Setup) -> None:
+    """Create the user namespace first: it owns the others, and grants us root inside.
 
-    Without a mount namespace in the spec (chroot isolation) this is the only
-    namespace used, and only when there is something to mount: the overlay
-    root or the spec's mounts. Propagation becomes private *before* anything
-    is mounted — on a shared ``/`` (systemd's default) mounts would otherwise
-    propagate back to the host.
+    The maps must come from outside (a process cannot freely map itself), so
+    we ask the parent to write them, wait, and then become uid/gid 0 inside.
     """
-    if "mount" not in setup.namespaces and not setup.overlay and not setup.spec.get("mounts"):
+    if "user" in setup.joined:
+        namespaces.join(setup.joined["user"], "user")
+    elif "user" in setup.new:
+        namespaces.unshare(["user"])
+        setup.channel.send(Message.USERNS_READY, pid=os.getpid())
+        setup.channel.expect(Message.MAPPINGS_WRITTEN)
+    else:
         return
-    linux.unshare(linux.CLONE_NEWNS)
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def join_namespaces(setup: Setup) -> None:
+    """Join the namespaces the spec gives a ``path`` for (``--network container:…``, exec)."""
+    for kind in namespaces.JOIN_ORDER:
+        if kind in setup.joined and kind != "user":
+            namespaces.join(setup.joined[kind], kind)
+
+
+def unshare_namespaces(setup: Setup) -> None:
+    """Create the new namespaces (user is done already): one unshare(2) with all flags."""
+    namespaces.unshare(setup.new - {"user"})
+
+
+def set_time_offsets(setup: Setup) -> None:
+    """Shift the clocks of the new time namespace, before any process is in it."""
+    if "time" in setup.new and setup.linux.get("timeOffsets"):
+        namespaces.set_time_offsets(setup.linux["timeOffsets"])
+
+
+def fork_init(setup: Setup) -> None:
+    """Fork the container's PID 1 when pid or time namespaces are new (they hold our *children*).
+
+    This process stays behind, tells the parent the host pid of PID 1, and
+    waits to pass on its exit status; the child carries on with the recipe.
+    """
+    if not ({"pid", "time"} & setup.new):
+        return
+    child = os.fork()
+    if child == 0:
+        if setup.options.get("die_with_parent"):
+            linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the process that waits for us
+        return
+    setup.channel.send(Message.INIT_PID, pid=child)
+    setup.channel.close()
+    linux.set_process_name("minictr-wait")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, lambda number, _frame: _kill_quietly(child, number))
+    _, status = os.waitpid(child, 0)
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+# --- after the fork: the container's view ------------------------------------------------
+
+
+def set_hostname(setup: Setup) -> None:
+    """Name the new UTS namespace (the hostname a container shows in its prompt)."""
+    if "uts" in setup.new:
+        namespaces.set_hostname(setup.spec.get("hostname"), setup.spec.get("domainname"))
+
+
+def loopback_up(setup: Setup) -> None:
+    """A new network namespace has only ``lo``, and it is down: bring it up."""
+    if "network" in setup.new:
+        namespaces.loopback_up()
+
+
+def private_mounts(setup: Setup) -> None:
+    """Make mount propagation private (or as the spec says) before anything is mounted.
+
+    On a shared ``/`` (systemd's default) a mount would otherwise propagate
+    back to the host. Without a mount namespace in the spec (chroot
+    isolation) a private one is made only when there is something to mount,
+    so that the overlay and /proc vanish with the container.
+    """
+    if not setup.own_mounts:
+        if not setup.overlay and not setup.spec.get("mounts"):
+            return
+        namespaces.unshare(["mount"])
+    rootfs.make_private("/", setup.linux.get("rootfsPropagation") or "rprivate")
 
 
 def mount_overlay(setup: Setup) -> None:
@@ -78,34 +169,61 @@ def mount_overlay(setup: Setup) -> None:
         return
     lower = ":".join(setup.overlay["lowerdirs"])
     data = f"lowerdir={lower},upperdir={setup.overlay['upperdir']},workdir={setup.overlay['workdir']}"
+    if "user" in setup.new:
+        data += ",userxattr"  # in a user namespace overlayfs may not use trusted.* xattrs for copy-up
     linux.mount("overlay", setup.rootfs, "overlay", 0, data)
 
 
+def bind_root(setup: Setup) -> None:
+    """pivot_root needs the new root to be a mount point: bind it onto itself."""
+    if setup.own_mounts and not setup.overlay:
+        rootfs.bind_onto_itself(setup.rootfs)
+
+
 def mount_spec_mounts(setup: Setup) -> None:
-    """Mount the spec's ``mounts`` (e.g. /proc) below the new root, before entering it."""
+    """Mount the spec's ``mounts`` (/proc, /dev, /sys, volumes...) below the new root."""
     for entry in setup.spec.get("mounts", []):
-        target = os.path.join(setup.rootfs, entry["destination"].lstrip("/"))
-        os.makedirs(target, exist_ok=True)
-        flags, data = _mount_options(entry.get("options", []))
-        linux.mount(entry.get("source", entry.get("type")), target, entry.get("type"), flags, data or None)
+        try:
+            rootfs.mount_entry(setup.rootfs, entry)
+        except SyscallError as exc:
+            raise StepFailed("mount", f"mounting {entry['destination']}: {exc}", exc.errno) from exc
+
+
+def create_devices(setup: Setup) -> None:
+    """Fill a fresh /dev tmpfs with the standard nodes and links."""
+    if any(m["destination"] == "/dev" and m.get("type") == "tmpfs" for m in setup.spec.get("mounts", [])):
+        rootfs.create_devices(setup.rootfs, bind_from_host="user" in setup.new or "user" in setup.joined)
 
 
 def enter_root(setup: Setup) -> None:
-    """Make the rootfs this process's root: chroot (chroot isolation), then chdir to the cwd.
+    """Make the rootfs our root: pivot_root with a mount namespace, chroot without one.
 
-    ``chdir`` after ``chroot`` matters: a process whose working directory is
+    ``chdir`` into the root matters: a process whose working directory is
     outside its root can walk back up to the host's root with ``..``.
     """
     try:
-        os.chroot(setup.rootfs)
+        if setup.own_mounts:
+            setup.root_method = rootfs.pivot_into(setup.rootfs)
+            if setup.root_method == "chroot":
+                setup.root_note = "pivot_root is impossible on this host (its root is a ramfs); used chroot instead"
+        else:
+            os.chroot(setup.rootfs)
     except OSError as exc:
-        raise StepFailed("chroot", f"chroot({setup.rootfs!r}): {exc.strerror}", exc.errno) from exc
+        call = "pivot_root" if setup.own_mounts else "chroot"
+        message = str(exc) if isinstance(exc, SyscallError) else f"{call}({setup.rootfs!r}): {exc.strerror}"
+        raise StepFailed(call, message, exc.errno) from exc
     os.chdir("/")
     cwd = setup.spec.get("process", {}).get("cwd", "/")
     try:
         os.chdir(cwd)
     except OSError as exc:
         raise StepFailed("cwd", f"chdir to working directory {cwd!r}: {exc.strerror}", exc.errno) from exc
+
+
+def readonly_root(setup: Setup) -> None:
+    """``root.readonly``: the container cannot change its root filesystem at all."""
+    if setup.spec.get("root", {}).get("readonly") and setup.own_mounts:
+        rootfs.remount_readonly("/")
 
 
 def set_user(setup: Setup) -> None:
@@ -119,34 +237,45 @@ def set_user(setup: Setup) -> None:
     os.setuid(uid)
 
 
-STEPS: list[Callable[[Setup], None]] = [die_with_parent, private_mounts, mount_overlay, mount_spec_mounts, enter_root, set_user]
+def enter_container(setup: Setup) -> None:
+    """``exec``: join every namespace of a running container, then its root directory.
+
+    Its root is opened first (``/proc/<pid>/root``): after joining its mount
+    namespace our own root would still be the host's, and ``chroot`` through
+    that descriptor is how we get inside. Joining a pid namespace places our
+    *children* in it, so we fork afterwards like a new container does.
+    """
+    pid = setup.options["join"]
+    root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        joined = namespaces.join_all(pid)
+        if "user" in joined:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        if "pid" in joined:
+            setup.new.add("pid")  # so that fork_init forks
+            fork_init(setup)
+        os.fchdir(root)
+        os.chroot(".")
+    finally:
+        os.close(root)
+    cwd = setup.spec.get("process", {}).get("cwd", "/")
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        raise StepFailed("cwd", f"chdir to working directory {cwd!r}: {exc.strerror}", exc.errno) from exc
 
 
-# --- helpers -----------------------------------------------------------------------
+EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, set_user]
 
-_FLAG_OPTIONS = {
-    "ro": linux.MS_RDONLY,
-    "nosuid": linux.MS_NOSUID,
-    "nodev": linux.MS_NODEV,
-    "noexec": linux.MS_NOEXEC,
-    "bind": linux.MS_BIND,
-    "rbind": linux.MS_BIND | linux.MS_REC,
-    "relatime": linux.MS_RELATIME,
-    "strictatime": linux.MS_STRICTATIME,
-    "noatime": linux.MS_NOATIME,
-}
-_IGNORED_OPTIONS = {"rw", "defaults"}
+STEPS: list[Callable[[Setup], None]] = [
+    die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
+    set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
+    enter_root, readonly_root, set_user,
+]  # fmt: skip
 
 
-def _mount_options(options: list[str]) -> tuple[int, str]:
-    """Split OCI mount options into mount(2) flags and the filesystem's data string."""
-    flags, data = 0, []
-    for option in options:
-        if option in _FLAG_OPTIONS:
-            flags |= _FLAG_OPTIONS[option]
-        elif option not in _IGNORED_OPTIONS:
-            data.append(option)
-    return flags, ",".join(data)
+# --- the program ---------------------------------------------------------------------------
 
 
 def exec_program(spec: dict[str, Any]) -> None:
@@ -162,11 +291,52 @@ def exec_program(spec: dict[str, Any]) -> None:
             os.execve(args[0], args, env)
         os.execvpe(args[0], args, env)
     except FileNotFoundError as exc:
-        where = "" if "/" in args[0] else " in $PATH"
-        what = "no such file or directory" if "/" in args[0] else f"executable file not found{where}"
+        what = "no such file or directory" if "/" in args[0] else "executable file not found in $PATH"
         raise StepFailed("exec", f'exec: "{args[0]}": {what}', exc.errno) from exc
     except OSError as exc:
         raise StepFailed("exec", f'exec: "{args[0]}": {exc.strerror.lower()}', exc.errno) from exc
+
+
+def run_init(setup: Setup) -> None:
+    """``--init``: stay as PID 1, run the program as our child, reap every zombie, pass signals on.
+
+    A program that finds itself PID 1 gets no default signal actions (SIGTERM
+    is ignored unless it installs a handler) and inherits every orphan of the
+    container, which it must ``wait`` for. This small init does both jobs.
+    """
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    program = os.fork()
+    if program == 0:
+        os.close(ready_r)
+        try:
+            exec_program(setup.spec)
+        except StepFailed as exc:
+            os.write(ready_w, f"{exc.errno or 0} {exc}".encode())
+        os._exit(127)
+    os.close(ready_w)
+    report = os.read(ready_r, 4096).decode()  # empty: the program's execve closed the pipe
+    os.close(ready_r)
+    if report:
+        number, _, message = report.partition(" ")
+        raise StepFailed("exec", message, int(number) or None)
+    setup.channel.close()  # tell the parent the program runs
+    linux.set_process_name("minictr-init")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
+        signal.signal(sig, lambda number, _frame: _kill_quietly(program, number))
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == program:
+            os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+def _kill_quietly(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def call_function(call: dict[str, Any]) -> Any:
@@ -197,22 +367,26 @@ def _innermost_line(exc: BaseException, filename: str) -> str:
 def run(channel: Channel) -> None:
     """The whole life of the child: receive, set up, report, wait, exec."""
     config = channel.expect(Message.CONFIG)
-    setup = Setup(config)
-    for step in STEPS:
+    setup = Setup(config, channel)
+    for step in EXEC_STEPS if setup.options.get("join") else STEPS:
         try:
             step(setup)
         except StepFailed:
             raise
         except SyscallError as exc:
             raise StepFailed(step.__name__, str(exc), exc.errno) from exc
+        except MinictrError as exc:
+            raise StepFailed(step.__name__, str(exc), getattr(exc, "errno", None)) from exc
         except OSError as exc:
             where = f": {exc.filename!r}" if exc.filename else ""
             raise StepFailed(step.__name__, f"{step.__name__}: {exc.strerror}{where}", exc.errno) from exc
-    channel.send(Message.READY, pid=os.getpid())
+    channel.send(Message.READY, pid=os.getpid(), root=setup.root_method, note=setup.root_note)
     channel.expect(Message.START)
     if config.get("call"):
         channel.send(Message.RESULT, value=call_function(config["call"]))
         return
+    if setup.options.get("init"):
+        run_init(setup)
     exec_program(setup.spec)
 
 

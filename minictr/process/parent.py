@@ -16,7 +16,7 @@ import subprocess
 import sys
 from typing import IO, Any, Callable
 
-from .channel import Channel, Message
+from .channel import Channel, Message, ProtocolError, raise_if_error
 
 #: How long set-up may take before the parent gives up (a stuck child is a bug, not a hang).
 SETUP_TIMEOUT = 30.0
@@ -43,11 +43,14 @@ class ContainerProcess:
         self.popen = popen
         self.channel = channel
         self.started = False
+        self.init_pid: int | None = None
+        self.root_method = ""
+        self.note = ""
 
     @property
     def pid(self) -> int:
-        """The container's first process, as the host sees it."""
-        return self.popen.pid
+        """The container's first process (its PID 1 when it has a pid namespace), as the host sees it."""
+        return self.init_pid or self.popen.pid
 
     def start(self) -> None:
         """Let the child exec the program; raise :class:`ExecError` if that fails."""
@@ -75,7 +78,7 @@ class ContainerProcess:
         """Signal the container's first process, if it still runs, and reap it."""
         if self.popen.poll() is None:
             try:
-                os.kill(self.popen.pid, sig)
+                os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
         if sig == signal.SIGKILL:
@@ -91,6 +94,8 @@ def spawn(
     stderr: _Stream = None,
     die_with_parent: bool = False,
     call: dict[str, Any] | None = None,
+    init: bool = False,
+    join: int | None = None,
 ) -> ContainerProcess:
     """Create a container process from an OCI runtime-spec ``spec``; return it set up but not started.
 
@@ -100,7 +105,10 @@ def spawn(
     (``subprocess.PIPE`` to capture). Raises :class:`ContainerError` with the
     child's message when set-up fails; nothing is left running then.
     ``call`` (used by :func:`call`) makes the child run a Python function
-    instead of exec-ing ``spec['process']['args']``.
+    instead of exec-ing ``spec['process']['args']``; ``init`` runs a minimal
+    init as PID 1 that reaps zombies and passes signals on to the program.
+    ``join`` is the host pid of a running container to enter instead of
+    creating one (``exec``): its namespaces, then its root directory.
     """
     channel, child_end = Channel.pair()
     try:
@@ -120,14 +128,37 @@ def spawn(
         child_end.close()
     process = ContainerProcess(popen, channel)
     try:
-        options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid()}
+        options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join}
         channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
-        channel.expect(Message.READY, SETUP_TIMEOUT)
+        _wait_until_ready(process, spec)
     except BaseException:
         channel.close()
         process.kill()
         raise
     return process
+
+
+def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any]) -> None:
+    """Answer the child's requests (user namespace maps) until it reports READY."""
+    while True:
+        message = process.channel.receive(SETUP_TIMEOUT)
+        if message is None:
+            raise ProtocolError("ready", "end of file (the child exited)")
+        raise_if_error(message)
+        kind = message["type"]
+        if kind == Message.USERNS_READY.value:
+            from ..namespaces import write_id_maps
+
+            linux_spec = spec.get("linux", {})
+            write_id_maps(message["pid"], linux_spec.get("uidMappings", []), linux_spec.get("gidMappings", []))
+            process.channel.send(Message.MAPPINGS_WRITTEN)
+        elif kind == Message.INIT_PID.value:
+            process.init_pid = message["pid"]
+        elif kind == Message.READY.value:
+            process.root_method, process.note = message.get("root", ""), message.get("note", "")
+            return
+        else:
+            raise ProtocolError("ready", kind)
 
 
 def call(spec: dict[str, Any], function: Callable[..., Any], *args: Any, timeout: float = 60) -> Any:
