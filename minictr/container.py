@@ -159,6 +159,11 @@ def id_mappings(options: RunOptions) -> tuple[list[dict[str, int]], list[dict[st
     if options.userns not in USERNS_MODES:
         raise UsageError(f"--userns {options.userns!r}: choose one of {', '.join(USERNS_MODES)}")
     if os.geteuid() != 0:
+        if uids or gids or options.userns == "private":
+            raise UsageError(
+                f"rootless: only your own uid can be mapped (root inside is uid {os.geteuid()} outside); "
+                "--uidmap, --gidmap and --userns private need root"
+            )
         return [id_mapping(0, os.geteuid(), 1)], [id_mapping(0, os.getegid(), 1)]
     if uids or gids:
         return uids or gids, gids or uids
@@ -287,7 +292,8 @@ def prepare_root(directory: str, lower: str, owner: int = 0) -> dict[str, Any] |
     if overlay_supported():
         for sub in ("rootfs", "upper", "work"):
             os.makedirs(os.path.join(directory, sub))
-            os.chown(os.path.join(directory, sub), owner, owner)
+            if os.geteuid() == 0:
+                os.chown(os.path.join(directory, sub), owner, owner)
         return {"lowerdirs": [lower], "upperdir": os.path.join(directory, "upper"), "workdir": os.path.join(directory, "work")}
     copy_tree(lower, merged)
     return None

@@ -161,8 +161,9 @@ def _probe_root() -> Finding:
     euid = os.geteuid()
     if euid == 0:
         return Finding("ok", "euid 0")
-    return Finding("missing", f"euid {euid}: containers need root here (rootless mode arrives with "
-                              "the user-namespace notebook); cgroups, networking and mounts need root")
+    return Finding("missing", f"euid {euid}: containers run rootless (your uid is root inside a user "
+                              "namespace); no cgroup limits, no bridge networks, no --uidmap, and the "
+                              "notebooks that need root are skipped")
 
 
 def _probe_kernel() -> Finding:
