@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -237,10 +238,33 @@ def container_directory(state_root: str | None, keep: bool = False) -> Iterator[
     try:
         yield directory
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_tree(directory)
         raise
     if not keep:
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_tree(directory)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a directory tree, including the mode-000 ``work/work`` directory overlayfs leaves.
+
+    As root the mode does not matter; rootless, the owner must give itself
+    permission back before it can look inside.
+    """
+    keyword = "onexc" if sys.version_info >= (3, 12) else "onerror"
+
+    def unlock(_function: Any, failed: str, _error: Any) -> None:
+        locked = failed if os.path.isdir(failed) and not os.path.islink(failed) else os.path.dirname(failed)
+        try:
+            os.chmod(locked, 0o700)
+            if locked == failed:
+                shutil.rmtree(failed, **{keyword: unlock})
+            else:
+                os.unlink(failed)
+        except OSError:
+            pass  # what cannot be removed stays; remove_stale tries again later
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, **{keyword: unlock})
 
 
 def write_state(directory: str, state: dict[str, Any]) -> None:
@@ -268,7 +292,7 @@ def remove_stale(base: str) -> list[str]:
         state = read_state(directory)
         if state and _start_time(state["pid"]) == state.get("start"):
             continue  # still alive
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_tree(directory)
         removed.append(directory)
     return removed
 

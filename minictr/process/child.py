@@ -119,12 +119,20 @@ def fork_init(setup: Setup) -> None:
     """
     if not ({"pid", "time"} & setup.new):
         return
+    # The child may not speak on the channel before INIT_PID is sent, or the parent
+    # would read its READY first: it waits for this pipe to close.
+    told_r, told_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
+        os.close(told_w)
         if setup.options.get("die_with_parent"):
             linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the process that waits for us
+        os.read(told_r, 1)
+        os.close(told_r)
         return
+    os.close(told_r)
     setup.channel.send(Message.INIT_PID, pid=child)
+    os.close(told_w)
     setup.channel.close()
     linux.set_process_name("minictr-wait")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
