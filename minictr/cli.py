@@ -18,7 +18,10 @@ import argparse
 import json
 import sys
 import time
-from typing import NoReturn
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 from . import __version__
 from .errors import ExecError, MinictrError, UsageError

@@ -25,7 +25,10 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 from . import paths
 from .errors import ContainerError, ImageNotFound, UsageError

@@ -9,7 +9,10 @@ more part of it. :func:`default_spec` builds the smallest useful one.
 from __future__ import annotations
 
 import copy
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.2.0"
 

@@ -26,7 +26,8 @@ PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     echo "setup: minictr needs Python >= 3.11 ($PYTHON is $("$PYTHON" -V 2>&1))" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[lab,test]'
+# compat mode: a plain path in a .pth file, not an import hook that costs every start-up
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[lab,test]' --config-settings editable_mode=compat
 
 # The offline image every notebook starts from (built once, kept in /var/lib/minictr).
 if [ "$(id -u)" = 0 ]; then

@@ -11,10 +11,11 @@ is ``sha256:`` + the hex SHA-256 of the exact bytes it points to.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import Any
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -46,6 +47,8 @@ _ARCHITECTURES = {
 
 def host_platform() -> dict[str, str]:
     """This machine as an OCI platform, e.g. ``{'os': 'linux', 'architecture': 'amd64'}``."""
+    import platform  # slow to import; only image building and pulling need it
+
     machine = platform.machine()
     architecture, variant = _ARCHITECTURES.get(machine, (machine, ""))
     result = {"os": "linux", "architecture": architecture}
@@ -56,6 +59,8 @@ def host_platform() -> dict[str, str]:
 
 def sha256_digest(data: bytes) -> str:
     """The OCI digest of ``data``: ``'sha256:<64 hex digits>'``."""
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

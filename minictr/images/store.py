@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Iterator
 
 from ..errors import ImageError, ImageNotFound
 from . import oci
@@ -141,6 +143,8 @@ class ImageStore:
         With ``expected_digest`` a mismatch is an :class:`ImageError` and
         nothing is stored.
         """
+        import hashlib
+
         self.ensure()
         hasher, size = hashlib.sha256(), 0
         directory = os.path.join(self.root, "blobs", "sha256")

@@ -14,14 +14,17 @@ import os
 import signal
 import subprocess
 import sys
-from typing import IO, Any, Callable
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import IO, Any, Callable
 
 from .channel import Channel, Message, ProtocolError, raise_if_error
 
 #: How long set-up may take before the parent gives up (a stuck child is a bug, not a hang).
 SETUP_TIMEOUT = 30.0
 
-_Stream = int | IO[Any] | None
+_Stream = "int | IO[Any] | None"
 
 
 def child_command(fd: int) -> list[str]:
