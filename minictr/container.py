@@ -400,6 +400,8 @@ def run(
             return Finished(0, id=container_id, note=process.note)
         with _forward_signals(process):
             process.start()
+            # recorded like a detached one, so that exec and kill reach it too
+            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
             out, err, code = process.communicate()
     return Finished(code, out, err, container_id, process.note)
 

@@ -89,8 +89,19 @@ def enter_user_namespace(setup: Setup) -> None:
         setup.channel.expect(Message.MAPPINGS_WRITTEN)
     else:
         return
+    become_root_inside()
+
+
+def become_root_inside() -> None:
+    """Take uid and gid 0 of the user namespace we are in, and stay dumpable.
+
+    Changing credentials clears the "dumpable" flag, which hands our own
+    /proc/self files to the host's root: /proc/self/timens_offsets would then
+    be out of reach. Setting it again is safe: we are about to exec anyway.
+    """
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
+    linux.prctl(linux.PR_SET_DUMPABLE, 1)
 
 
 def join_namespaces(setup: Setup) -> None:
@@ -258,8 +269,7 @@ def enter_container(setup: Setup) -> None:
     try:
         joined = namespaces.join_all(pid)
         if "user" in joined:
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            become_root_inside()
         if "pid" in joined:
             setup.new.add("pid")  # so that fork_init forks
             fork_init(setup)
@@ -312,10 +322,14 @@ def run_init(setup: Setup) -> None:
     is ignored unless it installs a handler) and inherits every orphan of the
     container, which it must ``wait`` for. This small init does both jobs.
     """
+    forwarded = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH}
+    # Blocked until our handlers are in place: a signal sent the moment the program starts must not be lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     program = os.fork()
     if program == 0:
         os.close(ready_r)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)  # execve keeps the mask: the program must not inherit it
         try:
             exec_program(setup.spec)
         except StepFailed as exc:
@@ -329,8 +343,9 @@ def run_init(setup: Setup) -> None:
         raise StepFailed("exec", message, int(number) or None)
     setup.channel.close()  # tell the parent the program runs
     linux.set_process_name("minictr-init")
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
+    for sig in forwarded:
         signal.signal(sig, lambda number, _frame: _kill_quietly(program, number))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
     while True:
         try:
             pid, status = os.wait()
