@@ -293,11 +293,21 @@ def remove_stale(base: str) -> list[str]:
     for name in os.listdir(base) if os.path.isdir(base) else []:
         directory = os.path.join(base, name)
         state = read_state(directory)
-        if state and _start_time(state["pid"]) == state.get("start"):
-            continue  # still alive
+        if state and _alive(state["pid"], state.get("start", "")):
+            continue
         remove_tree(directory)
         removed.append(directory)
     return removed
+
+
+def _alive(pid: int, start: str) -> bool:
+    """True when process ``pid`` started at ``start`` still runs (a zombie has finished)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[19] == start and fields[0] not in ("Z", "X")
 
 
 def _start_time(pid: int) -> str:
