@@ -233,11 +233,12 @@ def containers_dir(state_root: str | None = None) -> str:
 def container_directory(state_root: str | None, keep: bool = False) -> Iterator[str]:
     """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``."""
     base = containers_dir(state_root)
-    remove_stale(base)
-    directory = os.path.join(base, os.urandom(6).hex())
-    os.makedirs(directory)
-    os.chmod(directory, 0o711)
-    write_state(directory, {"id": os.path.basename(directory), "pid": os.getpid(), "start": _start_time(os.getpid())})
+    with _locked(base):  # a directory is never seen without its state.json
+        remove_stale(base, locked=True)
+        directory = os.path.join(base, os.urandom(6).hex())
+        os.makedirs(directory)
+        os.chmod(directory, 0o711)
+        write_state(directory, {"id": os.path.basename(directory), "pid": os.getpid(), "start": _start_time(os.getpid())})
     try:
         yield directory
     except BaseException:
@@ -287,10 +288,25 @@ def read_state(directory: str) -> dict[str, Any]:
         return {}
 
 
-def remove_stale(base: str) -> list[str]:
+@contextlib.contextmanager
+def _locked(base: str) -> Iterator[None]:
+    """Hold ``<state root>/containers.lock``: creating a container directory and sweeping stale ones exclude each other."""
+    import fcntl
+
+    with open(os.path.join(os.path.dirname(base), "containers.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def remove_stale(base: str, locked: bool = False) -> list[str]:
     """Remove container directories whose owner (minictr, or a detached container) is gone; return them."""
+    if not locked:
+        if not os.path.isdir(base):
+            return []
+        with _locked(base):
+            return remove_stale(base, locked=True)
     removed = []
-    for name in os.listdir(base) if os.path.isdir(base) else []:
+    for name in os.listdir(base):
         directory = os.path.join(base, name)
         state = read_state(directory)
         if state and _alive(state["pid"], state.get("start", "")):

@@ -93,3 +93,13 @@ def _sleepers() -> list[str]:
         except OSError:
             pass
     return found
+
+
+def test_concurrent_runs_do_not_trip_over_each_other(data_root: str, state_root: str) -> None:
+    # A new container's directory must never look stale to another run's sweep.
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, "run", "busybox", "true"]
+    for _ in range(5):
+        runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        results = [(run.wait(60), run.stderr.read()) for run in runs]
+        assert results == [(0, "")] * 4
+    assert os.listdir(os.path.join(state_root, "containers")) == []

@@ -164,21 +164,22 @@ def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any]) -> None:
             raise ProtocolError("ready", kind)
 
 
-def call(spec: dict[str, Any], function: Callable[..., Any], *args: Any, timeout: float = 60) -> Any:
+def call(spec: dict[str, Any], function: Callable[..., Any], *args: Any, timeout: float = 60, join: int | None = None) -> Any:
     """Run ``function(*args)`` inside a container described by ``spec``; return its value.
 
     The function travels as source code (``inspect.getsource``), so it may be
     defined in a notebook cell; its arguments and return value travel as JSON.
     Inside, only already-imported modules are usable (``os`` is), because the
     root has changed. An exception inside comes back as :class:`ContainerError`
-    naming the function, the line and the exception.
+    naming the function, the line and the exception. With ``join`` (a host
+    pid) the function runs inside that running container instead, as exec does.
     """
     import inspect  # only lessons and checks need these: keep them off the container start path
     import textwrap
 
     source = textwrap.dedent(inspect.getsource(function))
     payload = {"source": source, "name": function.__name__, "args": list(args)}
-    process = spawn(spec, call=payload, stdin=subprocess.DEVNULL)
+    process = spawn(spec, call=payload, stdin=subprocess.DEVNULL, join=join)
     try:
         process.channel.send(Message.START)
         result = process.channel.expect(Message.RESULT, timeout)
