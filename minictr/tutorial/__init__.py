@@ -1,0 +1,56 @@
+"""Helpers for the notebooks: pictures, host checks, exercise checks and their solutions.
+
+The notebooks keep their cells short and do the heavy lifting here, through
+the names below (``from minictr import tutorial; tutorial.require("root")``).
+Nothing here changes the calling process (a Jupyter kernel): exercises run in
+a child interpreter (:func:`run_in_child`), containers through minictr.
+
+The modules follow the curriculum:
+
+- ``common``      the ``minictr`` command, what this host allows, showing code, clean-up
+- ``processes``   processes as the host sees them in /proc; waiting for them, stopping ``minictr run``
+- ``containers``  running containers: a function or a command inside, removing them
+- ``checking``    running the learner's function in a child, and the :class:`Verdict`
+- ``pictures``    the SVG pictures
+- ``welcome`` (00), ``ex_chroot`` (01), ``mounts`` (02), ``uts_ipc`` (03), ``pid`` (04), ``users`` (05):
+  each notebook's own helpers, its exercise check and reference solution
+- ``solutions``   every reference solution, by exercise name
+
+Only the standard library is imported at module level; IPython is imported
+when something is displayed. The container start path never imports this
+package.
+"""
+
+from __future__ import annotations
+
+from .checking import Verdict, run_in_child
+from .common import (
+    MINICTR, USUAL_ROOT, HostLacks, brief, clean, have, leftovers, minictr, minictr_command, picture, remove_tree,
+    require, show_source, workdir,
+)
+from .containers import call_in, exec_in, exec_output, pid_of, remove_container
+from .ex_chroot import check_enter_root, interfaces, judge_enter_root
+from .mounts import check_pivot_into, judge_pivot_into, mount_points, propagation
+from .pictures import (
+    svg_chroot_tree, svg_id_map, svg_pid_trees, svg_pivot_root, svg_process_model, svg_vm_vs_containers,
+)
+from .pid import caught_signals, check_count_zombies, judge_count_zombies, pid_table, zombies
+from .processes import (
+    alive, children, comm, kill_container, process_tree, status, stop, wait_for_child, wait_for_descendant, wait_until,
+)
+from .solutions import reference, solution
+from .users import RootlessUser, check_id_maps, judge_id_maps
+from .uts_ipc import check_new_uts, judge_new_uts
+from .welcome import check_my_namespaces, judge_my_namespaces
+
+__all__ = [
+    "MINICTR", "USUAL_ROOT", "HostLacks", "RootlessUser", "Verdict", "alive", "brief", "call_in", "caught_signals",
+    "check_count_zombies", "check_enter_root", "check_id_maps", "check_my_namespaces", "check_new_uts",
+    "check_pivot_into", "children", "clean", "comm", "exec_in", "exec_output", "have", "interfaces",
+    "judge_count_zombies", "judge_enter_root", "judge_id_maps", "judge_my_namespaces", "judge_new_uts",
+    "judge_pivot_into", "kill_container", "leftovers", "minictr", "minictr_command", "mount_points", "picture",
+    "pid_of", "pid_table", "process_tree", "propagation", "reference", "remove_container", "remove_tree", "require",
+    "run_in_child", "show_source", "solution", "status", "stop", "svg_chroot_tree", "svg_id_map", "svg_pid_trees",
+    "svg_pivot_root", "svg_process_model", "svg_vm_vs_containers", "wait_for_child", "wait_for_descendant",
+    "wait_until", "workdir", "zombies",
+]  # fmt: skip

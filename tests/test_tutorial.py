@@ -1,0 +1,88 @@
+"""The notebooks' helper package: its public surface, its layout, and every reference solution passing its check."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from minictr import tutorial
+
+PACKAGE = pathlib.Path(tutorial.__file__).parent
+NOTEBOOKS = sorted((PACKAGE.parent.parent / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+
+
+def test_every_name_the_notebooks_use_is_exported() -> None:
+    used = set()
+    for path in NOTEBOOKS:
+        for cell in json.loads(path.read_text())["cells"]:
+            used |= set(re.findall(r"\btutorial\.([A-Za-z_]\w*)", "".join(cell["source"])))
+    assert used, "the notebooks use the tutorial package"
+    assert sorted(used - set(tutorial.__all__)) == []
+    assert all(hasattr(tutorial, name) for name in tutorial.__all__)
+
+
+def test_modules_stay_small() -> None:
+    sizes = {path.name: len(path.read_text().splitlines()) for path in PACKAGE.glob("*.py")}
+    assert {name: lines for name, lines in sizes.items() if lines > 400} == {}
+
+
+def test_importing_it_stays_light() -> None:
+    code = "import sys, minictr.tutorial; print(sorted(m for m in ('IPython', 'ipywidgets') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_exercise_has_a_solution(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("my_namespaces", "enter_root", "pivot_into", "new_uts", "count_zombies", "parse_id_map", "to_host"):
+        tutorial.solution(name)
+        assert capsys.readouterr().out.startswith(f"def {name}(")
+    with pytest.raises(ValueError, match="no exercise named"):
+        tutorial.solution("nothing")
+
+
+def test_reference_solutions_pass_their_checks() -> None:
+    assert tutorial.judge_my_namespaces(tutorial.reference("my_namespaces")).ok
+    assert tutorial.judge_count_zombies(tutorial.reference("count_zombies")).ok
+    assert tutorial.judge_id_maps(tutorial.reference("parse_id_map"), tutorial.reference("to_host")).ok
+
+
+def test_a_wrong_answer_is_explained() -> None:
+    def count_zombies(pid: int) -> int:
+        return 0
+
+    verdict = tutorial.judge_count_zombies(count_zombies)
+    assert not verdict.ok
+    assert "returned 0 for a test process that has 3 zombie children" in verdict.message
+
+
+@pytest.fixture
+def small_root(tmp_path: pathlib.Path) -> str:
+    """A tiny root filesystem: enough to chroot or pivot into (the child needs nothing from it)."""
+    root = tmp_path / "rootfs"
+    for name in ("etc", "proc", "tmp"):
+        (root / name).mkdir(parents=True)
+    (root / "etc" / "hostname").write_text("small\n")
+    return str(root)
+
+
+@pytest.mark.root
+def test_root_reference_solutions_pass_their_checks(small_root: str) -> None:
+    assert tutorial.judge_enter_root(tutorial.reference("enter_root"), small_root).ok
+    assert tutorial.judge_pivot_into(tutorial.reference("pivot_into"), small_root).ok
+    assert tutorial.judge_new_uts(tutorial.reference("new_uts")).ok
+
+
+@pytest.mark.root
+def test_chroot_without_chdir_is_caught(small_root: str) -> None:
+    def enter_root(new_root: str) -> None:
+        os.chroot(new_root)  # and no chdir: the classic mistake
+
+    verdict = tutorial.judge_enter_root(enter_root, small_root)
+    assert not verdict.ok
+    assert "the working directory is still outside it" in verdict.message
