@@ -28,6 +28,7 @@ _EXPORTS = {
     "ImageError": "minictr.errors",
     "ImageNotFound": "minictr.errors",
     "MinictrError": "minictr.errors",
+    "RegistryError": "minictr.errors",
     "Result": "minictr.chroot",
     "SyscallError": "minictr.errors",
     "UsageError": "minictr.errors",

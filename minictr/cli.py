@@ -3,8 +3,8 @@
     minictr run [OPTIONS] IMAGE [COMMAND [ARG...]]
     minictr exec [OPTIONS] CONTAINER COMMAND [ARG...]
     minictr kill [-s SIGNAL] CONTAINER
-    minictr images
-    minictr image build-busybox | inspect IMAGE
+    minictr pull | push | images | rmi | tag | commit | save | load | login | logout  (cli_images.py)
+    minictr image build-busybox | inspect | ls | rm | tag | pull | prune
     minictr doctor [--json]
 
 Errors print one line and exit 125 (Docker's "the runtime itself failed");
@@ -15,7 +15,6 @@ through; 126 and 127 mean its program could not be run or was not found.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -65,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--volume", action="append", default=[], metavar="/HOST:/CONTAINER[:ro]", help="bind-mount a host directory")
     run.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
     run.add_argument("--timens", action="store_true", help="a time namespace whose clocks start at zero (uptime ~0)")
+    run.add_argument("-u", "--user", help="NAME|UID[:GROUP|GID] to run as (names from the image's /etc/passwd)")
+    run.add_argument("--platform", help="OS/ARCH[/VARIANT] to pull if the image is not in the store")
+    run.add_argument("--pull", default="missing", help="missing (pull if not in the store, the default), never or always")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     run.set_defaults(handler=cmd_run)
@@ -81,22 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("container", metavar="CONTAINER")
     kill.set_defaults(handler=cmd_kill)
 
-    images = commands.add_parser("images", help="list images")
-    images.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
-    images.set_defaults(handler=cmd_images)
+    from .cli_images import add_commands, add_image_subcommands, cmd_image_inspect, cmd_images
 
+    add_commands(commands)
     image = commands.add_parser("image", help="manage images")
     image_commands = image.add_subparsers(dest="image_command", metavar="COMMAND", parser_class=_Parser)
     image_commands.required = True
     build = image_commands.add_parser("build-busybox", help="build the offline busybox image from busybox-static")
     build.add_argument("--name", default="busybox", help="name to store it under (default busybox)")
     build.set_defaults(handler=cmd_build_busybox)
-    inspect = image_commands.add_parser("inspect", help="show an image's manifest and config")
+    inspect = image_commands.add_parser("inspect", help="show an image's manifest, config and layers")
     inspect.add_argument("image", metavar="IMAGE")
     inspect.set_defaults(handler=cmd_image_inspect)
     ls = image_commands.add_parser("ls", help="list images")
     ls.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
     ls.set_defaults(handler=cmd_images)
+    add_image_subcommands(image_commands)
 
     doctor = commands.add_parser("doctor", help="report what this host allows")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
@@ -113,7 +115,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,
         hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network,
         userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume,
-        read_only=args.read_only, timens=args.timens, detach=args.detach,
+        read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
+        pull=args.pull,
     )  # fmt: skip
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:
@@ -158,27 +161,6 @@ def cmd_kill(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_images(args: argparse.Namespace) -> int:
-    """``minictr images``: a table of what the store holds."""
-    from .container import image_store
-    from .images.store import split_reference
-
-    images = image_store(args.data_root).images()
-    if args.quiet:
-        for image in images:
-            print(image.id.split(":", 1)[1][:12])
-        return 0
-    rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
-    for image in images:
-        repository, tag = split_reference(image.name)
-        created = image.config.get("created", "")[:19].replace("T", " ")
-        rows.append((repository, tag, image.id.split(":", 1)[1][:12], created, _human_size(image.size)))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    return 0
-
-
 def cmd_build_busybox(args: argparse.Namespace) -> int:
     """``minictr image build-busybox``: the offline image, from the host's busybox-static."""
     from .container import image_store
@@ -190,16 +172,6 @@ def cmd_build_busybox(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_image_inspect(args: argparse.Namespace) -> int:
-    """``minictr image inspect``: the manifest and the config as JSON."""
-    from .container import image_store
-
-    image = image_store(args.data_root).get(args.image)
-    info = {"Name": image.name, "Id": image.id, "ManifestDigest": image.manifest_digest, "Manifest": image.manifest, "Config": image.config}
-    print(json.dumps([info], indent=2))
-    return 0
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``minictr doctor``: what this host allows, and what each gap costs."""
     from . import doctor
@@ -207,15 +179,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks = doctor.run_checks(registry=args.registry)
     print(doctor.to_json(checks) if args.json else doctor.render_table(checks))
     return 0
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.3g}{unit}"
-        value /= 1000
-    return f"{size}B"
 
 
 def main(argv: list[str] | None = None) -> int:

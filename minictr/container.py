@@ -1,10 +1,11 @@
 """Running an image as a container: the high-level layer, as Docker sits above runc.
 
-:func:`run` resolves the image, unpacks it once into a shared read-only
-cache, gives the container a copy-on-write root of its own (overlayfs, or a
-copy where overlayfs is unavailable), turns the image config and the user's
-options into an OCI runtime-spec config, and hands that to the runtime
-(:mod:`minictr.process`). :func:`exec_in` runs another program inside a
+:func:`run` resolves the image (pulling it when the store lacks it), unpacks
+each of its layers once into a shared read-only directory, gives the
+container a copy-on-write root of its own (an overlay of those layers under
+a per-container upper directory, or a flattened copy where overlayfs is
+unavailable), turns the image config and the user's options into an OCI
+runtime-spec config, and hands that to the runtime (:mod:`minictr.process`). :func:`exec_in` runs another program inside a
 running container; :func:`kill` signals one.
 
 Each container owns a directory under the state root
@@ -64,6 +65,9 @@ class RunOptions:
     read_only: bool = False
     timens: bool = False
     detach: bool = False
+    user: str | None = None
+    platform: str | None = None
+    pull: str = "missing"
 
 
 def image_store(data_root: str | None = None) -> ImageStore:
@@ -71,18 +75,36 @@ def image_store(data_root: str | None = None) -> ImageStore:
     return ImageStore(os.path.join(data_root or paths.data_root(), "images"))
 
 
-def get_image(store: ImageStore, reference: str) -> Image:
-    """Resolve ``reference``; the offline ``busybox`` image is built on first use, as Docker pulls."""
+PULL_POLICIES = ("missing", "never", "always")
+
+
+def get_image(store: ImageStore, reference: str, platform: str | None = None, policy: str = "missing") -> Image:
+    """Resolve ``reference``, pulling it when the store lacks it, as ``docker run --pull missing`` does.
+
+    The offline ``busybox`` is the exception: it is built from the host's
+    busybox-static, so the tutorial works without any registry.
+    """
+    if policy not in PULL_POLICIES:
+        raise UsageError(f"--pull {policy!r}: choose one of {', '.join(PULL_POLICIES)}")
     try:
-        return store.get(reference)
+        if policy != "always":
+            return store.get(reference)
     except ImageNotFound:
-        from .images.busybox import build_busybox_image
         from .images.store import normalize_reference
 
-        if normalize_reference(reference) != "busybox":
+        if normalize_reference(reference) == "busybox":
+            from .images.busybox import build_busybox_image
+
+            build_busybox_image(store)
+            return store.get(reference)
+        if policy == "never":
             raise
-        build_busybox_image(store)
-        return store.get(reference)
+    from .images.progress import make_progress
+    from .images.pull import pull
+
+    if policy == "missing":
+        print(f"Unable to find image '{reference}' locally", file=sys.stderr)
+    return pull(store, reference, platform=platform, progress=make_progress())
 
 
 def unpacked_rootfs(store: ImageStore, image: Image) -> str:
@@ -99,6 +121,33 @@ def unpacked_rootfs(store: ImageStore, image: Image) -> str:
             if not os.path.isdir(cache):
                 raise ContainerError(f"unpacking {image.name}: {exc}") from exc
     return cache
+
+
+#: Longer overlay options than this do not fit in the page the mount(2) data must fit in: flatten instead.
+MAX_LOWERDIR = 3500
+
+
+def root_layers(store: ImageStore, image: Image, owner: int = 0) -> list[str]:
+    """The directories to stack for ``image`` (bottom first), each layer unpacked once.
+
+    Per layer as root where overlayfs exists; otherwise (rootless, no
+    overlayfs, a lowerdir list too long for mount(2)) one flattened copy.
+    With ``owner`` (a user namespace's root on the host) the directories are
+    shifted copies owned by it.
+    """
+    if os.geteuid() == 0 and overlay_supported():
+        from .images.layers import layers_root, unpack_layers
+
+        layers = unpack_layers(store, image)
+        if not layers:  # overlayfs needs a lower directory: an image without layers gets an empty one
+            layers = [os.path.join(layers_root(store), ".empty")]
+            os.makedirs(layers[0], mode=0o755, exist_ok=True)
+        if owner:
+            layers = [shifted_rootfs(layer, owner) for layer in layers]
+        if len(":".join(layers)) <= MAX_LOWERDIR:
+            return layers
+    lower = unpacked_rootfs(store, image)
+    return [shifted_rootfs(lower, owner) if owner else lower]
 
 
 def shifted_rootfs(lower: str, host_id: int) -> str:
@@ -177,8 +226,21 @@ def id_mappings(options: RunOptions) -> tuple[list[dict[str, int]], list[dict[st
     return None
 
 
-def container_spec(image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str = "") -> dict[str, Any]:
-    """The OCI runtime-spec config for one container of ``image``."""
+def container_spec(image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str = "",
+                   lowers: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The OCI runtime-spec config for one container of ``image`` (``lowers``: its directories, to look up users)."""
+    spec = _container_spec(image, rootfs, command, options, container_id)
+    user = options.user if options.user is not None else image.config.get("config", {}).get("User", "")
+    if user:
+        from .images.layers import read_file
+        from .images.runconfig import resolve_user
+
+        uid, gid, extra = resolve_user(user, lambda path: read_file(lowers or [], path))
+        spec["process"]["user"] = {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})}
+    return spec
+
+
+def _container_spec(image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str) -> dict[str, Any]:
     config = image.config.get("config", {})
     args = command_for(config, command, options.entrypoint)
     if not args:
@@ -335,11 +397,12 @@ def _start_time(pid: int) -> str:
         return ""
 
 
-def prepare_root(directory: str, lower: str, owner: int = 0) -> dict[str, Any] | None:
+def prepare_root(directory: str, lowers: list[str], owner: int = 0) -> dict[str, Any] | None:
     """Make ``<directory>/rootfs``; return an overlay plan for the child, or None after copying.
 
-    ``owner`` is the host uid of the container's root (user namespaces): the
-    overlay's upper layer must be its own to write in.
+    ``lowers`` are the image's directories, bottom first (overlayfs wants
+    them top first). ``owner`` is the host uid of the container's root (user
+    namespaces): the overlay's upper layer must be its own to write in.
     """
     merged = os.path.join(directory, "rootfs")
     if overlay_supported():
@@ -347,9 +410,16 @@ def prepare_root(directory: str, lower: str, owner: int = 0) -> dict[str, Any] |
             os.makedirs(os.path.join(directory, sub))
             if os.geteuid() == 0:
                 os.chown(os.path.join(directory, sub), owner, owner)
-        return {"lowerdirs": [lower], "upperdir": os.path.join(directory, "upper"), "workdir": os.path.join(directory, "work")}
-    copy_tree(lower, merged)
+        upper, work = os.path.join(directory, "upper"), os.path.join(directory, "work")
+        return {"lowerdirs": list(reversed(lowers)), "upperdir": upper, "workdir": work}
+    copy_tree(_flat(lowers), merged)
     return None
+
+
+def _flat(lowers: list[str]) -> str:
+    if len(lowers) != 1:
+        raise ContainerError("overlayfs is unavailable, and a copy needs the flattened image (internal error)")
+    return lowers[0]
 
 
 def copy_tree(source: str, dest: str) -> None:
@@ -395,40 +465,67 @@ def run(
     if options.isolation not in ISOLATIONS:
         raise UsageError(f"--isolation {options.isolation!r}: choose one of {', '.join(ISOLATIONS)}")
     store = image_store(data_root)
-    image = get_image(store, reference)
-    lower = unpacked_rootfs(store, image)
+    image = get_image(store, reference, options.platform, options.pull)
     maps = id_mappings(options) if options.isolation == "full" else None
     root_owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
-    if root_owner:
-        lower = shifted_rootfs(lower, root_owner)
-    with container_directory(state_root, keep=options.detach) as directory:
-        container_id = os.path.basename(directory)
-        overlay = prepare_root(directory, lower, root_owner)
-        spec = container_spec(image, os.path.join(directory, "rootfs"), command or [], options, container_id)
-        if options.detach:
-            log = open(os.path.join(directory, "container.log"), "ab")
-            streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
-        else:
-            pipe = subprocess.PIPE if capture else None
-            streams = {"stdout": pipe, "stderr": pipe}
-        try:
-            process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, **streams)
-        except ContainerError as exc:
-            if overlay is None or exc.step != "mount_overlay":
-                raise
-            # overlayfs refused this upper directory (e.g. it is itself on overlayfs): copy instead
-            os.rmdir(os.path.join(directory, "rootfs"))
-            copy_tree(lower, os.path.join(directory, "rootfs"))
-            process = spawn(spec, die_with_parent=not options.detach, init=options.init, **streams)
-        if options.detach:
-            process.start()
-            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
-            return Finished(0, id=container_id, note=process.note)
-        with _forward_signals(process):
-            process.start()
-            # recorded like a detached one, so that exec and kill reach it too
-            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
-            out, err, code = process.communicate()
+    holding = contextlib.ExitStack()
+    holding.enter_context(store.in_use())  # until state.json names the layers, prune must wait
+    try:
+        lowers = root_layers(store, image, root_owner)
+        with container_directory(state_root, keep=options.detach) as directory:
+            container_id = os.path.basename(directory)
+            overlay = prepare_root(directory, lowers, root_owner)
+            spec = container_spec(image, os.path.join(directory, "rootfs"), command or [], options, container_id, lowers)
+            record = image_record(image, lowers, overlay, root_owner)
+            write_state(directory, {**read_state(directory), **record})
+            holding.close()
+            return _start(directory, store, image, spec, overlay, options, capture, record, root_owner)
+    finally:
+        holding.close()
+
+
+def image_record(image: Image, lowers: list[str], overlay: dict[str, Any] | None, owner: int) -> dict[str, Any]:
+    """What a container's state.json keeps of its image: for prune, commit, stop and later features."""
+    from .images.runconfig import recorded
+
+    return {
+        "image": image.name, "image_id": image.id, "manifest_digest": image.manifest_digest,
+        "lowerdirs": lowers, "upperdir": overlay["upperdir"] if overlay else "", "root_owner": owner,
+        "config": recorded(image.config.get("config", {})),
+    }  # fmt: skip
+
+
+def _start(directory: str, store: ImageStore, image: Image, spec: dict[str, Any], overlay: dict[str, Any] | None,
+           options: RunOptions, capture: bool, record: dict[str, Any], root_owner: int) -> Finished:  # fmt: skip
+    """Spawn the container described by ``spec`` in ``directory``, start it, and wait unless detached."""
+    container_id = os.path.basename(directory)
+    if options.detach:
+        log = open(os.path.join(directory, "container.log"), "ab")
+        streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
+    else:
+        pipe = subprocess.PIPE if capture else None
+        streams = {"stdout": pipe, "stderr": pipe}
+    try:
+        process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, **streams)
+    except ContainerError as exc:
+        if overlay is None or exc.step != "mount_overlay":
+            raise
+        # overlayfs refused this upper directory (e.g. it is itself on overlayfs): copy a flattened image instead
+        os.rmdir(os.path.join(directory, "rootfs"))
+        flat = unpacked_rootfs(store, image)
+        copy_tree(shifted_rootfs(flat, root_owner) if root_owner else flat, os.path.join(directory, "rootfs"))
+        record = {**record, "upperdir": ""}
+        process = spawn(spec, die_with_parent=not options.detach, init=options.init, **streams)
+    state = {"id": container_id, **record, "spec": spec}
+    if options.detach:
+        process.start()
+        write_state(directory, {**state, "pid": process.pid, "start": _start_time(process.pid)})
+        return Finished(0, id=container_id, note=process.note)
+    with _forward_signals(process):
+        process.start()
+        # recorded like a detached one, so that exec and kill reach it too
+        write_state(directory, {**state, "pid": process.pid, "start": _start_time(process.pid)})
+        out, err, code = process.communicate()
     return Finished(code, out, err, container_id, process.note)
 
 

@@ -10,7 +10,8 @@ single readable line::
     ├── ContainerError                   the container's set-up failed (message from the child)
     │   └── ExecError                    the container's program could not be executed
     ├── ImageError                       an image is malformed or cannot be built
-    │   └── ImageNotFound                no such image in the store
+    │   ├── ImageNotFound                no such image in the store
+    │   └── RegistryError                a registry refused or failed a request
     └── HostError                        the host lacks something (a package, a kernel feature)
 
 Errors from lower layers (``OSError`` from Python, ``json`` errors) are
@@ -94,6 +95,19 @@ class ImageError(MinictrError):
 
 class ImageNotFound(ImageError):
     """No image with this reference is in the store."""
+
+
+class RegistryError(ImageError):
+    """A registry answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (0 when there was no answer), ``code`` the
+    distribution spec's error code (``MANIFEST_UNKNOWN``, ``UNAUTHORIZED``…).
+    """
+
+    def __init__(self, message: str, status: int = 0, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 class HostError(MinictrError):

@@ -39,9 +39,16 @@ def test_changes_stay_in_the_container(data_root: str, state_root: str) -> None:
 
 
 def test_errors_are_one_line_and_exit_125(data_root: str, state_root: str) -> None:
-    missing = run_cli("run", "no-such-image", "true", data_root=data_root, state_root=state_root)
+    missing = run_cli("run", "--pull", "never", "no-such-image", "true", data_root=data_root, state_root=state_root)
     assert missing.returncode == 125
     assert missing.stderr == "minictr: error: no such image: no-such-image (minictr images lists what the store has)\n"
+    # a missing image is pulled; port 9 (discard) on loopback has no registry: one line, no traffic elsewhere
+    unreachable = run_cli("run", "127.0.0.1:9/no-such-image", "true", data_root=data_root, state_root=state_root)
+    assert unreachable.returncode == 125
+    assert unreachable.stderr.splitlines() == [
+        "Unable to find image '127.0.0.1:9/no-such-image' locally",
+        "minictr: error: GET http://127.0.0.1:9/v2/no-such-image/manifests/latest: [Errno 111] Connection refused",
+    ]
     bad_flag = run_cli("run", "--no-such-flag", "busybox", data_root=data_root, state_root=state_root)
     assert bad_flag.returncode == 125 and "unrecognized arguments: --no-such-flag" in bad_flag.stderr
     isolation = run_cli("run", "--isolation", "vm", "busybox", "true", data_root=data_root, state_root=state_root)

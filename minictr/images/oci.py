@@ -37,6 +37,7 @@ _ARCHITECTURES = {
     "arm64": ("arm64", "v8"),
     "armv7l": ("arm", "v7"),
     "armv6l": ("arm", "v6"),
+    "arm": ("arm", "v7"),
     "i686": ("386", ""),
     "i386": ("386", ""),
     "ppc64le": ("ppc64le", ""),
@@ -49,12 +50,20 @@ def host_platform() -> dict[str, str]:
     """This machine as an OCI platform, e.g. ``{'os': 'linux', 'architecture': 'amd64'}``."""
     import platform  # slow to import; only image building and pulling need it
 
-    machine = platform.machine()
-    architecture, variant = _ARCHITECTURES.get(machine, (machine, ""))
+    architecture, variant = normalize_architecture(platform.machine())
     result = {"os": "linux", "architecture": architecture}
     if variant:
         result["variant"] = variant
     return result
+
+
+def normalize_architecture(architecture: str, variant: str = "") -> tuple[str, str]:
+    """An architecture and variant as OCI names them: ``('aarch64', '')`` -> ``('arm64', 'v8')``.
+
+    A missing variant takes the architecture's usual one (arm64 is v8, arm is v7).
+    """
+    name, usual = _ARCHITECTURES.get(architecture, (architecture, ""))
+    return name, variant or usual
 
 
 def sha256_digest(data: bytes) -> str:

@@ -35,25 +35,19 @@ def normalize_reference(reference: str) -> str:
     ``busybox``, ``busybox:latest`` and ``docker.io/library/busybox:latest``
     all become ``busybox``; ``localhost:5000/app:1`` stays as it is.
     """
-    name = reference.strip()
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-            break
-    if name.endswith(":latest") and "@" not in name:
-        name = name[: -len(":latest")]
-    if not name or any(c.isspace() for c in name) or name != name.lower().rstrip("/"):
-        raise ImageError(f"invalid image reference {reference!r}: use lowercase NAME[:TAG]")
-    return name
+    from .reference import parse
+
+    return parse(reference).familiar()
 
 
 def split_reference(name: str) -> tuple[str, str]:
-    """A stored name as (repository, tag): ``'busybox'`` -> ``('busybox', 'latest')``."""
+    """A stored name as (repository, tag): ``'busybox'`` -> ``('busybox', 'latest')``, a digest name -> tag ``<none>``."""
+    name, at, _digest = name.partition("@")
     slash = name.rfind("/")
     colon = name.rfind(":")
     if colon > slash:
         return name[:colon], name[colon + 1 :]
-    return name, "latest"
+    return name, "<none>" if at else "latest"
 
 
 @dataclass(frozen=True)
@@ -143,30 +137,29 @@ class ImageStore:
         With ``expected_digest`` a mismatch is an :class:`ImageError` and
         nothing is stored.
         """
-        import hashlib
+        with self.blob_writer(expected_digest) as writer:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                writer.write(chunk)
+            return writer.commit(), writer.offset
 
+    def blob_writer(self, digest: str | None = None, size: int | None = None) -> BlobWriter:
+        """A :class:`BlobWriter` for a blob expected to have ``digest`` and ``size`` (when given)."""
         self.ensure()
-        hasher, size = hashlib.sha256(), 0
-        directory = os.path.join(self.root, "blobs", "sha256")
-        import tempfile
+        return BlobWriter(self, digest, size)
 
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in iter(lambda: stream.read(1 << 20), b""):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            digest = "sha256:" + hasher.hexdigest()
-            if expected_digest is not None and digest != expected_digest:
-                raise ImageError(f"blob digest mismatch: expected {expected_digest}, got {digest}")
-            os.rename(temp, self.blob_path(digest))
-            return digest, size
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+    @contextlib.contextmanager
+    def blob_lock(self, digest: str) -> Iterator[None]:
+        """Hold the lock of one blob: of two concurrent pulls, one downloads it and the other finds it there."""
+        encoded = os.path.basename(self.blob_path(digest))
+        with _flock(os.path.join(self.root, ".locks", encoded), fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held (shared) while blobs are added and not yet named; :meth:`gc` takes it exclusively."""
+        self.ensure()
+        with _flock(os.path.join(self.root, ".gc.lock"), fcntl.LOCK_SH):
+            yield
 
     def read_blob(self, digest: str) -> bytes:
         """Return a blob's bytes, verified against its digest."""
@@ -261,6 +254,75 @@ class ImageStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
             raise
+
+
+class BlobWriter:
+    """A blob being written: to a temporary file, hashed as it comes, renamed into place when verified.
+
+    Writing more than the declared ``size`` is an :class:`ImageError` at once
+    (a registry, or an archive, cannot make minictr store a blob larger than
+    its manifest says); :meth:`commit` checks the size and the digest. A
+    writer that is not committed leaves nothing behind (use it in ``with``).
+    """
+
+    def __init__(self, store: ImageStore, digest: str | None, size: int | None) -> None:
+        import hashlib
+        import tempfile
+
+        if digest is not None:
+            oci.split_digest(digest)  # refuse a malformed digest before writing anything
+        self.store, self.digest, self.size = store, digest, size
+        self._hashlib = hashlib
+        self.hasher = hashlib.sha256()
+        self.offset = 0
+        fd, self.temp = tempfile.mkstemp(dir=os.path.join(store.root, "blobs", "sha256"), prefix=".partial-")
+        self.file = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append ``data``; refuse it if the blob would grow beyond its declared size."""
+        if self.size is not None and self.offset + len(data) > self.size:
+            raise ImageError(f"blob {self.digest} is larger than its declared size of {self.size} bytes: refused")
+        self.hasher.update(data)
+        self.file.write(data)
+        self.offset += len(data)
+
+    def reset(self) -> None:
+        """Start again from byte 0 (a server that cannot resume)."""
+        self.file.seek(0)
+        self.file.truncate()
+        self.hasher = self._hashlib.sha256()
+        self.offset = 0
+
+    def commit(self) -> str:
+        """Verify size and digest, then move the blob into place; return its digest."""
+        if self.size is not None and self.offset != self.size:
+            raise ImageError(f"blob {self.digest} is shorter than its declared size: {self.offset} of {self.size} bytes")
+        digest = "sha256:" + self.hasher.hexdigest()
+        if self.digest is not None and digest != self.digest:
+            raise ImageError(f"blob digest mismatch: expected {self.digest}, got {digest} (the content was altered)")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.chmod(self.temp, 0o644)
+        os.rename(self.temp, self.store.blob_path(digest))
+        return digest
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
+
+@contextlib.contextmanager
+def _flock(path: str, operation: int) -> Iterator[None]:
+    """Hold a ``flock`` on ``path`` (created if needed) for the block."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, operation)
+        yield
 
 
 def _ref_name(entry: dict[str, Any]) -> str:

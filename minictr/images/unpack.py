@@ -1,4 +1,4 @@
-"""Turning an image's layers into a root filesystem — safely.
+"""Reading layers safely: decompression, diff_id verification, vetted extraction, whiteouts.
 
 Layers are tarballs applied bottom to top. Two kinds of entries are not files
 but instructions (OCI image spec, "whiteouts"):
@@ -6,22 +6,37 @@ but instructions (OCI image spec, "whiteouts"):
 - ``dir/.wh.name`` deletes ``dir/name`` coming from a lower layer;
 - ``dir/.wh..wh..opq`` makes ``dir`` opaque: everything lower layers put in it goes.
 
+There are two ways to use a layer, and both go through :func:`extract_layer`:
+
+- *flattened* (:func:`unpack_image`): every layer into one directory, the
+  whiteouts applied by deleting — the copying fallback where overlayfs is
+  unavailable;
+- *one directory per layer* (:mod:`.layers`), stacked by overlayfs: then
+  whiteouts are converted to what overlayfs reads — a ``0/0`` character
+  device for ``.wh.name``, the ``trusted.overlay.opaque=y`` xattr for an
+  opaque directory.
+
 A layer is untrusted input. An entry is refused — with a clear
-:class:`~minictr.errors.ImageError` and the half-written root removed — when it
-would write outside the root: an absolute name or ``..``, a path through a
-symlink that leaves the root, a hard link to outside; and device nodes are
-refused unless explicitly allowed. Symlinks themselves may point anywhere: they
-are resolved inside the container, never while unpacking.
+:class:`~minictr.errors.ImageError` and the half-written directory removed —
+when it would write outside the root: an absolute name or ``..``, a path
+through a symlink that leaves the root, a hard link to outside; and device
+nodes are refused unless explicitly allowed. Symlinks themselves may point
+anywhere: they are resolved inside the container, never while unpacking.
+The uncompressed stream is hashed as it is read and must match the layer's
+``diff_id`` from the image config.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..errors import ImageError
 from . import oci
@@ -29,22 +44,61 @@ from .store import Image, ImageStore
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
+AUFS_META = ".wh..wh."
+#: The xattrs overlayfs reads to make a directory opaque: as root, and inside a user namespace (``userxattr``).
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+_COPY_BUFFER = 1 << 20
 
-_COMPRESSION = {
-    oci.MEDIA_LAYER_TAR: "r|",
-    oci.MEDIA_LAYER_GZIP: "r|gz",
-    oci.MEDIA_DOCKER_LAYER_GZIP: "r|gz",
+COMPRESSION = {
+    oci.MEDIA_LAYER_TAR: "",
+    "application/vnd.docker.image.rootfs.diff.tar": "",
+    oci.MEDIA_LAYER_GZIP: "gzip",
+    oci.MEDIA_DOCKER_LAYER_GZIP: "gzip",
+    oci.MEDIA_LAYER_ZSTD: "zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.zstd": "zstd",
 }
 
 
-def _open_layer(path: str, media_type: str) -> tarfile.TarFile:
-    mode = _COMPRESSION.get(media_type)
-    if mode is None:
-        raise ImageError(f"layer media type {media_type!r} is not supported yet")
-    try:
-        return tarfile.open(path, mode)
-    except (tarfile.TarError, OSError) as exc:
-        raise ImageError(f"layer {os.path.basename(path)} is not a readable tar archive: {exc}") from exc
+class HashingReader:
+    """The uncompressed tar stream of a layer file, hashed as it is read (for the diff_id)."""
+
+    def __init__(self, path: str, media_type: str) -> None:
+        if media_type not in COMPRESSION:
+            raise ImageError(f"layer media type {media_type!r} is not supported (tar, tar+gzip and tar+zstd are)")
+        self.path = path
+        self.raw = open(path, "rb")
+        kind = COMPRESSION[media_type]
+        self.stream: Any = self.raw
+        if kind == "gzip":
+            import gzip
+
+            self.stream = gzip.GzipFile(fileobj=self.raw, mode="rb")
+        elif kind == "zstd":
+            try:
+                import zstandard  # only zstd layers need it
+            except ImportError as exc:
+                raise ImageError("this layer is zstd-compressed: install the zstandard package (pip install 'minictr[images]')") from exc
+
+            self.stream = zstandard.ZstdDecompressor().stream_reader(self.raw, read_across_frames=True)
+        self.hasher = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self.stream.read(size)
+        except (OSError, EOFError, ValueError) as exc:
+            raise ImageError(f"layer {os.path.basename(self.path)} is corrupt: {exc}") from exc
+        self.hasher.update(data)
+        return data
+
+    def diff_id(self) -> str:
+        """Read what the tar reader left (end-of-archive padding) and return the stream's digest."""
+        while self.read(_COPY_BUFFER):
+            pass
+        return "sha256:" + self.hasher.hexdigest()
+
+    def close(self) -> None:
+        self.stream.close()
+        self.raw.close()
 
 
 def _iterate(tar: tarfile.TarFile, path: str) -> Iterator[tarfile.TarInfo]:
@@ -79,44 +133,101 @@ def _remove(path: str) -> None:
 
 
 def apply_whiteouts(layer_path: str, media_type: str, root: str) -> None:
-    """First pass over a layer: delete what its whiteouts remove from the layers below."""
-    with _open_layer(layer_path, media_type) as tar:
-        for member in _iterate(tar, layer_path):
-            directory, base = posixpath.split(member.name.rstrip("/"))
-            if not base.startswith(WHITEOUT_PREFIX):
-                continue
-            parent = _inside(root, directory or ".")
-            _check_parent(root, os.path.join(parent, "x"), member.name)
-            if base == OPAQUE_WHITEOUT:
-                if os.path.isdir(parent):
-                    for child in os.listdir(parent):
-                        _remove(os.path.join(parent, child))
-            else:
-                _remove(os.path.join(parent, base[len(WHITEOUT_PREFIX) :]))
+    """Flattening, first pass over a layer: delete what its whiteouts remove from the layers below."""
+    reader = HashingReader(layer_path, media_type)
+    try:
+        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+            for member in _iterate(tar, layer_path):
+                directory, base = posixpath.split(member.name.rstrip("/"))
+                if not base.startswith(WHITEOUT_PREFIX):
+                    continue
+                parent = _inside(root, directory or ".")
+                _check_parent(root, os.path.join(parent, "x"), member.name)
+                if base.startswith(AUFS_META) and base != OPAQUE_WHITEOUT:
+                    continue
+                if base == OPAQUE_WHITEOUT:
+                    if os.path.isdir(parent):
+                        for child in os.listdir(parent):
+                            _remove(os.path.join(parent, child))
+                else:
+                    _remove(os.path.join(parent, base[len(WHITEOUT_PREFIX) :]))
+    except tarfile.TarError as exc:
+        raise ImageError(f"layer {os.path.basename(layer_path)} is not a readable tar archive: {exc}") from exc
+    finally:
+        reader.close()
 
 
-def extract_layer(layer_path: str, media_type: str, root: str, *, allow_devices: bool = False) -> None:
-    """Second pass: extract every entry that is not a whiteout, preserving owners, modes and times."""
-    with _open_layer(layer_path, media_type) as tar:
-        for member in _iterate(tar, layer_path):
-            base = posixpath.basename(member.name.rstrip("/"))
-            if base.startswith(WHITEOUT_PREFIX):
-                continue
-            target = _inside(root, member.name)
-            if target == root:
-                continue  # the "./" entry: the root exists already
-            _check_parent(root, target, member.name)
-            if (member.ischr() or member.isblk()) and not allow_devices:
-                raise ImageError(f"layer entry {member.name!r} is a device node, which images may not carry")
-            if member.islnk():
-                link = _inside(root, member.linkname)
-                _check_parent(root, link, member.linkname)
-                if os.path.islink(link):
-                    raise ImageError(f"layer entry {member.name!r} hard-links to a symlink ({member.linkname!r})")
-            if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target) and not os.path.islink(target)):
-                _remove(target)  # never write *through* what a lower layer left there
-            member.name = posixpath.normpath(member.name)
-            _extract(tar, member, root)
+def _overlay_whiteout(root: str, member: tarfile.TarInfo, directory: str, base: str) -> None:
+    """Write a whiteout the way overlayfs reads it, in a layer's own directory."""
+    parent = _inside(root, directory or ".")
+    _check_parent(root, os.path.join(parent, "x"), member.name)
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    if base.startswith(AUFS_META) and base != OPAQUE_WHITEOUT:
+        return  # AUFS bookkeeping (.wh..wh.plnk…): no meaning for overlayfs
+    if base == OPAQUE_WHITEOUT:
+        for name in OPAQUE_XATTRS:
+            os.setxattr(parent, name, b"y")
+        return
+    target = os.path.join(parent, base[len(WHITEOUT_PREFIX) :])
+    _remove(target)
+    os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+
+def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str | None = None,
+                  allow_devices: bool = False, overlay: bool = False) -> str:  # fmt: skip
+    """Extract a layer's entries into ``root``, preserving owners, modes, xattrs and times.
+
+    Whiteouts are skipped (flattening applies them first with
+    :func:`apply_whiteouts`), or with ``overlay`` written as overlayfs
+    whiteouts. Returns the diff_id read; with ``diff_id`` a mismatch is an
+    :class:`ImageError`.
+    """
+    reader = HashingReader(layer_path, media_type)
+    directories: list[tarfile.TarInfo] = []
+    try:
+        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+            tar.copybufsize = _COPY_BUFFER
+            for member in _iterate(tar, layer_path):
+                directory, base = posixpath.split(member.name.rstrip("/"))
+                if base.startswith(WHITEOUT_PREFIX):
+                    if overlay:
+                        _overlay_whiteout(root, member, directory, base)
+                    continue
+                target = _inside(root, member.name)
+                if target == root:
+                    continue  # the "./" entry: the root exists already
+                _check_parent(root, target, member.name)
+                _vet(root, member, allow_devices, overlay)
+                if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target) and not os.path.islink(target)):
+                    _remove(target)  # never write *through* what a lower layer left there
+                member.name = posixpath.normpath(member.name)
+                _extract(tar, member, root)
+                _finish(member, target)
+                if member.isdir():
+                    directories.append(member)
+        found = reader.diff_id()
+    except tarfile.TarError as exc:
+        raise ImageError(f"layer {os.path.basename(layer_path)} is not a readable tar archive: {exc}") from exc
+    finally:
+        reader.close()
+    if diff_id is not None and found != diff_id:
+        raise ImageError(f"layer {os.path.basename(layer_path)} does not match its diff_id: expected {diff_id}, got {found}")
+    for member in reversed(directories):  # children changed the directories' times: set them last, deepest first
+        os.utime(os.path.join(root, member.name), (member.mtime, member.mtime), follow_symlinks=False)
+    return found
+
+
+def _vet(root: str, member: tarfile.TarInfo, allow_devices: bool, overlay: bool) -> None:
+    """Refuse device nodes and hard links that lead out of the root (or, per layer, out of this layer)."""
+    if (member.ischr() or member.isblk()) and not allow_devices:
+        raise ImageError(f"layer entry {member.name!r} is a device node, which images may not carry")
+    if member.islnk():
+        link = _inside(root, member.linkname)
+        _check_parent(root, link, member.linkname)
+        if os.path.islink(link):
+            raise ImageError(f"layer entry {member.name!r} hard-links to a symlink ({member.linkname!r})")
+        if overlay and not os.path.lexists(link):
+            raise ImageError(f"layer entry {member.name!r} hard-links to {member.linkname!r}, which this layer does not hold")
 
 
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str) -> None:
@@ -130,8 +241,33 @@ def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str) -> None:
         raise ImageError(f"layer entry {member.name!r} could not be extracted: {exc}") from exc
 
 
+def _finish(member: tarfile.TarInfo, path: str) -> None:
+    """What tarfile leaves out: extended attributes (``SCHILY.xattr.*``) and a symlink's own time."""
+    for key, value in member.pax_headers.items():
+        if not key.startswith("SCHILY.xattr."):
+            continue
+        name = key[len("SCHILY.xattr.") :]
+        if name.startswith("trusted.") or (name.startswith("security.") and name != "security.capability"):
+            continue  # trusted.overlay.* would let a layer forge whiteouts; security.selinux is the host's business
+        try:
+            os.setxattr(path, name, value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise ImageError(f"layer entry {member.name!r}: setting xattr {name}: {exc.strerror}") from exc
+    if member.issym():
+        os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+
+
+def layer_blob(store: ImageStore, image: Image, layer: dict[str, Any]) -> str:
+    """The stored file of one of ``image``'s layers; an :class:`ImageError` when it is missing."""
+    path = store.blob_path(layer["digest"])
+    if not os.path.exists(path):
+        raise ImageError(f"layer {layer['digest']} of {image.name} is missing from the store")
+    return path
+
+
 def unpack_image(store: ImageStore, image: Image, dest: str, *, allow_devices: bool = False) -> None:
-    """Apply ``image``'s layers, bottom to top, into the new directory ``dest``.
+    """Apply ``image``'s layers, bottom to top, into the new directory ``dest`` (flattened).
 
     ``dest`` appears complete or not at all: the layers are unpacked into a
     temporary sibling that is renamed into place at the end, and removed if
@@ -142,15 +278,15 @@ def unpack_image(store: ImageStore, image: Image, dest: str, *, allow_devices: b
     parent = os.path.dirname(os.path.abspath(dest))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(dir=parent, prefix=".unpacking-")
+    diff_ids = image.config.get("rootfs", {}).get("diff_ids") or []
     try:
         os.chmod(staging, 0o755)
         root = os.path.realpath(staging)
-        for layer in image.layers:
-            path = store.blob_path(layer["digest"])
-            if not os.path.exists(path):
-                raise ImageError(f"layer {layer['digest']} of {image.name} is missing from the store")
+        for number, layer in enumerate(image.layers):
+            path = layer_blob(store, image, layer)
             apply_whiteouts(path, layer["mediaType"], root)
-            extract_layer(path, layer["mediaType"], root, allow_devices=allow_devices)
+            expected = diff_ids[number] if len(diff_ids) == len(image.layers) else None
+            extract_layer(path, layer["mediaType"], root, diff_id=expected, allow_devices=allow_devices)
         os.rename(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
