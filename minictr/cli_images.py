@@ -271,7 +271,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     if not user or not password:
         raise UsageError("login: a user name and a password are both needed (-u, --password-stdin)")
     registry = Registry(DOCKER_HUB_API if server == DOCKER_HUB else server, login=(user, password))
-    registry.request("GET", "/v2/", scope="").read(0)  # answers the challenge with these credentials, or fails
+    registry.request("GET", "/v2/", scope="").discard()  # answers the challenge with these credentials, or fails
     path = auth.store_credentials(server, user, password)
     print(f"Login Succeeded (credentials stored in {path})")
     return 0

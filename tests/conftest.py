@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
+import registry_server as rs
+
 from minictr.container import image_store, unpacked_rootfs
 from minictr.images.busybox import build_busybox_image
 
@@ -44,6 +46,63 @@ def state_root(tmp_path: pathlib.Path) -> str:
     path = tmp_path / "run"
     path.mkdir()
     return str(path)
+
+
+# --- a registry on loopback (see registry_server.py) ------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rs.LocalRegistry]:
+    """An anonymous docker-registry on 127.0.0.1, for the whole session."""
+    server = rs.start_registry(str(tmp_path_factory.mktemp("registry")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[rs.LocalRegistry, rs.TokenServer]]:
+    """A docker-registry that wants bearer tokens from the suite's own token server."""
+    directory = str(tmp_path_factory.mktemp("token-registry"))
+    tokens = rs.TokenServer(directory)
+    server = rs.start_registry(directory, tokens.auth_config())
+    yield server, tokens
+    server.stop()
+    tokens.stop()
+
+
+@pytest.fixture(scope="session")
+def base_tar(data_root: str) -> bytes:
+    return rs.busybox_tar(os.path.join(data_root, "images"))
+
+
+#: The multi-layer image: files, then whiteouts and an opaque directory (zstd), then a plain tar layer.
+OWNED = {"uid": 1000, "gid": 1000, "mode": 0o4750, "mtime": 1_500_000_000, "pax_headers": {"SCHILY.xattr.user.origin": "layer2"}}
+
+
+@pytest.fixture(scope="session")
+def images(registry: rs.LocalRegistry, base_tar: bytes, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Test images built here from busybox and pushed with skopeo; name -> reference."""
+    layout = rs.Layout(str(tmp_path_factory.mktemp("layout")))
+    layout.image("busybox", [(base_tar, "gzip")])
+    second = rs.tar_layer([("etc", "dir", None), ("etc/keep", "file", b"kept\n"), ("etc/gone", "file", b"gone\n"),
+                           ("data", "dir", None), ("data/old", "file", b"old\n"), ("data/sub", "dir", None),
+                           ("owned", "file", b"#!/bin/sh\n", OWNED)])  # fmt: skip
+    third = rs.tar_layer([("etc", "dir", None), ("etc/.wh.gone", "file", b""), ("data", "dir", None),
+                          ("data/.wh..wh..opq", "file", b""), ("data/new", "file", b"new\n")])  # fmt: skip
+    fourth = rs.tar_layer([("top", "file", b"plain tar layer\n")])
+    layout.image("multi", [(base_tar, "gzip"), (second, "gzip"), (third, "zstd"), (fourth, "tar")],
+                 config={"User": "daemon", "WorkingDir": "/data", "Labels": {"test": "multi"}, "StopSignal": "SIGUSR1"})  # fmt: skip
+    arm64 = layout.image("", [(rs.tar_layer([("arch", "file", b"arm64\n")]), "gzip")],
+                         platform={"os": "linux", "architecture": "arm64", "variant": "v8"}, tag=False)  # fmt: skip
+    armv7 = layout.image("", [(rs.tar_layer([("arch", "file", b"arm/v7\n")]), "gzip")],
+                         platform={"os": "linux", "architecture": "arm", "variant": "v7"}, tag=False)  # fmt: skip
+    host = layout.image("", [(base_tar, "gzip")], tag=False)
+    layout.index("multiarch", [arm64, armv7, host])
+    names = {"busybox": "interop/busybox:1", "multi": "layers/multi:1", "multiarch": "multi/arch:1"}
+    for name, repository in names.items():
+        extra = ("--all",) if name == "multiarch" else ()
+        rs.skopeo_copy(f"oci:{layout.root}:{name}", f"docker://{registry.host}/{repository}", *extra)
+    return {name: f"{registry.host}/{repository}" for name, repository in names.items()}
+
 
 
 def run_cli(*args: str, data_root: str, state_root: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:

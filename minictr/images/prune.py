@@ -67,6 +67,9 @@ def in_use(state_root: str | None) -> set[str]:
     base = os.path.join(state_root, "containers") if state_root else ""
     if not base or not os.path.isdir(base):
         return used
+    from ..container import remove_stale
+
+    remove_stale(base)  # a container that has ended holds nothing
     for name in os.listdir(base):
         with contextlib.suppress(OSError, ValueError):
             with open(os.path.join(base, name, "state.json")) as handle:

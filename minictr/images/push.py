@@ -71,7 +71,7 @@ def push_blob(store: ImageStore, registry: Registry, ref: Reference, descriptor:
     for source in sources:
         query = urllib.parse.urlencode({"mount": digest, "from": source})
         answer = registry.request("POST", f"/v2/{repository}/blobs/uploads/?{query}", scope=scope, ok=(201, 202))
-        answer.read(0)
+        answer.discard()
         if answer.status == 201:
             task.advance(size)
             task.finish(f"Mounted from {source}")
@@ -80,7 +80,7 @@ def push_blob(store: ImageStore, registry: Registry, ref: Reference, descriptor:
         break
     if not location:
         answer = registry.request("POST", f"/v2/{repository}/blobs/uploads/", scope=scope, ok=(202,))
-        answer.read(0)
+        answer.discard()
         location = answer.headers.get("Location", "")
     if not location:
         raise RegistryError(f"{registry.host} opened an upload for {digest} without a Location")
@@ -89,7 +89,7 @@ def push_blob(store: ImageStore, registry: Registry, ref: Reference, descriptor:
     with open(path, "rb") as blob:
         if size <= chunk_size:
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-            registry.request("PUT", _with_query(location, digest=digest), scope=scope, headers=headers, body=blob, ok=(201,)).read(0)
+            registry.request("PUT", _with_query(location, digest=digest), scope=scope, headers=headers, body=blob, ok=(201,)).discard()
         else:
             offset = 0
             while offset < size:
@@ -97,12 +97,12 @@ def push_blob(store: ImageStore, registry: Registry, ref: Reference, descriptor:
                 headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
                            "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}  # fmt: skip
                 answer = registry.request("PATCH", location, scope=scope, headers=headers, body=chunk, ok=(202,))
-                answer.read(0)
+                answer.discard()
                 location = urllib.parse.urljoin(location, answer.headers.get("Location", location))
                 offset += len(chunk)
                 task.advance(len(chunk))
             task.advance(-size)
-            registry.request("PUT", _with_query(location, digest=digest), scope=scope, headers={"Content-Length": "0"}, body=b"", ok=(201,)).read(0)
+            registry.request("PUT", _with_query(location, digest=digest), scope=scope, headers={"Content-Length": "0"}, body=b"", ok=(201,)).discard()
     task.advance(size)
     task.finish("Pushed")
     return "Pushed"
@@ -130,7 +130,7 @@ def push(store: ImageStore, reference: str, *, progress: Progress | None = None,
     tag = ref.tag or ref.digest or "latest"
     answer = registry.request("PUT", f"/v2/{ref.repository}/manifests/{tag}", scope=push_scope(ref.repository),
                               headers={"Content-Type": media_type}, body=manifest, ok=(201,))  # fmt: skip
-    answer.read(0)
+    answer.discard()
     returned = answer.headers.get("Docker-Content-Digest", image.manifest_digest)
     if returned != image.manifest_digest:
         raise RegistryError(f"{registry.host} stored the manifest as {returned}, not {image.manifest_digest}")

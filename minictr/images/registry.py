@@ -76,6 +76,10 @@ class Response:
         self.close()
         return data
 
+    def discard(self) -> None:
+        """Read and drop the body (so the connection can serve the next request)."""
+        self.read(MAX_MANIFEST)
+
     def readinto(self, buffer: memoryview) -> int:
         """Read part of the body into ``buffer``; 0 at its end."""
         return self.raw.readinto(buffer)
@@ -167,7 +171,11 @@ class Registry:
                 break
             self._authenticate(challenge, scope)
         if response.status not in ok:
-            raise _error(response, f"{method} {url}")
+            error = _error(response, f"{method} {url}")
+            if response.status == 401:
+                who = f"as {self.login[0]}" if self.login else f"anonymously (minictr login {self.host})"
+                error = RegistryError(f"{error}; tried {who}", 401, error.code)
+            raise error
         return response
 
     def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | BinaryIO | None) -> Response:
@@ -276,7 +284,7 @@ class Registry:
     def blob_exists(self, repository: str, digest: str, scope: str | None = None) -> bool:
         """``HEAD`` the blob: True when the repository has it."""
         response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=scope or pull_scope(repository), ok=(200, 404))
-        response.read(0)
+        response.discard()
         return response.status == 200
 
     def download_blob(self, repository: str, descriptor: dict[str, Any], writer: Any, progress: Callable[[int], None]) -> None:
@@ -299,6 +307,8 @@ class Registry:
                 while count := response.readinto(buffer):
                     writer.write(buffer[:count])
                     progress(count)
+                if writer.offset < int(descriptor["size"]):  # http.client ends quietly when a connection drops early
+                    raise http.client.IncompleteRead(b"", int(descriptor["size"]) - writer.offset)
                 return
             except (OSError, http.client.HTTPException) as exc:
                 failures += 1
@@ -339,8 +349,6 @@ def _error(response: Response, what: str) -> RegistryError:
         pass
     reason = f"{code}: {message}" if code else (response.raw.reason or "error")
     hint = ""
-    if response.status == 401:
-        hint = " (minictr login may help)"
-    elif response.status == 404 and "/manifests/" in response.url:
+    if response.status == 404 and "/manifests/" in response.url:
         hint = " (no such image or tag)"
     return RegistryError(f"{what} -> {response.status} {reason}{hint}", response.status, code)
