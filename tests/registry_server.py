@@ -279,6 +279,17 @@ def tar_layer(entries: list[tuple[Any, ...]], mtime: int = 1_600_000_000) -> byt
     return raw.getvalue()
 
 
+#: Layers that must be refused, and the words of the refusal.
+HOSTILE_LAYERS = [
+    ([("../escape", "file", b"x")], "outside the image"),
+    ([("/abs", "file", b"x")], "outside the image"),
+    ([("evil", "symlink", "/tmp"), ("evil/file", "file", b"x")], "through a symlink"),
+    ([("hard", "link", "../../etc/passwd")], "outside the image"),
+    ([("null", "chr", None)], "device node"),
+]
+HOSTILE_IDS = ["dotdot", "absolute", "symlink-escape", "hardlink-escape", "device"]
+
+
 class Layout:
     """An OCI image layout directory that tests fill with images, then push with skopeo."""
 

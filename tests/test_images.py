@@ -12,6 +12,7 @@ import subprocess
 import tarfile
 
 import pytest
+import registry_server as rs
 
 from minictr.container import image_store
 from minictr.errors import HostError, ImageError, ImageNotFound
@@ -105,26 +106,8 @@ def test_unknown_image_and_corrupt_blob(tmp_path, data_root: str) -> None:
 
 
 def _layer(entries: list[tuple]) -> bytes:
-    """A gzip'd tar from (name, kind, payload) tuples: kind 'file', 'dir', 'symlink', 'link', 'chr'."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        for name, kind, payload in entries:
-            info = tarfile.TarInfo(name)
-            info.mode = 0o755 if kind == "dir" else 0o644
-            data = None
-            if kind == "file":
-                info.size = len(payload)
-                data = io.BytesIO(payload)
-            elif kind == "dir":
-                info.type = tarfile.DIRTYPE
-            elif kind == "symlink":
-                info.type, info.linkname = tarfile.SYMTYPE, payload
-            elif kind == "link":
-                info.type, info.linkname = tarfile.LNKTYPE, payload
-            elif kind == "chr":
-                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
-            tar.addfile(info, data)
-    return gzip.compress(raw.getvalue())
+    """A gzip'd layer from (name, kind, payload) tuples (see registry_server.tar_layer)."""
+    return gzip.compress(rs.tar_layer(entries))
 
 
 def _image(store: ImageStore, layers: list[bytes]) -> Image:
@@ -152,16 +135,7 @@ def test_whiteouts_and_opaque_directories(tmp_path) -> None:
     assert not (dest / "link").is_symlink() and (dest / "link").read_bytes() == b"now a file"
 
 
-@pytest.mark.parametrize(
-    "entries, message",
-    [
-        ([("../escape", "file", b"x")], "outside the image"),
-        ([("/abs", "file", b"x")], "outside the image"),
-        ([("evil", "symlink", "/tmp"), ("evil/file", "file", b"x")], "through a symlink"),
-        ([("hard", "link", "../../etc/passwd")], "outside the image"),
-        ([("null", "chr", None)], "device node"),
-    ],
-)
+@pytest.mark.parametrize("entries, message", rs.HOSTILE_LAYERS, ids=rs.HOSTILE_IDS)
 def test_hostile_layers_are_refused_and_nothing_is_left(tmp_path, entries, message) -> None:
     store = ImageStore(str(tmp_path / "images"))
     image = _image(store, [_layer(entries)])

@@ -21,11 +21,9 @@ instead of pretending.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
-import tempfile
 from typing import Any
 
 from ..errors import RegistryError, UsageError
@@ -107,18 +105,11 @@ def forget_credentials(registry: str) -> bool:
 
 def _save(config: dict[str, Any]) -> None:
     """Write config.json atomically, readable only by its owner (it holds passwords)."""
+    from .store import write_atomic
+
     path = config_path()
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".config.json.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(config, handle, indent="\t")
-        os.chmod(temp, 0o600)
-        os.rename(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    write_atomic(path, json.dumps(config, indent="\t").encode(), mode=0o600)
 
 
 def basic_header(user: str, password: str) -> str:

@@ -22,12 +22,12 @@ import datetime
 import gzip
 import hashlib
 import os
-import stat
 import tarfile
 from typing import Any
 
 from ..errors import UsageError
 from . import oci
+from .layers import is_opaque, is_whiteout
 from .store import Image, ImageStore
 from .unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX
 
@@ -49,21 +49,6 @@ class _HashingSink:
 
     def flush(self) -> None:
         pass
-
-
-def _whiteout(path: str) -> bool:
-    info = os.lstat(path)
-    return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
-
-
-def _opaque(path: str) -> bool:
-    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def _entry(tar: tarfile.TarFile, path: str, name: str, shift: int) -> tarfile.TarInfo | None:
@@ -92,7 +77,7 @@ def write_layer(upper: str, sink: Any, shift: int = 0) -> None:
             for name in sorted(dirs + files):
                 path = os.path.join(directory, name)
                 member = name if relative == "." else f"{relative}/{name}"
-                if _whiteout(path):
+                if is_whiteout(path):
                     marker = tarfile.TarInfo(posix_join(relative, WHITEOUT_PREFIX + name))
                     marker.mtime = int(os.lstat(path).st_mtime)
                     tar.addfile(marker)
@@ -107,7 +92,7 @@ def write_layer(upper: str, sink: Any, shift: int = 0) -> None:
                         tar.addfile(info, handle)
                 else:
                     tar.addfile(info)
-                if info.isdir() and _opaque(path):
+                if info.isdir() and is_opaque(path):
                     marker = tarfile.TarInfo(f"{member}/{OPAQUE_WHITEOUT}")
                     marker.mtime = info.mtime
                     tar.addfile(marker)

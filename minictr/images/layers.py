@@ -22,14 +22,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import stat
-import tempfile
-from typing import Any, Iterator
+
+TYPE_CHECKING = False  # typing is for checkers; the container start path does without it
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 from ..errors import ImageError
 from .store import Image, ImageStore
-from .unpack import OPAQUE_XATTRS, extract_layer, layer_blob
+
+#: The xattrs overlayfs reads to make a directory opaque: as root, and inside a user namespace (``userxattr``).
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 
 def layers_root(store: ImageStore) -> str:
@@ -68,11 +71,16 @@ def unpack_layer(store: ImageStore, image: Image, number: int) -> str:
     final = layer_dir(store, diff_id)
     if os.path.isdir(final):
         return final
+    from .unpack import extract_layer, layer_blob  # tarfile and friends: only when a layer is new
+
     layer = image.layers[number]
     blob = layer_blob(store, image, layer)
     with _layer_lock(store, diff_id):
         if os.path.isdir(final):
             return final  # another process unpacked it while we waited
+        import shutil
+        import tempfile
+
         staging = tempfile.mkdtemp(dir=layers_root(store), prefix=".unpacking-")
         try:
             os.chmod(staging, 0o755)

@@ -18,9 +18,11 @@ and ``/etc/group``, never the host's:
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from ..errors import UsageError
+
+TYPE_CHECKING = False  # typing is for checkers; the container start path does without it
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 #: Image settings copied into a container's state.json, as Docker keeps them in ``Config``.
 RECORDED = ("ExposedPorts", "Volumes", "StopSignal", "Labels", "User", "WorkingDir")

@@ -218,8 +218,10 @@ class ImageStore:
 
     def get(self, reference: str) -> Image:
         """Resolve a name to its manifest and config; :class:`ImageNotFound` when absent."""
-        name = normalize_reference(reference)
-        for entry in self.index().get("manifests", []):
+        entries = self.index().get("manifests", [])
+        # a name as stored needs no parsing (the regular expressions cost a container start milliseconds)
+        name = reference if any(_ref_name(e) == reference for e in entries) else normalize_reference(reference)
+        for entry in entries:
             if _ref_name(entry) == name:
                 manifest = self.read_json(entry["digest"])
                 config_digest = manifest["config"]["digest"]
@@ -239,21 +241,25 @@ class ImageStore:
 
     @staticmethod
     def _write_atomic(path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` so that readers see the old or the new content, never half."""
-        import tempfile  # only writers need it; keep it off the container start path
+        write_atomic(path, data)
 
-        fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, 0o644)
-            os.rename(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new content, never half."""
+    import tempfile  # only writers need it; keep it off the container start path
+
+    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".partial-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, mode)
+        os.rename(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
 
 
 class BlobWriter:

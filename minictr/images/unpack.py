@@ -40,13 +40,12 @@ from typing import Any, Iterator
 
 from ..errors import ImageError
 from . import oci
+from .layers import OPAQUE_XATTRS
 from .store import Image, ImageStore
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
 AUFS_META = ".wh..wh."
-#: The xattrs overlayfs reads to make a directory opaque: as root, and inside a user namespace (``userxattr``).
-OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _COPY_BUFFER = 1 << 20
 
 COMPRESSION = {
