@@ -26,26 +26,17 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import busybox_rootfs, medians, minictr_command, report, timed, workspace
 
-from minictr.container import copy_tree, get_image, image_store, unpacked_rootfs  # noqa: E402
-from minictr.process.parent import spawn  # noqa: E402
-from minictr.spec import isolated_spec  # noqa: E402
+from minictr.container import copy_tree
+from minictr.process.parent import spawn
+from minictr.spec import isolated_spec
 
 NAMESPACES = ["mount", "uts", "ipc", "pid", "network"]
-
-
-def timed(command: list[str]) -> float:
-    """Seconds one run of ``command`` takes; it must succeed."""
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def timed_spawn(spec: dict) -> float:
@@ -83,48 +74,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("namespaces need root here: run this as root")
-    runc = shutil.which("runc") or next((p for p in ("/usr/sbin/runc", "/usr/bin/runc") if os.path.exists(p)), None)
-    if runc is None:
-        sys.exit("runc is not installed (apt-get install runc)")
-    work = tempfile.mkdtemp(prefix="minictr-bench-")
-    try:
-        data_root, state_root = os.path.join(work, "data"), os.path.join(work, "run")
-        store = image_store(data_root)
-        image_rootfs = unpacked_rootfs(store, get_image(store, "busybox"))
-        rootfs = os.path.join(work, "rootfs")  # one copy, shared by runc and minictr (b)
-        copy_tree(image_rootfs, rootfs)
+    runc = shutil.which("runc") or sys.exit("runc is not installed (apt-get install runc)")
+    with workspace() as (work, data_root, state_root):
         bundle = os.path.join(work, "bundle")
-        os.mkdir(bundle)
+        os.makedirs(bundle)
+        rootfs = os.path.join(bundle, "rootfs")
+        copy_tree(busybox_rootfs(data_root), rootfs)  # one root both runtimes share, outside minictr's cache
         runc_bundle(runc, bundle, rootfs)
         runc_root = os.path.join(work, "runc-state")
-
-        script = os.path.join(os.path.dirname(sys.executable), "minictr")
-        cli = [script] if os.path.exists(script) else [sys.executable, "-m", "minictr.cli"]
-        cli += ["--data-root", data_root, "--root", state_root, "run", "--network", "none", "busybox", "true"]
+        cli = minictr_command(data_root, state_root, "run", "--network", "none", "busybox", "true")
         spec = isolated_spec(rootfs, ["/bin/true"], namespaces=NAMESPACES, hostname="minictr")
         runs = iter(range(1 << 30))
-        runc_run = lambda: [runc, "--root", runc_root, "run", "--bundle", bundle, f"bench-{os.getpid()}-{next(runs)}"]  # noqa: E731
 
-        timed(cli), timed_spawn(spec), timed(runc_run())  # warm the page cache and the .pyc files
-        samples: dict[str, list[float]] = {"cli": [], "api": [], "runc": []}
-        for _ in range(args.runs):
-            samples["cli"].append(timed(cli))
-            samples["api"].append(timed_spawn(spec))
-            samples["runc"].append(timed(runc_run()))
-        medians = {name: statistics.median(values) for name, values in samples.items()}
+        def runc_run() -> float:
+            return timed([runc, "--root", runc_root, "run", "--bundle", bundle, f"bench-{os.getpid()}-{next(runs)}"])
+
+        results = medians({"cli": lambda: timed(cli), "api": lambda: timed_spawn(spec), "runc": runc_run}, args.runs)
         labels = {
             "cli": "minictr (a) CLI: minictr run --network none busybox true",
             "api": "minictr (b) Python API: spawn(isolated_spec) + start + wait, warm, no overlay",
             "runc": "runc run (same rootfs, same five namespaces)",
         }
-        for name, label in labels.items():
-            print(f"{label:80} median {medians[name] * 1000:8.2f} ms over {args.runs} runs")
-        print(f"ratio minictr (a) CLI/runc: {medians['cli'] / medians['runc']:.2f}x (target <= 1.0)")
-        print(f"ratio minictr (b) API/runc: {medians['api'] / medians['runc']:.2f}x")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        report(labels, results, args.runs)
+        print(f"ratio minictr (a) CLI/runc: {results['cli'] / results['runc']:.2f}x (target <= 1.0)")
+        print(f"ratio minictr (b) API/runc: {results['api'] / results['runc']:.2f}x")
 
 
 if __name__ == "__main__":
