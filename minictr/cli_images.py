@@ -79,6 +79,7 @@ def add_image_subcommands(image_commands: Any) -> None:
 def _pull_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", help="OS/ARCH[/VARIANT] to choose from a multi-platform image (default: this host)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress, only the name")
+    parser.add_argument("--no-unpack", action="store_true", help="download and verify only; layers are unpacked on first run")
     parser.add_argument("image", metavar="IMAGE")
     parser.set_defaults(handler=cmd_pull)
 
@@ -111,7 +112,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{ref.object}: Pulling from {ref.repository}")
     started = time.monotonic()
-    image = pull(_store(args), args.image, platform=args.platform, progress=make_progress(quiet=args.quiet))
+    image = pull(_store(args), args.image, platform=args.platform, progress=make_progress(quiet=args.quiet), unpack=not args.no_unpack)
     if not args.quiet:
         print(f"Digest: {image.manifest_digest}")
         print(f"Status: downloaded {image.name} in {time.monotonic() - started:.1f} s")
