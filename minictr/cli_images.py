@@ -112,7 +112,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{ref.object}: Pulling from {ref.repository}")
     started = time.monotonic()
-    image = pull(_store(args), args.image, platform=args.platform, progress=make_progress(quiet=args.quiet), unpack=not args.no_unpack)
+    image = pull(_store(args), args.image, platform=args.platform, progress=make_progress(sys.stdout, quiet=args.quiet), unpack=not args.no_unpack)
     if not args.quiet:
         print(f"Digest: {image.manifest_digest}")
         print(f"Status: downloaded {image.name} in {time.monotonic() - started:.1f} s")
@@ -230,7 +230,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     ref = parse(args.image)
     if not args.quiet:
         print(f"The push refers to repository [{ref.name}]")
-    digest, _ = push(_store(args), args.image, progress=make_progress(quiet=args.quiet))
+    digest, _ = push(_store(args), args.image, progress=make_progress(sys.stdout, quiet=args.quiet))
     print(f"{ref.tag or ref.digest}: digest: {digest}" if not args.quiet else digest)
     return 0
 

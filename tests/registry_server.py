@@ -1,7 +1,7 @@
 """A real registry on loopback for the tests: Debian's docker-registry, and a token server for its auth.
 
-:func:`start_registry` runs ``docker-registry serve`` on 127.0.0.1 with a free
-port and a storage directory of its own (its config written here);
+:func:`start_registry` (notebook 08's helper) runs ``docker-registry serve`` on
+127.0.0.1 with a free port and a storage directory of its own;
 :class:`TokenServer` is the small token endpoint that registry's ``auth:
 token`` configuration points at: it checks HTTP basic credentials and issues
 JWTs signed with a key and certificate made for the session, which the
@@ -19,84 +19,23 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from minictr.images import oci
+from minictr.tutorial.images import LoopbackRegistry, start_registry  # noqa: F401 - re-exported for the tests
 
 USER, PASSWORD = "tester", "secret"
 SERVICE, ISSUER = "minictr-test-registry", "minictr-test-tokens"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class LocalRegistry:
-    """A running docker-registry: ``host`` is ``127.0.0.1:PORT``."""
-
-    host: str
-    storage: str
-    process: subprocess.Popen[bytes]
-
-    def blob_file(self, digest: str) -> str:
-        """Where the registry keeps a blob's bytes (tests tamper with it to play a hostile registry)."""
-        hexdigest = digest.partition(":")[2]
-        return os.path.join(self.storage, "docker", "registry", "v2", "blobs", "sha256", hexdigest[:2], hexdigest, "data")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_registry(directory: str, auth: dict[str, Any] | None = None) -> LocalRegistry:
-    """Start docker-registry with its storage and config under ``directory``; wait until it answers."""
-    port = free_port()
-    storage = os.path.join(directory, "storage")
-    os.makedirs(storage, exist_ok=True)
-    config: dict[str, Any] = {
-        "version": 0.1,
-        "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": storage}, "delete": {"enabled": True}},
-        "http": {"addr": f"127.0.0.1:{port}"},
-    }
-    if auth:
-        config["auth"] = auth
-    path = os.path.join(directory, "config.yml")
-    with open(path, "w") as handle:
-        json.dump(config, handle)  # JSON is YAML
-    log = open(os.path.join(directory, "registry.log"), "wb")
-    process = subprocess.Popen(["docker-registry", "serve", path], stdout=log, stderr=subprocess.STDOUT)
-    registry = LocalRegistry(f"127.0.0.1:{port}", storage, process)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://{registry.host}/v2/", timeout=1).close()
-            return registry
-        except urllib.error.HTTPError:
-            return registry  # 401: up, and wants a token
-        except OSError:
-            if process.poll() is not None:
-                break
-            time.sleep(0.1)
-    registry.stop()
-    raise RuntimeError(f"docker-registry did not start: {open(os.path.join(directory, 'registry.log')).read()}")
+#: The registry helpers are notebook 08's: one implementation for the lesson and the tests.
+LocalRegistry = LoopbackRegistry
 
 
 class TokenServer:

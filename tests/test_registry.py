@@ -40,7 +40,7 @@ def test_pull_what_skopeo_pushed_and_run_it(images: dict[str, str], tmp_path, st
     data = str(tmp_path / "data")
     pulled = run_cli("pull", images["busybox"], data_root=data, state_root=state_root)
     assert pulled.returncode == 0, pulled.stderr
-    assert "Pull complete" in pulled.stderr and pulled.stdout.splitlines()[-1] == f"{images['busybox']}"
+    assert "Pull complete" in pulled.stdout and pulled.stdout.splitlines()[-1] == f"{images['busybox']}"
     ran = run_cli("run", images["busybox"], "echo", "hello from the registry", data_root=data, state_root=state_root)
     assert (ran.returncode, ran.stdout) == (0, "hello from the registry\n")
     listed = run_cli("images", data_root=data, state_root=state_root).stdout.splitlines()

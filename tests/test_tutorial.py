@@ -39,7 +39,7 @@ def test_importing_it_stays_light() -> None:
 
 
 def test_every_exercise_has_a_solution(capsys: pytest.CaptureFixture[str]) -> None:
-    for name in ("my_namespaces", "enter_root", "pivot_into", "new_uts", "count_zombies", "parse_id_map", "to_host"):
+    for name in ("my_namespaces", "enter_root", "pivot_into", "new_uts", "count_zombies", "parse_id_map", "to_host", "container_diff"):
         tutorial.solution(name)
         assert capsys.readouterr().out.startswith(f"def {name}(")
     with pytest.raises(ValueError, match="no exercise named"):
@@ -76,6 +76,17 @@ def test_root_reference_solutions_pass_their_checks(small_root: str) -> None:
     assert tutorial.judge_enter_root(tutorial.reference("enter_root"), small_root).ok
     assert tutorial.judge_pivot_into(tutorial.reference("pivot_into"), small_root).ok
     assert tutorial.judge_new_uts(tutorial.reference("new_uts")).ok
+    assert tutorial.judge_container_diff(tutorial.reference("container_diff"), small_root).ok
+
+
+@pytest.mark.root
+def test_a_diff_that_lists_whiteouts_as_changes_is_explained(small_root: str) -> None:
+    def container_diff(upper: str) -> tuple[list[str], list[str]]:
+        found = ["/" + os.path.relpath(os.path.join(d, f), upper) for d, _, files in os.walk(upper) for f in files]
+        return sorted(found), []
+
+    verdict = tutorial.judge_container_diff(container_diff, small_root)
+    assert not verdict.ok and "are whiteouts (character devices 0/0)" in verdict.message
 
 
 @pytest.mark.root

@@ -69,38 +69,38 @@ def _entry(tar: tarfile.TarFile, path: str, name: str, shift: int) -> tarfile.Ta
 
 
 def write_layer(upper: str, sink: Any, shift: int = 0) -> None:
-    """Write ``upper`` as an OCI layer tar (uncompressed) to ``sink``, marks turned into whiteouts."""
+    """Write ``upper`` as an OCI layer tar (uncompressed) to ``sink``, marks turned into whiteouts.
+
+    Entries come depth first in name order, each directory before what it
+    holds (its opaque marker first of all), as ``tar`` itself writes them.
+    """
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for directory, dirs, files in os.walk(upper):
-            dirs.sort()
-            relative = os.path.relpath(directory, upper)
-            for name in sorted(dirs + files):
-                path = os.path.join(directory, name)
-                member = name if relative == "." else f"{relative}/{name}"
-                if is_whiteout(path):
-                    marker = tarfile.TarInfo(posix_join(relative, WHITEOUT_PREFIX + name))
-                    marker.mtime = int(os.lstat(path).st_mtime)
-                    tar.addfile(marker)
-                    if name in dirs:
-                        dirs.remove(name)
-                    continue
-                info = _entry(tar, path, member, shift)
-                if info is None:
-                    continue  # a socket: not something a layer can carry
-                if info.isreg():
-                    with open(path, "rb") as handle:
-                        tar.addfile(info, handle)
-                else:
-                    tar.addfile(info)
-                if info.isdir() and is_opaque(path):
-                    marker = tarfile.TarInfo(f"{member}/{OPAQUE_WHITEOUT}")
-                    marker.mtime = info.mtime
-                    tar.addfile(marker)
+        _write_directory(tar, upper, "", shift)
 
 
-def posix_join(directory: str, name: str) -> str:
-    """``'.'``-aware join of tar member names."""
-    return name if directory == "." else f"{directory}/{name}"
+def _write_directory(tar: tarfile.TarFile, directory: str, prefix: str, shift: int) -> None:
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        member = f"{prefix}{name}"
+        if is_whiteout(path):
+            marker = tarfile.TarInfo(f"{prefix}{WHITEOUT_PREFIX}{name}")
+            marker.mtime = int(os.lstat(path).st_mtime)
+            tar.addfile(marker)
+            continue
+        info = _entry(tar, path, member, shift)
+        if info is None:
+            continue  # a socket: not something a layer can carry
+        if info.isreg():
+            with open(path, "rb") as handle:
+                tar.addfile(info, handle)
+            continue
+        tar.addfile(info)
+        if info.isdir():
+            if is_opaque(path):
+                marker = tarfile.TarInfo(f"{member}/{OPAQUE_WHITEOUT}")
+                marker.mtime = info.mtime
+                tar.addfile(marker)
+            _write_directory(tar, path, f"{member}/", shift)
 
 
 def _now() -> str:

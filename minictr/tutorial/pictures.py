@@ -245,3 +245,35 @@ def svg_id_map() -> str:
     body.append(_text(370, 258, "rootless: uid_map is  0  1000  1  — only your own uid, mapped to root inside",
                       size=12, italic=True, fill="#555"))
     return _svg(740, 268, body)
+
+
+# --- 08 · images ----------------------------------------------------------------------------------
+
+
+def svg_image_parts() -> str:
+    """An image in a registry: a tag names a manifest, which names a config and layers, all by digest."""
+    body = [_arrowhead("img", "#555")]
+    body.append(_box(10, 70, 120, 40, "#ffffff", "tag  1", bold=True))
+    body.append(_box(170, 60, 190, 60, LIB, "manifest", bold=True))
+    body.append(_text(265, 110, "sha256:5c1f…", size=10, italic=True))
+    body.append(_box(410, 10, 230, 50, "#fff3cd", "config  (Cmd, Env, User…,"))
+    body.append(_text(525, 52, "rootfs.diff_ids)", size=12))
+    for i, label in enumerate(("layer 1  tar+gzip", "layer 2  tar+zstd", "layer 3  tar")):
+        body.append(_box(410, 75 + i * 35, 230, 28, APP, label, size=11))
+    body.append('<line x1="130" y1="90" x2="168" y2="90" stroke="#555" marker-end="url(#img)"/>')
+    body.append('<line x1="360" y1="80" x2="408" y2="40" stroke="#555" marker-end="url(#img)"/>')
+    for i in range(3):
+        body.append(f'<line x1="360" y1="95" x2="408" y2="{89 + i * 35}" stroke="#555" marker-end="url(#img)"/>')
+    body.append(_text(325, 200, "every arrow is a descriptor: {mediaType, digest, size} — the digest is the sha256 of the bytes",
+                      size=11, italic=True))  # fmt: skip
+    return _svg(650, 210, body)
+
+
+def svg_overlay() -> str:
+    """overlayfs: read-only layers below, the container's upper directory above, one merged view."""
+    body = [_box(20, 10, 560, 40, "#ffffff", "merged: the container's /  (what it sees)", bold=True)]
+    body.append(_box(20, 60, 560, 34, "#fff3cd", "upperdir: this container's changes — written files (copied up whole), whiteouts"))
+    for i, label in enumerate(("layer 3 (top)", "layer 2", "layer 1 (bottom)")):
+        body.append(_box(20, 104 + i * 34, 560, 28, APP, f"lowerdir: {label} — read-only, shared by every container", size=11))
+    body.append(_text(300, 220, "a read looks top-down and takes the first hit; a write goes only to upperdir", size=11, italic=True))
+    return _svg(600, 230, body)
