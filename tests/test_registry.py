@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 import threading
 
 import pytest
@@ -246,3 +248,22 @@ def test_registry_client_answers_ping_and_head(registry: rs.LocalRegistry, image
     assert not client.blob_exists("interop/busybox", "sha256:" + "0" * 64)
     assert client.get_manifest("interop/busybox", digest)[2] == digest
 
+
+
+def test_layers_stack_in_a_user_namespace_too(images: dict[str, str]) -> None:
+    """--userns private: each layer directory is shifted to the namespace's root; whiteouts and opaque directories still apply."""
+    base = tempfile.mkdtemp(prefix="minictr-userns-", dir="/tmp")  # searchable by the namespace's root (uid 100000)
+    try:
+        os.chmod(base, 0o711)
+        data, state = os.path.join(base, "data"), os.path.join(base, "run")
+        for path in (data, state):
+            os.mkdir(path, 0o711)
+        store = ImageStore(os.path.join(data, "images"))
+        pull(store, images["multi"])
+        script = "ls /etc/gone 2>&1; ls /data; cat /top; touch /data/mine && echo writable"
+        ran = run_cli("run", "--userns", "private", "-u", "root", images["multi"], "sh", "-c", script, data_root=data, state_root=state)
+        assert ran.stdout.splitlines() == ["ls: /etc/gone: No such file or directory", "new", "plain tar layer", "writable"], ran.stderr
+        shifted = [n for n in os.listdir(layer_dirs.layers_root(store)) if ".shift-" in n]
+        assert len(shifted) == 4 and all(os.stat(os.path.join(layer_dirs.layers_root(store), n)).st_uid == 100000 for n in shifted)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
