@@ -30,14 +30,15 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
+    from .network.attach import Plan
+
 from . import paths
-from .errors import ContainerError, ImageNotFound, UsageError
+from .errors import ContainerError, ImageNotFound, MinictrError, UsageError
 from .images.store import Image, ImageStore
 from .process.parent import ContainerProcess, spawn
 from .spec import DEFAULT_NAMESPACES, DEFAULT_PATH, PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec, parse_id_map
 
 ISOLATIONS = ("full", "chroot")
-NETWORKS = ("none", "host")
 USERNS_MODES = ("host", "private")
 
 #: Where ``--userns private`` maps the container's ids on the host (as podman's default range).
@@ -56,7 +57,11 @@ class RunOptions:
     hostname: str | None = None
     domainname: str | None = None
     init: bool = False
-    network: str = "none"
+    network: str | None = None  # none, host, container:ID, bridge or a network's name; default: bridge (none rootless)
+    name: str | None = None
+    network_aliases: list[str] = field(default_factory=list)
+    publish: list[str] = field(default_factory=list)
+    publish_all: bool = False
     userns: str = "host"
     uidmap: list[str] = field(default_factory=list)
     gidmap: list[str] = field(default_factory=list)
@@ -177,8 +182,10 @@ def id_mappings(options: RunOptions) -> tuple[list[dict[str, int]], list[dict[st
     return None
 
 
-def container_spec(image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str = "") -> dict[str, Any]:
-    """The OCI runtime-spec config for one container of ``image``."""
+def container_spec(
+    image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str = "", network: Plan | None = None
+) -> dict[str, Any]:
+    """The OCI runtime-spec config for one container of ``image``; ``network`` adds /etc files and a joined namespace."""
     config = image.config.get("config", {})
     args = command_for(config, command, options.entrypoint)
     if not args:
@@ -187,9 +194,7 @@ def container_spec(image: Image, rootfs: str, command: list[str], options: RunOp
     cwd = options.workdir or config.get("WorkingDir") or "/"
     if options.isolation == "chroot":
         return default_spec(rootfs, args, env=env, cwd=cwd, mounts=[PROC_MOUNT])
-    if options.network not in NETWORKS:
-        raise UsageError(f"--network {options.network!r}: choose one of {', '.join(NETWORKS)} (bridge networks come later)")
-    kinds = [k for k in DEFAULT_NAMESPACES if not (k == "network" and options.network == "host")]
+    kinds = [k for k in DEFAULT_NAMESPACES if not (k == "network" and network and network.mode == "host")]
     maps = id_mappings(options)
     if maps:
         kinds.insert(0, "user")
@@ -208,6 +213,11 @@ def container_spec(image: Image, rootfs: str, command: list[str], options: RunOp
     )  # fmt: skip
     if options.domainname:
         spec["domainname"] = options.domainname
+    if network:
+        spec["mounts"].extend(network.mounts)
+        for entry in spec["linux"]["namespaces"]:
+            if entry["type"] == "network" and network.namespace_path:
+                entry["path"] = network.namespace_path  # --network container:ID joins its namespace
     return spec
 
 
@@ -230,22 +240,40 @@ def containers_dir(state_root: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def container_directory(state_root: str | None, keep: bool = False) -> Iterator[str]:
-    """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``."""
+def container_directory(state_root: str | None, keep: bool = False, name: str | None = None) -> Iterator[str]:
+    """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``.
+
+    ``name`` (``--name``) must not be taken by another live container.
+    """
     base = containers_dir(state_root)
     with _locked(base):  # a directory is never seen without its state.json
         remove_stale(base, locked=True)
+        if name:
+            for other in os.listdir(base):
+                if read_state(os.path.join(base, other)).get("name") == name:
+                    raise UsageError(f"--name {name!r} is already in use by container {other}")
         directory = os.path.join(base, os.urandom(6).hex())
         os.makedirs(directory)
         os.chmod(directory, 0o711)
-        write_state(directory, {"id": os.path.basename(directory), "pid": os.getpid(), "start": _start_time(os.getpid())})
+        state = {"id": os.path.basename(directory), "pid": os.getpid(), "start": _start_time(os.getpid())}
+        write_state(directory, {**state, "name": name} if name else state)
     try:
         yield directory
     except BaseException:
-        remove_tree(directory)
+        release_directory(directory)
         raise
     if not keep:
-        remove_tree(directory)
+        release_directory(directory)
+
+
+def release_directory(directory: str) -> None:
+    """Give back what a finished container held on the host (its network), then remove its directory."""
+    network = read_state(directory).get("network")
+    if network and network.get("mode") == "bridge":
+        from .network.attach import disconnect
+
+        disconnect(network)
+    remove_tree(directory)
 
 
 def remove_tree(path: str) -> None:
@@ -311,7 +339,11 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
         state = read_state(directory)
         if state and _alive(state["pid"], state.get("start", "")):
             continue
-        remove_tree(directory)
+        try:
+            release_directory(directory)
+        except MinictrError as exc:  # kept, and tried again next time
+            print(f"minictr: warning: cleaning up {name}: {exc}", file=sys.stderr)
+            continue
         removed.append(directory)
     return removed
 
@@ -401,43 +433,90 @@ def run(
     root_owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
     if root_owner:
         lower = shifted_rootfs(lower, root_owner)
-    with container_directory(state_root, keep=options.detach) as directory:
+    with container_directory(state_root, keep=options.detach, name=options.name) as directory:
         container_id = os.path.basename(directory)
         overlay = prepare_root(directory, lower, root_owner)
-        spec = container_spec(image, os.path.join(directory, "rootfs"), command or [], options, container_id)
-        if options.detach:
-            log = open(os.path.join(directory, "container.log"), "ab")
-            streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
-        else:
-            pipe = subprocess.PIPE if capture else None
-            streams = {"stdout": pipe, "stderr": pipe}
+        network = None
+        if options.isolation == "full":
+            network = network_plan(directory, options, image.config, root_owner)
         try:
-            process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, **streams)
-        except ContainerError as exc:
-            if overlay is None or exc.step != "mount_overlay":
-                raise
-            # overlayfs refused this upper directory (e.g. it is itself on overlayfs): copy instead
-            os.rmdir(os.path.join(directory, "rootfs"))
-            copy_tree(lower, os.path.join(directory, "rootfs"))
-            process = spawn(spec, die_with_parent=not options.detach, init=options.init, **streams)
-        if options.detach:
-            process.start()
-            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
-            return Finished(0, id=container_id, note=process.note)
-        with _forward_signals(process):
-            process.start()
-            # recorded like a detached one, so that exec and kill reach it too
-            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
-            out, err, code = process.communicate()
+            return _start(directory, image, lower, overlay, command or [], options, capture, network)
+        except BaseException:
+            if network:
+                with contextlib.suppress(BaseException):
+                    network.wait()  # its thread must be done before the clean-up reads state.json
+            raise
+
+
+def network_plan(directory: str, options: RunOptions, image_config: dict[str, Any], owner: int) -> Plan:
+    """Check the network options and start the container's network work (see :mod:`minictr.network.attach`)."""
+    from .network.attach import plan
+
+    mode = options.network or ("bridge" if os.geteuid() == 0 else "none")  # rootless: no bridge without root
+    hostname = options.hostname or os.path.basename(directory)[:12]
+    return plan(
+        directory, mode, hostname=hostname, name=options.name, aliases=options.network_aliases,
+        publish=options.publish, publish_all=options.publish_all, image_config=image_config, owner=owner,
+    )  # fmt: skip
+
+
+def _start(
+    directory: str, image: Image, lower: str, overlay: dict[str, Any] | None, command: list[str], options: RunOptions,
+    capture: bool, network: Plan | None,
+) -> Finished:
+    """Spawn the container in ``directory``, wire its network, start it; wait unless detached."""
+    container_id = os.path.basename(directory)
+    spec = container_spec(image, os.path.join(directory, "rootfs"), command, options, container_id, network)
+    netlink = bool(network and network.needs_netlink)
+    if options.detach:
+        log = open(os.path.join(directory, "container.log"), "ab")
+        streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
+    else:
+        pipe = subprocess.PIPE if capture else None
+        streams = {"stdout": pipe, "stderr": pipe}
+    try:
+        process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, netlink=netlink, **streams)
+    except ContainerError as exc:
+        if overlay is None or exc.step != "mount_overlay":
+            raise
+        # overlayfs refused this upper directory (e.g. it is itself on overlayfs): copy instead
+        os.rmdir(os.path.join(directory, "rootfs"))
+        copy_tree(lower, os.path.join(directory, "rootfs"))
+        process = spawn(spec, die_with_parent=not options.detach, init=options.init, netlink=netlink, **streams)
+    if network and network.needs_netlink:
+        from .network.attach import connect
+
+        try:
+            connect(network, process)
+        except BaseException:
+            process.kill()
+            raise
+    if options.detach:
+        process.start()
+        _record_started(directory, process, spec)
+        return Finished(0, id=container_id, note=process.note)
+    with _forward_signals(process):
+        process.start()
+        _record_started(directory, process, spec)  # recorded like a detached one, so that exec and kill reach it too
+        out, err, code = process.communicate()
     return Finished(code, out, err, container_id, process.note)
 
 
+def _record_started(directory: str, process: ContainerProcess, spec: dict[str, Any]) -> None:
+    """state.json once the program runs: its PID 1 now owns the directory (the network entry stays)."""
+    state = read_state(directory)
+    state.update(pid=process.pid, start=_start_time(process.pid), spec=spec)
+    write_state(directory, state)
+
+
 def find(container: str, state_root: str | None = None) -> dict[str, Any]:
-    """The state of a running (detached) container, by id or unique id prefix."""
+    """The state of a running container, by name (``--name``), id or unique id prefix."""
     base = containers_dir(state_root)
     remove_stale(base)
-    matches = [name for name in os.listdir(base) if name.startswith(container)] if container else []
-    states = [s for s in (read_state(os.path.join(base, name)) for name in matches) if s.get("spec")]
+    running = [s for s in (read_state(os.path.join(base, name)) for name in os.listdir(base)) if s.get("spec")]
+    states = [s for s in running if s.get("name") == container]
+    if not states:
+        states = [s for s in running if container and s["id"].startswith(container)]
     if len(states) != 1:
         what = "no such container" if not states else "more than one container matches"
         raise UsageError(f"{what}: {container!r}")
