@@ -253,9 +253,10 @@ def _ensure_up(store: NetworkStore, network: Network) -> Network:
         store.save(network)
     elif clash:
         raise MinictrError(f"network {network.name}: its subnet {network.subnet} overlaps {clash} on this host now")
+    first = not links.minictr_bridges()
     links.enable_forwarding()
     links.bridge_up(network.bridge, network.gateway, network.prefixlen, network.mtu)
-    firewall.add_bridge(network.bridge)
+    firewall.add_bridge(network.bridge, first)
     return network
 
 

@@ -142,9 +142,16 @@ def _plain(element: Any) -> Any:
     return element
 
 
-def add_bridge(bridge: str) -> None:
-    """Masquerade and isolate a network: its bridge joins ``bridges`` and ``same``."""
-    _run(f'add element ip {TABLE} bridges {{ "{bridge}" }}\nadd element ip {TABLE} same {{ "{bridge}" . "{bridge}" }}\n', f"adding bridge {bridge}")
+def add_bridge(bridge: str, first: bool = False) -> None:
+    """Masquerade and isolate a network: its bridge joins ``bridges`` and ``same``.
+
+    ``first``: no other minictr bridge is up, so the table is probably gone too;
+    try to create it in the same transaction (one ``nft`` run instead of three).
+    """
+    elements = f'add element ip {TABLE} bridges {{ "{bridge}" }}\nadd element ip {TABLE} same {{ "{bridge}" . "{bridge}" }}\n'
+    if first and nft(f"create table ip {TABLE}\n{RULESET}{elements}").returncode == 0:
+        return
+    _run(elements, f"adding bridge {bridge}")
 
 
 def port_key(port: dict[str, Any]) -> str:
@@ -182,6 +189,8 @@ def withdraw(bridges: list[str] = [], ports: list[dict[str, Any]] = [], drop_if_
     With ``drop_if_empty`` the whole table goes once nothing is left in it
     (the caller holds the host lock, so nobody adds meanwhile).
     """
+    if not bridges and not ports:
+        return
     now = snapshot()
     if not now:
         return

@@ -71,12 +71,14 @@ def _port_text(port: dict[str, Any]) -> str:
 
 
 def remove(state_root: str, name: str) -> None:
-    """``network rm``: only a user network, and only when no container uses it."""
+    """``network rm``: only a user network, and only when no container uses it (dead ones are swept first)."""
+    from ..container import containers_dir, remove_stale
     from .attach import live_leases, settle
 
     store = NetworkStore(state_root)
     if name == DEFAULT_NETWORK:
         raise UsageError(f"network rm: {name!r} is the default network and cannot be removed")
+    remove_stale(containers_dir(state_root))
     with host_lock():
         store.get(name)
         live = live_leases(store, name)

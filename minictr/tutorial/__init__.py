@@ -12,7 +12,8 @@ The modules follow the curriculum:
 - ``containers``  running containers: a function or a command inside, removing them
 - ``checking``    running the learner's function in a child, and the :class:`Verdict`
 - ``pictures``    the SVG pictures
-- ``welcome`` (00), ``ex_chroot`` (01), ``mounts`` (02), ``uts_ipc`` (03), ``pid`` (04), ``users`` (05):
+- ``welcome`` (00), ``ex_chroot`` (01), ``mounts`` (02), ``uts_ipc`` (03), ``pid`` (04), ``users`` (05),
+  ``network`` (06, with ``netlab``, the network it builds by hand in a child process):
   each notebook's own helpers, its exercise check and reference solution
 - ``solutions``   every reference solution, by exercise name
 
@@ -30,6 +31,7 @@ from .common import (
 )
 from .containers import call_in, exec_in, exec_output, pid_of, remove_container
 from .ex_chroot import check_enter_root, interfaces, judge_enter_root
+from .network import check_next_address, judge_next_address, links_of, network_lab, svg_network
 from .mounts import check_pivot_into, judge_pivot_into, mount_points, propagation
 from .pictures import (
     svg_chroot_tree, svg_id_map, svg_pid_trees, svg_pivot_root, svg_process_model, svg_vm_vs_containers,
@@ -45,12 +47,12 @@ from .welcome import check_my_namespaces, judge_my_namespaces
 
 __all__ = [
     "MINICTR", "USUAL_ROOT", "HostLacks", "RootlessUser", "Verdict", "alive", "brief", "call_in", "caught_signals",
-    "check_count_zombies", "check_enter_root", "check_id_maps", "check_my_namespaces", "check_new_uts",
+    "check_count_zombies", "check_enter_root", "check_id_maps", "check_my_namespaces", "check_new_uts", "check_next_address",
     "check_pivot_into", "children", "clean", "comm", "exec_in", "exec_output", "have", "interfaces",
-    "judge_count_zombies", "judge_enter_root", "judge_id_maps", "judge_my_namespaces", "judge_new_uts",
-    "judge_pivot_into", "kill_container", "leftovers", "minictr", "minictr_command", "mount_points", "picture",
+    "judge_count_zombies", "judge_enter_root", "judge_id_maps", "judge_my_namespaces", "judge_new_uts", "judge_next_address",
+    "judge_pivot_into", "kill_container", "leftovers", "links_of", "minictr", "minictr_command", "mount_points", "network_lab", "picture",
     "pid_of", "pid_table", "process_tree", "propagation", "reference", "remove_container", "remove_tree", "require",
-    "run_in_child", "show_source", "solution", "status", "stop", "svg_chroot_tree", "svg_id_map", "svg_pid_trees",
+    "run_in_child", "show_source", "solution", "status", "stop", "svg_chroot_tree", "svg_id_map", "svg_network", "svg_pid_trees",
     "svg_pivot_root", "svg_process_model", "svg_vm_vs_containers", "wait_for_child", "wait_for_descendant",
     "wait_until", "workdir", "zombies",
 ]  # fmt: skip
