@@ -5,6 +5,7 @@
     minictr kill [-s SIGNAL] CONTAINER
     minictr pull | push | images | rmi | tag | commit | save | load | login | logout  (cli_images.py)
     minictr image build-busybox | inspect | ls | rm | tag | pull | prune
+    minictr network create [--subnet CIDR] [--gateway IP] NAME | ls | inspect NAME... | rm NAME... | prune
     minictr doctor [--json]
 
 Errors print one line and exit 125 (Docker's "the runtime itself failed");
@@ -15,6 +16,7 @@ through; 126 and 127 mean its program could not be run or was not found.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -57,7 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-h", "--hostname", help="the container's hostname (default: its id)")
     run.add_argument("--domainname", help="the container's NIS domain name")
     run.add_argument("--init", action="store_true", help="run a minimal init as PID 1 that reaps zombies and forwards signals")
-    run.add_argument("--network", "--net", default="none", help="none (only lo, the default) or host")
+    run.add_argument("--network", "--net", help="bridge (the default; none when rootless), none (only lo), host, "
+                     "container:NAME|ID (share its network) or the name of a network from 'minictr network create'")
+    run.add_argument("--name", help="a name for the container (unique; other members of its network resolve it)")
+    run.add_argument("--network-alias", action="append", default=[], metavar="ALIAS", help="another name on a user-defined network")
+    run.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:][HOST_PORT:]PORT[/PROTO]",
+                     help="publish a container port on the host (tcp or udp)")
+    run.add_argument("-P", "--publish-all", action="store_true", help="publish every port the image exposes on free host ports")
     run.add_argument("--userns", default="host", help="host (no user namespace) or private (root inside is uid 100000 outside)")
     run.add_argument("--uidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container uids to host uids")
     run.add_argument("--gidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container gids to host gids")
@@ -100,11 +108,73 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(handler=cmd_images)
     add_image_subcommands(image_commands)
 
+    add_network_commands(commands)
+
     doctor = commands.add_parser("doctor", help="report what this host allows")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.add_argument("--registry", metavar="HOST:PORT", help="also check that this registry answers")
     doctor.set_defaults(handler=cmd_doctor)
     return parser
+
+
+def add_network_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``minictr network create | ls | inspect | rm | prune``."""
+    network = commands.add_parser("network", help="manage bridge networks")
+    sub = network.add_subparsers(dest="network_command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    create = sub.add_parser("create", help="create a bridge network (its bridge appears with its first container)")
+    create.add_argument("--subnet", metavar="CIDR", help="IPv4 subnet, e.g. 10.90.0.0/24 (default: a free /24 of 10.88.0.0/16)")
+    create.add_argument("--gateway", metavar="IP", help="the bridge's address (default: the subnet's first)")
+    create.add_argument("name", metavar="NAME")
+    create.set_defaults(handler=cmd_network)
+    ls = sub.add_parser("ls", help="list networks")
+    ls.add_argument("-q", "--quiet", action="store_true", help="only show names")
+    ls.set_defaults(handler=cmd_network)
+    inspect = sub.add_parser("inspect", help="show networks as JSON: subnet, bridge, members")
+    inspect.add_argument("names", nargs="+", metavar="NAME")
+    inspect.set_defaults(handler=cmd_network)
+    rm = sub.add_parser("rm", help="remove networks that no container uses")
+    rm.add_argument("names", nargs="+", metavar="NAME")
+    rm.set_defaults(handler=cmd_network)
+    prune = sub.add_parser("prune", help="clean up after dead containers and remove unused networks")
+    prune.set_defaults(handler=cmd_network)
+
+
+def cmd_network(args: argparse.Namespace) -> int:
+    """``minictr network ...``."""
+    from . import paths
+    from .network import manage
+
+    root = args.root or paths.state_root()
+    if args.network_command == "create":
+        print(manage.create(root, args.name, args.subnet, args.gateway).id)
+    elif args.network_command == "ls":
+        rows = manage.listing(root)
+        if args.quiet:
+            print("\n".join(row["NAME"] for row in rows))
+        else:
+            _print_table(rows)
+    elif args.network_command == "inspect":
+        print(json.dumps([manage.inspect(root, name) for name in args.names], indent=2))
+    elif args.network_command == "rm":
+        for name in args.names:
+            manage.remove(root, name)
+            print(name)
+    else:
+        for name in manage.prune(root):
+            print(name)
+    return 0
+
+
+def _print_table(rows: list[dict[str, str]]) -> None:
+    """Rows of equal keys as Docker prints them: aligned columns, a header."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    widths = [max(len(k), *(len(row[k]) for row in rows)) for k in keys]
+    print("   ".join(k.ljust(w) for k, w in zip(keys, widths)).rstrip())
+    for row in rows:
+        print("   ".join(row[k].ljust(w) for k, w in zip(keys, widths)).rstrip())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -113,7 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(
         isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,
-        hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network,
+        hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network, name=args.name,
+        network_aliases=args.network_alias, publish=args.publish, publish_all=args.publish_all,
         userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume,
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
         pull=args.pull,

@@ -31,14 +31,15 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
+    from .network.attach import Plan
+
 from . import paths
-from .errors import ContainerError, ImageNotFound, UsageError
+from .errors import ContainerError, ImageNotFound, MinictrError, UsageError
 from .images.store import Image, ImageStore
 from .process.parent import ContainerProcess, spawn
 from .spec import DEFAULT_NAMESPACES, DEFAULT_PATH, PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec, parse_id_map
 
 ISOLATIONS = ("full", "chroot")
-NETWORKS = ("none", "host")
 USERNS_MODES = ("host", "private")
 
 #: Where ``--userns private`` maps the container's ids on the host (as podman's default range).
@@ -57,7 +58,11 @@ class RunOptions:
     hostname: str | None = None
     domainname: str | None = None
     init: bool = False
-    network: str = "none"
+    network: str | None = None  # none, host, container:ID, bridge or a network's name; default: bridge (none rootless)
+    name: str | None = None
+    network_aliases: list[str] = field(default_factory=list)
+    publish: list[str] = field(default_factory=list)
+    publish_all: bool = False
     userns: str = "host"
     uidmap: list[str] = field(default_factory=list)
     gidmap: list[str] = field(default_factory=list)
@@ -226,10 +231,16 @@ def id_mappings(options: RunOptions) -> tuple[list[dict[str, int]], list[dict[st
     return None
 
 
-def container_spec(image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str = "",
-                   lowers: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
-    """The OCI runtime-spec config for one container of ``image`` (``lowers``: its directories, to look up users)."""
-    spec = _container_spec(image, rootfs, command, options, container_id)
+def container_spec(
+    image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str = "",
+    lowers: list[str] | None = None, network: Plan | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The OCI runtime-spec config for one container of ``image``.
+
+    ``lowers`` are its image's directories (to look users up in /etc/passwd);
+    ``network`` adds the /etc files and, for ``container:ID``, a joined namespace.
+    """
+    spec = _container_spec(image, rootfs, command, options, container_id, network)
     user = options.user if options.user is not None else image.config.get("config", {}).get("User", "")
     if user:
         from .images.layers import read_file
@@ -240,7 +251,9 @@ def container_spec(image: Image, rootfs: str, command: list[str], options: RunOp
     return spec
 
 
-def _container_spec(image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str) -> dict[str, Any]:
+def _container_spec(
+    image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str, network: Plan | None
+) -> dict[str, Any]:
     config = image.config.get("config", {})
     args = command_for(config, command, options.entrypoint)
     if not args:
@@ -249,9 +262,7 @@ def _container_spec(image: Image, rootfs: str, command: list[str], options: RunO
     cwd = options.workdir or config.get("WorkingDir") or "/"
     if options.isolation == "chroot":
         return default_spec(rootfs, args, env=env, cwd=cwd, mounts=[PROC_MOUNT])
-    if options.network not in NETWORKS:
-        raise UsageError(f"--network {options.network!r}: choose one of {', '.join(NETWORKS)} (bridge networks come later)")
-    kinds = [k for k in DEFAULT_NAMESPACES if not (k == "network" and options.network == "host")]
+    kinds = [k for k in DEFAULT_NAMESPACES if not (k == "network" and network and network.mode == "host")]
     maps = id_mappings(options)
     if maps:
         kinds.insert(0, "user")
@@ -270,6 +281,11 @@ def _container_spec(image: Image, rootfs: str, command: list[str], options: RunO
     )  # fmt: skip
     if options.domainname:
         spec["domainname"] = options.domainname
+    if network:
+        spec["mounts"].extend(network.mounts)
+        for entry in spec["linux"]["namespaces"]:
+            if entry["type"] == "network" and network.namespace_path:
+                entry["path"] = network.namespace_path  # --network container:ID joins its namespace
     return spec
 
 
@@ -292,22 +308,40 @@ def containers_dir(state_root: str | None = None) -> str:
 
 
 @contextlib.contextmanager
-def container_directory(state_root: str | None, keep: bool = False) -> Iterator[str]:
-    """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``."""
+def container_directory(state_root: str | None, keep: bool = False, name: str | None = None) -> Iterator[str]:
+    """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``.
+
+    ``name`` (``--name``) must not be taken by another live container.
+    """
     base = containers_dir(state_root)
     with _locked(base):  # a directory is never seen without its state.json
         remove_stale(base, locked=True)
+        if name:
+            for other in os.listdir(base):
+                if read_state(os.path.join(base, other)).get("name") == name:
+                    raise UsageError(f"--name {name!r} is already in use by container {other}")
         directory = os.path.join(base, os.urandom(6).hex())
         os.makedirs(directory)
         os.chmod(directory, 0o711)
-        write_state(directory, {"id": os.path.basename(directory), "pid": os.getpid(), "start": _start_time(os.getpid())})
+        state = {"id": os.path.basename(directory), "pid": os.getpid(), "start": _start_time(os.getpid())}
+        write_state(directory, {**state, "name": name} if name else state)
     try:
         yield directory
     except BaseException:
-        remove_tree(directory)
+        release_directory(directory)
         raise
     if not keep:
-        remove_tree(directory)
+        release_directory(directory)
+
+
+def release_directory(directory: str) -> None:
+    """Give back what a finished container held on the host (its network), then remove its directory."""
+    network = read_state(directory).get("network")
+    if network and network.get("mode") == "bridge":
+        from .network.attach import disconnect
+
+        disconnect(network)
+    remove_tree(directory)
 
 
 def remove_tree(path: str) -> None:
@@ -373,7 +407,11 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
         state = read_state(directory)
         if state and _alive(state["pid"], state.get("start", "")):
             continue
-        remove_tree(directory)
+        try:
+            release_directory(directory)
+        except MinictrError as exc:  # kept, and tried again next time
+            print(f"minictr: warning: cleaning up {name}: {exc}", file=sys.stderr)
+            continue
         removed.append(directory)
     return removed
 
@@ -472,14 +510,23 @@ def run(
     holding.enter_context(store.in_use())  # until state.json names the layers, prune must wait
     try:
         lowers = root_layers(store, image, root_owner)
-        with container_directory(state_root, keep=options.detach) as directory:
+        with container_directory(state_root, keep=options.detach, name=options.name) as directory:
             container_id = os.path.basename(directory)
             overlay = prepare_root(directory, lowers, root_owner)
-            spec = container_spec(image, os.path.join(directory, "rootfs"), command or [], options, container_id, lowers)
             record = image_record(image, lowers, overlay, root_owner)
-            write_state(directory, {**read_state(directory), **record})
+            write_state(directory, {**read_state(directory), **record})  # before the network's thread writes too
             holding.close()
-            return _start(directory, store, image, spec, overlay, options, capture, record, root_owner)
+            network = None
+            if options.isolation == "full":
+                network = network_plan(directory, options, image.config, root_owner)
+            try:
+                spec = container_spec(image, os.path.join(directory, "rootfs"), command or [], options, container_id, lowers, network)
+                return _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network)
+            except BaseException:
+                if network:
+                    with contextlib.suppress(BaseException):
+                        network.wait()  # its thread must be done before the clean-up reads state.json
+                raise
     finally:
         holding.close()
 
@@ -495,10 +542,25 @@ def image_record(image: Image, lowers: list[str], overlay: dict[str, Any] | None
     }  # fmt: skip
 
 
-def _start(directory: str, store: ImageStore, image: Image, spec: dict[str, Any], overlay: dict[str, Any] | None,
-           options: RunOptions, capture: bool, record: dict[str, Any], root_owner: int) -> Finished:  # fmt: skip
-    """Spawn the container described by ``spec`` in ``directory``, start it, and wait unless detached."""
+def network_plan(directory: str, options: RunOptions, image_config: dict[str, Any], owner: int) -> Plan:
+    """Check the network options and start the container's network work (see :mod:`minictr.network.attach`)."""
+    from .network.attach import plan
+
+    mode = options.network or ("bridge" if os.geteuid() == 0 else "none")  # rootless: no bridge without root
+    hostname = options.hostname or os.path.basename(directory)[:12]
+    return plan(
+        directory, mode, hostname=hostname, name=options.name, aliases=options.network_aliases,
+        publish=options.publish, publish_all=options.publish_all, image_config=image_config, owner=owner,
+    )  # fmt: skip
+
+
+def _start(
+    directory: str, store: ImageStore, image: Image, spec: dict[str, Any], overlay: dict[str, Any] | None,
+    options: RunOptions, capture: bool, record: dict[str, Any], root_owner: int, network: Plan | None,
+) -> Finished:  # fmt: skip
+    """Spawn the container described by ``spec`` in ``directory``, wire its network, start it; wait unless detached."""
     container_id = os.path.basename(directory)
+    netlink = bool(network and network.needs_netlink)
     if options.detach:
         log = open(os.path.join(directory, "container.log"), "ab")
         streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
@@ -506,7 +568,7 @@ def _start(directory: str, store: ImageStore, image: Image, spec: dict[str, Any]
         pipe = subprocess.PIPE if capture else None
         streams = {"stdout": pipe, "stderr": pipe}
     try:
-        process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, **streams)
+        process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, netlink=netlink, **streams)
     except ContainerError as exc:
         if overlay is None or exc.step != "mount_overlay":
             raise
@@ -515,26 +577,42 @@ def _start(directory: str, store: ImageStore, image: Image, spec: dict[str, Any]
         flat = unpacked_rootfs(store, image)
         copy_tree(shifted_rootfs(flat, root_owner) if root_owner else flat, os.path.join(directory, "rootfs"))
         record = {**record, "upperdir": ""}
-        process = spawn(spec, die_with_parent=not options.detach, init=options.init, **streams)
-    state = {"id": container_id, **record, "spec": spec}
+        process = spawn(spec, die_with_parent=not options.detach, init=options.init, netlink=netlink, **streams)
+    if network and network.needs_netlink:
+        from .network.attach import connect
+
+        try:
+            connect(network, process)
+        except BaseException:
+            process.kill()
+            raise
     if options.detach:
         process.start()
-        write_state(directory, {**state, "pid": process.pid, "start": _start_time(process.pid)})
+        _record_started(directory, process, spec, record)
         return Finished(0, id=container_id, note=process.note)
     with _forward_signals(process):
         process.start()
-        # recorded like a detached one, so that exec and kill reach it too
-        write_state(directory, {**state, "pid": process.pid, "start": _start_time(process.pid)})
+        _record_started(directory, process, spec, record)  # recorded like a detached one, so that exec and kill reach it too
         out, err, code = process.communicate()
     return Finished(code, out, err, container_id, process.note)
 
 
+def _record_started(directory: str, process: ContainerProcess, spec: dict[str, Any], record: dict[str, Any]) -> None:
+    """state.json once the program runs: its PID 1 now owns the directory (the network entry stays)."""
+    state = read_state(directory)
+    state.update(record)
+    state.update(pid=process.pid, start=_start_time(process.pid), spec=spec)
+    write_state(directory, state)
+
+
 def find(container: str, state_root: str | None = None) -> dict[str, Any]:
-    """The state of a running (detached) container, by id or unique id prefix."""
+    """The state of a running container, by name (``--name``), id or unique id prefix."""
     base = containers_dir(state_root)
     remove_stale(base)
-    matches = [name for name in os.listdir(base) if name.startswith(container)] if container else []
-    states = [s for s in (read_state(os.path.join(base, name)) for name in matches) if s.get("spec")]
+    running = [s for s in (read_state(os.path.join(base, name)) for name in os.listdir(base)) if s.get("spec")]
+    states = [s for s in running if s.get("name") == container]
+    if not states:
+        states = [s for s in running if container and s["id"].startswith(container)]
     if len(states) != 1:
         what = "no such container" if not states else "more than one container matches"
         raise UsageError(f"{what}: {container!r}")

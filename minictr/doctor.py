@@ -237,10 +237,27 @@ def _which(name: str) -> str | None:
 def _probe_firewall() -> Finding:
     nft, ipt = _which("nft"), _which("iptables")
     if nft:
-        return Finding("ok", f"nft at {nft}" + (f" (iptables also at {ipt})" if ipt else ""))
+        return Finding("ok", f"nft at {nft}: minictr's NAT and published ports live in the nftables table ip minictr")
     if ipt:
-        return Finding("ok", f"iptables at {ipt} (nft not found; nftables preferred)")
+        return Finding("missing", f"only iptables at {ipt}: minictr writes NAT and published ports with nft only")
     return Finding("missing", "neither nft nor iptables found: no NAT or published ports")
+
+
+def _probe_network() -> Finding:
+    try:
+        import pyroute2  # noqa: F401 - doctor may be slow; the container start path may not
+    except ImportError:
+        return Finding("missing", "pyroute2 is not installed: no bridge networks (--network none or host still work)")
+    from .network.links import host_networks
+    from .network.store import free_subnet
+
+    host = host_networks()
+    subnet = free_subnet(host)
+    seen = ", ".join(sorted({f"{net} ({device})" for net, device in host}))
+    with open("/proc/sys/net/ipv4/ip_forward", encoding="utf-8") as f:
+        forward = f.read().strip()
+    return Finding("ok", f"the default bridge network gets {subnet}, clear of this host's networks: {seen}; "
+                         f"net.ipv4.ip_forward = {forward} (on while a bridge network has containers)")
 
 
 def _probe_busybox() -> Finding:
@@ -300,6 +317,8 @@ def _probes(registry: str | None, timeout: float) -> list[Probe]:
         Probe("propagation", "propagation of /", ("02-mount-namespace",), "", _probe_propagation),
         Probe("firewall", "nftables or iptables", ("06-network",),
               "apt-get install nftables", _probe_firewall),
+        Probe("network", "bridge networks", ("06-network",),
+              "pip install pyroute2", _probe_network),
         Probe("busybox", "static busybox", NOTEBOOKS[:6],
               "apt-get install busybox-static", _probe_busybox),
         Probe("registry", "registry reachable", ("08-images",),

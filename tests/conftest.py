@@ -22,6 +22,7 @@ from minictr.container import image_store, unpacked_rootfs
 from minictr.images.busybox import build_busybox_image
 
 DEFAULT_CONTAINERS = "/run/minictr/containers"
+DEFAULT_NETWORKS = "/run/minictr/networks"
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -123,7 +124,25 @@ def _snapshot() -> dict[str, set[str]]:
                     processes.add(pid)
         except OSError:
             pass
-    return {"mounts": mounts, "processes": processes, "containers": containers}
+    return {"mounts": mounts, "processes": processes, "containers": containers, **_network_snapshot()}
+
+
+def _network_snapshot() -> dict[str, set[str]]:
+    """What minictr's networks leave on a host: interfaces, nft elements, leases, namespaces, forwarding."""
+    links = {name for name in os.listdir("/sys/class/net") if name.startswith(("mctr-", "mv-", "nb06-"))}
+    leases = set()
+    if os.path.isdir(DEFAULT_NETWORKS):
+        for network in os.listdir(DEFAULT_NETWORKS):
+            directory = os.path.join(DEFAULT_NETWORKS, network, "leases")
+            leases |= {f"{network}/{lease}" for lease in os.listdir(directory)} if os.path.isdir(directory) else set()
+    rules = set()
+    listed = subprocess.run(["nft", "list", "table", "ip", "minictr"], capture_output=True, text=True) if os.geteuid() == 0 else None
+    if listed is not None and listed.returncode == 0:
+        rules = {"table ip minictr"} | {line.strip() for line in listed.stdout.splitlines() if "elements" in line}
+    named = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    with open("/proc/sys/net/ipv4/ip_forward") as handle:
+        forwarding = {f"ip_forward={handle.read().strip()}"}
+    return {"links": links, "nft": rules, "leases": leases, "netns": named, "forwarding": forwarding}
 
 
 @pytest.fixture(scope="session", autouse=True)

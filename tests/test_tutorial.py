@@ -39,7 +39,8 @@ def test_importing_it_stays_light() -> None:
 
 
 def test_every_exercise_has_a_solution(capsys: pytest.CaptureFixture[str]) -> None:
-    for name in ("my_namespaces", "enter_root", "pivot_into", "new_uts", "count_zombies", "parse_id_map", "to_host", "container_diff"):
+    for name in ("my_namespaces", "enter_root", "pivot_into", "new_uts", "count_zombies", "parse_id_map", "to_host",
+                 "next_address", "container_diff"):
         tutorial.solution(name)
         assert capsys.readouterr().out.startswith(f"def {name}(")
     with pytest.raises(ValueError, match="no exercise named"):
@@ -50,6 +51,7 @@ def test_reference_solutions_pass_their_checks() -> None:
     assert tutorial.judge_my_namespaces(tutorial.reference("my_namespaces")).ok
     assert tutorial.judge_count_zombies(tutorial.reference("count_zombies")).ok
     assert tutorial.judge_id_maps(tutorial.reference("parse_id_map"), tutorial.reference("to_host")).ok
+    assert tutorial.judge_next_address(tutorial.reference("next_address")).ok
 
 
 def test_a_wrong_answer_is_explained() -> None:

@@ -15,7 +15,8 @@ never changes itself. They talk like this::
       |                                                |  set-up: hostname, mounts, /dev,
       |                                                |  pivot_root (or chroot), user
       |<--------------------------------------- READY -|  ... or ERROR {step, message, errno}
-      |   (the container now exists, waiting)          |
+      |   (the container now exists, waiting; with a   |  (+ a netlink socket of its new
+      |   bridge network the parent wires it now)      |   network namespace, if asked)
       |-- START -------------------------------------->|
       |                                                |  execve(process.args)
       |<------------- end of file: the program runs ---|  ... or ERROR {step: "exec", ...}
@@ -88,23 +89,33 @@ class Channel:
         """Wrap an inherited descriptor (in the child)."""
         return cls(socket.socket(fileno=fd))
 
-    def send(self, kind: Message, **payload: Any) -> None:
-        """Send one message."""
-        self.sock.send(json.dumps({"type": kind.value, **payload}).encode())
+    def send(self, kind: Message, fds: list[int] | None = None, **payload: Any) -> None:
+        """Send one message, with open file descriptors attached if ``fds`` (SCM_RIGHTS)."""
+        data = json.dumps({"type": kind.value, **payload}).encode()
+        if fds:
+            socket.send_fds(self.sock, [data], fds)
+        else:
+            self.sock.send(data)
 
     def receive(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """Receive one message; ``None`` means the other side closed its end."""
+        """Receive one message; ``None`` means the other side closed its end.
+
+        Descriptors sent with it arrive open in this process, listed under ``"fds"``.
+        """
         if timeout is not None:
             ready, _, _ = select.select([self.sock], [], [], timeout)
             if not ready:
                 raise ProtocolError("a message", f"nothing within {timeout:g} s")
         try:
-            raw = self.sock.recv(MAX_MESSAGE)
+            raw, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
         except ConnectionResetError:
             return None
         if not raw:
             return None
-        return json.loads(raw)
+        message = json.loads(raw)
+        if fds:
+            message["fds"] = fds
+        return message
 
     def expect(self, kind: Message, timeout: float | None = None) -> dict[str, Any]:
         """Wait for ``kind``; an ERROR from the child is raised as :class:`ContainerError`."""

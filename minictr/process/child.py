@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import socket
 import sys
 
 from .. import linux, namespaces, rootfs
@@ -57,6 +58,7 @@ class Setup:
         self.joined = {ns["type"]: ns["path"] for ns in entries if ns.get("path")}
         self.root_method = "chroot"
         self.root_note = ""
+        self.netlink: socket.socket | None = None
 
     @property
     def own_mounts(self) -> bool:
@@ -162,9 +164,16 @@ def set_hostname(setup: Setup) -> None:
 
 
 def loopback_up(setup: Setup) -> None:
-    """A new network namespace has only ``lo``, and it is down: bring it up."""
+    """A new network namespace has only ``lo``, and it is down: bring it up.
+
+    For a bridge network the parent configures ``eth0`` from outside; it needs
+    a netlink socket *in* this namespace, which it gets with READY. A socket
+    belongs to the namespace it was made in, wherever it travels.
+    """
     if "network" in setup.new:
         namespaces.loopback_up()
+        if setup.options.get("netlink"):
+            setup.netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)  # 0: NETLINK_ROUTE
 
 
 def private_mounts(setup: Setup) -> None:
@@ -403,7 +412,10 @@ def run(channel: Channel) -> None:
         except OSError as exc:
             where = f": {exc.filename!r}" if exc.filename else ""
             raise StepFailed(step.__name__, f"{step.__name__}: {exc.strerror}{where}", exc.errno) from exc
-    channel.send(Message.READY, pid=os.getpid(), root=setup.root_method, note=setup.root_note)
+    fds = [setup.netlink.fileno()] if setup.netlink else None
+    channel.send(Message.READY, fds, pid=os.getpid(), root=setup.root_method, note=setup.root_note)
+    if setup.netlink:
+        setup.netlink.close()
     channel.expect(Message.START)
     if config.get("call"):
         channel.send(Message.RESULT, value=call_function(config["call"]))

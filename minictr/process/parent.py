@@ -49,6 +49,7 @@ class ContainerProcess:
         self.init_pid: int | None = None
         self.root_method = ""
         self.note = ""
+        self.netlink_fd: int | None = None  # a netlink socket in its network namespace, when asked for
 
     @property
     def pid(self) -> int:
@@ -66,6 +67,13 @@ class ContainerProcess:
             raise
         finally:
             self.channel.close()
+            self.close_netlink()
+
+    def close_netlink(self) -> None:
+        """Close the netlink socket of the container's namespace, if we hold one."""
+        if self.netlink_fd is not None:
+            os.close(self.netlink_fd)
+            self.netlink_fd = None
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the program to exit and return its status the shell's way (128+N for signal N)."""
@@ -99,6 +107,7 @@ def spawn(
     call: dict[str, Any] | None = None,
     init: bool = False,
     join: int | None = None,
+    netlink: bool = False,
 ) -> ContainerProcess:
     """Create a container process from an OCI runtime-spec ``spec``; return it set up but not started.
 
@@ -112,6 +121,8 @@ def spawn(
     init as PID 1 that reaps zombies and passes signals on to the program.
     ``join`` is the host pid of a running container to enter instead of
     creating one (``exec``): its namespaces, then its root directory.
+    ``netlink`` asks the child for a netlink socket of its new network
+    namespace (``process.netlink_fd``), to wire a bridge network from outside.
     """
     channel, child_end = Channel.pair()
     try:
@@ -131,7 +142,7 @@ def spawn(
         child_end.close()
     process = ContainerProcess(popen, channel)
     try:
-        options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join}
+        options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join, "netlink": netlink}
         channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
         _wait_until_ready(process, spec)
     except BaseException:
@@ -159,6 +170,7 @@ def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any]) -> None:
             process.init_pid = message["pid"]
         elif kind == Message.READY.value:
             process.root_method, process.note = message.get("root", ""), message.get("note", "")
+            process.netlink_fd = (message.get("fds") or [None])[0]
             return
         else:
             raise ProtocolError("ready", kind)

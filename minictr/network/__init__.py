@@ -1,0 +1,18 @@
+"""Bridge networks: veth pairs, IP address management, NAT, published ports and names.
+
+One module per idea, importable on its own from a notebook:
+
+- :mod:`.store`     networks and leases on disk, the host-wide lock, subnets and addresses (IPAM)
+- :mod:`.links`     bridges, veth pairs, addresses and routes through netlink (pyroute2)
+- :mod:`.firewall`  the nftables table ``ip minictr``: masquerading, published ports, isolation
+- :mod:`.ports`     ``-p`` and ``-P``
+- :mod:`.names`     /etc/hosts, /etc/hostname, /etc/resolv.conf
+- :mod:`.attach`    a container joins and leaves its network (``minictr run --network``)
+- :mod:`.manage`    ``minictr network create | ls | inspect | rm | prune``
+
+Nothing here is imported by containers with ``--network none`` or ``host``
+beyond :mod:`.attach` and :mod:`.names`; pyroute2 only by bridge networks.
+"""
+
+#: The network a container joins when ``--network`` is not given (as Docker's ``bridge``).
+DEFAULT_NETWORK = "bridge"

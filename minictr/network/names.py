@@ -1,0 +1,105 @@
+"""Names: /etc/hosts, /etc/hostname and /etc/resolv.conf, written per container and bind-mounted in.
+
+Containers on the same user-defined network find each other by container
+name and by ``--network-alias`` through their /etc/hosts, which minictr
+rewrites for every member whenever one joins or leaves. That is all a
+container on one host needs; an embedded DNS server (Docker's 127.0.0.11)
+would be one more process per network, answering the same questions.
+As in Docker, the default network gives no names: only user-defined ones do.
+
+The files are rewritten *in place*: a bind mount pins the inode, so a
+rename-over would leave the container looking at the old file.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+FILES = ("hosts", "hostname", "resolv.conf")
+
+LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+def hosts_text(own_address: str | None, own_names: str, members: list[dict[str, Any]], network: str | None = None) -> str:
+    """The /etc/hosts of a container: localhost, its own address and names, then its network's members."""
+    lines = [LOCALHOST, f"{own_address or '127.0.1.1'}\t{own_names}\n"]
+    others = [m for m in members if m.get("address") != own_address]
+    if others:
+        lines.append(f"# containers on network {network} (kept current by minictr)\n")
+        for member in sorted(others, key=lambda m: tuple(int(x) for x in m["address"].split("."))):
+            names = names_of(member.get("hostname", ""), member.get("name"), member.get("aliases", []))
+            lines.append(f"{member['address']}\t{names}\n")
+    return "".join(lines)
+
+
+def names_of(hostname: str, name: str | None, aliases: list[str]) -> str:
+    """The names a container answers to: name, aliases, hostname (once each)."""
+    return " ".join(dict.fromkeys(n for n in (name, *aliases, hostname) if n))
+
+
+def resolv_text(host_network: bool = False) -> str:
+    """/etc/resolv.conf: the host's, without nameservers a container cannot reach (its own loopback).
+
+    On systemd-resolved hosts /etc/resolv.conf names only 127.0.0.53; the real
+    servers are in /run/systemd/resolve/resolv.conf, which Docker reads too.
+    With the host's network the host's file is right as it is.
+    """
+    text = _read("/etc/resolv.conf")
+    if host_network:
+        return text
+    if _only_loopback(text):
+        text = _read("/run/systemd/resolve/resolv.conf") or text
+    kept = [line for line in text.splitlines() if not _loopback_nameserver(line)]
+    if _only_loopback(text) or not any(line.split()[:1] == ["nameserver"] for line in kept):
+        kept.append("# the host's nameservers are on its loopback, which this container cannot reach")
+    return "\n".join(kept) + "\n"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def _loopback_nameserver(line: str) -> bool:
+    words = line.split()
+    return len(words) >= 2 and words[0] == "nameserver" and (words[1].startswith("127.") or words[1] == "::1")
+
+
+def _only_loopback(text: str) -> bool:
+    servers = [line for line in text.splitlines() if line.split()[:1] == ["nameserver"]]
+    return bool(servers) and all(_loopback_nameserver(line) for line in servers)
+
+
+def write_in_place(path: str, text: str, owner: int = 0) -> None:
+    """Replace a file's content without replacing the file (bind mounts follow the inode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        data = text.encode()
+        os.ftruncate(fd, 0)
+        os.write(fd, data)
+        if owner:
+            os.fchown(fd, owner, owner)
+    finally:
+        os.close(fd)
+
+
+def write_files(directory: str, hostname: str, hosts: str, resolv: str, owner: int = 0) -> list[dict[str, Any]]:
+    """Write the three files into the container's directory; return the OCI bind mounts that put them in /etc."""
+    mounts = []
+    for name, text in (("hosts", hosts), ("hostname", f"{hostname}\n"), ("resolv.conf", resolv)):
+        path = os.path.join(directory, name)
+        write_in_place(path, text, owner)
+        mounts.append(bind_file(path, f"/etc/{name}"))
+    return mounts
+
+
+def bind_file(source: str, destination: str) -> dict[str, Any]:
+    """An OCI bind mount of one file."""
+    return {"destination": destination, "type": "bind", "source": source, "options": ["rbind", "rprivate"]}

@@ -1,0 +1,266 @@
+"""Networks on disk, and IP address management (IPAM): who holds which address.
+
+Each network is a directory under the state root, beside the containers::
+
+    <state root>/networks/<name>/network.json     subnet, gateway, bridge name, MTU
+    <state root>/networks/<name>/leases/<ip>.json  one file per address in use
+
+A lease names its container (id, directory, name, aliases) and every host
+resource made for it (its veth, its published ports), so that it can be torn
+down by whoever finds it dead: :func:`live_leases` drops the leases of
+containers that died without cleaning up (``kill -9`` of minictr).
+
+All of it — definitions, leases, bridges, the firewall table, forwarding — is
+changed under one host-wide lock (:func:`host_lock`), since bridges, routes and
+the nftables table are shared by every state root on the host. Critical
+sections are a few milliseconds (files and a netlink call or two), so 20
+containers starting at once simply queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import re
+import shutil
+import threading
+from dataclasses import asdict, dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
+
+from ..errors import UsageError
+from . import DEFAULT_NETWORK
+
+#: Host-wide lock and records of the network layer (root only: bridges need CAP_NET_ADMIN).
+HOST_DIR = "/run/minictr-network"
+
+#: Names that are modes, not networks.
+RESERVED = ("bridge", "host", "none", "default")
+#: Where automatic subnets come from: /24s of 10.88.0.0/16 (podman's default range).
+POOL = ipaddress.ip_network("10.88.0.0/16")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+_thread_lock = threading.RLock()
+_depth = 0
+_handle: Any = None
+
+
+@contextlib.contextmanager
+def host_lock() -> Iterator[None]:
+    """Hold the host-wide network lock (re-entrant within this process, exclusive across processes)."""
+    global _depth, _handle
+    with _thread_lock:
+        if _depth == 0:
+            os.makedirs(HOST_DIR, mode=0o700, exist_ok=True)
+            _handle = open(os.path.join(HOST_DIR, "lock"), "a")
+            fcntl.flock(_handle, fcntl.LOCK_EX)
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+            if _depth == 0:
+                _handle.close()  # closing releases the flock
+                _handle = None
+
+
+@dataclass
+class Network:
+    """One bridge network: its address plan and the names of what it creates on the host."""
+
+    name: str
+    id: str
+    subnet: str
+    gateway: str
+    bridge: str
+    mtu: int = 1500
+    auto_subnet: bool = True  # chosen by minictr: may move if the host took it meanwhile
+    created: str = ""
+
+    @property
+    def user_defined(self) -> bool:
+        """Docker's rule: names resolve only on networks the user created, not on the default one."""
+        return self.name != DEFAULT_NETWORK
+
+    @property
+    def prefixlen(self) -> int:
+        """The subnet's prefix length (24 for a /24)."""
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+
+def _atomic_write(path: str, data: dict[str, Any]) -> None:
+    temp = f"{path}.tmp-{os.getpid()}"
+    with open(temp, "w") as handle:
+        json.dump(data, handle, indent=1)
+    os.rename(temp, path)
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+class NetworkStore:
+    """The networks of one state root."""
+
+    def __init__(self, state_root: str) -> None:
+        self.state_root = state_root
+        self.root = os.path.join(state_root, "networks")
+
+    def path(self, name: str) -> str:
+        """The directory of network ``name``."""
+        return os.path.join(self.root, name)
+
+    def names(self) -> list[str]:
+        """Every defined network, sorted."""
+        if not os.path.isdir(self.root):
+            return []
+        return sorted(n for n in os.listdir(self.root) if os.path.isfile(os.path.join(self.root, n, "network.json")))
+
+    def get(self, name: str) -> Network:
+        """Network ``name``; the default network is defined on first use."""
+        data = _read_json(os.path.join(self.path(name), "network.json"))
+        if data:
+            return Network(**data)
+        if name == DEFAULT_NETWORK:
+            return self.create(DEFAULT_NETWORK)
+        raise UsageError(f"network {name!r} not found (minictr network ls lists them)")
+
+    def all(self) -> list[Network]:
+        """Every defined network."""
+        return [self.get(name) for name in self.names()]
+
+    def save(self, network: Network) -> None:
+        """Write ``network.json`` atomically."""
+        _atomic_write(os.path.join(self.path(network.name), "network.json"), asdict(network))
+
+    def create(self, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
+        """Define a network (``minictr network create``); its bridge appears with its first container."""
+        from . import links
+
+        if not NAME.match(name):
+            raise UsageError(f"network name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
+        if name in RESERVED and name != DEFAULT_NETWORK or (name == DEFAULT_NETWORK and subnet):
+            raise UsageError(f"network name {name!r} is reserved")
+        with host_lock():
+            if os.path.exists(os.path.join(self.path(name), "network.json")):
+                raise UsageError(f"network {name!r} already exists")
+            taken = [(ipaddress.ip_network(n.subnet), f"network {n.name}") for n in self.all() if n.name != name]
+            host = links.host_networks()
+            net = parse_subnet(subnet, taken + host) if subnet else free_subnet(taken + host)
+            gw = parse_gateway(gateway, net)
+            network_id = os.urandom(32).hex()
+            network = Network(
+                name=name, id=network_id, subnet=str(net), gateway=str(gw), bridge=f"mctr-{network_id[:10]}",
+                mtu=links.uplink_mtu(), auto_subnet=subnet is None, created=_now(),
+            )  # fmt: skip
+            os.makedirs(os.path.join(self.path(name), "leases"), exist_ok=True)
+            self.save(network)
+        return network
+
+    def remove(self, name: str) -> None:
+        """Forget network ``name`` (the caller checked it is empty and down)."""
+        shutil.rmtree(self.path(name), ignore_errors=True)
+
+    # --- leases ----------------------------------------------------------------------------
+
+    def leases(self, name: str) -> dict[str, dict[str, Any]]:
+        """Every lease of network ``name``: address -> lease, dead or alive."""
+        directory = os.path.join(self.path(name), "leases")
+        if not os.path.isdir(directory):
+            return {}
+        found = {}
+        for entry in os.listdir(directory):
+            if entry.endswith(".json"):
+                lease = _read_json(os.path.join(directory, entry))
+                found[entry[: -len(".json")]] = lease
+        return found
+
+    def write_lease(self, name: str, address: str, lease: dict[str, Any]) -> None:
+        """Record that ``address`` is held (the caller holds the host lock)."""
+        os.makedirs(os.path.join(self.path(name), "leases"), exist_ok=True)
+        _atomic_write(os.path.join(self.path(name), "leases", f"{address}.json"), lease)
+
+    def release(self, name: str, address: str, container: str) -> bool:
+        """Give ``address`` back, if ``container`` still holds it; True when it did."""
+        path = os.path.join(self.path(name), "leases", f"{address}.json")
+        if _read_json(path).get("container") != container:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return True
+
+
+def lease_alive(lease: dict[str, Any]) -> bool:
+    """True while the lease's container (or the minictr starting it) runs."""
+    from ..container import _alive as alive
+    from ..container import read_state
+
+    state = read_state(lease.get("directory", ""))
+    return bool(state) and state.get("id") == lease.get("container") and alive(state["pid"], state.get("start", ""))
+
+
+def next_address(network: Network, taken: set[str]) -> str:
+    """The lowest free address of the subnet: not the network, the gateway, the broadcast or a lease."""
+    subnet = ipaddress.ip_network(network.subnet)
+    for address in subnet.hosts():
+        if str(address) != network.gateway and str(address) not in taken:
+            return str(address)
+    raise UsageError(f"network {network.name!r} ({network.subnet}) has no free address left")
+
+
+def overlapping(net: ipaddress.IPv4Network, others: list[tuple[Any, str]]) -> str | None:
+    """What ``net`` overlaps among ``others`` ((network, owner) pairs), or None."""
+    for other, owner in others:
+        if other.version == 4 and net.overlaps(other):
+            return f"{other} ({owner})"
+    return None
+
+
+def free_subnet(taken: list[tuple[Any, str]]) -> ipaddress.IPv4Network:
+    """The first /24 of :data:`POOL` that overlaps neither the host's networks nor another network."""
+    for candidate in POOL.subnets(new_prefix=24):
+        if overlapping(candidate, taken) is None:
+            return candidate
+    raise UsageError(f"no free /24 left in {POOL}: give one with --subnet")
+
+
+def parse_subnet(text: str, taken: list[tuple[Any, str]]) -> ipaddress.IPv4Network:
+    """``--subnet``: an IPv4 network with room for a gateway and a container, overlapping nothing."""
+    try:
+        net = ipaddress.IPv4Network(text, strict=True)
+    except ValueError as exc:
+        raise UsageError(f"--subnet {text!r}: {exc} (e.g. 10.90.0.0/24)") from exc
+    if net.prefixlen > 30:
+        raise UsageError(f"--subnet {text!r}: too small, use a prefix of /30 or shorter")
+    clash = overlapping(net, taken)
+    if clash:
+        raise UsageError(f"--subnet {text!r} overlaps {clash}")
+    return net
+
+
+def parse_gateway(text: str | None, net: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
+    """``--gateway``: an address of the subnet (default: its first), not the network or broadcast address."""
+    if text is None:
+        return next(net.hosts())
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError as exc:
+        raise UsageError(f"--gateway {text!r}: {exc}") from exc
+    if address not in net or address in (net.network_address, net.broadcast_address):
+        raise UsageError(f"--gateway {text!r} is not a usable address of {net}")
+    return address
+
+
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
