@@ -12,7 +12,10 @@ Each container owns a directory under the state root
 and ``state.json`` (its id, the host pid of its PID 1, its config). The
 directory goes when the container exits; one whose container died while
 nobody watched (``kill -9`` of minictr, a detached container that ended) is
-removed by the next :func:`run` (:func:`remove_stale`).
+removed by the next :func:`run` (:func:`remove_stale`). A container run as
+root also gets a cgroup of its own (limits, accounting, the OOM killer's
+verdict): recorded in state.json before it is made, removed with the
+directory (:func:`release`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
+    from .cgroups import Manager
+
 from . import paths
-from .errors import ContainerError, ImageNotFound, UsageError
+from .errors import ContainerError, ImageNotFound, MinictrError, UsageError
 from .images.store import Image, ImageStore
 from .process.parent import ContainerProcess, spawn
 from .spec import DEFAULT_NAMESPACES, DEFAULT_PATH, PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec, parse_id_map
@@ -64,6 +69,36 @@ class RunOptions:
     read_only: bool = False
     timens: bool = False
     detach: bool = False
+    # resource limits, as Docker spells them (strings like "512m" or numbers): see minictr.cgroups.resources
+    memory: str | int | None = None
+    memory_reservation: str | int | None = None
+    memory_swap: str | int | None = None
+    cpus: str | float | None = None
+    cpu_quota: str | int | None = None
+    cpu_period: str | int | None = None
+    cpu_shares: str | int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    pids_limit: str | int | None = None
+    blkio_weight: str | int | None = None
+    device_read_bps: list[str] = field(default_factory=list)
+    device_write_bps: list[str] = field(default_factory=list)
+    device_read_iops: list[str] = field(default_factory=list)
+    device_write_iops: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    cgroup_parent: str | None = None
+
+    def resource_flags(self) -> dict[str, Any]:
+        """The resource options only, by their keyword names (for :func:`minictr.cgroups.resources.from_flags`)."""
+        return {name: getattr(self, name) for name in RESOURCE_FLAGS}
+
+
+#: The RunOptions fields that are resource limits.
+RESOURCE_FLAGS = (
+    "memory", "memory_reservation", "memory_swap", "cpus", "cpu_quota", "cpu_period", "cpu_shares", "cpuset_cpus",
+    "cpuset_mems", "pids_limit", "blkio_weight", "device_read_bps", "device_write_bps", "device_read_iops",
+    "device_write_iops", "devices",
+)  # fmt: skip
 
 
 def image_store(data_root: str | None = None) -> ImageStore:
@@ -211,6 +246,38 @@ def container_spec(image: Image, rootfs: str, command: list[str], options: RunOp
     return spec
 
 
+def limit_spec(spec: dict[str, Any], options: RunOptions, container_id: str) -> bool:
+    """Add ``linux.resources``, ``linux.cgroupsPath`` and ``linux.devices`` from the options; True if it has a cgroup.
+
+    As root every fully isolated container gets a cgroup (accounting, the
+    default devices allowlist), as with Docker; a chroot gets one only for
+    limits. Rootless, minictr cannot create cgroups, so a limit is an error.
+    """
+    limited = any(getattr(options, name) not in (None, "", []) for name in RESOURCE_FLAGS)
+    if os.geteuid() != 0:
+        if limited or options.cgroup_parent:
+            raise UsageError("resource limits need root: rootless containers get no cgroup of their own")
+        return False
+    from . import cgroups
+    from .cgroups.resources import from_flags
+
+    host = cgroups.layout()
+    if host["layout"] == "none":
+        if limited:
+            raise UsageError("resource limits need cgroups, and none is mounted on this host (see minictr doctor)")
+        return False
+    if options.isolation == "chroot" and not limited:
+        return False
+    resources, nodes = from_flags(**options.resource_flags(), device_rules=options.isolation == "full",
+                                  swap_accounted=cgroups.swap_accounted(host))
+    parent = options.cgroup_parent
+    spec["linux"]["cgroupsPath"] = f"{parent.rstrip('/')}/{container_id}" if parent else cgroups.default_path(container_id)
+    spec["linux"]["resources"] = resources
+    if nodes:
+        spec["linux"]["devices"] = nodes
+    return True
+
+
 def overlay_supported() -> bool:
     """True when the kernel knows overlayfs (it may still refuse some upper directories)."""
     try:
@@ -242,10 +309,20 @@ def container_directory(state_root: str | None, keep: bool = False) -> Iterator[
     try:
         yield directory
     except BaseException:
-        remove_tree(directory)
+        release(directory)
         raise
     if not keep:
-        remove_tree(directory)
+        release(directory)
+
+
+def release(directory: str) -> None:
+    """Remove everything a container had on the host: its cgroup (killing what is left in it), then its directory."""
+    record = read_state(directory).get("cgroup")
+    if record:
+        from . import cgroups
+
+        cgroups.load(record).destroy()
+    remove_tree(directory)
 
 
 def remove_tree(path: str) -> None:
@@ -311,7 +388,7 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
         state = read_state(directory)
         if state and _alive(state["pid"], state.get("start", "")):
             continue
-        remove_tree(directory)
+        release(directory)
         removed.append(directory)
     return removed
 
@@ -373,6 +450,7 @@ class Finished:
     stderr: bytes = b""
     id: str = ""
     note: str = ""
+    oom_killed: bool = False  #: the OOM killer killed a process of the container (its memory limit was reached)
 
 
 def run(
@@ -403,8 +481,10 @@ def run(
         lower = shifted_rootfs(lower, root_owner)
     with container_directory(state_root, keep=options.detach) as directory:
         container_id = os.path.basename(directory)
-        overlay = prepare_root(directory, lower, root_owner)
         spec = container_spec(image, os.path.join(directory, "rootfs"), command or [], options, container_id)
+        cgroup = _make_cgroup(directory, spec) if limit_spec(spec, options, container_id) else None
+        overlay = prepare_root(directory, lower, root_owner)
+        place = cgroup.add if cgroup else None
         if options.detach:
             log = open(os.path.join(directory, "container.log"), "ab")
             streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
@@ -412,24 +492,60 @@ def run(
             pipe = subprocess.PIPE if capture else None
             streams = {"stdout": pipe, "stderr": pipe}
         try:
-            process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, **streams)
+            process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, cgroup=place, **streams)
         except ContainerError as exc:
             if overlay is None or exc.step != "mount_overlay":
                 raise
             # overlayfs refused this upper directory (e.g. it is itself on overlayfs): copy instead
             os.rmdir(os.path.join(directory, "rootfs"))
             copy_tree(lower, os.path.join(directory, "rootfs"))
-            process = spawn(spec, die_with_parent=not options.detach, init=options.init, **streams)
+            process = spawn(spec, die_with_parent=not options.detach, init=options.init, cgroup=place, **streams)
+        except MinictrError:
+            if cgroup and cgroup.oom_kills():
+                raise ContainerError("the OOM killer killed the container while it was being set up: "
+                                     "its memory limit (-m) is too low") from None
+            raise
+        record = {"cgroup": cgroup.record()} if cgroup else {}
         if options.detach:
             process.start()
-            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
+            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec, **record})
             return Finished(0, id=container_id, note=process.note)
         with _forward_signals(process):
             process.start()
             # recorded like a detached one, so that exec and kill reach it too
-            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
+            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec, **record})
             out, err, code = process.communicate()
-    return Finished(code, out, err, container_id, process.note)
+        oom_killed = bool(cgroup and cgroup.oom_kills())
+    return Finished(code, out, err, container_id, process.note, oom_killed)
+
+
+def _make_cgroup(directory: str, spec: dict[str, Any]) -> Manager:
+    """Plan the container's cgroup, record it in state.json, then create it with its limits."""
+    from . import cgroups
+
+    cgroup = cgroups.new(spec["linux"]["cgroupsPath"])
+    write_state(directory, {**read_state(directory), "cgroup": cgroup.record()})
+    cgroup.create(spec["linux"]["resources"])
+    return cgroup
+
+
+def cgroup_of(container: str, state_root: str | None = None) -> Manager:
+    """The cgroup manager of a running container (for stats, a monitor, ``update``)."""
+    from . import cgroups
+
+    state = find(container, state_root)
+    if not state.get("cgroup"):
+        raise UsageError(f"container {container!r} has no cgroup (rootless, or chroot isolation without limits)")
+    return cgroups.load(state["cgroup"])
+
+
+def update(container: str, options: RunOptions, state_root: str | None = None) -> None:
+    """Change a running container's limits (``minictr update``): only the options given are written."""
+    from . import cgroups
+    from .cgroups.resources import from_flags
+
+    resources, _ = from_flags(**options.resource_flags(), device_rules=False, swap_accounted=cgroups.swap_accounted())
+    cgroup_of(container, state_root).update(resources)
 
 
 def find(container: str, state_root: str | None = None) -> dict[str, Any]:
@@ -463,7 +579,12 @@ def exec_in(
         gid=process_spec.get("user", {}).get("gid", 0),
     )  # fmt: skip
     pipe = subprocess.PIPE if capture else None
-    process = spawn(exec_spec, stdout=pipe, stderr=pipe, die_with_parent=True, join=state["pid"])
+    place = None
+    if state.get("cgroup") and os.geteuid() == 0:
+        from . import cgroups
+
+        place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
+    process = spawn(exec_spec, stdout=pipe, stderr=pipe, die_with_parent=True, join=state["pid"], cgroup=place)
     with _forward_signals(process):
         process.start()
         out, err, code = process.communicate()
