@@ -52,6 +52,18 @@ def run_cli(*args: str, data_root: str, state_root: str, timeout: float = 60, **
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
 
 
+def cgroup_dirs() -> set[str]:
+    """Every cgroup directory below a ``minictr`` parent, in every hierarchy (and the parents themselves)."""
+    from minictr.doctor import cgroup_layout
+
+    layout = cgroup_layout()
+    found = set()
+    for mount in {*layout["v1"].values(), *filter(None, [layout["v2"]["path"]])}:
+        for directory, _, _ in os.walk(os.path.join(mount, "minictr")):
+            found.add(directory)
+    return found
+
+
 def _snapshot() -> dict[str, set[str]]:
     with open("/proc/self/mountinfo") as handle:
         mounts = {line.split()[4] for line in handle}
@@ -64,12 +76,12 @@ def _snapshot() -> dict[str, set[str]]:
                     processes.add(pid)
         except OSError:
             pass
-    return {"mounts": mounts, "processes": processes, "containers": containers}
+    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs()}
 
 
 @pytest.fixture(scope="session", autouse=True)
 def leak_check() -> Iterator[None]:
-    """At the end of the session nothing the tests made may remain: mounts, container processes, state.
+    """At the end of the session nothing the tests made may remain: mounts, container processes, state, cgroups.
 
     Notebooks use the default state root, so new entries there count too.
     """

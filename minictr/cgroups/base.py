@@ -214,10 +214,10 @@ def plan(mount: str, cgroups_path: str, own: str) -> tuple[str, list[str]]:
     default ``minictr`` parent always counts as ours (it is removed when
     empty, by whichever container is last).
     """
+    if ".." in cgroups_path.split("/"):
+        raise CgroupError(f"cgroupsPath {cgroups_path!r}: '..' is not allowed", path=mount, value=cgroups_path)
     relative = cgroups_path if cgroups_path.startswith("/") else os.path.join(own, cgroups_path)
     parts = [p for p in os.path.normpath(relative).split("/") if p and p != "."]
-    if ".." in parts:
-        raise CgroupError(f"cgroupsPath {cgroups_path!r}: '..' is not allowed", path=mount, value=cgroups_path)
     leaf = os.path.join(mount, *parts)
     created = []
     for depth in range(len(parts) - 1, 0, -1):
