@@ -328,3 +328,19 @@ def test_bpf_device_program_on_the_unified_hierarchy() -> None:
         with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(cgroup))
         shutil.rmtree(scratch)
+
+
+@pytest.mark.root
+def test_the_monitor_follows_a_container_until_the_oom_killer_ends_it(data_root: str, state_root: str) -> None:
+    from xml.dom import minidom
+
+    from minictr.cgroups.monitor import Monitor
+
+    grow = "awk 'BEGIN { while (1) { a[n++] = sprintf(\"%100000s\", \"\"); if (n % 20 == 0) system(\"sleep 0.05\") } }'"
+    with detached(data_root, state_root, "-m", "24m", "busybox", "sh", "-c", grow) as (cid, _pid):
+        monitor = Monitor(container.cgroup_of(cid, state_root), interval=0.1).start()
+        assert monitor.wait(60), "the monitor did not stop when the container ended"
+    assert len(monitor.samples) >= 3 and monitor.samples[-1].oom_kills >= 1
+    assert max(s.memory for s in monitor.samples) > 16 << 20
+    assert "OOM kills 1" in monitor.text()
+    minidom.parseString(monitor.svg())  # one well-formed SVG document
