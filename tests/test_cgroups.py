@@ -342,5 +342,5 @@ def test_the_monitor_follows_a_container_until_the_oom_killer_ends_it(data_root:
         assert monitor.wait(60), "the monitor did not stop when the container ended"
     assert len(monitor.samples) >= 3 and monitor.samples[-1].oom_kills >= 1
     assert max(s.memory for s in monitor.samples) > 16 << 20
-    assert "OOM kills 1" in monitor.text()
+    assert re.search(r"OOM kills [1-9]", monitor.text())
     minidom.parseString(monitor.svg())  # one well-formed SVG document
