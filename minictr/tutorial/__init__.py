@@ -12,7 +12,8 @@ The modules follow the curriculum:
 - ``containers``  running containers: a function or a command inside, removing them
 - ``checking``    running the learner's function in a child, and the :class:`Verdict`
 - ``pictures``    the SVG pictures
-- ``welcome`` (00), ``ex_chroot`` (01), ``mounts`` (02), ``uts_ipc`` (03), ``pid`` (04), ``users`` (05):
+- ``welcome`` (00), ``ex_chroot`` (01), ``mounts`` (02), ``uts_ipc`` (03), ``pid`` (04), ``users`` (05),
+  ``limits`` (07):
   each notebook's own helpers, its exercise check and reference solution
 - ``solutions``   every reference solution, by exercise name
 
@@ -30,6 +31,10 @@ from .common import (
 )
 from .containers import call_in, exec_in, exec_output, pid_of, remove_container
 from .ex_chroot import check_enter_root, interfaces, judge_enter_root
+from .limits import (
+    average, busy, cgroup_lines, cgroups_left, check_cpu_max, check_memory_usage, dd_rate, fork_failures,
+    judge_cpu_max, judge_memory_usage, loop_disk, sample_cpu, svg_cgroup_trees,
+)
 from .mounts import check_pivot_into, judge_pivot_into, mount_points, propagation
 from .pictures import (
     svg_chroot_tree, svg_id_map, svg_pid_trees, svg_pivot_root, svg_process_model, svg_vm_vs_containers,
@@ -44,13 +49,15 @@ from .uts_ipc import check_new_uts, judge_new_uts
 from .welcome import check_my_namespaces, judge_my_namespaces
 
 __all__ = [
-    "MINICTR", "USUAL_ROOT", "HostLacks", "RootlessUser", "Verdict", "alive", "brief", "call_in", "caught_signals",
-    "check_count_zombies", "check_enter_root", "check_id_maps", "check_my_namespaces", "check_new_uts",
-    "check_pivot_into", "children", "clean", "comm", "exec_in", "exec_output", "have", "interfaces",
-    "judge_count_zombies", "judge_enter_root", "judge_id_maps", "judge_my_namespaces", "judge_new_uts",
-    "judge_pivot_into", "kill_container", "leftovers", "minictr", "minictr_command", "mount_points", "picture",
-    "pid_of", "pid_table", "process_tree", "propagation", "reference", "remove_container", "remove_tree", "require",
-    "run_in_child", "show_source", "solution", "status", "stop", "svg_chroot_tree", "svg_id_map", "svg_pid_trees",
+    "HostLacks", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive", "average", "brief", "busy", "call_in",
+    "caught_signals", "cgroup_lines", "cgroups_left", "check_count_zombies", "check_cpu_max", "check_enter_root",
+    "check_id_maps", "check_memory_usage", "check_my_namespaces", "check_new_uts", "check_pivot_into", "children",
+    "clean", "comm", "dd_rate", "exec_in", "exec_output", "fork_failures", "have", "interfaces",
+    "judge_count_zombies", "judge_cpu_max", "judge_enter_root", "judge_id_maps", "judge_memory_usage",
+    "judge_my_namespaces", "judge_new_uts", "judge_pivot_into", "kill_container", "leftovers", "loop_disk",
+    "minictr", "minictr_command", "mount_points", "picture", "pid_of", "pid_table", "process_tree", "propagation",
+    "reference", "remove_container", "remove_tree", "require", "run_in_child", "sample_cpu", "show_source",
+    "solution", "status", "stop", "svg_cgroup_trees", "svg_chroot_tree", "svg_id_map", "svg_pid_trees",
     "svg_pivot_root", "svg_process_model", "svg_vm_vs_containers", "wait_for_child", "wait_for_descendant",
     "wait_until", "workdir", "zombies",
 ]  # fmt: skip
