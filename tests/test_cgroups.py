@@ -344,3 +344,37 @@ def test_the_monitor_follows_a_container_until_the_oom_killer_ends_it(data_root:
     assert max(s.memory for s in monitor.samples) > 16 << 20
     assert re.search(r"OOM kills [1-9]", monitor.text())
     minidom.parseString(monitor.svg())  # one well-formed SVG document
+
+
+def test_the_notebooks_exercises_check_what_they_claim() -> None:
+    from minictr import tutorial
+
+    assert tutorial.judge_cpu_max(tutorial.reference("cpu_max")).ok
+    def cpu_max(cpus: float) -> str:
+        return f"{cpus * 100000} 100000"  # a float quota: "50000.0 100000"
+
+    verdict = tutorial.judge_cpu_max(cpu_max)
+    assert not verdict.ok and "whole microseconds" in verdict.message, verdict.message
+
+
+@pytest.mark.root
+def test_the_memory_usage_exercise_against_a_real_container(data_root: str, state_root: str) -> None:
+    from minictr import tutorial
+
+    script = "head -c 8m /dev/zero > /dev/shm/hold && echo held && exec sleep 60"
+    with detached(data_root, state_root, "-m", "64m", "busybox", "sh", "-c", script) as (cid, pid):
+        manager = container.cgroup_of(cid, state_root)
+        deadline = time.monotonic() + 20
+        while manager.stats().memory < 8 << 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tutorial.judge_memory_usage(tutorial.reference("memory_usage"), pid, lambda: manager.stats().memory).ok
+
+        def memory_usage(pid: int) -> int:  # the whole host's memory cgroup: the classic mistake
+            for name in ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory.current"):
+                if os.path.exists(name):
+                    with open(name) as handle:
+                        return int(handle.read())
+            return 0
+
+        verdict = tutorial.judge_memory_usage(memory_usage, pid, lambda: manager.stats().memory)
+        assert not verdict.ok, verdict.message
