@@ -386,7 +386,7 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
     for name in os.listdir(base):
         directory = os.path.join(base, name)
         state = read_state(directory)
-        if state and _alive(state["pid"], state.get("start", "")):
+        if state and (_alive(state["pid"], state.get("start", "")) or _alive(state.get("owner", 0), state.get("owner_start", ""))):
             continue
         release(directory)
         removed.append(directory)
@@ -512,8 +512,10 @@ def run(
             return Finished(0, id=container_id, note=process.note)
         with _forward_signals(process):
             process.start()
-            # recorded like a detached one, so that exec and kill reach it too
-            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec, **record})
+            # recorded like a detached one, so that exec and kill reach it too; and with its owner (us),
+            # so that no sweep takes the directory (and the cgroup's OOM count) before we are done with it
+            owner = {"owner": os.getpid(), "owner_start": _start_time(os.getpid())}
+            write_state(directory, {"id": container_id, "pid": process.pid, "start": _start_time(process.pid), "spec": spec, **record, **owner})
             out, err, code = process.communicate()
         oom_killed = bool(cgroup and cgroup.oom_kills())
     return Finished(code, out, err, container_id, process.note, oom_killed)
