@@ -6,6 +6,7 @@
     minictr pull | push | images | rmi | tag | commit | save | load | login | logout  (cli_images.py)
     minictr image build-busybox | inspect | ls | rm | tag | pull | prune
     minictr network create [--subnet CIDR] [--gateway IP] NAME | ls | inspect NAME... | rm NAME... | prune
+    minictr update [OPTIONS] CONTAINER
     minictr doctor [--json]
 
 Errors print one line and exit 125 (Docker's "the runtime itself failed");
@@ -75,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-u", "--user", help="NAME|UID[:GROUP|GID] to run as (names from the image's /etc/passwd)")
     run.add_argument("--platform", help="OS/ARCH[/VARIANT] to pull if the image is not in the store")
     run.add_argument("--pull", default="missing", help="missing (pull if not in the store, the default), never or always")
+    _add_resource_flags(run)
+    run.add_argument("--device", dest="devices", action="append", default=[], metavar="HOST[:CONTAINER][:rwm]",
+                     help="give the container a host device (node and cgroup permission)")
+    run.add_argument("--cgroup-parent", metavar="PATH", help="the container's cgroup goes below PATH (default /minictr)")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     run.set_defaults(handler=cmd_run)
@@ -90,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("-s", "--signal", default="KILL", help="signal name or number")
     kill.add_argument("container", metavar="CONTAINER")
     kill.set_defaults(handler=cmd_kill)
+
+    update = commands.add_parser("update", help="change the resource limits of a running container")
+    _add_resource_flags(update)
+    update.add_argument("container", metavar="CONTAINER")
+    update.set_defaults(handler=cmd_update, devices=[])
 
     from .cli_images import add_commands, add_image_subcommands, cmd_image_inspect, cmd_images
 
@@ -177,6 +187,32 @@ def _print_table(rows: list[dict[str, str]]) -> None:
         print("   ".join(row[k].ljust(w) for k, w in zip(keys, widths)).rstrip())
 
 
+def _add_resource_flags(parser: argparse.ArgumentParser) -> None:
+    """The resource limits, as Docker spells them (``run`` and ``update``)."""
+    add = parser.add_argument
+    add("-m", "--memory", metavar="SIZE", help="memory limit (512m, 1g); the OOM killer acts beyond it")
+    add("--memory-reservation", metavar="SIZE", help="soft memory limit, reclaimed towards under pressure")
+    add("--memory-swap", metavar="SIZE", help="memory + swap limit (-1: unlimited swap; default twice --memory)")
+    add("--cpus", metavar="N", help="CPUs the container may use (0.5: half a core), as a CFS quota")
+    add("--cpu-quota", metavar="USEC", help="CFS quota per period, in microseconds")
+    add("--cpu-period", metavar="USEC", help="CFS period, in microseconds (default 100000)")
+    add("-c", "--cpu-shares", metavar="N", help="relative CPU weight (1024 is the default share)")
+    add("--cpuset-cpus", metavar="LIST", help="CPUs the container may run on (0-1,3)")
+    add("--cpuset-mems", metavar="LIST", help="memory nodes the container may use")
+    add("--pids-limit", metavar="N", help="most processes (and threads) at once (-1: unlimited)")
+    add("--blkio-weight", metavar="N", help="relative block io weight, 10 to 1000")
+    for kind, unit in (("read-bps", "/dev/sda:1mb"), ("write-bps", "/dev/sda:1mb"), ("read-iops", "/dev/sda:100"),
+                       ("write-iops", "/dev/sda:100")):
+        add(f"--device-{kind}", action="append", default=[], metavar="DEVICE:RATE", help=f"throttle a disk ({unit})")
+
+
+def _resource_options(args: argparse.Namespace) -> dict[str, object]:
+    """The resource flags as RunOptions keywords."""
+    from .container import RESOURCE_FLAGS
+
+    return {name: getattr(args, name) for name in RESOURCE_FLAGS}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``minictr run``: run and wait, passing the container's exit status through."""
     from .container import RunOptions, run
@@ -187,7 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         network_aliases=args.network_alias, publish=args.publish, publish_all=args.publish_all,
         userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume,
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
-        pull=args.pull,
+        pull=args.pull, cgroup_parent=args.cgroup_parent, **_resource_options(args),
     )  # fmt: skip
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:
@@ -197,6 +233,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return exc.exit_code
     if finished.note:
         print(f"minictr: warning: {finished.note}", file=sys.stderr)
+    if finished.oom_killed:
+        print("minictr: the container reached its memory limit and was OOM-killed", file=sys.stderr)
     if args.detach:
         print(finished.id)
     return finished.exit_code
@@ -214,6 +252,15 @@ def cmd_exec(args: argparse.Namespace) -> int:
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    """``minictr update``: new limits for a running container (a memory limit below its use is refused)."""
+    from .container import RunOptions, update
+
+    update(args.container, RunOptions(**_resource_options(args)), state_root=args.root)  # type: ignore[arg-type]
+    print(args.container)
+    return 0
 
 
 def cmd_kill(args: argparse.Namespace) -> int:

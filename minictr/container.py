@@ -13,7 +13,10 @@ Each container owns a directory under the state root
 and ``state.json`` (its id, the host pid of its PID 1, its config). The
 directory goes when the container exits; one whose container died while
 nobody watched (``kill -9`` of minictr, a detached container that ended) is
-removed by the next :func:`run` (:func:`remove_stale`).
+removed by the next :func:`run` (:func:`remove_stale`). A container run as
+root also gets a cgroup of its own (limits, accounting, the OOM killer's
+verdict): recorded in state.json before it is made, removed with the
+directory (:func:`release`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Any, Iterator
 
     from .network.attach import Plan
+    from .cgroups import Manager
 
 from . import paths
 from .errors import ContainerError, ImageNotFound, MinictrError, UsageError
@@ -73,6 +78,36 @@ class RunOptions:
     user: str | None = None
     platform: str | None = None
     pull: str = "missing"
+    # resource limits, as Docker spells them (strings like "512m" or numbers): see minictr.cgroups.resources
+    memory: str | int | None = None
+    memory_reservation: str | int | None = None
+    memory_swap: str | int | None = None
+    cpus: str | float | None = None
+    cpu_quota: str | int | None = None
+    cpu_period: str | int | None = None
+    cpu_shares: str | int | None = None
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    pids_limit: str | int | None = None
+    blkio_weight: str | int | None = None
+    device_read_bps: list[str] = field(default_factory=list)
+    device_write_bps: list[str] = field(default_factory=list)
+    device_read_iops: list[str] = field(default_factory=list)
+    device_write_iops: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    cgroup_parent: str | None = None
+
+    def resource_flags(self) -> dict[str, Any]:
+        """The resource options only, by their keyword names (for :func:`minictr.cgroups.resources.from_flags`)."""
+        return {name: getattr(self, name) for name in RESOURCE_FLAGS}
+
+
+#: The RunOptions fields that are resource limits.
+RESOURCE_FLAGS = (
+    "memory", "memory_reservation", "memory_swap", "cpus", "cpu_quota", "cpu_period", "cpu_shares", "cpuset_cpus",
+    "cpuset_mems", "pids_limit", "blkio_weight", "device_read_bps", "device_write_bps", "device_read_iops",
+    "device_write_iops", "devices",
+)  # fmt: skip
 
 
 def image_store(data_root: str | None = None) -> ImageStore:
@@ -289,6 +324,38 @@ def _container_spec(
     return spec
 
 
+def limit_spec(spec: dict[str, Any], options: RunOptions, container_id: str) -> bool:
+    """Add ``linux.resources``, ``linux.cgroupsPath`` and ``linux.devices`` from the options; True if it has a cgroup.
+
+    As root every fully isolated container gets a cgroup (accounting, the
+    default devices allowlist), as with Docker; a chroot gets one only for
+    limits. Rootless, minictr cannot create cgroups, so a limit is an error.
+    """
+    limited = any(getattr(options, name) not in (None, "", []) for name in RESOURCE_FLAGS)
+    if os.geteuid() != 0:
+        if limited or options.cgroup_parent:
+            raise UsageError("resource limits need root: rootless containers get no cgroup of their own")
+        return False
+    from . import cgroups
+    from .cgroups.resources import from_flags
+
+    host = cgroups.layout()
+    if host["layout"] == "none":
+        if limited:
+            raise UsageError("resource limits need cgroups, and none is mounted on this host (see minictr doctor)")
+        return False
+    if options.isolation == "chroot" and not limited:
+        return False
+    resources, nodes = from_flags(**options.resource_flags(), device_rules=options.isolation == "full",
+                                  swap_accounted=cgroups.swap_accounted(host))
+    parent = options.cgroup_parent
+    spec["linux"]["cgroupsPath"] = f"{parent.rstrip('/')}/{container_id}" if parent else cgroups.default_path(container_id)
+    spec["linux"]["resources"] = resources
+    if nodes:
+        spec["linux"]["devices"] = nodes
+    return True
+
+
 def overlay_supported() -> bool:
     """True when the kernel knows overlayfs (it may still refuse some upper directories)."""
     try:
@@ -335,8 +402,16 @@ def container_directory(state_root: str | None, keep: bool = False, name: str | 
 
 
 def release_directory(directory: str) -> None:
-    """Give back what a finished container held on the host (its network), then remove its directory."""
-    network = read_state(directory).get("network")
+    """Give back what a finished container held on the host, then remove its directory.
+
+    Its cgroup first (killing whatever is left in it), then its network.
+    """
+    state = read_state(directory)
+    if state.get("cgroup"):
+        from . import cgroups
+
+        cgroups.load(state["cgroup"]).destroy()
+    network = state.get("network")
     if network and network.get("mode") == "bridge":
         from .network.attach import disconnect
 
@@ -365,6 +440,15 @@ def remove_tree(path: str) -> None:
 
     if os.path.lexists(path):
         shutil.rmtree(path, **{keyword: unlock})
+
+
+_STATE_LOCK = threading.Lock()  # the network's thread and this one both add to state.json
+
+
+def update_state(directory: str, changes: dict[str, Any]) -> None:
+    """Add ``changes`` to the container's state.json (read, merge, write atomically, one writer at a time)."""
+    with _STATE_LOCK:
+        write_state(directory, {**read_state(directory), **changes})
 
 
 def write_state(directory: str, state: dict[str, Any]) -> None:
@@ -405,7 +489,7 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
     for name in os.listdir(base):
         directory = os.path.join(base, name)
         state = read_state(directory)
-        if state and _alive(state["pid"], state.get("start", "")):
+        if state and (_alive(state["pid"], state.get("start", "")) or _alive(state.get("owner", 0), state.get("owner_start", ""))):
             continue
         try:
             release_directory(directory)
@@ -481,6 +565,7 @@ class Finished:
     stderr: bytes = b""
     id: str = ""
     note: str = ""
+    oom_killed: bool = False  #: the OOM killer killed a process of the container (its memory limit was reached)
 
 
 def run(
@@ -514,14 +599,18 @@ def run(
             container_id = os.path.basename(directory)
             overlay = prepare_root(directory, lowers, root_owner)
             record = image_record(image, lowers, overlay, root_owner)
-            write_state(directory, {**read_state(directory), **record})  # before the network's thread writes too
+            update_state(directory, record)
             holding.close()
+            rootfs = os.path.join(directory, "rootfs")
+            limits = container_spec(image, rootfs, command or [], options, container_id, lowers)
+            cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None
             network = None
             if options.isolation == "full":
                 network = network_plan(directory, options, image.config, root_owner)
             try:
-                spec = container_spec(image, os.path.join(directory, "rootfs"), command or [], options, container_id, lowers, network)
-                return _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network)
+                spec = container_spec(image, rootfs, command or [], options, container_id, lowers, network)
+                spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
+                return _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
             except BaseException:
                 if network:
                     with contextlib.suppress(BaseException):
@@ -557,10 +646,12 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
 def _start(
     directory: str, store: ImageStore, image: Image, spec: dict[str, Any], overlay: dict[str, Any] | None,
     options: RunOptions, capture: bool, record: dict[str, Any], root_owner: int, network: Plan | None,
+    cgroup: Manager | None,
 ) -> Finished:  # fmt: skip
     """Spawn the container described by ``spec`` in ``directory``, wire its network, start it; wait unless detached."""
     container_id = os.path.basename(directory)
     netlink = bool(network and network.needs_netlink)
+    place = cgroup.add if cgroup else None
     if options.detach:
         log = open(os.path.join(directory, "container.log"), "ab")
         streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
@@ -568,7 +659,8 @@ def _start(
         pipe = subprocess.PIPE if capture else None
         streams = {"stdout": pipe, "stderr": pipe}
     try:
-        process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, netlink=netlink, **streams)
+        process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, netlink=netlink,
+                        cgroup=place, **streams)
     except ContainerError as exc:
         if overlay is None or exc.step != "mount_overlay":
             raise
@@ -577,7 +669,15 @@ def _start(
         flat = unpacked_rootfs(store, image)
         copy_tree(shifted_rootfs(flat, root_owner) if root_owner else flat, os.path.join(directory, "rootfs"))
         record = {**record, "upperdir": ""}
-        process = spawn(spec, die_with_parent=not options.detach, init=options.init, netlink=netlink, **streams)
+        process = spawn(spec, die_with_parent=not options.detach, init=options.init, netlink=netlink, cgroup=place,
+                        **streams)
+    except MinictrError:
+        if cgroup and cgroup.oom_kills():
+            raise ContainerError("the OOM killer killed the container while it was being set up: "
+                                 "its memory limit (-m) is too low") from None
+        raise
+    if cgroup:
+        record = {**record, "cgroup": cgroup.record()}
     if network and network.needs_netlink:
         from .network.attach import connect
 
@@ -592,17 +692,47 @@ def _start(
         return Finished(0, id=container_id, note=process.note)
     with _forward_signals(process):
         process.start()
-        _record_started(directory, process, spec, record)  # recorded like a detached one, so that exec and kill reach it too
+        # recorded like a detached one, so that exec and kill reach it too; and with its owner (us),
+        # so that no sweep takes the directory (and the cgroup's OOM count) before we are done with it
+        owner = {"owner": os.getpid(), "owner_start": _start_time(os.getpid())}
+        _record_started(directory, process, spec, {**record, **owner})
         out, err, code = process.communicate()
-    return Finished(code, out, err, container_id, process.note)
+    oom_killed = bool(cgroup and cgroup.oom_kills())
+    return Finished(code, out, err, container_id, process.note, oom_killed)
+
+
+def _make_cgroup(directory: str, spec: dict[str, Any]) -> Manager:
+    """Plan the container's cgroup, record it in state.json, then create it with its limits."""
+    from . import cgroups
+
+    cgroup = cgroups.new(spec["linux"]["cgroupsPath"])
+    update_state(directory, {"cgroup": cgroup.record()})
+    cgroup.create(spec["linux"]["resources"])
+    return cgroup
+
+
+def cgroup_of(container: str, state_root: str | None = None) -> Manager:
+    """The cgroup manager of a running container (for stats, a monitor, ``update``)."""
+    from . import cgroups
+
+    state = find(container, state_root)
+    if not state.get("cgroup"):
+        raise UsageError(f"container {container!r} has no cgroup (rootless, or chroot isolation without limits)")
+    return cgroups.load(state["cgroup"])
+
+
+def update(container: str, options: RunOptions, state_root: str | None = None) -> None:
+    """Change a running container's limits (``minictr update``): only the options given are written."""
+    from . import cgroups
+    from .cgroups.resources import from_flags
+
+    resources, _ = from_flags(**options.resource_flags(), device_rules=False, swap_accounted=cgroups.swap_accounted())
+    cgroup_of(container, state_root).update(resources)
 
 
 def _record_started(directory: str, process: ContainerProcess, spec: dict[str, Any], record: dict[str, Any]) -> None:
     """state.json once the program runs: its PID 1 now owns the directory (the network entry stays)."""
-    state = read_state(directory)
-    state.update(record)
-    state.update(pid=process.pid, start=_start_time(process.pid), spec=spec)
-    write_state(directory, state)
+    update_state(directory, {**record, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
 
 
 def find(container: str, state_root: str | None = None) -> dict[str, Any]:
@@ -638,7 +768,12 @@ def exec_in(
         gid=process_spec.get("user", {}).get("gid", 0),
     )  # fmt: skip
     pipe = subprocess.PIPE if capture else None
-    process = spawn(exec_spec, stdout=pipe, stderr=pipe, die_with_parent=True, join=state["pid"])
+    place = None
+    if state.get("cgroup") and os.geteuid() == 0:
+        from . import cgroups
+
+        place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
+    process = spawn(exec_spec, stdout=pipe, stderr=pipe, die_with_parent=True, join=state["pid"], cgroup=place)
     with _forward_signals(process):
         process.start()
         out, err, code = process.communicate()

@@ -9,6 +9,7 @@ single readable line::
     ├── UsageError                       a wrong flag or argument from the user
     ├── ContainerError                   the container's set-up failed (message from the child)
     │   └── ExecError                    the container's program could not be executed
+    ├── CgroupError                      a cgroup file refused a value: the path, the value, the flag
     ├── ImageError                       an image is malformed or cannot be built
     │   ├── ImageNotFound                no such image in the store
     │   └── RegistryError                a registry refused or failed a request
@@ -87,6 +88,21 @@ class ExecError(ContainerError):
     def exit_code(self) -> int:
         """The exit status a shell (and Docker) would give: 127 or 126."""
         return 127 if self.errno == _errno.ENOENT else 126
+
+
+class CgroupError(MinictrError):
+    """The kernel refused a cgroup operation: ``path``, ``value`` and ``errno`` say which.
+
+    ``flag`` names the ``minictr run`` flag the value came from (``--memory``),
+    when one did, so that the message leads back to what the user typed.
+    """
+
+    def __init__(self, message: str, *, path: str = "", value: str = "", errno: int | None = None, flag: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.value = value
+        self.errno = errno
+        self.flag = flag
 
 
 class ImageError(MinictrError):

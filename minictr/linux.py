@@ -113,12 +113,12 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # --- system call numbers for calls glibc does not wrap -----------------------
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155},
-    "aarch64": {"pivot_root": 41},
-    "armv7l": {"pivot_root": 218},
-    "ppc64le": {"pivot_root": 203},
-    "s390x": {"pivot_root": 217},
-    "riscv64": {"pivot_root": 41},
+    "x86_64": {"pivot_root": 155, "bpf": 321},
+    "aarch64": {"pivot_root": 41, "bpf": 280},
+    "armv7l": {"pivot_root": 218, "bpf": 386},
+    "ppc64le": {"pivot_root": 203, "bpf": 361},
+    "s390x": {"pivot_root": 217, "bpf": 351},
+    "riscv64": {"pivot_root": 41, "bpf": 280},
 }
 
 
@@ -187,6 +187,20 @@ def pivot_root(new_root: str, put_old: str) -> None:
     elif result == -1 and ctypes.get_errno() == 16:  # EBUSY
         hint = "new_root is on the same mount as the current root: bind-mount it onto itself first"
     _check(result, "pivot_root", (new_root, put_old), hint)
+
+
+def bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
+    """The bpf(2) system call: ``cmd`` (``BPF_PROG_LOAD``...) on the ``union bpf_attr`` in ``attr``.
+
+    glibc has no wrapper. ``attr`` is a zero-filled buffer the caller packed
+    (the kernel rejects unknown non-zero bytes past the fields it knows).
+    Returns what the call returns (a new file descriptor for a load).
+    """
+    number = _SYSCALLS.get(platform.machine(), {}).get("bpf")
+    if number is None:
+        raise SyscallError(38, "bpf", (cmd,), f"unknown syscall number on {platform.machine()}")
+    result = _libc.syscall(ctypes.c_long(number), ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr)))
+    return _check(result, "bpf", (cmd,))
 
 
 def unshare(flags: int) -> None:

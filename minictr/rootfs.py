@@ -137,6 +137,45 @@ def create_devices(root: str, *, bind_from_host: bool = False) -> None:
             os.symlink(target, path)
 
 
+def create_spec_devices(root: str, devices: list[dict[str, Any]], *, bind_from_host: bool = False) -> None:
+    """Make the nodes the spec's ``linux.devices`` lists (``--device``), below ``root``.
+
+    As root each is made with ``mknod`` and given its mode and owner; in a
+    user namespace the host's node (same major:minor, found in /dev) is
+    bind-mounted instead. The devices cgroup decides separately whether it
+    may be opened.
+    """
+    for device in devices:
+        path = os.path.join(root, device["path"].lstrip("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path):
+            os.unlink(path)
+        kind = stat.S_IFBLK if device["type"] == "b" else stat.S_IFCHR
+        mode = device.get("fileMode", 0o666)
+        if bind_from_host:
+            open(path, "a").close()
+            linux.mount(_host_node(device), path, None, linux.MS_BIND)
+            continue
+        os.mknod(path, mode | kind, os.makedev(device["major"], device["minor"]))
+        os.chmod(path, mode)
+        os.chown(path, device.get("uid", 0), device.get("gid", 0))
+
+
+def _host_node(device: dict[str, Any]) -> str:
+    """The host's /dev node with the same type and numbers as ``device`` (for a bind mount)."""
+    wanted = os.makedev(device["major"], device["minor"])
+    for directory, _, files in os.walk("/dev"):
+        for name in files:
+            path = os.path.join(directory, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if info.st_rdev == wanted and (stat.S_ISBLK(info.st_mode) == (device["type"] == "b")):
+                return path
+    raise FileNotFoundError(errno.ENOENT, f"no host device {device['major']}:{device['minor']} to bind", device["path"])
+
+
 def pivot_into(new_root: str) -> str:
     """Make ``new_root`` this mount namespace's ``/``; detach and remove the old root.
 

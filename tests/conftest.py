@@ -112,6 +112,18 @@ def run_cli(*args: str, data_root: str, state_root: str, timeout: float = 60, **
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
 
 
+def cgroup_dirs() -> set[str]:
+    """Every cgroup directory below a ``minictr`` parent, in every hierarchy (and the parents themselves)."""
+    from minictr.doctor import cgroup_layout
+
+    layout = cgroup_layout()
+    found = set()
+    for mount in {*layout["v1"].values(), *filter(None, [layout["v2"]["path"]])}:
+        for directory, _, _ in os.walk(os.path.join(mount, "minictr")):
+            found.add(directory)
+    return found
+
+
 def _snapshot() -> dict[str, set[str]]:
     with open("/proc/self/mountinfo") as handle:
         mounts = {line.split()[4] for line in handle}
@@ -124,7 +136,7 @@ def _snapshot() -> dict[str, set[str]]:
                     processes.add(pid)
         except OSError:
             pass
-    return {"mounts": mounts, "processes": processes, "containers": containers, **_network_snapshot()}
+    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(), **_network_snapshot()}
 
 
 def _network_snapshot() -> dict[str, set[str]]:
@@ -147,7 +159,7 @@ def _network_snapshot() -> dict[str, set[str]]:
 
 @pytest.fixture(scope="session", autouse=True)
 def leak_check() -> Iterator[None]:
-    """At the end of the session nothing the tests made may remain: mounts, container processes, state.
+    """At the end of the session nothing the tests made may remain: mounts, container processes, state, cgroups.
 
     Notebooks use the default state root, so new entries there count too.
     """
@@ -157,3 +169,21 @@ def leak_check() -> Iterator[None]:
     leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
     leaked = {kind: items for kind, items in leaked.items() if items}
     assert not leaked, f"the tests left resources behind: {leaked}"
+
+
+def kill_and_sweep(container_id: str, *, data_root: str, state_root: str, timeout: float = 10) -> None:
+    """``minictr kill`` a detached container, then sweep until its directory, cgroup and network are gone.
+
+    Nothing removes a killed detached container by itself (there is no ``rm``
+    yet): the next run's sweep would, so a test that stops one sweeps itself.
+    """
+    import time
+
+    from minictr.container import containers_dir, remove_stale
+
+    run_cli("kill", container_id, data_root=data_root, state_root=state_root)
+    directory = os.path.join(state_root, "containers", container_id)
+    deadline = time.monotonic() + timeout
+    while os.path.exists(directory) and time.monotonic() < deadline:
+        remove_stale(containers_dir(state_root))
+        time.sleep(0.05)

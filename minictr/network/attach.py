@@ -271,8 +271,6 @@ def _release(store: NetworkStore, lease: dict[str, Any]) -> None:
 
 def _record(section: dict[str, Any]) -> None:
     """Write the network section into the container's state.json (before creating what it names)."""
-    from ..container import read_state, write_state
+    from ..container import update_state
 
-    state = read_state(section["directory"])
-    state["network"] = section
-    write_state(section["directory"], state)
+    update_state(section["directory"], {"network": section})

@@ -12,6 +12,9 @@ never changes itself. They talk like this::
       |   writes /proc/<pid>/uid_map, gid_map          |
       |-- MAPPINGS_WRITTEN --------------------------->|  unshare(the others); fork, when
       |<------------------------------ INIT_PID {pid} -|  pid/time are new: PID 1 goes on
+      |<--------------------------------- JOIN_CGROUP -|  (when the container has a cgroup)
+      |   writes the pid to cgroup.procs               |
+      |-- CGROUP_JOINED ------------------------------>|  unshare(cgroup): its root is that cgroup
       |                                                |  set-up: hostname, mounts, /dev,
       |                                                |  pivot_root (or chroot), user
       |<--------------------------------------- READY -|  ... or ERROR {step, message, errno}
@@ -57,6 +60,8 @@ class Message(str, enum.Enum):
     USERNS_READY = "userns-ready"  # child -> parent: {"pid"}: I am in a new user namespace, map me
     MAPPINGS_WRITTEN = "mappings-written"  # parent -> child: uid_map and gid_map are written
     INIT_PID = "init-pid"  # child -> parent: {"pid"}: the container's PID 1, as the host numbers it
+    JOIN_CGROUP = "join-cgroup"  # child -> parent: put me (PID 1 or the only process) in my cgroup
+    CGROUP_JOINED = "cgroup-joined"  # parent -> child: done; unshare the cgroup namespace now
     READY = "ready"  # child -> parent: set-up done, waiting for START {"pid", "root", "note"}
     START = "start"  # parent -> child: exec the program now
     ERROR = "error"  # child -> parent: {"step", "message", "errno"}

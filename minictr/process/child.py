@@ -8,7 +8,7 @@ config) from the channel on FD and runs a flat recipe of named steps::
     die_with_parent → enter_user_namespace → join_namespaces → unshare_namespaces
     → set_time_offsets → fork_init (pid and time namespaces apply to children:
       from here on we are the container's PID 1; the process before it waits)
-    → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
+    → join_cgroup (the parent places us; then the cgroup namespace) → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
     → mount_spec_mounts → create_devices → enter_root → readonly_root → set_user
     → READY … START → exec (or run a minimal init that execs the program)
 
@@ -114,8 +114,8 @@ def join_namespaces(setup: Setup) -> None:
 
 
 def unshare_namespaces(setup: Setup) -> None:
-    """Create the new namespaces (user is done already): one unshare(2) with all flags."""
-    namespaces.unshare(setup.new - {"user"})
+    """Create the new namespaces (user is done already, cgroup comes after joining the cgroup): one unshare(2)."""
+    namespaces.unshare(setup.new - {"user", "cgroup"})
 
 
 def set_time_offsets(setup: Setup) -> None:
@@ -155,6 +155,20 @@ def fork_init(setup: Setup) -> None:
 
 
 # --- after the fork: the container's view ------------------------------------------------
+
+
+def join_cgroup(setup: Setup) -> None:
+    """Have the parent put us in the container's cgroup, then make that cgroup our namespace's root.
+
+    Only PID 1 joins (the waiting process before the fork stays out: it is
+    minictr's, not the container's), and it joins before the cgroup
+    namespace is made, so the container sees its own cgroup as ``/``.
+    """
+    if setup.options.get("cgroup"):
+        setup.channel.send(Message.JOIN_CGROUP)
+        setup.channel.expect(Message.CGROUP_JOINED)
+    if "cgroup" in setup.new:
+        namespaces.unshare(["cgroup"])
 
 
 def set_hostname(setup: Setup) -> None:
@@ -221,6 +235,8 @@ def create_devices(setup: Setup) -> None:
     """Fill a fresh /dev tmpfs with the standard nodes and links."""
     if any(m["destination"] == "/dev" and m.get("type") == "tmpfs" for m in setup.spec.get("mounts", [])):
         rootfs.create_devices(setup.rootfs, bind_from_host="user" in setup.new or "user" in setup.joined)
+    if setup.linux.get("devices"):
+        rootfs.create_spec_devices(setup.rootfs, setup.linux["devices"], bind_from_host="user" in setup.new)
 
 
 def enter_root(setup: Setup) -> None:
@@ -293,11 +309,11 @@ def enter_container(setup: Setup) -> None:
         raise StepFailed("cwd", f"chdir to working directory {cwd!r}: {exc.strerror}", exc.errno) from exc
 
 
-EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, set_user]
+EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, join_cgroup, set_user]
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
-    set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
+    join_cgroup, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
     enter_root, readonly_root, set_user,
 ]  # fmt: skip
 

@@ -108,6 +108,7 @@ def spawn(
     init: bool = False,
     join: int | None = None,
     netlink: bool = False,
+    cgroup: Callable[[int], None] | None = None,
 ) -> ContainerProcess:
     """Create a container process from an OCI runtime-spec ``spec``; return it set up but not started.
 
@@ -123,6 +124,10 @@ def spawn(
     creating one (``exec``): its namespaces, then its root directory.
     ``netlink`` asks the child for a netlink socket of its new network
     namespace (``process.netlink_fd``), to wire a bridge network from outside.
+    ``cgroup`` places a host pid in the container's cgroup (``Manager.add``):
+    it is called for the container's first process (PID 1, not the waiting
+    process before it) before that process unshares its cgroup namespace
+    and long before the program starts, so everything it forks inherits it.
     """
     channel, child_end = Channel.pair()
     try:
@@ -142,9 +147,10 @@ def spawn(
         child_end.close()
     process = ContainerProcess(popen, channel)
     try:
-        options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join, "netlink": netlink}
+        options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join,
+                   "netlink": netlink, "cgroup": cgroup is not None}
         channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
-        _wait_until_ready(process, spec)
+        _wait_until_ready(process, spec, cgroup)
     except BaseException:
         channel.close()
         process.kill()
@@ -152,8 +158,8 @@ def spawn(
     return process
 
 
-def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any]) -> None:
-    """Answer the child's requests (user namespace maps) until it reports READY."""
+def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any], cgroup: Callable[[int], None] | None = None) -> None:
+    """Answer the child's requests (user namespace maps, its cgroup) until it reports READY."""
     while True:
         message = process.channel.receive(SETUP_TIMEOUT)
         if message is None:
@@ -168,6 +174,9 @@ def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any]) -> None:
             process.channel.send(Message.MAPPINGS_WRITTEN)
         elif kind == Message.INIT_PID.value:
             process.init_pid = message["pid"]
+        elif kind == Message.JOIN_CGROUP.value and cgroup is not None:
+            cgroup(process.pid)
+            process.channel.send(Message.CGROUP_JOINED)
         elif kind == Message.READY.value:
             process.root_method, process.note = message.get("root", ""), message.get("note", "")
             process.netlink_fd = (message.get("fds") or [None])[0]

@@ -13,7 +13,8 @@ The modules follow the curriculum:
 - ``checking``    running the learner's function in a child, and the :class:`Verdict`
 - ``pictures``    the SVG pictures
 - ``welcome`` (00), ``ex_chroot`` (01), ``mounts`` (02), ``uts_ipc`` (03), ``pid`` (04), ``users`` (05),
-  ``network`` (06, with ``netlab``, the network it builds by hand in a child process), ``images`` (08):
+  ``network`` (06, with ``netlab``, the network it builds by hand in a child process), ``limits`` (07),
+  ``images`` (08):
   each notebook's own helpers, its exercise check and reference solution
 - ``solutions``   every reference solution, by exercise name
 
@@ -36,6 +37,10 @@ from .images import (
     start_registry, tar_entries, upper_listing,
 )
 from .network import check_next_address, judge_next_address, links_of, network_lab, svg_network
+from .limits import (
+    average, busy, cgroup_lines, cgroups_left, check_cpu_max, check_memory_usage, dd_rate, fork_failures,
+    judge_cpu_max, judge_memory_usage, loop_disk, sample_cpu, svg_cgroup_trees,
+)
 from .mounts import check_pivot_into, judge_pivot_into, mount_points, propagation
 from .pictures import (
     svg_chroot_tree, svg_id_map, svg_image_parts, svg_overlay, svg_pid_trees, svg_pivot_root, svg_process_model,
@@ -51,15 +56,17 @@ from .uts_ipc import check_new_uts, judge_new_uts
 from .welcome import check_my_namespaces, judge_my_namespaces
 
 __all__ = [
-    "HostLacks", "LoopbackRegistry", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive", "brief", "call_in",
-    "caught_signals", "check_container_diff", "check_count_zombies", "check_enter_root", "check_id_maps",
+    "HostLacks", "LoopbackRegistry", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive", "average", "brief",
+    "busy", "call_in", "caught_signals", "cgroup_lines", "cgroups_left", "check_container_diff",
+    "check_count_zombies", "check_cpu_max", "check_enter_root", "check_id_maps", "check_memory_usage",
     "check_my_namespaces", "check_new_uts", "check_next_address", "check_pivot_into", "children", "clean", "comm",
-    "exec_in", "exec_output", "have", "http_get", "interfaces", "internet_route", "judge_container_diff",
-    "judge_count_zombies", "judge_enter_root", "judge_id_maps", "judge_my_namespaces", "judge_new_uts",
-    "judge_next_address", "judge_pivot_into", "kill_container", "leftovers", "links_of", "minictr", "minictr_command",
-    "mount_points", "network_lab", "picture", "pid_of", "pid_table", "process_tree", "propagation", "reference",
-    "remove_container", "remove_tree", "require", "run_in_child", "show_answer", "show_source", "solution",
-    "start_registry", "status", "stop", "svg_chroot_tree", "svg_id_map", "svg_image_parts", "svg_network",
-    "svg_overlay", "svg_pid_trees", "svg_pivot_root", "svg_process_model", "svg_vm_vs_containers", "tar_entries",
-    "upper_listing", "wait_for_child", "wait_for_descendant", "wait_until", "workdir", "zombies",
+    "dd_rate", "exec_in", "exec_output", "fork_failures", "have", "http_get", "interfaces", "internet_route",
+    "judge_container_diff", "judge_count_zombies", "judge_cpu_max", "judge_enter_root", "judge_id_maps",
+    "judge_memory_usage", "judge_my_namespaces", "judge_new_uts", "judge_next_address", "judge_pivot_into",
+    "kill_container", "leftovers", "links_of", "loop_disk", "minictr", "minictr_command", "mount_points",
+    "network_lab", "picture", "pid_of", "pid_table", "process_tree", "propagation", "reference", "remove_container",
+    "remove_tree", "require", "run_in_child", "sample_cpu", "show_answer", "show_source", "solution",
+    "start_registry", "status", "stop", "svg_cgroup_trees", "svg_chroot_tree", "svg_id_map", "svg_image_parts",
+    "svg_network", "svg_overlay", "svg_pid_trees", "svg_pivot_root", "svg_process_model", "svg_vm_vs_containers",
+    "tar_entries", "upper_listing", "wait_for_child", "wait_for_descendant", "wait_until", "workdir", "zombies",
 ]  # fmt: skip

@@ -1,0 +1,75 @@
+"""What only a pure cgroup v2 host has: delegation through subtree_control and the no-internal-processes rule.
+
+Skipped on other layouts; ``scripts/cgroup2-vm.sh`` runs them in a QEMU
+guest whose /sys/fs/cgroup is pure cgroup2 (with the ``cgroups``-marked
+tests of test_cgroups.py, which then go through the v2 driver).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import cgroup_dirs, run_cli
+
+pytestmark = [pytest.mark.root, pytest.mark.cgroup2]
+ROOT = "/sys/fs/cgroup"
+
+
+def read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read().strip()
+
+
+@pytest.fixture
+def outer() -> Iterator[str]:
+    """A cgroup of the test's own below the root that delegates only memory and pids to its children."""
+    path = os.path.join(ROOT, f"minictr-test-{os.urandom(3).hex()}")
+    os.mkdir(path)
+    with open(os.path.join(path, "cgroup.subtree_control"), "w") as handle:
+        handle.write("+memory +pids")
+    yield path
+    for directory, _, _ in sorted(os.walk(path), key=lambda entry: -len(entry[0])):
+        os.rmdir(directory)
+
+
+def test_minictr_at_the_root_of_its_own_cgroup_namespace(data_root: str, state_root: str, outer: str) -> None:
+    """As in a privileged Jupyter pod: the namespace's root holds the pod's processes, so it cannot delegate
+    until minictr moves them to a leaf (``/init``); and a controller the pod was not given is a clear error."""
+    pod = os.path.join(outer, "pod")
+    os.mkdir(pod)
+    minictr = shlex.join([sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root])
+    inside = (f"umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && "
+              f"{minictr} run -m 32m busybox cat /proc/self/cgroup; echo status $?; "
+              f"cat /proc/self/cgroup; {minictr} run --cpus 1 busybox true; echo status $?")
+    script = f"echo $$ > {pod}/cgroup.procs && exec unshare --cgroup --mount --propagation private sh -c {shlex.quote(inside)}"
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines() == ["0::/", "status 0", "0::/init", "status 125"], (done.stdout, done.stderr)
+    assert done.stderr.strip() == ("minictr: error: --cpus/--cpu-quota: the cpu controller is not available here "
+                                   "(cgroup v2 at /sys/fs/cgroup offers: memory pids)")
+    assert [n for n in os.listdir(pod) if os.path.isdir(os.path.join(pod, n))] == ["init"]  # /minictr came and went
+    assert read(os.path.join(pod, "cgroup.subtree_control")).split() == ["memory", "pids"]
+
+
+def test_a_parent_holding_processes_cannot_delegate(data_root: str, state_root: str, outer: str) -> None:
+    busy = os.path.join(outer, "busy")
+    os.mkdir(busy)
+    sleeper = subprocess.Popen(["sh", "-c", f"echo $$ > {busy}/cgroup.procs && exec sleep 60"])
+    try:
+        while not read(os.path.join(busy, "cgroup.procs")):
+            time.sleep(0.01)
+        before = cgroup_dirs()
+        parent = "/" + os.path.relpath(busy, ROOT)
+        done = run_cli("run", "-m", "32m", "--cgroup-parent", parent, "busybox", "true", data_root=data_root, state_root=state_root)
+        assert done.returncode == 125
+        assert "it holds processes, and cgroup v2 lets only leaves hold processes (the no-internal-processes rule)" in done.stderr
+        assert cgroup_dirs() == before and [n for n in os.listdir(busy) if os.path.isdir(os.path.join(busy, n))] == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
