@@ -538,6 +538,46 @@ def prepare_root(directory: str, lowers: list[str], owner: int = 0) -> dict[str,
     return None
 
 
+def add_init_layer(directory: str, overlay: dict[str, Any], spec: dict[str, Any], lowers: list[str], owner: int) -> None:
+    """Put the mount points of bind-mounted files in a layer of their own, above the image (Docker's "init" layer).
+
+    Mounting /etc/hosts needs a file there to mount on. Made in the
+    container's upper layer, it would show up in ``diff`` and be committed
+    into the next image; in a read-only layer of its own it is neither.
+    """
+    files = [m["destination"] for m in spec.get("mounts", []) if m.get("type") == "bind" and os.path.isfile(m.get("source", ""))]
+    if not files:
+        return
+    init = os.path.join(directory, "init")
+    parents = set()
+    for destination in files:
+        relative = destination.strip("/")
+        parents.add(os.path.dirname(relative))
+        os.makedirs(os.path.join(init, os.path.dirname(relative)), exist_ok=True)
+        with open(os.path.join(init, relative), "a"):
+            pass
+        if os.geteuid() == 0:
+            os.chown(os.path.join(init, relative), owner, owner)
+    for parent in sorted(parents - {""}, key=len, reverse=True):  # after the files: their creation changed the times
+        _copy_directory_attributes(lowers, parent, os.path.join(init, parent), owner)
+    overlay["lowerdirs"].insert(0, init)
+
+
+def _copy_directory_attributes(lowers: list[str], relative: str, made: str, owner: int) -> None:
+    """Give a directory of the init layer the owner and mode it has in the image (the top layer wins in overlayfs)."""
+    for layer in reversed(lowers):  # the top layer first
+        found = os.path.join(layer, relative)
+        if os.path.isdir(found) and not os.path.islink(found):
+            info = os.stat(found)
+            os.chmod(made, info.st_mode & 0o7777)
+            if os.geteuid() == 0:
+                os.chown(made, info.st_uid, info.st_gid)
+            os.utime(made, ns=(info.st_atime_ns, info.st_mtime_ns))
+            return
+    if os.geteuid() == 0:
+        os.chown(made, owner, owner)
+
+
 def _flat(lowers: list[str]) -> str:
     if len(lowers) != 1:
         raise ContainerError("overlayfs is unavailable, and a copy needs the flattened image (internal error)")
@@ -610,6 +650,8 @@ def run(
             try:
                 spec = container_spec(image, rootfs, command or [], options, container_id, lowers, network)
                 spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
+                if overlay:
+                    add_init_layer(directory, overlay, spec, lowers, root_owner)
                 return _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
             except BaseException:
                 if network:

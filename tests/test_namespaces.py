@@ -249,7 +249,9 @@ def test_mount_inside_root_is_overlay_with_proc_dev_sys(roots: Roots) -> None:
     assert "ro" in table["/sys"][1] and "rw" in table["/"][1]
     assert {"nosuid", "nodev", "noexec"} <= set(table["/proc"][1])
     root_line = next(line for line in result.stdout.splitlines() if line.split()[4] == "/")
-    assert f"lowerdir={roots.data}/layers/" in root_line  # the image's layers, below the container's own changes
+    lowerdirs = root_line.split("lowerdir=", 1)[1].split(",", 1)[0].split(":")
+    assert lowerdirs[0].endswith("/init")  # the mount points of /etc/hosts and friends, above the image
+    assert all(d.startswith(f"{roots.data}/layers/") for d in lowerdirs[1:])  # the image's layers, below the container's changes
     assert {point for point, _ in host_mounts()} - set(STANDARD_MOUNTS)  # the host has others, which stay outside
 
 
