@@ -68,6 +68,9 @@ r=/root
 for dir in /dev/shm /run /tmp /var/lib/minictr; do \$bb mkdir -p \$r\$dir; \$bb mount -t tmpfs tmpfs \$r\$dir; done
 \$bb mkdir -p \$r$scratch/exchange
 \$bb mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 exchange \$r$scratch/exchange
+# the checkout itself, wherever it is: the tmpfs above may hide it (a clone under /tmp)
+\$bb mkdir -p \$r$repo
+\$bb mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=262144,cache=loose checkout \$r$repo
 \$bb mount -t cgroup2 -o nsdelegate cgroup2 \$r/sys/fs/cgroup
 for controller in \$(\$bb cat \$r/sys/fs/cgroup/cgroup.controllers); do
     echo "+\$controller" > \$r/sys/fs/cgroup/cgroup.subtree_control
@@ -100,6 +103,7 @@ timeout "${MINICTR_VM_TIMEOUT:-1200}" qemu-system-x86_64 -accel "${MINICTR_VM_AC
     -kernel "$kernel" -initrd "$scratch/initrd.gz" \
     -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init" \
     -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
+    -virtfs "local,path=$repo,mount_tag=checkout,security_model=none,readonly=on,multidevs=remap" \
     -virtfs "local,path=$scratch/exchange,mount_tag=exchange,security_model=none" </dev/null
 qemu=$?
 set -e

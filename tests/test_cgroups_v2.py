@@ -66,7 +66,7 @@ def test_a_parent_holding_processes_cannot_delegate(data_root: str, state_root: 
             time.sleep(0.01)
         before = cgroup_dirs()
         parent = "/" + os.path.relpath(busy, ROOT)
-        done = run_cli("run", "-m", "32m", "--cgroup-parent", parent, "busybox", "true", data_root=data_root, state_root=state_root)
+        done = run_cli("run", "--network", "none", "-m", "32m", "--cgroup-parent", parent, "busybox", "true", data_root=data_root, state_root=state_root)
         assert done.returncode == 125
         assert "it holds processes, and cgroup v2 lets only leaves hold processes (the no-internal-processes rule)" in done.stderr
         assert cgroup_dirs() == before and [n for n in os.listdir(busy) if os.path.isdir(os.path.join(busy, n))] == []

@@ -128,9 +128,15 @@ def uplink_mtu() -> int:
 @off_event_loop
 def bridge_up(name: str, gateway: str, prefixlen: int, mtu: int) -> None:
     """Create bridge ``name`` holding the gateway address, up; let it route 127.0.0.1 (published ports)."""
+    from pyroute2 import NetlinkError
+
     with iproute() as ipr:
         if not ipr.link_lookup(ifname=name):
-            ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+            try:
+                ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+            except NetlinkError as exc:
+                hint = ": this kernel has no bridge support (modprobe bridge), or use --network none" if exc.code == 95 else ""
+                raise HostError(f"creating bridge {name}: {os.strerror(exc.code)}{hint}") from exc
         index = ipr.link_lookup(ifname=name)[0]
         if not any(a.get_attr("IFA_ADDRESS") == gateway for a in ipr.get_addr(index=index, family=2)):
             ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
