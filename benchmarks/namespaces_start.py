@@ -32,7 +32,7 @@ import time
 
 from common import busybox_rootfs, medians, minictr_command, report, timed, workspace
 
-from minictr.container import copy_tree
+from minictr.container_root import copy_tree
 from minictr.process.parent import spawn
 from minictr.spec import isolated_spec
 

@@ -281,7 +281,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 def cmd_build_busybox(args: argparse.Namespace) -> int:
     """``minictr image build-busybox``: the offline image, from the host's busybox-static."""
-    from .container import image_store
+    from .container_root import image_store
     from .images.busybox import build_busybox_image
 
     started = time.monotonic()

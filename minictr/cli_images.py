@@ -97,7 +97,7 @@ def _tag_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from .container import image_store
+    from .container_root import image_store
 
     return image_store(args.data_root)
 
@@ -145,7 +145,7 @@ def _users(args: argparse.Namespace) -> dict[str, str]:
     import os
 
     from . import paths
-    from .container import containers_dir, read_state, remove_stale
+    from .container_dir import containers_dir, read_state, remove_stale
 
     base = containers_dir(args.root or paths.state_root())
     remove_stale(base)

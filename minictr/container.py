@@ -1,46 +1,43 @@
 """Running an image as a container: the high-level layer, as Docker sits above runc.
 
-:func:`run` resolves the image (pulling it when the store lacks it), unpacks
-each of its layers once into a shared read-only directory, gives the
-container a copy-on-write root of its own (an overlay of those layers under
-a per-container upper directory, or a flattened copy where overlayfs is
-unavailable), turns the image config and the user's options into an OCI
-runtime-spec config, and hands that to the runtime (:mod:`minictr.process`). :func:`exec_in` runs another program inside a
-running container; :func:`kill` signals one.
+:func:`run` resolves the image and prepares the container's copy-on-write
+root (:mod:`minictr.container_root`), gives it a directory of its own on the
+host (:mod:`minictr.container_dir`), turns the image config and the user's
+options into an OCI runtime-spec config, and hands that to the runtime
+(:mod:`minictr.process`). :func:`exec_in` runs another program inside a
+running container; :func:`kill` signals one; :func:`update` changes its limits.
 
-Each container owns a directory under the state root
-(``/run/minictr/containers/<id>``) holding everything it created on the host
-and ``state.json`` (its id, the host pid of its PID 1, its config). The
-directory goes when the container exits; one whose container died while
-nobody watched (``kill -9`` of minictr, a detached container that ended) is
-removed by the next :func:`run` (:func:`remove_stale`). A container run as
-root also gets a cgroup of its own (limits, accounting, the OOM killer's
-verdict): recorded in state.json before it is made, removed with the
-directory (:func:`release`).
+A container run as root also gets a cgroup of its own (limits, accounting,
+the OOM killer's verdict): recorded in state.json before it is made, removed
+with the directory (:func:`minictr.container_dir.release_directory`).
+
+The names notebooks and tests reach through this module (``image_store``,
+``get_image``, ``unpacked_rootfs``, ``containers_dir``, ``read_state``,
+``remove_stale``) are imported here from the modules that define them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import threading
 from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
-    from .network.attach import Plan
     from .cgroups import Manager
+    from .images.store import Image, ImageStore
+    from .network.attach import Plan
 
-from . import paths
-from .errors import ContainerError, ImageNotFound, MinictrError, UsageError
-from .images.store import Image, ImageStore
+from .container_dir import container_directory, containers_dir, read_state, remove_stale, start_time, update_state
+from .container_root import (
+    add_init_layer, copy_tree, get_image, image_record, image_store, prepare_root, root_layers, shifted_rootfs,
+    unpacked_rootfs,
+)  # fmt: skip
+from .errors import ContainerError, MinictrError, UsageError
 from .process.parent import ContainerProcess, spawn
 from .spec import DEFAULT_NAMESPACES, DEFAULT_PATH, PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec, parse_id_map
 
@@ -108,114 +105,6 @@ RESOURCE_FLAGS = (
     "cpuset_mems", "pids_limit", "blkio_weight", "device_read_bps", "device_write_bps", "device_read_iops",
     "device_write_iops", "devices",
 )  # fmt: skip
-
-
-def image_store(data_root: str | None = None) -> ImageStore:
-    """The store under the data root (``/var/lib/minictr/images`` by default)."""
-    return ImageStore(os.path.join(data_root or paths.data_root(), "images"))
-
-
-PULL_POLICIES = ("missing", "never", "always")
-
-
-def get_image(store: ImageStore, reference: str, platform: str | None = None, policy: str = "missing") -> Image:
-    """Resolve ``reference``, pulling it when the store lacks it, as ``docker run --pull missing`` does.
-
-    The offline ``busybox`` is the exception: it is built from the host's
-    busybox-static, so the tutorial works without any registry.
-    """
-    if policy not in PULL_POLICIES:
-        raise UsageError(f"--pull {policy!r}: choose one of {', '.join(PULL_POLICIES)}")
-    try:
-        if policy != "always":
-            return store.get(reference)
-    except ImageNotFound:
-        from .images.store import normalize_reference
-
-        if normalize_reference(reference) == "busybox":
-            from .images.busybox import build_busybox_image
-
-            build_busybox_image(store)
-            return store.get(reference)
-        if policy == "never":
-            raise
-    from .images.progress import make_progress
-    from .images.pull import pull
-
-    if policy == "missing":
-        print(f"Unable to find image '{reference}' locally", file=sys.stderr)
-    return pull(store, reference, platform=platform, progress=make_progress())
-
-
-def unpacked_rootfs(store: ImageStore, image: Image) -> str:
-    """The image's layers unpacked once, shared read-only by its containers."""
-    cache = os.path.join(os.path.dirname(store.root), "rootfs", image.id.split(":", 1)[1])
-    if not os.path.isdir(cache):
-        from .images.unpack import unpack_image
-
-        try:
-            unpack_image(store, image, cache)
-        except FileExistsError:
-            pass  # another run unpacked it at the same moment
-        except OSError as exc:
-            if not os.path.isdir(cache):
-                raise ContainerError(f"unpacking {image.name}: {exc}") from exc
-    return cache
-
-
-#: Longer overlay options than this do not fit in the page the mount(2) data must fit in: flatten instead.
-MAX_LOWERDIR = 3500
-
-
-def root_layers(store: ImageStore, image: Image, owner: int = 0) -> list[str]:
-    """The directories to stack for ``image`` (bottom first), each layer unpacked once.
-
-    Per layer as root where overlayfs exists; otherwise (rootless, no
-    overlayfs, a lowerdir list too long for mount(2)) one flattened copy.
-    With ``owner`` (a user namespace's root on the host) the directories are
-    shifted copies owned by it.
-    """
-    if os.geteuid() == 0 and overlay_supported():
-        from .images.layers import layers_root, unpack_layers
-
-        layers = unpack_layers(store, image)
-        if not layers:  # overlayfs needs a lower directory: an image without layers gets an empty one
-            layers = [os.path.join(layers_root(store), ".empty")]
-            os.makedirs(layers[0], mode=0o755, exist_ok=True)
-        if owner:
-            layers = [shifted_rootfs(layer, owner) for layer in layers]
-        if len(":".join(layers)) <= MAX_LOWERDIR:
-            return layers
-    lower = unpacked_rootfs(store, image)
-    return [shifted_rootfs(lower, owner) if owner else lower]
-
-
-def shifted_rootfs(lower: str, host_id: int) -> str:
-    """A copy of ``lower`` whose owners are moved up by ``host_id`` (cached beside it).
-
-    In a user namespace mapping 0 -> ``host_id``, files owned by the host's
-    root would show up as ``nobody`` inside, and the container's root could
-    not change them. Shifting the copy's owners makes them the container's own.
-    """
-    shifted = f"{lower}.shift-{host_id}"
-    if os.path.isdir(shifted):
-        return shifted
-    staging = f"{shifted}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    copy_tree(lower, staging)
-    paths_to_shift = [staging]
-    for directory, dirs, files in os.walk(staging):
-        paths_to_shift.extend(os.path.join(directory, name) for name in (*dirs, *files))
-    for path in paths_to_shift:
-        info = os.lstat(path)
-        os.lchown(path, info.st_uid + host_id, info.st_gid + host_id)
-        if not os.path.islink(path):
-            os.chmod(path, info.st_mode & 0o7777)  # chown clears setuid and setgid bits
-    try:
-        os.rename(staging, shifted)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)  # another run finished first
-    return shifted
 
 
 def command_for(config: dict[str, Any], command: list[str], entrypoint: str | None) -> list[str]:
@@ -356,245 +245,6 @@ def limit_spec(spec: dict[str, Any], options: RunOptions, container_id: str) -> 
     return True
 
 
-def overlay_supported() -> bool:
-    """True when the kernel knows overlayfs (it may still refuse some upper directories)."""
-    try:
-        with open("/proc/filesystems") as handle:
-            return any(line.split()[-1] == "overlay" for line in handle if line.strip())
-    except OSError:
-        return False
-
-
-def containers_dir(state_root: str | None = None) -> str:
-    """``<state root>/containers``, made searchable by all (a user-namespaced root must pass through)."""
-    base = os.path.join(state_root or paths.state_root(), "containers")
-    os.makedirs(base, exist_ok=True)
-    for path in (os.path.dirname(base), base):
-        os.chmod(path, 0o711)
-    return base
-
-
-@contextlib.contextmanager
-def container_directory(state_root: str | None, keep: bool = False, name: str | None = None) -> Iterator[str]:
-    """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``.
-
-    ``name`` (``--name``) must not be taken by another live container.
-    """
-    base = containers_dir(state_root)
-    with _locked(base):  # a directory is never seen without its state.json
-        remove_stale(base, locked=True)
-        if name:
-            for other in os.listdir(base):
-                if read_state(os.path.join(base, other)).get("name") == name:
-                    raise UsageError(f"--name {name!r} is already in use by container {other}")
-        directory = os.path.join(base, os.urandom(6).hex())
-        os.makedirs(directory)
-        os.chmod(directory, 0o711)
-        state = {"id": os.path.basename(directory), "pid": os.getpid(), "start": _start_time(os.getpid())}
-        write_state(directory, {**state, "name": name} if name else state)
-    try:
-        yield directory
-    except BaseException:
-        release_directory(directory)
-        raise
-    if not keep:
-        release_directory(directory)
-
-
-def release_directory(directory: str) -> None:
-    """Give back what a finished container held on the host, then remove its directory.
-
-    Its cgroup first (killing whatever is left in it), then its network.
-    """
-    state = read_state(directory)
-    if state.get("cgroup"):
-        from . import cgroups
-
-        cgroups.load(state["cgroup"]).destroy()
-    network = state.get("network")
-    if network and network.get("mode") == "bridge":
-        from .network.attach import disconnect
-
-        disconnect(network)
-    remove_tree(directory)
-
-
-def remove_tree(path: str) -> None:
-    """Remove a directory tree, including the mode-000 ``work/work`` directory overlayfs leaves.
-
-    As root the mode does not matter; rootless, the owner must give itself
-    permission back before it can look inside.
-    """
-    keyword = "onexc" if sys.version_info >= (3, 12) else "onerror"
-
-    def unlock(_function: Any, failed: str, _error: Any) -> None:
-        locked = failed if os.path.isdir(failed) and not os.path.islink(failed) else os.path.dirname(failed)
-        try:
-            os.chmod(locked, 0o700)
-            if locked == failed:
-                shutil.rmtree(failed, **{keyword: unlock})
-            else:
-                os.unlink(failed)
-        except OSError:
-            pass  # what cannot be removed stays; remove_stale tries again later
-
-    if os.path.lexists(path):
-        shutil.rmtree(path, **{keyword: unlock})
-
-
-_STATE_LOCK = threading.Lock()  # the network's thread and this one both add to state.json
-
-
-def update_state(directory: str, changes: dict[str, Any]) -> None:
-    """Add ``changes`` to the container's state.json (read, merge, write atomically, one writer at a time)."""
-    with _STATE_LOCK:
-        write_state(directory, {**read_state(directory), **changes})
-
-
-def write_state(directory: str, state: dict[str, Any]) -> None:
-    """Write ``state.json`` atomically (a reader sees the old or the new one, never half)."""
-    temp = os.path.join(directory, ".state.json.tmp")
-    with open(temp, "w") as handle:
-        json.dump(state, handle)
-    os.rename(temp, os.path.join(directory, "state.json"))
-
-
-def read_state(directory: str) -> dict[str, Any]:
-    """The container's ``state.json`` (empty when unreadable)."""
-    try:
-        with open(os.path.join(directory, "state.json")) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
-
-
-@contextlib.contextmanager
-def _locked(base: str) -> Iterator[None]:
-    """Hold ``<state root>/containers.lock``: creating a container directory and sweeping stale ones exclude each other."""
-    import fcntl
-
-    with open(os.path.join(os.path.dirname(base), "containers.lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def remove_stale(base: str, locked: bool = False) -> list[str]:
-    """Remove container directories whose owner (minictr, or a detached container) is gone; return them."""
-    if not locked:
-        if not os.path.isdir(base):
-            return []
-        with _locked(base):
-            return remove_stale(base, locked=True)
-    removed = []
-    for name in os.listdir(base):
-        directory = os.path.join(base, name)
-        state = read_state(directory)
-        if state and (_alive(state["pid"], state.get("start", "")) or _alive(state.get("owner", 0), state.get("owner_start", ""))):
-            continue
-        try:
-            release_directory(directory)
-        except MinictrError as exc:  # kept, and tried again next time
-            print(f"minictr: warning: cleaning up {name}: {exc}", file=sys.stderr)
-            continue
-        removed.append(directory)
-    return removed
-
-
-def _alive(pid: int, start: str) -> bool:
-    """True when process ``pid`` started at ``start`` still runs (a zombie has finished)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return fields[19] == start and fields[0] not in ("Z", "X")
-
-
-def _start_time(pid: int) -> str:
-    """A process's start time (field 22 of /proc/<pid>/stat): with the pid, it names one process."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def prepare_root(directory: str, lowers: list[str], owner: int = 0) -> dict[str, Any] | None:
-    """Make ``<directory>/rootfs``; return an overlay plan for the child, or None after copying.
-
-    ``lowers`` are the image's directories, bottom first (overlayfs wants
-    them top first). ``owner`` is the host uid of the container's root (user
-    namespaces): the overlay's upper layer must be its own to write in.
-    """
-    merged = os.path.join(directory, "rootfs")
-    if overlay_supported():
-        for sub in ("rootfs", "upper", "work"):
-            os.makedirs(os.path.join(directory, sub))
-            if os.geteuid() == 0:
-                os.chown(os.path.join(directory, sub), owner, owner)
-        upper, work = os.path.join(directory, "upper"), os.path.join(directory, "work")
-        return {"lowerdirs": list(reversed(lowers)), "upperdir": upper, "workdir": work}
-    copy_tree(_flat(lowers), merged)
-    return None
-
-
-def add_init_layer(directory: str, overlay: dict[str, Any], spec: dict[str, Any], lowers: list[str], owner: int) -> None:
-    """Put the mount points of bind-mounted files in a layer of their own, above the image (Docker's "init" layer).
-
-    Mounting /etc/hosts needs a file there to mount on. Made in the
-    container's upper layer, it would show up in ``diff`` and be committed
-    into the next image; in a read-only layer of its own it is neither.
-    """
-    files = [m["destination"] for m in spec.get("mounts", []) if m.get("type") == "bind" and os.path.isfile(m.get("source", ""))]
-    if not files:
-        return
-    init = os.path.join(directory, "init")
-    parents = set()
-    for destination in files:
-        relative = destination.strip("/")
-        parents.add(os.path.dirname(relative))
-        os.makedirs(os.path.join(init, os.path.dirname(relative)), exist_ok=True)
-        with open(os.path.join(init, relative), "a"):
-            pass
-        if os.geteuid() == 0:
-            os.chown(os.path.join(init, relative), owner, owner)
-    for parent in sorted(parents - {""}, key=len, reverse=True):  # after the files: their creation changed the times
-        _copy_directory_attributes(lowers, parent, os.path.join(init, parent), owner)
-    overlay["lowerdirs"].insert(0, init)
-
-
-def _copy_directory_attributes(lowers: list[str], relative: str, made: str, owner: int) -> None:
-    """Give a directory of the init layer the owner and mode it has in the image (the top layer wins in overlayfs)."""
-    for layer in reversed(lowers):  # the top layer first
-        found = os.path.join(layer, relative)
-        if os.path.isdir(found) and not os.path.islink(found):
-            info = os.stat(found)
-            os.chmod(made, info.st_mode & 0o7777)
-            if os.geteuid() == 0:
-                os.chown(made, info.st_uid, info.st_gid)
-            os.utime(made, ns=(info.st_atime_ns, info.st_mtime_ns))
-            return
-    if os.geteuid() == 0:
-        os.chown(made, owner, owner)
-
-
-def _flat(lowers: list[str]) -> str:
-    if len(lowers) != 1:
-        raise ContainerError("overlayfs is unavailable, and a copy needs the flattened image (internal error)")
-    return lowers[0]
-
-
-def copy_tree(source: str, dest: str) -> None:
-    """Copy a root filesystem keeping hard links, owners, modes and times (``cp -a``).
-
-    ``shutil.copytree`` would turn busybox's hundreds of hard links into as
-    many copies of a 2 MB binary.
-    """
-    result = subprocess.run(["cp", "-a", "--", source, dest], capture_output=True, text=True)
-    if result.returncode != 0:
-        shutil.rmtree(dest, ignore_errors=True)
-        raise ContainerError(f"copying the root filesystem to {dest}: {result.stderr.strip()}")
-
 
 @dataclass
 class Finished:
@@ -662,17 +312,6 @@ def run(
         holding.close()
 
 
-def image_record(image: Image, lowers: list[str], overlay: dict[str, Any] | None, owner: int) -> dict[str, Any]:
-    """What a container's state.json keeps of its image: for prune, commit, stop and later features."""
-    from .images.runconfig import recorded
-
-    return {
-        "image": image.name, "image_id": image.id, "manifest_digest": image.manifest_digest,
-        "lowerdirs": lowers, "upperdir": overlay["upperdir"] if overlay else "", "root_owner": owner,
-        "config": recorded(image.config.get("config", {})),
-    }  # fmt: skip
-
-
 def network_plan(directory: str, options: RunOptions, image_config: dict[str, Any], owner: int) -> Plan:
     """Check the network options and start the container's network work (see :mod:`minictr.network.attach`)."""
     from .network.attach import plan
@@ -736,7 +375,7 @@ def _start(
         process.start()
         # recorded like a detached one, so that exec and kill reach it too; and with its owner (us),
         # so that no sweep takes the directory (and the cgroup's OOM count) before we are done with it
-        owner = {"owner": os.getpid(), "owner_start": _start_time(os.getpid())}
+        owner = {"owner": os.getpid(), "owner_start": start_time(os.getpid())}
         _record_started(directory, process, spec, {**record, **owner})
         out, err, code = process.communicate()
     oom_killed = bool(cgroup and cgroup.oom_kills())
@@ -774,7 +413,7 @@ def update(container: str, options: RunOptions, state_root: str | None = None) -
 
 def _record_started(directory: str, process: ContainerProcess, spec: dict[str, Any], record: dict[str, Any]) -> None:
     """state.json once the program runs: its PID 1 now owns the directory (the network entry stays)."""
-    update_state(directory, {**record, "pid": process.pid, "start": _start_time(process.pid), "spec": spec})
+    update_state(directory, {**record, "pid": process.pid, "start": start_time(process.pid), "spec": spec})
 
 
 def find(container: str, state_root: str | None = None) -> dict[str, Any]:

@@ -152,12 +152,13 @@ def commit(container: str, reference: str, *, data_root: str | None = None, stat
            message: str = "", author: str = "") -> Image:  # fmt: skip
     """``minictr commit CONTAINER IMAGE``: the running container's changes as a new image."""
     from .. import container as containers
+    from ..container_root import image_store
 
     state = containers.find(container, state_root)
     upper = state.get("upperdir", "")
     if not upper:
         raise UsageError(f"commit: container {state['id']} has no overlay upper directory (overlayfs was unavailable), so its changes cannot be told apart")
-    store = containers.image_store(data_root)
+    store = image_store(data_root)
     manifest = store.read_json(state["manifest_digest"])
     config = store.read_json(manifest["config"]["digest"])
     base = Image(state.get("image", ""), state["manifest_digest"], manifest, manifest["config"]["digest"], config)

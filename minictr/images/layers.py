@@ -3,7 +3,7 @@
 On disk, beside the image store::
 
     <data-root>/layers/<hex of the diff_id>/     one layer's files, whiteouts as overlayfs reads them
-    <data-root>/layers/<hex>.shift-<uid>/        the same, owned by a user namespace's root (see container.py)
+    <data-root>/layers/<hex>.shift-<uid>/        the same, owned by a user namespace's root (see container_root.py)
 
 The directory is named by the layer's *diff_id* (the digest of its
 uncompressed tar, from the image config), and the stream is verified

@@ -67,7 +67,7 @@ def in_use(state_root: str | None) -> set[str]:
     base = os.path.join(state_root, "containers") if state_root else ""
     if not base or not os.path.isdir(base):
         return used
-    from ..container import remove_stale
+    from ..container_dir import remove_stale
 
     remove_stale(base)  # a container that has ended holds nothing
     for name in os.listdir(base):
@@ -129,7 +129,7 @@ def _remove_directories(root: str, keep: set[str], wanted: set[str] | None, used
 
 def _rmtree(path: str) -> None:
     """Remove a directory tree that may hold read-only directories."""
-    from ..container import remove_tree
+    from ..container_dir import remove_tree
 
     remove_tree(path)
     if os.path.lexists(path):

@@ -271,6 +271,6 @@ def _release(store: NetworkStore, lease: dict[str, Any]) -> None:
 
 def _record(section: dict[str, Any]) -> None:
     """Write the network section into the container's state.json (before creating what it names)."""
-    from ..container import update_state
+    from ..container_dir import update_state
 
     update_state(section["directory"], {"network": section})

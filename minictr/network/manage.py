@@ -72,7 +72,7 @@ def _port_text(port: dict[str, Any]) -> str:
 
 def remove(state_root: str, name: str) -> None:
     """``network rm``: only a user network, and only when no container uses it (dead ones are swept first)."""
-    from ..container import containers_dir, remove_stale
+    from ..container_dir import containers_dir, remove_stale
     from .attach import live_leases, settle
 
     store = NetworkStore(state_root)
@@ -96,7 +96,7 @@ def prune(state_root: str) -> list[str]:
     leases and rules); then every network without members is taken down, and
     user networks without members are forgotten.
     """
-    from ..container import containers_dir, remove_stale
+    from ..container_dir import containers_dir, remove_stale
     from .attach import live_leases, settle
 
     remove_stale(containers_dir(state_root))

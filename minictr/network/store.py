@@ -201,8 +201,7 @@ class NetworkStore:
 
 def lease_alive(lease: dict[str, Any]) -> bool:
     """True while the lease's container (or the minictr starting it) runs."""
-    from ..container import _alive as alive
-    from ..container import read_state
+    from ..container_dir import alive, read_state
 
     state = read_state(lease.get("directory", ""))
     return bool(state) and state.get("id") == lease.get("container") and alive(state["pid"], state.get("start", ""))

@@ -68,7 +68,7 @@ def remove_container(container_id: str, timeout: float = 10) -> None:
     leaves its waiting process (``minictr-wait``) as a child of ours; it is
     reaped here, so that no zombie is left either.
     """
-    from .. import container
+    from .. import container, container_dir
     from ..errors import UsageError
 
     try:
@@ -88,7 +88,7 @@ def remove_container(container_id: str, timeout: float = 10) -> None:
     for child in children(os.getpid()):  # the waiters of containers that ended on their own
         if comm_or_none(child) == "minictr-wait" and not alive(child):
             _reaped(child)
-    container.remove_stale(container.containers_dir())
+    container_dir.remove_stale(container_dir.containers_dir())
 
 
 def _reaped(pid: int) -> bool:

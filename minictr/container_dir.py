@@ -1,0 +1,182 @@
+"""A container's directory on the host: ``<state root>/containers/<id>`` and its ``state.json``.
+
+Each container owns a directory under the state root
+(``/run/minictr/containers/<id>``) holding everything it created on the host
+and ``state.json`` (its id, the host pid of its PID 1 with that process's
+start time, its config, its cgroup and network). The directory goes when the
+container exits (:func:`release_directory`: its cgroup, its network, then the
+files); one whose owner died while nobody watched (``kill -9`` of minictr, a
+detached container that ended) is removed by the next sweep
+(:func:`remove_stale`). Creating a directory and sweeping hold one lock, so
+a directory is never seen without its state.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import threading
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import Any, Iterator
+
+from . import paths
+from .errors import MinictrError, UsageError
+
+
+def containers_dir(state_root: str | None = None) -> str:
+    """``<state root>/containers``, made searchable by all (a user-namespaced root must pass through)."""
+    base = os.path.join(state_root or paths.state_root(), "containers")
+    os.makedirs(base, exist_ok=True)
+    for path in (os.path.dirname(base), base):
+        os.chmod(path, 0o711)
+    return base
+
+
+@contextlib.contextmanager
+def container_directory(state_root: str | None, keep: bool = False, name: str | None = None) -> Iterator[str]:
+    """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``.
+
+    ``name`` (``--name``) must not be taken by another live container.
+    """
+    base = containers_dir(state_root)
+    with _locked(base):  # a directory is never seen without its state.json
+        remove_stale(base, locked=True)
+        if name:
+            for other in os.listdir(base):
+                if read_state(os.path.join(base, other)).get("name") == name:
+                    raise UsageError(f"--name {name!r} is already in use by container {other}")
+        directory = os.path.join(base, os.urandom(6).hex())
+        os.makedirs(directory)
+        os.chmod(directory, 0o711)
+        state = {"id": os.path.basename(directory), "pid": os.getpid(), "start": start_time(os.getpid())}
+        write_state(directory, {**state, "name": name} if name else state)
+    try:
+        yield directory
+    except BaseException:
+        release_directory(directory)
+        raise
+    if not keep:
+        release_directory(directory)
+
+
+def release_directory(directory: str) -> None:
+    """Give back what a finished container held on the host, then remove its directory.
+
+    Its cgroup first (killing whatever is left in it), then its network.
+    """
+    state = read_state(directory)
+    if state.get("cgroup"):
+        from . import cgroups
+
+        cgroups.load(state["cgroup"]).destroy()
+    network = state.get("network")
+    if network and network.get("mode") == "bridge":
+        from .network.attach import disconnect
+
+        disconnect(network)
+    remove_tree(directory)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a directory tree, including the mode-000 ``work/work`` directory overlayfs leaves.
+
+    As root the mode does not matter; rootless, the owner must give itself
+    permission back before it can look inside.
+    """
+    keyword = "onexc" if sys.version_info >= (3, 12) else "onerror"
+
+    def unlock(_function: Any, failed: str, _error: Any) -> None:
+        locked = failed if os.path.isdir(failed) and not os.path.islink(failed) else os.path.dirname(failed)
+        try:
+            os.chmod(locked, 0o700)
+            if locked == failed:
+                shutil.rmtree(failed, **{keyword: unlock})
+            else:
+                os.unlink(failed)
+        except OSError:
+            pass  # what cannot be removed stays; remove_stale tries again later
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, **{keyword: unlock})
+
+
+_STATE_LOCK = threading.Lock()  # the network's thread and this one both add to state.json
+
+
+def update_state(directory: str, changes: dict[str, Any]) -> None:
+    """Add ``changes`` to the container's state.json (read, merge, write atomically, one writer at a time)."""
+    with _STATE_LOCK:
+        write_state(directory, {**read_state(directory), **changes})
+
+
+def write_state(directory: str, state: dict[str, Any]) -> None:
+    """Write ``state.json`` atomically (a reader sees the old or the new one, never half)."""
+    temp = os.path.join(directory, ".state.json.tmp")
+    with open(temp, "w") as handle:
+        json.dump(state, handle)
+    os.rename(temp, os.path.join(directory, "state.json"))
+
+
+def read_state(directory: str) -> dict[str, Any]:
+    """The container's ``state.json`` (empty when unreadable)."""
+    try:
+        with open(os.path.join(directory, "state.json")) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def _locked(base: str) -> Iterator[None]:
+    """Hold ``<state root>/containers.lock``: creating a container directory and sweeping stale ones exclude each other."""
+    import fcntl
+
+    with open(os.path.join(os.path.dirname(base), "containers.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def remove_stale(base: str, locked: bool = False) -> list[str]:
+    """Remove container directories whose owner (minictr, or a detached container) is gone; return them."""
+    if not locked:
+        if not os.path.isdir(base):
+            return []
+        with _locked(base):
+            return remove_stale(base, locked=True)
+    removed = []
+    for name in os.listdir(base):
+        directory = os.path.join(base, name)
+        state = read_state(directory)
+        if state and (alive(state["pid"], state.get("start", "")) or alive(state.get("owner", 0), state.get("owner_start", ""))):
+            continue
+        try:
+            release_directory(directory)
+        except MinictrError as exc:  # kept, and tried again next time
+            print(f"minictr: warning: cleaning up {name}: {exc}", file=sys.stderr)
+            continue
+        removed.append(directory)
+    return removed
+
+
+def alive(pid: int, start: str) -> bool:
+    """True when process ``pid`` started at ``start`` still runs (a zombie has finished)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[19] == start and fields[0] not in ("Z", "X")
+
+
+def start_time(pid: int) -> str:
+    """A process's start time (field 22 of /proc/<pid>/stat): with the pid, it names one process."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
