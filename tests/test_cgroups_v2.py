@@ -46,8 +46,8 @@ def test_minictr_at_the_root_of_its_own_cgroup_namespace(data_root: str, state_r
     os.mkdir(pod)
     minictr = shlex.join([sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root])
     inside = (f"umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && "
-              f"{minictr} run -m 32m busybox cat /proc/self/cgroup; echo status $?; "
-              f"cat /proc/self/cgroup; {minictr} run --cpus 1 busybox true; echo status $?")
+              f"{minictr} run --network none -m 32m busybox cat /proc/self/cgroup; echo status $?; "
+              f"cat /proc/self/cgroup; {minictr} run --network none --cpus 1 busybox true; echo status $?")
     script = f"echo $$ > {pod}/cgroup.procs && exec unshare --cgroup --mount --propagation private sh -c {shlex.quote(inside)}"
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=300)
     assert done.stdout.splitlines() == ["0::/", "status 0", "0::/init", "status 125"], (done.stdout, done.stderr)
