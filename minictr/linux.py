@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 from .errors import SyscallError
 
@@ -177,9 +176,9 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
     glibc has no wrapper for it, so this calls the raw system call.
     """
-    number = _SYSCALLS.get(platform.machine(), {}).get("pivot_root")
+    number = _SYSCALLS.get(os.uname().machine, {}).get("pivot_root")
     if number is None:
-        raise SyscallError(38, "pivot_root", (new_root, put_old), f"unknown syscall number on {platform.machine()}")
+        raise SyscallError(38, "pivot_root", (new_root, put_old), f"unknown syscall number on {os.uname().machine}")
     hint = ""
     result = _libc.syscall(ctypes.c_long(number), _b(new_root), _b(put_old))
     if result == -1 and ctypes.get_errno() == 22:  # EINVAL
@@ -196,9 +195,9 @@ def bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
     (the kernel rejects unknown non-zero bytes past the fields it knows).
     Returns what the call returns (a new file descriptor for a load).
     """
-    number = _SYSCALLS.get(platform.machine(), {}).get("bpf")
+    number = _SYSCALLS.get(os.uname().machine, {}).get("bpf")
     if number is None:
-        raise SyscallError(38, "bpf", (cmd,), f"unknown syscall number on {platform.machine()}")
+        raise SyscallError(38, "bpf", (cmd,), f"unknown syscall number on {os.uname().machine}")
     result = _libc.syscall(ctypes.c_long(number), ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr)))
     return _check(result, "bpf", (cmd,))
 
