@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -135,6 +136,18 @@ def detached(data_root: str, state_root: str, *args: str) -> Iterator[tuple[str,
         container.remove_stale(os.path.join(state_root, "containers"))
 
 
+@contextlib.contextmanager
+def holding_memory(data_root: str, state_root: str, mib: int) -> Iterator[tuple[str, int, Any]]:
+    """A detached container (-m 64m) holding ``mib`` MiB in a tmpfs, charged to its cgroup: (id, pid, manager)."""
+    script = f"head -c {mib}m /dev/zero > /dev/shm/hold && echo held && exec sleep 60"
+    with detached(data_root, state_root, "-m", "64m", "busybox", "sh", "-c", script) as (cid, pid):
+        manager = container.cgroup_of(cid, state_root)
+        deadline = time.monotonic() + 20
+        while manager.stats().memory < mib << 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield cid, pid, manager
+
+
 def cpu_ticks(pid: int) -> int:
     """utime + stime of a process, in clock ticks (/proc/<pid>/stat): the kernel's own measure."""
     with open(f"/proc/{pid}/stat") as handle:
@@ -248,12 +261,7 @@ def test_bad_values_are_one_line_and_leave_no_cgroup(data_root: str, state_root:
 @pytest.mark.cgroups
 def test_a_limit_below_current_usage_is_refused(data_root: str, state_root: str) -> None:
     # 20 MiB in a tmpfs inside the container: charged to it, and not reclaimable without swap
-    script = "head -c 20m /dev/zero > /dev/shm/hold && echo held && exec sleep 60"
-    with detached(data_root, state_root, "-m", "64m", "busybox", "sh", "-c", script) as (cid, pid):
-        manager = container.cgroup_of(cid, state_root)
-        deadline = time.monotonic() + 20
-        while manager.stats().memory < 20 << 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with holding_memory(data_root, state_root, 20) as (cid, pid, manager):
         done = cli(data_root, state_root, "update", "-m", "8m", cid)
         assert done.returncode == 125
         assert re.match(r"minictr: error: --memory 8MiB: below the container's current memory usage \(2\d\.?\d*MiB\)", done.stderr), done.stderr
@@ -365,12 +373,7 @@ def test_the_notebooks_exercises_check_what_they_claim() -> None:
 def test_the_memory_usage_exercise_against_a_real_container(data_root: str, state_root: str) -> None:
     from minictr import tutorial
 
-    script = "head -c 8m /dev/zero > /dev/shm/hold && echo held && exec sleep 60"
-    with detached(data_root, state_root, "-m", "64m", "busybox", "sh", "-c", script) as (cid, pid):
-        manager = container.cgroup_of(cid, state_root)
-        deadline = time.monotonic() + 20
-        while manager.stats().memory < 8 << 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with holding_memory(data_root, state_root, 8) as (cid, pid, manager):
         assert tutorial.judge_memory_usage(tutorial.reference("memory_usage"), pid, lambda: manager.stats().memory).ok
 
         def memory_usage(pid: int) -> int:  # the whole host's memory cgroup: the classic mistake
