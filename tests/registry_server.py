@@ -224,9 +224,9 @@ HOSTILE_LAYERS = [
     ([("/abs", "file", b"x")], "outside the image"),
     ([("evil", "symlink", "/tmp"), ("evil/file", "file", b"x")], "through a symlink"),
     ([("hard", "link", "../../etc/passwd")], "outside the image"),
-    ([("null", "chr", None)], "device node"),
+    ([("dev", "symlink", "/dev"), ("dev/null", "chr", None)], "through a symlink"),
 ]
-HOSTILE_IDS = ["dotdot", "absolute", "symlink-escape", "hardlink-escape", "device"]
+HOSTILE_IDS = ["dotdot", "absolute", "symlink-escape", "hardlink-escape", "device-through-symlink"]
 
 
 class Layout:
