@@ -92,7 +92,8 @@ class Budget:
         if ratio:
             floor = setting(RATIO_FLOOR)
             by_ratio = max(floor, int(compressed * ratio))
-            limits.append((by_ratio, f"{ratio:g} times its compressed size of {_human(compressed)} ({MAX_RATIO[0]})"))
+            limits.append((by_ratio, f"{ratio:g} times its compressed size of {_human(compressed)}, or {_human(floor)} "
+                                     f"for small layers ({MAX_RATIO[0]}, {RATIO_FLOOR[0]})"))
         cap = setting(MAX_SIZE)
         if cap:
             limits.append((cap, f"the limit of {_human(cap)} ({MAX_SIZE[0]})"))
