@@ -286,6 +286,13 @@ class Layout:
         self.manifests.append({**descriptor, "annotations": {oci.REF_NAME: name}})
         self._write_index()
 
+    def archive(self, path: str) -> str:
+        """The layout as one tar file (an oci-archive, as ``minictr load -i`` reads it); return ``path``."""
+        with tarfile.open(path, "w") as tar:
+            for name in sorted(os.listdir(self.root)):
+                tar.add(os.path.join(self.root, name), name)
+        return path
+
     def _write_index(self) -> None:
         with open(os.path.join(self.root, "index.json"), "w") as handle:
             json.dump({"schemaVersion": 2, "mediaType": oci.MEDIA_INDEX, "manifests": self.manifests}, handle)

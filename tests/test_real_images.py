@@ -47,14 +47,6 @@ def _node_layer() -> bytes:
     return rs.tar_layer(entries)
 
 
-def write_archive(layout: rs.Layout, path: str) -> str:
-    """The layout as one tar file, as ``podman save --format oci-archive`` writes it."""
-    with tarfile.open(path, "w") as tar:
-        for name in sorted(os.listdir(layout.root)):
-            tar.add(os.path.join(layout.root, name), name)
-    return path
-
-
 @pytest.fixture(scope="module")
 def archive(base_tar: bytes, tmp_path_factory: pytest.TempPathFactory) -> str:
     """An archive of two images: ``nodes`` (busybox + a layer of device nodes) and ``home`` (HOME in its Env)."""
@@ -62,7 +54,7 @@ def archive(base_tar: bytes, tmp_path_factory: pytest.TempPathFactory) -> str:
     layout = rs.Layout(str(directory / "layout"))
     layout.image("nodes", [(base_tar, "gzip"), (_node_layer(), "gzip")])
     layout.image("home", [(base_tar, "gzip")], config={"Env": ["PATH=/bin", "HOME=/from-image"]})
-    return write_archive(layout, str(directory / "images.tar"))
+    return layout.archive(str(directory / "images.tar"))
 
 
 @pytest.fixture

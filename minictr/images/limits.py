@@ -57,9 +57,11 @@ def max_ratio() -> float:
 
 
 def _human(size: int) -> str:
-    from ..cgroups.resources import human
-
-    return human(size)
+    """``1.5GiB``, ``1PiB``: binary units up to pebibytes (a reserve may be set that high to stop everything)."""
+    for unit, shift in (("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift:
+            return f"{size / (1 << shift):.3g}{unit}"
+    return f"{size}B"
 
 
 def check_reserve(path: str, more: int = 0) -> None:
@@ -71,7 +73,7 @@ def check_reserve(path: str, more: int = 0) -> None:
     free = info.f_bavail * info.f_frsize
     if free - more < reserve:
         raise ImageError(
-            f"not enough disk space: {_human(free)} free under {path}, and {DISK_RESERVE[0]} keeps {_human(reserve)} "
+            f"not enough disk space: {_human(free)} free on the filesystem of {path}, and {DISK_RESERVE[0]} keeps {_human(reserve)} "
             "free (make room with minictr image prune, or lower the reserve)"
         )
 

@@ -210,7 +210,7 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
     :func:`can_make_devices`), else skipped with one warning. Returns the
     diff_id read; with ``diff_id`` a mismatch is an :class:`ImageError`.
     """
-    reader = HashingReader(layer_path, media_type, _budget(layer_path, root))
+    reader = HashingReader(layer_path, media_type, _budget(layer_path, os.path.dirname(root)))
     directories: list[tarfile.TarInfo] = []
     devices = can_make_devices() if devices is None else devices
     skipped = 0
