@@ -166,12 +166,17 @@ def container_spec(
     """
     spec = _container_spec(image, rootfs, command, options, container_id, network)
     user = options.user if options.user is not None else image.config.get("config", {}).get("User", "")
-    if user:
+    env = spec["process"]["env"]
+    has_home = any(item.startswith("HOME=") for item in env)
+    if user or not has_home:  # both come from the image's /etc/passwd, read once
         from .images.layers import read_file
         from .images.runconfig import resolve_user
 
-        uid, gid, extra = resolve_user(user, lambda path: read_file(lowers or [], path))
-        spec["process"]["user"] = {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})}
+        uid, gid, extra, home = resolve_user(user, lambda path: read_file(lowers or [], path))
+        if user:
+            spec["process"]["user"] = {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})}
+        if not has_home:
+            env.append(f"HOME={home}")  # as Docker: from passwd, unless the image's Env or -e set it
     return spec
 
 
@@ -292,7 +297,7 @@ def run(
             update_state(directory, record)
             holding.close()
             rootfs = os.path.join(directory, "rootfs")
-            limits = container_spec(image, rootfs, command or [], options, container_id, lowers)
+            limits = _container_spec(image, rootfs, command or [], options, container_id, None)  # no user: passwd is read once, below
             cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None
             network = None
             if options.isolation == "full":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -116,6 +117,9 @@ def shifted_rootfs(lower: str, host_id: int) -> str:
     In a user namespace mapping 0 -> ``host_id``, files owned by the host's
     root would show up as ``nobody`` inside, and the container's root could
     not change them. Shifting the copy's owners makes them the container's own.
+    Device nodes the image carries are left out of the copy (with one warning):
+    a user namespace's root may not make them, so it is not given them either.
+    Overlayfs whiteouts (character devices 0/0) stay.
     """
     shifted = f"{lower}.shift-{host_id}"
     if os.path.isdir(shifted):
@@ -126,11 +130,19 @@ def shifted_rootfs(lower: str, host_id: int) -> str:
     paths_to_shift = [staging]
     for directory, dirs, files in os.walk(staging):
         paths_to_shift.extend(os.path.join(directory, name) for name in (*dirs, *files))
+    dropped = 0
     for path in paths_to_shift:
         info = os.lstat(path)
+        if (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)) and info.st_rdev != 0:
+            os.unlink(path)
+            dropped += 1
+            continue
         os.lchown(path, info.st_uid + host_id, info.st_gid + host_id)
         if not os.path.islink(path):
             os.chmod(path, info.st_mode & 0o7777)  # chown clears setuid and setgid bits
+    if dropped:
+        print(f"minictr: warning: {os.path.basename(lower)[:12]}: skipped {dropped} device node(s) in the copy "
+              "for a user namespace (its root may not have them)", file=sys.stderr)  # fmt: skip
     try:
         os.rename(staging, shifted)
     except OSError:

@@ -224,9 +224,9 @@ HOSTILE_LAYERS = [
     ([("/abs", "file", b"x")], "outside the image"),
     ([("evil", "symlink", "/tmp"), ("evil/file", "file", b"x")], "through a symlink"),
     ([("hard", "link", "../../etc/passwd")], "outside the image"),
-    ([("null", "chr", None)], "device node"),
+    ([("dev", "symlink", "/dev"), ("dev/null", "chr", None)], "through a symlink"),
 ]
-HOSTILE_IDS = ["dotdot", "absolute", "symlink-escape", "hardlink-escape", "device"]
+HOSTILE_IDS = ["dotdot", "absolute", "symlink-escape", "hardlink-escape", "device-through-symlink"]
 
 
 class Layout:
@@ -285,6 +285,13 @@ class Layout:
         self.manifests = [m for m in self.manifests if m["annotations"][oci.REF_NAME] != name]
         self.manifests.append({**descriptor, "annotations": {oci.REF_NAME: name}})
         self._write_index()
+
+    def archive(self, path: str) -> str:
+        """The layout as one tar file (an oci-archive, as ``minictr load -i`` reads it); return ``path``."""
+        with tarfile.open(path, "w") as tar:
+            for name in sorted(os.listdir(self.root)):
+                tar.add(os.path.join(self.root, name), name)
+        return path
 
     def _write_index(self) -> None:
         with open(os.path.join(self.root, "index.json"), "w") as handle:

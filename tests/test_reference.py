@@ -83,11 +83,14 @@ def test_users_resolve_through_the_images_files() -> None:
     files = {"etc/passwd": b"root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
              "etc/group": b"root:x:0:\napp:x:1000:\naudio:x:29:app,other\nvideo:x:44:other\n"}  # fmt: skip
     read = files.get
-    assert resolve_user("app", read) == (1000, 1000, [29])
-    assert resolve_user("1000", read) == (1000, 1000, [29])
-    assert resolve_user("app:video", read) == (1000, 44, [])
-    assert resolve_user("4242:4343", read) == (4242, 4343, [])
-    assert resolve_user("4242", read) == (4242, 0, [])
+    assert resolve_user("app", read) == (1000, 1000, [29], "/home/app")
+    assert resolve_user("1000", read) == (1000, 1000, [29], "/home/app")
+    assert resolve_user("app:video", read) == (1000, 44, [], "/home/app")
+    assert resolve_user("4242:4343", read) == (4242, 4343, [], "/")
+    assert resolve_user("4242", read) == (4242, 0, [], "/")
+    assert resolve_user("", read) == (0, 0, [], "/root")
+    assert resolve_user("", {"etc/passwd": b"root:x:0:0::/var/root:/bin/sh\n"}.get)[3] == "/var/root"
+    assert resolve_user("", {}.get) == (0, 0, [], "/root")  # no passwd at all: root's usual home
     with pytest.raises(Exception, match="no such user"):
         resolve_user("nobody", read)
     with pytest.raises(Exception, match="no such group"):

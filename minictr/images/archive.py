@@ -10,8 +10,10 @@ The archive is the store's own format, restricted to the chosen images::
 ``skopeo copy oci-archive:FILE …`` and ``docker load`` read what ``save``
 writes; ``load`` reads those and skopeo's archives. An archive is untrusted
 input: ``load`` accepts only those names, streams each blob into the store
-verified against the digest in its name, and adds names only once every
-blob an image needs is there — a bad archive leaves nothing behind.
+verified against the digest in its name (and refuses one that would leave
+the disk with less than its free-space reserve, see :mod:`.limits`), checks
+every blob an image needs against the size its index or manifest declares,
+as a pull does, and adds names only then — a bad archive leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from ..errors import ImageError
 from . import oci
+from .limits import check_reserve
 from .prune import prune
 from .store import ImageStore
 
@@ -99,6 +102,7 @@ def load(store: ImageStore, path: str) -> list[str]:
                     elif match and member.isreg():
                         digest = f"sha256:{match[1]}"
                         if not store.has_blob(digest):
+                            check_reserve(store.root, member.size)
                             with store.blob_lock(digest), store.blob_writer(digest, member.size) as writer:
                                 source = tar.extractfile(member)
                                 for chunk in iter(lambda: source.read(1 << 20), b""):  # type: ignore[union-attr]
@@ -118,21 +122,38 @@ def load(store: ImageStore, path: str) -> list[str]:
 
 
 def _name_images(store: ImageStore, index: dict[str, Any], path: str) -> list[str]:
-    """Tag the archive's images once all their blobs are stored."""
-    from .pull import INDEX_TYPES, parse_platform, select_manifest
+    """Tag the archive's images once all their blobs are stored, each as big as its descriptor says."""
+    from .pull import INDEX_TYPES, check_manifest, parse_platform, select_manifest
 
     names = []
     for entry in index.get("manifests", []):
         annotations = entry.get("annotations") or {}
         name = annotations.get(_FULL_NAME) or annotations.get(oci.REF_NAME)
+        what = f"load: {path}: {name or entry.get('digest')}"
+        _check_blob(store, entry, what)
         if entry.get("mediaType") in INDEX_TYPES:
             entry = select_manifest(store.read_json(entry["digest"]).get("manifests", []), parse_platform(None))
+            _check_blob(store, entry, what)
         manifest = store.read_json(entry["digest"])
-        for descriptor in (manifest["config"], *manifest.get("layers", [])):
-            if not store.has_blob(descriptor["digest"]):
-                raise ImageError(f"load: {path} lacks blob {descriptor['digest']} of {name or entry['digest']}")
+        check_manifest(manifest, what)
+        for descriptor in (manifest["config"], *manifest["layers"]):
+            _check_blob(store, descriptor, what)
         if name:
             names.append(store.tag(name, {k: v for k, v in entry.items() if k != "annotations"}))
     if not names:
         raise ImageError(f"load: {path} names no image (no {oci.REF_NAME} annotation)")
     return names
+
+
+def _check_blob(store: ImageStore, descriptor: dict[str, Any], what: str) -> None:
+    """Refuse a descriptor whose blob the archive lacks or whose declared size is not the blob's (as a pull would)."""
+    digest = descriptor.get("digest", "")
+    try:
+        oci.split_digest(digest)
+    except ValueError as exc:
+        raise ImageError(f"{what}: {exc}") from exc
+    if not store.has_blob(digest):
+        raise ImageError(f"{what}: the archive lacks blob {digest}")
+    declared, actual = descriptor.get("size"), os.path.getsize(store.blob_path(digest))
+    if declared != actual or isinstance(declared, bool):
+        raise ImageError(f"{what}: blob {digest} is {actual} bytes but its descriptor declares {declared}: refused")

@@ -14,6 +14,10 @@ and ``/etc/group``, never the host's:
   group in ``/etc/group`` that lists the name as a member;
 - ``user:group``: either part a name or a number; no supplementary groups;
 - a number absent from passwd is allowed (gid 0 then); a name absent is an error.
+
+The same passwd entry gives the process its ``HOME`` (its sixth field), as
+Docker sets it when neither the image's ``Env`` nor ``-e`` does: ``/root``
+for root without an entry, ``/`` for any other user without one.
 """
 
 from __future__ import annotations
@@ -38,28 +42,31 @@ def _table(text: bytes | None, fields: int) -> list[list[str]]:
     return rows
 
 
-def resolve_user(user: str, read_file: Callable[[str], bytes | None]) -> tuple[int, int, list[int]]:
-    """``User`` -> (uid, gid, supplementary gids), looked up with ``read_file('etc/passwd')`` and ``etc/group``."""
-    user = user.strip()
-    if not user:
-        return 0, 0, []
-    name, _, group = user.partition(":")
+def resolve_user(user: str, read_file: Callable[[str], bytes | None]) -> tuple[int, int, list[int], str]:
+    """``User`` -> (uid, gid, supplementary gids, home), from ``read_file('etc/passwd')`` and ``etc/group``.
+
+    An empty ``user`` is root. passwd is read once; /etc/group only when it matters.
+    """
+    name, _, group = (user.strip() or "0").partition(":")
     passwd = _table(read_file("etc/passwd"), 7)
-    groups = _table(read_file("etc/group"), 4)
     entry = next((row for row in passwd if row[0] == name or (name.isdigit() and row[2] == name)), None)
     if entry is None and not name.isdigit():
         raise UsageError(f"user {name!r}: no such user in the image's /etc/passwd (use a number, or uid:gid)")
     uid = int(name) if name.isdigit() else int(entry[2])  # type: ignore[index]
+    home = entry[5] if entry and entry[5] else ("/root" if uid == 0 else "/")
+    if not user.strip():
+        return 0, 0, [], home
+    groups = _table(read_file("etc/group"), 4)
     if group:
         match = next((row for row in groups if row[0] == group or (group.isdigit() and row[2] == group)), None)
         if match is None and not group.isdigit():
             raise UsageError(f"group {group!r}: no such group in the image's /etc/group (use a number)")
         gid = int(group) if group.isdigit() else int(match[2])  # type: ignore[index]
-        return uid, gid, []
+        return uid, gid, [], home
     gid = int(entry[3]) if entry and entry[3].isdigit() else 0
     login = entry[0] if entry else ""
     extra = sorted({int(row[2]) for row in groups if login and login in row[3].split(",") and row[2].isdigit()} - {gid})
-    return uid, gid, extra
+    return uid, gid, extra, home
 
 
 def recorded(config: dict[str, Any]) -> dict[str, Any]:

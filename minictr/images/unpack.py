@@ -19,11 +19,19 @@ There are two ways to use a layer, and both go through :func:`extract_layer`:
 A layer is untrusted input. An entry is refused — with a clear
 :class:`~minictr.errors.ImageError` and the half-written directory removed —
 when it would write outside the root: an absolute name or ``..``, a path
-through a symlink that leaves the root, a hard link to outside; and device
-nodes are refused unless explicitly allowed. Symlinks themselves may point
-anywhere: they are resolved inside the container, never while unpacking.
-The uncompressed stream is hashed as it is read and must match the layer's
-``diff_id`` from the image config.
+through a symlink that leaves the root, a hard link to outside. Symlinks
+themselves may point anywhere: they are resolved inside the container, never
+while unpacking. The uncompressed stream is hashed as it is read and must
+match the layer's ``diff_id`` from the image config, and it may not expand
+past the limits of :mod:`.limits` (a gzip bomb is refused, not unpacked).
+
+Device nodes (real root filesystems carry ``/dev/null``, ``/dev/full``…)
+are made as the layer says — type, major/minor, mode, owner — where
+:func:`can_make_devices` (root in the host's user namespace), as Docker and
+podman do. Elsewhere (rootless, or root inside a user namespace) mknod is
+not allowed: they are skipped with one warning per layer, never refusing
+the image; the container gets its /dev from the runtime anyway. Fifos need
+no privilege and are always made.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import os
 import posixpath
 import shutil
 import stat
+import sys
 import tarfile
 import tempfile
 from typing import Any, Iterator
@@ -41,6 +50,7 @@ from typing import Any, Iterator
 from ..errors import ImageError
 from . import oci
 from .layers import OPAQUE_XATTRS
+from .limits import Budget
 from .store import Image, ImageStore
 
 WHITEOUT_PREFIX = ".wh."
@@ -61,7 +71,7 @@ COMPRESSION = {
 class HashingReader:
     """The uncompressed tar stream of a layer file, hashed as it is read (for the diff_id)."""
 
-    def __init__(self, path: str, media_type: str) -> None:
+    def __init__(self, path: str, media_type: str, budget: Budget | None = None) -> None:
         if media_type not in COMPRESSION:
             raise ImageError(f"layer media type {media_type!r} is not supported (tar, tar+gzip and tar+zstd are)")
         self.path = path
@@ -80,6 +90,7 @@ class HashingReader:
 
             self.stream = zstandard.ZstdDecompressor().stream_reader(self.raw, read_across_frames=True)
         self.hasher = hashlib.sha256()
+        self.budget = budget
 
     def read(self, size: int = -1) -> bytes:
         try:
@@ -87,6 +98,8 @@ class HashingReader:
         except (OSError, EOFError, ValueError) as exc:
             raise ImageError(f"layer {os.path.basename(self.path)} is corrupt: {exc}") from exc
         self.hasher.update(data)
+        if self.budget is not None:
+            self.budget.consume(len(data))
         return data
 
     def diff_id(self) -> str:
@@ -133,7 +146,7 @@ def _remove(path: str) -> None:
 
 def apply_whiteouts(layer_path: str, media_type: str, root: str) -> None:
     """Flattening, first pass over a layer: delete what its whiteouts remove from the layers below."""
-    reader = HashingReader(layer_path, media_type)
+    reader = HashingReader(layer_path, media_type, _budget(layer_path, None))
     try:
         with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
             for member in _iterate(tar, layer_path):
@@ -172,17 +185,35 @@ def _overlay_whiteout(root: str, member: tarfile.TarInfo, directory: str, base: 
     os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(0, 0))
 
 
+def can_make_devices() -> bool:
+    """True when mknod of a device node is allowed: root, in the host's user namespace (whose map is the identity)."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        with open("/proc/self/uid_map") as handle:
+            return handle.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def _budget(layer_path: str, dest: str | None) -> Budget:
+    return Budget(os.path.basename(layer_path)[:12], os.path.getsize(layer_path), dest)
+
+
 def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str | None = None,
-                  allow_devices: bool = False, overlay: bool = False) -> str:  # fmt: skip
+                  devices: bool | None = None, overlay: bool = False) -> str:  # fmt: skip
     """Extract a layer's entries into ``root``, preserving owners, modes, xattrs and times.
 
     Whiteouts are skipped (flattening applies them first with
     :func:`apply_whiteouts`), or with ``overlay`` written as overlayfs
-    whiteouts. Returns the diff_id read; with ``diff_id`` a mismatch is an
-    :class:`ImageError`.
+    whiteouts. Device nodes are made when ``devices`` (default:
+    :func:`can_make_devices`), else skipped with one warning. Returns the
+    diff_id read; with ``diff_id`` a mismatch is an :class:`ImageError`.
     """
-    reader = HashingReader(layer_path, media_type)
+    reader = HashingReader(layer_path, media_type, _budget(layer_path, os.path.dirname(root)))
     directories: list[tarfile.TarInfo] = []
+    devices = can_make_devices() if devices is None else devices
+    skipped = 0
     try:
         with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
             tar.copybufsize = _COPY_BUFFER
@@ -196,11 +227,20 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
                 if target == root:
                     continue  # the "./" entry: the root exists already
                 _check_parent(root, target, member.name)
-                _vet(root, member, allow_devices, overlay)
+                _vet(root, member, overlay)
                 if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target) and not os.path.islink(target)):
                     _remove(target)  # never write *through* what a lower layer left there
+                if member.isdev() and not member.isfifo() and not devices:
+                    skipped += 1
+                    continue
                 member.name = posixpath.normpath(member.name)
-                _extract(tar, member, root)
+                try:
+                    _extract(tar, member, root)
+                except PermissionError:
+                    if not member.isdev() or member.isfifo():
+                        raise
+                    skipped += 1  # mknod refused all the same (a device cgroup, a seccomp filter): skip as rootless
+                    continue
                 _finish(member, target)
                 if member.isdir():
                     directories.append(member)
@@ -213,13 +253,19 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
         raise ImageError(f"layer {os.path.basename(layer_path)} does not match its diff_id: expected {diff_id}, got {found}")
     for member in reversed(directories):  # children changed the directories' times: set them last, deepest first
         os.utime(os.path.join(root, member.name), (member.mtime, member.mtime), follow_symlinks=False)
+    if skipped:
+        warn_devices_skipped(f"layer {os.path.basename(layer_path)[:12]}", skipped)
     return found
 
 
-def _vet(root: str, member: tarfile.TarInfo, allow_devices: bool, overlay: bool) -> None:
-    """Refuse device nodes and hard links that lead out of the root (or, per layer, out of this layer)."""
-    if (member.ischr() or member.isblk()) and not allow_devices:
-        raise ImageError(f"layer entry {member.name!r} is a device node, which images may not carry")
+def warn_devices_skipped(what: str, count: int) -> None:
+    """The one line that says device nodes of ``what`` were left out (not root, or in a user namespace)."""
+    print(f"minictr: warning: {what}: skipped {count} device node(s): making them needs root outside a user namespace",
+          file=sys.stderr)  # fmt: skip
+
+
+def _vet(root: str, member: tarfile.TarInfo, overlay: bool) -> None:
+    """Refuse hard links that lead out of the root (or, per layer, out of this layer)."""
     if member.islnk():
         link = _inside(root, member.linkname)
         _check_parent(root, link, member.linkname)
@@ -265,7 +311,7 @@ def layer_blob(store: ImageStore, image: Image, layer: dict[str, Any]) -> str:
     return path
 
 
-def unpack_image(store: ImageStore, image: Image, dest: str, *, allow_devices: bool = False) -> None:
+def unpack_image(store: ImageStore, image: Image, dest: str, *, devices: bool | None = None) -> None:
     """Apply ``image``'s layers, bottom to top, into the new directory ``dest`` (flattened).
 
     ``dest`` appears complete or not at all: the layers are unpacked into a
@@ -285,7 +331,7 @@ def unpack_image(store: ImageStore, image: Image, dest: str, *, allow_devices: b
             path = layer_blob(store, image, layer)
             apply_whiteouts(path, layer["mediaType"], root)
             expected = diff_ids[number] if len(diff_ids) == len(image.layers) else None
-            extract_layer(path, layer["mediaType"], root, diff_id=expected, allow_devices=allow_devices)
+            extract_layer(path, layer["mediaType"], root, diff_id=expected, devices=devices)
         os.rename(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
