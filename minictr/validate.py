@@ -100,8 +100,8 @@ def _check_version(check: Checker, spec: dict[str, Any]) -> None:
 
 def _check_names(check: Checker, spec: dict[str, Any]) -> None:
     """hostname and domainname: strings, set only in a new uts namespace (else the host's would change)."""
-    linux = spec.get("linux") if isinstance(spec.get("linux"), dict) else {}
-    new_uts = any(entry.get("type") == "uts" and not entry.get("path") for _, entry in namespace_entries(linux))
+    entries = namespace_entries(spec.get("linux"))
+    new_uts = any(entry.get("type") == "uts" and not entry.get("path") for _, entry in entries)
     for key in ("hostname", "domainname"):
         if check.member(spec, key, "", str) and not new_uts:
             check.add(key, "needs a new uts namespace (linux.namespaces creates none)")

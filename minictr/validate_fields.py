@@ -84,7 +84,7 @@ class Checker:
         required: bool = False,
     ) -> int | None:  # fmt: skip
         """An integer member within ``minimum..maximum`` (either bound optional)."""
-        value = self.member(parent, key, path, int, required)
+        value: int | None = self.member(parent, key, path, int, required)
         if value is None:
             return None
         low_ok = minimum is None or value >= minimum
@@ -101,12 +101,11 @@ class Checker:
 
     def absolute(self, value: Any, path: str) -> str | None:
         """A string that is an absolute path."""
-        if self.typed(value, path, str) is None:
+        text: str | None = self.typed(value, path, str)
+        if text is not None and not text.startswith("/"):
+            self.add(path, f"must be an absolute path, not {show(text)}")
             return None
-        if not value.startswith("/"):
-            self.add(path, f"must be an absolute path, not {show(value)}")
-            return None
-        return value
+        return text
 
     def array(self, parent: dict[str, Any], key: str, path: str, kind: type | None = None) -> list[tuple[str, Any]]:
         """The (path, element) pairs of an array member, each element checked against ``kind`` when given."""

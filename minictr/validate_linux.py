@@ -37,8 +37,11 @@ _NANOSECONDS = 999_999_999
 _UINT32 = 2**32 - 1
 
 
-def namespace_entries(linux: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The (path, entry) pairs of ``linux.namespaces`` that are objects (no problems recorded)."""
+def namespace_entries(linux: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The (path, entry) pairs of ``linux.namespaces`` that are objects; nothing for a malformed section.
+
+    (It records no problems: :func:`check_linux` does.)
+    """
     entries = linux.get("namespaces") if isinstance(linux, dict) else None
     if not isinstance(entries, list):
         return []

@@ -11,15 +11,16 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
 from typing import Any
 
 import pytest
-from conftest import kill_and_sweep
 
 import minictr
+from conftest import kill_and_sweep
 from minictr import rootfs
 from minictr.container import RunOptions, container_spec, exec_in, limit_spec, run
 from minictr.container_root import image_store
@@ -37,7 +38,8 @@ def full_spec() -> dict[str, Any]:
     """A valid spec using every part the validator checks (built by minictr, then extended)."""
     spec = isolated_spec(
         "/containers/abc/rootfs", ["sh", "-c", "true"], namespaces=ALL_NAMESPACES, hostname="box",
-        uid_mappings=[id_mapping(0, 100000, 65536)], gid_mappings=[id_mapping(0, 100000, 65536)], time_offsets={"monotonic": {"secs": -5, "nanosecs": 0}},
+        uid_mappings=[id_mapping(0, 100000, 65536)], gid_mappings=[id_mapping(0, 100000, 65536)],
+        time_offsets={"monotonic": {"secs": -5, "nanosecs": 0}},
         volumes=[bind_volume("/srv:/data:ro")], env=["PATH=/bin", "EMPTY="],
     )  # fmt: skip
     spec["process"]["user"]["additionalGids"] = [10, 20]
@@ -49,10 +51,12 @@ def full_spec() -> dict[str, Any]:
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
             "pids": {"limit": 64},
             "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1 << 20}]},
-            "devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
+            "devices": [{"allow": False, "access": "rwm"},
+                        {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
         },
         "cgroupsPath": "minictr/abc",
-        "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666}, {"path": "/dev/fifo", "type": "p"}],
+        "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666},
+                    {"path": "/dev/fifo", "type": "p"}],
         "maskedPaths": ["/proc/kcore"],
         "readonlyPaths": ["/proc/sys"],
         "sysctl": {"net.ipv4.ip_forward": "1"},
@@ -67,7 +71,9 @@ def full_spec() -> dict[str, Any]:
 def changed(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A copy of ``spec`` with the field at ``path`` (``a.b[2].c``) set to ``value``, or removed (DELETE)."""
     spec = copy.deepcopy(spec)
-    keys: list[str | int] = [int(index) if index else name for name, index in re.findall(r"([A-Za-z]+)|\[(\d+)\]", path)]
+    keys: list[str | int] = [
+        int(index) if index else name for name, index in re.findall(r"([A-Za-z]+)|\[(\d+)\]", path)
+    ]
     target: Any = spec
     for key in keys[:-1]:
         target = target[key]
@@ -114,7 +120,7 @@ RUN_OPTIONS = {
 
 @pytest.mark.root
 @pytest.mark.parametrize("name", list(RUN_OPTIONS))
-def test_run_specs_with_limits_and_network_files_are_valid(name: str, data_root: str, tmp_path) -> None:
+def test_run_specs_with_limits_and_network_files_are_valid(name: str, data_root: str, tmp_path: pathlib.Path) -> None:
     """``minictr run``'s own conversion (container_spec, network files, limit_spec) passes the validator."""
     from minictr.network.attach import plan
 
@@ -131,7 +137,7 @@ RUNC = shutil.which("runc")
 
 @pytest.mark.skipif(RUNC is None, reason="runc is not installed (scripts/test-packages.txt installs it)")
 @pytest.mark.parametrize("flags", [[], ["--rootless"]], ids=["root", "rootless"])
-def test_runc_spec_is_valid(flags: list[str], tmp_path) -> None:
+def test_runc_spec_is_valid(flags: list[str], tmp_path: pathlib.Path) -> None:
     """The spec the reference runtime writes (``runc spec``) passes too."""
     subprocess.run([str(RUNC), "spec", *flags], cwd=tmp_path, check=True)
     spec = json.loads((tmp_path / "config.json").read_text())
@@ -150,7 +156,7 @@ def test_capability_table_matches_the_kernel_and_libcap() -> None:
 
 
 def test_the_propagations_accepted_are_those_the_runtime_applies() -> None:
-    assert PROPAGATIONS == set(rootfs._PROPAGATION)
+    assert set(rootfs._PROPAGATION) == PROPAGATIONS
 
 
 # --- each rule, with its exact message --------------------------------------------------------------------------------
@@ -198,14 +204,18 @@ CASES = [
     ("mounts[0].options", "ro", "mounts[0].options: must be an array, not a string"),
     ("mounts[1]", "tmpfs", "mounts[1]: must be an object, not a string"),
     ("hostname", 7, "hostname: must be a string, not an integer"),
-    ("linux.namespaces[4].path", "/proc/1/ns/uts", "hostname: needs a new uts namespace (linux.namespaces creates none)"),
+    ("linux.namespaces[4].path", "/proc/1/ns/uts",
+     "hostname: needs a new uts namespace (linux.namespaces creates none)"),
     ("linux.namespaces[2].type", "foo", 'linux.namespaces[2].type: unknown namespace "foo"'),
     ("linux.namespaces[2].type", "pid", 'linux.namespaces[2].type: "pid" is listed twice'),
     ("linux.namespaces[1].type", DELETE, "linux.namespaces[1].type: required"),
-    ("linux.namespaces[1].path", "proc/1/ns/pid", 'linux.namespaces[1].path: must be an absolute path, not "proc/1/ns/pid"'),
-    ("linux.namespaces", ONLY_MOUNT_UTS + [{"type": "time"}], ("linux.uidMappings: needs a user namespace (linux.namespaces has none)",
-                                                                "linux.gidMappings: needs a user namespace (linux.namespaces has none)")),
-    ("linux.namespaces", ONLY_MOUNT_UTS + [{"type": "user"}], "linux.timeOffsets: needs a time namespace (linux.namespaces has none)"),
+    ("linux.namespaces[1].path", "proc/1/ns/pid",
+     'linux.namespaces[1].path: must be an absolute path, not "proc/1/ns/pid"'),
+    ("linux.namespaces", [*ONLY_MOUNT_UTS, {"type": "time"}],
+     ("linux.uidMappings: needs a user namespace (linux.namespaces has none)",
+      "linux.gidMappings: needs a user namespace (linux.namespaces has none)")),
+    ("linux.namespaces", [*ONLY_MOUNT_UTS, {"type": "user"}],
+     "linux.timeOffsets: needs a time namespace (linux.namespaces has none)"),
     ("linux.uidMappings[0].size", 0, "linux.uidMappings[0].size: must be an integer from 1 to 4294967295, not 0"),
     ("linux.gidMappings[0].hostID", -1, "linux.gidMappings[0].hostID: must be an integer from 0 to 4294967295, not -1"),
     ("linux.uidMappings[0].containerID", DELETE, "linux.uidMappings[0].containerID: required"),
@@ -213,7 +223,8 @@ CASES = [
      "linux.uidMappings[1].containerID: ids 500-509 overlap 0-999 of linux.uidMappings[0]"),
     ("linux.gidMappings", [id_mapping(0, 100000, 10), id_mapping(10, 100005, 10)],
      "linux.gidMappings[1].hostID: ids 100005-100014 overlap 100000-100009 of linux.gidMappings[0]"),
-    ("linux.timeOffsets.realtime", {"secs": 1}, "linux.timeOffsets.realtime: unknown clock (known: monotonic, boottime)"),
+    ("linux.timeOffsets.realtime", {"secs": 1},
+     "linux.timeOffsets.realtime: unknown clock (known: monotonic, boottime)"),
     ("linux.timeOffsets.monotonic.nanosecs", 10**9,
      "linux.timeOffsets.monotonic.nanosecs: must be an integer from 0 to 999999999, not 1000000000"),
     ("linux.resources.memory.limit", -2, "linux.resources.memory.limit: must be an integer >= -1, not -2"),
@@ -237,19 +248,25 @@ CASES = [
     ("linux.devices[1].minor", "0", "linux.devices[1].minor: must be an integer, not a string"),
     ("linux.maskedPaths[0]", "proc/kcore", 'linux.maskedPaths[0]: must be an absolute path, not "proc/kcore"'),
     ("linux.readonlyPaths[0]", 5, "linux.readonlyPaths[0]: must be a string, not an integer"),
-    ("linux.sysctl", {"net.ipv4.ip_forward": 1}, 'linux.sysctl["net.ipv4.ip_forward"]: must be a string, not an integer'),
+    ("linux.sysctl", {"net.ipv4.ip_forward": 1},
+     'linux.sysctl["net.ipv4.ip_forward"]: must be a string, not an integer'),
     ("linux.seccomp.defaultAction", "SCMP_ACT_MAYBE", 'linux.seccomp.defaultAction: unknown action "SCMP_ACT_MAYBE"'),
     ("linux.seccomp.defaultAction", DELETE, "linux.seccomp.defaultAction: required"),
     ("linux.seccomp.architectures[0]", "x86", 'linux.seccomp.architectures[0]: unknown architecture "x86"'),
     ("linux.seccomp.syscalls[0].names", [], "linux.seccomp.syscalls[0].names: must name at least one syscall"),
     ("linux.seccomp.syscalls[0].action", DELETE, "linux.seccomp.syscalls[0].action: required"),
-    ("linux.seccomp.syscalls[0].args[0].op", "SCMP_CMP_ISH", 'linux.seccomp.syscalls[0].args[0].op: unknown operator "SCMP_CMP_ISH"'),
+    ("linux.seccomp.syscalls[0].args[0].op", "SCMP_CMP_ISH",
+     'linux.seccomp.syscalls[0].args[0].op: unknown operator "SCMP_CMP_ISH"'),
     ("linux.rootfsPropagation", "bogus", 'linux.rootfsPropagation: unknown propagation "bogus"'),
     ("annotations", {"a": 1}, 'annotations["a"]: must be a string, not an integer'),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("path", "value", "expected"), CASES, ids=[f"{c[0]}=" + ("DELETE" if c[1] is DELETE else repr(c[1])[:40]) for c in CASES])
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    CASES,
+    ids=[f"{c[0]}=" + ("DELETE" if c[1] is DELETE else repr(c[1])[:40]) for c in CASES],
+)
 def test_each_rule_names_the_field(path: str, value: Any, expected: str | tuple[str, ...]) -> None:
     with pytest.raises(SpecError) as caught:
         validate(changed(full_spec(), path, value))
@@ -262,8 +279,10 @@ def test_every_problem_is_listed_in_one_error() -> None:
     spec = changed(changed(full_spec(), "process.cwd", "tmp"), "linux.namespaces[2].type", "foo")
     with pytest.raises(SpecError) as caught:
         validate(spec)
-    assert caught.value.problems == ['process.cwd: must be an absolute path, not "tmp"',
-                                     'linux.namespaces[2].type: unknown namespace "foo"']
+    assert caught.value.problems == [
+        'process.cwd: must be an absolute path, not "tmp"',
+        'linux.namespaces[2].type: unknown namespace "foo"',
+    ]
     assert "\n" not in str(caught.value)  # the CLI prints it as one line
     assert isinstance(caught.value, UsageError) and isinstance(caught.value, MinictrError)
 
