@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import minictr
-from conftest import kill_and_sweep
+from conftest import kill_and_sweep, run_cli
 from minictr import rootfs
 from minictr.container import RunOptions, container_spec, exec_in, limit_spec, run
 from minictr.container_root import image_store
@@ -348,3 +348,12 @@ def test_exec_into_a_container_validates_too(data_root: str, state_root: str) ->
         assert exec_in(started.id, ["true"], state_root=state_root, capture=True).exit_code == 0
     finally:
         kill_and_sweep(started.id, data_root=data_root, state_root=state_root)
+
+
+@pytest.mark.root
+def test_the_cli_prints_the_field_on_one_line_and_exits_125(data_root: str, state_root: str) -> None:
+    result = run_cli("run", "--isolation", "chroot", "-w", "tmp", "busybox", "true", data_root=data_root,
+                     state_root=state_root)  # fmt: skip
+    assert result.returncode == 125
+    message = 'invalid OCI runtime spec: process.cwd: must be an absolute path, not "tmp"'
+    assert result.stderr == f"minictr: error: {message}\n"
