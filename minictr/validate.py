@@ -145,12 +145,7 @@ def _check_rlimits(check: Checker, process: dict[str, Any]) -> None:
     """Known RLIMIT_* types, each once, with soft <= hard."""
     seen: set[str] = set()
     for where, entry in check.objects(process, "rlimits", "process"):
-        kind = check.member(entry, "type", where, str, required=True)
-        if kind is not None and kind not in RLIMITS:
-            check.add(child(where, "type"), f"unknown resource limit {show(kind)}")
-        elif kind is not None and kind in seen:
-            check.add(child(where, "type"), f"{show(kind)} is listed twice")
-        seen.add(kind or "")
+        check.unique_type(entry, where, RLIMITS, seen, "resource limit")
         soft = check.integer(entry, "soft", where, 0, required=True)
         hard = check.integer(entry, "hard", where, 0, required=True)
         if soft is not None and hard is not None and soft > hard:

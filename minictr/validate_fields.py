@@ -135,3 +135,19 @@ class Checker:
         value = self.member(parent, key, path, str, required)
         if value is not None and value not in allowed:
             self.add(child(path, key), f"unknown {what} {show(value)}")
+
+    def unique_type(
+        self, entry: dict[str, Any], where: str, known: tuple[str, ...] | frozenset[str], seen: set[str], what: str,
+    ) -> str | None:  # fmt: skip
+        """``entry["type"]``: required, one of ``known``, not already in ``seen`` (which it joins)."""
+        kind: str | None = self.member(entry, "type", where, str, required=True)
+        if kind is None:
+            return None
+        if kind not in known:
+            self.add(child(where, "type"), f"unknown {what} {show(kind)}")
+        elif kind in seen:
+            self.add(child(where, "type"), f"{show(kind)} is listed twice")
+        else:
+            seen.add(kind)
+            return kind
+        return None

@@ -77,13 +77,7 @@ def _check_namespaces(check: Checker, linux: dict[str, Any]) -> set[str]:
     """Known types, each at most once, an absolute path when joined; return the types."""
     kinds: set[str] = set()
     for where, entry in check.objects(linux, "namespaces", "linux"):
-        kind = check.member(entry, "type", where, str, required=True)
-        if kind is not None and kind not in NAMESPACES:
-            check.add(child(where, "type"), f"unknown namespace {show(kind)}")
-        elif kind is not None and kind in kinds:
-            check.add(child(where, "type"), f"{show(kind)} is listed twice")
-        elif kind is not None:
-            kinds.add(kind)
+        check.unique_type(entry, where, NAMESPACES, kinds, "namespace")
         if "path" in entry:
             check.absolute(entry["path"], child(where, "path"))
     return kinds
