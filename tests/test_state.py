@@ -114,7 +114,7 @@ def test_the_directory_minictr_makes_reads_as_creating(state_root: str) -> None:
 @pytest.mark.root
 def test_a_running_containers_state_round_trips(data_root: str, state_root: str) -> None:
     """A detached container's real state.json: every key it holds is a field, nothing is lost."""
-    started = run("busybox", ["sleep", "60"], RunOptions(network="none", detach=True), data_root=data_root,
+    started = run("busybox", ["sleep", "90"], RunOptions(network="none", detach=True), data_root=data_root,
                   state_root=state_root)  # fmt: skip
     try:
         directory = os.path.join(state_root, "containers", started.id)

@@ -339,7 +339,7 @@ def test_run_refuses_a_relative_workdir_and_leaves_nothing(data_root: str, state
 @pytest.mark.root
 def test_exec_into_a_container_validates_too(data_root: str, state_root: str) -> None:
     """exec builds its own spec from the running container's: an empty command is refused by name."""
-    started = run("busybox", ["sleep", "60"], RunOptions(network="none", detach=True), data_root=data_root,
+    started = run("busybox", ["sleep", "90"], RunOptions(network="none", detach=True), data_root=data_root,
                   state_root=state_root)  # fmt: skip
     try:
         with pytest.raises(SpecError) as caught:
