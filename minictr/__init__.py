@@ -30,6 +30,8 @@ _EXPORTS = {
     "MinictrError": "minictr.errors",
     "RegistryError": "minictr.errors",
     "Result": "minictr.chroot",
+    "SpecError": "minictr.errors",
+    "StateTransitionError": "minictr.errors",
     "SyscallError": "minictr.errors",
     "UsageError": "minictr.errors",
     "chroot": "minictr.chroot",

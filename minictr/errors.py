@@ -7,6 +7,8 @@ single readable line::
     MinictrError
     ├── SyscallError (also an OSError)   a system call failed: errno, call, arguments
     ├── UsageError                       a wrong flag or argument from the user
+    │   ├── SpecError                    an OCI runtime-spec config is invalid: every problem, by field
+    │   └── StateTransitionError         a container's state forbids the move (start a stopped one)
     ├── ContainerError                   the container's set-up failed (message from the child)
     │   └── ExecError                    the container's program could not be executed
     ├── CgroupError                      a cgroup file refused a value: the path, the value, the flag
@@ -62,6 +64,28 @@ class SyscallError(MinictrError, OSError):
 
 class UsageError(MinictrError):
     """The user asked for something that cannot be done as asked (a bad flag or value)."""
+
+
+class SpecError(UsageError):
+    """An OCI runtime-spec config is invalid; ``problems`` lists each as ``field.path: what is wrong``.
+
+    The message holds them all on one line (the CLI prints one line)::
+
+        invalid OCI runtime spec: linux.namespaces[2].type: unknown namespace "foo"; process.cwd: required
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid OCI runtime spec: " + "; ".join(problems))
+        self.problems = list(problems)
+
+
+class StateTransitionError(UsageError):
+    """A container cannot make this move from its state (``current``, ``wanted``: the state names)."""
+
+    def __init__(self, message: str, current: str = "", wanted: str = "") -> None:
+        super().__init__(message)
+        self.current = current
+        self.wanted = wanted
 
 
 class ContainerError(MinictrError):

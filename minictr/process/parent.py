@@ -19,6 +19,7 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import IO, Any, Callable
 
+from ..validate import validate
 from .channel import Channel, Message, ProtocolError, raise_if_error
 
 #: How long set-up may take before the parent gives up (a stuck child is a bug, not a hang).
@@ -128,7 +129,9 @@ def spawn(
     it is called for the container's first process (PID 1, not the waiting
     process before it) before that process unshares its cgroup namespace
     and long before the program starts, so everything it forks inherits it.
+    A spec the runtime-spec forbids raises :class:`~minictr.errors.SpecError` before anything is spawned.
     """
+    validate(spec)  # a bad value is named here, not met half-way through the child's set-up
     channel, child_end = Channel.pair()
     try:
         popen = subprocess.Popen(

@@ -1,0 +1,141 @@
+"""The container state type: the runtime-spec's statuses, their moves, and state.json read and written whole."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+
+import pytest
+
+from conftest import kill_and_sweep
+from minictr.container import RunOptions, run
+from minictr.container_dir import container_directory, read_state, update_state
+from minictr.errors import MinictrError, StateTransitionError, UsageError
+from minictr.spec import OCI_VERSION, isolated_spec
+from minictr.state import TRANSITIONS, ContainerState, Status, transition
+
+ALLOWED = [(a, b) for a, targets in TRANSITIONS.items() for b in targets]
+FORBIDDEN = [(a, b) for a, b in itertools.product(Status, Status) if b not in TRANSITIONS[a]]
+
+
+def test_the_lifecycle_of_the_runtime_spec() -> None:
+    assert sorted((a.value, b.value) for a, b in ALLOWED) == [
+        ("created", "running"), ("created", "stopped"), ("creating", "created"), ("creating", "stopped"),
+        ("paused", "running"), ("paused", "stopped"), ("running", "paused"), ("running", "stopped"),
+    ]  # fmt: skip
+    assert [s.value for s in Status] == ["creating", "created", "running", "stopped", "paused"]
+
+
+@pytest.mark.parametrize(("current", "new"), ALLOWED, ids=[f"{a.value}->{b.value}" for a, b in ALLOWED])
+def test_allowed_moves(current: Status, new: Status) -> None:
+    assert transition(current, new) is new
+    assert transition(current.value, new.value, "abc") is new  # by name, as state.json spells them
+
+
+@pytest.mark.parametrize(("current", "new"), FORBIDDEN, ids=[f"{a.value}->{b.value}" for a, b in FORBIDDEN])
+def test_every_other_move_is_refused(current: Status, new: Status) -> None:
+    with pytest.raises(StateTransitionError) as caught:
+        transition(current, new, "abc123")
+    assert str(caught.value).startswith(f"container abc123 is {current.value}: cannot ")
+    assert (caught.value.current, caught.value.wanted) == (current.value, new.value)
+    assert isinstance(caught.value, UsageError)
+
+
+@pytest.mark.parametrize(("current", "new", "message"), [
+    ("stopped", "running", "container abc123 is stopped: cannot start it"),
+    ("running", "running", "container abc123 is running: cannot start it"),
+    ("created", "created", "container abc123 is created: cannot create it"),
+    ("stopped", "creating", "container abc123 is stopped: cannot create it"),
+    ("creating", "running", "container abc123 is creating: cannot start it"),
+    ("stopped", "stopped", "container abc123 is stopped: cannot stop it"),
+    ("created", "paused", "container abc123 is created: cannot pause it"),
+    ("stopped", "paused", "container abc123 is stopped: cannot pause it"),
+])  # fmt: skip
+def test_messages_say_what_the_container_is(current: str, new: str, message: str) -> None:
+    with pytest.raises(StateTransitionError, match=f"^{message}$"):
+        transition(current, new, "abc123")
+
+
+def test_without_an_id_the_message_still_reads() -> None:
+    with pytest.raises(StateTransitionError, match=r"^the container is stopped: cannot start it$"):
+        transition(Status.STOPPED, Status.RUNNING)
+
+
+def test_unknown_status_names_are_errors() -> None:
+    with pytest.raises(MinictrError, match="unknown container status 'sleeping'"):
+        transition("sleeping", "running")
+    with pytest.raises(MinictrError, match="unknown container status 'zombie'"):
+        ContainerState.from_dict({"id": "abc", "status": "zombie"})
+
+
+def test_moved_to_walks_the_lifecycle() -> None:
+    state = ContainerState(id="abc123", pid=42)
+    state = state.moved_to(Status.CREATED).moved_to("running").moved_to(Status.STOPPED)
+    assert (state.status, state.pid) == (Status.STOPPED, 42)
+    with pytest.raises(StateTransitionError, match="container abc123 is stopped: cannot start it"):
+        state.moved_to(Status.RUNNING)
+
+
+def test_unknown_keys_are_kept_and_written_back() -> None:
+    data = {"id": "abc", "status": "created", "pid": 7, "start": "99", "later": {"feature": [1, 2]}, "bundle": "/b"}
+    state = ContainerState.from_dict(data)
+    assert state.extra == {"later": {"feature": [1, 2]}, "bundle": "/b"}
+    assert state.to_dict() == data
+    assert ContainerState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+def test_a_state_json_from_before_statuses_gets_the_implied_one() -> None:
+    creating = {"id": "abc", "pid": 7, "start": "99", "name": "web"}
+    assert ContainerState.from_dict(creating).status is Status.CREATING
+    assert ContainerState.from_dict(creating).to_dict() == {**creating, "status": "creating"}
+    running = {**creating, "spec": isolated_spec("/r", ["sh"]), "network": {"mode": "bridge", "address": "10.1.0.2"}}
+    assert ContainerState.from_dict(running).status is Status.RUNNING
+    assert ContainerState.from_dict(running).network == {"mode": "bridge", "address": "10.1.0.2"}
+
+
+def test_the_directory_minictr_makes_reads_as_creating(state_root: str) -> None:
+    """The state.json container_directory and update_state write today, read and written back whole."""
+    with container_directory(state_root, name="web") as directory:
+        update_state(directory, {"image": "busybox", "lowerdirs": ["/l"], "upperdir": "", "root_owner": 0})
+        data = read_state(directory)
+        state = ContainerState.from_dict(data)
+        assert (state.id, state.name, state.pid, state.status) == (
+            os.path.basename(directory),
+            "web",
+            os.getpid(),
+            Status.CREATING,
+        )
+        assert state.extra == {}
+        assert state.to_dict() == {**data, "status": "creating"}
+        assert "pid" not in state.oci_state()  # minictr's own pid is not the container's
+
+
+@pytest.mark.root
+def test_a_running_containers_state_round_trips(data_root: str, state_root: str) -> None:
+    """A detached container's real state.json: every key it holds is a field, nothing is lost."""
+    started = run("busybox", ["sleep", "90"], RunOptions(network="none", detach=True), data_root=data_root,
+                  state_root=state_root)  # fmt: skip
+    try:
+        directory = os.path.join(state_root, "containers", started.id)
+        data = read_state(directory)
+        state = ContainerState.from_dict(data)
+        assert state.extra == {}, "state.json holds keys ContainerState does not know"
+        assert state.status is Status.RUNNING
+        assert state.to_dict() == {**data, "status": "running"}
+        assert ContainerState.from_dict(state.to_dict()) == state
+        assert state.oci_state() == {"ociVersion": OCI_VERSION, "id": started.id, "status": "running",
+                                     "pid": data["pid"], "bundle": directory}  # fmt: skip
+        assert os.path.exists(f"/proc/{state.pid}")
+    finally:
+        kill_and_sweep(started.id, data_root=data_root, state_root=state_root)
+
+
+def test_oci_state_fields() -> None:
+    spec = isolated_spec("/containers/abc/rootfs", ["sh"])
+    spec["annotations"] = {"org.example.role": "web"}
+    state = ContainerState(id="abc", status=Status.CREATED, pid=1234, spec=spec)
+    assert state.oci_state() == {"ociVersion": OCI_VERSION, "id": "abc", "status": "created", "pid": 1234,
+                                 "bundle": "/containers/abc", "annotations": {"org.example.role": "web"}}  # fmt: skip
+    stopped = state.moved_to("stopped").oci_state(bundle="/bundles/abc")
+    assert "pid" not in stopped and stopped["bundle"] == "/bundles/abc" and stopped["status"] == "stopped"
