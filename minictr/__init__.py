@@ -37,6 +37,7 @@ _EXPORTS = {
     "images": "minictr.images",
     "linux": "minictr.linux",
     "process": "minictr.process",
+    "system": "minictr.system",
 }
 
 __all__ = sorted(_EXPORTS)
