@@ -55,7 +55,7 @@ def _sweep_root(key: str, path: str) -> list[str]:
             for container in roots.containers(key):
                 if not os.path.exists(os.path.join(base, container)):  # its directory was removed by hand
                     removed += _release_recorded(key, container, path)
-    return removed + _settle_networks(path)
+    return removed + _settle_networks(key, path)
 
 
 def _sweep_gone(key: str, path: str) -> list[str]:
@@ -95,20 +95,32 @@ def _release_recorded(key: str, container: str, path: str) -> list[str]:
     return removed
 
 
-def _settle_networks(path: str) -> list[str]:
-    """Release dead leases; take down the bridges of networks without members (definitions stay)."""
-    from .network import links
+def _settle_networks(key: str, path: str) -> list[str]:
+    """Release dead leases; take down the bridges of networks without members (definitions stay).
+
+    A bridge whose alias names this root but no network of it (its definition
+    was removed, or torn and discarded, while it was up) goes too.
+    """
+    from .network import firewall, links
     from .network.attach import settle
     from .network.store import NetworkStore, host_lock
 
     store = NetworkStore(path)
     removed = []
     with host_lock():
-        for network in store.all():
+        bridges = links.minictr_bridges()  # before the definitions are read: what appears later is defined
+        networks = store.all()
+        for network in networks:
             up = links.link_exists(network.bridge)
             settle(store, network.name)
             if up and not links.link_exists(network.bridge):
                 removed.append(f"bridge {network.bridge} of network {network.name} ({path})")
+        defined = {network.bridge for network in networks}
+        for bridge in bridges:
+            if roots.alias_of(bridge).get("root") == key and bridge not in defined:
+                firewall.withdraw(bridges=[bridge])
+                links.delete_link(bridge)
+                removed.append(f"bridge {bridge}: its network is gone ({path})")
     return removed
 
 

@@ -8,11 +8,12 @@ requirements the host lacks).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -169,6 +170,60 @@ def leak_check() -> Iterator[None]:
     leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
     leaked = {kind: items for kind, items in leaked.items() if items}
     assert not leaked, f"the tests left resources behind: {leaked}"
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
+    """Wait until ``predicate()`` is true (a generous deadline, never a fixed sleep); fail naming ``what``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def orphans_adopted() -> Iterator[Callable[[], list[int]]]:
+    """Make this process a child subreaper: descendants orphaned meanwhile become our children.
+
+    Yields a function listing our live children that were not our children
+    on entry: what the caller started and has not reaped yet, and the orphans
+    we adopted (zombies among them are reaped). On exit the subreaper flag is
+    cleared and what died is reaped.
+    """
+    from minictr import linux
+
+    def children() -> dict[int, str]:
+        found = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                found[int(pid)] = fields[0]
+        return found
+
+    def adopted() -> list[int]:
+        live = []
+        for pid, status in children().items():
+            if pid in before:
+                continue  # started by someone else before: theirs to wait for
+            if status != "Z":
+                live.append(pid)
+            else:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)  # an orphan we adopted died: reap it
+        return live
+
+    before = set(children())
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        yield adopted
+    finally:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
+        adopted()
 
 
 def kill_and_sweep(container_id: str, *, data_root: str, state_root: str, timeout: float = 10) -> None:

@@ -242,7 +242,8 @@ def settle(store: NetworkStore, network: str) -> None:
     if live:
         refresh_hosts(store, network, live)
         return
-    bridge = store.get(network).bridge if os.path.exists(os.path.join(store.path(network), "network.json")) else None
+    definition = store.load(network)  # None when gone, or torn (then discarded with its bridge)
+    bridge = definition.bridge if definition else None
     if bridge:
         firewall.withdraw(bridges=[bridge], drop_if_empty=True)
         links.delete_link(bridge)

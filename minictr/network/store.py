@@ -131,10 +131,9 @@ class NetworkStore:
         """
         path = os.path.join(self.path(name), "network.json")
         data = read_json(path)
-        try:
-            return Network(**data) if data else None
-        except TypeError:
-            pass  # not a definition minictr wrote
+        with contextlib.suppress(TypeError):  # TypeError: not a definition minictr wrote
+            if data:
+                return Network(**data)
         if os.path.exists(path):
             from .attach import discard_torn
 
