@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import orphans_adopted, run_cli, wait_for
-from minictr.network import firewall, names, ports, store
+from minictr.network import firewall, names, pools, ports, store
 
 pytestmark = pytest.mark.root
 
@@ -307,7 +307,7 @@ def test_subnets_avoid_what_is_taken_and_addresses_skip_the_gateway() -> None:
     import ipaddress
 
     taken = [(ipaddress.ip_network("10.88.0.0/23"), "eth1")]
-    assert str(store.free_subnet(taken)) == "10.88.2.0/24"
+    assert str(pools.free_subnet(taken, pools.parse_pools("10.88.0.0/16"))) == "10.88.2.0/24"
     network = store.Network("n", "0" * 64, "10.88.2.0/24", "10.88.2.1", "mctr-0000000000")
     assert store.next_address(network, {"10.88.2.2"}) == "10.88.2.3"
 

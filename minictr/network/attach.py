@@ -268,7 +268,8 @@ def _ensure_up(store: NetworkStore, network: Network) -> Network:
     """
     from ..roots import bridge_alias
     from . import firewall, links
-    from .store import free_subnet, overlapping
+    from .pools import free_subnet
+    from .store import overlapping
 
     if links.link_exists(network.bridge):
         return network

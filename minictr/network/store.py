@@ -41,8 +41,6 @@ HOST_DIR = "/run/minictr-network"
 
 #: Names that are modes, not networks.
 RESERVED = ("bridge", "host", "none", "default")
-#: Where automatic subnets come from: /24s of 10.88.0.0/16 (podman's default range).
-POOL = ipaddress.ip_network("10.88.0.0/16")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _thread_lock = threading.RLock()
@@ -151,6 +149,7 @@ class NetworkStore:
     def create(self, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
         """Define a network (``minictr network create``); its bridge appears with its first container."""
         from . import links
+        from .pools import free_subnet
 
         if not NAME.match(name):
             raise UsageError(f"network name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
@@ -229,14 +228,6 @@ def overlapping(net: ipaddress.IPv4Network, others: list[tuple[Any, str]]) -> st
         if other.version == 4 and net.overlaps(other):
             return f"{other} ({owner})"
     return None
-
-
-def free_subnet(taken: list[tuple[Any, str]]) -> ipaddress.IPv4Network:
-    """The first /24 of :data:`POOL` that overlaps neither the host's networks nor another network."""
-    for candidate in POOL.subnets(new_prefix=24):
-        if overlapping(candidate, taken) is None:
-            return candidate
-    raise UsageError(f"no free /24 left in {POOL}: give one with --subnet")
 
 
 def parse_subnet(text: str, taken: list[tuple[Any, str]]) -> ipaddress.IPv4Network:
