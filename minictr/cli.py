@@ -140,7 +140,7 @@ def add_network_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     sub = network.add_subparsers(dest="network_command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     create = sub.add_parser("create", help="create a bridge network (its bridge appears with its first container)")
-    create.add_argument("--subnet", metavar="CIDR", help="IPv4 subnet, e.g. 10.90.0.0/24 (default: a free /24 of 10.88.0.0/16)")
+    create.add_argument("--subnet", metavar="CIDR", help="IPv4 subnet, e.g. 10.90.0.0/24 (default: a free one from the address pools)")
     create.add_argument("--gateway", metavar="IP", help="the bridge's address (default: the subnet's first)")
     create.add_argument("name", metavar="NAME")
     create.set_defaults(handler=cmd_network)

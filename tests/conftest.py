@@ -137,7 +137,15 @@ def _snapshot() -> dict[str, set[str]]:
                     processes.add(pid)
         except OSError:
             pass
-    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(), **_network_snapshot()}
+    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(),
+            "recorded containers": _recorded_containers(), **_network_snapshot()}  # fmt: skip
+
+
+def _recorded_containers() -> set[str]:
+    """Containers in the host-wide record of state roots (each goes with its directory)."""
+    from minictr import roots
+
+    return {f"{path}: {container}" for key, path in roots.recorded().items() for container in roots.containers(key)}
 
 
 def _network_snapshot() -> dict[str, set[str]]:
@@ -152,7 +160,7 @@ def _network_snapshot() -> dict[str, set[str]]:
     listed = subprocess.run(["nft", "list", "table", "ip", "minictr"], capture_output=True, text=True) if os.geteuid() == 0 else None
     if listed is not None and listed.returncode == 0:
         rules = {"table ip minictr"} | {line.strip() for line in listed.stdout.splitlines() if "elements" in line}
-    named = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    named = set(os.listdir("/run/netns")) | {"/run/netns itself"} if os.path.isdir("/run/netns") else set()
     with open("/proc/sys/net/ipv4/ip_forward") as handle:
         forwarding = {f"ip_forward={handle.read().strip()}"}
     return {"links": links, "nft": rules, "leases": leases, "netns": named, "forwarding": forwarding}
