@@ -220,6 +220,8 @@ def discard_torn(store: NetworkStore, network: str) -> None:
     from .store import host_lock
 
     with host_lock():
+        if store.read_definition(network) or not os.path.exists(store.path(network)):
+            return  # written (or removed) by another process since it was read
         live = live_leases(store, network)
         if live:
             raise MinictrError(f"network {network}: {store.path(network)}/network.json is unreadable, "

@@ -127,15 +127,19 @@ class NetworkStore:
         is the trace of that crash: what it left on the host is taken down and
         the network forgotten (:func:`.attach.discard_torn`), so None.
         """
-        path = os.path.join(self.path(name), "network.json")
-        data = read_json(path)
-        with contextlib.suppress(TypeError):  # TypeError: not a definition minictr wrote
-            if data:
-                return Network(**data)
-        if os.path.exists(path):
+        network = self.read_definition(name)
+        if network is None and os.path.exists(os.path.join(self.path(name), "network.json")):
             from .attach import discard_torn
 
             discard_torn(self, name)
+        return network
+
+    def read_definition(self, name: str) -> Network | None:
+        """``network.json`` of network ``name``, or None when it is missing or cannot be read."""
+        data = read_json(os.path.join(self.path(name), "network.json"))
+        with contextlib.suppress(TypeError):  # TypeError: not a definition minictr wrote
+            if data:
+                return Network(**data)
         return None
 
     def all(self) -> list[Network]:
@@ -183,7 +187,8 @@ class NetworkStore:
         if not os.path.isdir(directory):
             return {}
         found = {}
-        remove_partials(directory)  # writers killed half-way (the caller holds the host lock)
+        for killed in (directory, self.path(name)):
+            remove_partials(killed)  # of writers killed half-way
         for entry in os.listdir(directory):
             if entry.endswith(".json"):
                 lease = read_json(os.path.join(directory, entry))
