@@ -12,7 +12,8 @@ For each root recorded in :mod:`minictr.roots`:
   killed: nothing else could find them) and veths, its bridges (found by their
   alias) go with their nftables elements, and the root is forgotten.
 
-Then the host itself: nftables elements naming a bridge that does not exist or
+Then the host itself: an empty bridge whose alias names a root nobody
+records any more, nftables elements naming a bridge that does not exist or
 leading to an address no bridge serves, the table once empty, and IPv4
 forwarding restored when minictr's last bridge is gone. Only what minictr can
 attribute is touched: cgroups of recorded containers, interfaces named and
@@ -129,10 +130,17 @@ def _sweep_host() -> list[str]:
     from .network import firewall, links
     from .network.store import host_lock
 
+    removed = []
     with host_lock():
+        known = roots.recorded()
+        for bridge in links.minictr_bridges():
+            alias = roots.alias_of(bridge)
+            if alias.get("root") and alias["root"] not in known and not os.listdir(f"/sys/class/net/{bridge}/brif"):
+                links.delete_link(bridge)  # made by a root nobody records any more, and empty: nothing can claim it
+                removed.append(f"bridge {bridge}: its root is no longer recorded")
         bridges = links.minictr_bridges()
         subnets = [net for net, device in links.host_networks() if device in bridges] if bridges else []
-        removed = firewall.withdraw_orphans(bridges, subnets)
+        removed += firewall.withdraw_orphans(bridges, subnets)
         if not bridges:
             if firewall.drop_if_empty():
                 removed.append(f"nftables: table ip {firewall.TABLE}")

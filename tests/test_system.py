@@ -98,3 +98,22 @@ def test_system_prune_after_kill_9_of_a_foreground_minictr(data_root: str, state
     assert f"container {container} ({state_root})" in removed
     assert os.listdir(containers) == [] and os.listdir(os.path.join(state_root, "networks", "bridge", "leases")) == []
     assert traces(container, bridge) == {"cgroups": [], "links": [], "nft": []}
+
+
+def test_an_empty_bridge_whose_root_is_no_longer_recorded_goes(data_root: str, tmp_path: pathlib.Path) -> None:
+    """A bridge's alias names its root; a root nobody records any more (its record was lost) cannot claim it."""
+    from minictr import cgroups
+
+    root = str(tmp_path / "lost")
+    container, state = start(data_root, root)
+    bridge = state["network"]["bridge"]
+    run_cli("kill", container, data_root=data_root, state_root=root)
+    wait_for(lambda: not os.path.exists(f"/sys/class/net/mv-{container}"), "the container to die")
+    cgroups.load(state["cgroup"]).destroy()  # its own cgroup goes, as its root's sweep would take it; the bridge stays
+    roots.forget(roots.key_of(root) or "")
+    shutil.rmtree(root)
+
+    removed = system.prune(str(tmp_path / "other"))
+
+    assert f"bridge {bridge}: its root is no longer recorded" in removed
+    assert traces(container, bridge) == {"cgroups": [], "links": [], "nft": []}
