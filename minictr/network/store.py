@@ -8,7 +8,10 @@ Each network is a directory under the state root, beside the containers::
 A lease names its container (id, directory, name, aliases) and every host
 resource made for it (its veth, its published ports), so that it can be torn
 down by whoever finds it dead: :func:`live_leases` drops the leases of
-containers that died without cleaning up (``kill -9`` of minictr).
+containers that died without cleaning up (``kill -9`` of minictr). Every file
+is written atomically (:mod:`minictr.files`); one torn anyway is the trace of
+a crash, not an error: a torn lease is released, a torn definition discarded
+with its bridge (:meth:`NetworkStore.load`).
 
 All of it — definitions, leases, bridges, the firewall table, forwarding — is
 changed under one host-wide lock (:func:`host_lock`), since bridges, routes and
