@@ -39,6 +39,7 @@ _EXPORTS = {
     "images": "minictr.images",
     "linux": "minictr.linux",
     "process": "minictr.process",
+    "system": "minictr.system",
 }
 
 __all__ = sorted(_EXPORTS)

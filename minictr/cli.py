@@ -6,6 +6,7 @@
     minictr pull | push | images | rmi | tag | commit | save | load | login | logout  (cli_images.py)
     minictr image build-busybox | inspect | ls | rm | tag | pull | prune
     minictr network create [--subnet CIDR] [--gateway IP] NAME | ls | inspect NAME... | rm NAME... | prune
+    minictr system prune
     minictr update [OPTIONS] CONTAINER
     minictr doctor [--json]
 
@@ -120,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_network_commands(commands)
 
+    system = commands.add_parser("system", help="manage what minictr keeps on this host")
+    system_commands = system.add_subparsers(dest="system_command", metavar="COMMAND", parser_class=_Parser)
+    system_commands.required = True
+    prune = system_commands.add_parser("prune", help="clean up after dead containers and deleted state roots, host-wide")
+    prune.set_defaults(handler=cmd_system_prune)
+
     doctor = commands.add_parser("doctor", help="report what this host allows")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.add_argument("--registry", metavar="HOST:PORT", help="also check that this registry answers")
@@ -133,7 +140,7 @@ def add_network_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     sub = network.add_subparsers(dest="network_command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     create = sub.add_parser("create", help="create a bridge network (its bridge appears with its first container)")
-    create.add_argument("--subnet", metavar="CIDR", help="IPv4 subnet, e.g. 10.90.0.0/24 (default: a free /24 of 10.88.0.0/16)")
+    create.add_argument("--subnet", metavar="CIDR", help="IPv4 subnet, e.g. 10.90.0.0/24 (default: a free one from the address pools)")
     create.add_argument("--gateway", metavar="IP", help="the bridge's address (default: the subnet's first)")
     create.add_argument("name", metavar="NAME")
     create.set_defaults(handler=cmd_network)
@@ -173,6 +180,15 @@ def cmd_network(args: argparse.Namespace) -> int:
     else:
         for name in manage.prune(root):
             print(name)
+    return 0
+
+
+def cmd_system_prune(args: argparse.Namespace) -> int:
+    """``minictr system prune``: sweep every recorded state root; print what was removed."""
+    from .system import prune
+
+    for line in prune(args.root):
+        print(line)
     return 0
 
 

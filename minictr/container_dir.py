@@ -14,7 +14,6 @@ a directory is never seen without its state.json.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -24,13 +23,15 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
-from . import paths
+from . import paths, roots
 from .errors import MinictrError, UsageError
+from .files import read_json, write_json
 
 
 def containers_dir(state_root: str | None = None) -> str:
     """``<state root>/containers``, made searchable by all (a user-namespaced root must pass through)."""
     base = os.path.join(state_root or paths.state_root(), "containers")
+    roots.record(os.path.dirname(base))  # host-wide, before anything is made from this root
     os.makedirs(base, exist_ok=True)
     for path in (os.path.dirname(base), base):
         os.chmod(path, 0o711)
@@ -51,6 +52,7 @@ def container_directory(state_root: str | None, keep: bool = False, name: str | 
                 if read_state(os.path.join(base, other)).get("name") == name:
                     raise UsageError(f"--name {name!r} is already in use by container {other}")
         directory = os.path.join(base, os.urandom(6).hex())
+        roots.note_container(directory)  # recorded host-wide first: found even if the root is deleted
         os.makedirs(directory)
         os.chmod(directory, 0o711)
         state = {"id": os.path.basename(directory), "pid": os.getpid(), "start": start_time(os.getpid())}
@@ -80,6 +82,8 @@ def release_directory(directory: str) -> None:
 
         disconnect(network)
     remove_tree(directory)
+    if not os.path.lexists(directory):
+        roots.forget_container(directory)
 
 
 def remove_tree(path: str) -> None:
@@ -116,19 +120,12 @@ def update_state(directory: str, changes: dict[str, Any]) -> None:
 
 def write_state(directory: str, state: dict[str, Any]) -> None:
     """Write ``state.json`` atomically (a reader sees the old or the new one, never half)."""
-    temp = os.path.join(directory, ".state.json.tmp")
-    with open(temp, "w") as handle:
-        json.dump(state, handle)
-    os.rename(temp, os.path.join(directory, "state.json"))
+    write_json(os.path.join(directory, "state.json"), state)
 
 
 def read_state(directory: str) -> dict[str, Any]:
-    """The container's ``state.json`` (empty when unreadable)."""
-    try:
-        with open(os.path.join(directory, "state.json")) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
+    """The container's ``state.json``: empty when missing or torn (its writer crashed; the sweep takes it)."""
+    return read_json(os.path.join(directory, "state.json"))
 
 
 @contextlib.contextmanager

@@ -248,15 +248,23 @@ def _probe_network() -> Finding:
         import pyroute2  # noqa: F401 - doctor may be slow; the container start path may not
     except ImportError:
         return Finding("missing", "pyroute2 is not installed: no bridge networks (--network none or host still work)")
+    from .errors import UsageError
     from .network.links import host_networks
-    from .network.store import free_subnet
+    from .network.pools import address_pools, free_subnet
 
     host = host_networks()
-    subnet = free_subnet(host)
     seen = ", ".join(sorted({f"{net} ({device})" for net, device in host}))
+    try:
+        pools, source = address_pools()
+        subnet = free_subnet(host, pools)
+    except UsageError as exc:
+        return Finding("missing", f"{exc}; this host's networks: {seen}")
+    listed = ", ".join(f"{base} in /{size}s" for base, size in pools[:3])
+    more = f" and {len(pools) - 3} more" if len(pools) > 3 else ""
     with open("/proc/sys/net/ipv4/ip_forward", encoding="utf-8") as f:
         forward = f.read().strip()
-    return Finding("ok", f"the default bridge network gets {subnet}, clear of this host's networks: {seen}; "
+    return Finding("ok", f"the default bridge network gets {subnet}, clear of this host's networks: {seen} "
+                         f"(address pools, {source}: {listed}{more}); "
                          f"net.ipv4.ip_forward = {forward} (on while a bridge network has containers)")
 
 

@@ -8,11 +8,12 @@ requirements the host lacks).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -136,7 +137,15 @@ def _snapshot() -> dict[str, set[str]]:
                     processes.add(pid)
         except OSError:
             pass
-    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(), **_network_snapshot()}
+    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(),
+            "recorded containers": _recorded_containers(), **_network_snapshot()}  # fmt: skip
+
+
+def _recorded_containers() -> set[str]:
+    """Containers in the host-wide record of state roots (each goes with its directory)."""
+    from minictr import roots
+
+    return {f"{path}: {container}" for key, path in roots.recorded().items() for container in roots.containers(key)}
 
 
 def _network_snapshot() -> dict[str, set[str]]:
@@ -151,7 +160,7 @@ def _network_snapshot() -> dict[str, set[str]]:
     listed = subprocess.run(["nft", "list", "table", "ip", "minictr"], capture_output=True, text=True) if os.geteuid() == 0 else None
     if listed is not None and listed.returncode == 0:
         rules = {"table ip minictr"} | {line.strip() for line in listed.stdout.splitlines() if "elements" in line}
-    named = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    named = set(os.listdir("/run/netns")) | {"/run/netns itself"} if os.path.isdir("/run/netns") else set()
     with open("/proc/sys/net/ipv4/ip_forward") as handle:
         forwarding = {f"ip_forward={handle.read().strip()}"}
     return {"links": links, "nft": rules, "leases": leases, "netns": named, "forwarding": forwarding}
@@ -169,6 +178,60 @@ def leak_check() -> Iterator[None]:
     leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
     leaked = {kind: items for kind, items in leaked.items() if items}
     assert not leaked, f"the tests left resources behind: {leaked}"
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
+    """Wait until ``predicate()`` is true (a generous deadline, never a fixed sleep); fail naming ``what``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def orphans_adopted() -> Iterator[Callable[[], list[int]]]:
+    """Make this process a child subreaper: descendants orphaned meanwhile become our children.
+
+    Yields a function listing our live children that were not our children
+    on entry: what the caller started and has not reaped yet, and the orphans
+    we adopted (zombies among them are reaped). On exit the subreaper flag is
+    cleared and what died is reaped.
+    """
+    from minictr import linux
+
+    def children() -> dict[int, str]:
+        found = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                found[int(pid)] = fields[0]
+        return found
+
+    def adopted() -> list[int]:
+        live = []
+        for pid, status in children().items():
+            if pid in before:
+                continue  # started by someone else before: theirs to wait for
+            if status != "Z":
+                live.append(pid)
+            else:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)  # an orphan we adopted died: reap it
+        return live
+
+    before = set(children())
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        yield adopted
+    finally:
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 0)
+        adopted()
 
 
 def kill_and_sweep(container_id: str, *, data_root: str, state_root: str, timeout: float = 10) -> None:

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import run_cli
-from minictr.network import firewall, names, ports, store
+from conftest import orphans_adopted, run_cli, wait_for
+from minictr.network import firewall, names, pools, ports, store
 
 pytestmark = pytest.mark.root
 
@@ -215,20 +215,47 @@ def test_twenty_concurrent_containers_get_twenty_distinct_addresses(host: Host) 
 
 def test_kill_9_of_minictr_during_network_set_up_is_cleaned_up(host: Host) -> None:
     command = [sys.executable, "-m", "minictr.cli", "--data-root", host.data_root, "--root", host.state_root, "run", "busybox", "sleep", "60"]
-    minictr = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    leases = os.path.join(host.state_root, "networks", "bridge", "leases")
-    deadline = time.monotonic() + 30
-    while not (os.path.isdir(leases) and os.listdir(leases)) and time.monotonic() < deadline:
-        time.sleep(0.002)
-    minictr.send_signal(signal.SIGKILL)  # a lease is taken: the bridge, veth and rules are on their way
-    minictr.wait()
-    veths = [json.load(open(os.path.join(leases, name)))["veth"] for name in os.listdir(leases)]
-    bridge = json.load(open(os.path.join(host.state_root, "networks", "bridge", "network.json")))["bridge"]
-    time.sleep(0.5)  # the container dies with its minictr (PR_SET_PDEATHSIG)
+    networks = store.NetworkStore(host.state_root)
+    leases = os.path.join(networks.path("bridge"), "leases")
+    with orphans_adopted() as adopted:
+        minictr = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: os.path.isdir(leases) and any(n.endswith(".json") for n in os.listdir(leases)), "a lease")
+        minictr.send_signal(signal.SIGKILL)  # a lease is taken: the bridge, veth and rules are on their way
+        minictr.wait()
+        veths = [lease["veth"] for lease in networks.leases("bridge").values() if lease]
+        bridge = networks.get("bridge").bridge
+        wait_for(lambda: not adopted(), "the container to die with its minictr (PR_SET_PDEATHSIG)")
     host.cli("network", "prune")
     assert os.listdir(leases) == []
     assert [name for name in (bridge, *veths) if os.path.exists(f"/sys/class/net/{name}")] == []
     assert bridge not in firewall.snapshot().get("bridges", [])
+
+
+def test_torn_files_are_the_crash_they_are(host: Host) -> None:
+    """An empty lease, a torn definition, a dead writer's partial file: cleaned up, never an exception."""
+    host.cli("network", "create", "torn")
+    networks = store.NetworkStore(host.state_root)
+    container = host.detach("--network", "torn", "busybox", "sleep", "60")
+    address = host.address_of("torn", container)
+    bridge = networks.get("torn").bridge
+    host.cli("kill", container)
+    wait_for(lambda: not os.path.exists(f"/sys/class/net/mv-{container}"), "the container's veth to go with it")
+    leases = os.path.join(networks.path("torn"), "leases")
+    dead = _dead_pid()
+    for name in (f"{address}.json", "10.255.0.9.json", f".partial-{dead}-00000000"):
+        open(os.path.join(leases, name), "w").close()  # what a crash or a power loss can leave
+    open(os.path.join(networks.path("torn"), "network.json"), "w").write('{"name": "torn", "sub')
+    listed = host.cli("network", "ls").stdout
+    assert "torn" not in listed.split()  # a torn definition is a network that is gone
+    assert not os.path.exists(networks.path("torn")) and not os.path.exists(f"/sys/class/net/{bridge}")
+    assert bridge not in firewall.snapshot().get("bridges", [])
+    host.cli("run", "busybox", "true")  # the default network, on a host swept clean
+
+
+def _dead_pid() -> int:
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
 
 
 # --- bad input: one line, exit 125, nothing left ----------------------------------------------
@@ -280,7 +307,7 @@ def test_subnets_avoid_what_is_taken_and_addresses_skip_the_gateway() -> None:
     import ipaddress
 
     taken = [(ipaddress.ip_network("10.88.0.0/23"), "eth1")]
-    assert str(store.free_subnet(taken)) == "10.88.2.0/24"
+    assert str(pools.free_subnet(taken, pools.parse_pools("10.88.0.0/16"))) == "10.88.2.0/24"
     network = store.Network("n", "0" * 64, "10.88.2.0/24", "10.88.2.1", "mctr-0000000000")
     assert store.next_address(network, {"10.88.2.2"}) == "10.88.2.3"
 

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -99,3 +100,25 @@ def test_chroot_without_chdir_is_caught(small_root: str) -> None:
     verdict = tutorial.judge_enter_root(enter_root, small_root)
     assert not verdict.ok
     assert "the working directory is still outside it" in verdict.message
+
+
+@pytest.mark.root
+def test_the_network_lab_leaves_no_mount_of_run_netns_on_a_host_that_had_none() -> None:
+    """Notebook 06's lab names namespaces, which mounts /run/netns; it must take that away again.
+
+    Run where /run is a fresh tmpfs (a private mount namespace, as on a fresh
+    machine with no /run/netns), so the host's own /run/netns is never touched.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    count = "grep -c ' /run/netns ' /proc/self/mountinfo"  # the host's own, hidden under the tmpfs, counts too
+    script = (
+        f"mount -t tmpfs lab-run /run && {count}; "
+        f"{sys.executable} -m minictr.tutorial.netlab > /run/report.json && {count}; ls -a /run; cat /run/report.json"
+    )
+    done = subprocess.run([unshare, "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    before, after, *listing = done.stdout.splitlines()
+    assert before == after and "netns" not in listing, done.stdout + done.stderr
+    report = json.loads(listing[-1])
+    assert report["left"] == [] and "answered" in report["6 published"]

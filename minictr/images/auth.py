@@ -105,7 +105,7 @@ def forget_credentials(registry: str) -> bool:
 
 def _save(config: dict[str, Any]) -> None:
     """Write config.json atomically, readable only by its owner (it holds passwords)."""
-    from .store import write_atomic
+    from ..files import write_atomic
 
     path = config_path()
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO, Iterator
 
 from ..errors import ImageError, ImageNotFound
+from ..files import write_atomic
 from . import oci
 
 
@@ -242,24 +243,6 @@ class ImageStore:
     @staticmethod
     def _write_atomic(path: str, data: bytes) -> None:
         write_atomic(path, data)
-
-
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new content, never half."""
-    import tempfile  # only writers need it; keep it off the container start path
-
-    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".partial-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.rename(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 class BlobWriter:

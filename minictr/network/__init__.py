@@ -3,6 +3,7 @@
 One module per idea, importable on its own from a notebook:
 
 - :mod:`.store`     networks and leases on disk, the host-wide lock, subnets and addresses (IPAM)
+- :mod:`.pools`     the address pools automatic subnets come from (as Docker's default-address-pools)
 - :mod:`.links`     bridges, veth pairs, addresses and routes through netlink (pyroute2)
 - :mod:`.firewall`  the nftables table ``ip minictr``: masquerading, published ports, isolation
 - :mod:`.ports`     ``-p`` and ``-P``

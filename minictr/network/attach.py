@@ -27,6 +27,7 @@ minictr at any point is cleaned up by the next run or ``network prune``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -199,11 +200,40 @@ def live_leases(store: NetworkStore, network: str) -> dict[str, dict[str, Any]]:
 
     live = {}
     for address, lease in store.leases(network).items():
-        if lease_alive(lease):
+        if not {"container", "network", "address"} <= lease.keys():  # torn or empty: its writer crashed
+            _release_torn(store, network, address)
+        elif lease_alive(lease):
             live[address] = lease
         else:
             _release(store, lease)
     return live
+
+
+def discard_torn(store: NetworkStore, network: str) -> None:
+    """A network whose definition cannot be read (a crash while it was written): take it down and forget it.
+
+    Its bridge is found by its alias (see :func:`minictr.roots.bridge_alias`).
+    A torn definition with live members is no crash's doing: that is an error.
+    """
+    from .. import roots
+    from . import firewall, links
+    from .store import host_lock
+
+    with host_lock():
+        if store.read_definition(network) or not os.path.exists(store.path(network)):
+            return  # written (or removed) by another process since it was read
+        live = live_leases(store, network)
+        if live:
+            raise MinictrError(f"network {network}: {store.path(network)}/network.json is unreadable, "
+                               f"yet container(s) {', '.join(sorted(l['container'] for l in live.values()))} use it")  # fmt: skip
+        key = roots.record(store.state_root)
+        for bridge in links.minictr_bridges():
+            if roots.alias_of(bridge) == {"root": key, "network": network}:
+                firewall.withdraw(bridges=[bridge], drop_if_empty=True)
+                links.delete_link(bridge)
+        if not links.minictr_bridges():
+            links.restore_forwarding()
+        store.remove(network)
 
 
 def settle(store: NetworkStore, network: str) -> None:
@@ -214,7 +244,8 @@ def settle(store: NetworkStore, network: str) -> None:
     if live:
         refresh_hosts(store, network, live)
         return
-    bridge = store.get(network).bridge if os.path.exists(os.path.join(store.path(network), "network.json")) else None
+    definition = store.load(network)  # None when gone, or torn (then discarded with its bridge)
+    bridge = definition.bridge if definition else None
     if bridge:
         firewall.withdraw(bridges=[bridge], drop_if_empty=True)
         links.delete_link(bridge)
@@ -237,8 +268,10 @@ def _ensure_up(store: NetworkStore, network: Network) -> Network:
 
     A bridge that is down has no live members, so an automatic subnet may still move.
     """
+    from ..roots import bridge_alias
     from . import firewall, links
-    from .store import free_subnet, overlapping
+    from .pools import free_subnet
+    from .store import overlapping
 
     if links.link_exists(network.bridge):
         return network
@@ -255,7 +288,8 @@ def _ensure_up(store: NetworkStore, network: Network) -> Network:
         raise MinictrError(f"network {network.name}: its subnet {network.subnet} overlaps {clash} on this host now")
     first = not links.minictr_bridges()
     links.enable_forwarding()
-    links.bridge_up(network.bridge, network.gateway, network.prefixlen, network.mtu)
+    links.bridge_up(network.bridge, network.gateway, network.prefixlen, network.mtu,
+                    alias=bridge_alias(store.state_root, network.name))
     firewall.add_bridge(network.bridge, first)
     return network
 
@@ -267,6 +301,15 @@ def _release(store: NetworkStore, lease: dict[str, Any]) -> None:
     firewall.withdraw(ports=lease.get("ports", []))
     links.delete_link(lease.get("veth", ""))
     store.release(lease["network"], lease["address"], lease["container"])
+
+
+def _release_torn(store: NetworkStore, network: str, address: str) -> None:
+    """Give back an address whose lease is torn: the ports published to it, then the file."""
+    from . import firewall
+
+    firewall.withdraw_address(address)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(store.path(network), "leases", f"{address}.json"))
 
 
 def _record(section: dict[str, Any]) -> None:

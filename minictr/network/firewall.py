@@ -212,6 +212,50 @@ def withdraw(bridges: list[str] = [], ports: list[dict[str, Any]] = [], drop_if_
         _run("\n".join(lines) + "\n", "removing rules", create=False)
 
 
+def drop_if_empty() -> bool:
+    """Delete the table when it holds no element (the caller holds the host lock); True if it did."""
+    now = snapshot()
+    if not now or any(now.values()):
+        return False
+    _run(f"delete table ip {TABLE}\n", "removing the empty table", create=False)
+    return True
+
+
+def withdraw_address(address: str) -> None:
+    """Remove the published ports that lead to ``address`` (its lease is torn, so their keys are unknown)."""
+    withdraw(ports=[port for port in published() if port["container_ip"] == address])
+
+
+def withdraw_orphans(bridges: list[str], subnets: list[Any]) -> list[str]:
+    """Remove elements of bridges that do not exist and ports leading outside ``subnets``; describe them.
+
+    Under the host lock a bridge joins the sets only once it exists, and a
+    port only leads into the subnet of a bridge that is up, so the others are
+    what a crash left behind.
+    """
+    import ipaddress
+
+    now = snapshot()
+    if not now:
+        return []
+    gone = sorted({b for b in now["bridges"] if b not in bridges} | {p[0] for p in now["same"] if p[0] not in bridges})
+    ports = [p for p in published() if not any(ipaddress.ip_address(p["container_ip"]) in net for net in subnets)]
+    withdraw(bridges=gone, ports=ports)
+    return [f"nftables: bridge {b}" for b in gone] + [f"nftables: port {port_key(p)} -> {p['container_ip']}" for p in ports]
+
+
+def published() -> list[dict[str, Any]]:
+    """Every published port in the table, as ``-p`` parses them, with the container's address."""
+    now = snapshot()
+    found = []
+    for name in ("ports_any", "ports_on"):
+        for key, value in now.get(name, []):
+            host_ip, (proto, host_port) = (key[0], key[1:]) if name == "ports_on" else ("", key)
+            found.append({"proto": proto, "host_ip": host_ip, "host_port": host_port,
+                          "container_ip": value[0], "container_port": value[1]})  # fmt: skip
+    return found
+
+
 def ruleset() -> str:
     """The table as ``nft list table ip minictr`` prints it (empty when it does not exist)."""
     path = nft_path()

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 from ..errors import HostError
+from ..files import write_atomic
 from .store import HOST_DIR
 
 #: Interfaces minictr creates: bridges ``mctr-<network id>``, host ends of veths ``mv-<container id>``.
@@ -126,8 +127,11 @@ def uplink_mtu() -> int:
 
 
 @off_event_loop
-def bridge_up(name: str, gateway: str, prefixlen: int, mtu: int) -> None:
-    """Create bridge ``name`` holding the gateway address, up; let it route 127.0.0.1 (published ports)."""
+def bridge_up(name: str, gateway: str, prefixlen: int, mtu: int, alias: str = "") -> None:
+    """Create bridge ``name`` holding the gateway address, up; let it route 127.0.0.1 (published ports).
+
+    ``alias`` (the interface alias) says which state root and network made it, for sweeps.
+    """
     from pyroute2 import NetlinkError
 
     with iproute() as ipr:
@@ -140,7 +144,7 @@ def bridge_up(name: str, gateway: str, prefixlen: int, mtu: int) -> None:
         index = ipr.link_lookup(ifname=name)[0]
         if not any(a.get_attr("IFA_ADDRESS") == gateway for a in ipr.get_addr(index=index, family=2)):
             ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
-        ipr.link("set", index=index, state="up")
+        ipr.link("set", index=index, state="up", **({"ifalias": alias} if alias else {}))
     # A published port reached through 127.0.0.1 is DNATed to the container but keeps its
     # source 127.0.0.1, which the kernel refuses to route out of a non-loopback device unless
     # route_localnet is set on it. Set on the bridge only, and gone with it.
@@ -211,20 +215,20 @@ def enable_forwarding() -> None:
     """Turn on IPv4 forwarding, remembering to restore it if it was off (caller holds the host lock)."""
     if read_sysctl(_FORWARD) == "1":
         return
-    with open(_FORWARD_SAVED, "w") as handle:
-        handle.write("0\n")
+    write_atomic(_FORWARD_SAVED, b"0\n", durable=False)
     write_sysctl(_FORWARD, "1")
 
 
-def restore_forwarding() -> None:
-    """Turn IPv4 forwarding back off if minictr turned it on (its last bridge is gone)."""
+def restore_forwarding() -> bool:
+    """Turn IPv4 forwarding back off if minictr turned it on (its last bridge is gone); True if it did."""
     try:
         with open(_FORWARD_SAVED) as handle:
             saved = handle.read().strip()
     except FileNotFoundError:
-        return
-    write_sysctl(_FORWARD, saved)
+        return False
+    write_sysctl(_FORWARD, saved or "0")  # an empty file: written by a minictr killed meanwhile, so it was off
     os.unlink(_FORWARD_SAVED)
+    return True
 
 
 def minictr_bridges() -> list[str]:

@@ -31,7 +31,7 @@ def listing(state_root: str) -> list[dict[str, Any]]:
     """One row per network (the default one included, as Docker lists ``bridge``), plus host and none."""
     store = NetworkStore(state_root)
     rows = []
-    names = store.names()
+    names = [network.name for network in store.all()]  # torn definitions are discarded here
     if DEFAULT_NETWORK not in names and os.geteuid() == 0:
         names.insert(0, DEFAULT_NETWORK)  # defined on first use; listing it defines it
     for name in names:

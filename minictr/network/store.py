@@ -8,7 +8,10 @@ Each network is a directory under the state root, beside the containers::
 A lease names its container (id, directory, name, aliases) and every host
 resource made for it (its veth, its published ports), so that it can be torn
 down by whoever finds it dead: :func:`live_leases` drops the leases of
-containers that died without cleaning up (``kill -9`` of minictr).
+containers that died without cleaning up (``kill -9`` of minictr). Every file
+is written atomically (:mod:`minictr.files`); one torn anyway is the trace of
+a crash, not an error: a torn lease is released, a torn definition discarded
+with its bridge (:meth:`NetworkStore.load`).
 
 All of it — definitions, leases, bridges, the firewall table, forwarding — is
 changed under one host-wide lock (:func:`host_lock`), since bridges, routes and
@@ -22,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Any, Iterator
 
 from ..errors import UsageError
+from ..files import read_json, remove_partials, write_json
 from . import DEFAULT_NETWORK
 
 #: Host-wide lock and records of the network layer (root only: bridges need CAP_NET_ADMIN).
@@ -41,8 +44,6 @@ HOST_DIR = "/run/minictr-network"
 
 #: Names that are modes, not networks.
 RESERVED = ("bridge", "host", "none", "default")
-#: Where automatic subnets come from: /24s of 10.88.0.0/16 (podman's default range).
-POOL = ipaddress.ip_network("10.88.0.0/16")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _thread_lock = threading.RLock()
@@ -93,27 +94,15 @@ class Network:
         return ipaddress.ip_network(self.subnet).prefixlen
 
 
-def _atomic_write(path: str, data: dict[str, Any]) -> None:
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w") as handle:
-        json.dump(data, handle, indent=1)
-    os.rename(temp, path)
-
-
-def _read_json(path: str) -> dict[str, Any]:
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
-
-
 class NetworkStore:
     """The networks of one state root."""
 
     def __init__(self, state_root: str) -> None:
+        from .. import roots
+
         self.state_root = state_root
         self.root = os.path.join(state_root, "networks")
+        roots.record(state_root)  # host-wide, before anything is made from this root
 
     def path(self, name: str) -> str:
         """The directory of network ``name``."""
@@ -127,31 +116,54 @@ class NetworkStore:
 
     def get(self, name: str) -> Network:
         """Network ``name``; the default network is defined on first use."""
-        data = _read_json(os.path.join(self.path(name), "network.json"))
-        if data:
-            return Network(**data)
+        network = self.load(name)
+        if network:
+            return network
         if name == DEFAULT_NETWORK:
             return self.create(DEFAULT_NETWORK)
         raise UsageError(f"network {name!r} not found (minictr network ls lists them)")
 
+    def load(self, name: str) -> Network | None:
+        """Network ``name`` as defined on disk, or None.
+
+        A definition that cannot be read (empty or torn: its writer crashed)
+        is the trace of that crash: what it left on the host is taken down and
+        the network forgotten (:func:`.attach.discard_torn`), so None.
+        """
+        network = self.read_definition(name)
+        if network is None and os.path.exists(os.path.join(self.path(name), "network.json")):
+            from .attach import discard_torn
+
+            discard_torn(self, name)
+        return network
+
+    def read_definition(self, name: str) -> Network | None:
+        """``network.json`` of network ``name``, or None when it is missing or cannot be read."""
+        data = read_json(os.path.join(self.path(name), "network.json"))
+        with contextlib.suppress(TypeError):  # TypeError: not a definition minictr wrote
+            if data:
+                return Network(**data)
+        return None
+
     def all(self) -> list[Network]:
-        """Every defined network."""
-        return [self.get(name) for name in self.names()]
+        """Every defined network (torn definitions are discarded on the way)."""
+        return [network for network in map(self.load, self.names()) if network]
 
     def save(self, network: Network) -> None:
         """Write ``network.json`` atomically."""
-        _atomic_write(os.path.join(self.path(network.name), "network.json"), asdict(network))
+        write_json(os.path.join(self.path(network.name), "network.json"), asdict(network), indent=1)
 
     def create(self, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
         """Define a network (``minictr network create``); its bridge appears with its first container."""
         from . import links
+        from .pools import free_subnet
 
         if not NAME.match(name):
             raise UsageError(f"network name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
         if name in RESERVED and name != DEFAULT_NETWORK or (name == DEFAULT_NETWORK and subnet):
             raise UsageError(f"network name {name!r} is reserved")
         with host_lock():
-            if os.path.exists(os.path.join(self.path(name), "network.json")):
+            if self.load(name):
                 raise UsageError(f"network {name!r} already exists")
             taken = [(ipaddress.ip_network(n.subnet), f"network {n.name}") for n in self.all() if n.name != name]
             host = links.host_networks()
@@ -173,26 +185,28 @@ class NetworkStore:
     # --- leases ----------------------------------------------------------------------------
 
     def leases(self, name: str) -> dict[str, dict[str, Any]]:
-        """Every lease of network ``name``: address -> lease, dead or alive."""
+        """Every lease of network ``name``: address -> lease, dead or alive; ``{}`` for a torn one."""
         directory = os.path.join(self.path(name), "leases")
         if not os.path.isdir(directory):
             return {}
         found = {}
+        for killed in (directory, self.path(name)):
+            remove_partials(killed)  # of writers killed half-way
         for entry in os.listdir(directory):
             if entry.endswith(".json"):
-                lease = _read_json(os.path.join(directory, entry))
+                lease = read_json(os.path.join(directory, entry))
                 found[entry[: -len(".json")]] = lease
         return found
 
     def write_lease(self, name: str, address: str, lease: dict[str, Any]) -> None:
         """Record that ``address`` is held (the caller holds the host lock)."""
         os.makedirs(os.path.join(self.path(name), "leases"), exist_ok=True)
-        _atomic_write(os.path.join(self.path(name), "leases", f"{address}.json"), lease)
+        write_json(os.path.join(self.path(name), "leases", f"{address}.json"), lease, indent=1)
 
     def release(self, name: str, address: str, container: str) -> bool:
         """Give ``address`` back, if ``container`` still holds it; True when it did."""
         path = os.path.join(self.path(name), "leases", f"{address}.json")
-        if _read_json(path).get("container") != container:
+        if read_json(path).get("container") != container:
             return False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -222,14 +236,6 @@ def overlapping(net: ipaddress.IPv4Network, others: list[tuple[Any, str]]) -> st
         if other.version == 4 and net.overlaps(other):
             return f"{other} ({owner})"
     return None
-
-
-def free_subnet(taken: list[tuple[Any, str]]) -> ipaddress.IPv4Network:
-    """The first /24 of :data:`POOL` that overlaps neither the host's networks nor another network."""
-    for candidate in POOL.subnets(new_prefix=24):
-        if overlapping(candidate, taken) is None:
-            return candidate
-    raise UsageError(f"no free /24 left in {POOL}: give one with --subnet")
 
 
 def parse_subnet(text: str, taken: list[tuple[Any, str]]) -> ipaddress.IPv4Network:

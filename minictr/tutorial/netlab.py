@@ -9,7 +9,9 @@ network is never touched::
                                                             └── veth ── eth0 10.200.0.3  nb06-b
 
 It runs in a child process of its own (it enters namespaces, which a
-notebook kernel must never do), prints a JSON report and removes everything.
+notebook kernel must never do), prints a JSON report and removes everything,
+including the mount of /run/netns (and the directory) that naming a
+namespace makes on a host that had none.
 """
 
 from __future__ import annotations
@@ -139,9 +141,34 @@ def remove_namespaces() -> None:
             netns.remove(name)
 
 
+NETNS_DIR = "/run/netns"
+
+
+def netns_dir_state() -> tuple[bool, int]:
+    """Whether /run/netns exists, and how many mounts sit on it (``ip netns`` and pyroute2 mount it shared)."""
+    with open("/proc/self/mountinfo") as handle:
+        mounts = sum(1 for line in handle if line.split()[4] == NETNS_DIR)
+    return os.path.isdir(NETNS_DIR), mounts
+
+
+def restore_netns_dir(before: tuple[bool, int]) -> None:
+    """Undo what creating a named namespace did to the host: the mount of /run/netns, the directory.
+
+    Only when it is empty (nobody else's namespace lives there) and only what was not there before.
+    """
+    from ..linux import MNT_DETACH, umount2
+
+    existed, mounts = before
+    while netns_dir_state()[1] > mounts and not os.listdir(NETNS_DIR):
+        umount2(NETNS_DIR, MNT_DETACH)
+    if not existed and os.path.isdir(NETNS_DIR) and netns_dir_state()[1] <= mounts and not os.listdir(NETNS_DIR):
+        os.rmdir(NETNS_DIR)
+
+
 def main() -> None:
     report: dict[str, object] = {}
     remove_namespaces()  # a previous run that was interrupted
+    before = netns_dir_state()
     try:
         make_namespaces()
         report["1 empty"] = interfaces("nb06-a")
@@ -161,6 +188,7 @@ def main() -> None:
         report["host"] = interfaces("nb06-host")
     finally:
         remove_namespaces()
+        restore_netns_dir(before)
     report["left"] = [name for name in NAMES if name in netns.listnetns()]
     json.dump(report, sys.stdout)
 

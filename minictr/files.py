@@ -1,0 +1,100 @@
+"""Files that survive a crash: one atomic writer, and readers that take a torn file for what it is.
+
+Every file minictr keeps (state.json, leases, network definitions, the image
+index) is written by :func:`write_atomic`: the data goes to a partial file
+beside the target, named ``.partial-<pid>-<random>``, and a rename puts it in
+place, so a reader sees the old content or the new one, never half. A writer
+killed half-way leaves only its partial file, which :func:`remove_partials`
+takes away once its writer is dead.
+
+A file can still be torn by what a rename cannot cover: a power loss before
+the data reached the disk (``durable=False`` skips the fsync for files on a
+tmpfs such as ``/run``, which a reboot empties anyway), or a file written by
+hand. :func:`read_json` returns ``{}`` for a missing, empty, torn or
+non-object file: callers treat that as what it is, the trace of a crash, and
+clean up after it — never as an exception.
+
+Only the standard library, and nothing heavy: the container start path writes
+state.json through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+PARTIAL_PREFIX = ".partial-"
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new content, never half.
+
+    ``durable`` flushes the data to the disk before the rename (a power loss
+    then cannot leave an empty file behind); files on a tmpfs skip it.
+    """
+    temp = os.path.join(os.path.dirname(path), f"{PARTIAL_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.chmod(temp, mode)  # the umask may have taken bits away
+        os.rename(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def write_json(path: str, value: Any, *, indent: int | None = None, durable: bool = False) -> None:
+    """Write ``value`` as JSON with :func:`write_atomic` (state files live on tmpfs: not durable by default)."""
+    write_atomic(path, json.dumps(value, indent=indent).encode(), durable=durable)
+
+
+def read_json(path: str) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when it is missing, empty, torn or not an object."""
+    try:
+        with open(path, "rb") as handle:
+            value = json.loads(handle.read())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def remove_partials(directory: str) -> list[str]:
+    """Remove the partial files of writers that died in ``directory``; return their paths.
+
+    A partial file names its writer's pid: one that no longer runs will
+    never finish it. (A reused pid only keeps it until a later sweep.)
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(PARTIAL_PREFIX):
+            continue
+        pid = name[len(PARTIAL_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+                removed.append(os.path.join(directory, name))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True

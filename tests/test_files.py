@@ -1,0 +1,34 @@
+"""State files: one atomic writer, and readers that take a torn file for the crash it is."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+
+from minictr.files import PARTIAL_PREFIX, read_json, remove_partials, write_atomic, write_json
+
+
+def test_a_reader_sees_the_old_or_the_new_content_and_no_partial_file_stays(tmp_path: pathlib.Path) -> None:
+    target = tmp_path / "state.json"
+    write_json(str(target), {"n": 1})
+    write_atomic(str(target), b'{"n": 2}', mode=0o600)
+    assert read_json(str(target)) == {"n": 2} and target.stat().st_mode & 0o777 == 0o600
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_torn_empty_or_foreign_files_read_as_nothing(tmp_path: pathlib.Path) -> None:
+    for name, text in (("empty", ""), ("torn", '{"container": "ab'), ("list", "[1]"), ("binary", "\udcff")):
+        (tmp_path / name).write_bytes(text.encode(errors="surrogateescape"))
+        assert read_json(str(tmp_path / name)) == {}, name
+    assert read_json(str(tmp_path / "missing")) == {}
+
+
+def test_partial_files_of_dead_writers_are_swept_and_a_live_writers_kept(tmp_path: pathlib.Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"{PARTIAL_PREFIX}{dead.pid}-0a0b0c0d").write_text('{"half')
+    (tmp_path / f"{PARTIAL_PREFIX}{os.getpid()}-01020304").write_text('{"being written')
+    (tmp_path / "10.88.0.2.json").write_text("{}")
+    assert remove_partials(str(tmp_path)) == [str(tmp_path / f"{PARTIAL_PREFIX}{dead.pid}-0a0b0c0d")]
+    assert sorted(os.listdir(tmp_path)) == [f"{PARTIAL_PREFIX}{os.getpid()}-01020304", "10.88.0.2.json"]
