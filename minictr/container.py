@@ -37,6 +37,7 @@ from .container_root import (
     add_init_layer, copy_tree, get_image, image_record, image_store, prepare_root, root_layers, shifted_rootfs,
     unpacked_rootfs,
 )  # fmt: skip
+from . import faults
 from .errors import ContainerError, MinictrError, UsageError
 from .process.parent import ContainerProcess, spawn
 from .spec import DEFAULT_NAMESPACES, DEFAULT_PATH, PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec, parse_id_map
@@ -373,6 +374,7 @@ def _start(
         return Finished(0, id=container_id, note=process.note)
     with _forward_signals(process):
         process.start()
+        faults.point("exec")
         # recorded like a detached one, so that exec and kill reach it too; and with its owner (us),
         # so that no sweep takes the directory (and the cgroup's OOM count) before we are done with it
         owner = {"owner": os.getpid(), "owner_start": start_time(os.getpid())}
@@ -389,6 +391,7 @@ def _make_cgroup(directory: str, spec: dict[str, Any]) -> Manager:
     cgroup = cgroups.new(spec["linux"]["cgroupsPath"])
     update_state(directory, {"cgroup": cgroup.record()})
     cgroup.create(spec["linux"]["resources"])
+    faults.point("cgroup")
     return cgroup
 
 

@@ -38,6 +38,7 @@ import tarfile
 import tempfile
 from typing import Any, Iterator
 
+from .. import faults
 from ..errors import ImageError
 from . import oci
 from .layers import OPAQUE_XATTRS
@@ -202,6 +203,7 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
                 member.name = posixpath.normpath(member.name)
                 _extract(tar, member, root)
                 _finish(member, target)
+                faults.point("unpack")
                 if member.isdir():
                     directories.append(member)
         found = reader.diff_id()

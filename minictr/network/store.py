@@ -33,6 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
+from .. import faults
 from ..errors import UsageError
 from . import DEFAULT_NETWORK
 
@@ -163,6 +164,7 @@ class NetworkStore:
                 mtu=links.uplink_mtu(), auto_subnet=subnet is None, created=_now(),
             )  # fmt: skip
             os.makedirs(os.path.join(self.path(name), "leases"), exist_ok=True)
+            faults.point("network")
             self.save(network)
         return network
 
