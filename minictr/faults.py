@@ -10,11 +10,15 @@ point costs one dictionary lookup. The steps::
                                     spawn   the child exists, before it gets its config
                                     lease   an address is leased (and the bridge is up)
                                     nft     the published ports' elements are in the nftables table
-                                    pivot   (in the container's PID 1) its root is pivoted: it
-                                            kills *minictr*, not itself — the case worth
-                                            proving is minictr dying while the container is
-                                            half set up; a child dying on its own is an
-                                            error minictr reports
+                                    pivot   the container's PID 1 has pivoted into its root: it
+                                            kills *itself*. From inside its pid namespace it
+                                            cannot reach minictr (no pid of the host is
+                                            visible there, nor signalled through a pidfd);
+                                            minictr dying while the container is half set up
+                                            is proven by spawn, lease and nft, which happen
+                                            while the child sets up. Here minictr lives on and
+                                            must clean up after a container that died half set
+                                            up (an OOM kill, a bug), then exit 125.
                                     veth    the veth pair exists, one end in the container
                                     exec    the program runs, before state.json says so
     pull                            blob    a blob is half-written (its ``.partial-*`` file)
@@ -33,7 +37,8 @@ import signal
 VARIABLE = "MINICTR_FAULT"
 
 
-def point(step: str, pid: int = 0) -> None:
-    """Die here by SIGKILL (or SIGKILL ``pid``) when ``MINICTR_FAULT`` names ``step``."""
+def point(step: str) -> None:
+    """Die here by SIGKILL when ``MINICTR_FAULT`` names ``step``."""
     if os.environ.get(VARIABLE) == step:
-        os.kill(pid or os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+        os._exit(137)  # PID 1 of a pid namespace ignores even its own SIGKILL: leave as abruptly

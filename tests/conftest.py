@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,8 +23,7 @@ import registry_server as rs
 from minictr.container import image_store, unpacked_rootfs
 from minictr.images.busybox import build_busybox_image
 
-DEFAULT_CONTAINERS = "/run/minictr/containers"
-DEFAULT_NETWORKS = "/run/minictr/networks"
+DEFAULT_STATE_ROOT = "/run/minictr"
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -112,6 +113,13 @@ def run_cli(*args: str, data_root: str, state_root: str, timeout: float = 60, **
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
 
 
+def free_port() -> int:
+    """A TCP port free on every address of this host, right now."""
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        return probe.getsockname()[1]
+
+
 def cgroup_dirs() -> set[str]:
     """Every cgroup directory below a ``minictr`` parent, in every hierarchy (and the parents themselves)."""
     from minictr.doctor import cgroup_layout
@@ -124,28 +132,76 @@ def cgroup_dirs() -> set[str]:
     return found
 
 
-def _snapshot() -> dict[str, set[str]]:
+def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last truth."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+#: The names minictr's own processes give themselves (see minictr.process.child).
+MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init")
+#: Environment variables that tag a process as a test's: the fault step (children inherit it), a test's mark (-e).
+TAGS = (b"MINICTR_FAULT=", b"MINICTR_TEST_MARK=")
+
+
+def host_snapshot(state_root: str = DEFAULT_STATE_ROOT) -> dict[str, set[str]]:
+    """Everything of minictr's on this host, by kind: the session leak check and the fault tests compare two.
+
+    Mounts, live processes (minictr's own, and any a test tagged), the
+    containers, leases and networks of ``state_root``, cgroups, then links,
+    nftables elements, named network namespaces and IPv4 forwarding.
+    """
     with open("/proc/self/mountinfo") as handle:
         mounts = {line.split()[4] for line in handle}
-    containers = set(os.listdir(DEFAULT_CONTAINERS)) if os.path.isdir(DEFAULT_CONTAINERS) else set()
-    processes = set()
+    containers_path = os.path.join(state_root, "containers")
+    containers = set(os.listdir(containers_path)) if os.path.isdir(containers_path) else set()
+    return {"mounts": mounts, "processes": _processes(), "containers": containers, "cgroups": cgroup_dirs(),
+            **_network_snapshot(state_root)}  # fmt: skip
+
+
+def host_leftovers(before: dict[str, set[str]], after: dict[str, set[str]], *names: str) -> dict[str, list[str]]:
+    """What ``after`` holds that ``before`` did not, by kind; with ``names``, only items naming one of them.
+
+    Naming what one test made (its container id, bridge, state root, port,
+    mark) keeps out what colleagues' tests create on the host meanwhile.
+    """
+    found = {kind: sorted(item for item in after[kind] - before[kind] if not names or any(n in item for n in names))
+             for kind in after}  # fmt: skip
+    return {kind: items for kind, items in found.items() if items}
+
+
+def _processes() -> set[str]:
+    """Live (not zombie) processes of minictr, and tagged ones: ``"<pid> <comm> <tags>"``.
+
+    A zombie holds nothing but its pid, and the host's init may reap it late.
+    """
+    found = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/comm") as handle:
-                if handle.read().strip() == "minictr-child":
-                    processes.add(pid)
-        except OSError:
-            pass
-    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(), **_network_snapshot()}
+            with open(f"/proc/{pid}/stat") as handle:
+                comm, _, rest = handle.read().partition("(")[2].rpartition(")")
+            if rest.split()[0] in ("Z", "X"):
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                tags = [v.decode(errors="replace") for v in handle.read().split(b"\0") if v.startswith(TAGS)]
+        except (OSError, IndexError):
+            continue
+        if comm in MINICTR_PROCESSES or tags:
+            found.add(" ".join([pid, comm, *tags]))
+    return found
 
 
-def _network_snapshot() -> dict[str, set[str]]:
+def _network_snapshot(state_root: str) -> dict[str, set[str]]:
     """What minictr's networks leave on a host: interfaces, nft elements, leases, namespaces, forwarding."""
     links = {name for name in os.listdir("/sys/class/net") if name.startswith(("mctr-", "mv-", "nb06-"))}
-    leases = set()
-    if os.path.isdir(DEFAULT_NETWORKS):
-        for network in os.listdir(DEFAULT_NETWORKS):
-            directory = os.path.join(DEFAULT_NETWORKS, network, "leases")
+    leases, networks = set(), os.path.join(state_root, "networks")
+    if os.path.isdir(networks):
+        for network in os.listdir(networks):
+            directory = os.path.join(networks, network, "leases")
             leases |= {f"{network}/{lease}" for lease in os.listdir(directory)} if os.path.isdir(directory) else set()
     rules = set()
     listed = subprocess.run(["nft", "list", "table", "ip", "minictr"], capture_output=True, text=True) if os.geteuid() == 0 else None
@@ -163,11 +219,9 @@ def leak_check() -> Iterator[None]:
 
     Notebooks use the default state root, so new entries there count too.
     """
-    before = _snapshot()
+    before = host_snapshot()
     yield
-    after = _snapshot()
-    leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
-    leaked = {kind: items for kind, items in leaked.items() if items}
+    leaked = host_leftovers(before, host_snapshot())
     assert not leaked, f"the tests left resources behind: {leaked}"
 
 

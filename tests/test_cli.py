@@ -7,11 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import run_cli
+from conftest import host_leftovers, host_snapshot, run_cli, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -71,35 +70,24 @@ def test_doctor_json(data_root: str, state_root: str) -> None:
 
 
 def test_kill_9_of_minictr_leaks_nothing(data_root: str, state_root: str) -> None:
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, "run", "busybox", "sleep", "60"]
+    # the container is told apart from every other process of the host by a mark in its environment
+    mark = os.urandom(6).hex()
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
+               "run", "-e", f"MINICTR_TEST_MARK={mark}", "busybox", "sleep", "60"]  # fmt: skip
+    before = host_snapshot(state_root)
     cli = subprocess.Popen(command)
+    program = lambda: [p for p in host_leftovers(before, host_snapshot(state_root), mark).get("processes", []) if " sleep " in p]  # noqa: E731
+    try:
+        assert wait_until(program, timeout=30), "the container's program never ran"
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+    assert wait_until(lambda: not program(), timeout=30), program()  # the container dies with its minictr (PR_SET_PDEATHSIG) ...
     containers = os.path.join(state_root, "containers")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (os.path.isdir(containers) and os.listdir(containers)):
-        time.sleep(0.05)
-    time.sleep(0.5)  # let the container reach its program
-    cli.send_signal(signal.SIGKILL)
-    cli.wait()
-    # the container dies with its minictr (PR_SET_PDEATHSIG) ...
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _sleepers():
-        time.sleep(0.05)
-    assert not _sleepers()
-    assert len(os.listdir(containers)) == 1  # ... its directory stays until the next run ...
+    (container,) = os.listdir(containers)  # ... its directory stays until the next run ...
     assert run_cli("run", "busybox", "true", data_root=data_root, state_root=state_root).returncode == 0
-    assert os.listdir(containers) == []  # ... which removes it
-
-
-def _sleepers() -> list[str]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if handle.read() == b"sleep\x0060\x00":
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
+    assert os.listdir(containers) == []  # ... which removes it, and everything it held
+    assert host_leftovers(before, host_snapshot(state_root), state_root, container, f"mv-{container}"[:15], mark) == {}
 
 
 def test_concurrent_runs_do_not_trip_over_each_other(data_root: str, state_root: str) -> None:

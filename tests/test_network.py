@@ -10,16 +10,14 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from conftest import run_cli
+from conftest import free_port, run_cli
 from minictr.network import firewall, names, ports, store
 
 pytestmark = pytest.mark.root
@@ -73,12 +71,6 @@ def host(data_root: str, state_root: str) -> Iterator[Host]:
     minictr = Host(data_root, state_root)
     yield minictr
     minictr.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("0.0.0.0", 0))
-        return probe.getsockname()[1]
 
 
 def http_get(address: str, port: int, timeout: float = 10) -> str:
@@ -211,24 +203,6 @@ def test_twenty_concurrent_containers_get_twenty_distinct_addresses(host: Host) 
     host.cli("network", "prune")
     assert host.inspect("bridge")["Containers"] == {}
     assert os.listdir(os.path.join(host.state_root, "networks", "bridge", "leases")) == []
-
-
-def test_kill_9_of_minictr_during_network_set_up_is_cleaned_up(host: Host) -> None:
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", host.data_root, "--root", host.state_root, "run", "busybox", "sleep", "60"]
-    minictr = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    leases = os.path.join(host.state_root, "networks", "bridge", "leases")
-    deadline = time.monotonic() + 30
-    while not (os.path.isdir(leases) and os.listdir(leases)) and time.monotonic() < deadline:
-        time.sleep(0.002)
-    minictr.send_signal(signal.SIGKILL)  # a lease is taken: the bridge, veth and rules are on their way
-    minictr.wait()
-    veths = [json.load(open(os.path.join(leases, name)))["veth"] for name in os.listdir(leases)]
-    bridge = json.load(open(os.path.join(host.state_root, "networks", "bridge", "network.json")))["bridge"]
-    time.sleep(0.5)  # the container dies with its minictr (PR_SET_PDEATHSIG)
-    host.cli("network", "prune")
-    assert os.listdir(leases) == []
-    assert [name for name in (bridge, *veths) if os.path.exists(f"/sys/class/net/{name}")] == []
-    assert bridge not in firewall.snapshot().get("bridges", [])
 
 
 # --- bad input: one line, exit 125, nothing left ----------------------------------------------

@@ -168,6 +168,12 @@ class NetworkStore:
             self.save(network)
         return network
 
+    def torn(self) -> list[str]:
+        """Networks whose ``create`` died before their definition was written (hold the host lock to ask)."""
+        if not os.path.isdir(self.root):
+            return []
+        return sorted(n for n in os.listdir(self.root) if not os.path.exists(os.path.join(self.root, n, "network.json")))
+
     def remove(self, name: str) -> None:
         """Forget network ``name`` (the caller checked it is empty and down)."""
         shutil.rmtree(self.path(name), ignore_errors=True)

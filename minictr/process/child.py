@@ -270,7 +270,7 @@ def enter_root(setup: Setup) -> None:
     try:
         if setup.own_mounts:
             setup.root_method = rootfs.pivot_into(setup.rootfs)
-            faults.point("pivot", setup.options.get("parent_pid", 0))  # a test's SIGKILL of minictr, mid-set-up
+            faults.point("pivot")  # a test's SIGKILL of the container, half set up (see minictr.faults)
             if setup.root_method == "chroot":
                 setup.root_note = "pivot_root is impossible on this host (its root is a ramfs); used chroot instead"
         else:
