@@ -370,6 +370,7 @@ def _start(
             raise
     if options.detach:
         process.start()
+        faults.point("exec")
         _record_started(directory, process, spec, record)
         return Finished(0, id=container_id, note=process.note)
     with _forward_signals(process):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -241,3 +242,29 @@ def kill_and_sweep(container_id: str, *, data_root: str, state_root: str, timeou
     while os.path.exists(directory) and time.monotonic() < deadline:
         remove_stale(containers_dir(state_root))
         time.sleep(0.05)
+
+
+def kill_9_of_a_foreground_run_leaks_nothing(options: list[str], *, data_root: str, state_root: str) -> None:
+    """``kill -9`` a foreground ``minictr run`` whose program runs: the container dies, the next run sweeps the rest.
+
+    The container is told apart from every other process of the host by a
+    mark in its environment.
+    """
+    mark = os.urandom(6).hex()
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
+               "run", "-e", f"MINICTR_TEST_MARK={mark}", *options, "busybox", "sleep", "60"]  # fmt: skip
+    before = host_snapshot(state_root)
+    cli = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    program = lambda: [p for p in host_leftovers(before, host_snapshot(state_root), mark).get("processes", []) if " sleep " in p]  # noqa: E731
+    try:
+        ran = wait_until(lambda: program() or cli.poll() is not None, timeout=30) and program()
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+    assert ran, f"the program never ran: {cli.returncode} {cli.stderr.read()}"
+    assert wait_until(lambda: not program(), timeout=30), program()  # the container dies with its minictr (PR_SET_PDEATHSIG) ...
+    containers = os.path.join(state_root, "containers")
+    (container,) = os.listdir(containers)  # ... its directory stays until the next run ...
+    done = run_cli("run", "--network", "none", "busybox", "true", data_root=data_root, state_root=state_root)
+    assert (done.returncode, os.listdir(containers)) == (0, []), done.stderr  # ... which removes it, and all it held
+    assert host_leftovers(before, host_snapshot(state_root), state_root, container, f"mv-{container}"[:15], mark) == {}

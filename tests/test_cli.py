@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import host_leftovers, host_snapshot, run_cli, wait_until
+from conftest import kill_9_of_a_foreground_run_leaks_nothing, run_cli
 
 pytestmark = pytest.mark.root
 
@@ -69,25 +68,11 @@ def test_doctor_json(data_root: str, state_root: str) -> None:
     assert {c["name"] for c in checks} >= {"root", "kernel", "cgroups", "overlayfs", "busybox"}
 
 
-def test_kill_9_of_minictr_leaks_nothing(data_root: str, state_root: str) -> None:
-    # the container is told apart from every other process of the host by a mark in its environment
-    mark = os.urandom(6).hex()
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
-               "run", "-e", f"MINICTR_TEST_MARK={mark}", "busybox", "sleep", "60"]  # fmt: skip
-    before = host_snapshot(state_root)
-    cli = subprocess.Popen(command)
-    program = lambda: [p for p in host_leftovers(before, host_snapshot(state_root), mark).get("processes", []) if " sleep " in p]  # noqa: E731
-    try:
-        assert wait_until(program, timeout=30), "the container's program never ran"
-    finally:
-        cli.send_signal(signal.SIGKILL)
-        cli.wait()
-    assert wait_until(lambda: not program(), timeout=30), program()  # the container dies with its minictr (PR_SET_PDEATHSIG) ...
-    containers = os.path.join(state_root, "containers")
-    (container,) = os.listdir(containers)  # ... its directory stays until the next run ...
-    assert run_cli("run", "busybox", "true", data_root=data_root, state_root=state_root).returncode == 0
-    assert os.listdir(containers) == []  # ... which removes it, and everything it held
-    assert host_leftovers(before, host_snapshot(state_root), state_root, container, f"mv-{container}"[:15], mark) == {}
+# Changing credentials (-u, the root of a user namespace) makes the kernel forget PR_SET_PDEATHSIG: minictr asks again.
+# (--userns private: test_namespaces.py, whose state roots a user-namespaced root can enter.)
+@pytest.mark.parametrize("options", [[], ["-u", "nobody"], ["--init", "-u", "nobody", "--network", "none"]])
+def test_kill_9_of_minictr_leaks_nothing(options: list[str], data_root: str, state_root: str) -> None:
+    kill_9_of_a_foreground_run_leaks_nothing(options, data_root=data_root, state_root=state_root)
 
 
 def test_concurrent_runs_do_not_trip_over_each_other(data_root: str, state_root: str) -> None:

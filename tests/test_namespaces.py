@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import run_cli, wait_until
+from conftest import kill_9_of_a_foreground_run_leaks_nothing, run_cli, wait_until
 from minictr import chroot, container
 from minictr.container import image_store
 from minictr.errors import UsageError
@@ -683,3 +683,8 @@ def test_rootless_refuses_a_private_user_namespace(rootless_env: dict[str, str])
     result = run_rootless(rootless_env, "run", "--userns", "private", "busybox", "true")
     assert result.returncode == 125
     assert result.stderr.startswith("minictr: error: rootless: ") and "--userns private need root" in result.stderr
+
+
+def test_kill_9_of_minictr_kills_a_user_namespaced_container(roots: Roots) -> None:
+    # becoming root of its user namespace made the kernel forget the death signal of the process before PID 1
+    kill_9_of_a_foreground_run_leaks_nothing(["--userns", "private"], data_root=roots.data, state_root=roots.state)
