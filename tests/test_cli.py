@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -72,6 +73,16 @@ def test_doctor_json(data_root: str, state_root: str) -> None:
 # (--userns private: test_namespaces.py, whose state roots a user-namespaced root can enter.)
 @pytest.mark.parametrize("options", [[], ["-u", "nobody"], ["--init", "-u", "nobody", "--network", "none"]])
 def test_kill_9_of_minictr_leaks_nothing(options: list[str], data_root: str, state_root: str) -> None:
+    kill_9_of_a_foreground_run_leaks_nothing(options, data_root=data_root, state_root=state_root)
+
+
+def test_kill_9_of_minictr_kills_a_set_user_id_program(tmp_path, data_root: str, state_root: str) -> None:
+    # executing a set-user-ID program clears PID 1's death signal: the process waiting for PID 1 kills it instead
+    volume = tmp_path / "suid"
+    volume.mkdir()
+    shutil.copy(shutil.which("busybox") or "/bin/busybox", volume / "busybox")
+    os.chmod(volume / "busybox", 0o4755)
+    options = ["-u", "nobody", "--network", "none", "-v", f"{volume}:/x:ro", "--entrypoint", "/x/busybox"]
     kill_9_of_a_foreground_run_leaks_nothing(options, data_root=data_root, state_root=state_root)
 
 

@@ -172,8 +172,27 @@ def fork_init(setup: Setup) -> None:
     linux.set_process_name("minictr-wait")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, lambda number, _frame: _kill_quietly(child, number))
+    if setup.options.get("die_with_parent"):
+        _take_init_along(setup, child)
     _, status = os.waitpid(child, 0)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+#: The waiting process's death signal, caught: it SIGKILLs PID 1 before it goes.
+PARENT_DIED = signal.SIGRTMIN
+
+
+def _take_init_along(setup: Setup, init: int) -> None:
+    """When minictr dies, SIGKILL PID 1 from here, and with it its whole pid namespace.
+
+    PID 1's own death signal is lost when its program is set-user-ID or has
+    file capabilities (the kernel clears it at such an execve); this
+    process's is not: it never changes credentials or execs again.
+    """
+    signal.signal(PARENT_DIED, lambda _number, _frame: _kill_quietly(init, signal.SIGKILL))
+    linux.prctl(linux.PR_SET_PDEATHSIG, PARENT_DIED)
+    if not _parent_alive(setup):
+        _kill_quietly(init, signal.SIGKILL)
 
 
 # --- after the fork: the container's view ------------------------------------------------
