@@ -369,9 +369,10 @@ def _start(
             process.kill()
             raise
     if options.detach:
+        # recorded first: were minictr killed while the program starts, the container would run on, findable
+        _record_started(directory, process, spec, record)
         process.start()
         faults.point("exec")
-        _record_started(directory, process, spec, record)
         return Finished(0, id=container_id, note=process.note)
     with _forward_signals(process):
         process.start()
