@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import kill_9_of_a_foreground_run_leaks_nothing, run_cli
+from conftest import host_snapshot, kill_9_of_a_foreground_run_leaks_nothing, kill_and_sweep, run_cli, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -84,6 +84,26 @@ def test_kill_9_of_minictr_kills_a_set_user_id_program(tmp_path, data_root: str,
     os.chmod(volume / "busybox", 0o4755)
     options = ["-u", "nobody", "--network", "none", "-v", f"{volume}:/x:ro", "--entrypoint", "/x/busybox"]
     kill_9_of_a_foreground_run_leaks_nothing(options, data_root=data_root, state_root=state_root)
+
+
+def test_kill_9_of_minictr_exec_kills_what_it_started(data_root: str, state_root: str) -> None:
+    container = run_cli("run", "-d", "busybox", "sleep", "120", data_root=data_root, state_root=state_root).stdout.strip()
+    mark = os.urandom(6).hex()
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
+               "exec", "-e", f"MINICTR_TEST_MARK={mark}", container, "sleep", "60"]  # fmt: skip
+    program = lambda: [p for p in host_snapshot(state_root)["processes"] if mark in p and " minictr-" not in p]  # noqa: E731
+    try:
+        cli = subprocess.Popen(command)
+        try:
+            assert wait_until(lambda: program() or cli.poll() is not None, timeout=30) and program(), "exec never ran"
+        finally:
+            cli.kill()
+            cli.wait()
+        assert wait_until(lambda: not program(), timeout=30), program()  # it died with its minictr exec
+        assert [p for p in host_snapshot(state_root)["processes"] if mark in p] == []
+    finally:
+        kill_and_sweep(container, data_root=data_root, state_root=state_root)
+    assert os.listdir(os.path.join(state_root, "containers")) == []
 
 
 def test_concurrent_runs_do_not_trip_over_each_other(data_root: str, state_root: str) -> None:
