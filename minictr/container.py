@@ -32,12 +32,12 @@ if TYPE_CHECKING:
     from .images.store import Image, ImageStore
     from .network.attach import Plan
 
+from . import faults
 from .container_dir import container_directory, containers_dir, read_state, remove_stale, start_time, update_state
 from .container_root import (
     add_init_layer, copy_tree, get_image, image_record, image_store, prepare_root, root_layers, shifted_rootfs,
     unpacked_rootfs,
 )  # fmt: skip
-from . import faults
 from .errors import ContainerError, MinictrError, UsageError
 from .process.parent import ContainerProcess, spawn
 from .spec import DEFAULT_NAMESPACES, DEFAULT_PATH, PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec, parse_id_map

@@ -20,7 +20,8 @@ point costs one dictionary lookup. The steps::
                                             must clean up after a container that died half set
                                             up (an OOM kill, a bug), then exit 125.
                                     veth    the veth pair exists, one end in the container
-                                    exec    the program runs, before state.json says so
+                                    exec    the program runs (a foreground one not yet recorded
+                                            as running; a detached one recorded just before)
     pull                            blob    a blob is half-written (its ``.partial-*`` file)
                                     unpack  a layer is half-unpacked (its ``.unpacking-*`` directory)
     network create                  network the network's directory exists, its definition not yet
