@@ -59,16 +59,16 @@ def test_kill_9_at_a_step_of_run_leaves_nothing_after_the_next_command(step: str
     faulty(step, "run", *detach, "-e", f"MINICTR_TEST_MARK={mark}", "-p", f"{port}:80", "--pids-limit", "64",
            "busybox", "sleep", "120", data_root=data_root, state_root=state_root)  # fmt: skip
     containers = os.listdir(os.path.join(state_root, "containers"))
-    if step == "pivot":  # minictr lived: it cleaned up itself
-        assert containers == [] and host_leftovers(before, host_snapshot(state_root), state_root, mark) == {}
-        return
-    assert len(containers) == 1  # what the step made is still there: only the next command may remove it
-    (container,) = containers
-    names = [container, f"mv-{container}"[:15], mark, f"MINICTR_FAULT={step}", state_root, f"{port} :"]
+    names = [*containers, *(f"mv-{c}"[:15] for c in containers), mark, f"MINICTR_FAULT={step}", state_root, f"{port} :"]
     network = os.path.join(state_root, "networks", "bridge", "network.json")
     if os.path.exists(network):
         with open(network) as handle:
             names.append(json.load(handle)["bridge"])
+    if step == "pivot":  # minictr lived: it cleaned up itself
+        assert containers == [] and host_leftovers(before, host_snapshot(state_root), *names) == {}
+        return
+    assert len(containers) == 1  # what the step made is still there: only the next command may remove it
+    (container,) = containers
     left = lambda: host_leftovers(before, host_snapshot(state_root), *names)  # noqa: E731
     if detach:  # it outlives its minictr by design, and minictr kill finds it
         assert wait_until(lambda: any(mark in p for p in left().get("processes", [])), timeout=30), left()
