@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .images.store import Image, ImageStore
     from .network.attach import Plan
 
+from . import faults
 from .container_dir import container_directory, containers_dir, read_state, remove_stale, start_time, update_state
 from .container_root import (
     add_init_layer, copy_tree, get_image, image_record, image_store, prepare_root, root_layers, shifted_rootfs,
@@ -373,11 +374,14 @@ def _start(
             process.kill()
             raise
     if options.detach:
-        process.start()
+        # recorded first: were minictr killed while the program starts, the container would run on, findable
         _record_started(directory, process, spec, record)
+        process.start()
+        faults.point("exec")
         return Finished(0, id=container_id, note=process.note)
     with _forward_signals(process):
         process.start()
+        faults.point("exec")
         # recorded like a detached one, so that exec and kill reach it too; and with its owner (us),
         # so that no sweep takes the directory (and the cgroup's OOM count) before we are done with it
         owner = {"owner": os.getpid(), "owner_start": start_time(os.getpid())}
@@ -394,6 +398,7 @@ def _make_cgroup(directory: str, spec: dict[str, Any]) -> Manager:
     cgroup = cgroups.new(spec["linux"]["cgroupsPath"])
     update_state(directory, {"cgroup": cgroup.record()})
     cgroup.create(spec["linux"]["resources"])
+    faults.point("cgroup")
     return cgroup
 
 

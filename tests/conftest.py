@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -22,8 +25,7 @@ import registry_server as rs
 from minictr.container import image_store, unpacked_rootfs
 from minictr.images.busybox import build_busybox_image
 
-DEFAULT_CONTAINERS = "/run/minictr/containers"
-DEFAULT_NETWORKS = "/run/minictr/networks"
+DEFAULT_STATE_ROOT = "/run/minictr"
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -113,6 +115,13 @@ def run_cli(*args: str, data_root: str, state_root: str, timeout: float = 60, **
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
 
 
+def free_port() -> int:
+    """A TCP port free on every address of this host, right now."""
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        return probe.getsockname()[1]
+
+
 def cgroup_dirs() -> set[str]:
     """Every cgroup directory below a ``minictr`` parent, in every hierarchy (and the parents themselves)."""
     from minictr.doctor import cgroup_layout
@@ -125,20 +134,35 @@ def cgroup_dirs() -> set[str]:
     return found
 
 
-def _snapshot() -> dict[str, set[str]]:
+def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last truth."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+#: The names minictr's own processes give themselves (see minictr.process.child).
+MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init")
+#: Environment variables that tag a process as a test's: the fault step (children inherit it), a test's mark (-e).
+TAGS = (b"MINICTR_FAULT=", b"MINICTR_TEST_MARK=")
+
+
+def host_snapshot(state_root: str = DEFAULT_STATE_ROOT) -> dict[str, set[str]]:
+    """Everything of minictr's on this host, by kind: the session leak check and the fault tests compare two.
+
+    Mounts, live processes (minictr's own, and any a test tagged), the
+    containers, leases and networks of ``state_root``, cgroups, then links,
+    nftables elements, named network namespaces and IPv4 forwarding.
+    """
     with open("/proc/self/mountinfo") as handle:
         mounts = {line.split()[4] for line in handle}
-    containers = set(os.listdir(DEFAULT_CONTAINERS)) if os.path.isdir(DEFAULT_CONTAINERS) else set()
-    processes = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/comm") as handle:
-                if handle.read().strip() == "minictr-child":
-                    processes.add(pid)
-        except OSError:
-            pass
-    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(),
-            "recorded containers": _recorded_containers(), **_network_snapshot()}  # fmt: skip
+    containers_path = os.path.join(state_root, "containers")
+    containers = set(os.listdir(containers_path)) if os.path.isdir(containers_path) else set()
+    return {"mounts": mounts, "processes": _processes(), "containers": containers, "cgroups": cgroup_dirs(),
+            "recorded containers": _recorded_containers(), **_network_snapshot(state_root)}  # fmt: skip
 
 
 def _recorded_containers() -> set[str]:
@@ -148,13 +172,45 @@ def _recorded_containers() -> set[str]:
     return {f"{path}: {container}" for key, path in roots.recorded().items() for container in roots.containers(key)}
 
 
-def _network_snapshot() -> dict[str, set[str]]:
+def host_leftovers(before: dict[str, set[str]], after: dict[str, set[str]], *names: str) -> dict[str, list[str]]:
+    """What ``after`` holds that ``before`` did not, by kind; with ``names``, only items naming one of them.
+
+    Naming what one test made (its container id, bridge, state root, port,
+    mark) keeps out what colleagues' tests create on the host meanwhile.
+    """
+    found = {kind: sorted(item for item in after[kind] - before[kind] if not names or any(n in item for n in names))
+             for kind in after}  # fmt: skip
+    return {kind: items for kind, items in found.items() if items}
+
+
+def _processes() -> set[str]:
+    """Live (not zombie) processes of minictr, and tagged ones: ``"<pid> <comm> <tags>"``.
+
+    A zombie holds nothing but its pid, and the host's init may reap it late.
+    """
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                comm, _, rest = handle.read().partition("(")[2].rpartition(")")
+            if rest.split()[0] in ("Z", "X"):
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                tags = [v.decode(errors="replace") for v in handle.read().split(b"\0") if v.startswith(TAGS)]
+        except (OSError, IndexError):
+            continue
+        if comm in MINICTR_PROCESSES or tags:
+            found.add(" ".join([pid, comm, *tags]))
+    return found
+
+
+def _network_snapshot(state_root: str) -> dict[str, set[str]]:
     """What minictr's networks leave on a host: interfaces, nft elements, leases, namespaces, forwarding."""
     links = {name for name in os.listdir("/sys/class/net") if name.startswith(("mctr-", "mv-", "nb06-"))}
-    leases = set()
-    if os.path.isdir(DEFAULT_NETWORKS):
-        for network in os.listdir(DEFAULT_NETWORKS):
-            directory = os.path.join(DEFAULT_NETWORKS, network, "leases")
+    leases, networks = set(), os.path.join(state_root, "networks")
+    if os.path.isdir(networks):
+        for network in os.listdir(networks):
+            directory = os.path.join(networks, network, "leases")
             leases |= {f"{network}/{lease}" for lease in os.listdir(directory)} if os.path.isdir(directory) else set()
     rules = set()
     listed = subprocess.run(["nft", "list", "table", "ip", "minictr"], capture_output=True, text=True) if os.geteuid() == 0 else None
@@ -172,22 +228,15 @@ def leak_check() -> Iterator[None]:
 
     Notebooks use the default state root, so new entries there count too.
     """
-    before = _snapshot()
+    before = host_snapshot()
     yield
-    after = _snapshot()
-    leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
-    leaked = {kind: items for kind, items in leaked.items() if items}
+    leaked = host_leftovers(before, host_snapshot())
     assert not leaked, f"the tests left resources behind: {leaked}"
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
     """Wait until ``predicate()`` is true (a generous deadline, never a fixed sleep); fail naming ``what``."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.01)
+    assert wait_until(predicate, timeout), f"waited {timeout} s for {what}"
 
 
 @contextlib.contextmanager
@@ -250,3 +299,29 @@ def kill_and_sweep(container_id: str, *, data_root: str, state_root: str, timeou
     while os.path.exists(directory) and time.monotonic() < deadline:
         remove_stale(containers_dir(state_root))
         time.sleep(0.05)
+
+
+def kill_9_of_a_foreground_run_leaks_nothing(options: list[str], *, data_root: str, state_root: str) -> None:
+    """``kill -9`` a foreground ``minictr run`` whose program runs: the container dies, the next run sweeps the rest.
+
+    The container is told apart from every other process of the host by a
+    mark in its environment.
+    """
+    mark = os.urandom(6).hex()
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
+               "run", "-e", f"MINICTR_TEST_MARK={mark}", *options, "busybox", "sleep", "60"]  # fmt: skip
+    before = host_snapshot(state_root)
+    cli = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    program = lambda: [p for p in host_leftovers(before, host_snapshot(state_root), mark).get("processes", []) if " minictr-" not in p]  # noqa: E731
+    try:
+        ran = wait_until(lambda: program() or cli.poll() is not None, timeout=30) and program()
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+    assert ran, f"the program never ran: {cli.returncode} {cli.stderr.read()}"
+    assert wait_until(lambda: not program(), timeout=30), program()  # the container dies with its minictr (PR_SET_PDEATHSIG) ...
+    containers = os.path.join(state_root, "containers")
+    (container,) = os.listdir(containers)  # ... its directory stays until the next run ...
+    done = run_cli("run", "--network", "none", "busybox", "true", data_root=data_root, state_root=state_root)
+    assert (done.returncode, os.listdir(containers)) == (0, []), done.stderr  # ... which removes it, and all it held
+    assert host_leftovers(before, host_snapshot(state_root), state_root, container, f"mv-{container}"[:15], mark) == {}

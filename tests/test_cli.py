@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import run_cli
+from conftest import host_snapshot, kill_9_of_a_foreground_run_leaks_nothing, kill_and_sweep, run_cli, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -70,36 +69,41 @@ def test_doctor_json(data_root: str, state_root: str) -> None:
     assert {c["name"] for c in checks} >= {"root", "kernel", "cgroups", "overlayfs", "busybox"}
 
 
-def test_kill_9_of_minictr_leaks_nothing(data_root: str, state_root: str) -> None:
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, "run", "busybox", "sleep", "60"]
-    cli = subprocess.Popen(command)
-    containers = os.path.join(state_root, "containers")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (os.path.isdir(containers) and os.listdir(containers)):
-        time.sleep(0.05)
-    time.sleep(0.5)  # let the container reach its program
-    cli.send_signal(signal.SIGKILL)
-    cli.wait()
-    # the container dies with its minictr (PR_SET_PDEATHSIG) ...
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _sleepers():
-        time.sleep(0.05)
-    assert not _sleepers()
-    assert len(os.listdir(containers)) == 1  # ... its directory stays until the next run ...
-    assert run_cli("run", "busybox", "true", data_root=data_root, state_root=state_root).returncode == 0
-    assert os.listdir(containers) == []  # ... which removes it
+# Changing credentials (-u, the root of a user namespace) makes the kernel forget PR_SET_PDEATHSIG: minictr asks again.
+# (--userns private: test_namespaces.py, whose state roots a user-namespaced root can enter.)
+@pytest.mark.parametrize("options", [[], ["-u", "nobody"], ["--init", "-u", "nobody", "--network", "none"]])
+def test_kill_9_of_minictr_leaks_nothing(options: list[str], data_root: str, state_root: str) -> None:
+    kill_9_of_a_foreground_run_leaks_nothing(options, data_root=data_root, state_root=state_root)
 
 
-def _sleepers() -> list[str]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+def test_kill_9_of_minictr_kills_a_set_user_id_program(tmp_path, data_root: str, state_root: str) -> None:
+    # executing a set-user-ID program clears PID 1's death signal: the process waiting for PID 1 kills it instead
+    volume = tmp_path / "suid"
+    volume.mkdir()
+    shutil.copy(shutil.which("busybox") or "/bin/busybox", volume / "busybox")
+    os.chmod(volume / "busybox", 0o4755)
+    options = ["-u", "nobody", "--network", "none", "-v", f"{volume}:/x:ro", "--entrypoint", "/x/busybox"]
+    kill_9_of_a_foreground_run_leaks_nothing(options, data_root=data_root, state_root=state_root)
+
+
+def test_kill_9_of_minictr_exec_kills_what_it_started(data_root: str, state_root: str) -> None:
+    container = run_cli("run", "-d", "busybox", "sleep", "120", data_root=data_root, state_root=state_root).stdout.strip()
+    mark = os.urandom(6).hex()
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
+               "exec", "-e", f"MINICTR_TEST_MARK={mark}", container, "sleep", "60"]  # fmt: skip
+    program = lambda: [p for p in host_snapshot(state_root)["processes"] if mark in p and " minictr-" not in p]  # noqa: E731
+    try:
+        cli = subprocess.Popen(command)
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                if handle.read() == b"sleep\x0060\x00":
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
+            assert wait_until(lambda: program() or cli.poll() is not None, timeout=30) and program(), "exec never ran"
+        finally:
+            cli.kill()
+            cli.wait()
+        assert wait_until(lambda: not program(), timeout=30), program()  # it died with its minictr exec
+        assert [p for p in host_snapshot(state_root)["processes"] if mark in p] == []
+    finally:
+        kill_and_sweep(container, data_root=data_root, state_root=state_root)
+    assert os.listdir(os.path.join(state_root, "containers")) == []
 
 
 def test_concurrent_runs_do_not_trip_over_each_other(data_root: str, state_root: str) -> None:

@@ -25,12 +25,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from conftest import run_cli
+from conftest import kill_9_of_a_foreground_run_leaks_nothing, run_cli, wait_until
 from minictr import chroot, container
 from minictr.container import image_store
 from minictr.errors import UsageError
@@ -115,16 +115,6 @@ def open_dir(open_base: str) -> Iterator[str]:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last truth."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
 
 
 def proc_status(pid: int) -> dict[str, str]:
@@ -397,10 +387,10 @@ def test_pid_orphans_become_zombies_without_init(roots: Roots) -> None:
 def test_pid_init_reaps_zombies(roots: Roots) -> None:
     orphan_maker = ["sh", "-c", "(sleep 0.2 &); exec sleep 30"]
     with detached(roots, "--init", "busybox", command=orphan_maker) as (_, pid):
-        time.sleep(1)
+        names = lambda: [proc_status(p).get("Name") for p in descendants(pid)]  # noqa: E731
+        assert wait_until(lambda: names() == ["sleep"], timeout=20), names()  # only the program: the orphan was reaped
         below = descendants(pid)
         assert proc_status(pid)["Name"] == "minictr-init"
-        assert [proc_status(p)["Name"] for p in below] == ["sleep"]  # only the program: the orphan was reaped
         assert all(alive(p) for p in below)
 
 
@@ -693,3 +683,8 @@ def test_rootless_refuses_a_private_user_namespace(rootless_env: dict[str, str])
     result = run_rootless(rootless_env, "run", "--userns", "private", "busybox", "true")
     assert result.returncode == 125
     assert result.stderr.startswith("minictr: error: rootless: ") and "--userns private need root" in result.stderr
+
+
+def test_kill_9_of_minictr_kills_a_user_namespaced_container(roots: Roots) -> None:
+    # becoming root of its user namespace made the kernel forget the death signal of the process before PID 1
+    kill_9_of_a_foreground_run_leaks_nothing(["--userns", "private"], data_root=roots.data, state_root=roots.state)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from conftest import orphans_adopted, run_cli, wait_for
+from conftest import free_port, run_cli, wait_for
 from minictr.network import firewall, names, pools, ports, store
 
 pytestmark = pytest.mark.root
@@ -73,12 +71,6 @@ def host(data_root: str, state_root: str) -> Iterator[Host]:
     minictr = Host(data_root, state_root)
     yield minictr
     minictr.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("0.0.0.0", 0))
-        return probe.getsockname()[1]
 
 
 def http_get(address: str, port: int, timeout: float = 10) -> str:
@@ -211,24 +203,6 @@ def test_twenty_concurrent_containers_get_twenty_distinct_addresses(host: Host) 
     host.cli("network", "prune")
     assert host.inspect("bridge")["Containers"] == {}
     assert os.listdir(os.path.join(host.state_root, "networks", "bridge", "leases")) == []
-
-
-def test_kill_9_of_minictr_during_network_set_up_is_cleaned_up(host: Host) -> None:
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", host.data_root, "--root", host.state_root, "run", "busybox", "sleep", "60"]
-    networks = store.NetworkStore(host.state_root)
-    leases = os.path.join(networks.path("bridge"), "leases")
-    with orphans_adopted() as adopted:
-        minictr = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: os.path.isdir(leases) and any(n.endswith(".json") for n in os.listdir(leases)), "a lease")
-        minictr.send_signal(signal.SIGKILL)  # a lease is taken: the bridge, veth and rules are on their way
-        minictr.wait()
-        veths = [lease["veth"] for lease in networks.leases("bridge").values() if lease]
-        bridge = networks.get("bridge").bridge
-        wait_for(lambda: not adopted(), "the container to die with its minictr (PR_SET_PDEATHSIG)")
-    host.cli("network", "prune")
-    assert os.listdir(leases) == []
-    assert [name for name in (bridge, *veths) if os.path.exists(f"/sys/class/net/{name}")] == []
-    assert bridge not in firewall.snapshot().get("bridges", [])
 
 
 def test_torn_files_are_the_crash_they_are(host: Host) -> None:

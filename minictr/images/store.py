@@ -25,6 +25,7 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any, BinaryIO, Iterator
 
+from .. import faults
 from ..errors import ImageError, ImageNotFound
 from ..files import write_atomic
 from . import oci
@@ -274,6 +275,7 @@ class BlobWriter:
         self.hasher.update(data)
         self.file.write(data)
         self.offset += len(data)
+        faults.point("blob")
 
     def reset(self) -> None:
         """Start again from byte 0 (a server that cannot resume)."""

@@ -47,6 +47,7 @@ import tarfile
 import tempfile
 from typing import Any, Iterator
 
+from .. import faults
 from ..errors import ImageError
 from . import oci
 from .layers import OPAQUE_XATTRS
@@ -242,6 +243,7 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
                     skipped += 1  # mknod refused all the same (a device cgroup, a seccomp filter): skip as rootless
                     continue
                 _finish(member, target)
+                faults.point("unpack")
                 if member.isdir():
                     directories.append(member)
         found = reader.diff_id()

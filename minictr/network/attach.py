@@ -35,6 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from .. import faults
 from ..errors import MinictrError, UsageError
 from . import DEFAULT_NETWORK, names
 
@@ -165,7 +166,9 @@ def join(section: dict[str, Any]) -> None:
             port["container_ip"] = section["address"]
         _record(section)
         store.write_lease(network.name, section["address"], section)
+        faults.point("lease")
         firewall.publish(section["ports"])
+        faults.point("nft")
         refresh_hosts(store, network.name, {**live, section["address"]: section})
 
 
@@ -177,6 +180,7 @@ def connect(plan: Plan, process: Any) -> None:
     section = plan.section
     try:
         links.add_veth(section["veth"], section["bridge"], process.pid, section["mtu"])
+        faults.point("veth")
         # pyroute2 closes the socket it is given: hand it a duplicate, the process closes its own
         links.configure_inside(os.dup(process.netlink_fd), section["address"], section["prefixlen"], section["gateway"])
     finally:

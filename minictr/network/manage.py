@@ -103,6 +103,8 @@ def prune(state_root: str) -> list[str]:
     store = NetworkStore(state_root)
     removed = []
     with host_lock():
+        for name in store.torn():
+            store.remove(name)
         for name in store.names():
             if live_leases(store, name):
                 continue

@@ -35,6 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
+from .. import faults
 from ..errors import UsageError
 from ..files import read_json, remove_partials, write_json
 from . import DEFAULT_NETWORK
@@ -175,8 +176,15 @@ class NetworkStore:
                 mtu=links.uplink_mtu(), auto_subnet=subnet is None, created=_now(),
             )  # fmt: skip
             os.makedirs(os.path.join(self.path(name), "leases"), exist_ok=True)
+            faults.point("network")
             self.save(network)
         return network
+
+    def torn(self) -> list[str]:
+        """Networks whose ``create`` died before their definition was written (hold the host lock to ask)."""
+        if not os.path.isdir(self.root):
+            return []
+        return sorted(n for n in os.listdir(self.root) if not os.path.exists(os.path.join(self.root, n, "network.json")))
 
     def remove(self, name: str) -> None:
         """Forget network ``name`` (the caller checked it is empty and down)."""

@@ -25,7 +25,7 @@ import signal
 import socket
 import sys
 
-from .. import linux, namespaces, rootfs
+from .. import faults, linux, namespaces, rootfs
 from ..errors import MinictrError, SyscallError
 from .channel import Channel, Message
 
@@ -59,6 +59,7 @@ class Setup:
         self.root_method = "chroot"
         self.root_note = ""
         self.netlink: socket.socket | None = None
+        self.lifeline: int | None = None  # PID 1's end of a pipe only the waiting process writes to (fork_init)
 
     @property
     def own_mounts(self) -> bool:
@@ -70,11 +71,28 @@ class Setup:
 
 
 def die_with_parent(setup: Setup) -> None:
-    """Ask the kernel to SIGKILL us if the parent dies (foreground ``run``): nothing outlives it."""
+    """Ask the kernel to SIGKILL us if the parent dies (foreground ``run``, ``exec``): nothing outlives it.
+
+    Then check the parent still lives: one that died before we asked sends
+    nothing. The kernel forgets the request whenever our credentials change
+    (becoming root of a user namespace, :func:`set_user`), so it is made again
+    before :func:`fork_init` forks and after the last step; PID 1 asks for
+    its own, tied to the waiting process.
+    """
     if setup.options.get("die_with_parent"):
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != setup.options.get("parent_pid", os.getppid()):
-            os._exit(137)  # the parent is already gone
+        if not _parent_alive(setup):
+            os._exit(137)
+
+
+def _parent_alive(setup: Setup) -> bool:
+    """Is our parent still there? PID 1 of a new pid namespace cannot ask getppid() (0): it reads its lifeline."""
+    if setup.lifeline is None:
+        return os.getppid() == setup.options.get("parent_pid", os.getppid())
+    try:
+        return os.read(setup.lifeline, 1) != b""  # end of file: the waiting process, its only writer, is gone
+    except BlockingIOError:
+        return True
 
 
 def enter_user_namespace(setup: Setup) -> None:
@@ -132,26 +150,49 @@ def fork_init(setup: Setup) -> None:
     """
     if not ({"pid", "time"} & setup.new):
         return
+    die_with_parent(setup)  # again: entering a user namespace as its root cleared it
     # The child may not speak on the channel before INIT_PID is sent, or the parent
     # would read its READY first: it waits for this pipe to close.
     told_r, told_w = os.pipe2(os.O_CLOEXEC)
+    life_r, life_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)  # the waiting process holds life_w until it dies
     child = os.fork()
     if child == 0:
         os.close(told_w)
-        if setup.options.get("die_with_parent"):
-            linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the process that waits for us
+        os.close(life_w)
+        setup.lifeline = life_r
+        die_with_parent(setup)  # die with the process that waits for us
         os.read(told_r, 1)
         os.close(told_r)
         return
     os.close(told_r)
+    os.close(life_r)
     setup.channel.send(Message.INIT_PID, pid=child)
     os.close(told_w)
     setup.channel.close()
     linux.set_process_name("minictr-wait")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, lambda number, _frame: _kill_quietly(child, number))
+    if setup.options.get("die_with_parent"):
+        _take_init_along(setup, child)
     _, status = os.waitpid(child, 0)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+#: The waiting process's death signal, caught: it SIGKILLs PID 1 before it goes.
+PARENT_DIED = signal.SIGRTMIN
+
+
+def _take_init_along(setup: Setup, init: int) -> None:
+    """When minictr dies, SIGKILL PID 1 from here, and with it its whole pid namespace.
+
+    PID 1's own death signal is lost when its program is set-user-ID or has
+    file capabilities (the kernel clears it at such an execve); this
+    process's is not: it never changes credentials or execs again.
+    """
+    signal.signal(PARENT_DIED, lambda _number, _frame: _kill_quietly(init, signal.SIGKILL))
+    linux.prctl(linux.PR_SET_PDEATHSIG, PARENT_DIED)
+    if not _parent_alive(setup):
+        _kill_quietly(init, signal.SIGKILL)
 
 
 # --- after the fork: the container's view ------------------------------------------------
@@ -248,6 +289,7 @@ def enter_root(setup: Setup) -> None:
     try:
         if setup.own_mounts:
             setup.root_method = rootfs.pivot_into(setup.rootfs)
+            faults.point("pivot")  # a test's SIGKILL of the container, half set up (see minictr.faults)
             if setup.root_method == "chroot":
                 setup.root_note = "pivot_root is impossible on this host (its root is a ramfs); used chroot instead"
         else:
@@ -428,6 +470,7 @@ def run(channel: Channel) -> None:
         except OSError as exc:
             where = f": {exc.filename!r}" if exc.filename else ""
             raise StepFailed(step.__name__, f"{step.__name__}: {exc.strerror}{where}", exc.errno) from exc
+    die_with_parent(setup)  # again: set_user (any change of credentials) cleared it
     fds = [setup.netlink.fileno()] if setup.netlink else None
     channel.send(Message.READY, fds, pid=os.getpid(), root=setup.root_method, note=setup.root_note)
     if setup.netlink:

@@ -19,6 +19,7 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import IO, Any, Callable
 
+from .. import faults
 from ..validate import validate
 from .channel import Channel, Message, ProtocolError, raise_if_error
 
@@ -149,6 +150,7 @@ def spawn(
     finally:
         child_end.close()
     process = ContainerProcess(popen, channel)
+    faults.point("spawn")
     try:
         options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join,
                    "netlink": netlink, "cgroup": cgroup is not None}
@@ -232,4 +234,7 @@ def _child_environment() -> dict[str, str]:
     The container's own environment comes from the spec at exec time, so the
     caller's variables never leak into a container.
     """
-    return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C.UTF-8"}
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C.UTF-8"}
+    if faults.VARIABLE in os.environ:  # a test's fault step may be in the child (see minictr.faults)
+        env[faults.VARIABLE] = os.environ[faults.VARIABLE]
+    return env
