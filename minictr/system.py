@@ -97,7 +97,7 @@ def _release_recorded(key: str, container: str, path: str) -> list[str]:
 
 
 def _settle_networks(key: str, path: str) -> list[str]:
-    """Release dead leases; take down the bridges of networks without members (definitions stay).
+    """Release dead leases; take down the bridges of networks without members (definitions stay); drop torn ones.
 
     A bridge whose alias names this root but no network of it (its definition
     was removed, or torn and discarded, while it was up) goes too.
@@ -110,6 +110,9 @@ def _settle_networks(key: str, path: str) -> list[str]:
     removed = []
     with host_lock():
         bridges = links.minictr_bridges()  # before the definitions are read: what appears later is defined
+        for name in store.torn():  # a create killed before its definition was written (under the lock: not in flight)
+            store.remove(name)
+            removed.append(f"network {name}: its create did not finish ({path})")
         networks = store.all()
         for network in networks:
             up = links.link_exists(network.bridge)
