@@ -1,0 +1,125 @@
+"""Docker's security flags -> the OCI spec: ``--privileged``, ``--cap-add/--cap-drop``, ``--security-opt``.
+
+A default container gets Docker's 14 capabilities, no_new_privileges, the
+default seccomp profile (:mod:`.profile`) and the masked and read-only
+paths (:mod:`.paths`). ``--privileged`` gives all of it away: every
+capability this host has, no filter, no masks, a writable /sys, every
+device — the container can take the host over, and minictr says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+from . import capabilities, paths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+PRIVILEGED_WARNING = "--privileged: every capability, no seccomp filter, no masked paths: this container can take over the host"
+
+
+@dataclass
+class Security:
+    """What the flags ask for, parsed."""
+
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    no_new_privileges: bool | None = None  # None: the default (on, unless privileged)
+    seccomp: str | None = None  # None: the default profile; "unconfined"; or a profile's path
+
+
+def parse_security_opts(opts: list[str], privileged: bool = False, cap_add: list[str] = [],  # noqa: B006
+                        cap_drop: list[str] = []) -> Security:  # noqa: B006 - never mutated
+    """``--security-opt`` values (``no-new-privileges[=true|false]``, ``seccomp=unconfined|FILE``) -> Security."""
+    security = Security(privileged, list(cap_add), list(cap_drop))
+    for opt in opts:
+        key, sep, value = (opt if "=" in opt else opt.replace(":", "=", 1)).partition("=")  # Docker once used ":"
+        if key == "no-new-privileges":
+            if sep and value not in ("true", "false"):
+                raise UsageError(f"--security-opt {opt!r}: no-new-privileges takes true or false")
+            security.no_new_privileges = value != "false"
+        elif key == "seccomp" and value:
+            security.seccomp = value
+        else:
+            raise UsageError(f"--security-opt {opt!r}: minictr knows no-new-privileges[=true|false] and "
+                             "seccomp=unconfined|PROFILE.json")
+    return security
+
+
+def _profile(source: str) -> dict[str, Any]:
+    from .profile import default_profile
+
+    if source == "default":
+        return default_profile()
+    try:
+        with open(source) as f:
+            return json.load(f)
+    except OSError as exc:
+        raise UsageError(f"--security-opt seccomp={source}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise UsageError(f"--security-opt seccomp={source}: not JSON: {exc}") from exc
+
+
+def capability_names(security: Security) -> list[str]:
+    """The capabilities the container gets: Docker's default or, privileged, all this host has; then the flags."""
+    if security.privileged:
+        return capabilities.resolve([], security.cap_drop, tuple(capabilities.host_bounding()))
+    return capabilities.resolve(security.cap_add, security.cap_drop)
+
+
+def notes(security: Security) -> list[str]:
+    """What the user should be told: privileged gives the host away; capabilities the host cannot give."""
+    warnings = [PRIVILEGED_WARNING] if security.privileged else []
+    missing = capabilities.check_available(capabilities.spec_capabilities(capability_names(security)))
+    if missing:
+        warnings.append(f"this host's bounding set lacks {', '.join(missing)}: the container cannot have them")
+    return warnings
+
+
+def apply(spec: dict[str, Any], security: Security) -> None:
+    """Add the security sections to a fully isolated ``spec``."""
+    from .profile import to_oci
+
+    names = capability_names(security)
+    spec["process"]["capabilities"] = capabilities.spec_capabilities(names)
+    nnp = security.no_new_privileges
+    spec["process"]["noNewPrivileges"] = (not security.privileged) if nnp is None else nnp
+    source = security.seccomp or ("unconfined" if security.privileged else "default")
+    if source != "unconfined":
+        seccomp = to_oci(_profile(source), names)
+        _check_names(seccomp, source)
+        spec["linux"]["seccomp"] = seccomp
+    if security.privileged:
+        for mount in spec["mounts"]:
+            if mount["destination"] == "/sys":
+                mount["options"] = [o for o in mount["options"] if o != "ro"]
+    else:
+        spec["linux"]["maskedPaths"] = list(paths.MASKED)
+        spec["linux"]["readonlyPaths"] = list(paths.READONLY)
+
+
+def _check_names(section: dict[str, Any], source: str) -> None:
+    """Fail now, naming the name, rather than in the child: every syscall name must be known to libseccomp."""
+    from .seccomp import resolve
+
+    for rule in section["syscalls"]:
+        for name in rule["names"]:
+            try:
+                resolve(name)
+            except UsageError as exc:
+                raise UsageError(f"--security-opt seccomp={source}: {exc}") from None
+
+
+def for_exec(container_spec: dict[str, Any], exec_spec: dict[str, Any]) -> None:
+    """``minictr exec``: the new process gets the container's capabilities, no_new_privs and filter."""
+    process = container_spec.get("process", {})
+    for key in ("capabilities", "noNewPrivileges"):
+        if key in process:
+            exec_spec["process"][key] = process[key]
+    if container_spec.get("linux", {}).get("seccomp"):
+        exec_spec["linux"]["seccomp"] = container_spec["linux"]["seccomp"]
