@@ -364,3 +364,75 @@ def test_the_container_cannot_turn_route_localnet_on_in_its_own_namespace(data_r
     done = minictr(data_root, state_root, "exec", bridged["id"], "/t/attempt", "open-write",
                    "/proc/sys/net/ipv4/conf/eth0/route_localnet", check=False)  # fmt: skip
     assert done.stdout.strip() == "EROFS"
+
+
+# --- equivalence with a real runtime: podman driving runc, same image, same command -----------------------
+
+#: The three capabilities Docker grants and podman's defaults (containers.conf) no longer do.
+DOCKER_ONLY = {"CAP_MKNOD", "CAP_NET_RAW", "CAP_AUDIT_WRITE"}
+
+#: Attempts whose answers come from capabilities, the seccomp profile and the paths: they must agree ...
+COMPARED = ["mount tmpfs", "load a module", "clone new namespace", "core_pattern", "/proc/sys/vm", "/proc/keys"]
+#: ... except where podman's profile (containers/common) is laxer than Docker's, which minictr follows.
+PODMAN_ALLOWS = ["user namespace", "keyctl", "clone3", "AF_VSOCK socket"]
+
+
+@pytest.fixture(scope="module")
+def podman_image(rootfs: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's busybox, imported into podman's store under a name of this module's own."""
+    if not shutil.which("podman") or not shutil.which("runc"):
+        pytest.skip("podman and runc are needed to compare with a real runtime")
+    tar = tmp_path_factory.mktemp("podman") / "rootfs.tar"
+    subprocess.run(["tar", "-C", rootfs, "-cf", str(tar), "."], check=True)
+    name = f"localhost/minictr-security-{os.getpid()}"
+    subprocess.run(["podman", "import", "--change", "ENV PATH=/bin", str(tar), name], check=True, capture_output=True)
+    yield name
+    subprocess.run(["podman", "rmi", "-f", name], capture_output=True)
+
+
+def podman_run(image: str, *args: str) -> str:
+    command = ["podman", "run", "--rm", "--runtime", "runc", "--network", "none", "--ulimit", "nofile=1024:1024",
+               "--ulimit", "nproc=4096:4096", *args[:-1], image, "sh", "-c", args[-1]]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def guarded_paths(mountinfo: str) -> tuple[set[str], set[str]]:
+    """(masked, read-only) /proc and /sys paths in a mount table: tmpfs or /null binds; read-only proc binds."""
+    masked, readonly = set(), set()
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        point, root, kind = fields[4], fields[3], fields[fields.index("-") + 1]
+        if not point.startswith(("/proc/", "/sys/")) or point.startswith("/sys/fs/cgroup"):
+            continue
+        if root == "/null" or kind == "tmpfs":
+            masked.add(point)
+        elif kind == "proc" and "ro" in fields[5].split(","):
+            readonly.add(point)
+    return masked, readonly
+
+
+def test_a_default_container_matches_podman_with_runc(
+    data_root: str, state_root: str, podman_image: str, attempt_dir: str, sleeper: int, default_results: dict[str, str]
+) -> None:
+    script = "cat /proc/self/status; echo ====; cat /proc/self/mountinfo"
+    ours = minictr(data_root, state_root, "run", "--network", "none", "busybox", "sh", "-c", script).stdout
+    theirs = podman_run(podman_image, script)
+    (our_status, our_mounts), (their_status, their_mounts) = (text.split("====\n") for text in (ours, theirs))
+    mine, peer = status(our_status), status(their_status)
+    for key in ("CapBnd", "CapPrm", "CapEff"):
+        assert set(capabilities.decode(mine[key])) - set(capabilities.decode(peer[key])) == DOCKER_ONLY, key
+    for key in ("CapInh", "CapAmb", "Seccomp", "Seccomp_filters"):
+        assert mine[key] == peer[key], key
+    assert (mine["NoNewPrivs"], peer["NoNewPrivs"]) == ("1", "0")  # a difference by choice (README, Security)
+    our_masked, our_readonly = guarded_paths(our_mounts)
+    their_masked, their_readonly = guarded_paths(their_mounts)
+    assert our_readonly == their_readonly
+    assert their_masked - our_masked <= {"/sys/dev/block"}  # podman also hides the host's block device links
+    script = "mkdir -p /tmp/m; " + "; ".join(f'echo "{n}=$({attempts(sleeper)[n]} 2>&1)"' for n in COMPARED + PODMAN_ALLOWS)
+    answers = podman_run(podman_image, "-v", f"{attempt_dir}:/t:ro", script)
+    podman = dict(line.split("=", 1) for line in answers.splitlines() if "=" in line)
+    assert {n: default_results[n] for n in COMPARED} == {n: podman[n] for n in COMPARED}
+    assert {n: podman[n] for n in PODMAN_ALLOWS} == dict.fromkeys(PODMAN_ALLOWS, "ok")
+    assert all(default_results[n] != "ok" for n in PODMAN_ALLOWS)
