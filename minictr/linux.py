@@ -112,12 +112,12 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # --- system call numbers for calls glibc does not wrap -----------------------
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "bpf": 321},
-    "aarch64": {"pivot_root": 41, "bpf": 280},
-    "armv7l": {"pivot_root": 218, "bpf": 386},
-    "ppc64le": {"pivot_root": 203, "bpf": 361},
-    "s390x": {"pivot_root": 217, "bpf": 351},
-    "riscv64": {"pivot_root": 41, "bpf": 280},
+    "x86_64": {"pivot_root": 155, "bpf": 321, "seccomp": 317},
+    "aarch64": {"pivot_root": 41, "bpf": 280, "seccomp": 277},
+    "armv7l": {"pivot_root": 218, "bpf": 386, "seccomp": 383},
+    "ppc64le": {"pivot_root": 203, "bpf": 361, "seccomp": 358},
+    "s390x": {"pivot_root": 217, "bpf": 351, "seccomp": 348},
+    "riscv64": {"pivot_root": 41, "bpf": 280, "seccomp": 277},
 }
 
 
@@ -200,6 +200,29 @@ def bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
         raise SyscallError(38, "bpf", (cmd,), f"unknown syscall number on {os.uname().machine}")
     result = _libc.syscall(ctypes.c_long(number), ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr)))
     return _check(result, "bpf", (cmd,))
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+SECCOMP_SET_MODE_FILTER = 1
+
+
+def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
+    """Install a classic BPF ``program`` (8 bytes an instruction) as this thread's seccomp filter.
+
+    seccomp(SECCOMP_SET_MODE_FILTER, flags, &sock_fprog); ``flags`` combine
+    SECCOMP_FILTER_FLAG_* (TSYNC 1, LOG 2, SPEC_ALLOW 4). The kernel demands
+    no_new_privs or CAP_SYS_ADMIN. glibc has no wrapper.
+    """
+    number = _SYSCALLS.get(os.uname().machine, {}).get("seccomp")
+    if number is None:
+        raise SyscallError(38, "seccomp", (), f"unknown syscall number on {os.uname().machine}")
+    prog = _SockFprog(len(program) // 8, program)
+    result = _libc.syscall(ctypes.c_long(number), ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags), ctypes.byref(prog))
+    hint = "the kernel wants no_new_privs or CAP_SYS_ADMIN first" if result == -1 and ctypes.get_errno() == 13 else ""
+    _check(result, "seccomp", ("SECCOMP_SET_MODE_FILTER", flags, f"{len(program) // 8} instructions"), hint)
 
 
 def unshare(flags: int) -> None:

@@ -9,7 +9,7 @@ config) from the channel on FD and runs a flat recipe of named steps::
     → set_time_offsets → fork_init (pid and time namespaces apply to children:
       from here on we are the container's PID 1; the process before it waits)
     → join_cgroup (the parent places us; then the cgroup namespace) → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
-    → mount_spec_mounts → create_devices → compile_seccomp → enter_root → readonly_root → mask_paths
+    → mount_spec_mounts → create_devices → enter_root → readonly_root → mask_paths
     → drop_bounding → load_seccomp_early → keep_capabilities → set_user → set_capabilities
     → no_new_privs → READY … START → load_seccomp → exec (or run a minimal init that execs the program)
 
@@ -61,7 +61,6 @@ class Setup:
         self.root_method = "chroot"
         self.root_note = ""
         self.netlink: socket.socket | None = None
-        self.seccomp: seccomp.Filter | None = None
 
     @property
     def own_mounts(self) -> bool:
@@ -293,10 +292,11 @@ def mask_paths(setup: Setup) -> None:
         paths.apply(setup.linux.get("maskedPaths", []), setup.linux.get("readonlyPaths", []))
 
 
-def compile_seccomp(setup: Setup) -> None:
-    """Build the filter while libseccomp.so.2 is still reachable (before the root changes); load it later."""
-    if setup.linux.get("seccomp"):
-        setup.seccomp = seccomp.Filter(setup.linux["seccomp"])
+def _load_filter(setup: Setup) -> None:
+    """Install the BPF program the parent compiled from ``linux.seccomp`` (or compile it here)."""
+    compiled = setup.options.get("seccomp_program")
+    program = bytes.fromhex(compiled) if compiled else seccomp.program(setup.linux["seccomp"])
+    seccomp.install(program, setup.linux["seccomp"].get("flags"))
 
 
 def drop_bounding(setup: Setup) -> None:
@@ -307,8 +307,8 @@ def drop_bounding(setup: Setup) -> None:
 
 def load_seccomp_early(setup: Setup) -> None:
     """Without no_new_privs only CAP_SYS_ADMIN may load a filter: do it while we still have it."""
-    if setup.seccomp and not setup.spec.get("process", {}).get("noNewPrivileges"):
-        setup.seccomp.load()
+    if setup.linux.get("seccomp") and not setup.spec.get("process", {}).get("noNewPrivileges"):
+        _load_filter(setup)
 
 
 def keep_capabilities(setup: Setup) -> None:
@@ -332,8 +332,8 @@ def no_new_privs(setup: Setup) -> None:
 
 def load_seccomp(setup: Setup) -> None:
     """The syscall filter, last, right before exec: everything before it may use any call."""
-    if setup.seccomp and setup.spec.get("process", {}).get("noNewPrivileges"):
-        setup.seccomp.load()
+    if setup.linux.get("seccomp") and setup.spec.get("process", {}).get("noNewPrivileges"):
+        _load_filter(setup)
 
 
 def enter_container(setup: Setup) -> None:
@@ -368,12 +368,12 @@ SECURITY_STEPS: list[Callable[[Setup], None]] = [
     drop_bounding, load_seccomp_early, keep_capabilities, set_user, set_capabilities, no_new_privs,
 ]  # fmt: skip
 
-EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, compile_seccomp, enter_container, join_cgroup, *SECURITY_STEPS]
+EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, join_cgroup, *SECURITY_STEPS]
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
     join_cgroup, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
-    compile_seccomp, enter_root, readonly_root, mask_paths, *SECURITY_STEPS,
+    enter_root, readonly_root, mask_paths, *SECURITY_STEPS,
 ]  # fmt: skip
 
 

@@ -96,6 +96,17 @@ class ContainerProcess:
             self.popen.wait()
 
 
+def _seccomp_program(spec: dict[str, Any]) -> dict[str, str]:
+    """The compiled filter of ``linux.seccomp``, for the child (which then needs no libseccomp): cached."""
+    section = spec.get("linux", {}).get("seccomp")
+    if not section:
+        return {}
+    from .. import paths
+    from ..security import seccomp
+
+    return {"seccomp_program": seccomp.program(section, os.path.join(paths.state_root(), "seccomp")).hex()}
+
+
 def spawn(
     spec: dict[str, Any],
     *,
@@ -148,7 +159,7 @@ def spawn(
     process = ContainerProcess(popen, channel)
     try:
         options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join,
-                   "netlink": netlink, "cgroup": cgroup is not None}
+                   "netlink": netlink, "cgroup": cgroup is not None, **_seccomp_program(spec)}
         channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
         _wait_until_ready(process, spec, cgroup)
     except BaseException:

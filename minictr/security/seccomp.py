@@ -14,7 +14,12 @@ It is one small C library, ``libseccomp.so.2`` (Debian's ``libseccomp2``,
 present wherever systemd is); ctypes reaches it without a Python package.
 
 Once loaded a filter cannot be removed, only added to, and it is inherited
-across fork and execve: :func:`load` is the last thing the child does.
+across fork and execve: loading it is the last thing the child does.
+
+Compiling Docker's profile takes libseccomp some 25 ms, so the parent does
+it once per distinct profile (:func:`program`, cached by a hash of the
+section under the state root) and sends the container's first process the
+finished BPF program, which it installs with seccomp(2) (:func:`install`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import ctypes
 import errno
 import os
 
+from .. import linux
 from ..errors import MinictrError, UsageError
 
 TYPE_CHECKING = False
@@ -58,6 +64,9 @@ _ATTR_CTL_NNP = 3
 _ATTR_CTL_TSYNC = 4
 _ATTR_CTL_LOG = 6
 _ATTR_CTL_SSB = 7
+
+#: OCI flags -> seccomp(2)'s SECCOMP_FILTER_FLAG_* bits
+KERNEL_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 
 #: OCI flags -> the libseccomp attribute that sets them
 FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": _ATTR_CTL_TSYNC, "SECCOMP_FILTER_FLAG_LOG": _ATTR_CTL_LOG,
@@ -202,6 +211,44 @@ def load(config: dict[str, Any]) -> None:
         flt.load()
     finally:
         flt.close()
+
+
+def program(config: dict[str, Any], cache: str | None = None) -> bytes:
+    """The BPF program for an OCI ``linux.seccomp`` section; compiled once per distinct section in ``cache``."""
+    import hashlib
+    import json
+
+    key = hashlib.sha256(json.dumps([config, os.uname().machine], sort_keys=True).encode()).hexdigest()
+    path = os.path.join(cache, f"{key}.bpf") if cache else ""
+    if path:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError:
+            pass
+    flt = Filter(config)
+    try:
+        compiled = flt.export("bpf")
+    finally:
+        flt.close()
+    if path:
+        try:
+            os.makedirs(cache, mode=0o700, exist_ok=True)
+            temporary = f"{path}.{os.getpid()}"
+            with open(temporary, "wb") as f:
+                f.write(compiled)
+            os.replace(temporary, path)  # whole or absent: another start may read it meanwhile
+        except OSError:
+            pass  # a read-only state root: compile again next time
+    return compiled
+
+
+def install(compiled: bytes, flags: list[str] | None = None) -> None:
+    """Load a compiled program on this process (the child's last step); ``flags`` as in the OCI section."""
+    bits = 0
+    for flag in flags or []:
+        bits |= KERNEL_FLAGS.get(flag, 0)
+    linux.seccomp_set_filter(compiled, bits)
 
 
 def mode(pid: int | str = "self") -> tuple[int, int]:
