@@ -305,6 +305,30 @@ def test_no_host_descriptor_or_directory_leaks_into_the_container(data_root: str
     assert cwd == "/tmp"
 
 
+def test_a_volume_on_a_symlink_in_the_image_stays_inside_the_root(rootfs: str, tmp_path: os.PathLike[str]) -> None:
+    """CVE-2021-30465's class: mount destinations are resolved inside the root, never through a link out of it."""
+    from minictr.container_root import copy_tree
+    from minictr.process.parent import spawn
+    from minictr.spec import bind_volume, isolated_spec
+
+    root, outside, volume = (os.path.join(tmp_path, name) for name in ("root", "outside", "volume"))
+    copy_tree(rootfs, root)
+    os.mkdir(outside)
+    os.mkdir(volume)
+    with open(os.path.join(volume, "marker"), "w") as f:
+        f.write("volume\n")
+    os.symlink(outside, os.path.join(root, "evil"))  # absolute: on the host it leads out of the root
+    os.symlink(f"../../../../../../..{outside}/created", os.path.join(root, "evilfile"))  # climbs out, relatively
+    volumes = [bind_volume(f"{volume}:/evil"), bind_volume(f"{volume}/marker:/evilfile")]
+    spec = isolated_spec(root, ["sh", "-c", "cat /evil/marker /evilfile"], namespaces=["mount", "pid"], volumes=volumes)
+    process = spawn(spec, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.start()
+    out, err, code = process.communicate()
+    assert (code, out.decode().split()) == (0, ["volume", "volume"]), err
+    assert os.listdir(outside) == []  # nothing was created or mounted on the host's side of the links
+    assert os.path.isdir(os.path.join(root, outside.lstrip("/")))  # the links were followed inside the root instead
+
+
 # --- the host's loopback stays the host's (CVE-2020-8558) -------------------------------------------------
 
 
