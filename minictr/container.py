@@ -337,7 +337,7 @@ def _security_notes(options: RunOptions) -> list[str]:
         return []
     from .security.options import notes
 
-    return notes(options.security())
+    return notes(options.security(), user_namespace=id_mappings(options) is not None)
 
 
 def network_plan(directory: str, options: RunOptions, image_config: dict[str, Any], owner: int) -> Plan:

@@ -119,7 +119,7 @@ def check_available(caps: dict[str, list[str]]) -> list[str]:
 
 def _masks(caps: dict[str, Any]) -> dict[str, int]:
     top = last_cap()
-    have = mask(host_bounding())
+    have = mask(host_bounding())  # in a new user namespace: every capability
     return {kind: mask([c for c in caps.get(kind, []) if NUMBERS[canonical(c)] <= top]) & have for kind in SETS}
 
 

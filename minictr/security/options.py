@@ -65,16 +65,22 @@ def _profile(source: str) -> dict[str, Any]:
         raise UsageError(f"--security-opt seccomp={source}: not JSON: {exc}") from exc
 
 
-def capability_names(security: Security) -> list[str]:
-    """The capabilities the container gets: Docker's default or, privileged, all this host has; then the flags."""
+def capability_names(security: Security, user_namespace: bool = False) -> list[str]:
+    """The capabilities the container gets: Docker's default or, privileged, all this host has; then the flags.
+
+    In a user namespace of its own a privileged container gets every capability: they count only there.
+    """
     if security.privileged:
-        return capabilities.resolve([], security.cap_drop, tuple(capabilities.host_bounding()))
+        everything = capabilities.NAMES[: capabilities.last_cap() + 1]
+        return capabilities.resolve([], security.cap_drop, everything if user_namespace else tuple(capabilities.host_bounding()))
     return capabilities.resolve(security.cap_add, security.cap_drop)
 
 
-def notes(security: Security) -> list[str]:
+def notes(security: Security, user_namespace: bool = False) -> list[str]:
     """What the user should be told: privileged gives the host away; capabilities the host cannot give."""
-    warnings = [PRIVILEGED_WARNING] if security.privileged else []
+    warnings = [PRIVILEGED_WARNING] if security.privileged and not user_namespace else []
+    if user_namespace:
+        return warnings  # the user namespace's own capabilities: the host's bounding set does not limit them
     missing = capabilities.check_available(capabilities.spec_capabilities(capability_names(security)))
     if missing:
         warnings.append(f"this host's bounding set lacks {', '.join(missing)}: the container cannot have them")
@@ -85,7 +91,8 @@ def apply(spec: dict[str, Any], security: Security) -> None:
     """Add the security sections to a fully isolated ``spec``."""
     from .profile import to_oci
 
-    names = capability_names(security)
+    user_namespace = any(ns["type"] == "user" for ns in spec["linux"].get("namespaces", []))
+    names = capability_names(security, user_namespace)
     spec["process"]["capabilities"] = capabilities.spec_capabilities(names)
     nnp = security.no_new_privileges
     spec["process"]["noNewPrivileges"] = (not security.privileged) if nnp is None else nnp
