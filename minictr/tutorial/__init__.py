@@ -50,6 +50,7 @@ from .pid import caught_signals, check_count_zombies, judge_count_zombies, pid_t
 from .processes import (
     alive, children, comm, kill_container, process_tree, status, stop, wait_for_child, wait_for_descendant, wait_until,
 )
+from .security import ATTEMPTS as ESCAPE_ATTEMPTS
 from .security import (
     attempt_results, capability_table, check_decode_caps, escape_table, filter_excerpt, judge_decode_caps,
     seccomp_rules_for, status_lines,
@@ -60,7 +61,7 @@ from .uts_ipc import check_new_uts, judge_new_uts
 from .welcome import check_my_namespaces, judge_my_namespaces
 
 __all__ = [
-    "HostLacks", "LoopbackRegistry", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive", "attempt_results",
+    "ESCAPE_ATTEMPTS", "HostLacks", "LoopbackRegistry", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive", "attempt_results",
     "average", "brief", "busy", "call_in", "capability_table", "caught_signals", "cgroup_lines", "cgroups_left",
     "check_container_diff", "check_count_zombies", "check_decode_caps", "check_cpu_max", "check_enter_root", "check_id_maps", "check_memory_usage",
     "check_my_namespaces", "check_new_uts", "check_next_address", "check_pivot_into", "children", "clean", "comm",

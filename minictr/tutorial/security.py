@@ -143,7 +143,7 @@ def judge_decode_caps(function: Callable[[str], Any]) -> Verdict:
             elif extra and missing and len(extra) == len(missing):
                 hint = "\n  Off by one? Bit N of the mask is capabilities.NAMES[N]: test (value >> N) & 1 for N from 0."
             elif missing and mask.startswith("00000040"):
-                hint = "\n  The mask is hexadecimal text: int(mask, 16), and look at all 64 bits, not 32."
+                hint = "\n  Bits above 31 count too: look at every bit NAMES has a name for, not the first 32."
             return Verdict(False, printed + f"✘ {name}({mask!r}) returned {got},\n  expected {expected}.\n"
                            f"  Missing: {missing or 'none'}; not in the mask: {extra or 'none'}.{hint}")
     return Verdict(True, printed + f"✔ Correct: {name} decodes every mask the check tried, Docker's 14 among them.")
