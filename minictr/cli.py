@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability (NET_RAW, ALL)")
     run.add_argument("--security-opt", action="append", default=[], metavar="OPT",
                      help="no-new-privileges[=true|false] (on by default), seccomp=unconfined|PROFILE.json")
+    run.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
+                     help="mount a tmpfs (nosuid,nodev,noexec unless OPTIONS say; e.g. with --read-only)")
+    run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                     help="a resource limit (nofile=1024:2048; -1 is unlimited)")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     run.set_defaults(handler=cmd_run)
@@ -230,7 +234,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume,
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
         pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
-        cap_drop=args.cap_drop, security_opt=args.security_opt, **_resource_options(args),
+        cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
+        **_resource_options(args),
     )  # fmt: skip
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:

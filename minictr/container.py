@@ -99,6 +99,8 @@ class RunOptions:
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     security_opt: list[str] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    ulimits: list[str] = field(default_factory=list)
 
     def security(self) -> Security:
         """The security flags, parsed (UsageError when malformed)."""
@@ -220,6 +222,9 @@ def _container_spec(
     from .security import options as security
 
     security.apply(spec, options.security())
+    spec["mounts"].extend(security.parse_tmpfs(t) for t in options.tmpfs)
+    if options.ulimits:
+        spec["process"]["rlimits"] = [security.parse_ulimit(u) for u in options.ulimits]
     if network:
         spec["mounts"].extend(network.mounts)
         for entry in spec["linux"]["namespaces"]:

@@ -460,3 +460,31 @@ def test_a_default_container_matches_podman_with_runc(
     assert {n: default_results[n] for n in COMPARED} == {n: podman[n] for n in COMPARED}
     assert {n: podman[n] for n in PODMAN_ALLOWS} == dict.fromkeys(PODMAN_ALLOWS, "ok")
     assert all(default_results[n] != "ok" for n in PODMAN_ALLOWS)
+
+
+# --- read-only root with tmpfs, ulimits ---------------------------------------------------------------------
+
+
+def test_read_only_root_with_a_tmpfs_and_ulimits_also_for_exec(data_root: str, state_root: str) -> None:
+    container = minictr(data_root, state_root, "run", "-d", "--network", "none", "--read-only", "--tmpfs", "/tmp:size=1m",
+                        "--ulimit", "nofile=100:200", "busybox", "sleep", "60").stdout.strip()  # fmt: skip
+    try:
+        script = "ulimit -n; ulimit -Hn; touch /tmp/ok && echo tmp-writable; touch /x 2>/dev/null || echo root-read-only"
+        done = minictr(data_root, state_root, "exec", container, "sh", "-c", script)
+        mounts = minictr(data_root, state_root, "exec", container, "grep", " /tmp ", "/proc/self/mountinfo").stdout
+    finally:
+        stop(data_root, state_root, container)
+    assert done.stdout.split() == ["100", "200", "tmp-writable", "root-read-only"]
+    assert {"nosuid", "nodev", "noexec"} <= set(mounts.split()[5].split(",")) and "size=1024k" in mounts
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("--ulimit=nofile", "NAME=SOFT[:HARD]"),
+    ("--ulimit=nofile=10:5", "soft limit is above the hard one"),
+    ("--tmpfs=tmp", "must be absolute"),
+    ("--security-opt=apparmor=x", "minictr knows no-new-privileges"),
+    ("--security-opt=no-new-privileges=maybe", "takes true or false"),
+])  # fmt: skip
+def test_bad_security_flags_fail_in_one_line(data_root: str, state_root: str, flag: str, message: str) -> None:
+    done = minictr(data_root, state_root, "run", flag, "busybox", "true", check=False)
+    assert done.returncode == 125 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1

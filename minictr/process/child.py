@@ -9,7 +9,7 @@ config) from the channel on FD and runs a flat recipe of named steps::
     → set_time_offsets → fork_init (pid and time namespaces apply to children:
       from here on we are the container's PID 1; the process before it waits)
     → join_cgroup (the parent places us; then the cgroup namespace) → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
-    → mount_spec_mounts → create_devices → enter_root → readonly_root → mask_paths
+    → mount_spec_mounts → create_devices → set_rlimits → enter_root → readonly_root → mask_paths
     → drop_bounding → load_seccomp_early → keep_capabilities → set_user → set_capabilities
     → no_new_privs → READY … START → load_seccomp → exec (or run a minimal init that execs the program)
 
@@ -286,6 +286,17 @@ def set_user(setup: Setup) -> None:
 # --- what the process may do from here on (minictr.security): runc's order ----------------
 
 
+def set_rlimits(setup: Setup) -> None:
+    """``process.rlimits`` (``--ulimit``): set while the standard library is still in reach."""
+    limits = setup.spec.get("process", {}).get("rlimits")
+    if limits:
+        import resource
+
+        for limit in limits:
+            infinity = lambda v: resource.RLIM_INFINITY if v >= (1 << 63) else v  # noqa: E731
+            resource.setrlimit(getattr(resource, limit["type"]), (infinity(limit["soft"]), infinity(limit["hard"])))
+
+
 def mask_paths(setup: Setup) -> None:
     """``linux.maskedPaths``/``readonlyPaths``: hide /proc/kcore and friends, make /proc/sys read-only."""
     if setup.own_mounts:
@@ -368,12 +379,12 @@ SECURITY_STEPS: list[Callable[[Setup], None]] = [
     drop_bounding, load_seccomp_early, keep_capabilities, set_user, set_capabilities, no_new_privs,
 ]  # fmt: skip
 
-EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, join_cgroup, *SECURITY_STEPS]
+EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, set_rlimits, enter_container, join_cgroup, *SECURITY_STEPS]
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
     join_cgroup, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
-    enter_root, readonly_root, mask_paths, *SECURITY_STEPS,
+    set_rlimits, enter_root, readonly_root, mask_paths, *SECURITY_STEPS,
 ]  # fmt: skip
 
 

@@ -122,10 +122,46 @@ def _check_names(section: dict[str, Any], source: str) -> None:
                 raise UsageError(f"--security-opt seccomp={source}: {exc}") from None
 
 
+#: Docker's --ulimit names -> OCI process.rlimits types
+RLIMITS = {
+    "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA", "fsize": "RLIMIT_FSIZE",
+    "locks": "RLIMIT_LOCKS", "memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE", "nice": "RLIMIT_NICE",
+    "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "rss": "RLIMIT_RSS", "rtprio": "RLIMIT_RTPRIO",
+    "rttime": "RLIMIT_RTTIME", "sigpending": "RLIMIT_SIGPENDING", "stack": "RLIMIT_STACK", "as": "RLIMIT_AS",
+}  # fmt: skip
+
+
+def parse_ulimit(text: str) -> dict[str, Any]:
+    """Docker's ``--ulimit NAME=SOFT[:HARD]`` (-1: unlimited) -> an OCI ``process.rlimits`` entry."""
+    name, _, values = text.partition("=")
+    if name not in RLIMITS or not values:
+        raise UsageError(f"--ulimit {text!r}: NAME=SOFT[:HARD] with NAME one of {', '.join(RLIMITS)}")
+    soft_text, _, hard_text = values.partition(":")
+    try:
+        soft, hard = int(soft_text), int(hard_text or soft_text)
+    except ValueError:
+        raise UsageError(f"--ulimit {text!r}: the limits must be numbers") from None
+    unlimited = (1 << 64) - 1  # RLIM_INFINITY as the spec writes it
+    soft, hard = (unlimited if v == -1 else v for v in (soft, hard))
+    if soft > hard:
+        raise UsageError(f"--ulimit {text!r}: the soft limit is above the hard one")
+    return {"type": RLIMITS[name], "soft": soft, "hard": hard}
+
+
+def parse_tmpfs(text: str) -> dict[str, Any]:
+    """Docker's ``--tmpfs PATH[:OPTIONS]`` -> an OCI tmpfs mount (nosuid, nodev, noexec unless the options say)."""
+    path, _, options = text.partition(":")
+    if not path.startswith("/"):
+        raise UsageError(f"--tmpfs {text!r}: the path must be absolute")
+    extra = [o for o in options.split(",") if o]
+    defaults = [o for o in ("nosuid", "nodev", "noexec") if o.removeprefix("no") not in extra]
+    return {"destination": path, "type": "tmpfs", "source": "tmpfs", "options": defaults + extra}
+
+
 def for_exec(container_spec: dict[str, Any], exec_spec: dict[str, Any]) -> None:
     """``minictr exec``: the new process gets the container's capabilities, no_new_privs and filter."""
     process = container_spec.get("process", {})
-    for key in ("capabilities", "noNewPrivileges"):
+    for key in ("capabilities", "noNewPrivileges", "rlimits"):
         if key in process:
             exec_spec["process"][key] = process[key]
     if container_spec.get("linux", {}).get("seccomp"):
