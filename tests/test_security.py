@@ -329,6 +329,35 @@ def test_a_volume_on_a_symlink_in_the_image_stays_inside_the_root(rootfs: str, t
     assert os.path.isdir(os.path.join(root, outside.lstrip("/")))  # the links were followed inside the root instead
 
 
+def test_the_runtimes_interpreter_is_out_of_the_containers_reach(rootfs: str, tmp_path: os.PathLike[str]) -> None:
+    """CVE-2019-5736's class: until it execs, a container's first process runs a sealed copy of the interpreter.
+
+    Its /proc/<pid>/exe — what a program in the container reaches, and what a ``#!/proc/self/exe``
+    script makes the runtime exec — is a memfd that refuses writes, not the host's python.
+    """
+    from minictr.container_root import copy_tree
+    from minictr.process.parent import spawn
+    from minictr.spec import isolated_spec
+
+    root = os.path.join(tmp_path, "root")
+    copy_tree(rootfs, root)
+    process = spawn(isolated_spec(root, ["true"], namespaces=["mount", "pid"]))  # set up, waiting for start
+    try:
+        exe = os.readlink(f"/proc/{process.pid}/exe")
+        assert exe.startswith("/memfd:minictr-python"), f"the container's first process runs {exe}"
+        kept = os.open(f"/proc/{process.pid}/exe", os.O_PATH)  # as the attack keeps it, to write once it is no longer busy
+        process.start()
+        assert process.wait() == 0
+        try:
+            with open(f"/proc/self/fd/{kept}", "r+b", buffering=0) as handle:  # only ever the sealed copy (asserted above)
+                with pytest.raises(PermissionError):
+                    handle.write(b"\0")
+        finally:
+            os.close(kept)
+    finally:
+        process.kill()
+
+
 # --- the host's loopback stays the host's (CVE-2020-8558) -------------------------------------------------
 
 

@@ -518,9 +518,11 @@ def run(channel: Channel) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of ``python -m minictr.process.child FD``."""
+    """Entry point of ``python -m minictr.process.child FD [INTERPRETER_FD]``."""
     fd = int(argv[1])
     os.set_inheritable(fd, False)  # close-on-exec: a successful execve tells the parent by EOF
+    if len(argv) > 2:
+        os.close(int(argv[2]))  # the sealed interpreter we run from: nothing of it may reach the container
     channel = Channel.from_fd(fd)
     linux.set_process_name("minictr-child")
     try:
