@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mount a tmpfs (nosuid,nodev,noexec unless OPTIONS say; e.g. with --read-only)")
     run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
                      help="a resource limit (nofile=1024:2048; -1 is unlimited)")
+    run.add_argument("--oom-score-adj", type=int, metavar="N", help="-1000 (never OOM-kill) to 1000 (first to go)")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     run.set_defaults(handler=cmd_run)
@@ -235,6 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
         pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
         cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
+        oom_score_adj=args.oom_score_adj,
         **_resource_options(args),
     )  # fmt: skip
     command = args.args[1:] if args.args[:1] == ["--"] else args.args

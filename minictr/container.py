@@ -101,6 +101,7 @@ class RunOptions:
     security_opt: list[str] = field(default_factory=list)
     tmpfs: list[str] = field(default_factory=list)
     ulimits: list[str] = field(default_factory=list)
+    oom_score_adj: int | None = None
 
     def security(self) -> Security:
         """The security flags, parsed (UsageError when malformed)."""
@@ -225,6 +226,10 @@ def _container_spec(
     spec["mounts"].extend(security.parse_tmpfs(t) for t in options.tmpfs)
     if options.ulimits:
         spec["process"]["rlimits"] = [security.parse_ulimit(u) for u in options.ulimits]
+    if options.oom_score_adj is not None:
+        if not -1000 <= options.oom_score_adj <= 1000:
+            raise UsageError(f"--oom-score-adj {options.oom_score_adj}: choose from -1000 to 1000")
+        spec["process"]["oomScoreAdj"] = options.oom_score_adj
     if network:
         spec["mounts"].extend(network.mounts)
         for entry in spec["linux"]["namespaces"]:

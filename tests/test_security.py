@@ -494,16 +494,16 @@ def test_a_default_container_matches_podman_with_runc(
 # --- read-only root with tmpfs, ulimits ---------------------------------------------------------------------
 
 
-def test_read_only_root_with_a_tmpfs_and_ulimits_also_for_exec(data_root: str, state_root: str) -> None:
+def test_read_only_root_with_a_tmpfs_ulimits_and_oom_score_also_for_exec(data_root: str, state_root: str) -> None:
     container = minictr(data_root, state_root, "run", "-d", "--network", "none", "--read-only", "--tmpfs", "/tmp:size=1m",
-                        "--ulimit", "nofile=100:200", "busybox", "sleep", "60").stdout.strip()  # fmt: skip
+                        "--ulimit", "nofile=100:200", "--oom-score-adj", "500", "busybox", "sleep", "60").stdout.strip()  # fmt: skip
     try:
-        script = "ulimit -n; ulimit -Hn; touch /tmp/ok && echo tmp-writable; touch /x 2>/dev/null || echo root-read-only"
+        script = "ulimit -n; ulimit -Hn; cat /proc/1/oom_score_adj; touch /tmp/ok && echo tmp-writable; touch /x 2>/dev/null || echo root-read-only"
         done = minictr(data_root, state_root, "exec", container, "sh", "-c", script)
         mounts = minictr(data_root, state_root, "exec", container, "grep", " /tmp ", "/proc/self/mountinfo").stdout
     finally:
         stop(data_root, state_root, container)
-    assert done.stdout.split() == ["100", "200", "tmp-writable", "root-read-only"]
+    assert done.stdout.split() == ["100", "200", "500", "tmp-writable", "root-read-only"]
     assert {"nosuid", "nodev", "noexec"} <= set(mounts.split()[5].split(",")) and "size=1024k" in mounts
 
 

@@ -8,8 +8,9 @@ config) from the channel on FD and runs a flat recipe of named steps::
     die_with_parent → enter_user_namespace → join_namespaces → unshare_namespaces
     → set_time_offsets → fork_init (pid and time namespaces apply to children:
       from here on we are the container's PID 1; the process before it waits)
-    → join_cgroup (the parent places us; then the cgroup namespace) → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
-    → mount_spec_mounts → create_devices → set_rlimits → enter_root → readonly_root → mask_paths
+    → join_cgroup (the parent places us; then the cgroup namespace) → set_rlimits → set_oom_score_adj
+    → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
+    → mount_spec_mounts → create_devices → enter_root → readonly_root → mask_paths
     → drop_bounding → load_seccomp_early → keep_capabilities → set_user → set_capabilities
     → no_new_privs → READY … START → load_seccomp → exec (or run a minimal init that execs the program)
 
@@ -297,6 +298,14 @@ def set_rlimits(setup: Setup) -> None:
             resource.setrlimit(getattr(resource, limit["type"]), (infinity(limit["soft"]), infinity(limit["hard"])))
 
 
+def set_oom_score_adj(setup: Setup) -> None:
+    """``process.oomScoreAdj`` (``--oom-score-adj``): how eagerly the OOM killer picks this container."""
+    value = setup.spec.get("process", {}).get("oomScoreAdj")
+    if value is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+
+
 def mask_paths(setup: Setup) -> None:
     """``linux.maskedPaths``/``readonlyPaths``: hide /proc/kcore and friends, make /proc/sys read-only."""
     if setup.own_mounts:
@@ -383,8 +392,9 @@ EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, set_rlimits, enter
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
-    join_cgroup, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
-    set_rlimits, enter_root, readonly_root, mask_paths, *SECURITY_STEPS,
+    join_cgroup, set_rlimits, set_oom_score_adj, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root,
+    mount_spec_mounts, create_devices,
+    enter_root, readonly_root, mask_paths, *SECURITY_STEPS,
 ]  # fmt: skip
 
 
