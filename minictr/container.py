@@ -223,13 +223,7 @@ def _container_spec(
     from .security import options as security
 
     security.apply(spec, options.security())
-    spec["mounts"].extend(security.parse_tmpfs(t) for t in options.tmpfs)
-    if options.ulimits:
-        spec["process"]["rlimits"] = [security.parse_ulimit(u) for u in options.ulimits]
-    if options.oom_score_adj is not None:
-        if not -1000 <= options.oom_score_adj <= 1000:
-            raise UsageError(f"--oom-score-adj {options.oom_score_adj}: choose from -1000 to 1000")
-        spec["process"]["oomScoreAdj"] = options.oom_score_adj
+    security.apply_limits(spec, options.tmpfs, options.ulimits, options.oom_score_adj)
     if network:
         spec["mounts"].extend(network.mounts)
         for entry in spec["linux"]["namespaces"]:

@@ -158,6 +158,17 @@ def parse_tmpfs(text: str) -> dict[str, Any]:
     return {"destination": path, "type": "tmpfs", "source": "tmpfs", "options": defaults + extra}
 
 
+def apply_limits(spec: dict[str, Any], tmpfs: list[str], ulimits: list[str], oom_score_adj: int | None) -> None:
+    """``--tmpfs``, ``--ulimit`` and ``--oom-score-adj`` into the spec (mounts, rlimits, oomScoreAdj)."""
+    spec["mounts"].extend(parse_tmpfs(t) for t in tmpfs)
+    if ulimits:
+        spec["process"]["rlimits"] = [parse_ulimit(u) for u in ulimits]
+    if oom_score_adj is not None:
+        if not -1000 <= oom_score_adj <= 1000:
+            raise UsageError(f"--oom-score-adj {oom_score_adj}: choose from -1000 to 1000")
+        spec["process"]["oomScoreAdj"] = oom_score_adj
+
+
 def for_exec(container_spec: dict[str, Any], exec_spec: dict[str, Any]) -> None:
     """``minictr exec``: the new process gets the container's capabilities, no_new_privs and filter."""
     process = container_spec.get("process", {})
