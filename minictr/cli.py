@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", dest="devices", action="append", default=[], metavar="HOST[:CONTAINER][:rwm]",
                      help="give the container a host device (node and cgroup permission)")
     run.add_argument("--cgroup-parent", metavar="PATH", help="the container's cgroup goes below PATH (default /minictr)")
+    run.add_argument("--privileged", action="store_true", help="give the container every capability, no seccomp filter, "
+                     "no masked paths and every device: it can take over the host")
+    run.add_argument("--cap-add", action="append", default=[], metavar="CAP", help="add a capability (NET_ADMIN, ALL)")
+    run.add_argument("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability (NET_RAW, ALL)")
+    run.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                     help="no-new-privileges[=true|false] (on by default), seccomp=unconfined|PROFILE.json")
+    run.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
+                     help="mount a tmpfs (nosuid,nodev,noexec unless OPTIONS say; e.g. with --read-only)")
+    run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                     help="a resource limit (nofile=1024:2048; -1 is unlimited)")
+    run.add_argument("--oom-score-adj", type=int, metavar="N", help="-1000 (never OOM-kill) to 1000 (first to go)")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     run.set_defaults(handler=cmd_run)
@@ -239,7 +250,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         network_aliases=args.network_alias, publish=args.publish, publish_all=args.publish_all,
         userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume,
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
-        pull=args.pull, cgroup_parent=args.cgroup_parent, **_resource_options(args),
+        pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
+        cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
+        oom_score_adj=args.oom_score_adj,
+        **_resource_options(args),
     )  # fmt: skip
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .cgroups import Manager
     from .images.store import Image, ImageStore
     from .network.attach import Plan
+    from .security.options import Security
 
 from . import faults
 from .container_dir import container_directory, containers_dir, read_state, remove_stale, start_time, update_state
@@ -94,6 +95,20 @@ class RunOptions:
     device_write_iops: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     cgroup_parent: str | None = None
+    # security, as Docker spells it: see minictr.security.options
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    ulimits: list[str] = field(default_factory=list)
+    oom_score_adj: int | None = None
+
+    def security(self) -> Security:
+        """The security flags, parsed (UsageError when malformed)."""
+        from .security.options import parse_security_opts
+
+        return parse_security_opts(self.security_opt, self.privileged, self.cap_add, self.cap_drop)
 
     def resource_flags(self) -> dict[str, Any]:
         """The resource options only, by their keyword names (for :func:`minictr.cgroups.resources.from_flags`)."""
@@ -211,6 +226,10 @@ def _container_spec(
     )  # fmt: skip
     if options.domainname:
         spec["domainname"] = options.domainname
+    from .security import options as security
+
+    security.apply(spec, options.security())
+    security.apply_limits(spec, options.tmpfs, options.ulimits, options.oom_score_adj)
     if network:
         spec["mounts"].extend(network.mounts)
         for entry in spec["linux"]["namespaces"]:
@@ -241,7 +260,8 @@ def limit_spec(spec: dict[str, Any], options: RunOptions, container_id: str) -> 
         return False
     if options.isolation == "chroot" and not limited:
         return False
-    resources, nodes = from_flags(**options.resource_flags(), device_rules=options.isolation == "full",
+    device_rules = options.isolation == "full" and not options.privileged  # privileged: every device
+    resources, nodes = from_flags(**options.resource_flags(), device_rules=device_rules,
                                   swap_accounted=cgroups.swap_accounted(host))
     parent = options.cgroup_parent
     spec["linux"]["cgroupsPath"] = f"{parent.rstrip('/')}/{container_id}" if parent else cgroups.default_path(container_id)
@@ -283,6 +303,7 @@ def run(
     options = options or RunOptions()
     if options.isolation not in ISOLATIONS:
         raise UsageError(f"--isolation {options.isolation!r}: choose one of {', '.join(ISOLATIONS)}")
+    notes = _security_notes(options)
     store = image_store(data_root)
     image = get_image(store, reference, options.platform, options.pull)
     maps = id_mappings(options) if options.isolation == "full" else None
@@ -308,7 +329,9 @@ def run(
                 spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
                 if overlay:
                     add_init_layer(directory, overlay, spec, lowers, root_owner)
-                return _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
+                finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
+                finished.note = "; ".join([*notes, finished.note] if finished.note else notes)
+                return finished
             except BaseException:
                 if network:
                     with contextlib.suppress(BaseException):
@@ -316,6 +339,15 @@ def run(
                 raise
     finally:
         holding.close()
+
+
+def _security_notes(options: RunOptions) -> list[str]:
+    """Warnings about the security flags (privileged; capabilities the host lacks); none for chroot isolation."""
+    if options.isolation != "full":
+        return []
+    from .security.options import notes
+
+    return notes(options.security(), user_namespace=id_mappings(options) is not None)
 
 
 def network_plan(directory: str, options: RunOptions, image_config: dict[str, Any], owner: int) -> Plan:
@@ -458,6 +490,9 @@ def exec_in(
         cwd=workdir or process_spec.get("cwd", "/"), uid=process_spec.get("user", {}).get("uid", 0),
         gid=process_spec.get("user", {}).get("gid", 0),
     )  # fmt: skip
+    from .security.options import for_exec
+
+    for_exec(spec, exec_spec)
     pipe = subprocess.PIPE if capture else None
     place = None
     if state.get("cgroup") and os.geteuid() == 0:

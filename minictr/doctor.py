@@ -277,6 +277,16 @@ def _probe_busybox() -> Finding:
         return Finding("missing", f"{exc}: the offline busybox image cannot be built")
 
 
+def _probe_seccomp() -> Finding:
+    from .security.seccomp import SeccompError, library
+
+    try:
+        library()
+    except SeccompError as exc:
+        return Finding("missing", f"{exc}: containers could run only with --security-opt seccomp=unconfined")
+    return Finding("ok", "libseccomp.so.2 builds the default seccomp profile")
+
+
 def _probe_registry(registry: str | None, timeout: float) -> Finding:
     if not registry:
         return Finding("unknown", "not checked (pass --registry HOST:PORT)")
@@ -329,6 +339,7 @@ def _probes(registry: str | None, timeout: float) -> list[Probe]:
               "pip install pyroute2", _probe_network),
         Probe("busybox", "static busybox", NOTEBOOKS[:6],
               "apt-get install busybox-static", _probe_busybox),
+        Probe("seccomp", "libseccomp", ("09-security",), "apt-get install libseccomp2", _probe_seccomp),
         Probe("registry", "registry reachable", ("08-images",),
               "start a registry (apt-get install docker-registry) and pass --registry HOST:PORT",
               lambda: _probe_registry(registry, timeout)),

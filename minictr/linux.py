@@ -112,12 +112,12 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # --- system call numbers for calls glibc does not wrap -----------------------
 _SYSCALLS = {
-    "x86_64": {"pivot_root": 155, "bpf": 321},
-    "aarch64": {"pivot_root": 41, "bpf": 280},
-    "armv7l": {"pivot_root": 218, "bpf": 386},
-    "ppc64le": {"pivot_root": 203, "bpf": 361},
-    "s390x": {"pivot_root": 217, "bpf": 351},
-    "riscv64": {"pivot_root": 41, "bpf": 280},
+    "x86_64": {"pivot_root": 155, "bpf": 321, "seccomp": 317, "openat2": 437},
+    "aarch64": {"pivot_root": 41, "bpf": 280, "seccomp": 277, "openat2": 437},
+    "armv7l": {"pivot_root": 218, "bpf": 386, "seccomp": 383, "openat2": 437},
+    "ppc64le": {"pivot_root": 203, "bpf": 361, "seccomp": 358, "openat2": 437},
+    "s390x": {"pivot_root": 217, "bpf": 351, "seccomp": 348, "openat2": 437},
+    "riscv64": {"pivot_root": 41, "bpf": 280, "seccomp": 277, "openat2": 437},
 }
 
 
@@ -200,6 +200,50 @@ def bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
         raise SyscallError(38, "bpf", (cmd,), f"unknown syscall number on {os.uname().machine}")
     result = _libc.syscall(ctypes.c_long(number), ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr)))
     return _check(result, "bpf", (cmd,))
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int = 0) -> int:
+    """openat2(2): open ``path`` relative to ``dirfd`` under ``resolve`` rules; returns the new descriptor.
+
+    With ``RESOLVE_IN_ROOT`` the kernel treats ``dirfd`` as the root of the
+    lookup: ``..`` and absolute symlinks stop there, so nothing in the tree
+    can point the lookup outside it (kernel 5.6 and later; ENOSYS before).
+    """
+    number = _SYSCALLS.get(os.uname().machine, {}).get("openat2", 437)
+    how = _OpenHow(flags, 0, resolve)
+    result = _libc.syscall(ctypes.c_long(number), ctypes.c_int(dirfd), _b(path), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    return _check(result, "openat2", (dirfd, path, hex(flags), hex(resolve)))
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+SECCOMP_SET_MODE_FILTER = 1
+
+
+def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
+    """Install a classic BPF ``program`` (8 bytes an instruction) as this thread's seccomp filter.
+
+    seccomp(SECCOMP_SET_MODE_FILTER, flags, &sock_fprog); ``flags`` combine
+    SECCOMP_FILTER_FLAG_* (TSYNC 1, LOG 2, SPEC_ALLOW 4). The kernel demands
+    no_new_privs or CAP_SYS_ADMIN. glibc has no wrapper.
+    """
+    number = _SYSCALLS.get(os.uname().machine, {}).get("seccomp")
+    if number is None:
+        raise SyscallError(38, "seccomp", (), f"unknown syscall number on {os.uname().machine}")
+    prog = _SockFprog(len(program) // 8, program)
+    result = _libc.syscall(ctypes.c_long(number), ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags), ctypes.byref(prog))
+    hint = "the kernel wants no_new_privs or CAP_SYS_ADMIN first" if result == -1 and ctypes.get_errno() == 13 else ""
+    _check(result, "seccomp", ("SECCOMP_SET_MODE_FILTER", flags, f"{len(program) // 8} instructions"), hint)
 
 
 def unshare(flags: int) -> None:

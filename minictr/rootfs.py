@@ -85,14 +85,63 @@ def split_options(options: list[str]) -> tuple[int, str, str | None]:
     return flags, ",".join(data), propagation
 
 
+def resolve_in_root(root: str, path: str) -> str:
+    """Where ``path`` is inside ``root`` as the container will see it, as a host path below ``root``.
+
+    Symbolic links are followed *inside* the root: an absolute link starts
+    again at ``root`` and ``..`` stops there. ``os.path.join(root, path)``
+    would follow an image's link ``/data -> /etc`` to the host's /etc, and a
+    volume mounted on /data would then create files and mount there (the
+    class of CVE-2021-30465).
+    """
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    for _hop in range(256):
+        if not parts:
+            return os.path.join(root, *resolved)
+        part = parts.pop(0)
+        if part == "..":
+            resolved = resolved[:-1]
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        if not os.path.islink(candidate):
+            resolved.append(part)
+            continue
+        link = os.readlink(candidate)
+        if link.startswith("/"):
+            resolved = []
+        parts = [p for p in link.split("/") if p not in ("", ".")] + parts
+    raise SyscallError(errno.ELOOP, "resolve", (root, path), "too many symbolic links")
+
+
+def _open_in_root(root: str, target: str) -> int:
+    """An O_PATH descriptor of ``target`` opened by the kernel *within* ``root`` (openat2 RESOLVE_IN_ROOT).
+
+    Mounting on /proc/self/fd/N of it cannot be redirected by a link swapped
+    in after :func:`resolve_in_root` looked. -1 where the kernel lacks openat2.
+    """
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        relative = os.path.relpath(target, root)
+        return linux.openat2(root_fd, relative, os.O_PATH | os.O_CLOEXEC, linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS)
+    except SyscallError as exc:
+        if exc.errno == errno.ENOSYS:
+            return -1
+        raise
+    finally:
+        os.close(root_fd)
+
+
 def mount_entry(root: str, entry: dict[str, Any]) -> None:
     """Mount one OCI ``mounts`` entry below ``root`` (its destination is inside the container).
 
-    Bind mounts of files get a file to mount on; a read-only bind needs a
-    second, remounting call (the kernel ignores MS_RDONLY on the first).
+    The destination is resolved inside ``root`` (:func:`resolve_in_root`) and
+    mounted through a descriptor the kernel opened within it. Bind mounts of
+    files get a file to mount on; a read-only bind needs a second, remounting
+    call (the kernel ignores MS_RDONLY on the first).
     """
     destination = entry["destination"]
-    target = os.path.join(root, destination.lstrip("/"))
+    target = resolve_in_root(root, destination)
     flags, data, propagation = split_options(entry.get("options", []))
     kind = entry.get("type") or ("bind" if flags & linux.MS_BIND else "none")
     source = entry.get("source", kind)
@@ -104,12 +153,18 @@ def mount_entry(root: str, entry: dict[str, Any]) -> None:
             open(target, "a").close()
     else:
         os.makedirs(target, exist_ok=True)
-    if flags & linux.MS_BIND:
-        linux.mount(source, target, None, flags & (linux.MS_BIND | linux.MS_REC))
-        if flags & ~(linux.MS_BIND | linux.MS_REC):
-            linux.mount(None, target, None, flags | linux.MS_REMOUNT | linux.MS_BIND)
-    else:
-        linux.mount(source, target, kind, flags, data or None)
+    fd = _open_in_root(root, target)
+    at = f"/proc/self/fd/{fd}" if fd >= 0 else target
+    try:
+        if flags & linux.MS_BIND:
+            linux.mount(source, at, None, flags & (linux.MS_BIND | linux.MS_REC))
+            if flags & ~(linux.MS_BIND | linux.MS_REC):
+                linux.mount(None, target, None, flags | linux.MS_REMOUNT | linux.MS_BIND)
+        else:
+            linux.mount(source, at, kind, flags, data or None)
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if propagation:
         make_private(target, propagation)
 

@@ -37,6 +37,7 @@ from minictr.errors import UsageError
 from minictr.process.channel import ProtocolError
 from minictr.images.busybox import build_busybox_image
 from minictr.process.parent import call
+from minictr.security import paths as security_paths
 from minictr.spec import isolated_spec
 
 pytestmark = pytest.mark.root
@@ -52,9 +53,12 @@ NAME_FILES = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
 
 
 def kinds_besides_name_files(table: dict[str, tuple[str, list[str]]]) -> dict[str, str]:
-    """Mount point -> type, once the three /etc files minictr writes are checked to be there."""
+    """Mount point -> type, once the three /etc files minictr writes and the masked and read-only
+    /proc and /sys paths (tests/test_security.py) are checked to be there."""
     assert NAME_FILES <= set(table)
-    return {point: kind for point, (kind, _) in table.items() if point not in NAME_FILES}
+    guarded = {p for p in (*security_paths.MASKED, *security_paths.READONLY) if os.path.exists(p)}
+    assert guarded <= set(table)
+    return {point: kind for point, (kind, _) in table.items() if point not in NAME_FILES | guarded}
 SYSTEM_PYTHON = "/usr/bin/python3.11"
 NOBODY = 65534
 
@@ -290,8 +294,11 @@ def test_mount_read_only_root_refuses_writes(roots: Roots, open_dir: str) -> Non
 
 
 def test_uts_hostname_and_domainname_are_the_containers_own(roots: Roots) -> None:
+    """Changing the name inside needs CAP_SYS_ADMIN, which a default container lacks (as with Docker)."""
     host_name, host_domain = socket.gethostname(), read("/proc/sys/kernel/domainname")
-    result = roots.cli("run", "-h", "inside-name", "--domainname", "inside.example", "busybox", "sh", "-c",
+    refused = roots.cli("run", "busybox", "hostname", "changed-inside")
+    assert refused.returncode != 0 and "not permitted" in refused.stderr
+    result = roots.cli("run", "-h", "inside-name", "--domainname", "inside.example", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c",
                        "hostname; cat /proc/sys/kernel/domainname; hostname changed-inside && hostname")  # fmt: skip
     assert result.stdout.split() == ["inside-name", "inside.example", "changed-inside"]
     assert socket.gethostname() == host_name != "changed-inside"

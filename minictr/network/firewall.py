@@ -14,13 +14,23 @@ container's ports and a network's bridge are added and removed by *key*
       chain output      { the host's own packets for one of its addresses (incl. 127.0.0.1) -> published }
       chain postrouting { masquerade: containers going out; 127.0.0.1 and hairpin clients of a port }
       chain forward     { drop bridge -> another bridge (but to a published port): isolation }
+      chain input       { drop what arrives for 127.0.0.0/8 through anything but lo, unless DNATed }
     }
 
 Published ports are reached from the host through its own addresses and
 through 127.0.0.1 by the kernel alone: the ``output`` chain DNATs the host's
 own connections, ``route_localnet`` on the bridge lets a packet from
 127.0.0.1 leave through it, and masquerading gives the container a source it
-can answer (the gateway). Docker's alternative, a userland proxy process per
+can answer (the gateway).
+
+``route_localnet`` has a price (the class of CVE-2020-8558): the kernel then
+also accepts packets *for* 127.0.0.1 arriving on the bridge, so a container
+could reach every service the host binds to loopback only — a raw frame to
+the gateway's MAC addressed to 127.0.0.1 is enough. The ``input`` chain
+closes that as kube-proxy's fix does: a packet for 127.0.0.0/8 that did not
+come through ``lo`` is dropped unless conntrack knows it as part of a DNATed
+(published) connection — the replies of the host's own connections to
+127.0.0.1:PORT. Docker's alternative, a userland proxy process per
 port, would be one more process to start, supervise and clean up after a crash.
 
 ``create element`` fails if a key exists, so two containers can never
@@ -43,6 +53,9 @@ if TYPE_CHECKING:
 from ..errors import HostError, UsageError
 
 TABLE = "minictr"
+
+#: Host loopback stays the host's: nothing for 127.0.0.0/8 from a non-loopback device but published ports.
+LOOPBACK_GUARD = 'iifname != "lo" ip daddr 127.0.0.0/8 ct status ! dnat drop'
 
 RULESET = """\
 table ip minictr {
@@ -72,8 +85,12 @@ table ip minictr {
     type filter hook forward priority filter; policy accept;
     iifname @bridges oifname @bridges iifname . oifname != @same ct status ! dnat drop
   }
+  chain input {
+    type filter hook input priority filter; policy accept;
+    LOOPBACK_GUARD
+  }
 }
-"""
+""".replace("LOOPBACK_GUARD", LOOPBACK_GUARD)
 
 
 def nft_path() -> str | None:
@@ -151,7 +168,10 @@ def add_bridge(bridge: str, first: bool = False) -> None:
     elements = f'add element ip {TABLE} bridges {{ "{bridge}" }}\nadd element ip {TABLE} same {{ "{bridge}" . "{bridge}" }}\n'
     if first and nft(f"create table ip {TABLE}\n{RULESET}{elements}").returncode == 0:
         return
-    _run(elements, f"adding bridge {bridge}")
+    # The guard again, idempotently (flush, then its one rule): a table made by an older minictr lacks it.
+    guard = (f"add chain ip {TABLE} input {{ type filter hook input priority filter; policy accept; }}\n"
+             f"flush chain ip {TABLE} input\nadd rule ip {TABLE} input {LOOPBACK_GUARD}\n")
+    _run(elements + guard, f"adding bridge {bridge}")
 
 
 def port_key(port: dict[str, Any]) -> str:

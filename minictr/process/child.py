@@ -8,9 +8,11 @@ config) from the channel on FD and runs a flat recipe of named steps::
     die_with_parent → enter_user_namespace → join_namespaces → unshare_namespaces
     → set_time_offsets → fork_init (pid and time namespaces apply to children:
       from here on we are the container's PID 1; the process before it waits)
-    → join_cgroup (the parent places us; then the cgroup namespace) → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
-    → mount_spec_mounts → create_devices → enter_root → readonly_root → set_user
-    → READY … START → exec (or run a minimal init that execs the program)
+    → join_cgroup (the parent places us; then the cgroup namespace) → set_rlimits → set_oom_score_adj
+    → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
+    → mount_spec_mounts → create_devices → enter_root → readonly_root → mask_paths
+    → drop_bounding → load_seccomp_early → keep_capabilities → set_user → set_capabilities
+    → no_new_privs → READY … START → load_seccomp → exec (or run a minimal init that execs the program)
 
 Each step reads the spec and does nothing when the spec does not ask for it.
 Everything is imported *before* the root changes: afterwards the
@@ -26,6 +28,7 @@ import socket
 import sys
 
 from .. import faults, linux, namespaces, rootfs
+from ..security import capabilities, paths, seccomp
 from ..errors import MinictrError, SyscallError
 from .channel import Channel, Message
 
@@ -323,6 +326,78 @@ def set_user(setup: Setup) -> None:
     os.setuid(uid)
 
 
+# --- what the process may do from here on (minictr.security): runc's order ----------------
+
+
+def set_rlimits(setup: Setup) -> None:
+    """``process.rlimits`` (``--ulimit``): set while the standard library is still in reach."""
+    limits = setup.spec.get("process", {}).get("rlimits")
+    if limits:
+        import resource
+
+        for limit in limits:
+            infinity = lambda v: resource.RLIM_INFINITY if v >= (1 << 63) else v  # noqa: E731
+            resource.setrlimit(getattr(resource, limit["type"]), (infinity(limit["soft"]), infinity(limit["hard"])))
+
+
+def set_oom_score_adj(setup: Setup) -> None:
+    """``process.oomScoreAdj`` (``--oom-score-adj``): how eagerly the OOM killer picks this container."""
+    value = setup.spec.get("process", {}).get("oomScoreAdj")
+    if value is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+
+
+def mask_paths(setup: Setup) -> None:
+    """``linux.maskedPaths``/``readonlyPaths``: hide /proc/kcore and friends, make /proc/sys read-only."""
+    if setup.own_mounts:
+        paths.apply(setup.linux.get("maskedPaths", []), setup.linux.get("readonlyPaths", []))
+
+
+def _load_filter(setup: Setup) -> None:
+    """Install the BPF program the parent compiled from ``linux.seccomp`` (or compile it here)."""
+    compiled = setup.options.get("seccomp_program")
+    program = bytes.fromhex(compiled) if compiled else seccomp.program(setup.linux["seccomp"])
+    seccomp.install(program, setup.linux["seccomp"].get("flags"))
+
+
+def drop_bounding(setup: Setup) -> None:
+    """Shrink the bounding set first: it needs CAP_SETPCAP, which the spec may not keep."""
+    if "capabilities" in setup.spec.get("process", {}):
+        capabilities.drop_bounding(setup.spec["process"]["capabilities"])
+
+
+def load_seccomp_early(setup: Setup) -> None:
+    """Without no_new_privs only CAP_SYS_ADMIN may load a filter: do it while we still have it."""
+    if setup.linux.get("seccomp") and not setup.spec.get("process", {}).get("noNewPrivileges"):
+        _load_filter(setup)
+
+
+def keep_capabilities(setup: Setup) -> None:
+    """Changing uid away from 0 empties the permitted set unless PR_SET_KEEPCAPS says otherwise."""
+    if "capabilities" in setup.spec.get("process", {}):
+        capabilities.keep_across_setuid(True)
+
+
+def set_capabilities(setup: Setup) -> None:
+    """``process.capabilities``: effective, permitted, inheritable, ambient (bounding is done)."""
+    if "capabilities" in setup.spec.get("process", {}):
+        capabilities.keep_across_setuid(False)
+        capabilities.apply(setup.spec["process"]["capabilities"])
+
+
+def no_new_privs(setup: Setup) -> None:
+    """``process.noNewPrivileges``: no execve may raise privileges again (setuid bits, file capabilities)."""
+    if setup.spec.get("process", {}).get("noNewPrivileges"):
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def load_seccomp(setup: Setup) -> None:
+    """The syscall filter, last, right before exec: everything before it may use any call."""
+    if setup.linux.get("seccomp") and setup.spec.get("process", {}).get("noNewPrivileges"):
+        _load_filter(setup)
+
+
 def enter_container(setup: Setup) -> None:
     """``exec``: join every namespace of a running container, then its root directory.
 
@@ -351,12 +426,17 @@ def enter_container(setup: Setup) -> None:
         raise StepFailed("cwd", f"chdir to working directory {cwd!r}: {exc.strerror}", exc.errno) from exc
 
 
-EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, join_cgroup, set_user]
+SECURITY_STEPS: list[Callable[[Setup], None]] = [
+    drop_bounding, load_seccomp_early, keep_capabilities, set_user, set_capabilities, no_new_privs,
+]  # fmt: skip
+
+EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, set_rlimits, enter_container, join_cgroup, *SECURITY_STEPS]
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
-    join_cgroup, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
-    enter_root, readonly_root, set_user,
+    join_cgroup, set_rlimits, set_oom_score_adj, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root,
+    mount_spec_mounts, create_devices,
+    enter_root, readonly_root, mask_paths, *SECURITY_STEPS,
 ]  # fmt: skip
 
 
@@ -454,28 +534,34 @@ def _innermost_line(exc: BaseException, filename: str) -> str:
     return found
 
 
+def run_step(step: Callable[[Setup], None], setup: Setup) -> None:
+    """Run one step; any failure becomes a StepFailed naming it."""
+    try:
+        step(setup)
+    except StepFailed:
+        raise
+    except SyscallError as exc:
+        raise StepFailed(step.__name__, str(exc), exc.errno) from exc
+    except MinictrError as exc:
+        raise StepFailed(step.__name__, str(exc), getattr(exc, "errno", None)) from exc
+    except OSError as exc:
+        where = f": {exc.filename!r}" if exc.filename else ""
+        raise StepFailed(step.__name__, f"{step.__name__}: {exc.strerror}{where}", exc.errno) from exc
+
+
 def run(channel: Channel) -> None:
     """The whole life of the child: receive, set up, report, wait, exec."""
     config = channel.expect(Message.CONFIG)
     setup = Setup(config, channel)
     for step in EXEC_STEPS if setup.options.get("join") else STEPS:
-        try:
-            step(setup)
-        except StepFailed:
-            raise
-        except SyscallError as exc:
-            raise StepFailed(step.__name__, str(exc), exc.errno) from exc
-        except MinictrError as exc:
-            raise StepFailed(step.__name__, str(exc), getattr(exc, "errno", None)) from exc
-        except OSError as exc:
-            where = f": {exc.filename!r}" if exc.filename else ""
-            raise StepFailed(step.__name__, f"{step.__name__}: {exc.strerror}{where}", exc.errno) from exc
+        run_step(step, setup)
     die_with_parent(setup)  # again: set_user (any change of credentials) cleared it
     fds = [setup.netlink.fileno()] if setup.netlink else None
     channel.send(Message.READY, fds, pid=os.getpid(), root=setup.root_method, note=setup.root_note)
     if setup.netlink:
         setup.netlink.close()
     channel.expect(Message.START)
+    run_step(load_seccomp, setup)
     if config.get("call"):
         channel.send(Message.RESULT, value=call_function(config["call"]))
         return
@@ -485,9 +571,11 @@ def run(channel: Channel) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of ``python -m minictr.process.child FD``."""
+    """Entry point of ``python -m minictr.process.child FD [INTERPRETER_FD]``."""
     fd = int(argv[1])
     os.set_inheritable(fd, False)  # close-on-exec: a successful execve tells the parent by EOF
+    if len(argv) > 2:
+        os.close(int(argv[2]))  # the sealed interpreter we run from: nothing of it may reach the container
     channel = Channel.from_fd(fd)
     linux.set_process_name("minictr-child")
     try:

@@ -29,16 +29,51 @@ SETUP_TIMEOUT = 30.0
 _Stream = "int | IO[Any] | None"
 
 
-def child_command(fd: int) -> list[str]:
+def child_command(fd: int, interpreter_fd: int | None = None) -> list[str]:
     """The command line of the container's first process.
 
     ``-S`` skips ``site`` (and whatever ``.pth`` files it would import: the
     child needs only the standard library and minictr), ``-s`` the user site
     directory, ``-E`` the caller's PYTHON* variables: the child's behaviour
     depends only on its config. It imports minictr from its working directory
-    (see :func:`_package_parent`).
+    (see :func:`_package_parent`). With ``interpreter_fd`` it runs from that
+    sealed copy of the interpreter (:func:`sealed_interpreter`) and closes it.
     """
-    return [sys.executable, "-S", "-s", "-E", "-m", "minictr.process.child", str(fd)]
+    program = f"/proc/self/fd/{interpreter_fd}" if interpreter_fd is not None else sys.executable
+    tail = [str(interpreter_fd)] if interpreter_fd is not None else []
+    return [program, "-S", "-s", "-E", "-m", "minictr.process.child", str(fd), *tail]
+
+
+def sealed_interpreter() -> int | None:
+    """A sealed in-memory copy of this Python interpreter, for the container's first process to run from.
+
+    Until it execs, that process runs the interpreter, and a program in the
+    container can reach the interpreter's file through ``/proc/<pid>/exe`` (or
+    by being a ``#!/proc/self/exe`` script that the runtime execs) and then
+    overwrite the host's Python — CVE-2019-5736, runc's worst. Run from a
+    memfd sealed against writing, ``/proc/self/exe`` leads nowhere. An
+    interpreter that finds its libraries relative to itself (``$ORIGIN``)
+    cannot run from a memfd: then None, and the plain path is used.
+    """
+    import fcntl
+    import mmap
+
+    source = os.open(os.path.realpath(sys.executable), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(source).st_size
+        with mmap.mmap(source, size, prot=mmap.PROT_READ) as image:
+            if image.find(b"$ORIGIN") != -1:
+                return None
+        copy = os.memfd_create("minictr-python", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        done = 0
+        while done < size:
+            done += os.sendfile(copy, source, done, size - done)
+        fcntl.fcntl(copy, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+        return copy
+    except OSError:
+        return None  # no memfd here: run as before
+    finally:
+        os.close(source)
 
 
 class ContainerProcess:
@@ -98,6 +133,17 @@ class ContainerProcess:
             self.popen.wait()
 
 
+def _seccomp_program(spec: dict[str, Any]) -> dict[str, str]:
+    """The compiled filter of ``linux.seccomp``, for the child (which then needs no libseccomp): cached."""
+    section = spec.get("linux", {}).get("seccomp")
+    if not section:
+        return {}
+    from .. import paths
+    from ..security import seccomp
+
+    return {"seccomp_program": seccomp.program(section, os.path.join(paths.state_root(), "seccomp")).hex()}
+
+
 def spawn(
     spec: dict[str, Any],
     *,
@@ -134,10 +180,11 @@ def spawn(
     """
     validate(spec)  # a bad value is named here, not met half-way through the child's set-up
     channel, child_end = Channel.pair()
+    interpreter = sealed_interpreter()
     try:
         popen = subprocess.Popen(
-            child_command(child_end.fileno()),
-            pass_fds=(child_end.fileno(),),
+            child_command(child_end.fileno(), interpreter),
+            pass_fds=(child_end.fileno(),) + ((interpreter,) if interpreter is not None else ()),
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
@@ -149,11 +196,13 @@ def spawn(
         raise
     finally:
         child_end.close()
+        if interpreter is not None:
+            os.close(interpreter)
     process = ContainerProcess(popen, channel)
     faults.point("spawn")
     try:
         options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join,
-                   "netlink": netlink, "cgroup": cgroup is not None}
+                   "netlink": netlink, "cgroup": cgroup is not None, **_seccomp_program(spec)}
         channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
         _wait_until_ready(process, spec, cgroup)
     except BaseException:
