@@ -20,10 +20,10 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minictr"
 #: Bottom to top. A module belongs to the first entry naming it or a package above it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # minictr/__init__.py holds the version and loads its public names lazily (importlib): no static import
-    ("base", ("minictr", "minictr.errors", "minictr.linux", "minictr.paths", "minictr.mountinfo")),
+    ("base", ("minictr", "minictr.errors", "minictr.linux", "minictr.paths", "minictr.mountinfo", "minictr.files",
+              "minictr.config", "minictr.faults", "minictr.roots")),
     ("kernel features", ("minictr.namespaces", "minictr.rootfs", "minictr.cgroups", "minictr.security")),
-    ("runtime", ("minictr.spec", "minictr.validate", "minictr.state", "minictr.process", "minictr.chroot",
-                 "minictr.faults")),
+    ("runtime", ("minictr.spec", "minictr.validate", "minictr.validate_fields", "minictr.validate_linux", "minictr.state", "minictr.process", "minictr.chroot")),
     ("images", ("minictr.images",)),
     ("networks", ("minictr.network",)),
     ("containers", ("minictr.container", "minictr.container_dir", "minictr.container_root", "minictr.system")),
