@@ -171,6 +171,7 @@ def add_network_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 def cmd_network(args: argparse.Namespace) -> int:
     """``minictr network ...``."""
     from . import paths
+    from .container_dir import containers_dir, remove_stale
     from .network import manage
 
     root = args.root or paths.state_root()
@@ -185,10 +186,12 @@ def cmd_network(args: argparse.Namespace) -> int:
     elif args.network_command == "inspect":
         print(json.dumps([manage.inspect(root, name) for name in args.names], indent=2))
     elif args.network_command == "rm":
+        remove_stale(containers_dir(root))  # a dead container still named as a member is swept first
         for name in args.names:
             manage.remove(root, name)
             print(name)
     else:
+        remove_stale(containers_dir(root))  # containers whose minictr was killed, with their veths and leases
         for name in manage.prune(root):
             print(name)
     return 0

@@ -140,15 +140,24 @@ def cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def _swept_root(args: argparse.Namespace) -> str:
+    """The state root in force, swept of dead containers: those hold no image and no layer."""
+    from . import paths
+    from .container_dir import containers_dir, remove_stale
+
+    root = args.root or paths.state_root()
+    remove_stale(containers_dir(root))
+    return root
+
+
 def _users(args: argparse.Namespace) -> dict[str, str]:
     """Image id -> id of a running container using it (for ``rmi`` without ``-f``)."""
     import os
 
-    from . import paths
-    from .container_dir import containers_dir, read_state, remove_stale
+    from .container_dir import containers_dir
+    from .state import read_state
 
-    base = containers_dir(args.root or paths.state_root())
-    remove_stale(base)
+    base = containers_dir(_swept_root(args))
     found = {}
     for name in os.listdir(base):
         state = read_state(os.path.join(base, name))
@@ -170,7 +179,7 @@ def cmd_rmi(args: argparse.Namespace) -> int:
         store.untag(reference)
         print(f"Untagged: {image.name}")
         blobs, diff_ids = image_blobs(store, image.manifest_digest)
-        removed = prune(store, args.root, blobs=blobs, diff_ids=diff_ids)
+        removed = prune(store, _swept_root(args), blobs=blobs, diff_ids=diff_ids)
         for digest in removed.blobs:
             print(f"Deleted: {digest}")
     return 0
@@ -191,7 +200,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     """``minictr image prune``: what no name and no running container refers to goes."""
     from .images.prune import prune
 
-    removed = prune(_store(args), args.root)
+    removed = prune(_store(args), _swept_root(args))
     for path in removed.blobs + removed.directories:
         print(f"deleted: {path}")
     print(f"Total reclaimed space: {human_size(removed.freed)}")
@@ -214,7 +223,7 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
 
 def cmd_commit(args: argparse.Namespace) -> int:
     """``minictr commit``: a running container's changes as a new image; prints its id."""
-    from .images.commit import commit
+    from .container import commit
 
     image = commit(args.container, args.image, data_root=args.data_root, state_root=args.root, message=args.message, author=args.author)
     print(image.id)

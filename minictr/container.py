@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .security.options import Security
 
 from . import faults
-from .container_dir import container_directory, containers_dir, read_state, remove_stale, start_time, update_state
+from .container_dir import container_directory, containers_dir, remove_stale
 from .container_root import (
     add_init_layer, copy_tree, get_image, image_record, image_store, prepare_root, root_layers, shifted_rootfs,
     unpacked_rootfs,
@@ -42,6 +42,7 @@ from .container_root import (
 from .errors import ContainerError, MinictrError, UsageError
 from .process.parent import ContainerProcess, spawn
 from .spec import DEFAULT_NAMESPACES, DEFAULT_PATH, PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec, parse_id_map
+from .state import read_state, start_time, update_state
 
 ISOLATIONS = ("full", "chroot")
 USERNS_MODES = ("host", "private")
@@ -356,9 +357,13 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
 
     mode = options.network or ("bridge" if os.geteuid() == 0 else "none")  # rootless: no bridge without root
     hostname = options.hostname or os.path.basename(directory)[:12]
+    joined = None
+    if mode.startswith("container:") and mode != "container:":
+        joined = find(mode.split(":", 1)[1], os.path.dirname(os.path.dirname(directory)))  # its state root
     return plan(
         directory, mode, hostname=hostname, name=options.name, aliases=options.network_aliases,
         publish=options.publish, publish_all=options.publish_all, image_config=image_config, owner=owner,
+        joined=joined,
     )  # fmt: skip
 
 
@@ -530,3 +535,19 @@ def _forward_signals(process: ContainerProcess) -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
+
+def commit(container: str, reference: str, *, data_root: str | None = None, state_root: str | None = None,
+           message: str = "", author: str = "") -> Image:  # fmt: skip
+    """``minictr commit CONTAINER IMAGE``: the running container's changes as a new image."""
+    from .images.commit import commit_upper
+    from .images.store import Image
+
+    state = find(container, state_root)
+    upper = state.get("upperdir", "")
+    if not upper:
+        raise UsageError(f"commit: container {state['id']} has no overlay upper directory (overlayfs was unavailable), so its changes cannot be told apart")
+    store = image_store(data_root)
+    manifest = store.read_json(state["manifest_digest"])
+    config = store.read_json(manifest["config"]["digest"])
+    base = Image(state.get("image", ""), state["manifest_digest"], manifest, manifest["config"]["digest"], config)
+    return commit_upper(store, base, upper, reference, shift=int(state.get("root_owner", 0)), message=message, author=author)

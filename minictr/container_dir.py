@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
-import threading
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from typing import Iterator
 
 from . import paths, roots
 from .errors import MinictrError, UsageError
-from .files import read_json, write_json
+from .files import remove_tree
+from .state import alive, read_state, start_time, write_state
 
 
 def containers_dir(state_root: str | None = None) -> str:
@@ -86,48 +85,6 @@ def release_directory(directory: str) -> None:
         roots.forget_container(directory)
 
 
-def remove_tree(path: str) -> None:
-    """Remove a directory tree, including the mode-000 ``work/work`` directory overlayfs leaves.
-
-    As root the mode does not matter; rootless, the owner must give itself
-    permission back before it can look inside.
-    """
-    keyword = "onexc" if sys.version_info >= (3, 12) else "onerror"
-
-    def unlock(_function: Any, failed: str, _error: Any) -> None:
-        locked = failed if os.path.isdir(failed) and not os.path.islink(failed) else os.path.dirname(failed)
-        try:
-            os.chmod(locked, 0o700)
-            if locked == failed:
-                shutil.rmtree(failed, **{keyword: unlock})
-            else:
-                os.unlink(failed)
-        except OSError:
-            pass  # what cannot be removed stays; remove_stale tries again later
-
-    if os.path.lexists(path):
-        shutil.rmtree(path, **{keyword: unlock})
-
-
-_STATE_LOCK = threading.Lock()  # the network's thread and this one both add to state.json
-
-
-def update_state(directory: str, changes: dict[str, Any]) -> None:
-    """Add ``changes`` to the container's state.json (read, merge, write atomically, one writer at a time)."""
-    with _STATE_LOCK:
-        write_state(directory, {**read_state(directory), **changes})
-
-
-def write_state(directory: str, state: dict[str, Any]) -> None:
-    """Write ``state.json`` atomically (a reader sees the old or the new one, never half)."""
-    write_json(os.path.join(directory, "state.json"), state)
-
-
-def read_state(directory: str) -> dict[str, Any]:
-    """The container's ``state.json``: empty when missing or torn (its writer crashed; the sweep takes it)."""
-    return read_json(os.path.join(directory, "state.json"))
-
-
 @contextlib.contextmanager
 def _locked(base: str) -> Iterator[None]:
     """Hold ``<state root>/containers.lock``: creating a container directory and sweeping stale ones exclude each other."""
@@ -158,22 +115,3 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
             continue
         removed.append(directory)
     return removed
-
-
-def alive(pid: int, start: str) -> bool:
-    """True when process ``pid`` started at ``start`` still runs (a zombie has finished)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return fields[19] == start and fields[0] not in ("Z", "X")
-
-
-def start_time(pid: int) -> str:
-    """A process's start time (field 22 of /proc/<pid>/stat): with the pid, it names one process."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""

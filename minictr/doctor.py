@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+from .cgroups.layout import cgroup_layout
 from .errors import HostError
+from .mountinfo import read_mountinfo
 
 __all__ = ["NOTEBOOKS", "Check", "Finding", "Probe", "cgroup_layout", 
            "render_table", "run_checks", "run_probe", "to_json"]
@@ -33,7 +35,6 @@ NOTEBOOKS: tuple[str, ...] = (
     "10-runtime", "11-microservices", "12-containers-vs-vms",
 )
 STATUSES = ("ok", "missing", "unknown")
-MOUNTINFO = "/proc/self/mountinfo"
 
 
 @dataclass(frozen=True)
@@ -90,69 +91,9 @@ def run_probe(probe: Probe) -> Check:
 
 # --- helpers ---------------------------------------------------------------
 
-class _Mount(NamedTuple):
-    mount_point: str
-    optional: tuple[str, ...]  # propagation tags: shared:N, master:N, unbindable
-    fstype: str
-    super_options: tuple[str, ...]
-
-
-def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \ooo octal escapes
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _mountinfo(path: str = MOUNTINFO) -> list[_Mount]:
-    """Parse mountinfo (proc(5)): fields, optional fields, "-", fstype, source, super options."""
-    mounts = []
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            left, sep, right = line.rstrip("\n").partition(" - ")
-            fields, tail = left.split(" "), right.split(" ")
-            if not sep or len(fields) < 6 or len(tail) < 3:
-                continue  # a malformed line is skipped, not fatal
-            mounts.append(_Mount(_unescape(fields[4]), tuple(fields[6:]), tail[0],
-                                 tuple(tail[2].split(","))))
-    return mounts
-
-
 def _read(path: str) -> str:
     with open(path, encoding="utf-8") as f:
         return f.read().strip()
-
-
-# cgroup v1 mount options that are not controller names (kernel/cgroup/cgroup-v1.c)
-_V1_NON_CONTROLLERS = {"rw", "ro", "none", "all", "noprefix", "clone_children",
-                       "cpuset_v2_mode", "xattr", "favordynmods"}
-
-
-def cgroup_layout(mountinfo: str = MOUNTINFO) -> dict[str, Any]:
-    """Describe the cgroup hierarchies mounted in this mount namespace.
-
-    Returns ``{"layout": "v1"|"v2"|"hybrid"|"none", "v1": {controller: mount point},
-    "v2": {"path": mount point or None, "controllers": [...]}}``. Named v1
-    hierarchies appear as ``"name=systemd"``; they hold no controller, so they
-    do not by themselves make a layout "v1" or "hybrid".
-    """
-    v1: dict[str, str] = {}
-    v2_path: str | None = None
-    for m in _mountinfo(mountinfo):
-        if m.fstype == "cgroup":
-            for opt in m.super_options:
-                if opt not in _V1_NON_CONTROLLERS and not opt.startswith("release_agent="):
-                    v1.setdefault(opt, m.mount_point)  # first mount wins over bind mounts
-        elif m.fstype == "cgroup2" and v2_path is None:
-            v2_path = m.mount_point
-    controllers: list[str] = []
-    if v2_path is not None:
-        try:
-            controllers = _read(os.path.join(v2_path, "cgroup.controllers")).split()
-        except OSError:
-            pass  # mounted but unreadable: report the mount with no controllers
-    has_v1 = any(not c.startswith("name=") for c in v1)
-    layout = ("hybrid" if has_v1 and v2_path else "v1" if has_v1
-              else "v2" if v2_path else "none")
-    return {"layout": layout, "v1": v1, "v2": {"path": v2_path, "controllers": controllers}}
 
 
 # --- the probes --------------------------------------------------------------
@@ -219,7 +160,7 @@ def _probe_userns() -> Finding:
 
 
 def _probe_propagation() -> Finding:
-    roots = [m for m in _mountinfo() if m.mount_point == "/"]
+    roots = [m for m in read_mountinfo() if m.mount_point == "/"]
     if not roots:
         return Finding("unknown", "no mount at / in /proc/self/mountinfo")
     tags = [t for t in roots[-1].optional if t]  # the last "/" entry is the one on top

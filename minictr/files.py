@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -98,3 +100,26 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process: alive
     return True
+
+
+def remove_tree(path: str) -> None:
+    """Remove a directory tree, including the mode-000 ``work/work`` directory overlayfs leaves.
+
+    As root the mode does not matter; rootless, the owner must give itself
+    permission back before it can look inside.
+    """
+    keyword = "onexc" if sys.version_info >= (3, 12) else "onerror"
+
+    def unlock(_function: Any, failed: str, _error: Any) -> None:
+        locked = failed if os.path.isdir(failed) and not os.path.islink(failed) else os.path.dirname(failed)
+        try:
+            os.chmod(locked, 0o700)
+            if locked == failed:
+                shutil.rmtree(failed, **{keyword: unlock})
+            else:
+                os.unlink(failed)
+        except OSError:
+            pass  # what cannot be removed stays; remove_stale tries again later
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, **{keyword: unlock})

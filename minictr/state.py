@@ -28,12 +28,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import threading
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any
 
 from .errors import MinictrError, StateTransitionError
+from .files import read_json, write_json
 from .spec import OCI_VERSION
 
 
@@ -118,7 +120,7 @@ class ContainerState:
 
         A file written before the status was recorded gets the status its
         contents imply: a container with a spec is running, one without is
-        being created (a stopped one is found by its pid: see :func:`minictr.container_dir.alive`).
+        being created (a stopped one is found by its pid: see :func:`alive`).
         """
         names = {f.name for f in dataclasses.fields(cls)} - {"extra", "status"}
         known = {key: value for key, value in data.items() if key in names}
@@ -163,3 +165,43 @@ class ContainerState:
         if spec.get("annotations"):
             state["annotations"] = dict(spec["annotations"])
         return state
+
+
+# --- state.json on disk, and whether its processes still run -----------------------------------
+
+_STATE_LOCK = threading.Lock()  # the network's thread and this one both add to state.json
+
+
+def update_state(directory: str, changes: dict[str, Any]) -> None:
+    """Add ``changes`` to the container's state.json (read, merge, write atomically, one writer at a time)."""
+    with _STATE_LOCK:
+        write_state(directory, {**read_state(directory), **changes})
+
+
+def write_state(directory: str, state: dict[str, Any]) -> None:
+    """Write ``state.json`` atomically (a reader sees the old or the new one, never half)."""
+    write_json(os.path.join(directory, "state.json"), state)
+
+
+def read_state(directory: str) -> dict[str, Any]:
+    """The container's ``state.json``: empty when missing or torn (its writer crashed; the sweep takes it)."""
+    return read_json(os.path.join(directory, "state.json"))
+
+
+def alive(pid: int, start: str) -> bool:
+    """True when process ``pid`` started at ``start`` still runs (a zombie has finished)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[19] == start and fields[0] not in ("Z", "X")
+
+
+def start_time(pid: int) -> str:
+    """A process's start time (field 22 of /proc/<pid>/stat): with the pid, it names one process."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import kill_and_sweep
 from minictr.container import RunOptions, run
-from minictr.container_dir import container_directory, read_state, update_state
+from minictr.container_dir import container_directory
+from minictr.state import read_state, update_state
 from minictr.errors import MinictrError, StateTransitionError, UsageError
 from minictr.spec import OCI_VERSION, isolated_spec
 from minictr.state import TRANSITIONS, ContainerState, Status, transition

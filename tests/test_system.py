@@ -16,7 +16,7 @@ import pytest
 
 from conftest import cgroup_dirs, run_cli, wait_for
 from minictr import roots, system
-from minictr.container_dir import alive, read_state
+from minictr.state import alive, read_state
 from minictr.network import firewall
 
 pytestmark = pytest.mark.root

@@ -1,7 +1,7 @@
 """cgroups: limits and accounting for a container, on cgroup v1, v2 or the hybrid of both.
 
 One interface (:class:`~.base.Manager`), two drivers chosen at run time from
-what is mounted (:func:`minictr.doctor.cgroup_layout`), as runc chooses
+what is mounted (:func:`.layout.cgroup_layout`), as runc chooses
 between its ``fs`` and ``fs2`` managers:
 
 - ``v2``: a pure unified hierarchy (current distributions) -> :class:`~.v2.V2Manager`;
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 from ..errors import UsageError
 from .base import PARENT, Manager, own_cgroup, plan
+from .layout import cgroup_layout
 from .stats import Stats
 
 __all__ = ["PARENT", "Manager", "Stats", "available", "default_path", "layout", "load", "new", "swap_accounted"]
@@ -39,8 +40,6 @@ __all__ = ["PARENT", "Manager", "Stats", "available", "default_path", "layout", 
 
 def layout() -> dict[str, Any]:
     """This host's cgroup layout (``{"layout": "v1"|"v2"|"hybrid"|"none", "v1": {...}, "v2": {...}}``)."""
-    from ..doctor import cgroup_layout
-
     return cgroup_layout()
 
 

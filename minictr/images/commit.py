@@ -27,9 +27,8 @@ from typing import Any
 
 from ..errors import UsageError
 from . import oci
-from .layers import is_opaque, is_whiteout
 from .store import Image, ImageStore
-from .unpack import OPAQUE_WHITEOUT, WHITEOUT_PREFIX
+from .whiteouts import OPAQUE_WHITEOUT, WHITEOUT_PREFIX, is_opaque, is_whiteout
 
 #: xattrs that belong to overlayfs's bookkeeping, never to a layer.
 _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
@@ -146,20 +145,3 @@ def _oci_type(media_type: str) -> str:
     """Docker's layer media types, as OCI names the same bytes (an OCI manifest must not mix them)."""
     return {oci.MEDIA_DOCKER_LAYER_GZIP: oci.MEDIA_LAYER_GZIP, "application/vnd.docker.image.rootfs.diff.tar": oci.MEDIA_LAYER_TAR,
             "application/vnd.docker.image.rootfs.diff.tar.zstd": oci.MEDIA_LAYER_ZSTD}.get(media_type, media_type)  # fmt: skip
-
-
-def commit(container: str, reference: str, *, data_root: str | None = None, state_root: str | None = None,
-           message: str = "", author: str = "") -> Image:  # fmt: skip
-    """``minictr commit CONTAINER IMAGE``: the running container's changes as a new image."""
-    from .. import container as containers
-    from ..container_root import image_store
-
-    state = containers.find(container, state_root)
-    upper = state.get("upperdir", "")
-    if not upper:
-        raise UsageError(f"commit: container {state['id']} has no overlay upper directory (overlayfs was unavailable), so its changes cannot be told apart")
-    store = image_store(data_root)
-    manifest = store.read_json(state["manifest_digest"])
-    config = store.read_json(manifest["config"]["digest"])
-    base = Image(state.get("image", ""), state["manifest_digest"], manifest, manifest["config"]["digest"], config)
-    return commit_upper(store, base, upper, reference, shift=int(state.get("root_owner", 0)), message=message, author=author)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import stat
 
 TYPE_CHECKING = False  # typing is for checkers; the container start path does without it
 if TYPE_CHECKING:
@@ -30,9 +29,7 @@ if TYPE_CHECKING:
 
 from ..errors import ImageError
 from .store import Image, ImageStore
-
-#: The xattrs overlayfs reads to make a directory opaque: as root, and inside a user namespace (``userxattr``).
-OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+from .whiteouts import is_opaque, is_whiteout
 
 
 def layers_root(store: ImageStore) -> str:
@@ -95,26 +92,6 @@ def unpack_layer(store: ImageStore, image: Image, number: int) -> str:
 def unpack_layers(store: ImageStore, image: Image) -> list[str]:
     """Every layer of ``image`` unpacked (each once); return their directories, bottom first."""
     return [unpack_layer(store, image, number) for number in range(len(image.layers))]
-
-
-def is_whiteout(path: str) -> bool:
-    """True for an overlayfs whiteout: a character device with device number 0/0."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
-
-
-def is_opaque(path: str) -> bool:
-    """True for a directory overlayfs treats as opaque (it hides the layers below)."""
-    for name in OPAQUE_XATTRS:
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def read_file(layers: list[str], relative: str) -> bytes | None:

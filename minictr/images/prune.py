@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -62,18 +61,19 @@ def reachable(store: ImageStore) -> tuple[set[str], set[str]]:
 
 
 def in_use(state_root: str | None) -> set[str]:
-    """The layer and root directories that running containers under ``state_root`` stack."""
+    """The layer and root directories that the containers under ``state_root`` stack.
+
+    Every container directory counts, dead or alive: sweeping the dead ones
+    first is the caller's (the command line's) job, a layer above images.
+    """
+    from ..state import read_state
+
     used: set[str] = set()
     base = os.path.join(state_root, "containers") if state_root else ""
     if not base or not os.path.isdir(base):
         return used
-    from ..container_dir import remove_stale
-
-    remove_stale(base)  # a container that has ended holds nothing
     for name in os.listdir(base):
-        with contextlib.suppress(OSError, ValueError):
-            with open(os.path.join(base, name, "state.json")) as handle:
-                used.update(os.path.realpath(p) for p in json.load(handle).get("lowerdirs", []))
+        used.update(os.path.realpath(p) for p in read_state(os.path.join(base, name)).get("lowerdirs", []))
     return used
 
 
@@ -129,7 +129,7 @@ def _remove_directories(root: str, keep: set[str], wanted: set[str] | None, used
 
 def _rmtree(path: str) -> None:
     """Remove a directory tree that may hold read-only directories."""
-    from ..container_dir import remove_tree
+    from ..files import remove_tree
 
     remove_tree(path)
     if os.path.lexists(path):

@@ -50,13 +50,10 @@ from typing import Any, Iterator
 from .. import faults
 from ..errors import ImageError
 from . import oci
-from .layers import OPAQUE_XATTRS
 from .limits import Budget
 from .store import Image, ImageStore
+from .whiteouts import AUFS_META, OPAQUE_WHITEOUT, OPAQUE_XATTRS, WHITEOUT_PREFIX
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_WHITEOUT = ".wh..wh..opq"
-AUFS_META = ".wh..wh."
 _COPY_BUFFER = 1 << 20
 
 COMPRESSION = {

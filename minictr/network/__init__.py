@@ -17,3 +17,6 @@ beyond :mod:`.attach` and :mod:`.names`; pyroute2 only by bridge networks.
 
 #: The network a container joins when ``--network`` is not given (as Docker's ``bridge``).
 DEFAULT_NETWORK = "bridge"
+
+#: Host-wide lock and records of the network layer (root only: bridges need CAP_NET_ADMIN).
+HOST_DIR = "/run/minictr-network"

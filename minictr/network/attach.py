@@ -27,7 +27,6 @@ minictr at any point is cleaned up by the next run or ``network prune``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 
@@ -92,8 +91,13 @@ def plan(
     publish_all: bool = False,
     image_config: dict[str, Any] | None = None,
     owner: int = 0,
+    joined: dict[str, Any] | None = None,
 ) -> Plan:
-    """Check the options and start the network work for the container in ``directory``."""
+    """Check the options and start the network work for the container in ``directory``.
+
+    ``joined`` is the state of the running container ``--network container:ID``
+    names (the caller finds it: containers are the layer above networks).
+    """
     mode, argument = parse_mode(mode_text)
     wanted: list[dict[str, Any]] = []
     if publish or publish_all:
@@ -109,9 +113,9 @@ def plan(
     if mode == "host":
         return Plan(mode, names.write_files(directory, hostname, names._read("/etc/hosts"), names.resolv_text(True), owner))
     if mode == "container":
-        from ..container import find
-
-        target = find(argument, os.path.dirname(os.path.dirname(directory)))
+        if joined is None:
+            raise UsageError(f"--network container:{argument}: no such running container")
+        target = joined
         source = os.path.dirname(target["spec"]["root"]["path"])
         mounts = names.write_files(directory, hostname, "", "", owner)
         for mount in mounts:  # its /etc/hosts and resolv.conf: the names of its network
@@ -151,7 +155,7 @@ def join(section: dict[str, Any]) -> None:
     import pyroute2  # noqa: F401 - the slow import, done first, while the child sets up
 
     from . import firewall
-    from .store import NetworkStore, host_lock, next_address
+    from .store import NetworkStore, host_lock, live_leases, next_address
 
     store = NetworkStore(section["state_root"])
     with host_lock():
@@ -189,60 +193,19 @@ def connect(plan: Plan, process: Any) -> None:
 
 def disconnect(section: dict[str, Any]) -> None:
     """Take a container off its network; bring the network down if it was the last member."""
-    from .store import NetworkStore, host_lock
+    from .store import NetworkStore, host_lock, release_lease
 
     store = NetworkStore(section["state_root"])
     with host_lock():
         if section.get("address"):
-            _release(store, section)
+            release_lease(store, section)
         settle(store, section["network"])
-
-
-def live_leases(store: NetworkStore, network: str) -> dict[str, dict[str, Any]]:
-    """The leases of running containers; those of dead ones are released (ports, veth, address)."""
-    from .store import lease_alive
-
-    live = {}
-    for address, lease in store.leases(network).items():
-        if not {"container", "network", "address"} <= lease.keys():  # torn or empty: its writer crashed
-            _release_torn(store, network, address)
-        elif lease_alive(lease):
-            live[address] = lease
-        else:
-            _release(store, lease)
-    return live
-
-
-def discard_torn(store: NetworkStore, network: str) -> None:
-    """A network whose definition cannot be read (a crash while it was written): take it down and forget it.
-
-    Its bridge is found by its alias (see :func:`minictr.roots.bridge_alias`).
-    A torn definition with live members is no crash's doing: that is an error.
-    """
-    from .. import roots
-    from . import firewall, links
-    from .store import host_lock
-
-    with host_lock():
-        if store.read_definition(network) or not os.path.exists(store.path(network)):
-            return  # written (or removed) by another process since it was read
-        live = live_leases(store, network)
-        if live:
-            raise MinictrError(f"network {network}: {store.path(network)}/network.json is unreadable, "
-                               f"yet container(s) {', '.join(sorted(l['container'] for l in live.values()))} use it")  # fmt: skip
-        key = roots.record(store.state_root)
-        for bridge in links.minictr_bridges():
-            if roots.alias_of(bridge) == {"root": key, "network": network}:
-                firewall.withdraw(bridges=[bridge], drop_if_empty=True)
-                links.delete_link(bridge)
-        if not links.minictr_bridges():
-            links.restore_forwarding()
-        store.remove(network)
 
 
 def settle(store: NetworkStore, network: str) -> None:
     """After a member left: rewrite the others' /etc/hosts, or take the network down when none is left."""
     from . import firewall, links
+    from .store import live_leases
 
     live = live_leases(store, network)
     if live:
@@ -275,7 +238,7 @@ def _ensure_up(store: NetworkStore, network: Network) -> Network:
     from ..roots import bridge_alias
     from . import firewall, links
     from .pools import free_subnet
-    from .store import overlapping
+    from .pools import overlapping
 
     if links.link_exists(network.bridge):
         return network
@@ -298,26 +261,8 @@ def _ensure_up(store: NetworkStore, network: Network) -> Network:
     return network
 
 
-def _release(store: NetworkStore, lease: dict[str, Any]) -> None:
-    """Withdraw a lease's ports, delete its veth, give its address back. Each step tolerates a repeat."""
-    from . import firewall, links
-
-    firewall.withdraw(ports=lease.get("ports", []))
-    links.delete_link(lease.get("veth", ""))
-    store.release(lease["network"], lease["address"], lease["container"])
-
-
-def _release_torn(store: NetworkStore, network: str, address: str) -> None:
-    """Give back an address whose lease is torn: the ports published to it, then the file."""
-    from . import firewall
-
-    firewall.withdraw_address(address)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(store.path(network), "leases", f"{address}.json"))
-
-
 def _record(section: dict[str, Any]) -> None:
     """Write the network section into the container's state.json (before creating what it names)."""
-    from ..container_dir import update_state
+    from ..state import update_state
 
     update_state(section["directory"], {"network": section})

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 from ..errors import HostError
 from ..files import write_atomic
-from .store import HOST_DIR
+from . import HOST_DIR
 
 #: Interfaces minictr creates: bridges ``mctr-<network id>``, host ends of veths ``mv-<container id>``.
 BRIDGE_PREFIX = "mctr-"

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 from ..errors import UsageError
 from . import DEFAULT_NETWORK
-from .store import Network, NetworkStore, host_lock
+from .store import Network, NetworkStore, host_lock, live_leases
 
 
 def create(state_root: str, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
@@ -46,7 +46,6 @@ def listing(state_root: str) -> list[dict[str, Any]]:
 def inspect(state_root: str, name: str) -> dict[str, Any]:
     """A network as JSON: its plan, whether its bridge is up, and its live members."""
     from . import links
-    from .attach import live_leases
 
     store = NetworkStore(state_root)
     with host_lock():
@@ -71,14 +70,15 @@ def _port_text(port: dict[str, Any]) -> str:
 
 
 def remove(state_root: str, name: str) -> None:
-    """``network rm``: only a user network, and only when no container uses it (dead ones are swept first)."""
-    from ..container_dir import containers_dir, remove_stale
-    from .attach import live_leases, settle
+    """``network rm``: only a user network, and only when no container uses it (dead members' leases are released).
+
+    The command line sweeps dead containers first (the layer above networks).
+    """
+    from .attach import settle
 
     store = NetworkStore(state_root)
     if name == DEFAULT_NETWORK:
         raise UsageError(f"network rm: {name!r} is the default network and cannot be removed")
-    remove_stale(containers_dir(state_root))
     with host_lock():
         store.get(name)
         live = live_leases(store, name)
@@ -90,16 +90,15 @@ def remove(state_root: str, name: str) -> None:
 
 
 def prune(state_root: str) -> list[str]:
-    """``network prune``: clean up after dead containers; remove unused user networks. Returns their names.
+    """``network prune``: release dead containers' leases; remove unused user networks. Returns their names.
 
-    Containers whose minictr was killed are removed first (with their veths,
-    leases and rules); then every network without members is taken down, and
-    user networks without members are forgotten.
+    The leases of containers whose minictr was killed are released (with their
+    veths and rules; the command line sweeps those containers' directories
+    first); then every network without members is taken down, and user
+    networks without members are forgotten.
     """
-    from ..container_dir import containers_dir, remove_stale
-    from .attach import live_leases, settle
+    from .attach import settle
 
-    remove_stale(containers_dir(state_root))
     store = NetworkStore(state_root)
     removed = []
     with host_lock():

@@ -83,8 +83,6 @@ def _pool(base: Any, size: Any, source: str) -> Pool:
 
 def free_subnet(taken: list[tuple[Any, str]], pools: list[Pool] | None = None) -> ipaddress.IPv4Network:
     """The first subnet of the pools that overlaps nothing ``taken`` ((network, owner) pairs)."""
-    from .store import overlapping
-
     if pools is None:
         pools = address_pools()[0]
     for base, size in pools:
@@ -98,3 +96,11 @@ def free_subnet(taken: list[tuple[Any, str]], pools: list[Pool] | None = None) -
     listed = ", ".join(f"{base} in /{size}s" for base, size in pools)
     raise UsageError(f"no free subnet left in the address pools ({listed}): give one with --subnet, "
                      f"or other pools (${ENV}, or {SETTING} in {config.path()})")  # fmt: skip
+
+
+def overlapping(net: ipaddress.IPv4Network, others: list[tuple[Any, str]]) -> str | None:
+    """What ``net`` overlaps among ``others`` ((network, owner) pairs), or None."""
+    for other, owner in others:
+        if other.version == 4 and net.overlaps(other):
+            return f"{other} ({owner})"
+    return None

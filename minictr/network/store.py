@@ -36,12 +36,10 @@ if TYPE_CHECKING:
     from typing import Any, Iterator
 
 from .. import faults
-from ..errors import UsageError
+from ..errors import MinictrError, UsageError
 from ..files import read_json, remove_partials, write_json
-from . import DEFAULT_NETWORK
-
-#: Host-wide lock and records of the network layer (root only: bridges need CAP_NET_ADMIN).
-HOST_DIR = "/run/minictr-network"
+from . import DEFAULT_NETWORK, HOST_DIR
+from .pools import free_subnet, overlapping
 
 #: Names that are modes, not networks.
 RESERVED = ("bridge", "host", "none", "default")
@@ -129,12 +127,10 @@ class NetworkStore:
 
         A definition that cannot be read (empty or torn: its writer crashed)
         is the trace of that crash: what it left on the host is taken down and
-        the network forgotten (:func:`.attach.discard_torn`), so None.
+        the network forgotten (:func:`discard_torn`), so None.
         """
         network = self.read_definition(name)
         if network is None and os.path.exists(os.path.join(self.path(name), "network.json")):
-            from .attach import discard_torn
-
             discard_torn(self, name)
         return network
 
@@ -157,7 +153,6 @@ class NetworkStore:
     def create(self, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
         """Define a network (``minictr network create``); its bridge appears with its first container."""
         from . import links
-        from .pools import free_subnet
 
         if not NAME.match(name):
             raise UsageError(f"network name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
@@ -223,7 +218,7 @@ class NetworkStore:
 
 def lease_alive(lease: dict[str, Any]) -> bool:
     """True while the lease's container (or the minictr starting it) runs."""
-    from ..container_dir import alive, read_state
+    from ..state import alive, read_state
 
     state = read_state(lease.get("directory", ""))
     return bool(state) and state.get("id") == lease.get("container") and alive(state["pid"], state.get("start", ""))
@@ -236,14 +231,6 @@ def next_address(network: Network, taken: set[str]) -> str:
         if str(address) != network.gateway and str(address) not in taken:
             return str(address)
     raise UsageError(f"network {network.name!r} ({network.subnet}) has no free address left")
-
-
-def overlapping(net: ipaddress.IPv4Network, others: list[tuple[Any, str]]) -> str | None:
-    """What ``net`` overlaps among ``others`` ((network, owner) pairs), or None."""
-    for other, owner in others:
-        if other.version == 4 and net.overlaps(other):
-            return f"{other} ({owner})"
-    return None
 
 
 def parse_subnet(text: str, taken: list[tuple[Any, str]]) -> ipaddress.IPv4Network:
@@ -277,3 +264,63 @@ def _now() -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --- leases of dead containers, torn files --------------------------------------------------
+
+
+def live_leases(store: NetworkStore, network: str) -> dict[str, dict[str, Any]]:
+    """The leases of running containers; those of dead ones are released (ports, veth, address)."""
+    live = {}
+    for address, lease in store.leases(network).items():
+        if not {"container", "network", "address"} <= lease.keys():  # torn or empty: its writer crashed
+            _release_torn(store, network, address)
+        elif lease_alive(lease):
+            live[address] = lease
+        else:
+            release_lease(store, lease)
+    return live
+
+
+def discard_torn(store: NetworkStore, network: str) -> None:
+    """A network whose definition cannot be read (a crash while it was written): take it down and forget it.
+
+    Its bridge is found by its alias (see :func:`minictr.roots.bridge_alias`).
+    A torn definition with live members is no crash's doing: that is an error.
+    """
+    from .. import roots
+    from . import firewall, links
+
+    with host_lock():
+        if store.read_definition(network) or not os.path.exists(store.path(network)):
+            return  # written (or removed) by another process since it was read
+        live = live_leases(store, network)
+        if live:
+            raise MinictrError(f"network {network}: {store.path(network)}/network.json is unreadable, "
+                               f"yet container(s) {', '.join(sorted(l['container'] for l in live.values()))} use it")  # fmt: skip
+        key = roots.record(store.state_root)
+        for bridge in links.minictr_bridges():
+            if roots.alias_of(bridge) == {"root": key, "network": network}:
+                firewall.withdraw(bridges=[bridge], drop_if_empty=True)
+                links.delete_link(bridge)
+        if not links.minictr_bridges():
+            links.restore_forwarding()
+        store.remove(network)
+
+
+def release_lease(store: NetworkStore, lease: dict[str, Any]) -> None:
+    """Withdraw a lease's ports, delete its veth, give its address back. Each step tolerates a repeat."""
+    from . import firewall, links
+
+    firewall.withdraw(ports=lease.get("ports", []))
+    links.delete_link(lease.get("veth", ""))
+    store.release(lease["network"], lease["address"], lease["container"])
+
+
+def _release_torn(store: NetworkStore, network: str, address: str) -> None:
+    """Give back an address whose lease is torn: the ports published to it, then the file."""
+    from . import firewall
+
+    firewall.withdraw_address(address)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(store.path(network), "leases", f"{address}.json"))

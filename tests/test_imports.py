@@ -1,0 +1,117 @@
+"""The package's imports point down only, and never in a circle.
+
+DESIGN.md puts minictr in layers: the kernel features the notebooks teach
+at the bottom, the runtime (spec, process model) above them, the engine
+(images, networks, containers) above that, and the command line, the
+doctor and the tutorial on top. A module may import its own layer or lower
+ones — at the top of the file or lazily inside a function, it makes no
+difference — and no two modules may import each other, directly or round
+a longer loop. The test reads the sources (``ast``), so it sees every
+import, including those that only run on some code path.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minictr"
+
+#: Bottom to top. A module belongs to the first entry naming it or a package above it.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    # minictr/__init__.py holds the version and loads its public names lazily (importlib): no static import
+    ("base", ("minictr", "minictr.errors", "minictr.linux", "minictr.paths", "minictr.mountinfo", "minictr.files",
+              "minictr.config", "minictr.faults", "minictr.roots")),
+    ("kernel features", ("minictr.namespaces", "minictr.rootfs", "minictr.cgroups", "minictr.security")),
+    ("runtime", ("minictr.spec", "minictr.validate", "minictr.validate_fields", "minictr.validate_linux", "minictr.state", "minictr.process", "minictr.chroot")),
+    ("images", ("minictr.images",)),
+    ("networks", ("minictr.network",)),
+    ("containers", ("minictr.container", "minictr.container_dir", "minictr.container_root", "minictr.system")),
+    ("front ends", ("minictr.cli", "minictr.cli_images", "minictr.doctor", "minictr.tutorial")),
+]
+
+
+def module_name(path: pathlib.Path) -> str:
+    """``minictr/images/store.py`` -> ``minictr.images.store``; a package's ``__init__`` is the package."""
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> int:
+    """The index in :data:`LAYERS` of the layer ``module`` belongs to."""
+    if module == "minictr":
+        return 0
+    for index, (_, prefixes) in enumerate(LAYERS):
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes if prefix != "minictr"):
+            return index
+    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS in {__file__}")
+
+
+def imported_modules(path: pathlib.Path) -> set[str]:
+    """Every minictr module ``path`` imports, anywhere in the file (``from . import x`` names module x)."""
+    here = module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "minictr"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            if base.split(".")[0] != "minictr":
+                continue
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if _exists(candidate) else base)
+    found.discard(here)
+    return found
+
+
+def _exists(module: str) -> bool:
+    relative = pathlib.Path(*module.split(".")[1:])
+    return (PACKAGE / relative).with_suffix(".py").exists() or (PACKAGE / relative / "__init__.py").exists()
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the minictr modules it imports (only modules that exist as files)."""
+    return {module_name(path): {m for m in imported_modules(path) if _exists(m)} for path in PACKAGE.rglob("*.py")}
+
+
+def test_imports_point_down_only() -> None:
+    upward = []
+    for module, targets in sorted(import_graph().items()):
+        for target in sorted(targets):
+            if layer_of(target) > layer_of(module):
+                upward.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} "
+                              f"({LAYERS[layer_of(target)][0]})")  # fmt: skip
+    assert not upward, "imports that point up:\n" + "\n".join(upward)
+
+
+def test_no_import_cycles() -> None:
+    graph = import_graph()
+    cycles = []
+    for start in sorted(graph):
+        # a path back to ``start``, depth first; each cycle is reported once, from its smallest member
+        stack = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            node, path = stack.pop()
+            for target in sorted(graph.get(node, ())):
+                if target == start and min(path) == start:
+                    cycles.append(" -> ".join([*path, start]))
+                elif target not in seen and target > start:
+                    seen.add(target)
+                    stack.append((target, [*path, target]))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_graph_sees_lazy_and_relative_imports() -> None:
+    """The checker itself: a lazy relative import inside a function is found, resolved to the module."""
+    graph = import_graph()
+    assert "minictr.process.parent" in graph["minictr.container"]  # from .process.parent import ... (top level)
+    assert "minictr.cgroups" in graph["minictr.container"]  # from . import cgroups (inside functions)
+    assert "minictr.images.store" in graph["minictr.images.pull"]  # from .store import ...
