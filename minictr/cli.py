@@ -6,6 +6,7 @@
     minictr pull | push | images | rmi | tag | commit | save | load | login | logout  (cli_images.py)
     minictr image build-busybox | inspect | ls | rm | tag | pull | prune
     minictr network create [--subnet CIDR] [--gateway IP] NAME | ls | inspect NAME... | rm NAME... | prune
+    minictr build [-t NAME]... [-f FILE] [--build-arg K=V] [--target STAGE] [--no-cache] CONTEXT  (cli_build.py)
     minictr update [OPTIONS] CONTAINER
     minictr doctor [--json]
 
@@ -119,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_image_subcommands(image_commands)
 
     add_network_commands(commands)
+
+    from .cli_build import add_commands as add_build_commands
+
+    add_build_commands(commands)
 
     doctor = commands.add_parser("doctor", help="report what this host allows")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")

@@ -93,6 +93,7 @@ class RunOptions:
     device_write_iops: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     cgroup_parent: str | None = None
+    keep_upper: str | None = None  # build steps: move the container's upper directory here when it exits
 
     def resource_flags(self) -> dict[str, Any]:
         """The resource options only, by their keyword names (for :func:`minictr.cgroups.resources.from_flags`)."""
@@ -264,7 +265,7 @@ class Finished:
 
 
 def run(
-    reference: str,
+    reference: str | Image,
     command: list[str] | None = None,
     options: RunOptions | None = None,
     *,
@@ -278,12 +279,13 @@ def run(
     when ``capture``; otherwise the container shares this terminal); SIGINT,
     SIGTERM and SIGHUP sent to this process are passed on. With
     ``options.detach`` it returns once the program runs, with the id.
+    ``reference`` may be an :class:`Image` already resolved (a build step's).
     """
     options = options or RunOptions()
     if options.isolation not in ISOLATIONS:
         raise UsageError(f"--isolation {options.isolation!r}: choose one of {', '.join(ISOLATIONS)}")
     store = image_store(data_root)
-    image = get_image(store, reference, options.platform, options.pull)
+    image = get_image(store, reference, options.platform, options.pull) if isinstance(reference, str) else reference
     maps = id_mappings(options) if options.isolation == "full" else None
     root_owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
     holding = contextlib.ExitStack()
@@ -307,7 +309,10 @@ def run(
                 spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
                 if overlay:
                     add_init_layer(directory, overlay, spec, lowers, root_owner)
-                return _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
+                finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
+                if options.keep_upper and overlay and not options.detach:
+                    os.rename(overlay["upperdir"], options.keep_upper)
+                return finished
             except BaseException:
                 if network:
                     with contextlib.suppress(BaseException):
