@@ -7,6 +7,7 @@
     minictr image build-busybox | inspect | ls | rm | tag | pull | prune
     minictr network create [--subnet CIDR] [--gateway IP] NAME | ls | inspect NAME... | rm NAME... | prune
     minictr build [-t NAME]... [-f FILE] [--build-arg K=V] [--target STAGE] [--no-cache] CONTEXT  (cli_build.py)
+    minictr volume create [NAME] | ls | inspect NAME... | rm [-f] NAME... | prune [-a]              (cli_build.py)
     minictr update [OPTIONS] CONTAINER
     minictr doctor [--json]
 
@@ -71,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--userns", default="host", help="host (no user namespace) or private (root inside is uid 100000 outside)")
     run.add_argument("--uidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container uids to host uids")
     run.add_argument("--gidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container gids to host gids")
-    run.add_argument("-v", "--volume", action="append", default=[], metavar="/HOST:/CONTAINER[:ro]", help="bind-mount a host directory")
+    run.add_argument("-v", "--volume", action="append", default=[], metavar="/HOST|NAME:/CONTAINER[:ro]",
+                     help="bind-mount a host directory, or mount a named volume (/CONTAINER alone: an anonymous volume)")
+    run.add_argument("--mount", action="append", default=[], metavar="type=volume|bind|tmpfs,source=…,target=…[,readonly]",
+                     help="mount a volume, a host directory or a tmpfs")
     run.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
     run.add_argument("--timens", action="store_true", help="a time namespace whose clocks start at zero (uptime ~0)")
     run.add_argument("-u", "--user", help="NAME|UID[:GROUP|GID] to run as (names from the image's /etc/passwd)")
@@ -226,7 +230,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,
         hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network, name=args.name,
         network_aliases=args.network_alias, publish=args.publish, publish_all=args.publish_all,
-        userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume,
+        userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume, mounts=args.mount,
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
         pull=args.pull, cgroup_parent=args.cgroup_parent, **_resource_options(args),
     )  # fmt: skip

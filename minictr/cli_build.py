@@ -2,6 +2,7 @@
 
     minictr build [-t NAME]... [-f Dockerfile] [--build-arg K=V]... [--target STAGE] [--no-cache] [--pull]
                   [--network MODE] [--platform P] CONTEXT
+    minictr volume create [--label K=V]... [NAME] | ls [-q] | inspect NAME... | rm [-f] NAME... | prune [-a]
 
 :func:`add_commands` adds them to the main parser (``cli.py``); handlers
 import what they need when they run.
@@ -10,6 +11,7 @@ import what they need when they run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from .errors import UsageError
@@ -34,6 +36,23 @@ def add_commands(commands: Any) -> None:
     build.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     build.add_argument("context", metavar="CONTEXT")
     build.set_defaults(handler=cmd_build)
+
+    volume = commands.add_parser("volume", help="manage named volumes")
+    sub = volume.add_subparsers(dest="volume_command", metavar="COMMAND", parser_class=type(volume))  # exits 125 on misuse
+    sub.required = True
+    create = sub.add_parser("create", help="create a volume (a new anonymous name without NAME)")
+    create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="set a label")
+    create.add_argument("name", metavar="NAME", nargs="?")
+    ls = sub.add_parser("ls", help="list volumes")
+    ls.add_argument("-q", "--quiet", action="store_true", help="only show names")
+    inspect = sub.add_parser("inspect", help="show volumes as JSON")
+    inspect.add_argument("names", nargs="+", metavar="NAME")
+    rm = sub.add_parser("rm", help="remove volumes (refused while a container uses one)")
+    rm.add_argument("-f", "--force", action="store_true", help="accepted for Docker's sake; a volume in use is still kept")
+    rm.add_argument("names", nargs="+", metavar="NAME")
+    prune = sub.add_parser("prune", help="remove unused anonymous volumes")
+    prune.add_argument("-a", "--all", action="store_true", help="named volumes too")
+    volume.set_defaults(handler=cmd_volume)
 
 
 def build_args(items: list[str]) -> dict[str, str]:
@@ -62,4 +81,32 @@ def cmd_build(args: argparse.Namespace) -> int:
     image = build(args.context, options, data_root=args.data_root, state_root=args.root, progress=quiet)
     if args.quiet:
         print(image.id)
+    return 0
+
+
+def cmd_volume(args: argparse.Namespace) -> int:
+    """``minictr volume ...``."""
+    from . import volumes
+
+    where = {"data_root": args.data_root}
+    if args.volume_command == "create":
+        labels = dict(item.partition("=")[::2] for item in args.label)
+        print(volumes.create(args.name, labels=labels, **where)["Name"])
+    elif args.volume_command == "ls":
+        found = volumes.listing(**where)
+        if args.quiet:
+            print("\n".join(v["Name"] for v in found))
+        else:
+            from .cli import _print_table
+
+            _print_table([{"DRIVER": v["Driver"], "VOLUME NAME": v["Name"]} for v in found])
+    elif args.volume_command == "inspect":
+        print(json.dumps([volumes.inspect(name, **where) for name in args.names], indent=2))
+    elif args.volume_command == "rm":
+        for name in args.names:
+            volumes.remove(name, force=args.force, state_root=args.root, **where)
+            print(name)
+    else:
+        for name in volumes.prune(all_volumes=args.all, state_root=args.root, **where):
+            print(name)
     return 0

@@ -69,6 +69,7 @@ class RunOptions:
     uidmap: list[str] = field(default_factory=list)
     gidmap: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)  # --mount type=volume|bind|tmpfs,source=…,target=…[,readonly]
     read_only: bool = False
     timens: bool = False
     detach: bool = False
@@ -298,6 +299,11 @@ def run(
             record = image_record(image, lowers, overlay, root_owner)
             update_state(directory, record)
             holding.close()
+            extra_mounts: list[dict[str, Any]] = []
+            if options.isolation == "full" and (options.volumes or options.mounts or image.config.get("config", {}).get("Volumes")):
+                from .volumes import attach
+
+                options, extra_mounts = attach(directory, options, image, lowers, os.path.dirname(store.root))
             rootfs = os.path.join(directory, "rootfs")
             limits = _container_spec(image, rootfs, command or [], options, container_id, None)  # no user: passwd is read once, below
             cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None
@@ -307,6 +313,7 @@ def run(
             try:
                 spec = container_spec(image, rootfs, command or [], options, container_id, lowers, network)
                 spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
+                spec["mounts"].extend(extra_mounts)
                 if overlay:
                     add_init_layer(directory, overlay, spec, lowers, root_owner)
                 finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
