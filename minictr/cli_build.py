@@ -77,7 +77,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         tags=args.tag, dockerfile=args.file, build_args=build_args(args.build_arg), target=args.target,
         no_cache=args.no_cache, pull=args.pull, network=args.network, platform=args.platform,
     )  # fmt: skip
-    quiet = (lambda _line: None) if args.quiet else None
+    quiet = (lambda _line: None) if args.quiet else None  # quiet: RUN output is captured and dropped too
     image = build(args.context, options, data_root=args.data_root, state_root=args.root, progress=quiet)
     if args.quiet:
         print(image.id)

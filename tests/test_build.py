@@ -31,7 +31,7 @@ root = pytest.mark.root
 
 def _context(tmp_path, dockerfile: str, files: dict[str, bytes | str] | None = None) -> str:
     context = tmp_path / "ctx"
-    context.mkdir(exist_ok=True)
+    context.mkdir(parents=True, exist_ok=True)
     (context / "Dockerfile").write_text(dockerfile)
     for name, content in (files or {}).items():
         path = context / name
@@ -325,3 +325,44 @@ def test_the_image_goes_through_the_registry_and_skopeo(registry: rs.LocalRegist
     elsewhere = str(tmp_path / "elsewhere")
     _ok(run_cli("pull", target, data_root=elsewhere, state_root=state_root))
     assert _run(target, data_root=elsewhere, state_root=state_root) == "shipped\n"
+
+
+@root
+def test_add_fetches_a_url_and_checks_its_checksum(data_root: str, state_root: str, tmp_path) -> None:
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote.txt").write_bytes(b"from the server\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/remote.txt"
+        good = "sha256:" + hashlib.sha256(b"from the server\n").hexdigest()
+        context = _context(tmp_path, _unique(f"FROM busybox\nADD --checksum={good} {url} /fetched/\n"))
+        _ok(_build(context, "-t", "fetched:1", data_root=data_root, state_root=state_root))
+        out = _run("fetched:1", "stat", "-c", "%a %n", "/fetched/remote.txt", data_root=data_root, state_root=state_root)
+        assert out == "600 /fetched/remote.txt\n"
+        assert _run("fetched:1", "cat", "/fetched/remote.txt", data_root=data_root, state_root=state_root) == "from the server\n"
+        bad = _context(tmp_path / "bad", f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /x\n")
+        result = _build(bad, data_root=data_root, state_root=state_root)
+        assert result.returncode == 125 and "Dockerfile:2: ADD: " in result.stderr and "checksum mismatch" in result.stderr
+    finally:
+        server.shutdown()
+
+
+@root
+def test_the_python_api_passes_steps_and_run_output_to_progress(data_root: str, state_root: str, tmp_path) -> None:
+    from minictr.build import BuildOptions, build
+
+    lines: list[str] = []
+    context = _context(tmp_path, _unique("FROM busybox\nRUN echo from the step; echo to stderr >&2\n"))
+    image = build(context, BuildOptions(tags=["api:1"], network="none"), data_root=data_root, state_root=state_root,
+                  progress=lines.append)  # fmt: skip
+    assert lines[:3] == ["STEP 1/3: FROM busybox", lines[1], "STEP 3/3: RUN echo from the step; echo to stderr >&2"]
+    assert lines[3:5] == ["from the step", "to stderr"] and lines[-1] == "Successfully tagged api:1"
+    assert image_store(data_root).get("api:1").id == image.id
