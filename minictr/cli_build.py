@@ -2,6 +2,7 @@
 
     minictr build [-t NAME]... [-f Dockerfile] [--build-arg K=V]... [--target STAGE] [--no-cache] [--pull]
                   [--network MODE] [--platform P] CONTEXT
+    minictr import [-c CHANGE]... [-m MESSAGE] DIRECTORY|TARBALL NAME
     minictr volume create [--label K=V]... [NAME] | ls [-q] | inspect NAME... | rm [-f] NAME... | prune [-a]
 
 :func:`add_commands` adds them to the main parser (``cli.py``); handlers
@@ -36,6 +37,14 @@ def add_commands(commands: Any) -> None:
     build.add_argument("-q", "--quiet", action="store_true", help="print only the image id")
     build.add_argument("context", metavar="CONTEXT")
     build.set_defaults(handler=cmd_build)
+
+    imports = commands.add_parser("import", help="make an image of a root filesystem (a directory or a tar archive)")
+    imports.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
+                         help="a Dockerfile config instruction to apply (ENV, CMD, ENTRYPOINT, WORKDIR, USER…)")
+    imports.add_argument("-m", "--message", default="", help="a comment for the image's history")
+    imports.add_argument("source", metavar="DIRECTORY|TARBALL")
+    imports.add_argument("image", metavar="NAME")
+    imports.set_defaults(handler=cmd_import)
 
     volume = commands.add_parser("volume", help="manage named volumes")
     sub = volume.add_subparsers(dest="volume_command", metavar="COMMAND", parser_class=type(volume))  # exits 125 on misuse
@@ -81,6 +90,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     image = build(args.context, options, data_root=args.data_root, state_root=args.root, progress=quiet)
     if args.quiet:
         print(image.id)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """``minictr import``: a root filesystem as a one-layer image; prints its id."""
+    from .container_root import image_store
+    from .images.imports import import_rootfs
+
+    print(import_rootfs(image_store(args.data_root), args.source, args.image, changes=args.change, message=args.message).id)
     return 0
 
 

@@ -136,7 +136,17 @@ def _snapshot() -> dict[str, set[str]]:
                     processes.add(pid)
         except OSError:
             pass
-    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(), **_network_snapshot()}
+    return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(),
+            "volumes": _anonymous_volumes(), **_network_snapshot()}
+
+
+def _anonymous_volumes() -> set[str]:
+    """Anonymous volumes in the default data root (they go with their containers) and build work directories."""
+    from minictr.volumes import listing
+
+    found = {f"volume {v['Name']}" for v in listing(data_root="/var/lib/minictr") if v.get("Anonymous")}
+    builds = "/run/minictr/builds"
+    return found | ({f"build {name}" for name in os.listdir(builds)} if os.path.isdir(builds) else set())
 
 
 def _network_snapshot() -> dict[str, set[str]]:

@@ -366,3 +366,37 @@ def test_the_python_api_passes_steps_and_run_output_to_progress(data_root: str, 
     assert lines[:3] == ["STEP 1/3: FROM busybox", lines[1], "STEP 3/3: RUN echo from the step; echo to stderr >&2"]
     assert lines[3:5] == ["from the step", "to stderr"] and lines[-1] == "Successfully tagged api:1"
     assert image_store(data_root).get("api:1").id == image.id
+
+
+@root
+def test_import_makes_an_image_of_a_directory_or_a_tarball(data_root: str, state_root: str, rootfs: str, tmp_path) -> None:
+    tree = tmp_path / "tree"
+    subprocess.run(["cp", "-a", rootfs, str(tree)], check=True)
+    (tree / "marker").write_text("imported\n")
+    archive = tmp_path / "tree.tar.gz"
+    subprocess.run(["tar", "-C", str(tree), "-czf", str(archive), "."], check=True)
+    for source, name in ((str(tree), "imported:dir"), (str(archive), "imported:tar")):
+        _ok(run_cli("import", "-c", "WORKDIR /tmp", "-c", 'CMD ["sh", "-c", "pwd; cat /marker"]', source, name,
+                    data_root=data_root, state_root=state_root))  # fmt: skip
+        assert _run(name, data_root=data_root, state_root=state_root) == "/tmp\nimported\n"
+    refused = run_cli("import", "-c", "RUN true", str(tree), "imported:bad", data_root=data_root, state_root=state_root)
+    assert refused.returncode == 125 and "only config instructions" in refused.stderr
+
+
+DEFAULT_DATA_ROOT = "/var/lib/minictr"
+
+
+@root
+@pytest.mark.skipif(not os.path.isdir(os.path.join(DEFAULT_DATA_ROOT, "images")), reason="no default data root")
+def test_a_dockerfile_from_the_debian_image(data_root: str, state_root: str, tmp_path) -> None:
+    listed = run_cli("image", "inspect", "minictr/debian:bookworm", data_root=DEFAULT_DATA_ROOT, state_root=state_root)
+    if listed.returncode != 0:
+        pytest.skip("no minictr/debian:bookworm (scripts/setup.sh makes it where debootstrap is installed)")
+    archive = str(tmp_path / "debian.tar")
+    _ok(run_cli("save", "-o", archive, "minictr/debian:bookworm", data_root=DEFAULT_DATA_ROOT, state_root=state_root))
+    _ok(run_cli("load", "-i", archive, data_root=data_root, state_root=state_root))
+    context = _context(tmp_path, _unique("FROM minictr/debian:bookworm\nRUN useradd -m app && echo made > /home/app/f\n"
+                                         "USER app\nWORKDIR /home/app\nCMD [\"bash\", \"-c\", \"id -un; cat f; dpkg -s bash | head -2\"]\n"))  # fmt: skip
+    _ok(_build(context, "-t", "on-debian:1", data_root=data_root, state_root=state_root))
+    out = _run("on-debian:1", data_root=data_root, state_root=state_root).splitlines()
+    assert out[:3] == ["app", "made", "Package: bash"]
