@@ -314,9 +314,11 @@ def test_run_steps_use_the_default_bridge_network(data_root: str, state_root: st
 def test_the_image_goes_through_the_registry_and_skopeo(registry: rs.LocalRegistry, data_root: str, state_root: str, tmp_path) -> None:
     context = _context(tmp_path, _unique("FROM busybox\nRUN echo shipped > /shipped\nCMD [\"cat\", \"/shipped\"]\n"))
     target = f"{registry.host}/built/app:1"
-    _ok(_build(context, "-t", target, data_root=data_root, state_root=state_root))
+    _ok(_build(context, "-t", target, "-t", "shipped", data_root=data_root, state_root=state_root))
     local = subprocess.run(["skopeo", "inspect", f"oci:{data_root}/images:{target}"], capture_output=True, text=True, check=True)
     assert len(json.loads(local.stdout)["Layers"]) == 2
+    stat = subprocess.run(["umoci", "stat", "--image", f"{data_root}/images:shipped"], capture_output=True, text=True, check=True)
+    assert "RUN /bin/sh -c echo shipped > /shipped" in stat.stdout
     _ok(run_cli("push", target, data_root=data_root, state_root=state_root))
     remote = subprocess.run(["skopeo", "inspect", "--config", "--tls-verify=false", f"docker://{target}"],
                             capture_output=True, text=True, check=True)  # fmt: skip
