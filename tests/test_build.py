@@ -402,3 +402,12 @@ def test_a_dockerfile_from_the_debian_image(data_root: str, state_root: str, tmp
     _ok(_build(context, "-t", "on-debian:1", data_root=data_root, state_root=state_root))
     out = _run("on-debian:1", data_root=data_root, state_root=state_root).splitlines()
     assert out[:3] == ["app", "made", "Package: bash"]
+
+
+@root
+def test_errors_name_the_dockerfile_given_with_f(data_root: str, state_root: str, tmp_path) -> None:
+    context = _context(tmp_path, "")
+    (tmp_path / "app.dockerfile").write_text("FROM busybox\nCOPY nothing-here /\n")
+    result = _build(context, "-f", str(tmp_path / "app.dockerfile"), data_root=data_root, state_root=state_root)
+    assert result.returncode == 125
+    assert result.stderr == "minictr: error: app.dockerfile:2: COPY: nothing-here: no such file or directory in the build context\n"
