@@ -411,3 +411,40 @@ def test_errors_name_the_dockerfile_given_with_f(data_root: str, state_root: str
     result = _build(context, "-f", str(tmp_path / "app.dockerfile"), data_root=data_root, state_root=state_root)
     assert result.returncode == 125
     assert result.stderr == "minictr: error: app.dockerfile:2: COPY: nothing-here: no such file or directory in the build context\n"
+
+
+@root
+def test_a_build_killed_mid_run_is_cleaned_up_by_the_next(data_root: str, state_root: str, tmp_path) -> None:
+    import signal
+    import sys
+    import time
+
+    context = _context(tmp_path, _unique("FROM busybox\nRUN echo started; sleep 60\n"))
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, "build", "--network", "none", context]
+    build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in build.stdout:  # type: ignore[union-attr]
+            if line.strip() == "started":
+                break
+        left = os.listdir(os.path.join(state_root, "builds"))
+        assert left == [f"{build.pid}-{_start_time(build.pid)}"]
+    finally:
+        build.send_signal(signal.SIGKILL)
+        build.wait()
+    containers = os.path.join(state_root, "containers")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the RUN's container dies with its parent
+        from minictr.container_dir import remove_stale
+
+        if not remove_stale(containers) and not os.listdir(containers):
+            break
+        time.sleep(0.1)
+    assert os.listdir(containers) == []
+    _ok(_build(_context(tmp_path / "next", "FROM busybox\nENV A=1\n"), data_root=data_root, state_root=state_root))
+    assert os.listdir(os.path.join(state_root, "builds")) == []
+
+
+def _start_time(pid: int) -> str:
+    from minictr.container_dir import start_time
+
+    return start_time(pid)
