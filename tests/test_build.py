@@ -154,13 +154,17 @@ RUN echo "shell form: $WHO $FIXED" | tee /shell && mkdir -p /gone/sub && touch /
 RUN ["/bin/sh", "-c", "echo exec form: $WHO > /exec; rm /etc/group; rm -r /gone"]
 SHELL ["/bin/sh", "-ec"]
 RUN test "$(cat /shell)" = "shell form: tester env-wins"
+WORKDIR /tmp
+USER daemon
+RUN echo "$(id -un) in $(pwd)" > who
 """)
     result = _ok(_build(_context(tmp_path, dockerfile), "--build-arg", "WHO=tester", "-t", "runs:1",
                         data_root=data_root, state_root=state_root))  # fmt: skip
     assert "shell form: tester env-wins" in result.stdout  # RUN's output streamed with the steps
-    assert "STEP 6/9: RUN" in result.stdout
-    out = _run("runs:1", "sh", "-c", "cat /shell /exec; ls /etc/group /gone 2>&1; env | grep -c WHO; true", data_root=data_root, state_root=state_root)
-    assert out.splitlines()[:2] == ["shell form: tester env-wins", "exec form: tester"]
+    assert "STEP 6/12: RUN" in result.stdout
+    out = _run("runs:1", "sh", "-c", "cat /shell /exec /tmp/who; ls /etc/group /gone 2>&1; env | grep -c WHO; true",
+               data_root=data_root, state_root=state_root)  # fmt: skip
+    assert out.splitlines()[:3] == ["shell form: tester env-wins", "exec form: tester", "daemon in /tmp"]
     assert "No such file" in out and out.splitlines()[-1] == "0"  # build args are not kept in the image
     store = image_store(data_root)
     image = store.get("runs:1")
@@ -169,7 +173,7 @@ RUN test "$(cat /shell)" = "shell form: tester env-wins"
         with tarfile.open(store.blob_path(descriptor["digest"])) as layer:
             layers.append(layer.getnames())
     assert sorted(["exec", "etc", "etc/.wh.group", ".wh.gone"]) in [sorted(names) for names in layers]  # the exec-form RUN's
-    assert len(layers) == 3  # busybox, the two RUNs that changed something (the test changed nothing: no layer)
+    assert len(layers) == 4  # busybox, the three RUNs that changed something (the test changed nothing: no layer)
 
 
 @root
