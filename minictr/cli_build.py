@@ -49,7 +49,7 @@ def add_commands(commands: Any) -> None:
     volume = commands.add_parser("volume", help="manage named volumes")
     sub = volume.add_subparsers(dest="volume_command", metavar="COMMAND", parser_class=type(volume))  # exits 125 on misuse
     sub.required = True
-    create = sub.add_parser("create", help="create a volume (a new anonymous name without NAME)")
+    create = sub.add_parser("create", help="create a volume (a random name without NAME)")
     create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="set a label")
     create.add_argument("name", metavar="NAME", nargs="?")
     ls = sub.add_parser("ls", help="list volumes")

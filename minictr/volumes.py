@@ -52,7 +52,7 @@ def volumes_root(data_root: str | None = None) -> str:
 
 def create(name: str | None = None, *, labels: dict[str, str] | None = None, data_root: str | None = None,
            anonymous: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Create the volume ``name`` (a new anonymous name when None); an existing one is returned as it is."""
+    """Create the volume ``name`` (a random one when None); an existing one is returned as it is."""
     name = name or os.urandom(32).hex()
     if not _NAME.fullmatch(name):
         raise UsageError(f"volume name {name!r}: use letters, digits, _ . - (two characters at least, a letter or digit first)")
