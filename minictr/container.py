@@ -318,6 +318,8 @@ def run(
                     add_init_layer(directory, overlay, spec, lowers, root_owner)
                 finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
                 if options.keep_upper and overlay and not options.detach:
+                    if not read_state(directory).get("upperdir"):  # it ran in a copy: its changes cannot be told apart
+                        raise ContainerError("overlayfs refused this data root, so the step's changes cannot be kept")
                     os.rename(overlay["upperdir"], options.keep_upper)
                 return finished
             except BaseException:
