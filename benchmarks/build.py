@@ -58,7 +58,8 @@ def podman_base(podman: list[str], data_root: str, work: str) -> str:
     layer = store.blob_path(store.get("busybox").layers[0]["digest"])
     root = os.path.join(work, "busybox-root.tar.gz")
     shutil.copy(layer, root)
-    subprocess.run([*podman, "import", "--change", "ENV PATH=/bin:/usr/bin:/sbin:/usr/sbin", root, "localhost/bench-busybox"],
+    change = ["--change", "ENV PATH=/bin:/usr/bin:/sbin:/usr/sbin"]
+    subprocess.run([*podman, "import", *change, root, "localhost/bench-busybox"],
                    check=True, capture_output=True)  # fmt: skip
     return "localhost/bench-busybox"
 
@@ -88,7 +89,9 @@ def main() -> None:
             build = ["build", "--network", "none"]
             limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
             contenders = {
-                "minictr-cold": lambda: timed(minictr_command(data_root, state_root, *build, "--no-cache", "-t", "bench:1", ours)),
+                "minictr-cold": lambda: timed(
+                    minictr_command(data_root, state_root, *build, "--no-cache", "-t", "bench:1", ours)
+                ),
                 "podman-cold": lambda: timed([*podman, *build, *limits, "--no-cache", "-t", "bench:1", theirs]),
                 "minictr-cached": lambda: timed(minictr_command(data_root, state_root, *build, "-t", "bench:1", ours)),
                 "podman-cached": lambda: timed([*podman, *build, *limits, "-t", "bench:1", theirs]),

@@ -25,10 +25,17 @@ if TYPE_CHECKING:
 def add_commands(commands: Any) -> None:
     """Add ``build`` (and ``volume``) to the subparsers ``commands``."""
     build = commands.add_parser("build", help="build an image from a Dockerfile")
-    build.add_argument("-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image (repeatable)")
+    build.add_argument(
+        "-t", "--tag", action="append", default=[], metavar="NAME[:TAG]", help="name the image (repeatable)"
+    )
     build.add_argument("-f", "--file", metavar="PATH", help="the Dockerfile (default: CONTEXT/Dockerfile)")
-    build.add_argument("--build-arg", action="append", default=[], metavar="NAME[=VALUE]",
-                       help="set a build argument (NAME alone takes this environment's value)")
+    build.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="set a build argument (NAME alone takes this environment's value)",
+    )
     build.add_argument("--target", metavar="STAGE", help="build this stage (and what it needs) only")
     build.add_argument("--no-cache", action="store_true", help="do not use the layer cache")
     build.add_argument("--pull", action="store_true", help="pull every FROM image, even if the store has it")
@@ -39,15 +46,23 @@ def add_commands(commands: Any) -> None:
     build.set_defaults(handler=cmd_build)
 
     imports = commands.add_parser("import", help="make an image of a root filesystem (a directory or a tar archive)")
-    imports.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
-                         help="a Dockerfile config instruction to apply (ENV, CMD, ENTRYPOINT, WORKDIR, USER…)")
+    imports.add_argument(
+        "-c",
+        "--change",
+        action="append",
+        default=[],
+        metavar="INSTRUCTION",
+        help="a Dockerfile config instruction to apply (ENV, CMD, ENTRYPOINT, WORKDIR, USER…)",
+    )
     imports.add_argument("-m", "--message", default="", help="a comment for the image's history")
     imports.add_argument("source", metavar="DIRECTORY|TARBALL")
     imports.add_argument("image", metavar="NAME")
     imports.set_defaults(handler=cmd_import)
 
     volume = commands.add_parser("volume", help="manage named volumes")
-    sub = volume.add_subparsers(dest="volume_command", metavar="COMMAND", parser_class=type(volume))  # exits 125 on misuse
+    sub = volume.add_subparsers(
+        dest="volume_command", metavar="COMMAND", parser_class=type(volume)
+    )  # exits 125 on misuse
     sub.required = True
     create = sub.add_parser("create", help="create a volume (a random name without NAME)")
     create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="set a label")
@@ -57,7 +72,9 @@ def add_commands(commands: Any) -> None:
     inspect = sub.add_parser("inspect", help="show volumes as JSON")
     inspect.add_argument("names", nargs="+", metavar="NAME")
     rm = sub.add_parser("rm", help="remove volumes (refused while a container uses one)")
-    rm.add_argument("-f", "--force", action="store_true", help="accepted for Docker's sake; a volume in use is still kept")
+    rm.add_argument(
+        "-f", "--force", action="store_true", help="accepted for Docker's sake; a volume in use is still kept"
+    )
     rm.add_argument("names", nargs="+", metavar="NAME")
     prune = sub.add_parser("prune", help="remove unused anonymous volumes")
     prune.add_argument("-a", "--all", action="store_true", help="named volumes too")
@@ -98,7 +115,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .container_root import image_store
     from .images.imports import import_rootfs
 
-    print(import_rootfs(image_store(args.data_root), args.source, args.image, changes=args.change, message=args.message).id)
+    print(
+        import_rootfs(
+            image_store(args.data_root), args.source, args.image, changes=args.change, message=args.message
+        ).id
+    )
     return 0
 
 

@@ -55,13 +55,15 @@ def create(name: str | None = None, *, labels: dict[str, str] | None = None, dat
     """Create the volume ``name`` (a random one when None); an existing one is returned as it is."""
     name = name or os.urandom(32).hex()
     if not _NAME.fullmatch(name):
-        raise UsageError(f"volume name {name!r}: use letters, digits, _ . - (two characters at least, a letter or digit first)")
+        raise UsageError(
+            f"volume name {name!r}: use letters, digits, _ . - (two characters at least, a letter or digit first)"
+        )
     directory = os.path.join(volumes_root(data_root), name)
     if os.path.isdir(os.path.join(directory, "_data")):
         return inspect(name, data_root=data_root)
     os.makedirs(os.path.join(directory, "_data"), mode=0o755, exist_ok=True)
     os.chmod(os.path.dirname(directory), 0o711)  # a user-namespaced root must pass through to its volume
-    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     info = {"Name": name, "Driver": "local", "Mountpoint": os.path.join(directory, "_data"), "CreatedAt": created,
             "Labels": labels or {}, "Anonymous": anonymous}  # fmt: skip
     from .images.store import write_atomic
@@ -74,7 +76,8 @@ def inspect(name: str, *, data_root: str | None = None) -> dict[str, Any]:
     """The volume's description (``docker volume inspect``'s fields)."""
     try:
         with open(os.path.join(volumes_root(data_root), name, "volume.json")) as handle:
-            return json.load(handle)
+            info: dict[str, Any] = json.load(handle)
+            return info
     except (OSError, ValueError):
         raise UsageError(f"no such volume: {name}") from None
 
@@ -120,7 +123,9 @@ def prune(*, all_volumes: bool = False, data_root: str | None = None, state_root
     """Remove unused anonymous volumes (every unused volume with ``all_volumes``); return their names."""
     removed = []
     for info in listing(data_root=data_root):
-        if (info.get("Anonymous") or all_volumes) and not users(info["Name"], data_root=data_root, state_root=state_root):
+        if (info.get("Anonymous") or all_volumes) and not users(
+            info["Name"], data_root=data_root, state_root=state_root
+        ):
             shutil.rmtree(os.path.join(volumes_root(data_root), info["Name"]), ignore_errors=True)
             removed.append(info["Name"])
     return removed
@@ -151,7 +156,7 @@ def parse_mount(text: str) -> dict[str, Any]:
 
 def _requests(options: RunOptions, image: Image) -> list[dict[str, Any]]:
     """Every mount asked for: -v, --mount, then the image's VOLUME paths nothing else covers."""
-    wanted = []
+    wanted: list[dict[str, Any]] = []
     for text in options.volumes:
         parts = text.split(":")
         if len(parts) == 1 and parts[0].startswith("/"):
@@ -170,7 +175,9 @@ def _requests(options: RunOptions, image: Image) -> list[dict[str, Any]]:
     return wanted
 
 
-def attach(directory: str, options: RunOptions, image: Image, lowers: list[str], data_root: str) -> tuple[RunOptions, list[dict[str, Any]]]:
+def attach(
+    directory: str, options: RunOptions, image: Image, lowers: list[str], data_root: str
+) -> tuple[RunOptions, list[dict[str, Any]]]:
     """Resolve a container's volumes: recorded in its state, created, filled; return (options, extra OCI mounts).
 
     Volumes become ``-v HOST:CONTAINER`` binds in the returned options; tmpfs
@@ -187,15 +194,19 @@ def attach(directory: str, options: RunOptions, image: Image, lowers: list[str],
         elif want["type"] == "tmpfs":
             mode = want.get("tmpfs-mode") or "1777"
             size = [f"size={want['tmpfs-size']}"] if want.get("tmpfs-size") else []
-            extra.append({"destination": want["target"], "type": "tmpfs", "source": "tmpfs",
-                          "options": ["nosuid", "nodev", f"mode={mode}", *size, *(["ro"] if want["readonly"] else [])]})  # fmt: skip
+            flags = ["nosuid", "nodev", f"mode={mode}", *size, *(["ro"] if want["readonly"] else [])]
+            extra.append({"destination": want["target"], "type": "tmpfs", "source": "tmpfs", "options": flags})
         else:
             name = want["source"] or os.urandom(32).hex()
-            want.update(name=name, path=os.path.join(volumes_root(data_root), name, "_data"), anonymous=not want["source"])
+            want.update(
+                name=name, path=os.path.join(volumes_root(data_root), name, "_data"), anonymous=not want["source"]
+            )
             records.append(want)
             binds.append(f"{want['path']}:{want['target']}{':ro' if want['readonly'] else ''}")
     if records:
-        update_state(directory, {"volumes": [{k: r[k] for k in ("name", "path", "anonymous", "target")} for r in records]})
+        update_state(
+            directory, {"volumes": [{k: r[k] for k in ("name", "path", "anonymous", "target")} for r in records]}
+        )
     for record in records:
         create(record["name"], data_root=data_root, anonymous=record["anonymous"])
         if not record.get("volume-nocopy") and not os.listdir(record["path"]):

@@ -19,8 +19,8 @@ import uuid
 
 import pytest
 import registry_server as rs
-from conftest import run_cli
 
+from conftest import run_cli
 from minictr.build.context import Ignore
 from minictr.build.dockerfile import Lexer, parse
 from minictr.container_root import image_store
@@ -41,7 +41,9 @@ def _context(tmp_path, dockerfile: str, files: dict[str, bytes | str] | None = N
 
 
 def _build(context: str, *args: str, data_root: str, state_root: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("build", "--network", "none", *args, context, data_root=data_root, state_root=state_root, timeout=180)
+    return run_cli(
+        "build", "--network", "none", *args, context, data_root=data_root, state_root=state_root, timeout=180
+    )
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -68,8 +70,13 @@ def _unique(dockerfile: str) -> str:
 def test_words_expand_variables_as_docker_does() -> None:
     lexer = Lexer({"A": "one", "EMPTY": "", "S": "a b"})
     assert lexer.words("$A ${A} ${MISSING:-dflt} ${EMPTY:-e} ${EMPTY-e} ${A:+set} ${MISSING+x}") == [
-        "one", "one", "dflt", "e", "set"]  # fmt: skip
-    assert lexer.words("'$A' \"$A\" \\$A x=\"$S c\"") == ["$A", "one", "$A", "x=a b c"]
+        "one",
+        "one",
+        "dflt",
+        "e",
+        "set",
+    ]
+    assert lexer.words('\'$A\' "$A" \\$A x="$S c"') == ["$A", "one", "$A", "x=a b c"]
 
 
 def test_dockerignore_patterns() -> None:
@@ -126,13 +133,21 @@ CMD ["echo $GREETING from $(pwd) as $(id -u) with PLAIN=$PLAIN"]
     settings = config["config"]
     assert settings["Labels"]["org.example.version"] == "1.0" and settings["Labels"]["description"] == "two words"
     assert config["author"] == "someone@example.org"
-    assert "APP=/srv/app" in settings["Env"] and "PLAIN=value with spaces" in settings["Env"] and "GREETING=hello 1.0" in settings["Env"]
+    assert (
+        "APP=/srv/app" in settings["Env"]
+        and "PLAIN=value with spaces" in settings["Env"]
+        and "GREETING=hello 1.0" in settings["Env"]
+    )
     assert settings["WorkingDir"] == "/srv/app/sub"
     assert settings["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}, "8000/tcp": {}, "8001/tcp": {}}
     assert settings["Volumes"] == {"/data": {}, "/cache": {}, "/logs": {}}
     assert settings["StopSignal"] == "SIGUSR1"
-    assert settings["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q localhost || exit 1"], "Interval": 30_000_000_000,
-                                       "Timeout": 90_000_000_000, "Retries": 3}  # fmt: skip
+    assert settings["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "wget -q localhost || exit 1"],
+        "Interval": 30_000_000_000,
+        "Timeout": 90_000_000_000,
+        "Retries": 3,
+    }
     assert settings["Shell"] == ["/bin/sh", "-c"] and settings["User"] == "daemon"
     assert settings["Entrypoint"] == ["/bin/sh", "-c"] and settings["Cmd"][0].startswith("echo $GREETING")
     created_by = [h["created_by"] for h in config["history"]]
@@ -158,12 +173,27 @@ WORKDIR /tmp
 USER daemon
 RUN echo "$(id -un) in $(pwd)" > who
 """)
-    result = _ok(_build(_context(tmp_path, dockerfile), "--build-arg", "WHO=tester", "-t", "runs:1",
-                        data_root=data_root, state_root=state_root))  # fmt: skip
+    result = _ok(
+        _build(
+            _context(tmp_path, dockerfile),
+            "--build-arg",
+            "WHO=tester",
+            "-t",
+            "runs:1",
+            data_root=data_root,
+            state_root=state_root,
+        )
+    )
     assert "shell form: tester env-wins" in result.stdout  # RUN's output streamed with the steps
     assert "STEP 6/12: RUN" in result.stdout
-    out = _run("runs:1", "sh", "-c", "cat /shell /exec /tmp/who; ls /etc/group /gone 2>&1; env | grep -c WHO; true",
-               data_root=data_root, state_root=state_root)  # fmt: skip
+    out = _run(
+        "runs:1",
+        "sh",
+        "-c",
+        "cat /shell /exec /tmp/who; ls /etc/group /gone 2>&1; env | grep -c WHO; true",
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert out.splitlines()[:3] == ["shell form: tester env-wins", "exec form: tester", "daemon in /tmp"]
     assert "No such file" in out and out.splitlines()[-1] == "0"  # build args are not kept in the image
     store = image_store(data_root)
@@ -172,7 +202,9 @@ RUN echo "$(id -un) in $(pwd)" > who
     for descriptor in image.layers:
         with tarfile.open(store.blob_path(descriptor["digest"])) as layer:
             layers.append(layer.getnames())
-    assert sorted(["exec", "etc", "etc/.wh.group", ".wh.gone"]) in [sorted(names) for names in layers]  # the exec-form RUN's
+    assert sorted(["exec", "etc", "etc/.wh.group", ".wh.gone"]) in [
+        sorted(names) for names in layers
+    ]  # the exec-form RUN's
     assert len(layers) == 4  # busybox, the three RUNs that changed something (the test changed nothing: no layer)
 
 
@@ -184,9 +216,19 @@ def test_copy_and_add_from_the_context(data_root: str, state_root: str, tmp_path
         info = tarfile.TarInfo("pkg/inside.txt")
         info.size, info.uid, info.gid, info.mode = len(data), 7, 7, 0o640
         tar.addfile(info, io.BytesIO(data))
-    files = {"a.txt": "a\n", "b.txt": "b\n", "c.md": "c\n", "secret.key": "no\n", "secret-ok": "yes\n",
-             "dir/x": "x\n", "dir/sub/y": "y\n", "dir/skip.log": "skip\n", "pkg.tar.gz": archive.getvalue(),
-             "plain.gz": "not an archive\n", ".dockerignore": "secret*\n!secret-ok\n**/*.log\n"}  # fmt: skip
+    files = {
+        "a.txt": "a\n",
+        "b.txt": "b\n",
+        "c.md": "c\n",
+        "secret.key": "no\n",
+        "secret-ok": "yes\n",
+        "dir/x": "x\n",
+        "dir/sub/y": "y\n",
+        "dir/skip.log": "skip\n",
+        "pkg.tar.gz": archive.getvalue(),
+        "plain.gz": "not an archive\n",
+        ".dockerignore": "secret*\n!secret-ok\n**/*.log\n",
+    }
     dockerfile = _unique("""\
 FROM busybox
 WORKDIR /w
@@ -199,20 +241,30 @@ ADD pkg.tar.gz /unpacked
 ADD plain.gz /plain/
 """)
     _ok(_build(_context(tmp_path, dockerfile, files), "-t", "copies:1", data_root=data_root, state_root=state_root))
-    out = _run("copies:1", "sh", "-c", "ls /w; echo --; stat -c '%n %u %g %a' /owned/c.md /unpacked/pkg/inside.txt; echo --;"
-               "find /all /tree | sort; cat /renamed.txt /plain/plain.gz; ls /all/secret.key 2>&1; true",
-               data_root=data_root, state_root=state_root)  # fmt: skip
+    out = _run(
+        "copies:1",
+        "sh",
+        "-c",
+        "ls /w; echo --; stat -c '%n %u %g %a' /owned/c.md /unpacked/pkg/inside.txt; echo --;"
+        "find /all /tree | sort; cat /renamed.txt /plain/plain.gz; ls /all/secret.key 2>&1; true",
+        data_root=data_root,
+        state_root=state_root,
+    )
     listing, owners, tree = out.split("--\n")
     assert listing.split() == ["a.txt", "b.txt"]
     assert owners.splitlines() == ["/owned/c.md 1 2 640", "/unpacked/pkg/inside.txt 7 7 640"]
     found = tree.split()
     assert "/all/secret-ok" in found and "/all/x" in found and "/all/sub/y" in found and "/tree/sub/y" in found
     assert "/tree/skip.log" not in found and "/all/skip.log" not in found  # .dockerignore
-    assert "a" in found and "not" in found and "No" in found  # renamed.txt, plain.gz copied as it is; secret.key ignored
+    assert (
+        "a" in found and "not" in found and "No" in found
+    )  # renamed.txt, plain.gz copied as it is; secret.key ignored
 
 
 @root
-def test_multi_stage_builds_copy_between_stages_and_skip_unneeded_ones(data_root: str, state_root: str, tmp_path) -> None:
+def test_multi_stage_builds_copy_between_stages_and_skip_unneeded_ones(
+    data_root: str, state_root: str, tmp_path
+) -> None:
     dockerfile = _unique("""\
 FROM busybox AS builder
 RUN mkdir /out && echo built > /out/artifact && echo second > /out/other
@@ -235,11 +287,16 @@ CMD ["/bin/sh", "-c", "cat /artifact /other"]
     _ok(_build(context, "--target", "builder", "-t", "stages:builder", data_root=data_root, state_root=state_root))
     assert _run("stages:builder", "cat", "/out/artifact", data_root=data_root, state_root=state_root) == "built\n"
     failed = _build(context, "--target", "unused", data_root=data_root, state_root=state_root)
-    assert failed.returncode == 125 and failed.stderr.strip() == "minictr: error: Dockerfile:5: RUN: the command returned a non-zero code: 1"  # the label is line 2
+    assert (
+        failed.returncode == 125
+        and failed.stderr.strip() == "minictr: error: Dockerfile:5: RUN: the command returned a non-zero code: 1"
+    )  # the label is line 2
 
 
 @root
-def test_the_cache_skips_unchanged_steps_and_reruns_from_a_changed_file(data_root: str, state_root: str, tmp_path) -> None:
+def test_the_cache_skips_unchanged_steps_and_reruns_from_a_changed_file(
+    data_root: str, state_root: str, tmp_path
+) -> None:
     dockerfile = _unique("""\
 FROM busybox
 COPY a.txt /
@@ -270,7 +327,7 @@ RUN cat /proc/sys/kernel/random/uuid > /second
 
 @root
 def test_a_fully_cached_rebuild_gives_the_same_image(data_root: str, state_root: str, tmp_path) -> None:
-    context = _context(tmp_path, _unique("FROM busybox\nRUN echo x > /x\nENV A=1\nCMD [\"cat\", \"/x\"]\n"))
+    context = _context(tmp_path, _unique('FROM busybox\nRUN echo x > /x\nENV A=1\nCMD ["cat", "/x"]\n'))
     first = _ok(_build(context, "-q", data_root=data_root, state_root=state_root)).stdout.strip()
     second = _ok(_build(context, "-q", data_root=data_root, state_root=state_root)).stdout.strip()
     assert first == second and first.startswith("sha256:")
@@ -281,18 +338,31 @@ def test_a_fully_cached_rebuild_gives_the_same_image(data_root: str, state_root:
     [
         ("FROM busybox\nCOPY ../outside /\n", "Dockerfile:2: COPY: ../outside is outside the build context"),
         ("FROM busybox\nCOPY link /\n", "Dockerfile:2: COPY: link is outside the build context (through a symlink)"),
-        ("FROM busybox\n\nCOPY missing.txt /\n", "Dockerfile:3: COPY: missing.txt: no such file or directory in the build context"),
+        (
+            "FROM busybox\n\nCOPY missing.txt /\n",
+            "Dockerfile:3: COPY: missing.txt: no such file or directory in the build context",
+        ),
         ("FROM busybox\nRUN exit 3\n", "Dockerfile:2: RUN: the command returned a non-zero code: 3"),
-        ("FROM busybox\nRUN [\"no-such-program\"]\n", "Dockerfile:2: RUN: "),
-        ("FROM busybox\nCOPY a b c\n", "Dockerfile:2: COPY: with more than one source the destination must be a directory and end with /"),
-        ("FROM busybox\nCOPY --from=127.0.0.1:1/nowhere:1 /x /\n", "Dockerfile:2: COPY: --from=127.0.0.1:1/nowhere:1: "),
-        ("FROM busybox\nRUN --mount=type=cache,target=/x true\n", "Dockerfile:2: RUN: --mount: RUN options are not supported"),
+        ('FROM busybox\nRUN ["no-such-program"]\n', "Dockerfile:2: RUN: "),
+        (
+            "FROM busybox\nCOPY a b c\n",
+            "Dockerfile:2: COPY: with more than one source the destination must be a directory and end with /",
+        ),
+        (
+            "FROM busybox\nCOPY --from=127.0.0.1:1/nowhere:1 /x /\n",
+            "Dockerfile:2: COPY: --from=127.0.0.1:1/nowhere:1: ",
+        ),
+        (
+            "FROM busybox\nRUN --mount=type=cache,target=/x true\n",
+            "Dockerfile:2: RUN: --mount: RUN options are not supported",
+        ),
         ("FROM busybox\nBOGUS\n", "Dockerfile:2: unknown instruction: BOGUS"),
     ],
 )
 @root
-def test_build_errors_are_one_line_naming_the_dockerfile_line(data_root: str, state_root: str, tmp_path, dockerfile: str,
-                                                              message: str) -> None:  # fmt: skip
+def test_build_errors_are_one_line_naming_the_dockerfile_line(
+    data_root: str, state_root: str, tmp_path, dockerfile: str, message: str
+) -> None:
     context = _context(tmp_path, dockerfile, {"a": "", "b": ""})
     os.symlink("/etc/passwd", os.path.join(context, "link"))
     (tmp_path / "outside").write_text("no\n")
@@ -315,19 +385,32 @@ def test_run_steps_use_the_default_bridge_network(data_root: str, state_root: st
 
 @root
 @pytest.mark.skipif(bool(rs.have_peers()), reason=rs.have_peers() or "ok")
-def test_the_image_goes_through_the_registry_and_skopeo(registry: rs.LocalRegistry, data_root: str, state_root: str, tmp_path) -> None:
-    context = _context(tmp_path, _unique("FROM busybox\nRUN echo shipped > /shipped\nCMD [\"cat\", \"/shipped\"]\n"))
+def test_the_image_goes_through_the_registry_and_skopeo(
+    registry: rs.LocalRegistry, data_root: str, state_root: str, tmp_path
+) -> None:
+    context = _context(tmp_path, _unique('FROM busybox\nRUN echo shipped > /shipped\nCMD ["cat", "/shipped"]\n'))
     target = f"{registry.host}/built/app:1"
     _ok(_build(context, "-t", target, "-t", "shipped", data_root=data_root, state_root=state_root))
-    local = subprocess.run(["skopeo", "inspect", f"oci:{data_root}/images:{target}"], capture_output=True, text=True, check=True)
+    local = subprocess.run(
+        ["skopeo", "inspect", f"oci:{data_root}/images:{target}"], capture_output=True, text=True, check=True
+    )
     assert len(json.loads(local.stdout)["Layers"]) == 2
-    stat = subprocess.run(["umoci", "stat", "--image", f"{data_root}/images:shipped"], capture_output=True, text=True, check=True)
+    stat = subprocess.run(
+        ["umoci", "stat", "--image", f"{data_root}/images:shipped"], capture_output=True, text=True, check=True
+    )
     assert "RUN /bin/sh -c echo shipped > /shipped" in stat.stdout
     _ok(run_cli("push", target, data_root=data_root, state_root=state_root))
-    remote = subprocess.run(["skopeo", "inspect", "--config", "--tls-verify=false", f"docker://{target}"],
-                            capture_output=True, text=True, check=True)  # fmt: skip
+    remote = subprocess.run(
+        ["skopeo", "inspect", "--config", "--tls-verify=false", f"docker://{target}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     config = json.loads(remote.stdout)
-    assert config["config"]["Cmd"] == ["cat", "/shipped"] and config["history"][-1]["created_by"] == "CMD [\"cat\", \"/shipped\"]"
+    assert (
+        config["config"]["Cmd"] == ["cat", "/shipped"]
+        and config["history"][-1]["created_by"] == 'CMD ["cat", "/shipped"]'
+    )
     elsewhere = str(tmp_path / "elsewhere")
     _ok(run_cli("pull", target, data_root=elsewhere, state_root=state_root))
     assert _run(target, data_root=elsewhere, state_root=state_root) == "shipped\n"
@@ -351,12 +434,19 @@ def test_add_fetches_a_url_and_checks_its_checksum(data_root: str, state_root: s
         good = "sha256:" + hashlib.sha256(b"from the server\n").hexdigest()
         context = _context(tmp_path, _unique(f"FROM busybox\nADD --checksum={good} {url} /fetched/\n"))
         _ok(_build(context, "-t", "fetched:1", data_root=data_root, state_root=state_root))
-        out = _run("fetched:1", "stat", "-c", "%a %n", "/fetched/remote.txt", data_root=data_root, state_root=state_root)
+        out = _run(
+            "fetched:1", "stat", "-c", "%a %n", "/fetched/remote.txt", data_root=data_root, state_root=state_root
+        )
         assert out == "600 /fetched/remote.txt\n"
-        assert _run("fetched:1", "cat", "/fetched/remote.txt", data_root=data_root, state_root=state_root) == "from the server\n"
+        assert (
+            _run("fetched:1", "cat", "/fetched/remote.txt", data_root=data_root, state_root=state_root)
+            == "from the server\n"
+        )
         bad = _context(tmp_path / "bad", f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /x\n")
         result = _build(bad, data_root=data_root, state_root=state_root)
-        assert result.returncode == 125 and "Dockerfile:2: ADD: " in result.stderr and "checksum mismatch" in result.stderr
+        assert (
+            result.returncode == 125 and "Dockerfile:2: ADD: " in result.stderr and "checksum mismatch" in result.stderr
+        )
     finally:
         server.shutdown()
 
@@ -367,23 +457,41 @@ def test_the_python_api_passes_steps_and_run_output_to_progress(data_root: str, 
 
     lines: list[str] = []
     context = _context(tmp_path, _unique("FROM busybox\nRUN echo from the step; echo to stderr >&2\n"))
-    image = build(context, BuildOptions(tags=["api:1"], network="none"), data_root=data_root, state_root=state_root,
-                  progress=lines.append)  # fmt: skip
+    image = build(
+        context,
+        BuildOptions(tags=["api:1"], network="none"),
+        data_root=data_root,
+        state_root=state_root,
+        progress=lines.append,
+    )
     assert lines[:3] == ["STEP 1/3: FROM busybox", lines[1], "STEP 3/3: RUN echo from the step; echo to stderr >&2"]
     assert lines[3:5] == ["from the step", "to stderr"] and lines[-1] == "Successfully tagged api:1"
     assert image_store(data_root).get("api:1").id == image.id
 
 
 @root
-def test_import_makes_an_image_of_a_directory_or_a_tarball(data_root: str, state_root: str, rootfs: str, tmp_path) -> None:
+def test_import_makes_an_image_of_a_directory_or_a_tarball(
+    data_root: str, state_root: str, rootfs: str, tmp_path
+) -> None:
     tree = tmp_path / "tree"
     subprocess.run(["cp", "-a", rootfs, str(tree)], check=True)
     (tree / "marker").write_text("imported\n")
     archive = tmp_path / "tree.tar.gz"
     subprocess.run(["tar", "-C", str(tree), "-czf", str(archive), "."], check=True)
     for source, name in ((str(tree), "imported:dir"), (str(archive), "imported:tar")):
-        _ok(run_cli("import", "-c", "WORKDIR /tmp", "-c", 'CMD ["sh", "-c", "pwd; cat /marker"]', source, name,
-                    data_root=data_root, state_root=state_root))  # fmt: skip
+        _ok(
+            run_cli(
+                "import",
+                "-c",
+                "WORKDIR /tmp",
+                "-c",
+                'CMD ["sh", "-c", "pwd; cat /marker"]',
+                source,
+                name,
+                data_root=data_root,
+                state_root=state_root,
+            )
+        )
         assert _run(name, data_root=data_root, state_root=state_root) == "/tmp\nimported\n"
     refused = run_cli("import", "-c", "RUN true", str(tree), "imported:bad", data_root=data_root, state_root=state_root)
     assert refused.returncode == 125 and "only config instructions" in refused.stderr
@@ -401,8 +509,13 @@ def test_a_dockerfile_from_the_debian_image(data_root: str, state_root: str, tmp
     archive = str(tmp_path / "debian.tar")
     _ok(run_cli("save", "-o", archive, "minictr/debian:bookworm", data_root=DEFAULT_DATA_ROOT, state_root=state_root))
     _ok(run_cli("load", "-i", archive, data_root=data_root, state_root=state_root))
-    context = _context(tmp_path, _unique("FROM minictr/debian:bookworm\nRUN useradd -m app && echo made > /home/app/f\n"
-                                         "USER app\nWORKDIR /home/app\nCMD [\"bash\", \"-c\", \"id -un; cat f; dpkg -s bash | head -2\"]\n"))  # fmt: skip
+    context = _context(
+        tmp_path,
+        _unique(
+            "FROM minictr/debian:bookworm\nRUN useradd -m app && echo made > /home/app/f\n"
+            'USER app\nWORKDIR /home/app\nCMD ["bash", "-c", "id -un; cat f; dpkg -s bash | head -2"]\n'
+        ),
+    )
     _ok(_build(context, "-t", "on-debian:1", data_root=data_root, state_root=state_root))
     out = _run("on-debian:1", data_root=data_root, state_root=state_root).splitlines()
     assert out[:3] == ["app", "made", "Package: bash"]
@@ -414,7 +527,10 @@ def test_errors_name_the_dockerfile_given_with_f(data_root: str, state_root: str
     (tmp_path / "app.dockerfile").write_text("FROM busybox\nCOPY nothing-here /\n")
     result = _build(context, "-f", str(tmp_path / "app.dockerfile"), data_root=data_root, state_root=state_root)
     assert result.returncode == 125
-    assert result.stderr == "minictr: error: app.dockerfile:2: COPY: nothing-here: no such file or directory in the build context\n"
+    assert (
+        result.stderr
+        == "minictr: error: app.dockerfile:2: COPY: nothing-here: no such file or directory in the build context\n"
+    )
 
 
 @root
@@ -424,7 +540,19 @@ def test_a_build_killed_mid_run_is_cleaned_up_by_the_next(data_root: str, state_
     import time
 
     context = _context(tmp_path, _unique("FROM busybox\nRUN echo started; sleep 60\n"))
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, "build", "--network", "none", context]
+    command = [
+        sys.executable,
+        "-m",
+        "minictr.cli",
+        "--data-root",
+        data_root,
+        "--root",
+        state_root,
+        "build",
+        "--network",
+        "none",
+        context,
+    ]
     build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in build.stdout:  # type: ignore[union-attr]

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import uuid
 
 import pytest
+
 from conftest import kill_and_sweep, run_cli
 
 pytestmark = pytest.mark.root
@@ -35,66 +37,182 @@ def _image_with_volume(data_root: str, state_root: str, tmp_path) -> str:
     """An image whose /seed (owned 1:2, holding a file) is a VOLUME."""
     context = tmp_path / "ctx"
     context.mkdir()
-    (context / "Dockerfile").write_text(f"FROM busybox\nLABEL t={uuid.uuid4().hex}\n"
-                                        "RUN mkdir /seed && echo seeded > /seed/s && chown 1:2 /seed\nVOLUME /seed\n")  # fmt: skip
+    (context / "Dockerfile").write_text(
+        f"FROM busybox\nLABEL t={uuid.uuid4().hex}\n"
+        "RUN mkdir /seed && echo seeded > /seed/s && chown 1:2 /seed\nVOLUME /seed\n"
+    )
     _ok(_cli("build", "--network", "none", "-t", "seeded:1", str(context), data_root=data_root, state_root=state_root))
     return "seeded:1"
 
 
 def test_a_named_volume_keeps_data_across_containers_and_honours_ro(data_root: str, state_root: str) -> None:
     name = _name()
-    assert _ok(_cli("volume", "create", "--label", "purpose=test", name, data_root=data_root, state_root=state_root)).strip() == name
+    assert (
+        _ok(
+            _cli("volume", "create", "--label", "purpose=test", name, data_root=data_root, state_root=state_root)
+        ).strip()
+        == name
+    )
     info = json.loads(_ok(_cli("volume", "inspect", name, data_root=data_root, state_root=state_root)))[0]
     assert info["Labels"] == {"purpose": "test"} and info["Mountpoint"].startswith(data_root)
-    _ok(_cli("run", "--network", "none", "-v", f"{name}:/data", "busybox", "sh", "-c", "echo kept > /data/f",
-             data_root=data_root, state_root=state_root))  # fmt: skip
-    assert open(os.path.join(info["Mountpoint"], "f")).read() == "kept\n"
-    read_only = _cli("run", "--network", "none", "-v", f"{name}:/data:ro", "busybox", "sh", "-c", "cat /data/f; echo no > /data/f",
-                     data_root=data_root, state_root=state_root)  # fmt: skip
+    _ok(
+        _cli(
+            "run",
+            "--network",
+            "none",
+            "-v",
+            f"{name}:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /data/f",
+            data_root=data_root,
+            state_root=state_root,
+        )
+    )
+    assert pathlib.Path(info["Mountpoint"], "f").read_text() == "kept\n"
+    read_only = _cli(
+        "run",
+        "--network",
+        "none",
+        "-v",
+        f"{name}:/data:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/f; echo no > /data/f",
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert read_only.returncode != 0 and read_only.stdout == "kept\n" and "Read-only file system" in read_only.stderr
-    mounted = _cli("run", "--network", "none", "--mount", f"type=volume,source={name},target=/m,readonly", "busybox",
-                   "sh", "-c", "cat /m/f && ! touch /m/x 2>/dev/null", data_root=data_root, state_root=state_root)  # fmt: skip
+    mounted = _cli(
+        "run",
+        "--network",
+        "none",
+        "--mount",
+        f"type=volume,source={name},target=/m,readonly",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /m/f && ! touch /m/x 2>/dev/null",
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert _ok(mounted) == "kept\n"
     _ok(_cli("volume", "rm", name, data_root=data_root, state_root=state_root))
     assert name not in _volumes(data_root, state_root) and not os.path.exists(info["Mountpoint"])
 
 
-def test_first_use_copies_the_image_content_into_an_empty_volume_only(data_root: str, state_root: str, tmp_path) -> None:
+def test_first_use_copies_the_image_content_into_an_empty_volume_only(
+    data_root: str, state_root: str, tmp_path
+) -> None:
     image = _image_with_volume(data_root, state_root, tmp_path)
     name = _name()
-    first = _cli("run", "--network", "none", "-v", f"{name}:/seed", image, "sh", "-c", "stat -c '%u %g' /seed; cat /seed/s; echo mine > /seed/s",
-                 data_root=data_root, state_root=state_root)  # fmt: skip
+    first = _cli(
+        "run",
+        "--network",
+        "none",
+        "-v",
+        f"{name}:/seed",
+        image,
+        "sh",
+        "-c",
+        "stat -c '%u %g' /seed; cat /seed/s; echo mine > /seed/s",
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert _ok(first).splitlines() == ["1 2", "seeded"]
-    again = _cli("run", "--network", "none", "-v", f"{name}:/seed", image, "cat", "/seed/s", data_root=data_root, state_root=state_root)
+    again = _cli(
+        "run",
+        "--network",
+        "none",
+        "-v",
+        f"{name}:/seed",
+        image,
+        "cat",
+        "/seed/s",
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert _ok(again) == "mine\n"  # not empty any more: nothing copied over the container's data
     bind = tmp_path / "bind"
     bind.mkdir()
-    listed = _cli("run", "--network", "none", "--mount", f"type=bind,source={bind},target=/seed", image, "ls", "-A", "/seed",
-                  data_root=data_root, state_root=state_root)  # fmt: skip
+    listed = _cli(
+        "run",
+        "--network",
+        "none",
+        "--mount",
+        f"type=bind,source={bind},target=/seed",
+        image,
+        "ls",
+        "-A",
+        "/seed",
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert _ok(listed) == ""  # a bind mount is never filled from the image
     _ok(_cli("volume", "rm", name, data_root=data_root, state_root=state_root))
 
 
-def test_an_image_volume_gets_an_anonymous_volume_that_goes_with_the_container(data_root: str, state_root: str, tmp_path) -> None:
+def test_an_image_volume_gets_an_anonymous_volume_that_goes_with_the_container(
+    data_root: str, state_root: str, tmp_path
+) -> None:
     image = _image_with_volume(data_root, state_root, tmp_path)
     before = _volumes(data_root, state_root)
-    out = _ok(_cli("run", "--network", "none", image, "sh", "-c", "grep -c ' /seed ' /proc/mounts; cat /seed/s",
-                   data_root=data_root, state_root=state_root))  # fmt: skip
+    out = _ok(
+        _cli(
+            "run",
+            "--network",
+            "none",
+            image,
+            "sh",
+            "-c",
+            "grep -c ' /seed ' /proc/mounts; cat /seed/s",
+            data_root=data_root,
+            state_root=state_root,
+        )
+    )
     assert out.splitlines() == ["1", "seeded"]
     assert _volumes(data_root, state_root) == before
-    tmpfs = _cli("run", "--network", "none", "--mount", "type=tmpfs,target=/seed,tmpfs-size=1m", image, "sh", "-c",
-                 "grep ' /seed ' /proc/mounts; ls -A /seed", data_root=data_root, state_root=state_root)  # fmt: skip
+    tmpfs = _cli(
+        "run",
+        "--network",
+        "none",
+        "--mount",
+        "type=tmpfs,target=/seed,tmpfs-size=1m",
+        image,
+        "sh",
+        "-c",
+        "grep ' /seed ' /proc/mounts; ls -A /seed",
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert _ok(tmpfs).startswith("tmpfs /seed tmpfs") and "size=1024k" in tmpfs.stdout and "s\n" not in tmpfs.stdout
 
 
 def test_a_volume_in_use_cannot_be_removed(data_root: str, state_root: str) -> None:
     name = _name()
-    container = _ok(_cli("run", "-d", "--network", "none", "-v", f"{name}:/data", "busybox", "sleep", "60",
-                         data_root=data_root, state_root=state_root)).strip()  # fmt: skip
+    container = _ok(
+        _cli(
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-v",
+            f"{name}:/data",
+            "busybox",
+            "sleep",
+            "60",
+            data_root=data_root,
+            state_root=state_root,
+        )
+    ).strip()
     try:
         refused = _cli("volume", "rm", "-f", name, data_root=data_root, state_root=state_root)
         assert refused.returncode == 125
-        assert refused.stderr.strip() == f"minictr: error: volume {name} is in use by container {container}: stop it first"
+        assert (
+            refused.stderr.strip() == f"minictr: error: volume {name} is in use by container {container}: stop it first"
+        )
         pruned = _ok(_cli("volume", "prune", "-a", data_root=data_root, state_root=state_root))
         assert name not in pruned.split()
     finally:
@@ -116,4 +234,6 @@ def test_a_volume_in_use_cannot_be_removed(data_root: str, state_root: str) -> N
 )
 def test_volume_errors_are_one_line(data_root: str, state_root: str, args: tuple[str, ...], message: str) -> None:
     result = _cli(*args, data_root=data_root, state_root=state_root)
-    assert result.returncode == 125 and len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    assert result.returncode == 125 and len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, (
+        result.stderr
+    )

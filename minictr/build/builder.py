@@ -26,8 +26,9 @@ import datetime
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .. import paths
 from ..container_dir import alive, start_time
@@ -37,6 +38,7 @@ from ..images.commit import store_image, store_layer
 from ..images.store import Image
 from . import copying
 from .cache import LayerCache, chain
+from .context import is_directory_in
 from .dockerfile import Instruction, Lexer, describe, parse
 from .instructions import CONFIG_ONLY, Config, apply
 from .stages import Stage, needed, split_stages
@@ -102,7 +104,7 @@ class State:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Builder:
@@ -164,7 +166,12 @@ class Builder:
             from ..images import oci
             from ..spec import DEFAULT_PATH
 
-            config = {**oci.host_platform(), "config": {"Env": [DEFAULT_PATH]}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+            config: dict[str, Any] = {
+                **oci.host_platform(),
+                "config": {"Env": [DEFAULT_PATH]},
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "history": [],
+            }
             return State(config, [], chain("scratch", config["architecture"]), EPOCH)
         if stage.base_stage is not None:
             built, _image = self.built[stage.base_stage]
@@ -172,7 +179,9 @@ class Builder:
             state.settings.args = {}
             return state
         try:
-            image = get_image(self.store, base, stage.platform or self.options.platform, "always" if self.options.pull else "missing")
+            image = get_image(
+                self.store, base, stage.platform or self.options.platform, "always" if self.options.pull else "missing"
+            )
         except (MinictrError, OSError) as exc:
             raise stage.source.error(f"{base}: {exc}") from None
         config = copy.deepcopy(image.config)
@@ -227,7 +236,11 @@ class Builder:
         argv = state.settings.command(instruction)
         args = dict(state.settings.args)
         self.consumed.update(args)
-        shown = "RUN " + (f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in sorted(args.items())) + " " if args else "") + " ".join(argv)
+        shown = (
+            "RUN "
+            + (f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in sorted(args.items())) + " " if args else "")
+            + " ".join(argv)
+        )
         key = chain(state.key, {"RUN": argv, "args": sorted(args.items())})
         self._layer_step(state, instruction, key, shown, lambda: self._execute(state, instruction, argv, args))
 
@@ -241,7 +254,9 @@ class Builder:
             workdir=state.settings.values.get("WorkingDir") or None, keep_upper=upper,
         )  # fmt: skip
         try:
-            finished = run(state.image(), argv, options, data_root=self.data_root, state_root=self.state_root, capture=self.capture)
+            finished = run(
+                state.image(), argv, options, data_root=self.data_root, state_root=self.state_root, capture=self.capture
+            )
         except ContainerError as exc:
             raise instruction.error(str(exc)) from None
         for line in (finished.stdout + finished.stderr).decode("utf-8", "replace").splitlines():
@@ -255,13 +270,19 @@ class Builder:
         path = os.path.normpath(os.path.join(state.settings.values.get("WorkingDir") or "/", path))
         state.settings.values["WorkingDir"] = path
         lowers = self._lowers(state)
-        if copying.is_directory_in(lowers, path):
+        if is_directory_in(lowers, path):
             self._announce(instruction)
             state.key = chain(state.key, ["WORKDIR", path])
             state.record(f"WORKDIR {path}")
             return
         key = chain(state.key, {"WORKDIR": path})
-        self._layer_step(state, instruction, key, f"WORKDIR {path}", lambda: self._staged(lambda d: copying.make_directory(d, path, lowers)))
+        self._layer_step(
+            state,
+            instruction,
+            key,
+            f"WORKDIR {path}",
+            lambda: self._staged(lambda d: copying.make_directory(d, path, lowers)),
+        )
 
     def _copy(self, state: State, instruction: Instruction) -> None:
         source_root = None
@@ -297,7 +318,9 @@ class Builder:
         fill(directory)
         return directory
 
-    def _layer_step(self, state: State, instruction: Instruction, key: str, shown: str, produce: Callable[[], str]) -> None:
+    def _layer_step(
+        self, state: State, instruction: Instruction, key: str, shown: str, produce: Callable[[], str]
+    ) -> None:
         """A step that makes a layer: from the cache when it has the key, else made now and remembered."""
         entry = None if self.options.no_cache else self.cache.get(key)
         self._announce(instruction, cached=entry is not None)

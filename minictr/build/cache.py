@@ -41,7 +41,7 @@ class LayerCache:
         """The entry of ``key``, or None (never stored, unreadable, or its layer is gone)."""
         try:
             with open(self._path(key)) as handle:
-                entry = json.load(handle)
+                entry: dict[str, Any] = json.load(handle)
         except (OSError, ValueError):
             return None
         layer = entry.get("layer")

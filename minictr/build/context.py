@@ -20,8 +20,8 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,9 @@ def inside(base: str, path: str) -> bool:
     return path == base or path.startswith(base.rstrip("/") + "/")
 
 
-def resolve_sources(context: str, patterns: list[str], ignore: Ignore, fail: Callable[[str], Exception]) -> list[Source]:
+def resolve_sources(
+    context: str, patterns: list[str], ignore: Ignore, fail: Callable[[str], Exception]
+) -> list[Source]:
     """The context's files named by ``patterns`` (globs allowed), ignored ones left out.
 
     ``fail(message)`` makes the error to raise (it names the Dockerfile's line).
@@ -93,8 +95,14 @@ def resolve_sources(context: str, patterns: list[str], ignore: Ignore, fail: Cal
         relative = os.path.normpath(pattern.lstrip("/"))
         if relative == ".." or relative.startswith("../"):
             raise fail(f"{pattern} is outside the build context")
-        matches = sorted(glob.glob(os.path.join(glob.escape(root), relative))) if glob.has_magic(relative) else [os.path.join(root, relative)]
-        matches = [m for m in matches if os.path.lexists(m) and (m == root or not ignore.ignored(os.path.relpath(m, root)))]
+        matches = (
+            sorted(glob.glob(os.path.join(glob.escape(root), relative)))
+            if glob.has_magic(relative)
+            else [os.path.join(root, relative)]
+        )
+        matches = [
+            m for m in matches if os.path.lexists(m) and (m == root or not ignore.ignored(os.path.relpath(m, root)))
+        ]
         if not matches:
             raise fail(f"{pattern}: no such file or directory in the build context")
         for match in matches:
@@ -125,7 +133,10 @@ def digest_sources(sources: list[Source], keep: Callable[[str], bool] = lambda _
             if not keep(path):
                 continue
             info = os.lstat(path)
-            hasher.update(f"{relative}\0{stat.S_IFMT(info.st_mode)}\0{info.st_mode & 0o7777}\0{info.st_uid}:{info.st_gid}\0".encode())
+            hasher.update(
+                f"{relative}\0{stat.S_IFMT(info.st_mode)}\0{info.st_mode & 0o7777}\0"
+                f"{info.st_uid}:{info.st_gid}\0".encode()
+            )
             if stat.S_ISLNK(info.st_mode):
                 hasher.update(os.readlink(path).encode())
             elif stat.S_ISREG(info.st_mode):

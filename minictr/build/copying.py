@@ -19,13 +19,22 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..container_root import copy_directory_attributes
 from ..errors import MinictrError
 from ..images.runconfig import resolve_user
-from .context import Ignore, Placement, Source, copy_into, digest_sources, is_directory_in, resolve_in_layers, resolve_sources
+from .context import (
+    Ignore,
+    Placement,
+    Source,
+    copy_into,
+    digest_sources,
+    is_directory_in,
+    resolve_in_layers,
+    resolve_sources,
+)
 from .dockerfile import Instruction
 from .instructions import Config
 
@@ -61,23 +70,31 @@ def plan(instruction: Instruction, settings: Config, context: str, source_root: 
     *patterns, destination = words
     written = destination
     fail = instruction.error
+    keep: Callable[[str], bool]
     if source_root is None:
         ignore = Ignore.of(context)
         root = os.path.realpath(context)
-        keep: Callable[[str], bool] = lambda path: path == root or not ignore.ignored(os.path.relpath(path, root))
+
+        def in_context(path: str) -> bool:
+            return path == root or not ignore.ignored(os.path.relpath(path, root))
+
+        keep = in_context
         urls = [p for p in patterns if p.startswith(("http://", "https://"))]
         if urls and instruction.keyword == "COPY":
             raise fail("COPY cannot fetch a URL; use ADD")
         downloads = [_download(url, work, instruction) for url in urls]
-        sources = [Source(path, url) for path, url in zip(downloads, urls)]
-        sources += resolve_sources(context, [p for p in patterns if p not in urls], ignore, fail) if len(urls) < len(patterns) else []
+        sources = [Source(path, url) for path, url in zip(downloads, urls, strict=True)]
+        sources += (
+            resolve_sources(context, [p for p in patterns if p not in urls], ignore, fail)
+            if len(urls) < len(patterns)
+            else []
+        )
         placement = Placement(0, 0)
     else:
         flat = [source_root]
-        resolved = [os.path.join(os.path.dirname(resolve_in_layers(flat, os.path.dirname("/" + p.strip("/")), follow=True) + "/x"),
-                                 os.path.basename(p.rstrip("/")) or ".") for p in patterns]  # fmt: skip
+        resolved = [_in_image(flat, p) for p in patterns]
         sources = resolve_sources(source_root, resolved, Ignore([]), fail)
-        keep, downloads, placement = (lambda _path: True), [], Placement()
+        keep, downloads, placement = _everything, [], Placement()
     _owner(instruction, placement, lowers)
     if "chmod" in instruction.flags:
         try:
@@ -91,14 +108,30 @@ def plan(instruction: Instruction, settings: Config, context: str, source_root: 
         raise fail("with more than one source the destination must be a directory and end with /")
     single_file = not many and not os.path.isdir(sources[0].path)
     into = destination.endswith("/") or many or not single_file or is_directory_in(lowers, destination)
-    resolved_destination = os.path.dirname(resolve_in_layers(lowers, destination.rstrip("/") + "/x")) if into else resolve_in_layers(lowers, destination)
+    resolved_destination = (
+        os.path.dirname(resolve_in_layers(lowers, destination.rstrip("/") + "/x"))
+        if into
+        else resolve_in_layers(lowers, destination)
+    )
     extract = instruction.keyword == "ADD" and not downloads and single_file and tarfile.is_tarfile(sources[0].path)
     if extract and "chown" not in instruction.flags:
         placement.uid = placement.gid = None  # an archive's entries keep the owners it gives them
     shown = f"{instruction.keyword} {' '.join(patterns)} {written}"
-    result = CopyPlan(sources, resolved_destination, into or extract, placement, keep, extract, shown=shown, downloads=downloads)
+    result = CopyPlan(
+        sources, resolved_destination, into or extract, placement, keep, extract, shown=shown, downloads=downloads
+    )
     result.digest = digest_sources(sources, keep)
     return result
+
+
+def _in_image(flat: list[str], pattern: str) -> str:
+    """A ``COPY --from`` source: symlinks on the way resolved inside the image, its last part (maybe a glob) kept."""
+    directory = resolve_in_layers(flat, os.path.dirname("/" + pattern.strip("/")), follow=True)
+    return os.path.join(directory, os.path.basename(pattern.rstrip("/")) or ".")
+
+
+def _everything(_path: str) -> bool:
+    return True
 
 
 def _owner(instruction: Instruction, placement: Placement, lowers: list[str]) -> None:
@@ -108,7 +141,7 @@ def _owner(instruction: Instruction, placement: Placement, lowers: list[str]) ->
         return
     from ..images.layers import read_file
 
-    user, _, group = chown.partition(":")
+    group = chown.partition(":")[2]
     try:
         uid, gid, _extra, _home = resolve_user(chown, lambda path: read_file(lowers, path))
     except MinictrError as exc:
@@ -127,7 +160,15 @@ def stage(copy: CopyPlan, staging: str, lowers: list[str]) -> None:
         if copy.extract:
             _extract(source.path, base, copy.placement)
         elif copy.into_directory and not os.path.isdir(source.path):
-            copy_into(source.path, os.path.join(base, os.path.basename(source.path if source.path not in copy.downloads else source.name.rstrip("/")) or "index.html"), copy.placement)
+            copy_into(
+                source.path,
+                os.path.join(
+                    base,
+                    os.path.basename(source.path if source.path not in copy.downloads else source.name.rstrip("/"))
+                    or "index.html",
+                ),
+                copy.placement,
+            )
         elif copy.into_directory:
             copy_into(source.path, base, copy.placement, copy.keep)
         else:
@@ -159,7 +200,11 @@ def _extract(archive: str, target: str, placement: Placement) -> None:
     if placement.uid is not None:
         for directory, dirs, files in os.walk(target):
             for name in dirs + files:
-                os.lchown(os.path.join(directory, name), placement.uid, placement.gid if placement.gid is not None else placement.uid)
+                os.lchown(
+                    os.path.join(directory, name),
+                    placement.uid,
+                    placement.gid if placement.gid is not None else placement.uid,
+                )
 
 
 def _download(url: str, work: str, instruction: Instruction) -> str:

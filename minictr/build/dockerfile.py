@@ -33,7 +33,9 @@ INSTRUCTIONS = frozenset({
 })  # fmt: skip
 
 #: Instructions whose arguments get ENV/ARG variables expanded by the builder (Docker's list).
-EXPANDED = frozenset({"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR", "ARG"})
+EXPANDED = frozenset(
+    {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR", "ARG"}
+)
 
 _FLAG = re.compile(r"--([a-z][a-z-]*)(?:=(\S*))?(?:\s+|$)")
 _HEREDOC = re.compile(r"<<-?\s*[\"']?[A-Za-z_][A-Za-z0-9_]*")
@@ -91,7 +93,11 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> list[Instruction]:
         instruction = Instruction(keyword, value, line, original=entry["content"].strip(), filename=filename)
         if keyword == "ONBUILD":
             raise instruction.error("is not supported: write its instructions into the Dockerfile that needs them")
-        if keyword in ("RUN", "COPY", "ADD") and _HEREDOC.search(value.split("\n", 1)[0]) and not instruction.exec_form():
+        if (
+            keyword in ("RUN", "COPY", "ADD")
+            and _HEREDOC.search(value.split("\n", 1)[0])
+            and not instruction.exec_form()
+        ):
             raise instruction.error("heredocs (<<EOF) are not supported; write the lines as a shell command")
         if keyword in ("FROM", "RUN", "COPY", "ADD", "HEALTHCHECK"):
             instruction.flags, instruction.value = take_flags(value)
@@ -105,7 +111,10 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> list[Instruction]:
     first = next((i for i in instructions if i.keyword != "ARG"), None)
     if first is None or first.keyword != "FROM":
         where = first or instructions[-1]
-        raise BuildError(f"{filename}:{where.line}: {where.keyword}: the first instruction must be FROM (only ARG may come before it)")
+        raise BuildError(
+            f"{filename}:{where.line}: {where.keyword}: the first instruction must be FROM "
+            "(only ARG may come before it)"
+        )
     return instructions
 
 
@@ -134,7 +143,7 @@ def take_flags(value: str) -> tuple[dict[str, str], str]:
         if not match:
             break
         flags[match.group(1)] = match.group(2) if match.group(2) is not None else "true"
-        rest = rest[match.end():]
+        rest = rest[match.end() :]
     return flags, rest.strip()
 
 
@@ -146,7 +155,9 @@ class Lexer:
 
     def words(self, text: str, expand: bool = True) -> list[str]:
         """Split ``text`` into words (spaces separate words outside quotes)."""
-        words, current, quoted, i = [], [], False, 0
+        words: list[str] = []
+        current: list[str] = []
+        quoted, i = False, 0
         while i < len(text):
             char = text[i]
             if char.isspace():
@@ -252,7 +263,7 @@ def json_list(instruction: Instruction, what: str) -> list[str]:
     """The exec form an instruction must have (SHELL), or a one-line error."""
     form = instruction.exec_form()
     if form is None or not form:
-        raise instruction.error(f"{what} must be a JSON array of strings, e.g. [\"/bin/sh\", \"-c\"]")
+        raise instruction.error(f'{what} must be a JSON array of strings, e.g. ["/bin/sh", "-c"]')
     return form
 
 

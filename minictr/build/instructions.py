@@ -136,7 +136,12 @@ def _maintainer(config: Config, instruction: Instruction) -> str:
     return instruction.value
 
 
-_HEALTH_FLAGS = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod", "start-interval": "StartInterval"}
+_HEALTH_FLAGS = {
+    "interval": "Interval",
+    "timeout": "Timeout",
+    "start-period": "StartPeriod",
+    "start-interval": "StartInterval",
+}
 
 
 def _healthcheck(config: Config, instruction: Instruction) -> str:

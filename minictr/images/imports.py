@@ -43,11 +43,15 @@ def import_rootfs(store: ImageStore, source: str, reference: str, *, changes: li
 def _import_directory(store: ImageStore, directory: str, reference: str, changes: list[str], message: str) -> Image:
     from ..spec import DEFAULT_PATH
 
-    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     settings = apply_changes({"Env": [DEFAULT_PATH]}, changes)
     with store.in_use():
         layer, diff_id = store_layer(store, directory)
-        history: dict[str, Any] = {"created": created, "created_by": "minictr import", **({"comment": message} if message else {})}
+        history: dict[str, Any] = {
+            "created": created,
+            "created_by": "minictr import",
+            **({"comment": message} if message else {}),
+        }
         config = {**oci.host_platform(), "created": created, "config": settings,
                   "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "history": [history]}  # fmt: skip
         return store_image(store, config, [layer], reference)
@@ -67,5 +71,7 @@ def apply_changes(settings: dict[str, Any], changes: list[str]) -> dict[str, Any
         elif instruction.keyword in CONFIG_ONLY - {"MAINTAINER"}:
             apply(config, instruction)
         else:
-            raise UsageError(f"--change {instruction.original!r}: only config instructions (ENV, CMD, WORKDIR…) can be changed")
+            raise UsageError(
+                f"--change {instruction.original!r}: only config instructions (ENV, CMD, WORKDIR…) can be changed"
+            )
     return config.values
