@@ -144,7 +144,10 @@ def _anonymous_volumes() -> set[str]:
     """Anonymous volumes in the default data root (they go with their containers) and build work directories."""
     from minictr.volumes import listing
 
-    found = {f"volume {v['Name']}" for v in listing(data_root="/var/lib/minictr") if v.get("Anonymous")}
+    try:
+        found = {f"volume {v['Name']}" for v in listing(data_root="/var/lib/minictr") if v.get("Anonymous")}
+    except OSError:  # not root: the data root is not ours to list
+        found = set()
     builds = "/run/minictr/builds"
     return found | ({f"build {name}" for name in os.listdir(builds)} if os.path.isdir(builds) else set())
 
