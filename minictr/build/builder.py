@@ -136,7 +136,7 @@ class Builder:
         order = needed(stages, target)
         self.total = sum(1 + len(stages[i].body) for i in order)
         for index in order:
-            self._build_stage(stages, stages[index])
+            self._build_stage(stages[index])
         state, image = self.built[target.index]
         unused = sorted(set(self.options.build_args) - self.consumed)
         if unused:
@@ -153,13 +153,13 @@ class Builder:
                 return stage
         raise BuildError(f"--target {self.options.target}: no stage has that name (FROM … AS NAME)")
 
-    def _build_stage(self, stages: list[Stage], stage: Stage) -> None:
-        state = self._from(stages, stage)
+    def _build_stage(self, stage: Stage) -> None:
+        state = self._from(stage)
         for instruction in stage.body:
             self._instruction(state, instruction)
         self.built[stage.index] = (state, store_image(self.store, state.final(), state.layers))
 
-    def _from(self, stages: list[Stage], stage: Stage) -> State:
+    def _from(self, stage: Stage) -> State:
         self._announce(stage.source)
         base = stage.base
         if base.lower() == "scratch":
