@@ -354,7 +354,7 @@ def test_a_fully_cached_rebuild_gives_the_same_image(data_root: str, state_root:
         ),
         (
             "FROM busybox\nRUN --mount=type=cache,target=/x true\n",
-            "Dockerfile:2: RUN: --mount: RUN options are not supported",
+            "Dockerfile:2: RUN: --mount: RUN options other than --network are not supported",
         ),
         ("FROM busybox\nBOGUS\n", "Dockerfile:2: unknown instruction: BOGUS"),
     ],
@@ -377,10 +377,14 @@ def test_build_errors_are_one_line_naming_the_dockerfile_line(
 
 @root
 def test_run_steps_use_the_default_bridge_network(data_root: str, state_root: str, tmp_path) -> None:
-    context = _context(tmp_path, _unique("FROM busybox\nRUN ip -o -4 addr show eth0 > /addr\n"))
+    dockerfile = (
+        "FROM busybox\nRUN ip -o -4 addr show eth0 > /addr\nRUN --network=none ip -o link | grep -c . > /links\n"
+    )
+    context = _context(tmp_path, _unique(dockerfile))
     result = run_cli("build", "-t", "bridged:1", context, data_root=data_root, state_root=state_root, timeout=180)
     _ok(result)
     assert " inet 10." in _run("bridged:1", "cat", "/addr", data_root=data_root, state_root=state_root)
+    assert _run("bridged:1", "cat", "/links", data_root=data_root, state_root=state_root) == "1\n"  # lo alone
 
 
 @root

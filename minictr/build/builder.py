@@ -231,8 +231,12 @@ class Builder:
         state.record("ARG " + " ".join(shown))
 
     def _run(self, state: State, instruction: Instruction) -> None:
-        if instruction.flags:
-            raise instruction.error(f"--{next(iter(instruction.flags))}: RUN options are not supported")
+        unsupported = sorted(set(instruction.flags) - {"network"})
+        if unsupported:
+            raise instruction.error(f"--{unsupported[0]}: RUN options other than --network are not supported")
+        network = instruction.flags.get("network", "default")
+        if network not in ("default", "none", "host"):
+            raise instruction.error(f"--network={network}: choose default, none or host")
         argv = state.settings.command(instruction)
         args = dict(state.settings.args)
         self.consumed.update(args)
@@ -241,16 +245,21 @@ class Builder:
             + (f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in sorted(args.items())) + " " if args else "")
             + " ".join(argv)
         )
-        key = chain(state.key, {"RUN": argv, "args": sorted(args.items())})
-        self._layer_step(state, instruction, key, shown, lambda: self._execute(state, instruction, argv, args))
+        key = chain(state.key, {"RUN": argv, "args": sorted(args.items()), "network": network})
+        run_network = self.options.network if network == "default" else network
+        self._layer_step(
+            state, instruction, key, shown, lambda: self._execute(state, instruction, argv, args, run_network)
+        )
 
-    def _execute(self, state: State, instruction: Instruction, argv: list[str], args: dict[str, str]) -> str:
+    def _execute(
+        self, state: State, instruction: Instruction, argv: list[str], args: dict[str, str], network: str | None
+    ) -> str:
         from ..container import RunOptions, run
 
         upper = os.path.join(self.work, f"upper-{self.step}")
         defined = state.settings.env
         options = RunOptions(
-            env=[f"{k}={v}" for k, v in args.items() if k not in defined], entrypoint="", network=self.options.network,
+            env=[f"{k}={v}" for k, v in args.items() if k not in defined], entrypoint="", network=network,
             workdir=state.settings.values.get("WorkingDir") or None, keep_upper=upper,
         )  # fmt: skip
         try:
