@@ -23,10 +23,19 @@ import registry_server as rs
 from conftest import run_cli
 from minictr.build.context import Ignore
 from minictr.build.dockerfile import Lexer, parse
-from minictr.container_root import image_store
+from minictr.container_root import image_store, unpacked_rootfs
 from minictr.errors import BuildError
+from minictr.images.busybox import build_busybox_image
 
 root = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A data root of this module's own, with busybox: what the tests here make stays out of the others' way."""
+    root = tmp_path_factory.mktemp("module-data")
+    build_busybox_image(image_store(str(root)))
+    return str(root)
 
 
 def _context(tmp_path, dockerfile: str, files: dict[str, bytes | str] | None = None) -> str:
@@ -474,9 +483,9 @@ def test_the_python_api_passes_steps_and_run_output_to_progress(data_root: str, 
 
 
 @root
-def test_import_makes_an_image_of_a_directory_or_a_tarball(
-    data_root: str, state_root: str, rootfs: str, tmp_path
-) -> None:
+def test_import_makes_an_image_of_a_directory_or_a_tarball(data_root: str, state_root: str, tmp_path) -> None:
+    store = image_store(data_root)
+    rootfs = unpacked_rootfs(store, store.get("busybox"))
     tree = tmp_path / "tree"
     subprocess.run(["cp", "-a", rootfs, str(tree)], check=True)
     (tree / "marker").write_text("imported\n")

@@ -12,8 +12,18 @@ import uuid
 import pytest
 
 from conftest import kill_and_sweep, run_cli
+from minictr.container_root import image_store
+from minictr.images.busybox import build_busybox_image
 
 pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A data root of this module's own, with busybox: what the tests here make stays out of the others' way."""
+    root = tmp_path_factory.mktemp("module-data")
+    build_busybox_image(image_store(str(root)))
+    return str(root)
 
 
 def _cli(*args: str, data_root: str, state_root: str):  # type: ignore[no-untyped-def]
