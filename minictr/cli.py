@@ -7,6 +7,8 @@
     minictr image build-busybox | inspect | ls | rm | tag | pull | prune
     minictr network create [--subnet CIDR] [--gateway IP] NAME | ls | inspect NAME... | rm NAME... | prune
     minictr system prune
+    minictr build [-t NAME]... [-f FILE] [--build-arg K=V] [--target STAGE] [--no-cache] CONTEXT  (cli_build.py)
+    minictr volume create [NAME] | ls | inspect NAME... | rm [-f] NAME... | prune [-a]              (cli_build.py)
     minictr update [OPTIONS] CONTAINER
     minictr doctor [--json]
 
@@ -71,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--userns", default="host", help="host (no user namespace) or private (root inside is uid 100000 outside)")
     run.add_argument("--uidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container uids to host uids")
     run.add_argument("--gidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container gids to host gids")
-    run.add_argument("-v", "--volume", action="append", default=[], metavar="/HOST:/CONTAINER[:ro]", help="bind-mount a host directory")
+    run.add_argument("-v", "--volume", action="append", default=[], metavar="/HOST|NAME:/CONTAINER[:ro]",
+                     help="bind-mount a host directory, or mount a named volume (/CONTAINER alone: an anonymous volume)")
+    run.add_argument("--mount", action="append", default=[], metavar="type=volume|bind|tmpfs,source=…,target=…[,readonly]",
+                     help="mount a volume, a host directory or a tmpfs")
     run.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
     run.add_argument("--timens", action="store_true", help="a time namespace whose clocks start at zero (uptime ~0)")
     run.add_argument("-u", "--user", help="NAME|UID[:GROUP|GID] to run as (names from the image's /etc/passwd)")
@@ -137,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     system_commands.required = True
     prune = system_commands.add_parser("prune", help="clean up after dead containers and deleted state roots, host-wide")
     prune.set_defaults(handler=cmd_system_prune)
+    from .cli_build import add_commands as add_build_commands
+
+    add_build_commands(commands)
 
     doctor = commands.add_parser("doctor", help="report what this host allows")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
@@ -251,7 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,
         hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network, name=args.name,
         network_aliases=args.network_alias, publish=args.publish, publish_all=args.publish_all,
-        userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume,
+        userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume, mounts=args.mount,
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
         pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
         cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,

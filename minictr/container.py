@@ -72,6 +72,7 @@ class RunOptions:
     uidmap: list[str] = field(default_factory=list)
     gidmap: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)  # --mount type=volume|bind|tmpfs,source=…,target=…[,readonly]
     read_only: bool = False
     timens: bool = False
     detach: bool = False
@@ -110,6 +111,7 @@ class RunOptions:
         from .security.options import parse_security_opts
 
         return parse_security_opts(self.security_opt, self.privileged, self.cap_add, self.cap_drop)
+    keep_upper: str | None = None  # build steps: move the container's upper directory here when it exits
 
     def resource_flags(self) -> dict[str, Any]:
         """The resource options only, by their keyword names (for :func:`minictr.cgroups.resources.from_flags`)."""
@@ -286,7 +288,7 @@ class Finished:
 
 
 def run(
-    reference: str,
+    reference: str | Image,
     command: list[str] | None = None,
     options: RunOptions | None = None,
     *,
@@ -300,13 +302,14 @@ def run(
     when ``capture``; otherwise the container shares this terminal); SIGINT,
     SIGTERM and SIGHUP sent to this process are passed on. With
     ``options.detach`` it returns once the program runs, with the id.
+    ``reference`` may be an :class:`Image` already resolved (a build step's).
     """
     options = options or RunOptions()
     if options.isolation not in ISOLATIONS:
         raise UsageError(f"--isolation {options.isolation!r}: choose one of {', '.join(ISOLATIONS)}")
     notes = _security_notes(options)
     store = image_store(data_root)
-    image = get_image(store, reference, options.platform, options.pull)
+    image = get_image(store, reference, options.platform, options.pull) if isinstance(reference, str) else reference
     maps = id_mappings(options) if options.isolation == "full" else None
     root_owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
     holding = contextlib.ExitStack()
@@ -319,6 +322,11 @@ def run(
             record = image_record(image, lowers, overlay, root_owner)
             update_state(directory, record)
             holding.close()
+            extra_mounts: list[dict[str, Any]] = []
+            if options.isolation == "full" and (options.volumes or options.mounts or image.config.get("config", {}).get("Volumes")):
+                from .volumes import attach
+
+                options, extra_mounts = attach(directory, options, image, lowers, os.path.dirname(store.root))
             rootfs = os.path.join(directory, "rootfs")
             limits = _container_spec(image, rootfs, command or [], options, container_id, None)  # no user: passwd is read once, below
             cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None
@@ -328,9 +336,14 @@ def run(
             try:
                 spec = container_spec(image, rootfs, command or [], options, container_id, lowers, network)
                 spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
+                spec["mounts"].extend(extra_mounts)
                 if overlay:
                     add_init_layer(directory, overlay, spec, lowers, root_owner)
                 finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
+                if options.keep_upper and overlay and not options.detach:
+                    if not read_state(directory).get("upperdir"):  # it ran in a copy: its changes cannot be told apart
+                        raise ContainerError("overlayfs refused this data root, so the step's changes cannot be kept")
+                    os.rename(overlay["upperdir"], options.keep_upper)
                 finished.note = "; ".join([*notes, finished.note] if finished.note else notes)
                 return finished
             except BaseException:

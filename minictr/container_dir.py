@@ -68,7 +68,7 @@ def container_directory(state_root: str | None, keep: bool = False, name: str | 
 def release_directory(directory: str) -> None:
     """Give back what a finished container held on the host, then remove its directory.
 
-    Its cgroup first (killing whatever is left in it), then its network.
+    Its cgroup first (killing whatever is left in it), then its network, then its anonymous volumes.
     """
     state = read_state(directory)
     if state.get("cgroup"):
@@ -80,6 +80,10 @@ def release_directory(directory: str) -> None:
         from .network.attach import disconnect
 
         disconnect(network)
+    if state.get("volumes"):
+        from .volumes import release
+
+        release(state["volumes"])  # anonymous ones go with the container; named ones stay
     remove_tree(directory)
     if not os.path.lexists(directory):
         roots.forget_container(directory)

@@ -199,12 +199,15 @@ def add_init_layer(directory: str, overlay: dict[str, Any], spec: dict[str, Any]
         if os.geteuid() == 0:
             os.chown(os.path.join(init, relative), owner, owner)
     for parent in sorted(parents - {""}, key=len, reverse=True):  # after the files: their creation changed the times
-        _copy_directory_attributes(lowers, parent, os.path.join(init, parent), owner)
+        copy_directory_attributes(lowers, parent, os.path.join(init, parent), owner)
     overlay["lowerdirs"].insert(0, init)
 
 
-def _copy_directory_attributes(lowers: list[str], relative: str, made: str, owner: int) -> None:
-    """Give a directory of the init layer the owner and mode it has in the image (the top layer wins in overlayfs)."""
+def copy_directory_attributes(lowers: list[str], relative: str, made: str, owner: int) -> None:
+    """Give a directory made above the image the owner, mode and times it has in the image (the top layer wins).
+
+    Used for the init layer's directories and for the parents of what a build's COPY adds.
+    """
     for layer in reversed(lowers):  # the top layer first
         found = os.path.join(layer, relative)
         if os.path.isdir(found) and not os.path.islink(found):

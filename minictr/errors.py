@@ -14,7 +14,8 @@ single readable line::
     ├── CgroupError                      a cgroup file refused a value: the path, the value, the flag
     ├── ImageError                       an image is malformed or cannot be built
     │   ├── ImageNotFound                no such image in the store
-    │   └── RegistryError                a registry refused or failed a request
+    │   ├── RegistryError                a registry refused or failed a request
+    │   └── BuildError                   a Dockerfile cannot be built (names its line)
     └── HostError                        the host lacks something (a package, a kernel feature)
 
 Errors from lower layers (``OSError`` from Python, ``json`` errors) are
@@ -148,6 +149,10 @@ class RegistryError(ImageError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class BuildError(ImageError):
+    """A Dockerfile is malformed or one of its steps failed; the message names the file and line."""
 
 
 class HostError(MinictrError):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up of scripts/lab.sh and scripts/test.sh: Debian packages, a
-# virtual environment with minictr installed editable, the offline busybox image.
+# virtual environment with minictr installed editable, the offline busybox image
+# and (where debootstrap is installed) the Debian base image.
 # Safe to run again: each step does only what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,4 +33,11 @@ PYTHON=${PYTHON:-python3}
 # The offline image every notebook starts from (built once, kept in /var/lib/minictr).
 if [ "$(id -u)" = 0 ]; then
     .venv/bin/minictr images -q | grep -q . || .venv/bin/minictr image build-busybox
+fi
+
+# The Debian base image Dockerfiles start FROM (minictr/debian:bookworm, made once by
+# scripts/debian-image.sh from the configured apt mirror; MINICTR_DEBIAN_IMAGE=0 skips it).
+if [ "$(id -u)" = 0 ] && [ "${MINICTR_DEBIAN_IMAGE:-1}" != 0 ] && command -v debootstrap >/dev/null; then
+    .venv/bin/minictr image inspect minictr/debian:bookworm >/dev/null 2>&1 || bash scripts/debian-image.sh \
+        || echo "setup: no Debian image (see above); Dockerfiles can still start FROM busybox" >&2
 fi

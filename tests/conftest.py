@@ -162,7 +162,20 @@ def host_snapshot(state_root: str = DEFAULT_STATE_ROOT) -> dict[str, set[str]]:
     containers_path = os.path.join(state_root, "containers")
     containers = set(os.listdir(containers_path)) if os.path.isdir(containers_path) else set()
     return {"mounts": mounts, "processes": _processes(), "containers": containers, "cgroups": cgroup_dirs(),
-            "recorded containers": _recorded_containers(), **_network_snapshot(state_root)}  # fmt: skip
+            "recorded containers": _recorded_containers(), "volumes": _anonymous_volumes(),
+            **_network_snapshot(state_root)}  # fmt: skip
+
+
+def _anonymous_volumes() -> set[str]:
+    """Anonymous volumes in the default data root (they go with their containers) and build work directories."""
+    from minictr.volumes import listing
+
+    try:
+        found = {f"volume {v['Name']}" for v in listing(data_root="/var/lib/minictr") if v.get("Anonymous")}
+    except OSError:  # not root: the data root is not ours to list
+        found = set()
+    builds = "/run/minictr/builds"
+    return found | ({f"build {name}" for name in os.listdir(builds)} if os.path.isdir(builds) else set())
 
 
 def _recorded_containers() -> set[str]:

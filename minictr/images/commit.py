@@ -106,19 +106,44 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def commit_upper(store: ImageStore, base: Image, upper: str, reference: str, *, shift: int = 0,
-                 message: str = "", author: str = "") -> Image:  # fmt: skip
-    """Make ``reference`` the image ``base`` plus the layer ``upper`` holds; return it."""
-    if not os.path.isdir(upper):
-        raise UsageError(f"commit: {upper} does not exist (the container's changes are gone)")
-    with store.in_use(), store.blob_writer() as blob:
+def store_layer(store: ImageStore, upper: str, shift: int = 0) -> tuple[dict[str, Any], str]:
+    """Write the directory ``upper`` into the store as a gzip'd layer; return (its descriptor, its diff_id).
+
+    The caller holds ``store.in_use()`` until an image names the layer.
+    """
+    with store.blob_writer() as blob:
         plain = _HashingSink(None)
         with gzip.GzipFile(fileobj=blob, mode="wb", mtime=0, compresslevel=6) as compressed:
             plain.target = compressed
             write_layer(upper, plain, shift)
         layer_digest = blob.commit()
-        layer_size = blob.offset
-        diff_id = "sha256:" + plain.hasher.hexdigest()
+        return {"mediaType": oci.MEDIA_LAYER_GZIP, "digest": layer_digest, "size": blob.offset}, "sha256:" + plain.hasher.hexdigest()
+
+
+def store_image(store: ImageStore, config: dict[str, Any], layers: list[dict[str, Any]], reference: str = "") -> Image:
+    """Store ``config`` and an OCI manifest of ``layers``; tag it as ``reference`` when given; return the image."""
+    config_bytes = oci.canonical_json(config)
+    manifest = {
+        "schemaVersion": 2, "mediaType": oci.MEDIA_MANIFEST, "config": oci.descriptor(oci.MEDIA_CONFIG, config_bytes),
+        "layers": [{**layer, "mediaType": _oci_type(layer["mediaType"])} for layer in layers],
+    }  # fmt: skip
+    manifest_bytes = oci.canonical_json(manifest)
+    store.put_blob(config_bytes)
+    digest = store.put_blob(manifest_bytes)
+    if not reference:
+        return Image(digest, digest, manifest, manifest["config"]["digest"], config)
+    platform = {k: config[k] for k in ("os", "architecture", "variant") if config.get(k)}
+    name = store.tag(reference, oci.descriptor(oci.MEDIA_MANIFEST, manifest_bytes, platform=platform))
+    return Image(name, digest, manifest, manifest["config"]["digest"], config)
+
+
+def commit_upper(store: ImageStore, base: Image, upper: str, reference: str, *, shift: int = 0,
+                 message: str = "", author: str = "") -> Image:  # fmt: skip
+    """Make ``reference`` the image ``base`` plus the layer ``upper`` holds; return it."""
+    if not os.path.isdir(upper):
+        raise UsageError(f"commit: {upper} does not exist (the container's changes are gone)")
+    with store.in_use():
+        layer, diff_id = store_layer(store, upper, shift)
         created = _now()
         config = copy.deepcopy(base.config)
         config["created"] = created
@@ -127,18 +152,7 @@ def commit_upper(store: ImageStore, base: Image, upper: str, reference: str, *, 
         config.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"] = [*config["rootfs"].get("diff_ids", []), diff_id]
         entry = {"created": created, "created_by": "minictr commit", **({"comment": message} if message else {})}
         config["history"] = [*config.get("history", []), entry]
-        config_bytes = oci.canonical_json(config)
-        layers = [{**layer, "mediaType": _oci_type(layer["mediaType"])} for layer in base.layers]
-        manifest = {
-            "schemaVersion": 2, "mediaType": oci.MEDIA_MANIFEST, "config": oci.descriptor(oci.MEDIA_CONFIG, config_bytes),
-            "layers": [*layers, {"mediaType": oci.MEDIA_LAYER_GZIP, "digest": layer_digest, "size": layer_size}],
-        }  # fmt: skip
-        manifest_bytes = oci.canonical_json(manifest)
-        store.put_blob(config_bytes)
-        store.put_blob(manifest_bytes)
-        platform = {k: config[k] for k in ("os", "architecture", "variant") if config.get(k)}
-        name = store.tag(reference, oci.descriptor(oci.MEDIA_MANIFEST, manifest_bytes, platform=platform))
-    return store.get(name)
+        return store_image(store, config, [*base.layers, layer], reference)
 
 
 def _oci_type(media_type: str) -> str:
