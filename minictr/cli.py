@@ -179,6 +179,7 @@ def add_network_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 def cmd_network(args: argparse.Namespace) -> int:
     """``minictr network ...``."""
     from . import paths
+    from .cli_images import print_table
     from .container_dir import containers_dir, remove_stale
     from .network import manage
 
@@ -190,7 +191,7 @@ def cmd_network(args: argparse.Namespace) -> int:
         if args.quiet:
             print("\n".join(row["NAME"] for row in rows))
         else:
-            _print_table(rows)
+            print_table(rows)
     elif args.network_command == "inspect":
         print(json.dumps([manage.inspect(root, name) for name in args.names], indent=2))
     elif args.network_command == "rm":
@@ -212,17 +213,6 @@ def cmd_system_prune(args: argparse.Namespace) -> int:
     for line in prune(args.root):
         print(line)
     return 0
-
-
-def _print_table(rows: list[dict[str, str]]) -> None:
-    """Rows of equal keys as Docker prints them: aligned columns, a header."""
-    if not rows:
-        return
-    keys = list(rows[0])
-    widths = [max(len(k), *(len(row[k]) for row in rows)) for k in keys]
-    print("   ".join(k.ljust(w) for k, w in zip(keys, widths)).rstrip())
-    for row in rows:
-        print("   ".join(row[k].ljust(w) for k, w in zip(keys, widths)).rstrip())
 
 
 def _add_resource_flags(parser: argparse.ArgumentParser) -> None:

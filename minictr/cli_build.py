@@ -113,7 +113,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """``minictr import``: a root filesystem as a one-layer image; prints its id."""
     from .container_root import image_store
-    from .images.imports import import_rootfs
+    from .build.imports import import_rootfs
 
     print(
         import_rootfs(
@@ -136,16 +136,25 @@ def cmd_volume(args: argparse.Namespace) -> int:
         if args.quiet:
             print("\n".join(v["Name"] for v in found))
         else:
-            from .cli import _print_table
+            from .cli_images import print_table
 
-            _print_table([{"DRIVER": v["Driver"], "VOLUME NAME": v["Name"]} for v in found])
+            print_table([{"DRIVER": v["Driver"], "VOLUME NAME": v["Name"]} for v in found])
     elif args.volume_command == "inspect":
         print(json.dumps([volumes.inspect(name, **where) for name in args.names], indent=2))
     elif args.volume_command == "rm":
+        _sweep(args.root)
         for name in args.names:
             volumes.remove(name, force=args.force, state_root=args.root, **where)
             print(name)
     else:
+        _sweep(args.root)
         for name in volumes.prune(all_volumes=args.all, state_root=args.root, **where):
             print(name)
     return 0
+
+
+def _sweep(state_root: str | None) -> None:
+    """Dead containers hold no volume: sweep them before a volume's users are counted."""
+    from .container_dir import containers_dir, remove_stale
+
+    remove_stale(containers_dir(state_root))

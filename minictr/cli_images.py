@@ -307,3 +307,14 @@ def human_size(size: int) -> str:
             return f"{value:.3g}{unit}"
         value /= 1000
     return f"{size}B"
+
+
+def print_table(rows: list[dict[str, str]]) -> None:
+    """Rows of equal keys as Docker prints them: aligned columns, a header."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    widths = [max(len(k), *(len(row[k]) for row in rows)) for k in keys]
+    print("   ".join(k.ljust(w) for k, w in zip(keys, widths)).rstrip())
+    for row in rows:
+        print("   ".join(row[k].ljust(w) for k, w in zip(keys, widths)).rstrip())

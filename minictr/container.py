@@ -19,6 +19,7 @@ The names notebooks and tests reach through this module (``image_store``,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -326,7 +327,9 @@ def run(
             if options.isolation == "full" and (options.volumes or options.mounts or image.config.get("config", {}).get("Volumes")):
                 from .volumes import attach
 
-                options, extra_mounts = attach(directory, options, image, lowers, os.path.dirname(store.root))
+                binds, extra_mounts = attach(directory, options.volumes, options.mounts, image, lowers,
+                                             os.path.dirname(store.root))  # fmt: skip
+                options = dataclasses.replace(options, volumes=binds, mounts=[])
             rootfs = os.path.join(directory, "rootfs")
             limits = _container_spec(image, rootfs, command or [], options, container_id, None)  # no user: passwd is read once, below
             cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None

@@ -24,7 +24,6 @@ volume a running container holds and nothing leaks after a ``kill -9``.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -36,7 +35,6 @@ TYPE_CHECKING = False  # typing is for checkers; the container start path does w
 if TYPE_CHECKING:
     from typing import Any
 
-    from .container import RunOptions
     from .images.store import Image
 
 from . import paths
@@ -66,7 +64,7 @@ def create(name: str | None = None, *, labels: dict[str, str] | None = None, dat
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     info = {"Name": name, "Driver": "local", "Mountpoint": os.path.join(directory, "_data"), "CreatedAt": created,
             "Labels": labels or {}, "Anonymous": anonymous}  # fmt: skip
-    from .images.store import write_atomic
+    from .files import write_atomic
 
     write_atomic(os.path.join(directory, "volume.json"), json.dumps(info, indent=2).encode())
     return info
@@ -96,11 +94,16 @@ def listing(*, data_root: str | None = None) -> list[dict[str, Any]]:
 
 
 def users(name: str, *, data_root: str | None = None, state_root: str | None = None) -> list[str]:
-    """The ids of live containers (under ``state_root``) that use the volume ``name``."""
-    from .container_dir import containers_dir, read_state, remove_stale
+    """The ids of the containers (under ``state_root``) that use the volume ``name``.
 
-    base = containers_dir(state_root)
-    remove_stale(base)
+    Dead containers count until they are swept: the command line sweeps first
+    (containers are the layer above volumes).
+    """
+    from .state import read_state
+
+    base = os.path.join(state_root or paths.state_root(), "containers")
+    if not os.path.isdir(base):
+        return []
     mountpoint = os.path.join(volumes_root(data_root), name, "_data")
     holding = []
     for entry in sorted(os.listdir(base)):
@@ -154,10 +157,10 @@ def parse_mount(text: str) -> dict[str, Any]:
     return fields
 
 
-def _requests(options: RunOptions, image: Image) -> list[dict[str, Any]]:
+def _requests(volumes: list[str], mounts: list[str], image: Image) -> list[dict[str, Any]]:
     """Every mount asked for: -v, --mount, then the image's VOLUME paths nothing else covers."""
     wanted: list[dict[str, Any]] = []
-    for text in options.volumes:
+    for text in volumes:
         parts = text.split(":")
         if len(parts) == 1 and parts[0].startswith("/"):
             wanted.append({"type": "volume", "source": "", "target": parts[0], "readonly": False})
@@ -167,7 +170,7 @@ def _requests(options: RunOptions, image: Image) -> list[dict[str, Any]]:
             if len(parts) == 3 and parts[2] not in ("ro", "rw"):
                 raise UsageError(f"-v {text!r}: the mode must be ro or rw, not {parts[2]!r}")
             wanted.append({"type": "volume", "source": parts[0], "target": parts[1], "readonly": parts[2:] == ["ro"]})
-    wanted.extend(parse_mount(text) for text in options.mounts)
+    wanted.extend(parse_mount(text) for text in mounts)
     covered = {os.path.normpath(w["target"]) for w in wanted}
     for path in sorted((image.config.get("config") or {}).get("Volumes") or {}):
         if os.path.normpath(path) not in covered:
@@ -176,17 +179,17 @@ def _requests(options: RunOptions, image: Image) -> list[dict[str, Any]]:
 
 
 def attach(
-    directory: str, options: RunOptions, image: Image, lowers: list[str], data_root: str
-) -> tuple[RunOptions, list[dict[str, Any]]]:
-    """Resolve a container's volumes: recorded in its state, created, filled; return (options, extra OCI mounts).
+    directory: str, volumes: list[str], mounts: list[str], image: Image, lowers: list[str], data_root: str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Resolve a container's ``-v`` and ``--mount``: recorded in its state, created, filled.
 
-    Volumes become ``-v HOST:CONTAINER`` binds in the returned options; tmpfs
-    mounts come back as OCI mounts to add to the spec.
+    Returns ``-v HOST:CONTAINER`` binds (volumes become binds of their
+    directories) and the tmpfs mounts as OCI mounts to add to the spec.
     """
-    from .container_dir import update_state
+    from .state import update_state
 
     binds, extra, records = [], [], []
-    for want in _requests(options, image):
+    for want in _requests(volumes, mounts, image):
         if want["type"] == "bind-spec":
             binds.append(want["text"])
         elif want["type"] == "bind":
@@ -211,7 +214,7 @@ def attach(
         create(record["name"], data_root=data_root, anonymous=record["anonymous"])
         if not record.get("volume-nocopy") and not os.listdir(record["path"]):
             copy_up(lowers, record["target"], record["path"])
-    return dataclasses.replace(options, volumes=binds, mounts=[]), extra
+    return binds, extra
 
 
 def release(records: list[dict[str, Any]]) -> None:
@@ -271,12 +274,12 @@ def _remove(path: str) -> None:
 
 
 def _is_whiteout(path: str) -> bool:
-    from .images.layers import is_whiteout
+    from .images.whiteouts import is_whiteout
 
     return is_whiteout(path)
 
 
 def _opaque(path: str) -> bool:
-    from .images.layers import is_opaque
+    from .images.whiteouts import is_opaque
 
     return is_opaque(path)

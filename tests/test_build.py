@@ -392,7 +392,8 @@ def test_run_steps_use_the_default_bridge_network(data_root: str, state_root: st
     context = _context(tmp_path, _unique(dockerfile))
     result = run_cli("build", "-t", "bridged:1", context, data_root=data_root, state_root=state_root, timeout=180)
     _ok(result)
-    assert " inet 10." in _run("bridged:1", "cat", "/addr", data_root=data_root, state_root=state_root)
+    address = _run("bridged:1", "cat", "/addr", data_root=data_root, state_root=state_root)
+    assert " inet " in address and " inet 127." not in address  # a leased address (which pool depends on the host)
     assert _run("bridged:1", "cat", "/links", data_root=data_root, state_root=state_root) == "1\n"  # lo alone
 
 

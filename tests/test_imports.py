@@ -26,8 +26,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runtime", ("minictr.spec", "minictr.validate", "minictr.validate_fields", "minictr.validate_linux", "minictr.state", "minictr.process", "minictr.chroot")),
     ("images", ("minictr.images",)),
     ("networks", ("minictr.network",)),
+    ("volumes", ("minictr.volumes",)),
     ("containers", ("minictr.container", "minictr.container_dir", "minictr.container_root", "minictr.system")),
-    ("front ends", ("minictr.cli", "minictr.cli_images", "minictr.doctor", "minictr.tutorial")),
+    ("builds", ("minictr.build",)),
+    ("front ends", ("minictr.cli", "minictr.cli_images", "minictr.cli_build", "minictr.doctor", "minictr.tutorial")),
 ]
 
 

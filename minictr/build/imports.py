@@ -18,9 +18,9 @@ import tempfile
 from typing import Any
 
 from ..errors import UsageError
-from . import oci
-from .commit import store_image, store_layer
-from .store import Image, ImageStore
+from ..images import oci
+from ..images.commit import store_image, store_layer
+from ..images.store import Image, ImageStore
 
 
 def import_rootfs(store: ImageStore, source: str, reference: str, *, changes: list[str] | None = None,
@@ -61,8 +61,8 @@ def apply_changes(settings: dict[str, Any], changes: list[str]) -> dict[str, Any
     """Dockerfile config instructions (``ENV A=1``, ``CMD ["sh"]``…) applied to an image's ``config`` object."""
     if not changes:
         return settings
-    from ..build.dockerfile import parse
-    from ..build.instructions import CONFIG_ONLY, Config, apply
+    from .dockerfile import parse
+    from .instructions import CONFIG_ONLY, Config, apply
 
     config = Config(settings)
     for instruction in parse("FROM scratch\n" + "\n".join(changes), "--change")[1:]:
