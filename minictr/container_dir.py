@@ -65,9 +65,16 @@ def container_directory(state_root: str | None, keep: bool = False, name: str | 
 
 
 def release_directory(directory: str) -> None:
-    """Give back what a finished container held on the host, then remove its directory.
+    """Give back what a finished container held on the host, then remove its directory."""
+    release_resources(directory)
+    remove_tree(directory)
 
-    Its cgroup first (killing whatever is left in it), then its network.
+
+def release_resources(directory: str) -> None:
+    """Give back a finished container's cgroup (killing whatever is left in it), then its network.
+
+    Both leave state.json once given back, so that a second call (``rm`` after
+    the monitor) has nothing left to do; the directory itself stays.
     """
     state = read_state(directory)
     if state.get("cgroup"):
@@ -79,7 +86,8 @@ def release_directory(directory: str) -> None:
         from .network.attach import disconnect
 
         disconnect(network)
-    remove_tree(directory)
+    if state.get("cgroup") or network:
+        update_state(directory, {"cgroup": None, "network": None})
 
 
 def remove_tree(path: str) -> None:
@@ -152,6 +160,8 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
     for name in os.listdir(base):
         directory = os.path.join(base, name)
         state = read_state(directory)
+        if state.get("managed"):
+            continue  # a container with a monitor (minictr.managed) stays, stopped or not, until rm
         if state and (alive(state["pid"], state.get("start", "")) or alive(state.get("owner", 0), state.get("owner_start", ""))):
             continue
         try:

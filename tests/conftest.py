@@ -131,9 +131,11 @@ def _snapshot() -> dict[str, set[str]]:
     processes = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/comm") as handle:
-                if handle.read().strip() == "minictr-child":
-                    processes.add(pid)
+            with open(f"/proc/{pid}/stat") as handle:
+                name, _, rest = handle.read().rpartition(")")
+            # a zombie has ended: only its parent (init, for a monitor) has yet to reap it
+            if name.split("(", 1)[1] in ("minictr-child", "minictr-monitor") and rest.split()[0] != "Z":
+                processes.add(pid)
         except OSError:
             pass
     return {"mounts": mounts, "processes": processes, "containers": containers, "cgroups": cgroup_dirs(), **_network_snapshot()}
@@ -171,19 +173,23 @@ def leak_check() -> Iterator[None]:
     assert not leaked, f"the tests left resources behind: {leaked}"
 
 
-def kill_and_sweep(container_id: str, *, data_root: str, state_root: str, timeout: float = 10) -> None:
-    """``minictr kill`` a detached container, then sweep until its directory, cgroup and network are gone.
+def remove_container(container_id: str, *, data_root: str, state_root: str) -> None:
+    """``minictr rm -f`` a container: it is killed, and its directory, cgroup, network and monitor go."""
+    removed = run_cli("rm", "-f", container_id, data_root=data_root, state_root=state_root)
+    assert removed.returncode == 0, removed.stderr
+    assert not os.path.exists(os.path.join(state_root, "containers", container_id))
 
-    Nothing removes a killed detached container by itself (there is no ``rm``
-    yet): the next run's sweep would, so a test that stops one sweeps itself.
-    """
-    import time
 
+def remove_all(state_root: str) -> None:
+    """``rm -f`` every container under ``state_root`` (a test's clean-up), then sweep what no monitor owns."""
+    from minictr import lifecycle
     from minictr.container import containers_dir, remove_stale
+    from minictr.errors import MinictrError
 
-    run_cli("kill", container_id, data_root=data_root, state_root=state_root)
-    directory = os.path.join(state_root, "containers", container_id)
-    deadline = time.monotonic() + timeout
-    while os.path.exists(directory) and time.monotonic() < deadline:
-        remove_stale(containers_dir(state_root))
-        time.sleep(0.05)
+    base = containers_dir(state_root)
+    for name in os.listdir(base):
+        try:
+            lifecycle.remove(name, force=True, state_root=state_root)
+        except MinictrError:
+            pass  # gone meanwhile
+    remove_stale(base)

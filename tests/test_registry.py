@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import registry_server as rs
-from conftest import kill_and_sweep, run_cli
+from conftest import remove_container, run_cli
 
 from minictr.errors import ImageError, RegistryError
 from minictr.images import layers as layer_dirs
@@ -88,7 +88,7 @@ def test_image_config_reaches_the_container(images: dict[str, str], store: Image
         assert state["config"]["Labels"] == {"test": "multi"} and state["config"]["StopSignal"] == "SIGUSR1"
         assert len(state["lowerdirs"]) == 4 and state["upperdir"].endswith("/upper")
     finally:
-        kill_and_sweep(container, data_root=data, state_root=state_root)
+        remove_container(container, data_root=data, state_root=state_root)
 
 
 def test_multi_arch_index_and_platforms(images: dict[str, str], store: ImageStore) -> None:

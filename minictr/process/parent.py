@@ -109,6 +109,7 @@ def spawn(
     join: int | None = None,
     netlink: bool = False,
     cgroup: Callable[[int], None] | None = None,
+    terminal: bool = False,
 ) -> ContainerProcess:
     """Create a container process from an OCI runtime-spec ``spec``; return it set up but not started.
 
@@ -128,6 +129,8 @@ def spawn(
     it is called for the container's first process (PID 1, not the waiting
     process before it) before that process unshares its cgroup namespace
     and long before the program starts, so everything it forks inherits it.
+    ``terminal``: ``stdin`` is a pty's slave, which the container's PID 1
+    makes its controlling terminal in a session of its own.
     """
     channel, child_end = Channel.pair()
     try:
@@ -148,7 +151,7 @@ def spawn(
     process = ContainerProcess(popen, channel)
     try:
         options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join,
-                   "netlink": netlink, "cgroup": cgroup is not None}
+                   "netlink": netlink, "cgroup": cgroup is not None, "terminal": terminal}
         channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
         _wait_until_ready(process, spec, cgroup)
     except BaseException:

@@ -1,0 +1,315 @@
+"""Containers with a life, through the real command line: monitor, logs, ps, stop, rm, start, wait, inspect.
+
+Each verb is checked by what it does to real containers and to the host:
+processes, the container's directory, its cgroup and its monitor.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from conftest import cgroup_dirs, remove_all, run_cli
+from minictr.container_dir import alive, read_state
+from minictr.managed import monitor_alive
+
+pytestmark = pytest.mark.root
+
+
+class Minictr:
+    """The CLI with a test's own state root; every container left is removed at the end."""
+
+    def __init__(self, data_root: str, state_root: str) -> None:
+        self.data_root, self.state_root = data_root, state_root
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        done = run_cli(*args, data_root=self.data_root, state_root=self.state_root, timeout=timeout)
+        if check:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    def detach(self, *args: str) -> str:
+        """``run -d`` (without a bridge unless asked: these tests are about lives, not networks)."""
+        network = () if any(a.startswith("--network") for a in args) else ("--network", "none")
+        return self("run", "-d", *network, *args).stdout.strip()
+
+    def state(self, container: str) -> dict:
+        return read_state(self.directory(container))
+
+    def directory(self, container: str) -> str:
+        return os.path.join(self.state_root, "containers", container)
+
+    def inspect(self, container: str) -> dict:
+        return json.loads(self("inspect", container).stdout)[0]
+
+
+@pytest.fixture
+def minictr(data_root: str, state_root: str) -> Iterator[Minictr]:
+    yield Minictr(data_root, state_root)
+    remove_all(state_root)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def cgroups_of(container: str) -> list[str]:
+    """The cgroup directories named after ``container`` (other tests on this host make their own)."""
+    return sorted(d for d in cgroup_dirs() if os.path.basename(d) == container)
+
+
+def monitors() -> dict[int, int]:
+    """pid -> parent pid of every ``minictr-monitor`` process on the host."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)
+            with open(f"/proc/{pid}/comm") as handle:
+                if handle.read().strip() == "minictr-monitor":
+                    found[int(pid)] = int(fields[1].split()[1])
+        except (OSError, IndexError):
+            pass
+    return found
+
+
+def monitor_of(minictr: Minictr, container: str) -> int:
+    """The monitor holding ``container`` (the parent of its first process)."""
+    pid = minictr.state(container)["pid"]
+    with open(f"/proc/{pid}/stat") as handle:
+        waiting = int(handle.read().rsplit(")", 1)[1].split()[1])  # minictr-wait, PID 1's parent
+    with open(f"/proc/{waiting}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
+# --- the monitor, its log and the exit -------------------------------------------------------------
+
+
+def test_a_detached_container_is_logged_and_its_exit_recorded(minictr: Minictr) -> None:
+    container = minictr.detach("busybox", "sh", "-c", "echo out; echo err >&2; sleep 0.5; exit 3")
+    assert cgroups_of(container)
+    assert minictr("wait", container).stdout == "3\n"
+    logs = minictr("logs", container)
+    assert (logs.stdout, logs.stderr) == ("out\n", "err\n")
+    with open(os.path.join(minictr.directory(container), "container-json.log")) as handle:
+        lines = [json.loads(line) for line in handle]
+    assert [(line["stream"], line["log"]) for line in lines] == [("stdout", "out\n"), ("stderr", "err\n")]
+    assert all(line["time"].endswith("Z") and len(line["time"]) == 30 for line in lines)
+    state = minictr.inspect(container)["State"]
+    assert (state["Status"], state["Running"], state["ExitCode"], state["OOMKilled"], state["Pid"]) == ("exited", False, 3, False, 0)
+    assert state["StartedAt"] < state["FinishedAt"]
+    assert wait_until(lambda: not monitor_alive(minictr.directory(container)))  # its monitor ended
+    assert cgroups_of(container) == []  # released at exit; the directory stays until rm
+    assert minictr("ps", "-a", "-q").stdout.split() == [container]
+    assert minictr("ps", "-q").stdout == ""
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_the_monitor_is_no_child_of_the_cli_and_stays_small(minictr: Minictr) -> None:
+    container = minictr.detach("busybox", "sleep", "60")
+    monitor = monitor_of(minictr, container)
+    assert wait_until(lambda: monitor in monitors())  # named once its watch phase began
+    assert monitors()[monitor] not in (os.getpid(), 0)  # reparented away from whoever started it
+    with open(f"/proc/{monitor}/status") as handle:
+        status = dict(line.split(":", 1) for line in handle)
+    rss_kib = int(status["VmRSS"].split()[0])
+    assert rss_kib < 15 * 1024, f"the monitor's RSS is {rss_kib} KiB"
+    assert "-S" in _cmdline(monitor).split()  # the watch phase runs without site-packages
+
+
+def test_kill_9_of_the_cli_leaves_the_container_running_and_rm_f_removes_all(minictr: Minictr) -> None:
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
+               "run", "-d", "--name", "survivor", "busybox", "sleep", "60"]  # fmt: skip
+    cli = subprocess.Popen(command, stdout=subprocess.PIPE)
+    assert wait_until(lambda: minictr("ps", "-q", check=False).stdout.strip())
+    cli.send_signal(signal.SIGKILL)
+    cli.wait()
+    container = minictr("ps", "-q").stdout.strip()
+    pid = minictr.state(container)["pid"]
+    monitor = monitor_of(minictr, container)
+    assert alive(pid, minictr.state(container)["start"])
+    os.kill(monitor, signal.SIGKILL)  # even its monitor gone, the container runs on and is listed
+    assert wait_until(lambda: monitor not in monitors())
+    assert minictr("ps", "--format", "json").stdout.count('"State": "running"') == 1
+    removed = minictr("rm", "-f", "survivor")
+    assert removed.stdout == "survivor\n"
+    assert not os.path.exists(f"/proc/{pid}") and not os.path.exists(minictr.directory(container))
+    assert cgroups_of(container) == []
+    assert minictr("ps", "-a", "-q").stdout == ""
+
+
+# --- run --rm, rm, stop ------------------------------------------------------------------------------
+
+
+def test_run_rm_leaves_nothing(minictr: Minictr) -> None:
+    container = minictr.detach("--rm", "busybox", "sh", "-c", "echo bye")
+    assert wait_until(lambda: not os.path.exists(minictr.directory(container)))
+    assert cgroups_of(container) == []
+    assert minictr("run", "--rm", "--network", "none", "busybox", "true").returncode == 0
+    assert os.listdir(os.path.join(minictr.state_root, "containers")) == []
+    conflict = minictr("run", "-d", "--rm", "--restart", "always", "busybox", "true", check=False)
+    assert (conflict.returncode, conflict.stderr) == (125, "minictr: error: conflicting options: --restart and --rm\n")
+
+
+def test_rm_refuses_a_running_container_with_the_reason(minictr: Minictr) -> None:
+    container = minictr.detach("--name", "busy", "busybox", "sleep", "60")
+    refused = minictr("rm", "busy", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr == f"minictr: error: cannot remove container {container}: it is running (stop it first, or use rm -f)\n"
+    assert minictr.inspect(container)["State"]["Running"] is True
+    assert minictr("stop", "-t", "1", "busy").stdout == "busy\n"
+    assert minictr("rm", "busy").stdout == "busy\n"
+    assert not os.path.exists(minictr.directory(container))
+
+
+def test_stop_sends_the_stop_signal_then_sigkill_after_the_timeout(minictr: Minictr) -> None:
+    trapping = minictr.detach("--stop-signal", "USR1", "busybox", "sh", "-c",
+                              "trap 'echo got-usr1; exit 7' USR1; echo ready; while :; do sleep 0.1; done")  # fmt: skip
+    assert wait_until(lambda: "ready" in minictr("logs", trapping).stdout)
+    minictr("stop", trapping)
+    assert minictr.inspect(trapping)["State"]["ExitCode"] == 7
+    assert minictr("logs", trapping).stdout == "ready\ngot-usr1\n"
+    stubborn = minictr.detach("busybox", "sleep", "60")  # PID 1 without a handler: SIGTERM does nothing to it
+    started = time.monotonic()
+    minictr("stop", "-t", "1", stubborn)
+    assert time.monotonic() - started < 30
+    state = minictr.inspect(stubborn)["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 137)
+    assert minictr("stop", stubborn).stdout == f"{stubborn}\n"  # stopping a stopped container changes nothing
+
+
+# --- start, restart, restart policies ------------------------------------------------------------------
+
+
+def test_start_runs_the_same_root_again(minictr: Minictr) -> None:
+    container = minictr.detach("--name", "again", "busybox", "sh", "-c", "echo x >> /counted; wc -l < /counted")
+    assert minictr("wait", "again").stdout == "0\n"
+    assert minictr("start", "again").stdout == "again\n"
+    assert minictr("wait", "again").stdout == "0\n"
+    assert minictr("logs", "again").stdout == "1\n2\n"
+    created = minictr("create", "--network", "none", "--name", "fresh", "busybox", "echo", "created").stdout.strip()
+    assert minictr.inspect(created)["State"]["Status"] == "created"
+    assert created in minictr("ps", "-a", "-q").stdout.split() and created not in minictr("ps", "-q").stdout.split()
+    minictr("start", "fresh")
+    assert minictr("wait", "fresh").stdout == "0\n" and minictr("logs", "fresh").stdout == "created\n"
+    assert container != created
+
+
+def test_restart_stops_then_starts(minictr: Minictr) -> None:
+    container = minictr.detach("busybox", "sh", "-c", "echo started; exec sleep 60")
+    first = minictr.state(container)["pid"]
+    assert minictr("restart", "-t", "1", container).stdout == f"{container}\n"
+    state = minictr.inspect(container)["State"]
+    assert state["Running"] and state["Pid"] != first
+    assert minictr("logs", container).stdout == "started\nstarted\n"
+
+
+def test_on_failure_restarts_n_times_and_always_until_stopped(minictr: Minictr) -> None:
+    failing = minictr.detach("--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 1")
+    assert wait_until(lambda: minictr.state(failing).get("restart_count") == 2 and minictr("wait", failing).stdout == "1\n")
+    assert wait_until(lambda: minictr.inspect(failing)["State"]["Status"] == "exited")
+    assert minictr("logs", failing).stdout == "run\nrun\nrun\n"
+    assert minictr.inspect(failing)["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    succeeding = minictr.detach("--restart", "on-failure", "busybox", "true")
+    assert minictr("wait", succeeding).stdout == "0\n" and minictr.state(succeeding)["restart_count"] == 0
+    always = minictr.detach("--restart", "always", "busybox", "sh", "-c", "echo tick; sleep 0.2")
+    assert wait_until(lambda: minictr.state(always).get("restart_count", 0) >= 2)
+    minictr("stop", "-t", "1", always)
+    count = minictr.state(always)["restart_count"]
+    assert minictr.inspect(always)["State"]["Status"] == "exited"
+    time.sleep(1)  # a stopped container is not restarted by its policy
+    assert minictr.state(always)["restart_count"] == count
+
+
+# --- logs ---------------------------------------------------------------------------------------------
+
+
+def test_logs_follow_tail_and_timestamps(minictr: Minictr) -> None:
+    container = minictr.detach("busybox", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.3; done")
+    followed = minictr("logs", "-f", container)  # returns when the container exits
+    assert followed.stdout == "line1\nline2\nline3\n"
+    assert minictr("logs", "--tail", "1", container).stdout == "line3\n"
+    stamped = minictr("logs", "-t", container).stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["line1", "line2", "line3"]
+    assert all(line[:4].isdigit() and line.split(" ", 1)[0].endswith("Z") for line in stamped)
+
+
+def test_the_log_is_rotated_at_its_size_cap(minictr: Minictr) -> None:
+    container = minictr.detach("--log-opt", "max-size=2k", "--log-opt", "max-file=2", "busybox", "sh", "-c",
+                               "for i in $(seq 1 400); do echo line-$i; done")  # fmt: skip
+    minictr("wait", container)
+    files = sorted(name for name in os.listdir(minictr.directory(container)) if name.startswith("container-json.log"))
+    assert files == ["container-json.log", "container-json.log.1"]
+    assert all(os.path.getsize(os.path.join(minictr.directory(container), name)) <= 2048 for name in files)
+    kept = minictr("logs", container).stdout.splitlines()
+    assert kept[-1] == "line-400" and "line-1" not in kept  # the oldest went
+
+
+# --- ps, inspect, names, errors -------------------------------------------------------------------------
+
+
+def test_ps_inspect_and_names_or_prefixes_wherever_an_id_goes(minictr: Minictr) -> None:
+    running = minictr.detach("--name", "lister", "-e", "GREETING=hi", "busybox", "sleep", "60")
+    exited = minictr.detach("busybox", "true")
+    minictr("wait", exited)
+    table = minictr("ps").stdout.splitlines()
+    assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert len(table) == 2 and table[1].startswith(running) and table[1].endswith("lister") and " Up " in table[1]
+    rows = [json.loads(line) for line in minictr("ps", "-a", "--format", "json").stdout.splitlines()]
+    assert [(row["ID"], row["State"]) for row in rows] == [(exited, "exited"), (running, "running")]
+    assert rows[0]["Status"].startswith("Exited (0) ")
+    info = minictr.inspect(running[:5])  # a unique prefix
+    assert info["Id"] == running and info["Name"] == "/lister" and info["State"]["Pid"] == minictr.state(running)["pid"]
+    assert "GREETING=hi" in info["Config"]["Env"] and info["Config"]["Cmd"] == ["sleep", "60"]
+    assert info["HostConfig"]["NetworkMode"] == "none" and info["Mounts"] == []
+    assert set(info) >= {"Id", "Name", "State", "Config", "HostConfig", "NetworkSettings", "Mounts"}
+    unknown = minictr("inspect", "no-such-container", check=False)
+    assert (unknown.returncode, unknown.stderr) == (125, "minictr: error: no such container: 'no-such-container'\n")
+    twice = minictr("start", "lister", check=False)
+    assert (twice.returncode, twice.stderr) == (1, f"minictr: error: container {running} is already running\n")
+
+
+def test_container_prune_removes_only_stopped_containers(minictr: Minictr) -> None:
+    running = minictr.detach("busybox", "sleep", "60")
+    exited = minictr.detach("busybox", "true")
+    minictr("wait", exited)
+    pruned = minictr("container", "prune", "-f").stdout.split()
+    assert pruned == ["Deleted", "Containers:", exited]
+    assert minictr("ps", "-a", "-q").stdout.split() == [running]
+
+
+def test_the_oom_kill_is_recorded(minictr: Minictr) -> None:
+    container = minictr.detach("-m", "32m", "busybox", "sh", "-c", "head -c 64m /dev/zero > /dev/shm/fill")
+    assert minictr("wait", container).stdout == "137\n"
+    assert minictr.inspect(container)["State"]["OOMKilled"] is True
+
+
+def test_many_containers_started_and_removed_at_once_keep_ps_consistent(minictr: Minictr) -> None:
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        started = list(pool.map(lambda i: minictr.detach("--network", "bridge", "--name", f"many-{i}", "busybox", "sleep", "60"), range(10)))
+        assert sorted(minictr("ps", "-q").stdout.split()) == sorted(started)
+        removed = list(pool.map(lambda c: minictr("rm", "-f", c).stdout.strip(), started))
+    assert sorted(removed) == sorted(started)
+    assert minictr("ps", "-a", "-q").stdout == ""
+    assert {f"mv-{c}"[:15] for c in started} & set(os.listdir("/sys/class/net")) == set()  # their veths went
+    assert [c for c in started if cgroups_of(c)] == []
