@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from .container import RunOptions
+    from .container import Finished, RunOptions
 
 from . import __version__
 from .errors import ExecError, MinictrError, UsageError
@@ -250,8 +250,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .cli_containers import run_detached
 
         return run_detached(args, options, command)
+    from .cli_containers import settings_from
+    from .terminal import run_attached
+
+    settings_from(args)  # the same checks as with -d (a foreground run is removed at its end anyway: --rm)
+
+    def start(stdio: dict[str, object], terminal: bool) -> Finished:
+        return run(args.image, command, options, data_root=args.data_root, state_root=args.root, stdio=stdio, terminal=terminal)
+
     try:
-        finished = run(args.image, command, options, data_root=args.data_root, state_root=args.root)
+        finished = run_attached(start, args.interactive, args.tty)
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -266,8 +266,14 @@ def run(
     data_root: str | None = None,
     state_root: str | None = None,
     capture: bool = False,
+    stdio: dict[str, Any] | None = None,
+    terminal: bool = False,
 ) -> Finished:
     """Run ``command`` (or the image's default) in a new container of ``reference``.
+
+    ``stdio`` (``stdin``/``stdout``/``stderr`` for :func:`subprocess.Popen`)
+    replaces the caller's streams in the foreground; with ``terminal`` they
+    are a pty's slave (see :mod:`minictr.terminal`).
 
     In the foreground it waits and returns the exit status (and the output,
     when ``capture``; otherwise the container shares this terminal); SIGINT,
@@ -302,7 +308,10 @@ def run(
                 spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
                 if overlay:
                     add_init_layer(directory, overlay, spec, lowers, root_owner)
-                return _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
+                if stdio is not None:
+                    spec["process"]["terminal"] = terminal
+                io = {"stdio": stdio, "terminal": terminal}
+                return _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup, io)
             except BaseException:
                 if network:
                     with contextlib.suppress(BaseException):
@@ -327,15 +336,18 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
 def _start(
     directory: str, store: ImageStore, image: Image, spec: dict[str, Any], overlay: dict[str, Any] | None,
     options: RunOptions, capture: bool, record: dict[str, Any], root_owner: int, network: Plan | None,
-    cgroup: Manager | None,
+    cgroup: Manager | None, io: dict[str, Any] | None = None,
 ) -> Finished:  # fmt: skip
     """Spawn the container described by ``spec`` in ``directory``, wire its network, start it; wait unless detached."""
     container_id = os.path.basename(directory)
     netlink = bool(network and network.needs_netlink)
     place = cgroup.add if cgroup else None
-    if options.detach:
+    io = io or {}
+    if io.get("stdio") is not None:
+        streams: dict[str, Any] = dict(io["stdio"], terminal=io.get("terminal", False))
+    elif options.detach:
         log = open(os.path.join(directory, "container.log"), "ab")
-        streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
+        streams = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
     else:
         pipe = subprocess.PIPE if capture else None
         streams = {"stdout": pipe, "stderr": pipe}

@@ -64,7 +64,8 @@ def stop(container: str, timeout: int | None = None, state_root: str | None = No
     """
     directory = resolve(container, state_root)
     state = read_state(directory)
-    if status_of(state, directory) != "running":
+    restarting = state.get("managed") and monitor_alive(directory)  # between two runs, its policy says restart
+    if status_of(state, directory) != "running" and not restarting:
         return state["id"]
     _touch(os.path.join(directory, STOP_REQUESTED))
     if timeout is None:

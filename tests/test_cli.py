@@ -22,7 +22,7 @@ def test_run_passes_output_and_exit_status(data_root: str, state_root: str) -> N
 
 
 def test_run_default_command_env_workdir_entrypoint(data_root: str, state_root: str) -> None:
-    result = run_cli("run", "busybox", input="echo $0 from sh\n", data_root=data_root, state_root=state_root)
+    result = run_cli("run", "-i", "busybox", input="echo $0 from sh\n", data_root=data_root, state_root=state_root)
     assert result.stdout.strip() == "sh from sh"
     result = run_cli("run", "-e", "GREETING=hi", "-w", "/etc", "busybox", "sh", "-c", "echo $GREETING $PWD", data_root=data_root, state_root=state_root)
     assert result.stdout.strip() == "hi /etc"

@@ -7,11 +7,15 @@ processes, the container's directory, its cgroup and its monitor.
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
 import json
 import os
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 
@@ -313,3 +317,69 @@ def test_many_containers_started_and_removed_at_once_keep_ps_consistent(minictr:
     assert minictr("ps", "-a", "-q").stdout == ""
     assert {f"mv-{c}"[:15] for c in started} & set(os.listdir("/sys/class/net")) == set()  # their veths went
     assert [c for c in started if cgroups_of(c)] == []
+
+
+# --- -i and -t ------------------------------------------------------------------------------------------
+
+
+class Terminal:
+    """A pty this test owns, standing for a user's terminal: the CLI runs with its slave as stdin/out/err."""
+
+    def __init__(self, rows: int, columns: int) -> None:
+        self.master, self.slave = os.openpty()
+        self.resize(rows, columns)
+        self.output = b""
+
+    def resize(self, rows: int, columns: int) -> None:
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def read_until(self, token: bytes, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while token not in self.output and time.monotonic() < deadline:
+            if select.select([self.master], [], [], 0.1)[0]:
+                try:
+                    self.output += os.read(self.master, 4096)
+                except OSError:
+                    break
+        return token in self.output
+
+
+def test_an_interactive_shell_through_a_pty(minictr: Minictr) -> None:
+    terminal = Terminal(30, 100)
+    settings = termios.tcgetattr(terminal.slave)
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
+               "run", "-it", "--network", "none", "busybox", "sh"]  # fmt: skip
+    cli = subprocess.Popen(command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True)
+    assert terminal.read_until(b"# "), terminal.output  # the shell's prompt: it knows it is interactive
+    assert termios.tcgetattr(terminal.slave) != settings  # the user's terminal is raw meanwhile
+    terminal.type("stty size; [ -t 0 ] && echo stdin-is-a-tty\n")
+    assert terminal.read_until(b"30 100\r\nstdin-is-a-tty"), terminal.output
+    terminal.resize(40, 120)
+    cli.send_signal(signal.SIGWINCH)  # what the kernel sends a terminal's foreground group when it is resized
+    terminal.type("sleep 0.2; stty size\n")
+    assert terminal.read_until(b"40 120"), terminal.output
+    terminal.type("echo hi; exit 3\n")
+    assert terminal.read_until(b"hi\r\n"), terminal.output
+    assert cli.wait(30) == 3
+    assert termios.tcgetattr(terminal.slave) == settings  # restored
+
+
+def test_stdin_reaches_the_container_only_with_i(minictr: Minictr) -> None:
+    streamed = run_cli("run", "-i", "--network", "none", "busybox", "sh", "-c", "cat; echo end",
+                       input="one\ntwo\n", data_root=minictr.data_root, state_root=minictr.state_root)  # fmt: skip
+    assert streamed.stdout == "one\ntwo\nend\n"  # all of it, then EOF closed the container's stdin
+    closed = run_cli("run", "--network", "none", "busybox", "sh", "-c", "cat; echo end",
+                     input="one\n", data_root=minictr.data_root, state_root=minictr.state_root)  # fmt: skip
+    assert closed.stdout == "end\n"
+    not_a_tty = run_cli("run", "--network", "none", "busybox", "sh", "-c", "[ -t 1 ] || echo no-tty",
+                        data_root=minictr.data_root, state_root=minictr.state_root)  # fmt: skip
+    assert not_a_tty.stdout == "no-tty\n"
+
+
+def test_a_detached_container_with_t_has_a_terminal(minictr: Minictr) -> None:
+    container = minictr.detach("-t", "busybox", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo tty; stty size")
+    assert minictr("wait", container).stdout == "0\n"
+    assert minictr("logs", container).stdout.startswith("tty\n")

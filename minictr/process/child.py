@@ -8,7 +8,7 @@ config) from the channel on FD and runs a flat recipe of named steps::
     die_with_parent → enter_user_namespace → join_namespaces → unshare_namespaces
     → set_time_offsets → fork_init (pid and time namespaces apply to children:
       from here on we are the container's PID 1; the process before it waits)
-    → join_cgroup (the parent places us; then the cgroup namespace) → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
+    → controlling_terminal (-t) → join_cgroup (the parent places us; then the cgroup namespace) → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
     → mount_spec_mounts → create_devices → enter_root → readonly_root → set_user
     → READY … START → exec (or run a minimal init that execs the program)
 
@@ -155,6 +155,20 @@ def fork_init(setup: Setup) -> None:
 
 
 # --- after the fork: the container's view ------------------------------------------------
+
+
+def controlling_terminal(setup: Setup) -> None:
+    """``-t``: a session of our own whose controlling terminal is the pty slave we were given as stdin.
+
+    Job control and ^C inside then work as on any terminal, and the caller's
+    terminal (or the monitor's session) is out of the container's reach.
+    """
+    if setup.options.get("terminal"):
+        import fcntl
+        import termios
+
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def join_cgroup(setup: Setup) -> None:
@@ -313,7 +327,7 @@ EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, j
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
-    join_cgroup, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
+    controlling_terminal, join_cgroup, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
     enter_root, readonly_root, set_user,
 ]  # fmt: skip
 
