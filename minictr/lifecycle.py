@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .container_dir import alive, read_state, release_directory
-from .errors import UsageError
+from .errors import ContainerError, UsageError
 from .managed import REMOVING, STOP_REQUESTED, directories, monitor_alive, resolve, signal_number, start, status_of
 
 DEFAULT_STOP_TIMEOUT = 10
@@ -116,8 +116,11 @@ def remove(container: str, force: bool = False, state_root: str | None = None) -
     return state["id"]
 
 
-def wait(container: str, state_root: str | None = None) -> int:
-    """Block until the container stops; return its exit status (at once if it is stopped already)."""
+def wait(container: str, state_root: str | None = None, timeout: float | None = None) -> int:
+    """Block until the container stops; return its exit status (at once if it is stopped already).
+
+    With ``timeout`` (seconds), a container still running then is a :class:`ContainerError`.
+    """
     directory = resolve(container, state_root)
     first = read_state(directory)
     if status_of(first, directory) != "running":
@@ -131,8 +134,12 @@ def wait(container: str, state_root: str | None = None) -> int:
         ended = state.get("finished_at") and (state.get("started_at") != started or state.get("status") != "running")
         return bool(ended) or status_of(state, directory) != "running"
 
-    while not _wait_for(finished, 3600, 0.05):
-        pass
+    if timeout is not None:
+        if not _wait_for(finished, timeout, 0.05):
+            raise ContainerError(f"container {first['id']} still runs after {timeout:g} s")
+    else:
+        while not _wait_for(finished, 3600, 0.05):
+            pass
     return _exit_code(read_state(directory) or first)
 
 

@@ -383,3 +383,30 @@ def test_a_detached_container_with_t_has_a_terminal(minictr: Minictr) -> None:
     container = minictr.detach("-t", "busybox", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo tty; stty size")
     assert minictr("wait", container).stdout == "0\n"
     assert minictr("logs", container).stdout.startswith("tty\n")
+
+
+# --- the Python API -------------------------------------------------------------------------------------
+
+
+def test_the_python_api_runs_containers_that_outlive_the_caller(minictr: Minictr) -> None:
+    import minictr as package
+
+    client = package.containers.Client(data_root=minictr.data_root, state_root=minictr.state_root)
+    web = client.run("busybox", ["sh", "-c", "echo hi; echo err >&2; exec sleep 60"], detach=True, name="api",
+                     network="none", mem_limit="64m", environment={"WHO": "api"})  # fmt: skip
+    assert web.status == "running" and web.name == "api"
+    assert monitor_of(minictr, web.id) not in (os.getpid(), 0)
+    assert wait_until(lambda: web.logs() == b"hi\nerr\n")
+    assert web.logs(stderr=False) == b"hi\n"
+    assert web.exec_run("sh -c 'echo $WHO'") == package.containers.ExecResult(0, b"api\n")
+    stats = web.stats()
+    assert stats["pids"] >= 1 and 0 < stats["memory"] and stats["memory_limit"] == 64 << 20
+    assert [c.id for c in client.list()] == [web.id] and client.get("api").id == web.id
+    web.stop(timeout=1)
+    assert web.wait() == {"StatusCode": 137, "Error": None} and web.status == "exited"
+    web.remove()
+    assert client.list(all=True) == []
+    assert client.run("busybox", "echo done", network="none", remove=True) == b"done\n"
+    with pytest.raises(package.ContainerError, match="exited with 4"):
+        client.run("busybox", ["sh", "-c", "exit 4"], network="none", remove=True)
+    assert client.list(all=True) == []
