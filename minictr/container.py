@@ -439,6 +439,8 @@ def find(container: str, state_root: str | None = None) -> dict[str, Any]:
     if len(states) != 1:
         what = "no such container" if not states else "more than one container matches"
         raise UsageError(f"{what}: {container!r}")
+    if states[0].get("status", "running") != "running":  # kept after its exit (minictr.managed) until rm
+        raise UsageError(f"container {states[0]['id']} is not running")
     return states[0]
 
 

@@ -410,3 +410,26 @@ def test_the_python_api_runs_containers_that_outlive_the_caller(minictr: Minictr
     with pytest.raises(package.ContainerError, match="exited with 4"):
         client.run("busybox", ["sh", "-c", "exit 4"], network="none", remove=True)
     assert client.list(all=True) == []
+
+
+# --- errors, and a full disk ------------------------------------------------------------------------------
+
+
+def test_a_program_that_cannot_start_leaves_nothing_and_exec_needs_a_running_container(minictr: Minictr) -> None:
+    missing = minictr("run", "-d", "--network", "none", "busybox", "no-such-program", check=False)
+    assert missing.returncode == 127 and 'exec: "no-such-program": executable file not found in $PATH' in missing.stderr
+    assert minictr("ps", "-a", "-q").stdout == ""
+    exited = minictr.detach("--name", "done", "busybox", "true")
+    minictr("wait", exited)
+    refused = minictr("exec", "done", "true", check=False)
+    assert (refused.returncode, refused.stderr) == (125, f"minictr: error: container {exited} is not running\n")
+
+
+def test_a_full_disk_stops_the_log_not_the_container(minictr: Minictr) -> None:
+    container = minictr("create", "--network", "none", "busybox", "sh", "-c", "seq 1 10000; echo done >&2").stdout.strip()
+    os.symlink("/dev/full", os.path.join(minictr.directory(container), "container-json.log"))  # every write: ENOSPC
+    minictr("start", container)
+    assert minictr("wait", container).stdout == "0\n"  # it ran to its end, its output going nowhere
+    assert minictr.inspect(container)["State"]["Status"] == "exited"
+    os.unlink(os.path.join(minictr.directory(container), "container-json.log"))  # reading /dev/full never ends
+    assert minictr("logs", container).stdout == ""
