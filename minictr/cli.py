@@ -3,6 +3,8 @@
     minictr run [OPTIONS] IMAGE [COMMAND [ARG...]]
     minictr exec [OPTIONS] CONTAINER COMMAND [ARG...]
     minictr kill [-s SIGNAL] CONTAINER
+    minictr create | start | stop | restart | rm | ps | logs | wait | inspect | container  (cli_containers.py)
+    minictr stats | top | port                                                             (cli_inspect.py)
     minictr pull | push | images | rmi | tag | commit | save | load | login | logout  (cli_images.py)
     minictr image build-busybox | inspect | ls | rm | tag | pull | prune
     minictr network create [--subnet CIDR] [--gateway IP] NAME | ls | inspect NAME... | rm NAME... | prune
@@ -76,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_containers import add_commands as add_container_commands
     from .cli_images import add_commands, add_image_subcommands, cmd_image_inspect, cmd_images
 
+    from .cli_inspect import add_commands as add_inspect_commands
+
     add_commands(commands)
     add_container_commands(commands, run_arguments)
+    add_inspect_commands(commands)
     image = commands.add_parser("image", help="manage images")
     image_commands = image.add_subparsers(dest="image_command", metavar="COMMAND", parser_class=_Parser)
     image_commands.required = True

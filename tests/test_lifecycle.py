@@ -433,3 +433,17 @@ def test_a_full_disk_stops_the_log_not_the_container(minictr: Minictr) -> None:
     assert minictr.inspect(container)["State"]["Status"] == "exited"
     os.unlink(os.path.join(minictr.directory(container), "container-json.log"))  # reading /dev/full never ends
     assert minictr("logs", container).stdout == ""
+
+
+def test_stats_top_and_port_of_a_running_container(minictr: Minictr) -> None:
+    container = minictr.detach("--network", "bridge", "-m", "64m", "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80")
+    stats = minictr("stats", "--no-stream", container).stdout.splitlines()
+    assert stats[0].split() == ["CONTAINER", "CPU", "%", "MEM", "USAGE", "/", "LIMIT", "MEM", "%", "PIDS"]
+    assert stats[1].split()[0] == container and stats[1].split()[4] == "64MiB" and stats[1].split()[-1] == "1"
+    top = minictr("top", container).stdout.splitlines()
+    assert [line.split(None, 2)[2] for line in top[1:]] == ["httpd -f -p 80"]
+    assert int(top[1].split()[0]) == minictr.state(container)["pid"]
+    mapping = minictr("port", container).stdout.strip()
+    assert mapping.startswith("80/tcp -> 127.0.0.1:")
+    published = int(mapping.rsplit(":", 1)[1])
+    assert minictr.inspect(container)["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(published)}]}
