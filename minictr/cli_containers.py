@@ -6,6 +6,7 @@
     minictr ps [-a] [-q] [--no-trunc] [--format json]
     minictr logs [-f] [--tail N] [-t] CONTAINER
     minictr wait CONTAINER...                minictr inspect CONTAINER...
+    minictr attach [--detach-keys KEYS] [--no-stdin] CONTAINER
     minictr container ls | prune | ...       (the long spellings)
 
 ``run``'s lifecycle flags (``--rm``, ``-i``, ``-t``, ``--restart``,
@@ -86,6 +87,11 @@ def _add_verbs(commands: Any) -> None:
     logs.add_argument("-t", "--timestamps", action="store_true", help="show each chunk's time")
     logs.add_argument("container", metavar="CONTAINER")
     logs.set_defaults(handler=cmd_logs)
+    attach = commands.add_parser("attach", help="connect this terminal to a running container's input and output")
+    attach.add_argument("--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)")
+    attach.add_argument("--no-stdin", action="store_true", help="do not send this terminal's input")
+    attach.add_argument("container", metavar="CONTAINER")
+    attach.set_defaults(handler=cmd_attach)
     inspect = commands.add_parser("inspect", help="show containers as JSON (Docker's shape)")
     inspect.add_argument("containers", nargs="+", metavar="CONTAINER")
     inspect.set_defaults(handler=cmd_inspect)
@@ -179,6 +185,25 @@ def cmd_wait(args: argparse.Namespace) -> int:
     from .lifecycle import wait
 
     return _each(args, lambda c: wait(c, args.root))
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    """``minictr attach``: until the container exits (its status is ours) or the detach keys come (0)."""
+    from .attach import attach, parse_keys
+    from .container_dir import read_state
+    from .errors import UsageError
+    from .lifecycle import wait
+    from .managed import resolve, status_of
+
+    keys = parse_keys(args.detach_keys)
+    directory = resolve(args.container, args.root)
+    state = read_state(directory)
+    if not state.get("managed") or status_of(state, directory) != "running":
+        raise UsageError(f"container {state['id']} is not running (or not detached): start it first")
+    if attach(directory, keys, stdin=not args.no_stdin):
+        print("\r\nread escape sequence", file=sys.stderr)
+        return 0
+    return wait(args.container, args.root)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

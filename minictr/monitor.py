@@ -14,7 +14,8 @@ phases by ``execve``, so that the long one is small::
                         │ execve (-S: no site-packages; only the pipes, the
                         ▼        child's pid and the lock are carried over)
                       watch  (lean: copies the container's stdout/stderr, or
-                              its pty, into the json-file log; waits for it)
+                              its pty, into the json-file log and to attached
+                              clients (minictr.attach); waits for it)
                         │ execve, with the exit status
                         ▼
                       finish (records exit_code, oom_killed, finished_at;
@@ -83,19 +84,21 @@ def start_container(directory: str, lock: int, report: bool) -> int:
     from .managed import start_here
     from .container_dir import update_state
 
-    tty = bool(_read_state(directory).get("lifecycle", {}).get("tty"))
+    settings = _read_state(directory).get("lifecycle", {})
+    tty = bool(settings.get("tty"))
     try:
         if tty:
             import pty
 
             master, slave = pty.openpty()
-            streams = [master]
+            outputs, given = [master], master
             stdio = {"stdin": slave, "stdout": slave, "stderr": slave}
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
-            streams = [out_r, err_r]
-            stdio = {"stdin": subprocess_devnull(), "stdout": out_w, "stderr": err_w}
+            in_r, given = os.pipe() if settings.get("interactive") else (subprocess_devnull(), -1)
+            outputs = [out_r, err_r]
+            stdio = {"stdin": in_r, "stdout": out_w, "stderr": err_w}
         try:
             process = start_here(directory, stdio, terminal=tty)
         finally:
@@ -109,9 +112,9 @@ def start_container(directory: str, lock: int, report: bool) -> int:
     if report:
         _report({"id": os.path.basename(directory), "pid": process.pid})
     child = process.popen.pid
-    for fd in (*streams, lock):
+    for fd in (*outputs, lock, *([given] if given >= 0 else [])):
         os.set_inheritable(fd, True)
-    _exec_phase(False, "watch", directory, child, lock, "tty" if tty else "pipes", *streams)
+    _exec_phase(False, "watch", directory, child, lock, "tty" if tty else "pipes", given, *outputs)
     return 0  # not reached
 
 
@@ -135,8 +138,12 @@ def _report(message: dict) -> None:
 # --- watch -------------------------------------------------------------------------------------
 
 
-def watch(directory: str, child: int, lock: int, mode: str, fds: list[int]) -> int:
-    """Copy the container's output into its log until it exits; then become the finish phase."""
+def watch(directory: str, child: int, lock: int, mode: str, given: int, fds: list[int]) -> int:
+    """Copy the container's output into its log (and to attached clients) until it exits; then finish.
+
+    ``given`` is where attached clients' input goes (the pty, a stdin pipe, or -1).
+    """
+    from .attach import Server
     from .logs import LogWriter
 
     _name_self()
@@ -144,8 +151,9 @@ def watch(directory: str, child: int, lock: int, mode: str, fds: list[int]) -> i
     log = LogWriter(directory, settings.get("log_max_size", 10 << 20), settings.get("log_max_file", 2))
     names = ["stdout"] if mode == "tty" else ["stdout", "stderr"]
     streams = dict(zip(fds, names))
-    for fd in (*fds, lock):
+    for fd in (*fds, lock, *([given] if given >= 0 else [])):
         os.set_inheritable(fd, False)
+    clients = Server(directory, given)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -153,10 +161,13 @@ def watch(directory: str, child: int, lock: int, mode: str, fds: list[int]) -> i
         signal.signal(sig, signal.SIG_IGN)  # a closed terminal or a ^C in the caller's session is not ours
     status = None
     while True:
-        ready = select.select([*streams, wake_r], [], [], None if status is None else 0)[0]
+        ready = select.select([*streams, wake_r, *clients.fds()], [], [], None if status is None else 0)[0]
         for fd in ready:
             if fd == wake_r:
                 os.read(wake_r, 512)
+                continue
+            if fd not in streams:
+                clients.handle(fd)
                 continue
             try:
                 data = os.read(fd, 65536)
@@ -164,6 +175,7 @@ def watch(directory: str, child: int, lock: int, mode: str, fds: list[int]) -> i
                 data = b""
             if data:
                 log.write(streams[fd], data)
+                clients.broadcast(data)
             else:
                 os.close(fd)
                 del streams[fd]
@@ -237,7 +249,7 @@ def main(argv: list[str]) -> int:
     if phase == "start":
         return start(directory)
     if phase == "watch":
-        return watch(directory, int(argv[3]), int(argv[4]), argv[5], [int(fd) for fd in argv[6:]])
+        return watch(directory, int(argv[3]), int(argv[4]), argv[5], int(argv[6]), [int(fd) for fd in argv[7:]])
     return finish(directory, int(argv[3]), int(argv[4]))
 
 

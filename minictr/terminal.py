@@ -147,11 +147,11 @@ def raw_terminal(fd: int) -> Iterator[None]:
     import tty
 
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: what was typed ahead is the container's
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 @contextlib.contextmanager

@@ -447,3 +447,38 @@ def test_stats_top_and_port_of_a_running_container(minictr: Minictr) -> None:
     assert mapping.startswith("80/tcp -> 127.0.0.1:")
     published = int(mapping.rsplit(":", 1)[1])
     assert minictr.inspect(container)["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(published)}]}
+
+
+# --- attach ---------------------------------------------------------------------------------------------
+
+
+def test_detach_and_attach_again(minictr: Minictr) -> None:
+    container = minictr.detach("-it", "busybox", "sh")
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root, "attach", container]
+
+    def attach() -> tuple[Terminal, subprocess.Popen[bytes]]:
+        terminal = Terminal(24, 80)
+        return terminal, subprocess.Popen(command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave,
+                                          start_new_session=True)  # fmt: skip
+
+    terminal, cli = attach()
+    terminal.type("echo hi-$((6*7))\n")
+    assert terminal.read_until(b"hi-42"), terminal.output
+    terminal.type("\x10\x11")  # ctrl-p ctrl-q: detach
+    assert cli.wait(30) == 0 and terminal.read_until(b"read escape sequence")
+    assert minictr.inspect(container)["State"]["Running"] is True
+    terminal, cli = attach()
+    terminal.type("echo again; exit 4\n")
+    assert terminal.read_until(b"again"), terminal.output
+    assert cli.wait(30) == 4  # the container's status, once it exited
+    assert minictr.inspect(container)["State"]["ExitCode"] == 4
+    assert "hi-42" in minictr("logs", container).stdout  # what was typed and shown is in its log too
+
+
+def test_attach_sends_input_to_a_container_run_with_i(minictr: Minictr) -> None:
+    container = minictr.detach("-i", "busybox", "sh", "-c", "read line; echo got-$line")
+    attached = run_cli("attach", container, input="typed\n", data_root=minictr.data_root, state_root=minictr.state_root)
+    assert (attached.returncode, attached.stdout) == (0, "got-typed\n")
+    not_interactive = minictr.detach("busybox", "sh", "-c", "read line; echo got-$line")
+    assert minictr("wait", not_interactive).stdout == "0\n"  # its stdin is /dev/null: read meets EOF at once
+    assert minictr("logs", not_interactive).stdout == "got-\n"
