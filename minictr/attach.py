@@ -36,24 +36,34 @@ def _path(directory: str) -> tuple[int, str]:
     return fd, f"/proc/self/fd/{fd}/{SOCKET}"
 
 
-class Server:
-    """The monitor's side: a listening socket, its clients, and the container's input (-1: none)."""
+def listen(directory: str) -> int:
+    """Make ``<directory>/attach.sock`` (root's only) and return the listening socket's descriptor.
 
-    def __init__(self, directory: str, input_fd: int) -> None:
+    The monitor makes it before it reports the container started, so that
+    ``start -a`` never finds it missing; the watch phase inherits it.
+    """
+    dir_fd, path = _path(directory)
+    try:
+        if os.path.lexists(os.path.join(directory, SOCKET)):
+            os.unlink(os.path.join(directory, SOCKET))
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        listener.bind(path)
+        os.chmod(path, 0o600)
+        listener.listen(8)
+    finally:
+        os.close(dir_fd)
+    return listener.detach()
+
+
+class Server:
+    """The monitor's side: the listening socket, its clients, and the container's input (-1: none)."""
+
+    def __init__(self, listener: int, input_fd: int) -> None:
         self.input = input_fd
         if input_fd >= 0:
             os.set_blocking(input_fd, False)  # a container that does not read must not stall its monitor
         self.clients: dict[int, socket.socket] = {}
-        dir_fd, path = _path(directory)
-        try:
-            if os.path.lexists(os.path.join(directory, SOCKET)):
-                os.unlink(os.path.join(directory, SOCKET))
-            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-            self.listener.bind(path)
-            os.chmod(path, 0o600)
-            self.listener.listen(8)
-        finally:
-            os.close(dir_fd)
+        self.listener = socket.socket(fileno=listener)
 
     def fds(self) -> list[int]:
         """What to select on."""

@@ -3,8 +3,8 @@
     minictr create [RUN OPTIONS] IMAGE [COMMAND [ARG...]]
     minictr start CONTAINER...               minictr restart [-t N] CONTAINER...
     minictr stop [-t N] CONTAINER...         minictr rm [-f] CONTAINER...
-    minictr ps [-a] [-q] [--no-trunc] [--format json]
-    minictr logs [-f] [--tail N] [-t] CONTAINER
+    minictr ps [-a] [-q] [--no-trunc] [--format json] [--filter KEY=VALUE]
+    minictr logs [-f] [--tail N] [-t] [--since TIME] CONTAINER
     minictr wait CONTAINER...                minictr inspect CONTAINER...
     minictr attach [--detach-keys KEYS] [--no-stdin] CONTAINER
     minictr container ls | prune | ...       (the long spellings)
@@ -66,10 +66,15 @@ def add_commands(commands: Any, run_parser: Any) -> None:
 
 
 def _add_verbs(commands: Any) -> None:
-    for name, text in (("start", "start stopped or created containers"), ("wait", "wait for containers to stop; print their exit status")):
-        verb = commands.add_parser(name, help=text)
-        verb.add_argument("containers", nargs="+", metavar="CONTAINER")
-        verb.set_defaults(handler=cmd_start if name == "start" else cmd_wait)
+    start = commands.add_parser("start", help="start stopped or created containers")
+    start.add_argument("-a", "--attach", action="store_true", help="attach to its output (one container): its status is ours")
+    start.add_argument("-i", "--interactive", action="store_true", help="with -a, send this terminal's input too")
+    start.add_argument("--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)")
+    start.add_argument("containers", nargs="+", metavar="CONTAINER")
+    start.set_defaults(handler=cmd_start)
+    wait = commands.add_parser("wait", help="wait for containers to stop; print their exit status")
+    wait.add_argument("containers", nargs="+", metavar="CONTAINER")
+    wait.set_defaults(handler=cmd_wait)
     for name, text in (("stop", "stop running containers (their stop signal, then SIGKILL)"), ("restart", "stop, then start containers")):
         verb = commands.add_parser(name, help=text)
         verb.add_argument("-t", "--time", type=int, metavar="SECONDS", help="seconds to wait before SIGKILL (default 10)")
@@ -85,6 +90,7 @@ def _add_verbs(commands: Any) -> None:
     logs.add_argument("-f", "--follow", action="store_true", help="follow the output while the container runs")
     logs.add_argument("-n", "--tail", default="all", metavar="N", help="only the last N lines (default all)")
     logs.add_argument("-t", "--timestamps", action="store_true", help="show each chunk's time")
+    logs.add_argument("--since", metavar="TIME", help="only output since TIME (RFC 3339, or relative: 10s, 5m, 2h)")
     logs.add_argument("container", metavar="CONTAINER")
     logs.set_defaults(handler=cmd_logs)
     attach = commands.add_parser("attach", help="connect this terminal to a running container's input and output")
@@ -102,6 +108,8 @@ def _ps_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
     parser.add_argument("--no-trunc", action="store_true", help="do not shorten the command")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="json: one object per line")
+    parser.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="id=, name=, status=created|running|exited, ancestor=IMAGE (repeatable: all must hold)")
     parser.set_defaults(handler=cmd_ps)
 
 
@@ -153,10 +161,37 @@ def _each(args: argparse.Namespace, action: Any) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    """``minictr start``."""
+    """``minictr start [-a [-i]]``."""
+    from .errors import UsageError
     from .managed import start
 
-    return _each(args, lambda c: (start(c, args.root), c)[1])
+    if not args.attach:
+        return _each(args, lambda c: (start(c, args.root), c)[1])
+    if len(args.containers) != 1:
+        raise UsageError("start -a: one container at a time")
+    start(args.containers[0], args.root)
+    args.container, args.no_stdin = args.containers[0], not args.interactive
+    if args.interactive:
+        return cmd_attach(args)
+    return _follow_this_run(args)  # from its log: what it printed before we could connect is not lost
+
+
+def _follow_this_run(args: argparse.Namespace) -> int:
+    """``start -a``: the output of the run just started, as it comes, then its exit status."""
+    from . import logs
+    from .container_dir import read_state
+    from .lifecycle import wait
+    from .managed import resolve, status_of
+
+    directory = resolve(args.container, args.root)
+    started = read_state(directory).get("started_at") or ""
+    entries, offset = logs.read_entries(directory)
+    for entry in entries:
+        if entry.get("time", "") >= started:
+            _write_entry(entry, False)
+    for entry in logs.follow(directory, lambda: status_of(read_state(directory), directory) == "running", offset):
+        _write_entry(entry, False)
+    return wait(args.container, args.root)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -231,7 +266,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
     from .cli import _print_table
     from .container_view import ps_rows
 
-    rows = ps_rows(args.root, all=args.all, no_trunc=args.no_trunc)
+    rows = [row for row in ps_rows(args.root, all=args.all or bool(args.filter), no_trunc=args.no_trunc)
+            if all(_matches(row, f) for f in args.filter)]  # fmt: skip
     if args.quiet:
         print("\n".join(row["ID"] for row in rows)) if rows else None
     elif args.format == "json":
@@ -248,6 +284,18 @@ def cmd_ps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _matches(row: dict[str, Any], text: str) -> bool:
+    """``ps --filter``: Docker's keys id (prefix), name (substring), status, ancestor (the image)."""
+    from .errors import UsageError
+
+    key, _, value = text.partition("=")
+    checks = {"id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
+              "status": lambda: row["State"] == value, "ancestor": lambda: row["Image"] == value}  # fmt: skip
+    if key not in checks:
+        raise UsageError(f"--filter {text!r}: filter by id=, name=, status= or ancestor=")
+    return checks[key]()
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     """``minictr logs [-f] [--tail N] [-t]``: stdout entries to stdout, stderr entries to stderr."""
     from . import logs
@@ -259,6 +307,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
         raise UsageError(f"--tail {args.tail!r}: a number of lines, or all")
     directory = resolve(args.container, args.root)
     entries, offset = logs.read_entries(directory)
+    if args.since:
+        since = logs.since(args.since)
+        entries = [entry for entry in entries if entry.get("time", "") >= since]
     for entry in logs.tail(entries, None if args.tail == "all" else int(args.tail)):
         _write_entry(entry, args.timestamps)
     if args.follow:

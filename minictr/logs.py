@@ -32,6 +32,18 @@ def timestamp(ns: int | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
 
 
+def since(text: str) -> str:
+    """``--since``: an RFC 3339 time (``2026-12-01T02:13:39Z``, UTC) or a duration ago (``10s``, ``5m``, ``2h``)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text[-1:] in units and text[:-1].isdigit():
+        return timestamp(time.time_ns() - int(text[:-1]) * units[text[-1]] * 1_000_000_000)
+    if len(text) >= 20 and text.endswith("Z") and text[4] == "-" and text[10] == "T":
+        return text  # compared as text: the same format sorts as time does
+    from .errors import UsageError
+
+    raise UsageError(f"--since {text!r}: give a time as 2026-12-01T02:13:39Z or a duration such as 10m")
+
+
 def parse_size(text: str | int) -> int:
     """``10m``, ``512k``, ``1g`` or a number of bytes."""
     value = str(text).strip().lower().rstrip("b")

@@ -109,12 +109,15 @@ def start_container(directory: str, lock: int, report: bool) -> int:
         if report:
             _report({"error": str(exc), "step": getattr(exc, "step", ""), "errno": getattr(exc, "errno", None)})
         return 1
+    from .attach import listen
+
+    listener = listen(directory)
     if report:
         _report({"id": os.path.basename(directory), "pid": process.pid})
     child = process.popen.pid
-    for fd in (*outputs, lock, *([given] if given >= 0 else [])):
+    for fd in (*outputs, lock, listener, *([given] if given >= 0 else [])):
         os.set_inheritable(fd, True)
-    _exec_phase(False, "watch", directory, child, lock, "tty" if tty else "pipes", given, *outputs)
+    _exec_phase(False, "watch", directory, child, lock, listener, "tty" if tty else "pipes", given, *outputs)
     return 0  # not reached
 
 
@@ -138,7 +141,7 @@ def _report(message: dict) -> None:
 # --- watch -------------------------------------------------------------------------------------
 
 
-def watch(directory: str, child: int, lock: int, mode: str, given: int, fds: list[int]) -> int:
+def watch(directory: str, child: int, lock: int, listener: int, mode: str, given: int, fds: list[int]) -> int:
     """Copy the container's output into its log (and to attached clients) until it exits; then finish.
 
     ``given`` is where attached clients' input goes (the pty, a stdin pipe, or -1).
@@ -151,9 +154,9 @@ def watch(directory: str, child: int, lock: int, mode: str, given: int, fds: lis
     log = LogWriter(directory, settings.get("log_max_size", 10 << 20), settings.get("log_max_file", 2))
     names = ["stdout"] if mode == "tty" else ["stdout", "stderr"]
     streams = dict(zip(fds, names))
-    for fd in (*fds, lock, *([given] if given >= 0 else [])):
+    for fd in (*fds, lock, listener, *([given] if given >= 0 else [])):
         os.set_inheritable(fd, False)
-    clients = Server(directory, given)
+    clients = Server(listener, given)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -244,12 +247,12 @@ def should_restart(policy: dict, status: int, count: int) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m minictr.monitor start DIR | watch DIR CHILD LOCK MODE FD... | finish DIR STATUS LOCK``."""
+    """``python -m minictr.monitor start DIR | watch DIR CHILD LOCK LISTENER MODE INPUT FD... | finish DIR STATUS LOCK``."""
     phase, directory = argv[1], argv[2]
     if phase == "start":
         return start(directory)
     if phase == "watch":
-        return watch(directory, int(argv[3]), int(argv[4]), argv[5], int(argv[6]), [int(fd) for fd in argv[7:]])
+        return watch(directory, int(argv[3]), int(argv[4]), int(argv[5]), argv[6], int(argv[7]), [int(fd) for fd in argv[8:]])
     return finish(directory, int(argv[3]), int(argv[4]))
 
 

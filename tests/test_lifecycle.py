@@ -482,3 +482,28 @@ def test_attach_sends_input_to_a_container_run_with_i(minictr: Minictr) -> None:
     not_interactive = minictr.detach("busybox", "sh", "-c", "read line; echo got-$line")
     assert minictr("wait", not_interactive).stdout == "0\n"  # its stdin is /dev/null: read meets EOF at once
     assert minictr("logs", not_interactive).stdout == "got-\n"
+
+
+def test_start_a_shows_the_run_and_returns_its_status(minictr: Minictr) -> None:
+    container = minictr("create", "--network", "none", "busybox", "sh", "-c", "echo out; echo err >&2; exit 6").stdout.strip()
+    for _ in range(2):  # each start shows its own run only
+        started = minictr("start", "-a", container, check=False)
+        assert (started.returncode, started.stdout, started.stderr) == (6, "out\n", "err\n")
+    interactive = minictr("create", "--network", "none", "-i", "busybox", "sh", "-c", "read x; echo got-$x").stdout.strip()
+    typed = run_cli("start", "-a", "-i", interactive, input="typed\n", data_root=minictr.data_root, state_root=minictr.state_root)
+    assert (typed.returncode, typed.stdout) == (0, "got-typed\n")
+
+
+def test_ps_filters_and_logs_since(minictr: Minictr) -> None:
+    running = minictr.detach("--name", "filtered", "busybox", "sh", "-c", "echo early; exec sleep 60")
+    exited = minictr.detach("busybox", "true")
+    minictr("wait", exited)
+    assert minictr("ps", "-q", "--filter", "status=exited").stdout.split() == [exited]
+    assert minictr("ps", "-q", "-f", "name=filter", "-f", "status=running").stdout.split() == [running]
+    assert minictr("ps", "-q", "-f", f"id={running[:4]}", "-f", "ancestor=busybox").stdout.split() == [running]
+    bad = minictr("ps", "-f", "colour=red", check=False)
+    assert (bad.returncode, bad.stderr) == (125, "minictr: error: --filter 'colour=red': filter by id=, name=, status= or ancestor=\n")
+    assert wait_until(lambda: minictr("logs", running).stdout == "early\n")
+    assert minictr("logs", "--since", "2000-01-01T00:00:00Z", running).stdout == "early\n"
+    assert minictr("logs", "--since", "2999-01-01T00:00:00Z", running).stdout == ""
+    assert minictr("logs", "--since", "1h", running).stdout == "early\n"
