@@ -8,7 +8,8 @@ config) from the channel on FD and runs a flat recipe of named steps::
     die_with_parent → enter_user_namespace → join_namespaces → unshare_namespaces
     → set_time_offsets → fork_init (pid and time namespaces apply to children:
       from here on we are the container's PID 1; the process before it waits)
-    → controlling_terminal (-t) → join_cgroup (the parent places us; then the cgroup namespace) → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
+    → controlling_terminal (-t: a session of its own, the pty its terminal)
+    → join_cgroup (the parent places us; then the cgroup namespace) → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
     → mount_spec_mounts → create_devices → enter_root → readonly_root → set_user
     → READY … START → exec (or run a minimal init that execs the program)
 
@@ -327,8 +328,8 @@ EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, j
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
-    controlling_terminal, join_cgroup, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root, mount_spec_mounts, create_devices,
-    enter_root, readonly_root, set_user,
+    controlling_terminal, join_cgroup, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root,
+    mount_spec_mounts, create_devices, enter_root, readonly_root, set_user,
 ]  # fmt: skip
 
 
