@@ -144,10 +144,10 @@ def resolve(container: str, state_root: str | None = None) -> str:
 
 
 def directories(state_root: str | None = None) -> list[str]:
-    """Every container directory under the state root, oldest first."""
+    """Every container directory under the state root, oldest first (by creation; a foreground run's has no time)."""
     base = os.path.abspath(containers_dir(state_root))
-    paths = [os.path.join(base, name) for name in os.listdir(base)]
-    return sorted((p for p in paths if os.path.isfile(os.path.join(p, "state.json"))), key=lambda p: os.stat(p).st_mtime_ns)
+    created = {os.path.join(base, name): read_state(os.path.join(base, name)).get("created") or "" for name in os.listdir(base)}
+    return sorted((path for path in created if os.path.isfile(os.path.join(path, "state.json"))), key=lambda p: created[p])
 
 
 def monitor_alive(directory: str) -> bool:
