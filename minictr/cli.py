@@ -1,7 +1,7 @@
 """The ``minictr`` command line, spelled as Docker spells it.
 
     minictr run [OPTIONS] IMAGE [COMMAND [ARG...]]
-    minictr exec [OPTIONS] CONTAINER COMMAND [ARG...]
+    minictr exec [-i] [-t] [OPTIONS] CONTAINER COMMAND [ARG...]
     minictr kill [-s SIGNAL] CONTAINER
     minictr create | start | stop | restart | rm | ps | logs | wait | inspect | container  (cli_containers.py)
     minictr stats | top | port                                                             (cli_inspect.py)
@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     execute = commands.add_parser("exec", help="run a command in a running container")
     execute.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
     execute.add_argument("-w", "--workdir", help="working directory inside the container")
+    execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open: your input reaches the program")
+    execute.add_argument("-t", "--tty", action="store_true", help="give the program a terminal of its own (a pty)")
     execute.add_argument("container", metavar="CONTAINER")
     execute.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     execute.set_defaults(handler=cmd_exec)
@@ -282,8 +284,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     if not command:
         raise UsageError("exec needs a command to run")
+    from .terminal import run_attached
+
+    def start(stdio: dict[str, object], terminal: bool) -> Finished:
+        return exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root, stdio=stdio,
+                       terminal=terminal)  # fmt: skip
+
     try:
-        return exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root).exit_code
+        return run_attached(start, args.interactive, args.tty).exit_code
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -452,8 +452,13 @@ def exec_in(
     workdir: str | None = None,
     state_root: str | None = None,
     capture: bool = False,
+    stdio: dict[str, Any] | None = None,
+    terminal: bool = False,
 ) -> Finished:
-    """Run ``command`` inside the running container ``container`` (``minictr exec``)."""
+    """Run ``command`` inside the running container ``container`` (``minictr exec``).
+
+    ``stdio`` and ``terminal`` as for :func:`run` (``exec -i``/``-t``).
+    """
     state = find(container, state_root)
     spec = state["spec"]
     process_spec = spec.get("process", {})
@@ -468,7 +473,9 @@ def exec_in(
         from . import cgroups
 
         place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
-    process = spawn(exec_spec, stdout=pipe, stderr=pipe, die_with_parent=True, join=state["pid"], cgroup=place)
+    streams = dict(stdio) if stdio is not None else {"stdout": pipe, "stderr": pipe}
+    exec_spec["process"]["terminal"] = terminal
+    process = spawn(exec_spec, **streams, die_with_parent=True, join=state["pid"], cgroup=place, terminal=terminal)
     with _forward_signals(process):
         process.start()
         out, err, code = process.communicate()

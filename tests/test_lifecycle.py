@@ -507,3 +507,18 @@ def test_ps_filters_and_logs_since(minictr: Minictr) -> None:
     assert minictr("logs", "--since", "2000-01-01T00:00:00Z", running).stdout == "early\n"
     assert minictr("logs", "--since", "2999-01-01T00:00:00Z", running).stdout == ""
     assert minictr("logs", "--since", "1h", running).stdout == "early\n"
+
+
+def test_exec_i_and_t(minictr: Minictr) -> None:
+    container = minictr.detach("busybox", "sleep", "60")
+    piped = run_cli("exec", "-i", container, "cat", input="piped\n", data_root=minictr.data_root, state_root=minictr.state_root)
+    assert piped.stdout == "piped\n"
+    closed = run_cli("exec", container, "cat", input="lost\n", data_root=minictr.data_root, state_root=minictr.state_root)
+    assert (closed.returncode, closed.stdout) == (0, "")  # without -i its stdin is /dev/null
+    terminal = Terminal(30, 100)
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
+               "exec", "-it", container, "sh"]  # fmt: skip
+    cli = subprocess.Popen(command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True)
+    terminal.type("stty size; exit 2\n")
+    assert terminal.read_until(b"30 100"), terminal.output
+    assert cli.wait(30) == 2

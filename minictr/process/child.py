@@ -21,10 +21,12 @@ interpreter's own files are out of reach.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import signal
 import socket
 import sys
+import termios  # for -t; imported here, as everything is, while the host's files are still in reach
 
 from .. import linux, namespaces, rootfs
 from ..errors import MinictrError, SyscallError
@@ -165,9 +167,6 @@ def controlling_terminal(setup: Setup) -> None:
     terminal (or the monitor's session) is out of the container's reach.
     """
     if setup.options.get("terminal"):
-        import fcntl
-        import termios
-
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -324,7 +323,7 @@ def enter_container(setup: Setup) -> None:
         raise StepFailed("cwd", f"chdir to working directory {cwd!r}: {exc.strerror}", exc.errno) from exc
 
 
-EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, join_cgroup, set_user]
+EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, enter_container, controlling_terminal, join_cgroup, set_user]
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
