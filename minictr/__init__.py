@@ -35,6 +35,7 @@ _EXPORTS = {
     "SyscallError": "minictr.errors",
     "UsageError": "minictr.errors",
     "chroot": "minictr.chroot",
+    "containers": "minictr.containers",
     "doctor": "minictr.doctor",
     "images": "minictr.images",
     "linux": "minictr.linux",

@@ -1,8 +1,10 @@
 """The ``minictr`` command line, spelled as Docker spells it.
 
     minictr run [OPTIONS] IMAGE [COMMAND [ARG...]]
-    minictr exec [OPTIONS] CONTAINER COMMAND [ARG...]
+    minictr exec [-i] [-t] [OPTIONS] CONTAINER COMMAND [ARG...]
     minictr kill [-s SIGNAL] CONTAINER
+    minictr create | start | stop | restart | rm | ps | logs | wait | inspect | container  (cli_containers.py)
+    minictr stats | top | port                                                             (cli_inspect.py)
     minictr pull | push | images | rmi | tag | commit | save | load | login | logout  (cli_images.py)
     minictr image build-busybox | inspect | ls | rm | tag | pull | prune
     minictr network create [--subnet CIDR] [--gateway IP] NAME | ls | inspect NAME... | rm NAME... | prune
@@ -27,6 +29,8 @@ import time
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import NoReturn
+
+    from .container import Finished, RunOptions
 
 from . import __version__
 from .errors import ExecError, MinictrError, UsageError
@@ -54,56 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     # -h is --hostname here, as in Docker, so help is --help only
     run = commands.add_parser("run", help="run a command in a new container", add_help=False)
-    run.add_argument("--help", action="help", help="show this help message and exit")
-    run.add_argument("--isolation", default="full", choices=("full", "chroot"), help="full (namespaces, the default) or chroot")
-    run.add_argument("-d", "--detach", action="store_true", help="run in the background and print the container's id")
-    run.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
-    run.add_argument("-w", "--workdir", help="working directory inside the container")
-    run.add_argument("--entrypoint", help="override the image's entrypoint")
-    run.add_argument("-h", "--hostname", help="the container's hostname (default: its id)")
-    run.add_argument("--domainname", help="the container's NIS domain name")
-    run.add_argument("--init", action="store_true", help="run a minimal init as PID 1 that reaps zombies and forwards signals")
-    run.add_argument("--network", "--net", help="bridge (the default; none when rootless), none (only lo), host, "
-                     "container:NAME|ID (share its network) or the name of a network from 'minictr network create'")
-    run.add_argument("--name", help="a name for the container (unique; other members of its network resolve it)")
-    run.add_argument("--network-alias", action="append", default=[], metavar="ALIAS", help="another name on a user-defined network")
-    run.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:][HOST_PORT:]PORT[/PROTO]",
-                     help="publish a container port on the host (tcp or udp)")
-    run.add_argument("-P", "--publish-all", action="store_true", help="publish every port the image exposes on free host ports")
-    run.add_argument("--userns", default="host", help="host (no user namespace) or private (root inside is uid 100000 outside)")
-    run.add_argument("--uidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container uids to host uids")
-    run.add_argument("--gidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container gids to host gids")
-    run.add_argument("-v", "--volume", action="append", default=[], metavar="/HOST|NAME:/CONTAINER[:ro]",
-                     help="bind-mount a host directory, or mount a named volume (/CONTAINER alone: an anonymous volume)")
-    run.add_argument("--mount", action="append", default=[], metavar="type=volume|bind|tmpfs,source=…,target=…[,readonly]",
-                     help="mount a volume, a host directory or a tmpfs")
-    run.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
-    run.add_argument("--timens", action="store_true", help="a time namespace whose clocks start at zero (uptime ~0)")
-    run.add_argument("-u", "--user", help="NAME|UID[:GROUP|GID] to run as (names from the image's /etc/passwd)")
-    run.add_argument("--platform", help="OS/ARCH[/VARIANT] to pull if the image is not in the store")
-    run.add_argument("--pull", default="missing", help="missing (pull if not in the store, the default), never or always")
-    _add_resource_flags(run)
-    run.add_argument("--device", dest="devices", action="append", default=[], metavar="HOST[:CONTAINER][:rwm]",
-                     help="give the container a host device (node and cgroup permission)")
-    run.add_argument("--cgroup-parent", metavar="PATH", help="the container's cgroup goes below PATH (default /minictr)")
-    run.add_argument("--privileged", action="store_true", help="give the container every capability, no seccomp filter, "
-                     "no masked paths and every device: it can take over the host")
-    run.add_argument("--cap-add", action="append", default=[], metavar="CAP", help="add a capability (NET_ADMIN, ALL)")
-    run.add_argument("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability (NET_RAW, ALL)")
-    run.add_argument("--security-opt", action="append", default=[], metavar="OPT",
-                     help="no-new-privileges[=true|false] (on by default), seccomp=unconfined|PROFILE.json")
-    run.add_argument("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
-                     help="mount a tmpfs (nosuid,nodev,noexec unless OPTIONS say; e.g. with --read-only)")
-    run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
-                     help="a resource limit (nofile=1024:2048; -1 is unlimited)")
-    run.add_argument("--oom-score-adj", type=int, metavar="N", help="-1000 (never OOM-kill) to 1000 (first to go)")
-    run.add_argument("image", metavar="IMAGE")
-    run.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    run_arguments(run)
     run.set_defaults(handler=cmd_run)
 
     execute = commands.add_parser("exec", help="run a command in a running container")
     execute.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
     execute.add_argument("-w", "--workdir", help="working directory inside the container")
+    execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open: your input reaches the program")
+    execute.add_argument("-t", "--tty", action="store_true", help="give the program a terminal of its own (a pty)")
     execute.add_argument("container", metavar="CONTAINER")
     execute.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     execute.set_defaults(handler=cmd_exec)
@@ -118,9 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("container", metavar="CONTAINER")
     update.set_defaults(handler=cmd_update, devices=[])
 
+    from .cli_containers import add_commands as add_container_commands
     from .cli_images import add_commands, add_image_subcommands, cmd_image_inspect, cmd_images
 
+    from .cli_inspect import add_commands as add_inspect_commands
+
     add_commands(commands)
+    add_container_commands(commands, run_arguments)
+    add_inspect_commands(commands)
     image = commands.add_parser("image", help="manage images")
     image_commands = image.add_subparsers(dest="image_command", metavar="COMMAND", parser_class=_Parser)
     image_commands.required = True
@@ -151,6 +118,59 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--registry", metavar="HOST:PORT", help="also check that this registry answers")
     doctor.set_defaults(handler=cmd_doctor)
     return parser
+
+
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options and arguments of ``run`` (and ``create``)."""
+    from .cli_containers import add_run_flags
+
+    add = parser.add_argument
+    add("--help", action="help", help="show this help message and exit")
+    add("--isolation", default="full", choices=("full", "chroot"), help="full (namespaces, the default) or chroot")
+    add("-d", "--detach", action="store_true", help="run in the background and print the container's id")
+    add("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
+    add("-w", "--workdir", help="working directory inside the container")
+    add("--entrypoint", help="override the image's entrypoint")
+    add("-h", "--hostname", help="the container's hostname (default: its id)")
+    add("--domainname", help="the container's NIS domain name")
+    add("--init", action="store_true", help="run a minimal init as PID 1 that reaps zombies and forwards signals")
+    add("--network", "--net", help="bridge (the default; none when rootless), none (only lo), host, "
+        "container:NAME|ID (share its network) or the name of a network from 'minictr network create'")
+    add("--name", help="a name for the container (unique; other members of its network resolve it)")
+    add("--network-alias", action="append", default=[], metavar="ALIAS", help="another name on a user-defined network")
+    add("-p", "--publish", action="append", default=[], metavar="[IP:][HOST_PORT:]PORT[/PROTO]",
+        help="publish a container port on the host (tcp or udp)")
+    add("-P", "--publish-all", action="store_true", help="publish every port the image exposes on free host ports")
+    add("--userns", default="host", help="host (no user namespace) or private (root inside is uid 100000 outside)")
+    add("--uidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container uids to host uids")
+    add("--gidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container gids to host gids")
+    add("-v", "--volume", action="append", default=[], metavar="/HOST|NAME:/CONTAINER[:ro]",
+        help="bind-mount a host directory, or mount a named volume (/CONTAINER alone: an anonymous volume)")
+    add("--mount", action="append", default=[], metavar="type=volume|bind|tmpfs,source=…,target=…[,readonly]",
+        help="mount a volume, a host directory or a tmpfs")
+    add("--read-only", action="store_true", help="mount the container's root filesystem read-only")
+    add("--timens", action="store_true", help="a time namespace whose clocks start at zero (uptime ~0)")
+    add("-u", "--user", help="NAME|UID[:GROUP|GID] to run as (names from the image's /etc/passwd)")
+    add("--platform", help="OS/ARCH[/VARIANT] to pull if the image is not in the store")
+    add("--pull", default="missing", help="missing (pull if not in the store, the default), never or always")
+    _add_resource_flags(parser)
+    add("--device", dest="devices", action="append", default=[], metavar="HOST[:CONTAINER][:rwm]",
+        help="give the container a host device (node and cgroup permission)")
+    add("--cgroup-parent", metavar="PATH", help="the container's cgroup goes below PATH (default /minictr)")
+    add("--privileged", action="store_true", help="give the container every capability, no seccomp filter, "
+        "no masked paths and every device: it can take over the host")
+    add("--cap-add", action="append", default=[], metavar="CAP", help="add a capability (NET_ADMIN, ALL)")
+    add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability (NET_RAW, ALL)")
+    add("--security-opt", action="append", default=[], metavar="OPT",
+        help="no-new-privileges[=true|false] (on by default), seccomp=unconfined|PROFILE.json")
+    add("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
+        help="mount a tmpfs (nosuid,nodev,noexec unless OPTIONS say; e.g. with --read-only)")
+    add("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+        help="a resource limit (nofile=1024:2048; -1 is unlimited)")
+    add("--oom-score-adj", type=int, metavar="N", help="-1000 (never OOM-kill) to 1000 (first to go)")
+    add_run_flags(parser)
+    add("image", metavar="IMAGE")
+    add("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
 
 def add_network_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -241,11 +261,11 @@ def _resource_options(args: argparse.Namespace) -> dict[str, object]:
     return {name: getattr(args, name) for name in RESOURCE_FLAGS}
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """``minictr run``: run and wait, passing the container's exit status through."""
-    from .container import RunOptions, run
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The RunOptions a ``run``/``create`` command line asks for."""
+    from .container import RunOptions
 
-    options = RunOptions(
+    return RunOptions(
         isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,
         hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network, name=args.name,
         network_aliases=args.network_alias, publish=args.publish, publish_all=args.publish_all,
@@ -256,9 +276,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         oom_score_adj=args.oom_score_adj,
         **_resource_options(args),
     )  # fmt: skip
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``minictr run``: run and wait, passing the container's exit status through (``-d``: under a monitor)."""
+    from .container import run
+
+    options = run_options(args)
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
+    if args.detach:
+        from .cli_containers import run_detached
+
+        return run_detached(args, options, command)
+    from .cli_containers import settings_from
+    from .terminal import run_attached
+
+    settings_from(args)  # the same checks as with -d (a foreground run is removed at its end anyway: --rm)
+
+    def start(stdio: dict[str, object], terminal: bool) -> Finished:
+        return run(args.image, command, options, data_root=args.data_root, state_root=args.root, stdio=stdio, terminal=terminal)
+
     try:
-        finished = run(args.image, command, options, data_root=args.data_root, state_root=args.root)
+        finished = run_attached(start, args.interactive, args.tty)
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -266,8 +305,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"minictr: warning: {finished.note}", file=sys.stderr)
     if finished.oom_killed:
         print("minictr: the container reached its memory limit and was OOM-killed", file=sys.stderr)
-    if args.detach:
-        print(finished.id)
     return finished.exit_code
 
 
@@ -278,8 +315,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     if not command:
         raise UsageError("exec needs a command to run")
+    from .terminal import run_attached
+
+    def start(stdio: dict[str, object], terminal: bool) -> Finished:
+        return exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root, stdio=stdio,
+                       terminal=terminal)  # fmt: skip
+
     try:
-        return exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root).exit_code
+        return run_attached(start, args.interactive, args.tty).exit_code
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -296,8 +296,14 @@ def run(
     data_root: str | None = None,
     state_root: str | None = None,
     capture: bool = False,
+    stdio: dict[str, Any] | None = None,
+    terminal: bool = False,
 ) -> Finished:
     """Run ``command`` (or the image's default) in a new container of ``reference``.
+
+    ``stdio`` (``stdin``/``stdout``/``stderr`` for :func:`subprocess.Popen`)
+    replaces the caller's streams in the foreground; with ``terminal`` they
+    are a pty's slave (see :mod:`minictr.terminal`).
 
     In the foreground it waits and returns the exit status (and the output,
     when ``capture``; otherwise the container shares this terminal); SIGINT,
@@ -342,7 +348,11 @@ def run(
                 spec["mounts"].extend(extra_mounts)
                 if overlay:
                     add_init_layer(directory, overlay, spec, lowers, root_owner)
-                finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network, cgroup)
+                if stdio is not None:
+                    spec["process"]["terminal"] = terminal
+                io = {"stdio": stdio, "terminal": terminal}
+                finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network,
+                                  cgroup, io)  # fmt: skip
                 if options.keep_upper and overlay and not options.detach:
                     if not read_state(directory).get("upperdir"):  # it ran in a copy: its changes cannot be told apart
                         raise ContainerError("overlayfs refused this data root, so the step's changes cannot be kept")
@@ -386,15 +396,18 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
 def _start(
     directory: str, store: ImageStore, image: Image, spec: dict[str, Any], overlay: dict[str, Any] | None,
     options: RunOptions, capture: bool, record: dict[str, Any], root_owner: int, network: Plan | None,
-    cgroup: Manager | None,
+    cgroup: Manager | None, io: dict[str, Any] | None = None,
 ) -> Finished:  # fmt: skip
     """Spawn the container described by ``spec`` in ``directory``, wire its network, start it; wait unless detached."""
     container_id = os.path.basename(directory)
     netlink = bool(network and network.needs_netlink)
     place = cgroup.add if cgroup else None
-    if options.detach:
+    io = io or {}
+    if io.get("stdio") is not None:
+        streams: dict[str, Any] = dict(io["stdio"], terminal=io.get("terminal", False))
+    elif options.detach:
         log = open(os.path.join(directory, "container.log"), "ab")
-        streams: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
+        streams = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
     else:
         pipe = subprocess.PIPE if capture else None
         streams = {"stdout": pipe, "stderr": pipe}
@@ -490,6 +503,8 @@ def find(container: str, state_root: str | None = None) -> dict[str, Any]:
     if len(states) != 1:
         what = "no such container" if not states else "more than one container matches"
         raise UsageError(f"{what}: {container!r}")
+    if states[0].get("status", "running") != "running":  # kept after its exit (minictr.managed) until rm
+        raise UsageError(f"container {states[0]['id']} is not running")
     return states[0]
 
 
@@ -501,8 +516,13 @@ def exec_in(
     workdir: str | None = None,
     state_root: str | None = None,
     capture: bool = False,
+    stdio: dict[str, Any] | None = None,
+    terminal: bool = False,
 ) -> Finished:
-    """Run ``command`` inside the running container ``container`` (``minictr exec``)."""
+    """Run ``command`` inside the running container ``container`` (``minictr exec``).
+
+    ``stdio`` and ``terminal`` as for :func:`run` (``exec -i``/``-t``).
+    """
     state = find(container, state_root)
     spec = state["spec"]
     process_spec = spec.get("process", {})
@@ -520,7 +540,9 @@ def exec_in(
         from . import cgroups
 
         place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
-    process = spawn(exec_spec, stdout=pipe, stderr=pipe, die_with_parent=True, join=state["pid"], cgroup=place)
+    streams = dict(stdio) if stdio is not None else {"stdout": pipe, "stderr": pipe}
+    exec_spec["process"]["terminal"] = terminal
+    process = spawn(exec_spec, **streams, die_with_parent=True, join=state["pid"], cgroup=place, terminal=terminal)
     with _forward_signals(process):
         process.start()
         out, err, code = process.communicate()

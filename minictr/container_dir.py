@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 from . import paths, roots
 from .errors import MinictrError, UsageError
 from .files import remove_tree
-from .state import alive, read_state, start_time, write_state
+from .state import alive, read_state, start_time, update_state, write_state
 
 
 def containers_dir(state_root: str | None = None) -> str:
@@ -68,7 +68,24 @@ def container_directory(state_root: str | None, keep: bool = False, name: str | 
 def release_directory(directory: str) -> None:
     """Give back what a finished container held on the host, then remove its directory.
 
-    Its cgroup first (killing whatever is left in it), then its network, then its anonymous volumes.
+    Its cgroup, its network and its anonymous volumes (:func:`release_resources`), then the files.
+    """
+    release_resources(directory)
+    state = read_state(directory)
+    if state.get("volumes"):
+        from .volumes import release
+
+        release(state["volumes"])  # anonymous ones go with the container; named ones stay
+    remove_tree(directory)
+    if not os.path.lexists(directory):
+        roots.forget_container(directory)
+
+
+def release_resources(directory: str) -> None:
+    """Give back a finished container's cgroup (killing whatever is left in it), then its network.
+
+    Both leave state.json once given back, so that a second call (``rm`` after
+    the monitor) has nothing left to do; the directory itself stays.
     """
     state = read_state(directory)
     if state.get("cgroup"):
@@ -80,13 +97,8 @@ def release_directory(directory: str) -> None:
         from .network.attach import disconnect
 
         disconnect(network)
-    if state.get("volumes"):
-        from .volumes import release
-
-        release(state["volumes"])  # anonymous ones go with the container; named ones stay
-    remove_tree(directory)
-    if not os.path.lexists(directory):
-        roots.forget_container(directory)
+    if state.get("cgroup") or network:
+        update_state(directory, {"cgroup": None, "network": None})
 
 
 @contextlib.contextmanager
@@ -110,6 +122,8 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
     for name in os.listdir(base):
         directory = os.path.join(base, name)
         state = read_state(directory)
+        if state.get("managed"):
+            continue  # a container with a monitor (minictr.managed) stays, stopped or not, until rm
         if state and (alive(state["pid"], state.get("start", "")) or alive(state.get("owner", 0), state.get("owner_start", ""))):
             continue
         try:

@@ -145,7 +145,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: f
 
 
 #: The names minictr's own processes give themselves (see minictr.process.child).
-MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init")
+MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init", "minictr-monitor")
 #: Environment variables that tag a process as a test's: the fault step (children inherit it), a test's mark (-e).
 TAGS = (b"MINICTR_FAULT=", b"MINICTR_TEST_MARK=")
 
@@ -296,22 +296,26 @@ def orphans_adopted() -> Iterator[Callable[[], list[int]]]:
         adopted()
 
 
-def kill_and_sweep(container_id: str, *, data_root: str, state_root: str, timeout: float = 10) -> None:
-    """``minictr kill`` a detached container, then sweep until its directory, cgroup and network are gone.
+def remove_container(container_id: str, *, data_root: str, state_root: str) -> None:
+    """``minictr rm -f`` a container: it is killed, and its directory, cgroup, network and monitor go."""
+    removed = run_cli("rm", "-f", container_id, data_root=data_root, state_root=state_root)
+    assert removed.returncode == 0, removed.stderr
+    assert not os.path.exists(os.path.join(state_root, "containers", container_id))
 
-    Nothing removes a killed detached container by itself (there is no ``rm``
-    yet): the next run's sweep would, so a test that stops one sweeps itself.
-    """
-    import time
 
+def remove_all(state_root: str) -> None:
+    """``rm -f`` every container under ``state_root`` (a test's clean-up), then sweep what no monitor owns."""
+    from minictr import lifecycle
     from minictr.container import containers_dir, remove_stale
+    from minictr.errors import MinictrError
 
-    run_cli("kill", container_id, data_root=data_root, state_root=state_root)
-    directory = os.path.join(state_root, "containers", container_id)
-    deadline = time.monotonic() + timeout
-    while os.path.exists(directory) and time.monotonic() < deadline:
-        remove_stale(containers_dir(state_root))
-        time.sleep(0.05)
+    base = containers_dir(state_root)
+    for name in os.listdir(base):
+        try:
+            lifecycle.remove(name, force=True, state_root=state_root)
+        except MinictrError:
+            pass  # gone meanwhile
+    remove_stale(base)
 
 
 def kill_9_of_a_foreground_run_leaks_nothing(options: list[str], *, data_root: str, state_root: str) -> None:

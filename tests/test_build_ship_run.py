@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 import registry_server as rs
-from conftest import kill_and_sweep, run_cli
+from conftest import remove_container, run_cli
 
 from minictr.errors import ImageError
 from minictr.images import layers as layer_dirs
@@ -83,7 +83,7 @@ def test_round_trip_commit_push_pull_run(registry: rs.LocalRegistry, images: dic
         committed = run_cli("commit", "-m", "edited", container, target, data_root=data, state_root=state_root)
         assert committed.returncode == 0, committed.stderr
     finally:
-        kill_and_sweep(container, data_root=data, state_root=state_root)
+        remove_container(container, data_root=data, state_root=state_root)
     pushed = run_cli("push", target, data_root=data, state_root=state_root)
     assert pushed.returncode == 0 and "Pushed" in pushed.stderr + pushed.stdout, pushed.stderr
     assert run_cli("rmi", target, data_root=data, state_root=state_root).returncode == 0
@@ -150,7 +150,7 @@ def test_rmi_and_prune_remove_what_nothing_needs(images: dict[str, str], tmp_pat
         still = run_cli("exec", container, "cat", "/top", data_root=data, state_root=state_root)
         assert still.stdout == "plain tar layer\n"
     finally:
-        kill_and_sweep(container, data_root=data, state_root=state_root)
+        remove_container(container, data_root=data, state_root=state_root)
     pruned = run_cli("image", "prune", data_root=data, state_root=state_root)
     assert pruned.returncode == 0 and "Total reclaimed space" in pruned.stdout
     left = sorted(n for n in os.listdir(layer_dirs.layers_root(store)) if not n.startswith("."))

@@ -27,7 +27,7 @@ from minictr.cgroups.base import plan
 from minictr.container import RunOptions
 from minictr.errors import UsageError
 
-from conftest import cgroup_dirs, run_cli
+from conftest import cgroup_dirs, remove_container, run_cli
 
 
 # --- conversions and validation (no root needed) ---------------------------------------------------
@@ -128,12 +128,8 @@ def detached(data_root: str, state_root: str, *args: str) -> Iterator[tuple[str,
     try:
         yield container_id, pid
     finally:
-        with contextlib.suppress(UsageError):
-            container.kill(container_id, state_root=state_root)
-        deadline = time.monotonic() + 10
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-            time.sleep(0.02)
-        container.remove_stale(os.path.join(state_root, "containers"))
+        remove_container(container_id, data_root=data_root, state_root=state_root)
+        assert not os.path.exists(f"/proc/{pid}")
 
 
 @contextlib.contextmanager

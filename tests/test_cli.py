@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import host_snapshot, kill_9_of_a_foreground_run_leaks_nothing, kill_and_sweep, run_cli, wait_until
+from conftest import host_snapshot, kill_9_of_a_foreground_run_leaks_nothing, remove_container, run_cli, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -21,7 +21,7 @@ def test_run_passes_output_and_exit_status(data_root: str, state_root: str) -> N
 
 
 def test_run_default_command_env_workdir_entrypoint(data_root: str, state_root: str) -> None:
-    result = run_cli("run", "busybox", input="echo $0 from sh\n", data_root=data_root, state_root=state_root)
+    result = run_cli("run", "-i", "busybox", input="echo $0 from sh\n", data_root=data_root, state_root=state_root)
     assert result.stdout.strip() == "sh from sh"
     result = run_cli("run", "-e", "GREETING=hi", "-w", "/etc", "busybox", "sh", "-c", "echo $GREETING $PWD", data_root=data_root, state_root=state_root)
     assert result.stdout.strip() == "hi /etc"
@@ -102,7 +102,7 @@ def test_kill_9_of_minictr_exec_kills_what_it_started(data_root: str, state_root
         assert wait_until(lambda: not program(), timeout=30), program()  # it died with its minictr exec
         assert [p for p in host_snapshot(state_root)["processes"] if mark in p] == []
     finally:
-        kill_and_sweep(container, data_root=data_root, state_root=state_root)
+        remove_container(container, data_root=data_root, state_root=state_root)
     assert os.listdir(os.path.join(state_root, "containers")) == []
 
 

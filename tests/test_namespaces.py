@@ -30,10 +30,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import kill_9_of_a_foreground_run_leaks_nothing, run_cli, wait_until
-from minictr import chroot, container
+from conftest import kill_9_of_a_foreground_run_leaks_nothing, remove_all, run_cli, wait_until
+from minictr import chroot, container, logs
 from minictr.container import image_store
-from minictr.errors import UsageError
 from minictr.process.channel import ProtocolError
 from minictr.images.busybox import build_busybox_image
 from minictr.process.parent import call
@@ -105,7 +104,7 @@ def roots(open_base: str, open_data_root: str) -> Iterator[Roots]:
     state = tempfile.mkdtemp(prefix="run-", dir=open_base)
     os.chmod(state, 0o711)
     yield Roots(open_data_root, state)
-    container.remove_stale(os.path.join(state, "containers"))
+    remove_all(state)
     shutil.rmtree(state, ignore_errors=True)
 
 
@@ -157,13 +156,11 @@ def read(path: str) -> str:
 
 
 def stop(roots: Roots, container_id: str, pid: int) -> None:
-    """Kill a detached container, wait until its PID 1 is gone, remove its directory."""
-    try:
-        container.kill(container_id, signal.SIGKILL, state_root=roots.state)
-    except UsageError:
-        pass  # it ended by itself
-    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}")), f"container {container_id} (pid {pid}) outlived SIGKILL"
-    container.remove_stale(roots.containers)
+    """``rm -f`` a detached container: its PID 1 is gone, and its directory."""
+    removed = roots.cli("rm", "-f", container_id)
+    assert removed.returncode == 0, removed.stderr
+    assert not alive(pid), f"container {container_id} (pid {pid}) outlived rm -f"
+    assert not os.path.exists(os.path.join(roots.containers, container_id))
 
 
 @contextlib.contextmanager
@@ -180,8 +177,9 @@ def detached(roots: Roots, *run_args: str, command: list[str] | None = None) -> 
 
 
 def container_log(roots: Roots, container_id: str) -> str:
-    """What a detached container wrote to its stdout and stderr so far."""
-    return read(os.path.join(roots.containers, container_id, "container.log"))
+    """What a detached container wrote to its stdout and stderr so far (from its json-file log)."""
+    entries, _ = logs.read_entries(os.path.join(roots.containers, container_id))
+    return "".join(entry["log"] for entry in entries)
 
 
 def exec_cli(roots: Roots, container_id: str, *command: str) -> subprocess.CompletedProcess[str]:
@@ -665,7 +663,7 @@ def rootless_env(open_base: str) -> Iterator[dict[str, str]]:
         os.chown(os.path.join(home, name), NOBODY, NOBODY)
     yield {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home, "PYTHONPATH": os.path.join(home, "src"),
            "MINICTR_ROOT": os.path.join(home, "run"), "MINICTR_DATA_ROOT": os.path.join(home, "data")}  # fmt: skip
-    container.remove_stale(os.path.join(home, "run", "containers"))
+    remove_all(os.path.join(home, "run"))
     shutil.rmtree(home, ignore_errors=True)
 
 

@@ -10,10 +10,11 @@ import stat
 import subprocess
 import tempfile
 import threading
+import time
 
 import pytest
 import registry_server as rs
-from conftest import kill_and_sweep, run_cli
+from conftest import remove_container, run_cli
 
 from minictr.errors import ImageError, RegistryError
 from minictr.images import layers as layer_dirs
@@ -81,14 +82,22 @@ def test_image_config_reaches_the_container(images: dict[str, str], store: Image
     assert numeric.stdout == "1234\n"
     unknown = run_cli("run", "-u", "nosuchuser", images["multi"], "id", data_root=data, state_root=state_root)
     assert unknown.returncode == 125 and "no such user in the image's /etc/passwd" in unknown.stderr
-    detached = run_cli("run", "-d", images["multi"], "sleep", "60", data_root=data, state_root=state_root)
+    trapping = "trap 'exit 9' USR1; echo ready; while :; do sleep 0.1; done"
+    detached = run_cli("run", "-d", images["multi"], "sh", "-c", trapping, data_root=data, state_root=state_root)
     container = detached.stdout.strip()
     try:
         state = json.load(open(os.path.join(state_root, "containers", container, "state.json")))
         assert state["config"]["Labels"] == {"test": "multi"} and state["config"]["StopSignal"] == "SIGUSR1"
         assert len(state["lowerdirs"]) == 4 and state["upperdir"].endswith("/upper")
+        deadline = time.monotonic() + 20
+        while "ready" not in run_cli("logs", container, data_root=data, state_root=state_root).stdout:  # trap set
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert run_cli("stop", container, data_root=data, state_root=state_root).returncode == 0
+        inspected = json.loads(run_cli("inspect", container, data_root=data, state_root=state_root).stdout)[0]
+        assert inspected["State"]["ExitCode"] == 9 and inspected["Config"]["StopSignal"] == "SIGUSR1"  # the image's
     finally:
-        kill_and_sweep(container, data_root=data, state_root=state_root)
+        remove_container(container, data_root=data, state_root=state_root)
 
 
 def test_multi_arch_index_and_platforms(images: dict[str, str], store: ImageStore) -> None:

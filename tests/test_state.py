@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from conftest import kill_and_sweep
+from conftest import remove_container
 from minictr.container import RunOptions, run
 from minictr.container_dir import container_directory
 from minictr.state import read_state, update_state
@@ -129,7 +129,7 @@ def test_a_running_containers_state_round_trips(data_root: str, state_root: str)
                                      "pid": data["pid"], "bundle": directory}  # fmt: skip
         assert os.path.exists(f"/proc/{state.pid}")
     finally:
-        kill_and_sweep(started.id, data_root=data_root, state_root=state_root)
+        remove_container(started.id, data_root=data_root, state_root=state_root)
 
 
 def test_oci_state_fields() -> None:

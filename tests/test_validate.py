@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import minictr
-from conftest import kill_and_sweep, run_cli
+from conftest import remove_container, run_cli
 from minictr import rootfs
 from minictr.container import RunOptions, container_spec, exec_in, limit_spec, run
 from minictr.container_root import image_store
@@ -347,7 +347,7 @@ def test_exec_into_a_container_validates_too(data_root: str, state_root: str) ->
         assert caught.value.problems == ["process.args: must name the program to run (it is empty)"]
         assert exec_in(started.id, ["true"], state_root=state_root, capture=True).exit_code == 0
     finally:
-        kill_and_sweep(started.id, data_root=data_root, state_root=state_root)
+        remove_container(started.id, data_root=data_root, state_root=state_root)
 
 
 @pytest.mark.root

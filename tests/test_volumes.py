@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import kill_and_sweep, run_cli
+from conftest import remove_container, run_cli
 from minictr.container_root import image_store
 from minictr.images.busybox import build_busybox_image
 
@@ -226,7 +226,7 @@ def test_a_volume_in_use_cannot_be_removed(data_root: str, state_root: str) -> N
         pruned = _ok(_cli("volume", "prune", "-a", data_root=data_root, state_root=state_root))
         assert name not in pruned.split()
     finally:
-        kill_and_sweep(container, data_root=data_root, state_root=state_root)
+        remove_container(container, data_root=data_root, state_root=state_root)
     assert name in _volumes(data_root, state_root)  # a named volume outlives its container
     assert name in _ok(_cli("volume", "prune", "-a", data_root=data_root, state_root=state_root)).split()
     assert name not in _volumes(data_root, state_root)

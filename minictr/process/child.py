@@ -8,6 +8,7 @@ config) from the channel on FD and runs a flat recipe of named steps::
     die_with_parent → enter_user_namespace → join_namespaces → unshare_namespaces
     → set_time_offsets → fork_init (pid and time namespaces apply to children:
       from here on we are the container's PID 1; the process before it waits)
+    → controlling_terminal (-t: a session of its own, the pty its terminal)
     → join_cgroup (the parent places us; then the cgroup namespace) → set_rlimits → set_oom_score_adj
     → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
     → mount_spec_mounts → create_devices → enter_root → readonly_root → mask_paths
@@ -22,10 +23,12 @@ interpreter's own files are out of reach.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import signal
 import socket
 import sys
+import termios  # for -t; imported here, as everything is, while the host's files are still in reach
 
 from .. import faults, linux, namespaces, rootfs
 from ..security import capabilities, paths, seccomp
@@ -199,6 +202,17 @@ def _take_init_along(setup: Setup, init: int) -> None:
 
 
 # --- after the fork: the container's view ------------------------------------------------
+
+
+def controlling_terminal(setup: Setup) -> None:
+    """``-t``: a session of our own whose controlling terminal is the pty slave we were given as stdin.
+
+    Job control and ^C inside then work as on any terminal, and the caller's
+    terminal (or the monitor's session) is out of the container's reach.
+    """
+    if setup.options.get("terminal"):
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def join_cgroup(setup: Setup) -> None:
@@ -430,11 +444,13 @@ SECURITY_STEPS: list[Callable[[Setup], None]] = [
     drop_bounding, load_seccomp_early, keep_capabilities, set_user, set_capabilities, no_new_privs,
 ]  # fmt: skip
 
-EXEC_STEPS: list[Callable[[Setup], None]] = [die_with_parent, set_rlimits, enter_container, join_cgroup, *SECURITY_STEPS]
+EXEC_STEPS: list[Callable[[Setup], None]] = [
+    die_with_parent, set_rlimits, enter_container, controlling_terminal, join_cgroup, *SECURITY_STEPS,
+]  # fmt: skip
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
-    join_cgroup, set_rlimits, set_oom_score_adj, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root,
+    controlling_terminal, join_cgroup, set_rlimits, set_oom_score_adj, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root,
     mount_spec_mounts, create_devices,
     enter_root, readonly_root, mask_paths, *SECURITY_STEPS,
 ]  # fmt: skip

@@ -157,6 +157,7 @@ def spawn(
     join: int | None = None,
     netlink: bool = False,
     cgroup: Callable[[int], None] | None = None,
+    terminal: bool = False,
 ) -> ContainerProcess:
     """Create a container process from an OCI runtime-spec ``spec``; return it set up but not started.
 
@@ -177,6 +178,8 @@ def spawn(
     process before it) before that process unshares its cgroup namespace
     and long before the program starts, so everything it forks inherits it.
     A spec the runtime-spec forbids raises :class:`~minictr.errors.SpecError` before anything is spawned.
+    ``terminal``: ``stdin`` is a pty's slave, which the container's PID 1
+    makes its controlling terminal in a session of its own.
     """
     validate(spec)  # a bad value is named here, not met half-way through the child's set-up
     channel, child_end = Channel.pair()
@@ -202,7 +205,8 @@ def spawn(
     faults.point("spawn")
     try:
         options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join,
-                   "netlink": netlink, "cgroup": cgroup is not None, **_seccomp_program(spec)}
+                   "netlink": netlink, "cgroup": cgroup is not None, "terminal": terminal,
+                   **_seccomp_program(spec)}
         channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
         _wait_until_ready(process, spec, cgroup)
     except BaseException:
