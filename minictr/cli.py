@@ -30,7 +30,7 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import NoReturn
 
-    from .container import Finished, RunOptions
+    from .container import Finished
 
 from . import __version__
 from .errors import ExecError, MinictrError, UsageError
@@ -254,33 +254,11 @@ def _add_resource_flags(parser: argparse.ArgumentParser) -> None:
         add(f"--device-{kind}", action="append", default=[], metavar="DEVICE:RATE", help=f"throttle a disk ({unit})")
 
 
-def _resource_options(args: argparse.Namespace) -> dict[str, object]:
-    """The resource flags as RunOptions keywords."""
-    from .container import RESOURCE_FLAGS
-
-    return {name: getattr(args, name) for name in RESOURCE_FLAGS}
-
-
-def run_options(args: argparse.Namespace) -> RunOptions:
-    """The RunOptions a ``run``/``create`` command line asks for."""
-    from .container import RunOptions
-
-    return RunOptions(
-        isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,
-        hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network, name=args.name,
-        network_aliases=args.network_alias, publish=args.publish, publish_all=args.publish_all,
-        userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume, mounts=args.mount,
-        read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
-        pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
-        cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
-        oom_score_adj=args.oom_score_adj,
-        **_resource_options(args),
-    )  # fmt: skip
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """``minictr run``: run and wait, passing the container's exit status through (``-d``: under a monitor)."""
     from .container import run
+
+    from .cli_containers import run_options
 
     options = run_options(args)
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
@@ -330,9 +308,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_update(args: argparse.Namespace) -> int:
     """``minictr update``: new limits for a running container (a memory limit below its use is refused)."""
+    from .cli_containers import resource_options
     from .container import RunOptions, update
 
-    update(args.container, RunOptions(**_resource_options(args)), state_root=args.root)  # type: ignore[arg-type]
+    update(args.container, RunOptions(**resource_options(args)), state_root=args.root)  # type: ignore[arg-type]
     print(args.container)
     return 0
 

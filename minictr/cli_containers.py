@@ -25,6 +25,8 @@ TYPE_CHECKING = False  # typing is for checkers; the CLI starts without it
 if TYPE_CHECKING:
     from typing import Any
 
+    from .container import RunOptions
+
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of ``run`` and ``create`` that concern the container's life."""
@@ -138,7 +140,6 @@ def run_detached(args: argparse.Namespace, options: Any, command: list[str]) -> 
 
 def cmd_create(args: argparse.Namespace) -> int:
     """``minictr create``: a container, status created; ``start`` runs it."""
-    from .cli import run_options
     from .managed import create
 
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
@@ -263,7 +264,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     """``minictr ps [-a] [-q] [--no-trunc] [--format json]``."""
-    from .cli import _print_table
+    from .cli_images import print_table
     from .container_view import ps_rows
 
     rows = [row for row in ps_rows(args.root, all=args.all or bool(args.filter), no_trunc=args.no_trunc)
@@ -278,7 +279,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
                   "STATUS": "Status", "PORTS": "Ports", "NAMES": "Names"}  # fmt: skip
         table = [{title: row[key] for title, key in header.items()} for row in rows]
         if table:
-            _print_table(table)
+            print_table(table)
         else:
             print("   ".join(header))
     return 0
@@ -325,3 +326,27 @@ def _write_entry(entry: dict[str, Any], timestamps: bool) -> None:
         text = f"{entry.get('time', '')} {text}"
     stream.write(text)
     stream.flush()
+
+
+def resource_options(args: argparse.Namespace) -> dict[str, object]:
+    """The resource flags as RunOptions keywords."""
+    from .container import RESOURCE_FLAGS
+
+    return {name: getattr(args, name) for name in RESOURCE_FLAGS}
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The RunOptions a ``run``/``create`` command line asks for."""
+    from .container import RunOptions
+
+    return RunOptions(
+        isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,
+        hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network, name=args.name,
+        network_aliases=args.network_alias, publish=args.publish, publish_all=args.publish_all,
+        userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume, mounts=args.mount,
+        read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
+        pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
+        cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
+        oom_score_adj=args.oom_score_adj,
+        **resource_options(args),
+    )  # fmt: skip

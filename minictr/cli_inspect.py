@@ -63,13 +63,13 @@ def stats_rows(state_root: str | None, containers: list[str], interval: float = 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """``minictr stats [--no-stream]``: until ^C, a fresh table each second."""
-    from .cli import _print_table
+    from .cli_images import print_table
 
     while True:
         rows = stats_rows(args.root, args.containers)
         if not args.no_stream:
             sys.stdout.write("\033[2J\033[H")  # clear the screen, as docker stats does
-        _print_table(rows) if rows else print("CONTAINER   CPU %   MEM USAGE / LIMIT   MEM %   PIDS")
+        print_table(rows) if rows else print("CONTAINER   CPU %   MEM USAGE / LIMIT   MEM %   PIDS")
         sys.stdout.flush()
         if args.no_stream:
             return 0
@@ -78,7 +78,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_top(args: argparse.Namespace) -> int:
     """``minictr top``: PID, PPID and command of every process in the container's cgroup."""
-    from .cli import _print_table
+    from .cli_images import print_table
     from .container import cgroup_of
 
     rows = []
@@ -91,7 +91,7 @@ def cmd_top(args: argparse.Namespace) -> int:
         except (OSError, IndexError):
             continue  # it ended meanwhile
         rows.append({"PID": str(pid), "PPID": ppid, "CMD": command})
-    _print_table(rows)
+    print_table(rows)
     return 0
 
 

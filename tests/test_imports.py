@@ -27,9 +27,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("images", ("minictr.images",)),
     ("networks", ("minictr.network",)),
     ("volumes", ("minictr.volumes",)),
-    ("containers", ("minictr.container", "minictr.container_dir", "minictr.container_root", "minictr.system")),
+    ("containers", ("minictr.container", "minictr.container_dir", "minictr.container_root", "minictr.system",
+                    "minictr.logs", "minictr.attach", "minictr.terminal", "minictr.monitor", "minictr.managed",
+                    "minictr.lifecycle", "minictr.container_view")),
     ("builds", ("minictr.build",)),
-    ("front ends", ("minictr.cli", "minictr.cli_images", "minictr.cli_build", "minictr.doctor", "minictr.tutorial")),
+    ("front ends", ("minictr.cli", "minictr.cli_images", "minictr.cli_build", "minictr.cli_containers",
+                    "minictr.cli_inspect", "minictr.containers", "minictr.doctor", "minictr.tutorial")),
 ]
 
 
