@@ -2,8 +2,11 @@
 
 ``minictr doctor`` (and the first notebook) run :func:`run_checks` and show
 the result with :func:`render_table` or :func:`to_json`. Every check only
-*reads* the host (``/proc``, ``/sys``, ``PATH``, ELF headers): doctor never
-mounts, loads modules or writes sysctls, and it contacts no network host
+*reads* the host (``/proc``, ``/sys``, ``PATH``, ELF headers), except the
+privilege check, which proves privilege by trying: a short-lived child
+process unshares a mount namespace and mounts a tmpfs inside it, which dies
+with the child (:mod:`minictr.privilege`). Doctor never mounts in its own
+namespace, loads modules or writes sysctls, and it contacts no network host
 unless a registry address is given explicitly.
 
 Each check is a small ``_probe_*`` function returning a :class:`Finding`;
@@ -158,12 +161,10 @@ def cgroup_layout(mountinfo: str = MOUNTINFO) -> dict[str, Any]:
 # --- the probes --------------------------------------------------------------
 
 def _probe_root() -> Finding:
-    euid = os.geteuid()
-    if euid == 0:
-        return Finding("ok", "euid 0")
-    return Finding("missing", f"euid {euid}: containers run rootless (your uid is root inside a user "
-                              "namespace); no cgroup limits, no bridge networks, no --uidmap, and the "
-                              "notebooks that need root are skipped")
+    from .privilege import probe  # tries, in a child process: uid 0 alone is not enough in a hosted pod
+
+    privileged, detail, fix = probe()
+    return Finding("ok" if privileged else "missing", detail, fix)
 
 
 def _probe_kernel() -> Finding:
