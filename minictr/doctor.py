@@ -270,6 +270,13 @@ def _probe_busybox() -> Finding:
         return Finding("missing", f"{exc}: the offline busybox image cannot be built")
 
 
+def _probe_registry_server() -> Finding:
+    found = _which("docker-registry")
+    if found:
+        return Finding("ok", f"{found}: notebook 08 and the tests serve images from it on 127.0.0.1")
+    return Finding("missing", "docker-registry not found: notebook 08 runs its own registry on 127.0.0.1 with it")
+
+
 def _probe_registry(registry: str | None, timeout: float) -> Finding:
     if not registry:
         return Finding("unknown", "not checked (pass --registry HOST:PORT)")
@@ -322,6 +329,8 @@ def _probes(registry: str | None, timeout: float) -> list[Probe]:
               "pip install pyroute2", _probe_network),
         Probe("busybox", "static busybox", NOTEBOOKS[:6],
               "apt-get install busybox-static", _probe_busybox),
+        Probe("registry_server", "registry server", ("08-images",),
+              "apt-get install docker-registry", _probe_registry_server),
         Probe("registry", "registry reachable", ("08-images",),
               "start a registry (apt-get install docker-registry) and pass --registry HOST:PORT",
               lambda: _probe_registry(registry, timeout)),

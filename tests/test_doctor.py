@@ -19,7 +19,7 @@ import pytest
 from minictr import doctor, privilege
 from minictr.images.busybox import elf_interpreter
 
-NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation",
+NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation", "registry_server",
          "firewall", "network", "busybox", "registry"}
 
 
@@ -228,3 +228,16 @@ def test_effective_capabilities_reads_capeff(tmp_path: pathlib.Path) -> None:
     assert privilege.effective_capabilities(str(status)) >> privilege.CAP_SYS_ADMIN & 1
     status.write_text("CapEff:\t000001fffedfffff\n")  # what capsh --drop=cap_sys_admin leaves
     assert not privilege.effective_capabilities(str(status)) >> privilege.CAP_SYS_ADMIN & 1
+
+
+def test_registry_server_check_follows_path(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    # notebook 08 requires this check: it must say "missing" where docker-registry cannot be found
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(doctor, "_which", lambda name: shutil.which(name, path=str(tmp_path)))
+    check = next(c for c in doctor.run_checks() if c.name == "registry_server")
+    assert check.status == "missing" and check.fix == "apt-get install docker-registry", check
+    server = tmp_path / "docker-registry"
+    server.write_text("#!/bin/sh\n")
+    server.chmod(0o755)
+    check = next(c for c in doctor.run_checks() if c.name == "registry_server")
+    assert check.status == "ok" and str(server) in check.detail, check

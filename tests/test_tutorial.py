@@ -99,3 +99,18 @@ def test_chroot_without_chdir_is_caught(small_root: str) -> None:
     verdict = tutorial.judge_enter_root(enter_root, small_root)
     assert not verdict.ok
     assert "the working directory is still outside it" in verdict.message
+
+
+def test_show_source_slices_what_carries_the_idea() -> None:
+    from minictr.tutorial.common import source_slice
+
+    lines = ['def f(a: int) -> int:', '    """Add.', '', '    More."""', '    b = a + 1', '    c = b * 2',
+             '    if c:', '        return c', '    return 0']
+    assert source_slice(lines) == lines
+    assert source_slice(lines, docstring=False) == [lines[0], *lines[4:]]
+    assert source_slice(lines, docstring=False, start="c = b", stop="return c") == [
+        lines[0], "    ...", "    c = b * 2", "    if c:", "        return c", "    ..."]
+    with pytest.raises(ValueError, match="no line containing 'nowhere'"):
+        source_slice(lines, stop="nowhere")
+    shown = tutorial.show_source(tutorial.show_source, docstring=False, stop="import inspect").data
+    assert shown.startswith("```python\ndef show_source(") and '"""' not in shown and shown.endswith("    ...\n```")
