@@ -275,24 +275,41 @@ def _screenshot(driver: Any, name: str) -> pathlib.Path:
     return path
 
 
-def _run_all(driver: Any) -> None:
-    """Run → Run All Cells, clicked in the menu bar as a learner would."""
+def _menu(driver: Any, menu: str, item: str) -> None:
+    """Click ``menu`` in the menu bar, then its entry ``item``, as a learner would."""
     menus = driver.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item")
-    next(menu for menu in menus if menu.text.strip() == "Run").click()
-    run_all = "li.lm-Menu-item[data-command='runmenu:run-all']"
-    item = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, run_all), 10, "the Run menu to open")
-    item[0].click()
+    next(entry for entry in menus if entry.text.strip() == menu).click()
+
+    def entry() -> Any:
+        labels = driver.find_elements(By.CSS_SELECTOR, "li.lm-Menu-item .lm-Menu-itemLabel")
+        return next((label for label in labels if label.text.strip() == item), None)
+
+    wait_for(entry, 10, f"{menu} → {item} in the menu").click()
+
+
+def _run_all(driver: Any) -> None:
+    """Edit → Clear Outputs of All Cells (so the saved outputs cannot pass for new ones), then Run → Run All Cells."""
+    _menu(driver, "Edit", "Clear Outputs of All Cells")
+    wait_for(lambda: not any(cell["count"] or cell["outputs"] for cell in _state(driver)["cells"]), 30,
+             "the outputs to clear")  # fmt: skip
+    _menu(driver, "Run", "Run All Cells")
+
+
+# The live cgroup monitors on the page: an ipywidgets VBox holding the HTML chart, a Stop button and a label.
+MONITORS = """
+const views = [];
+for (const box of document.querySelectorAll('.widget-vbox')) {
+  // the status is the last label (ipywidgets also draws an empty description label per widget)
+  const chart = box.querySelector('.widget-html svg'), labels = box.querySelectorAll('.widget-label');
+  if (chart && labels.length) views.push([chart.outerHTML, labels[labels.length - 1].textContent.trim()]);
+}
+return views;
+"""
 
 
 def _monitor_views(driver: Any) -> list[tuple[str, str]]:
-    """(chart, status line) of every live cgroup monitor on the page (an ipywidgets VBox: HTML chart, Stop, label)."""
-    views = []
-    for box in driver.find_elements(By.CSS_SELECTOR, ".widget-vbox"):
-        charts = box.find_elements(By.CSS_SELECTOR, ".widget-html svg")
-        labels = box.find_elements(By.CSS_SELECTOR, ".widget-label")
-        if charts and labels:
-            views.append((charts[0].get_attribute("outerHTML"), labels[0].text))
-    return views
+    """(chart, status line) of every live cgroup monitor on the page, read in one step (the page changes)."""
+    return [(chart, status) for chart, status in driver.execute_script(MONITORS)]
 
 
 @pytest.mark.parametrize("name", RUN_IN_FULL)
@@ -307,11 +324,14 @@ def test_run_all_cells_through_the_ui(browser: Any, lab: Lab, name: str) -> None
         for chart, _status in _monitor_views(browser):
             charts.add(chart)  # the live chart, seen while the cells run
         now = _state(browser)
-        done = now and now["kernel"] == "idle" and all(cell["count"] for cell in now["cells"])
+        # done: every cell ran; or a cell failed, which stops Run All (the asserts below say which)
+        done = now and now["kernel"] == "idle" and (all(cell["count"] for cell in now["cells"]) or _errors(now))
         return now if done else None
 
-    state = wait_for(finished, 600, f"every cell of {name} to run and the kernel to go idle", poll=0.3)
-    shot = _screenshot(browser, name)
+    try:
+        state = wait_for(finished, 600, f"every cell of {name} to run and the kernel to go idle", poll=0.3)
+    finally:
+        shot = _screenshot(browser, name)
     assert (REPO / "notebooks" / name).read_bytes() == saved, f"{name} was saved by the lab: its outputs changed"
     assert not _errors(state), f"{name}: cells show errors: {_errors(state)} (see {shot})"
     assert not _shown_errors(browser), f"{name}: the page shows errors: {_shown_errors(browser)} (see {shot})"
