@@ -107,9 +107,10 @@ class Lab:
                    JUPYTER_RUNTIME_DIR=str(directory / "runtime"))  # fmt: skip
         self.log = open(directory / "lab.log", "wb")  # noqa: SIM115 - closed in stop()
         # expose_app_in_browser: the test reads the notebook model (outputs, kernel status) the page shows
-        self.process = subprocess.Popen(["bash", str(REPO / "scripts" / "lab.sh"), f"--IdentityProvider.token={self.token}",
-                                         "--LabApp.expose_app_in_browser=True"],
-                                        stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)  # fmt: skip
+        command = ["bash", str(REPO / "scripts" / "lab.sh"), f"--IdentityProvider.token={self.token}",
+                   "--LabApp.expose_app_in_browser=True"]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)  # killed as a group in stop()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}?token={self.token}"
@@ -188,8 +189,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def browser(lab: Lab) -> Iterator[Any]:
     """Headless chromium through chromedriver, both in a network namespace of their own (browser_netns.py)."""
     driver_port = _free_port()
-    relay = subprocess.Popen([sys.executable, str(REPO / "tests" / "browser_netns.py"), str(lab.port), str(driver_port)],
-                             stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)  # fmt: skip
+    command = [sys.executable, str(REPO / "tests" / "browser_netns.py"), str(lab.port), str(driver_port)]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    relay = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, start_new_session=True)
     chromedriver = None
     try:
         assert relay.stdout is not None and relay.stdout.readline().strip() == b"ready", "the relay did not start"
@@ -250,8 +252,11 @@ def _state(driver: Any) -> dict[str, Any] | None:
 def _open(driver: Any, lab: Lab, name: str) -> dict[str, Any]:
     driver.get(lab.url(f"/lab/tree/{name}"))
     try:
-        return wait_for(lambda: (s := _state(driver)) and s["path"] == name and s["ready"] and s["kernel"] == "idle" and s,
-                        120, f"{name} to open with an idle kernel")  # fmt: skip
+        def opened() -> dict[str, Any] | None:
+            state = _state(driver)
+            return state if state and state["path"] == name and state["ready"] and state["kernel"] == "idle" else None
+
+        return wait_for(opened, 120, f"{name} to open with an idle kernel")  # type: ignore[no-any-return]
     except AssertionError as exc:
         shot = _screenshot(driver, name)
         raise AssertionError(f"{exc}; the page's notebook state: {_state(driver)} (see {shot})") from None
