@@ -24,6 +24,9 @@ from minictr.images.busybox import build_busybox_image
 DEFAULT_CONTAINERS = "/run/minictr/containers"
 DEFAULT_NETWORKS = "/run/minictr/networks"
 REPO = pathlib.Path(__file__).resolve().parent.parent
+#: Processes (by /proc/PID/comm) a test may start and must not leave: container children, and the browser
+#: test's JupyterLab, chromium and chromedriver.
+LEAK_COMMANDS = {"minictr-child", "jupyter-lab", "chromium", "chromedriver"}
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +135,7 @@ def _snapshot() -> dict[str, set[str]]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/comm") as handle:
-                if handle.read().strip() == "minictr-child":
+                if handle.read().strip() in LEAK_COMMANDS:
                     processes.add(pid)
         except OSError:
             pass
