@@ -2,8 +2,11 @@
 
 ``minictr doctor`` (and the first notebook) run :func:`run_checks` and show
 the result with :func:`render_table` or :func:`to_json`. Every check only
-*reads* the host (``/proc``, ``/sys``, ``PATH``, ELF headers): doctor never
-mounts, loads modules or writes sysctls, and it contacts no network host
+*reads* the host (``/proc``, ``/sys``, ``PATH``, ELF headers), except the
+privilege check, which proves privilege by trying: a short-lived child
+process unshares a mount namespace and mounts a tmpfs inside it, which dies
+with the child (:mod:`minictr.privilege`). Doctor never mounts in its own
+namespace, loads modules or writes sysctls, and it contacts no network host
 unless a registry address is given explicitly.
 
 Each check is a small ``_probe_*`` function returning a :class:`Finding`;
@@ -99,12 +102,10 @@ def _read(path: str) -> str:
 # --- the probes --------------------------------------------------------------
 
 def _probe_root() -> Finding:
-    euid = os.geteuid()
-    if euid == 0:
-        return Finding("ok", "euid 0")
-    return Finding("missing", f"euid {euid}: containers run rootless (your uid is root inside a user "
-                              "namespace); no cgroup limits, no bridge networks, no --uidmap, and the "
-                              "notebooks that need root are skipped")
+    from .privilege import probe  # tries, in a child process: uid 0 alone is not enough in a hosted pod
+
+    privileged, detail, fix = probe()
+    return Finding("ok" if privileged else "missing", detail, fix)
 
 
 def _probe_kernel() -> Finding:
@@ -228,6 +229,13 @@ def _probe_seccomp() -> Finding:
     return Finding("ok", "libseccomp.so.2 builds the default seccomp profile")
 
 
+def _probe_registry_server() -> Finding:
+    found = _which("docker-registry")
+    if found:
+        return Finding("ok", f"{found}: notebook 08 and the tests serve images from it on 127.0.0.1")
+    return Finding("missing", "docker-registry not found: notebook 08 runs its own registry on 127.0.0.1 with it")
+
+
 def _probe_registry(registry: str | None, timeout: float) -> Finding:
     if not registry:
         return Finding("unknown", "not checked (pass --registry HOST:PORT)")
@@ -281,6 +289,8 @@ def _probes(registry: str | None, timeout: float) -> list[Probe]:
         Probe("busybox", "static busybox", NOTEBOOKS[:6],
               "apt-get install busybox-static", _probe_busybox),
         Probe("seccomp", "libseccomp", ("09-security",), "apt-get install libseccomp2", _probe_seccomp),
+        Probe("registry_server", "registry server", ("08-images",),
+              "apt-get install docker-registry", _probe_registry_server),
         Probe("registry", "registry reachable", ("08-images",),
               "start a registry (apt-get install docker-registry) and pass --registry HOST:PORT",
               lambda: _probe_registry(registry, timeout)),

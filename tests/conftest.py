@@ -27,6 +27,8 @@ from minictr.images.busybox import build_busybox_image
 
 DEFAULT_STATE_ROOT = "/run/minictr"
 REPO = pathlib.Path(__file__).resolve().parent.parent
+#: Programs the browser test starts (tests/test_browser.py): none may outlive the session either.
+LEAK_COMMANDS = {"jupyter-lab", "chromium", "chromedriver"}
 
 
 @pytest.fixture(scope="session")
@@ -212,7 +214,7 @@ def _processes() -> set[str]:
                 tags = [v.decode(errors="replace") for v in handle.read().split(b"\0") if v.startswith(TAGS)]
         except (OSError, IndexError):
             continue
-        if comm in MINICTR_PROCESSES or tags:
+        if comm in MINICTR_PROCESSES or comm in LEAK_COMMANDS or tags:
             found.add(" ".join([pid, comm, *tags]))
     return found
 

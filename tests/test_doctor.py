@@ -6,6 +6,7 @@ import http.server
 import json
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,10 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from minictr import doctor
+from minictr import doctor, privilege
 from minictr.images.busybox import elf_interpreter
 
-NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation",
+NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation", "registry_server",
          "firewall", "network", "busybox", "seccomp", "registry"}
 
 
@@ -179,3 +180,64 @@ def test_import_is_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip() == "[]"
+
+
+def _as_root_without_cap_sys_admin(code: str) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` as root with CAP_SYS_ADMIN dropped from the bounding set (as in an unprivileged pod)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop CAP_SYS_ADMIN from a root process")
+    capsh = shutil.which("capsh")
+    if capsh is None:
+        pytest.skip("capsh is missing (apt-get install libcap2-bin)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([capsh, "--drop=cap_sys_admin", "--", "-c", f"exec {sys.executable} -c '{code}'"],
+                          capture_output=True, text=True, check=True, cwd=root, timeout=60)
+
+
+@pytest.mark.root
+def test_root_privilege_is_proven_by_trying() -> None:
+    root = next(c for c in doctor.run_checks() if c.name == "root")
+    assert root.status == "ok", root
+    assert "CAP_SYS_ADMIN" in root.detail and "mounted a tmpfs" in root.detail
+
+
+@pytest.mark.root
+def test_root_without_cap_sys_admin_is_told_what_it_lacks() -> None:
+    done = _as_root_without_cap_sys_admin(
+        "import json, os; from minictr import doctor; "
+        "print(json.dumps([os.geteuid(), next(c.as_dict() for c in doctor.run_checks() if c.name == \"root\")]))")
+    euid, root = json.loads(done.stdout)
+    assert euid == 0
+    assert root["status"] == "missing", root
+    assert "euid 0, but CAP_SYS_ADMIN is not in this process's effective capabilities" in root["detail"]
+    assert "--privileged" in root["fix"]
+    assert root["affects"] == list(doctor.NOTEBOOKS)
+
+
+@pytest.mark.root
+def test_the_mount_namespace_trial_fails_without_cap_sys_admin() -> None:
+    # the trial itself, apart from the CapEff reading: its child cannot unshare and says which call failed
+    done = _as_root_without_cap_sys_admin("from minictr.privilege import try_mount_namespace as t; print(t())")
+    assert done.stdout.strip().startswith("unshare("), done.stdout
+    assert "Operation not permitted" in done.stdout
+
+
+def test_effective_capabilities_reads_capeff(tmp_path: pathlib.Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n")
+    assert privilege.effective_capabilities(str(status)) >> privilege.CAP_SYS_ADMIN & 1
+    status.write_text("CapEff:\t000001fffedfffff\n")  # what capsh --drop=cap_sys_admin leaves
+    assert not privilege.effective_capabilities(str(status)) >> privilege.CAP_SYS_ADMIN & 1
+
+
+def test_registry_server_check_follows_path(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    # notebook 08 requires this check: it must say "missing" where docker-registry cannot be found
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(doctor, "_which", lambda name: shutil.which(name, path=str(tmp_path)))
+    check = next(c for c in doctor.run_checks() if c.name == "registry_server")
+    assert check.status == "missing" and check.fix == "apt-get install docker-registry", check
+    server = tmp_path / "docker-registry"
+    server.write_text("#!/bin/sh\n")
+    server.chmod(0o755)
+    check = next(c for c in doctor.run_checks() if c.name == "registry_server")
+    assert check.status == "ok" and str(server) in check.detail, check

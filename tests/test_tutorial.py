@@ -122,3 +122,18 @@ def test_the_network_lab_leaves_no_mount_of_run_netns_on_a_host_that_had_none() 
     assert before == after and "netns" not in listing, done.stdout + done.stderr
     report = json.loads(listing[-1])
     assert report["left"] == [] and "answered" in report["6 published"]
+
+
+def test_show_source_slices_what_carries_the_idea() -> None:
+    from minictr.tutorial.common import source_slice
+
+    lines = ['def f(a: int) -> int:', '    """Add.', '', '    More."""', '    b = a + 1', '    c = b * 2',
+             '    if c:', '        return c', '    return 0']
+    assert source_slice(lines) == lines
+    assert source_slice(lines, docstring=False) == [lines[0], *lines[4:]]
+    assert source_slice(lines, docstring=False, start="c = b", stop="return c") == [
+        lines[0], "    ...", "    c = b * 2", "    if c:", "        return c", "    ..."]
+    with pytest.raises(ValueError, match="no line containing 'nowhere'"):
+        source_slice(lines, stop="nowhere")
+    shown = tutorial.show_source(tutorial.show_source, docstring=False, stop="import inspect").data
+    assert shown.startswith("```python\ndef show_source(") and '"""' not in shown and shown.endswith("    ...\n```")

@@ -124,13 +124,44 @@ def have(*names: str) -> bool:
 # --- showing things ----------------------------------------------------------------------
 
 
-def show_source(obj: Any) -> Any:
-    """Display the source code of a function or class of minictr, highlighted."""
+def show_source(obj: Any, *, docstring: bool = True, start: str | None = None, stop: str | None = None) -> Any:
+    """Display the source code of a function or class of minictr, highlighted.
+
+    An "under the hood" cell shows the few lines that carry the idea: with
+    ``docstring=False`` the docstring is left out; ``start`` and ``stop`` are
+    texts of the first and last lines to show (the first lines containing
+    them), and what is cut is shown as ``...``. The ``def`` line always stays.
+    """
     import inspect
 
     from IPython.display import Markdown
 
-    return Markdown("```python\n" + textwrap.dedent(inspect.getsource(obj)).rstrip() + "\n```")
+    lines = textwrap.dedent(inspect.getsource(obj)).rstrip().splitlines()
+    return Markdown("```python\n" + "\n".join(source_slice(lines, docstring, start, stop)) + "\n```")
+
+
+def source_slice(
+    lines: list[str], docstring: bool = True, start: str | None = None, stop: str | None = None
+) -> list[str]:
+    """The lines :func:`show_source` shows (see there); a ``start`` or ``stop`` not found is a ValueError."""
+    head = next(i for i, line in enumerate(lines) if line.rstrip().endswith(":"))  # the end of the def line
+    body = lines[head + 1:]
+    if not docstring and body and body[0].strip()[:3] in ('"""', "'''"):
+        quote = body[0].strip()[:3]
+        end = 0 if body[0].strip().count(quote) >= 2 else next(i for i, line in enumerate(body[1:], 1) if quote in line)
+        body = body[end + 1:]
+
+    def find(text: str, after: int) -> int:
+        for i in range(after, len(body)):
+            if text in body[i]:
+                return i
+        raise ValueError(f"no line containing {text!r} in the source")
+
+    first = find(start, 0) if start else 0
+    last = find(stop, first) if stop else len(body) - 1
+    indent = " " * (len(body[first]) - len(body[first].lstrip())) if body else ""
+    shown = lines[: head + 1] + ([indent + "..."] if first else []) + body[first : last + 1]
+    return shown + ([indent + "..."] if last < len(body) - 1 else [])
 
 
 def picture(svg: str) -> Any:
