@@ -324,30 +324,13 @@ def run(
     try:
         lowers = root_layers(store, image, root_owner)
         with container_directory(state_root, keep=options.detach, name=options.name) as directory:
-            container_id = os.path.basename(directory)
             overlay = prepare_root(directory, lowers, root_owner)
             record = image_record(image, lowers, overlay, root_owner)
             update_state(directory, record)
             holding.close()
-            extra_mounts: list[dict[str, Any]] = []
-            if options.isolation == "full" and (options.volumes or options.mounts or image.config.get("config", {}).get("Volumes")):
-                from .volumes import attach
-
-                binds, extra_mounts = attach(directory, options.volumes, options.mounts, image, lowers,
-                                             os.path.dirname(store.root))  # fmt: skip
-                options = dataclasses.replace(options, volumes=binds, mounts=[])
-            rootfs = os.path.join(directory, "rootfs")
-            limits = _container_spec(image, rootfs, command or [], options, container_id, None)  # no user: passwd is read once, below
-            cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None
-            network = None
-            if options.isolation == "full":
-                network = network_plan(directory, options, image.config, root_owner)
+            spec, cgroup, network = plan_container(directory, store, image, command or [], options, lowers, overlay,
+                                                   root_owner)  # fmt: skip
             try:
-                spec = container_spec(image, rootfs, command or [], options, container_id, lowers, network)
-                spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
-                spec["mounts"].extend(extra_mounts)
-                if overlay:
-                    add_init_layer(directory, overlay, spec, lowers, root_owner)
                 if stdio is not None:
                     spec["process"]["terminal"] = terminal
                 io = {"stdio": stdio, "terminal": terminal}
@@ -375,6 +358,45 @@ def _security_notes(options: RunOptions) -> list[str]:
     from .security.options import notes
 
     return notes(options.security(), user_namespace=id_mappings(options) is not None)
+
+
+def plan_container(
+    directory: str, store: ImageStore, image: Image, command: list[str], options: RunOptions, lowers: list[str],
+    overlay: dict[str, Any] | None, root_owner: int,
+) -> tuple[dict[str, Any], Manager | None, Plan | None]:  # fmt: skip
+    """Everything a container needs before it is spawned, in one place: volumes, cgroup, network, spec.
+
+    Both a foreground :func:`run` and a start under a monitor
+    (:func:`minictr.managed.start_here`) come through here, so the two never
+    drift apart. Volumes are recorded in state.json and made (a restart finds
+    its anonymous ones again); the cgroup is recorded and made with its
+    limits; the network's work starts (see :mod:`minictr.network.attach`);
+    then the spec is built, once, and the init layer added. On failure the
+    network's thread is waited for, so that clean-up reads a settled state.
+    """
+    container_id = os.path.basename(directory)
+    extra_mounts: list[dict[str, Any]] = []
+    if options.isolation == "full" and (options.volumes or options.mounts or image.config.get("config", {}).get("Volumes")):
+        from .volumes import attach
+
+        binds, extra_mounts = attach(directory, options.volumes, options.mounts, image, lowers, os.path.dirname(store.root))
+        options = dataclasses.replace(options, volumes=binds, mounts=[])
+    rootfs = os.path.join(directory, "rootfs")
+    limits = _container_spec(image, rootfs, command, options, container_id, None)  # no user: passwd is read once, below
+    cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None
+    network = network_plan(directory, options, image.config, root_owner) if options.isolation == "full" else None
+    try:
+        spec = container_spec(image, rootfs, command, options, container_id, lowers, network)
+        spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
+        spec["mounts"].extend(extra_mounts)
+        if overlay:
+            add_init_layer(directory, overlay, spec, lowers, root_owner)
+    except BaseException:
+        if network:
+            with contextlib.suppress(BaseException):
+                network.wait()  # its thread must be done before the clean-up reads state.json
+        raise
+    return spec, cgroup, network
 
 
 def network_plan(directory: str, options: RunOptions, image_config: dict[str, Any], owner: int) -> Plan:

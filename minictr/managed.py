@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .container import RunOptions
     from .process.parent import ContainerProcess
 
+from . import faults
 from .container_dir import alive, container_directory, containers_dir, read_state, release_resources, start_time, update_state
 from .errors import ContainerError, ExecError, UsageError
 from .logs import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE, timestamp
@@ -248,8 +249,8 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
     connect, start), on the root made by :func:`create`. On failure what was
     made for this start is given back and the status stays as it was.
     """
-    from .container import RunOptions, _make_cgroup, container_spec, limit_spec, network_plan
-    from .container_root import add_init_layer, image_store
+    from .container import RunOptions, plan_container
+    from .container_root import image_store
     from .images.store import Image
     from .process.parent import spawn
 
@@ -259,22 +260,13 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
     manifest = store.read_json(state["manifest_digest"])
     config_digest = manifest["config"]["digest"]
     image = Image(state["image"], state["manifest_digest"], manifest, config_digest, store.read_json(config_digest))
-    lowers, owner, cid = state["lowerdirs"], state["root_owner"], state["id"]
+    lowers, owner = state["lowerdirs"], state["root_owner"]
     overlay = {**state["overlay"], "lowerdirs": list(state["overlay"]["lowerdirs"])} if state.get("overlay") else None
-    rootfs = os.path.join(directory, "rootfs")
     # while it starts, the monitor owns the directory (a lease of a starting container is alive)
     update_state(directory, {"pid": os.getpid(), "start": start_time(os.getpid())})
     network = None
     try:
-        spec = container_spec(image, rootfs, state["command"], options, cid, lowers)
-        cgroup = _make_cgroup(directory, spec) if limit_spec(spec, options, cid) else None
-        limits = {k: v for k, v in spec["linux"].items() if k != "namespaces"}
-        if options.isolation == "full":
-            network = network_plan(directory, options, image.config, owner)
-            spec = container_spec(image, rootfs, state["command"], options, cid, lowers, network)
-            spec["linux"].update(limits)
-        if overlay:
-            add_init_layer(directory, overlay, spec, lowers, owner)
+        spec, cgroup, network = plan_container(directory, store, image, state["command"], options, lowers, overlay, owner)
         spec["process"]["terminal"] = terminal
         process = spawn(spec, overlay=overlay, init=options.init, netlink=bool(network and network.needs_netlink),
                         cgroup=cgroup.add if cgroup else None, terminal=terminal, **stdio)  # fmt: skip
@@ -284,6 +276,7 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
 
                 connect(network, process)
             process.start()
+            faults.point("exec")  # a test's SIGKILL of the monitor as the program starts (see minictr.faults)
         except BaseException:
             process.kill()
             raise

@@ -186,8 +186,9 @@ def attach(
     Returns ``-v HOST:CONTAINER`` binds (volumes become binds of their
     directories) and the tmpfs mounts as OCI mounts to add to the spec.
     """
-    from .state import update_state
+    from .state import read_state, update_state
 
+    earlier = {r["target"]: r for r in read_state(directory).get("volumes", []) if r.get("anonymous")}
     binds, extra, records = [], [], []
     for want in _requests(volumes, mounts, image):
         if want["type"] == "bind-spec":
@@ -200,7 +201,8 @@ def attach(
             flags = ["nosuid", "nodev", f"mode={mode}", *size, *(["ro"] if want["readonly"] else [])]
             extra.append({"destination": want["target"], "type": "tmpfs", "source": "tmpfs", "options": flags})
         else:
-            name = want["source"] or os.urandom(32).hex()
+            # an anonymous volume is the container's for life: a restart finds the one it had
+            name = want["source"] or earlier.get(want["target"], {}).get("name") or os.urandom(32).hex()
             want.update(
                 name=name, path=os.path.join(volumes_root(data_root), name, "_data"), anonymous=not want["source"]
             )
