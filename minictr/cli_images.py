@@ -174,8 +174,9 @@ def cmd_rmi(args: argparse.Namespace) -> int:
     users = {} if args.force else _users(args)
     for reference in args.images:
         image = store.get(reference)
-        if image.id in users:
-            raise UsageError(f"rmi {reference}: container {users[image.id][:12]} uses this image (stop it, or use -f)")
+        named = [other for other in store.images() if other.id == image.id]
+        if image.id in users and len(named) <= 1:  # as Docker: only the last name of an image in use is refused
+            raise UsageError(f"rmi {reference}: container {users[image.id][:12]} uses this image (remove it with minictr rm, or use -f)")
         store.untag(reference)
         print(f"Untagged: {image.name}")
         blobs, diff_ids = image_blobs(store, image.manifest_digest)

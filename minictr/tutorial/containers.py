@@ -66,11 +66,19 @@ def remove_container(container_id: str, timeout: float = 10) -> None:
 
     A container started with ``RunOptions(detach=True)`` from this process
     leaves its waiting process (``minictr-wait``) as a child of ours; it is
-    reaped here, so that no zombie is left either.
+    reaped here, so that no zombie is left either. One started by
+    ``minictr run -d`` lives under its monitor: ``rm -f`` removes it.
     """
-    from .. import container, container_dir
+    from .. import container, container_dir, lifecycle, managed
     from ..errors import UsageError
+    from ..state import read_state
 
+    try:
+        if read_state(managed.resolve(container_id)).get("managed"):
+            lifecycle.remove(container_id, force=True)
+            return
+    except UsageError:
+        pass  # not found: it ended, or it was never under a monitor
     try:
         pid = int(container.find(container_id)["pid"])
     except UsageError:
