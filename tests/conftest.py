@@ -132,7 +132,7 @@ def _snapshot() -> dict[str, set[str]]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/comm") as handle:
-                if handle.read().strip() == "minictr-child":
+                if handle.read().strip() in ("minictr-child", "minictr-vm"):  # a container's, a VM's QEMU
                     processes.add(pid)
         except OSError:
             pass
