@@ -269,6 +269,17 @@ def _probe_busybox() -> Finding:
         return Finding("missing", f"{exc}: the offline busybox image cannot be built")
 
 
+def _probe_vm() -> Finding:
+    from .vm.guest import host_kernel, kvm_device, qemu_path
+
+    try:
+        qemu, kernel = qemu_path(), host_kernel()
+    except HostError as exc:
+        return Finding("missing", f"{exc}: notebook 12 cannot boot a VM beside its container")
+    kvm = kvm_device() or "/dev/kvm opens (a test boot decides whether KVM is used)"
+    return Finding("ok", f"{os.path.basename(qemu)} can boot {kernel.path}; {kvm}")
+
+
 def _probe_registry(registry: str | None, timeout: float) -> Finding:
     if not registry:
         return Finding("unknown", "not checked (pass --registry HOST:PORT)")
@@ -321,6 +332,8 @@ def _probes(registry: str | None, timeout: float) -> list[Probe]:
               "pip install pyroute2", _probe_network),
         Probe("busybox", "static busybox", NOTEBOOKS[:6],
               "apt-get install busybox-static", _probe_busybox),
+        Probe("vm", "QEMU and a kernel to boot", ("12-containers-vs-vms",),
+              "apt-get install qemu-system-x86 linux-image-amd64", _probe_vm),
         Probe("registry", "registry reachable", ("08-images",),
               "start a registry (apt-get install docker-registry) and pass --registry HOST:PORT",
               lambda: _probe_registry(registry, timeout)),

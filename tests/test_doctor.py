@@ -19,7 +19,7 @@ from minictr import doctor
 from minictr.images.busybox import elf_interpreter
 
 NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation",
-         "firewall", "network", "busybox", "registry"}
+         "firewall", "network", "busybox", "vm", "registry"}
 
 
 @pytest.fixture(scope="module")
