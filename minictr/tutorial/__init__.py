@@ -53,7 +53,7 @@ from .processes import (
 from .solutions import reference, solution
 from .users import RootlessUser, check_id_maps, judge_id_maps
 from .uts_ipc import check_new_uts, judge_new_uts
-from .vms import check_density_ratio, judge_density_ratio, svg_figures, svg_this_host
+from .vms import check_density_ratio, judge_density_ratio, svg_figures, svg_orchestration, svg_this_host
 from .welcome import check_my_namespaces, judge_my_namespaces
 
 __all__ = [
@@ -68,6 +68,6 @@ __all__ = [
     "network_lab", "picture", "pid_of", "pid_table", "process_tree", "propagation", "reference", "remove_container",
     "remove_tree", "require", "run_in_child", "sample_cpu", "show_answer", "show_source", "solution",
     "start_registry", "status", "stop", "svg_cgroup_trees", "svg_chroot_tree", "svg_figures", "svg_id_map", "svg_image_parts",
-    "svg_network", "svg_overlay", "svg_pid_trees", "svg_pivot_root", "svg_process_model", "svg_this_host",
+    "svg_network", "svg_orchestration", "svg_overlay", "svg_pid_trees", "svg_pivot_root", "svg_process_model", "svg_this_host",
     "svg_vm_vs_containers", "tar_entries", "upper_listing", "wait_for_child", "wait_for_descendant", "wait_until", "workdir", "zombies",
 ]  # fmt: skip

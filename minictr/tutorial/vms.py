@@ -10,7 +10,7 @@ import os
 from typing import TYPE_CHECKING, Any, Callable
 
 from .checking import Verdict, printed_by, raised, returned_none, run_in_child
-from .pictures import APP, HARDWARE, HYPER, KERNEL, LIB, _box, _svg, _text
+from .pictures import APP, HARDWARE, HYPER, KERNEL, LIB, _arrowhead, _box, _svg, _text
 
 if TYPE_CHECKING:
     from ..vm.measure import Comparison, Figure
@@ -62,6 +62,26 @@ def svg_figures(figures: list[Figure]) -> str:
             body.append(_text(102 + width, row + 13, _value(figure, value), size=11, anchor="start"))
         y += 32 + 20 * len(bars)
     return _svg(720, y + 4, body)
+
+
+def svg_orchestration() -> str:
+    """Who calls whom: Kubernetes' kubelet over the CRI, containerd, a shim per container, the OCI runtime."""
+    body = [_arrowhead("down", "#444")]
+    steps = [("kubelet (Kubernetes, one per node)", "#fff", "CRI: gRPC — RunPodSandbox, CreateContainer…"),
+             ("containerd (or CRI-O): images, snapshots", LIB, "ttrpc: one shim per container (RuntimeClass picks its handler)"),
+             ("containerd-shim-runc-v2: holds the container's stdio and exit", HYPER, "exec: create, start, kill, delete + a bundle"),
+             ("OCI runtime: runc, crun, minictr-oci, runsc (gVisor), kata", KERNEL, "clone, unshare, pivot_root, cgroups, execve"),
+             ("the container: a process of this kernel", APP, "")]  # fmt: skip
+    for index, (label, colour, arrow) in enumerate(steps):
+        y = 10 + index * 62
+        body.append(_box(150, y, 420, 32, colour, label, size=12, bold=index == 3))
+        if arrow:
+            body.append(f'<line x1="360" y1="{y + 32}" x2="360" y2="{y + 60}" stroke="#444" marker-end="url(#down)"/>')
+            body.append(_text(372, y + 50, arrow, size=11, anchor="start", italic=True, fill="#555"))
+    body.append(_text(20, 130, "ctr run", size=12, bold=True, anchor="start"))
+    body.append(_text(20, 146, "enters here", size=11, anchor="start", italic=True))
+    body.append('<line x1="95" y1="136" x2="146" y2="88" stroke="#444" marker-end="url(#down)"/>')
+    return _svg(720, 10 + 5 * 62 - 20, body)
 
 
 # --- exercise: density_ratio ----------------------------------------------------------------------

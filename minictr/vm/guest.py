@@ -118,12 +118,25 @@ def _probe_kvm() -> tuple[str, str]:
     lacking = kvm_device()
     if lacking:
         return "tcg", lacking
-    try:
-        with Guest(f"echo {READY}", accel="kvm") as guest:
+    with Guest(f"echo {READY}", accel="kvm") as guest:
+        try:
             guest.wait_for(READY, 30)
-    except LineError as exc:  # e.g. nested virtualisation that opens /dev/kvm but cannot run a guest
-        return "tcg", f"/dev/kvm is there but a guest does not boot under it ({exc})"
+        except LineError:  # e.g. nested virtualisation that opens /dev/kvm but cannot run a guest
+            return "tcg", f"/dev/kvm is there, but a guest does not boot under it ({guest.complaint()})"
     return "kvm", "/dev/kvm works: the guest's instructions run on the CPU itself"
+
+
+def running_guests() -> list[int]:
+    """Pids of the QEMU processes minictr started that still run (named :data:`PROCESS_NAME`)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as handle:
+                if handle.read().strip() == PROCESS_NAME:
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
 
 
 class Guest(LineProcess):
@@ -174,6 +187,19 @@ class Guest(LineProcess):
                 continue
             said += [f"{name}: {line}" for line in tail]
         return "; ".join([super().why_not(), *said])
+
+    def complaint(self) -> str:
+        """QEMU's first error message, else the last line of the guest's console, else its exit status."""
+        for name, marker in (("qemu.err", "error: "), ("qemu.err", ": "), ("console.log", "")):
+            try:
+                with open(os.path.join(self.scratch, name), errors="replace") as handle:
+                    lines = [line.strip() for line in handle if marker in line and line.strip()]
+            except OSError:
+                continue
+            if lines:
+                line = lines[0] if name == "qemu.err" else lines[-1]
+                return f"QEMU said: {line.split(marker, 1)[-1]}" if marker else f"its console said: {line}"
+        return LineProcess.why_not(self)
 
     def rss(self) -> int:
         """Bytes of host memory QEMU holds now (its resident set: guest RAM it touched, plus QEMU itself)."""
