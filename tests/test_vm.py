@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +19,7 @@ import pytest
 from minictr.errors import HostError
 from minictr.images.busybox import find_static_busybox
 from minictr.vm import initramfs, measure
-from minictr.vm.guest import PROCESS_NAME, Guest, accelerator, host_kernel
+from minictr.vm.guest import Guest, accelerator, host_kernel, running_guests
 from minictr.vm.lines import READY, LineError, LineProcess
 
 BOOT = 180  # seconds a boot may take on a busy host under software emulation
@@ -32,17 +32,7 @@ except HostError as exc:
 needs_vm = pytest.mark.skipif(bool(NO_VM), reason=f"no VM on this host: {NO_VM}")
 
 
-def vm_processes() -> list[int]:
-    """Pids of QEMU processes minictr started (named minictr-vm)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/comm") as handle:
-                if handle.read().strip() == PROCESS_NAME:
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
+vm_processes = running_guests
 
 
 # --- the initramfs ---------------------------------------------------------------------------------
@@ -243,3 +233,37 @@ def test_distribution_bytes_sums_required_and_important_packages(tmp_path: pytes
     if os.path.exists("/var/lib/dpkg/status"):
         size, count = measure.distribution_bytes()
         assert size > 10 << 20 and count > 10
+
+
+# --- containerd (notebook 12's last part) ------------------------------------------------------------------
+
+
+@pytest.mark.root
+def test_a_private_containerd_runs_busybox_through_runc_and_leaves_nothing(data_root: str, tmp_path: pytest.TempPathFactory) -> None:
+    from minictr.tutorial import containerd
+
+    lacking = containerd.missing()
+    if lacking:
+        pytest.skip(lacking)
+    run_dir_existed = os.path.exists(containerd.RUN_DIR)
+    place = str(tmp_path / "containerd")  # type: ignore[operator]
+    archive = str(tmp_path / "busybox.tar")  # type: ignore[operator]
+    saved = subprocess.run([sys.executable, "-m", "minictr.cli", "--data-root", data_root, "save", "-o", archive, "busybox"],
+                           capture_output=True, text=True, timeout=120)
+    assert saved.returncode == 0, saved.stderr
+    with containerd.PrivateContainerd(place) as daemon:
+        assert daemon.import_busybox(archive) == containerd.IMAGE
+        done = daemon.run(shutil.which("runc") or "runc", "sh", "-c", "uname -r; cat /proc/1/cgroup")
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0] == os.uname().release
+        leaf = next(line.rsplit(":", 1)[1] for line in lines[1:] if ":memory:" in line or line.startswith("0::"))
+        assert leaf.startswith("/nb12-")  # its own cgroup leaf, named by the notebook
+        assert daemon.processes()  # the daemon runs
+    assert daemon.processes() == []
+    assert not os.path.exists(place)
+    assert os.path.exists(containerd.RUN_DIR) == run_dir_existed
+    with open("/proc/self/mountinfo") as handle:
+        assert place not in handle.read()
+    assert not any(os.path.exists(os.path.join(root, leaf.lstrip("/")))
+                   for root in {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup"})
