@@ -67,7 +67,7 @@ def test_module_files_are_resolved_with_their_dependencies_in_load_order() -> No
 
 
 def test_a_line_process_gives_stamped_lines_and_says_why_none_came() -> None:
-    with LineProcess(["sh", "-c", "echo one; read x; echo got $x; sleep 30"]) as shell:
+    with LineProcess(["sh", "-c", "echo one; read x; echo got $x; read y"]) as shell:
         when, line = shell.readline(10)
         assert line == "one" and when >= shell.started
         shell.send("two")

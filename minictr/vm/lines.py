@@ -9,6 +9,7 @@ reach the shell.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -63,6 +64,8 @@ class LineProcess:
                 raise LineError(f"{self.what} printed no line within {timeout:g} s: {self.why_not()}")
             chunk = os.read(fd, 65536)
             if not chunk:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(5)  # output closed: it is ending, and its status says how
                 raise LineError(f"{self.what} ended before printing a line: {self.why_not()}")
             self._buffer += chunk
         now = time.monotonic()
