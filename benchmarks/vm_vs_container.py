@@ -30,7 +30,7 @@ from minictr.vm import measure
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loops", type=int, default=100_000, help="rounds of the shell loop (CPU work)")
-    parser.add_argument("--rounds", type=int, default=3, help="timings of the loop; the median is shown")
+    parser.add_argument("--rounds", type=int, default=3, help="timings of the loop; the best is shown")
     parser.add_argument("--memory-mib", type=int, default=measure.DEFAULT_MEMORY_MIB, help="each VM's RAM")
     parser.add_argument("--budget-mib", type=int, default=512, help="the memory budget of the density test")
     parser.add_argument("--containers", type=int, default=8, help="at most this many idle containers")

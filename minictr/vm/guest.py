@@ -163,7 +163,8 @@ class Guest(LineProcess):
             root = initramfs.busybox_root(INIT, find_static_busybox(), files={"payload": payload.encode()})
             initramfs.write(self.initramfs, root)
             self.console = os.path.join(self.scratch, "console.log")
-            super().__init__(self.qemu_command(cpus), stderr=open(os.path.join(self.scratch, "qemu.err"), "wb"))
+            with open(os.path.join(self.scratch, "qemu.err"), "wb") as errors:  # QEMU keeps its own copy
+                super().__init__(self.qemu_command(cpus), stderr=errors)
         except BaseException:
             shutil.rmtree(self.scratch, ignore_errors=True)
             raise
