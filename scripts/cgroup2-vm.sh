@@ -76,6 +76,8 @@ PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH} "$python" -m minictr.vm.initramfs "$
 {
     echo "export PATH=$(printf %q "$(dirname "$python"):$PATH") HOME=/root LC_ALL=C.UTF-8 TERM=dumb"
     echo "export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 PYTHONDONTWRITEBYTECODE=1"
+    # the guest's disks are small throw-away tmpfs: keep minictr's free-space reserve in proportion
+    echo "export MINICTR_DISK_RESERVE=${MINICTR_DISK_RESERVE:-32m}"
     [ -n "${PYTHONPATH:-}" ] && echo "export PYTHONPATH=$(printf %q "$PYTHONPATH")"
     echo "stty -F /dev/ttyS1 raw -echo 2>/dev/null"
     printf 'cd %q || exit 125\n' "$PWD"
@@ -86,7 +88,7 @@ PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH} "$python" -m minictr.vm.initramfs "$
 # --- boot ---------------------------------------------------------------------------------------
 echo "cgroup2-vm: booting Linux $release with a pure cgroup2 hierarchy to run: $*" >&2
 set +e
-timeout "${MINICTR_VM_TIMEOUT:-1200}" qemu-system-x86_64 -name minictr-cgroup2,process=minictr-vm -accel "${MINICTR_VM_ACCEL:-tcg}" -cpu max \
+timeout "${MINICTR_VM_TIMEOUT:-1200}" qemu-system-x86_64 -name minictr-cgroup2,process=minictr-cg2-vm -accel "${MINICTR_VM_ACCEL:-tcg}" -cpu max \
     -m "${MINICTR_VM_MEMORY:-512M}" -smp "${MINICTR_VM_CPUS:-2}" \
     -nodefaults -no-user-config -no-reboot -display none \
     -serial "file:$scratch/console.log" -serial stdio \

@@ -200,6 +200,7 @@ def test_a_containers_memory_is_its_cgroups(data_root: str, state_root: str) -> 
 @needs_vm
 def test_density_stops_at_the_cap_or_the_budget_and_leaves_nothing(data_root: str, state_root: str) -> None:
     budget = 256 << 20
+    before = set(vm_processes())  # another guest (scripts/cgroup2-vm.sh) may be running
     boxes = measure.density(lambda: measure.ContainerShell(data_root, state_root), "containers", budget, 3, BOOT)
     assert boxes.count == 3 and boxes.stopped_by == "the cap"
     assert all(size > 0 for size in boxes.sizes) and sum(boxes.sizes) <= budget
@@ -208,7 +209,7 @@ def test_density_stops_at_the_cap_or_the_budget_and_leaves_nothing(data_root: st
     figure = measure.density_figure(boxes, measure.Density("VMs", budget, 2, [200 << 20], "the budget"))
     assert figure.more_is_better and figure.ratio == boxes.projected / 1
     assert os.listdir(os.path.join(state_root, "containers")) == []
-    assert vm_processes() == []
+    assert set(vm_processes()) <= before
 
 
 # --- plain figures ------------------------------------------------------------------------------------------
