@@ -23,8 +23,10 @@ The notebook (12) and ``benchmarks/vm_vs_container.py`` both call
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +42,8 @@ from .lines import READY, LineProcess
 PAYLOAD = f"echo {READY}; exec sh"
 #: CPU-bound work in busybox's shell alone (no other program): arithmetic in a loop.
 LOOP = "i=0; while [ $i -lt {n} ]; do i=$((i + 1)); done"
+#: The directory holding this minictr package: ``python -m minictr.cli`` runs this very copy from there.
+_HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: Time for a freshly started instance's memory to settle before it is read.
 SETTLE = 0.5
 
@@ -62,11 +66,10 @@ class ContainerShell(LineProcess):
         self.name = f"vs-{uuid.uuid4().hex[:10]}"
         self.state_root = state_root
         roots = [*(["--data-root", data_root] if data_root else []), *(["--root", state_root] if state_root else [])]
-        command = [sys.executable, "-m", "minictr.cli", *roots, "run", "--name", self.name, "--network", "none",
-                   "busybox", "sh", "-c", PAYLOAD]  # fmt: skip
+        command = [sys.executable, "-m", "minictr.cli", *roots, "run", *_keep_stdin(), "--name", self.name,
+                   "--network", "none", "busybox", "sh", "-c", PAYLOAD]  # fmt: skip
         self.errors = tempfile.TemporaryFile()
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds this minictr
-        super().__init__(command, stderr=self.errors, cwd=here)
+        super().__init__(command, stderr=self.errors, cwd=_HERE)
 
     def why_not(self) -> str:
         """The exit status and what minictr said on stderr."""
@@ -97,6 +100,14 @@ class ContainerShell(LineProcess):
         from ..container import cgroup_of
 
         return sorted(set(cgroup_of(self.name, self.state_root).dirs.values()))
+
+
+@functools.cache
+def _keep_stdin() -> list[str]:
+    """``-i`` where ``minictr run`` has it (as Docker, it then keeps stdin open); before it had it, stdin passed through."""
+    shown = subprocess.run([sys.executable, "-m", "minictr.cli", "run", "--help"], capture_output=True, text=True,
+                           cwd=_HERE).stdout
+    return ["-i"] if "--interactive" in shown else []
 
 
 def instance_memory(instance: LineProcess) -> int:
