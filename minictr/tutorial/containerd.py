@@ -19,6 +19,7 @@ import signal
 import subprocess
 import time
 import uuid
+from typing import Self
 
 NAMESPACE = "nb12"
 #: The busybox image, as containerd names what ``minictr save`` wrote.
@@ -64,10 +65,9 @@ class PrivateContainerd:
         path = os.path.join(self.directory, "config.toml")
         with open(path, "w") as handle:
             handle.write(self.config())
-        log = open(os.path.join(self.directory, "containerd.log"), "wb")
-        self.process = subprocess.Popen(["containerd", "--config", path], stdout=log, stderr=log,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        with open(os.path.join(self.directory, "containerd.log"), "wb") as log:  # the daemon keeps its own copy
+            self.process = subprocess.Popen(["containerd", "--config", path], stdout=log, stderr=log,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while self.ctr("version").returncode != 0:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -92,7 +92,7 @@ class PrivateContainerd:
         return IMAGE
 
     def run_command(self, runtime: str, *command: str) -> list[str]:
-        """The ``ctr run`` command line: a container that is removed when it ends, run by the OCI runtime ``runtime``."""
+        """The ``ctr run`` command line: a container removed when it ends, run by the OCI runtime ``runtime``."""
         name = f"{NAMESPACE}-{uuid.uuid4().hex[:8]}"
         return ["ctr", "--address", self.socket, "--namespace", NAMESPACE, "run", "--rm",
                 "--runc-binary", runtime, "--runc-root", os.path.join(self.directory, "runc"),
@@ -149,7 +149,7 @@ class PrivateContainerd:
             except ProcessLookupError:
                 pass
 
-    def __enter__(self) -> PrivateContainerd:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -7,7 +7,8 @@ The measurements themselves live in :mod:`minictr.vm.measure` (the benchmark
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .checking import Verdict, printed_by, raised, returned_none, run_in_child
 from .pictures import APP, HARDWARE, HYPER, KERNEL, LIB, _arrowhead, _box, _svg, _text
@@ -67,11 +68,16 @@ def svg_figures(figures: list[Figure]) -> str:
 def svg_orchestration() -> str:
     """Who calls whom: Kubernetes' kubelet over the CRI, containerd, a shim per container, the OCI runtime."""
     body = [_arrowhead("down", "#444")]
-    steps = [("kubelet (Kubernetes, one per node)", "#fff", "CRI: gRPC — RunPodSandbox, CreateContainer…"),
-             ("containerd (or CRI-O): images, snapshots", LIB, "ttrpc: one shim per container (RuntimeClass picks its handler)"),
-             ("containerd-shim-runc-v2: holds the container's stdio and exit", HYPER, "exec: create, start, kill, delete + a bundle"),
-             ("OCI runtime: runc, crun, minictr-oci, runsc (gVisor), kata", KERNEL, "clone, unshare, pivot_root, cgroups, execve"),
-             ("the container: a process of this kernel", APP, "")]  # fmt: skip
+    steps = [
+        ("kubelet (Kubernetes, one per node)", "#fff", "CRI: gRPC — RunPodSandbox, CreateContainer…"),
+        ("containerd (or CRI-O): images, snapshots", LIB,
+         "ttrpc: one shim per container (RuntimeClass picks its handler)"),
+        ("containerd-shim-runc-v2: holds the container's stdio and exit", HYPER,
+         "exec: create, start, kill, delete + a bundle"),
+        ("OCI runtime: runc, crun, minictr-oci, runsc (gVisor), kata", KERNEL,
+         "clone, unshare, pivot_root, cgroups, execve"),
+        ("the container: a process of this kernel", APP, ""),
+    ]  # fmt: skip
     for index, (label, colour, arrow) in enumerate(steps):
         y = 10 + index * 62
         body.append(_box(150, y, 420, 32, colour, label, size=12, bold=index == 3))
@@ -114,7 +120,8 @@ def judge_density_ratio(function: Callable[[int, list[int], list[int]], float]) 
         if not isinstance(value, (int, float)):
             return Verdict(False, printed + f"✘ {call} returned a {report.get('type')}; expected a number.")
         if abs(value - expected) > 1e-6 * expected:
-            return Verdict(False, printed + f"✘ {call} returned {value!r}; expected {expected!r}." + _hint(value, expected, budget, boxes, vms))
+            hint = _hint(value, expected, budget, boxes, vms)
+            return Verdict(False, printed + f"✘ {call} returned {value!r}; expected {expected!r}." + hint)
     return Verdict(True, "✔ Correct: whole instances at the mean size, containers over VMs — the density ratio above.")
 
 

@@ -57,7 +57,7 @@ class Kernel:
 def host_kernel() -> Kernel:
     """The running kernel's image in /boot if it is there (the same kernel inside and out), else the newest one."""
     running = os.uname().release
-    releases = [running] + sorted((name for name in _listdir("/lib/modules") if name != running), reverse=True)
+    releases = [running, *sorted((name for name in _listdir("/lib/modules") if name != running), reverse=True)]
     for release in releases:
         path = f"/boot/vmlinuz-{release}"
         if os.access(path, os.R_OK):

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from ..errors import MinictrError
 
@@ -123,7 +123,7 @@ class LineProcess:
             if stream:
                 stream.close()
 
-    def __enter__(self) -> LineProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

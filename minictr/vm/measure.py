@@ -68,7 +68,7 @@ class ContainerShell(LineProcess):
         roots = [*(["--data-root", data_root] if data_root else []), *(["--root", state_root] if state_root else [])]
         command = [sys.executable, "-m", "minictr.cli", *roots, "run", *_keep_stdin(), "--name", self.name,
                    "--network", "none", "busybox", "sh", "-c", PAYLOAD]  # fmt: skip
-        self.errors = tempfile.TemporaryFile()
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - read by why_not() while it runs, closed by stop()
         super().__init__(command, stderr=self.errors, cwd=_HERE)
 
     def why_not(self) -> str:
@@ -104,7 +104,7 @@ class ContainerShell(LineProcess):
 
 @functools.cache
 def _keep_stdin() -> list[str]:
-    """``-i`` where ``minictr run`` has it (as Docker, it then keeps stdin open); before it had it, stdin passed through."""
+    """``-i`` where ``minictr run`` has it (as with Docker, it keeps stdin open); before -i, stdin passed through."""
     shown = subprocess.run([sys.executable, "-m", "minictr.cli", "run", "--help"], capture_output=True, text=True,
                            cwd=_HERE).stdout
     return ["-i"] if "--interactive" in shown else []
@@ -140,8 +140,8 @@ class Figure:
     def line(self) -> str:
         """One line: both values and the ratio."""
         how = "container / VM" if self.more_is_better else "VM / container"
-        return (f"{self.name:<12} container {_shown(self.container, self.unit):>11}   VM {_shown(self.vm, self.unit):>11}"
-                f"   {how} = {self.ratio:,.1f}x")
+        container, vm = _shown(self.container, self.unit), _shown(self.vm, self.unit)
+        return f"{self.name:<12} container {container:>11}   VM {vm:>11}   {how} = {self.ratio:,.1f}x"
 
 
 def _shown(value: float, unit: str) -> str:
@@ -328,5 +328,6 @@ def densities(data_root: str | None = None, state_root: str | None = None, *, bu
 def density_figure(boxes: Density, guests: Density) -> Figure:
     """Density as a figure: how many fit, projected at the measured sizes (the ratio is container / VM)."""
     return Figure("density", "instances", boxes.projected, guests.projected, more_is_better=True,
-                  note=f"in {boxes.budget >> 20} MiB: {boxes.count} containers started (stopped by {boxes.stopped_by}), "
-                       f"{guests.count} VMs (stopped by {guests.stopped_by}); projected at their measured sizes")
+                  note=f"in {boxes.budget >> 20} MiB: {boxes.count} containers started (stopped by "
+                       f"{boxes.stopped_by}), {guests.count} VMs (stopped by {guests.stopped_by}); "
+                       "projected at their measured sizes")
