@@ -236,6 +236,17 @@ def _probe_registry_server() -> Finding:
     return Finding("missing", "docker-registry not found: notebook 08 runs its own registry on 127.0.0.1 with it")
 
 
+def _probe_vm() -> Finding:
+    from .vm.guest import host_kernel, kvm_device, qemu_path
+
+    try:
+        qemu, kernel = qemu_path(), host_kernel()
+    except HostError as exc:
+        return Finding("missing", f"{exc}: notebook 12 cannot boot a VM beside its container")
+    kvm = kvm_device() or "/dev/kvm opens (a test boot decides whether KVM is used)"
+    return Finding("ok", f"{os.path.basename(qemu)} can boot {kernel.path}; {kvm}")
+
+
 def _probe_registry(registry: str | None, timeout: float) -> Finding:
     if not registry:
         return Finding("unknown", "not checked (pass --registry HOST:PORT)")
@@ -291,6 +302,8 @@ def _probes(registry: str | None, timeout: float) -> list[Probe]:
         Probe("seccomp", "libseccomp", ("09-security",), "apt-get install libseccomp2", _probe_seccomp),
         Probe("registry_server", "registry server", ("08-images",),
               "apt-get install docker-registry", _probe_registry_server),
+        Probe("vm", "QEMU and a kernel to boot", ("12-containers-vs-vms",),
+              "apt-get install qemu-system-x86 linux-image-amd64", _probe_vm),
         Probe("registry", "registry reachable", ("08-images",),
               "start a registry (apt-get install docker-registry) and pass --registry HOST:PORT",
               lambda: _probe_registry(registry, timeout)),

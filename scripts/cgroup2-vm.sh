@@ -6,13 +6,13 @@
 #   bash scripts/cgroup2-vm.sh CMD [ARG...]    # anything else, run in the guest
 #
 # The guest boots the host's Debian kernel with a tiny initramfs (static
-# busybox and the modules for 9p and overlayfs). Its root is the host's root,
-# shared read-only over 9p with a tmpfs on top, so it sees this checkout and
+# busybox and the modules for 9p and overlayfs, written by minictr.vm.initramfs).
+# Its root is the host's root, shared read-only over 9p with a tmpfs on top, so it sees this checkout and
 # its Python as they are and every write is thrown away. Output streams back
 # over a second serial port; the exit status of CMD is ours (124: timed out,
 # 125: the guest itself failed).
 #
-# Needs qemu-system-x86 linux-image-amd64 busybox-static cpio (scripts/test-packages.txt).
+# Needs qemu-system-x86 linux-image-amd64 busybox-static (scripts/test-packages.txt).
 # Knobs: MINICTR_VM_MEMORY (512M), MINICTR_VM_CPUS (2), MINICTR_VM_TIMEOUT (1200 s),
 #        MINICTR_VM_ACCEL (tcg: software emulation, which works everywhere; kvm where
 #        nested virtualisation really works), PYTHON (default: the checkout's .venv/bin/python).
@@ -23,8 +23,8 @@ python=${PYTHON:-$repo/.venv/bin/python}
     "$repo/tests/test_cgroups.py" "$repo/tests/test_cgroups_v2.py"
 
 fail() { echo "cgroup2-vm: $*" >&2; exit 125; }
-for tool in qemu-system-x86_64 busybox cpio modprobe; do
-    command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install qemu-system-x86 linux-image-amd64 busybox-static cpio)"
+for tool in qemu-system-x86_64 busybox modprobe; do
+    command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install qemu-system-x86 linux-image-amd64 busybox-static)"
 done
 release=$(ls /lib/modules 2>/dev/null | sort -V | tail -n 1)
 kernel=/boot/vmlinuz-$release
@@ -35,26 +35,14 @@ trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$scratch/exchange"
 
 # --- the initramfs: busybox, the modules (with their dependencies, in load order), /init ---------
-initrd=$scratch/initrd
-mkdir -p "$initrd"/{bin,proc,sys,dev,host,upper,root}
-cp "$(command -v busybox)" "$initrd/bin/busybox"
-modules=()
-for module in virtio_pci 9pnet_virtio 9p overlay loop; do
-    while read -r verb path _; do
-        [ "$verb" = insmod ] || continue
-        name=$(basename "$path")
-        [[ " ${modules[*]} " == *" $name "* ]] && continue
-        cp "$path" "$initrd/$name"
-        modules+=("$name")
-    done < <(modprobe -S "$release" --show-depends "$module")
-done
-cat > "$initrd/init" <<EOF
+# (written by minictr.vm.initramfs, which notebook 12's VM uses too; /modules.list gives the load order)
+cat > "$scratch/init" <<EOF
 #!/bin/busybox sh
 # PID 1 of the guest: build a writable copy of the host's root, give it a pure cgroup2 tree, run the job.
 bb=/bin/busybox
 \$bb mount -t proc proc /proc
 \$bb mount -t devtmpfs dev /dev
-for ko in ${modules[*]}; do \$bb insmod /\$ko; done
+for ko in \$(\$bb cat /modules.list); do \$bb insmod /\$ko; done
 \$bb mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=262144,cache=loose hostroot /host
 \$bb mount -t tmpfs -o size=75% scratch /upper
 \$bb mkdir -p /upper/data /upper/work
@@ -79,13 +67,17 @@ done
 \$bb sync
 \$bb poweroff -f
 EOF
-chmod +x "$initrd/init"
-(cd "$initrd" && find . | cpio -o -H newc --quiet | gzip -1) > "$scratch/initrd.gz"
+PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH} "$python" -m minictr.vm.initramfs "$scratch/initrd.gz" \
+    --init "$scratch/init" --release "$release" --dir host --dir upper --dir root \
+    --module virtio_pci --module 9pnet_virtio --module 9p --module overlay --module loop \
+    || fail "cannot build the initramfs"
 
 # --- the job: the caller's working directory and Python settings, output to the second serial port ---
 {
     echo "export PATH=$(printf %q "$(dirname "$python"):$PATH") HOME=/root LC_ALL=C.UTF-8 TERM=dumb"
     echo "export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 PYTHONDONTWRITEBYTECODE=1"
+    # the guest's disks are small throw-away tmpfs: keep minictr's free-space reserve in proportion
+    echo "export MINICTR_DISK_RESERVE=${MINICTR_DISK_RESERVE:-32m}"
     [ -n "${PYTHONPATH:-}" ] && echo "export PYTHONPATH=$(printf %q "$PYTHONPATH")"
     echo "stty -F /dev/ttyS1 raw -echo 2>/dev/null"
     printf 'cd %q || exit 125\n' "$PWD"
@@ -96,7 +88,7 @@ chmod +x "$initrd/init"
 # --- boot ---------------------------------------------------------------------------------------
 echo "cgroup2-vm: booting Linux $release with a pure cgroup2 hierarchy to run: $*" >&2
 set +e
-timeout "${MINICTR_VM_TIMEOUT:-1200}" qemu-system-x86_64 -accel "${MINICTR_VM_ACCEL:-tcg}" -cpu max \
+timeout "${MINICTR_VM_TIMEOUT:-1200}" qemu-system-x86_64 -name minictr-cgroup2,process=minictr-cg2-vm -accel "${MINICTR_VM_ACCEL:-tcg}" -cpu max \
     -m "${MINICTR_VM_MEMORY:-512M}" -smp "${MINICTR_VM_CPUS:-2}" \
     -nodefaults -no-user-config -no-reboot -display none \
     -serial "file:$scratch/console.log" -serial stdio \

@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # minictr/__init__.py holds the version and loads its public names lazily (importlib): no static import
     ("base", ("minictr", "minictr.errors", "minictr.linux", "minictr.paths", "minictr.mountinfo", "minictr.files",
               "minictr.config", "minictr.faults", "minictr.roots")),
-    ("kernel features", ("minictr.namespaces", "minictr.rootfs", "minictr.cgroups", "minictr.security")),
+    ("kernel features", ("minictr.namespaces", "minictr.rootfs", "minictr.cgroups", "minictr.security",
+                         "minictr.privilege")),
     ("runtime", ("minictr.spec", "minictr.validate", "minictr.validate_fields", "minictr.validate_linux", "minictr.state", "minictr.process", "minictr.chroot")),
     ("images", ("minictr.images",)),
     ("networks", ("minictr.network",)),
@@ -31,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "minictr.logs", "minictr.attach", "minictr.terminal", "minictr.monitor", "minictr.managed",
                     "minictr.lifecycle", "minictr.container_view")),
     ("builds", ("minictr.build",)),
+    ("virtual machines", ("minictr.vm",)),  # beside containers, measured against them
     ("front ends", ("minictr.cli", "minictr.cli_images", "minictr.cli_build", "minictr.cli_containers",
                     "minictr.cli_inspect", "minictr.containers", "minictr.doctor", "minictr.tutorial")),
 ]

@@ -14,7 +14,7 @@ The modules follow the curriculum:
 - ``pictures``    the SVG pictures
 - ``welcome`` (00), ``ex_chroot`` (01), ``mounts`` (02), ``uts_ipc`` (03), ``pid`` (04), ``users`` (05),
   ``network`` (06, with ``netlab``, the network it builds by hand in a child process), ``limits`` (07),
-  ``images`` (08), ``security`` (09):
+  ``images`` (08), ``security`` (09), ``vms`` (12, with ``containerd``, a private containerd for its last part):
   each notebook's own helpers, its exercise check and reference solution
 - ``solutions``   every reference solution, by exercise name
 
@@ -58,20 +58,24 @@ from .security import (
 from .solutions import reference, solution
 from .users import RootlessUser, check_id_maps, judge_id_maps
 from .uts_ipc import check_new_uts, judge_new_uts
+from .vms import check_density_ratio, judge_density_ratio, svg_figures, svg_orchestration, svg_this_host
 from .welcome import check_my_namespaces, judge_my_namespaces
 
 __all__ = [
-    "ESCAPE_ATTEMPTS", "HostLacks", "LoopbackRegistry", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive", "attempt_results",
-    "average", "brief", "busy", "call_in", "capability_table", "caught_signals", "cgroup_lines", "cgroups_left",
-    "check_container_diff", "check_count_zombies", "check_decode_caps", "check_cpu_max", "check_enter_root", "check_id_maps", "check_memory_usage",
-    "check_my_namespaces", "check_new_uts", "check_next_address", "check_pivot_into", "children", "clean", "comm",
-    "dd_rate", "escape_table", "exec_in", "exec_output", "filter_excerpt", "fork_failures", "have", "http_get", "interfaces", "internet_route",
-    "judge_container_diff", "judge_count_zombies", "judge_cpu_max", "judge_decode_caps", "judge_enter_root", "judge_id_maps",
-    "judge_memory_usage", "judge_my_namespaces", "judge_new_uts", "judge_next_address", "judge_pivot_into",
-    "kill_container", "leftovers", "links_of", "loop_disk", "minictr", "minictr_command", "mount_points",
-    "network_lab", "picture", "pid_of", "pid_table", "process_tree", "propagation", "reference", "remove_container",
-    "remove_tree", "require", "run_in_child", "sample_cpu", "seccomp_rules_for", "show_answer", "show_source", "solution",
-    "start_registry", "status", "status_lines", "stop", "svg_cgroup_trees", "svg_chroot_tree", "svg_id_map", "svg_image_parts",
-    "svg_network", "svg_overlay", "svg_pid_trees", "svg_pivot_root", "svg_process_model", "svg_vm_vs_containers",
-    "tar_entries", "upper_listing", "wait_for_child", "wait_for_descendant", "wait_until", "workdir", "zombies",
+    "ESCAPE_ATTEMPTS", "HostLacks", "LoopbackRegistry", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive",
+    "attempt_results", "average", "brief", "busy", "call_in", "capability_table", "caught_signals", "cgroup_lines",
+    "cgroups_left", "check_container_diff", "check_count_zombies", "check_cpu_max", "check_decode_caps",
+    "check_density_ratio", "check_enter_root", "check_id_maps", "check_memory_usage", "check_my_namespaces",
+    "check_new_uts", "check_next_address", "check_pivot_into", "children", "clean", "comm", "dd_rate",
+    "escape_table", "exec_in", "exec_output", "filter_excerpt", "fork_failures", "have", "http_get", "interfaces",
+    "internet_route", "judge_container_diff", "judge_count_zombies", "judge_cpu_max", "judge_decode_caps",
+    "judge_density_ratio", "judge_enter_root", "judge_id_maps", "judge_memory_usage", "judge_my_namespaces",
+    "judge_new_uts", "judge_next_address", "judge_pivot_into", "kill_container", "leftovers", "links_of",
+    "loop_disk", "minictr", "minictr_command", "mount_points", "network_lab", "picture", "pid_of", "pid_table",
+    "process_tree", "propagation", "reference", "remove_container", "remove_tree", "require", "run_in_child",
+    "sample_cpu", "seccomp_rules_for", "show_answer", "show_source", "solution", "start_registry", "status",
+    "status_lines", "stop", "svg_cgroup_trees", "svg_chroot_tree", "svg_figures", "svg_id_map", "svg_image_parts",
+    "svg_network", "svg_orchestration", "svg_overlay", "svg_pid_trees", "svg_pivot_root", "svg_process_model",
+    "svg_this_host", "svg_vm_vs_containers", "tar_entries", "upper_listing", "wait_for_child",
+    "wait_for_descendant", "wait_until", "workdir", "zombies",
 ]  # fmt: skip
