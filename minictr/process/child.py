@@ -342,7 +342,10 @@ def set_rlimits(setup: Setup) -> None:
 
         for limit in limits:
             infinity = lambda v: resource.RLIM_INFINITY if v >= (1 << 63) else v  # noqa: E731
-            resource.setrlimit(getattr(resource, limit["type"]), (infinity(limit["soft"]), infinity(limit["hard"])))
+            try:
+                resource.setrlimit(getattr(resource, limit["type"]), (infinity(limit["soft"]), infinity(limit["hard"])))
+            except (ValueError, OSError) as exc:  # raising a hard limit needs CAP_SYS_RESOURCE
+                raise StepFailed("rlimits", f"error setting rlimit {limit['type']}: {exc}", errno.EPERM) from exc
 
 
 def set_oom_score_adj(setup: Setup) -> None:

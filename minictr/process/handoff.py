@@ -102,8 +102,8 @@ def check_program(setup: Any) -> None:
         env = dict(item.split("=", 1) for item in setup.spec["process"].get("env", []) if "=" in item)
         candidates = [os.path.join(d or ".", name) for d in env.get("PATH", "").split(":")]
     for path in candidates:
-        if os.path.isfile(path):
-            if not os.access(path, os.X_OK):
+        if os.path.exists(path) and ("/" in name or os.path.isfile(path)):
+            if not os.path.isfile(path) or not os.access(path, os.X_OK):  # a directory too: execve says EACCES
                 raise ExecError(f'exec: "{name}": permission denied', step="exec", errno=13)
             return
     what = "no such file or directory" if "/" in name else "executable file not found in $PATH"
