@@ -73,9 +73,14 @@ def main() -> None:
     for name, values in samples.items():
         create = statistics.median(c for c, _ in values) * 1000
         start = statistics.median(s for _, s in values) * 1000
-        print(f"{name:12} create+start median {total[name] * 1000:7.1f} ms  (create {create:6.1f} ms, start {start:6.1f} ms)"
-              f" over {args.runs} runs")
-    print(f"a bare `python -S -c pass` takes {bare * 1000:.1f} ms (minictr-oci starts two: the CLI and the container's first process)")
+        print(
+            f"{name:12} create+start median {total[name] * 1000:7.1f} ms"
+            f"  (create {create:6.1f} ms, start {start:6.1f} ms) over {args.runs} runs"
+        )
+    print(
+        f"a bare `python -S -c pass` takes {bare * 1000:.1f} ms"
+        " (minictr-oci starts two: the CLI and the container's first process)"
+    )
     print(f"ratio minictr-oci / runc: {total['minictr-oci'] / total['runc']:.2f}x")
 
 

@@ -41,14 +41,17 @@ class Runtime:
         self.root, self.rootfs, self.tmp = root, rootfs, tmp
         self.made: list[str] = []
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 60, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
         # Files, not pipes: a created container keeps the runtime's stdio (it becomes the container's), and
         # a pipe would stay open for as long as the container lives.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             if "input" not in kwargs:
                 kwargs.setdefault("stdin", subprocess.DEVNULL)
-            code = subprocess.run([RUNTIME, "--root", self.root, *args], stdout=out, stderr=err, text=True,
-                                  timeout=timeout, **kwargs).returncode
+            code = subprocess.run(
+                [RUNTIME, "--root", self.root, *args], stdout=out, stderr=err, text=True, timeout=timeout, **kwargs
+            ).returncode
             out.seek(0)
             err.seek(0)
             done = subprocess.CompletedProcess(args, code, out.read().decode(), err.read().decode())
@@ -56,7 +59,9 @@ class Runtime:
             assert done.returncode == 0, f"{args}: {done.returncode} {done.stderr}"
         return done
 
-    def bundle(self, args: list[str], name: str = "bundle", edit: Callable[[dict[str, Any]], None] | None = None) -> str:
+    def bundle(
+        self, args: list[str], name: str = "bundle", edit: Callable[[dict[str, Any]], None] | None = None
+    ) -> str:
         """A bundle with ``runc spec``'s config (``minictr-oci spec`` without runc), running ``args``, /tmp shared."""
         path = self.tmp / name
         path.mkdir()
@@ -68,7 +73,9 @@ class Runtime:
         spec["process"]["args"] = args
         self.shared = self.tmp / f"{name}-tmp"
         self.shared.mkdir()
-        spec["mounts"].append({"destination": "/tmp", "type": "bind", "source": str(self.shared), "options": ["rbind", "rw"]})
+        spec["mounts"].append(
+            {"destination": "/tmp", "type": "bind", "source": str(self.shared), "options": ["rbind", "rw"]}
+        )
         if edit:
             edit(spec)
         (path / "config.json").write_text(json.dumps(spec))
@@ -174,8 +181,9 @@ def test_fds_above_2_are_closed_unless_preserved(oci: Runtime) -> None:
     read_end, write_end = os.pipe()
     oci.made.append("fds")
     try:
-        oci("run", "--bundle", bundle, "--preserve-fds", "1", "fds", pass_fds=(write_end,),
-            stdin=subprocess.DEVNULL) if write_end == 3 else _run_with_fd3(oci, bundle, write_end)
+        oci(
+            "run", "--bundle", bundle, "--preserve-fds", "1", "fds", pass_fds=(write_end,), stdin=subprocess.DEVNULL
+        ) if write_end == 3 else _run_with_fd3(oci, bundle, write_end)
     finally:
         os.close(write_end)
     assert os.read(read_end, 100) == b"through-3\n"
@@ -187,8 +195,9 @@ def test_fds_above_2_are_closed_unless_preserved(oci: Runtime) -> None:
 def _run_with_fd3(oci: Runtime, bundle: str, fd: int) -> None:
     """Run with ``fd`` as descriptor 3 of the runtime (the shell's 3>&fd)."""
     command = f"exec 3>&{fd}; exec {RUNTIME} --root {oci.root} run --bundle {bundle} --preserve-fds 1 fds"
-    done = subprocess.run(["bash", "-c", command], pass_fds=(fd,), capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        ["bash", "-c", command], pass_fds=(fd,), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -216,7 +225,7 @@ def test_kill_takes_names_and_numbers(oci: Runtime) -> None:
     caught = lambda: len((oci.shared / "sig").read_text().split()) if (oci.shared / "sig").exists() else 0  # noqa: E731
     for number, name in enumerate(("USR1", "SIGUSR1", str(int(signal.SIGUSR1))), 1):
         oci("kill", "sig", name)
-        wait_for(lambda: caught() == number, f"USR1 given as {name}")  # one at a time: pending signals merge
+        wait_for(lambda n=number: caught() == n, f"USR1 given as {name}")  # one at a time: pending signals merge
     assert oci("kill", "sig", "NOSUCHSIGNAL", check=False).returncode != 0
 
 
@@ -242,8 +251,13 @@ def test_ps_exec_and_kill_all(oci: Runtime) -> None:
 def test_exec_with_a_process_file(oci: Runtime) -> None:
     oci.create("proc-file", oci.bundle(LOOP))
     oci("start", "proc-file")
-    process = {"args": ["sh", "-c", "echo $GREETING from $(pwd)"], "cwd": "/etc", "env": ["GREETING=hello", "PATH=/bin"],
-               "user": {"uid": 0, "gid": 0}, "terminal": False}
+    process = {
+        "args": ["sh", "-c", "echo $GREETING from $(pwd)"],
+        "cwd": "/etc",
+        "env": ["GREETING=hello", "PATH=/bin"],
+        "user": {"uid": 0, "gid": 0},
+        "terminal": False,
+    }
     path = oci.tmp / "process.json"
     path.write_text(json.dumps(process))
     assert oci("exec", "--process", str(path), "proc-file").stdout == "hello from /etc\n"
@@ -260,8 +274,10 @@ def test_hooks_fire_in_every_phase_with_the_state_on_stdin(oci: Runtime) -> None
         return {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}/{phase}"], "timeout": 10}
 
     def edit(spec: dict[str, Any]) -> None:
-        spec["hooks"] = {phase: [host_hook(phase)] for phase in ("prestart", "createRuntime", "createContainer",
-                                                                  "poststart", "poststop")}
+        spec["hooks"] = {
+            phase: [host_hook(phase)]
+            for phase in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
+        }
         spec["hooks"]["startContainer"] = [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/startContainer"]}]
 
     bundle = oci.bundle(LOOP, edit=edit)
@@ -345,16 +361,32 @@ def test_pause_and_resume(oci: Runtime) -> None:
     pid = oci.state("frozen")["pid"]
     oci("pause", "frozen")
     assert oci.state("frozen")["status"] == "paused"
-    wait_for(lambda: open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] in ("D", "S"), "a frozen process")
+    assert freezer(pid) in ("FROZEN", "1")
     oci("resume", "frozen")
     assert oci.state("frozen")["status"] == "running"
+    assert freezer(pid) in ("THAWED", "0")
+
+
+def freezer(pid: int) -> str:
+    """The freezer state of ``pid``'s cgroup, read from the host (v1 freezer.state, else v2 cgroup.freeze)."""
+    with open(f"/proc/{pid}/cgroup") as handle:
+        lines = [line.rstrip("\n").split(":", 2) for line in handle]
+    for _, controllers, path in lines:
+        if "freezer" in controllers.split(","):
+            with open(f"/sys/fs/cgroup/freezer{path}/freezer.state") as state:
+                return state.read().strip()
+    path = next(path for number, _, path in lines if number == "0")
+    with open(f"/sys/fs/cgroup{path}/cgroup.freeze") as state:
+        return state.read().strip()
 
 
 def test_update_changes_the_cgroup(oci: Runtime) -> None:
     oci.create("limits", oci.bundle(LOOP))
     oci("start", "limits")
     oci("update", "--resources", "-", "limits", input=json.dumps({"pids": {"limit": 77}}))
-    done = oci("exec", "limits", "sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max")
+    done = oci(
+        "exec", "limits", "sh", "-c", "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"
+    )
     assert done.stdout.strip() == "77"
 
 

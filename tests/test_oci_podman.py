@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from test_oci import RUNTIME
 
 pytestmark = [
@@ -33,8 +32,14 @@ RUNTIME_PATH = shutil.which(RUNTIME) or RUNTIME
 
 def podman(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """``podman --runtime <the runtime under test> ARGS``."""
-    return subprocess.run(["podman", "--runtime", RUNTIME_PATH, *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        ["podman", "--runtime", RUNTIME_PATH, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,9 @@ def image(rootfs: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     archive = tmp_path_factory.mktemp("podman") / "rootfs.tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(rootfs, arcname=".")
-    done = subprocess.run(["podman", "import", "--change", "ENV PATH=/bin", str(archive), name], capture_output=True, text=True)
+    done = subprocess.run(
+        ["podman", "import", "--change", "ENV PATH=/bin", str(archive), name], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"podman cannot import an image here: {done.stderr.strip()}")
     yield name

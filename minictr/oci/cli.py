@@ -19,7 +19,8 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 from ..errors import MinictrError, UsageError
 from . import lifecycle, operations, store
@@ -113,7 +114,10 @@ def cmd_list(args: argparse.Namespace, log: Log) -> int:
         return 0
     print(f"{'ID':<20} {'PID':<8} {'STATUS':<10} {'BUNDLE':<40} {'CREATED':<32} OWNER")
     for row in rows:
-        print(f"{row['id']:<20} {row['pid']:<8} {row['status']:<10} {row['bundle']:<40} {row['created']:<32} {row['owner']}")
+        print(
+            f"{row['id']:<20} {row['pid']:<8} {row['status']:<10} {row['bundle']:<40} {row['created']:<32}"
+            f" {row['owner']}"
+        )
     return 0
 
 
@@ -215,8 +219,11 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """runc's global flags and verbs."""
-    parser = argparse.ArgumentParser(prog="minictr-oci", description="An OCI runtime with runc's command line.",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="minictr-oci",
+        description="An OCI runtime with runc's command line.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--root", default=store.DEFAULT_ROOT)
     parser.add_argument("--log")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -237,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("signal", nargs="?", default="TERM")
     kill.add_argument("--all", "-a", action="store_true")
     _verb(sub, "delete", cmd_delete).add_argument("--force", "-f", action="store_true")
-    _verb(sub, "list", cmd_list, with_id=False).add_argument("--format", "-f", choices=("table", "json"), default="table")
+    _verb(sub, "list", cmd_list, with_id=False).add_argument(
+        "--format", "-f", choices=("table", "json"), default="table"
+    )
     _verb(sub, "ps", cmd_ps).add_argument("--format", "-f", choices=("table", "json"), default="table")
     _exec_parser(_verb(sub, "exec", cmd_exec))
     _verb(sub, "features", cmd_features, with_id=False)

@@ -38,7 +38,13 @@ def bundle_spec(rootless: bool = False) -> dict[str, Any]:
         linux["uidMappings"] = [{"containerID": 0, "hostID": os.getuid(), "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": os.getgid(), "size": 1}]
         spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/sys"] + [
-            {"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}]
+            {
+                "destination": "/sys",
+                "type": "none",
+                "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
+            }
+        ]
     return spec
 
 
@@ -46,8 +52,8 @@ def features() -> dict[str, Any]:
     """The runtime-spec's features document for this runtime on this host."""
     from .. import rootfs
     from ..security import capabilities
-    from ..validate_linux import SECCOMP_ACTIONS, SECCOMP_OPERATORS
     from ..security.profile import ARCHES
+    from ..validate_linux import SECCOMP_ACTIONS, SECCOMP_OPERATORS
 
     options = sorted({*rootfs.MOUNT_FLAGS, *rootfs._PROPAGATION, *rootfs._CLEARING, "bind", "rbind"})
     known = capabilities.NAMES[: capabilities.last_cap() + 1]
@@ -60,9 +66,12 @@ def features() -> dict[str, Any]:
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": list(known),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": True, "actions": sorted(SECCOMP_ACTIONS - {"SCMP_ACT_NOTIFY"}),
-                        "operators": sorted(SECCOMP_OPERATORS),
-                        "archs": sorted({a for _, archs in ARCHES.values() for a in archs})},  # fmt: skip
+            "seccomp": {
+                "enabled": True,
+                "actions": sorted(SECCOMP_ACTIONS - {"SCMP_ACT_NOTIFY"}),
+                "operators": sorted(SECCOMP_OPERATORS),
+                "archs": sorted({a for _, archs in ARCHES.values() for a in archs}),
+            },
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},

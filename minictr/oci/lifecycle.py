@@ -50,8 +50,16 @@ def read_bundle(bundle: str) -> dict[str, Any]:
     return spec
 
 
-def create(root: str, container_id: str, bundle: str, *, pid_file: str | None = None,
-           console_socket: str | None = None, preserve_fds: int = 0, systemd_cgroup: bool = False) -> ContainerState:
+def create(
+    root: str,
+    container_id: str,
+    bundle: str,
+    *,
+    pid_file: str | None = None,
+    console_socket: str | None = None,
+    preserve_fds: int = 0,
+    systemd_cgroup: bool = False,
+) -> ContainerState:
     """Set the container up and leave its first process waiting for :func:`start`; return its state."""
     bundle = os.path.abspath(bundle)
     spec = read_bundle(bundle)
@@ -95,8 +103,14 @@ def create(root: str, container_id: str, bundle: str, *, pid_file: str | None = 
     return state
 
 
-def _spawn(spec: dict[str, Any], state: ContainerState, manager: Any, extra: dict[str, Any],
-           console: socket.socket | None, preserve_fds: int) -> Any:
+def _spawn(
+    spec: dict[str, Any],
+    state: ContainerState,
+    manager: Any,
+    extra: dict[str, Any],
+    console: socket.socket | None,
+    preserve_fds: int,
+) -> Any:
     """Spawn the container's first process; it waits on the fifo once READY."""
     from ..process import spawn
 
@@ -107,14 +121,17 @@ def _spawn(spec: dict[str, Any], state: ContainerState, manager: Any, extra: dic
     wanted = any(phases.get(p) for p in ("prestart", "createRuntime", "createContainer", "startContainer"))
 
     def runtime_hooks(pid: int) -> dict[str, Any]:
-        seen = ContainerState(state.id, Status.CREATING, pid, spec=spec, extra=state.extra).oci_state(store.bundle(state))
+        seen = ContainerState(state.id, Status.CREATING, pid, spec=spec, extra=state.extra).oci_state(
+            store.bundle(state)
+        )
         seen["pid"] = pid  # the spec gives hooks the pid while creating too
         hooks.run(phases, "prestart", seen)
         hooks.run(phases, "createRuntime", seen)
         return seen
 
     process = spawn(spec, die_with_parent=False, cgroup=manager.add if manager else None,
-                    hooks=runtime_hooks if wanted else None, pass_fds=preserved + ((console.fileno(),) if console else ()),
+                    hooks=runtime_hooks if wanted else None,
+                    pass_fds=preserved + ((console.fileno(),) if console else ()),
                     extra=extra)  # fmt: skip
     process.channel.close()  # the child waits on the fifo now: nothing more to say
     return process
@@ -323,7 +340,7 @@ def write_pid_file(path: str, pid: int) -> None:
 
 def _now() -> str:
     """RFC 3339 time with nanoseconds, as runc's ``list`` shows ``created``."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def container_spec(state: ContainerState) -> dict[str, Any]:

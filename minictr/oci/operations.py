@@ -20,8 +20,16 @@ from ..state import ContainerState, Status
 from . import lifecycle, store
 
 
-def exec_process(root: str, container_id: str, process: dict[str, Any], *, detach: bool = False,
-                 pid_file: str | None = None, console_socket: str | None = None, preserve_fds: int = 0) -> int:
+def exec_process(
+    root: str,
+    container_id: str,
+    process: dict[str, Any],
+    *,
+    detach: bool = False,
+    pid_file: str | None = None,
+    console_socket: str | None = None,
+    preserve_fds: int = 0,
+) -> int:
     """Run ``process`` (an OCI ``process`` object) in the running container; its exit status, or 0 when detached."""
     from ..process import spawn
 
@@ -55,8 +63,17 @@ def exec_process(root: str, container_id: str, process: dict[str, Any], *, detac
     return 0 if detach else child.wait()
 
 
-def exec_args(root: str, container_id: str, args: list[str], *, env: list[str], cwd: str | None,
-              user: str | None, tty: bool, caps: list[str]) -> dict[str, Any]:
+def exec_args(
+    root: str,
+    container_id: str,
+    args: list[str],
+    *,
+    env: list[str],
+    cwd: str | None,
+    user: str | None,
+    tty: bool,
+    caps: list[str],
+) -> dict[str, Any]:
     """The ``process`` for ``exec ID CMD…``: the container's own, with these args and the flags' changes."""
     state = store.load(root, container_id)
     process = dict(lifecycle.container_spec(state).get("process") or {})
@@ -166,9 +183,10 @@ def listing(root: str) -> list[dict[str, Any]]:
     out = []
     for state in store.all_states(root):
         oci = state.oci_state(store.bundle(state))
+        owner = "root" if os.geteuid() == 0 else str(os.geteuid())
         out.append({"ociVersion": oci["ociVersion"], "id": state.id, "pid": oci.get("pid", 0), "status": oci["status"],
                     "bundle": oci["bundle"], "rootfs": (state.spec or {}).get("root", {}).get("path", ""),
-                    "created": state.extra.get("created", ""), "owner": "root" if os.geteuid() == 0 else str(os.geteuid())})  # fmt: skip
+                    "created": state.extra.get("created", ""), "owner": owner})  # fmt: skip
     return out
 
 

@@ -36,7 +36,10 @@ def problems(spec: dict[str, Any]) -> list[str]:
     security = "AppArmor is not enabled on this host" if not _apparmor() else "AppArmor profiles are not implemented"
     if process.get("apparmorProfile"):
         found.append(f"process.apparmorProfile: {security}")
-    for where, value in (("process.selinuxLabel", process.get("selinuxLabel")), ("linux.mountLabel", linux.get("mountLabel"))):
+    for where, value in (
+        ("process.selinuxLabel", process.get("selinuxLabel")),
+        ("linux.mountLabel", linux.get("mountLabel")),
+    ):
         if value:
             found.append(f"{where}: SELinux labels are not supported")
     personality = linux.get("personality")
@@ -45,7 +48,11 @@ def problems(spec: dict[str, Any]) -> list[str]:
     resources = linux.get("resources") or {}
     found += [f"linux.resources.{key}: not supported by the cgroup drivers" for key in _RESOURCES if resources.get(key)]
     for number, mount in enumerate(spec.get("mounts") or []):
-        if mount.get("uidMappings") or mount.get("gidMappings") or {"idmap", "ridmap"} & set(mount.get("options") or []):
+        if (
+            mount.get("uidMappings")
+            or mount.get("gidMappings")
+            or {"idmap", "ridmap"} & set(mount.get("options") or [])
+        ):
             found.append(f"mounts[{number}]: id-mapped mounts are not supported")
     root = (spec.get("root") or {}).get("path", "")
     if root and not os.path.isdir(root):

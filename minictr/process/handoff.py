@@ -129,7 +129,7 @@ def report(message: str) -> None:
 
 
 def set_sysctl(setup: Any) -> None:
-    """``linux.sysctl``: written through the container's own /proc (its namespaces' values), before /proc/sys is read-only."""
+    """``linux.sysctl``: set through the container's /proc (its namespaces' values) before /proc/sys is read-only."""
     for key, value in (setup.linux.get("sysctl") or {}).items():
         with open("/proc/sys/" + key.replace(".", "/"), "w") as handle:
             handle.write(value)
