@@ -278,12 +278,11 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
         raise
     if state.status in (Status.RUNNING, Status.PAUSED) and not force:
         raise UsageError(f"cannot delete container {container_id} that is not stopped: {state.status.value}")
-    if state.status is not Status.STOPPED:
-        if state.status is Status.PAUSED:
-            from .operations import freeze
+    if state.status is Status.PAUSED:
+        from .operations import freeze
 
-            freeze(state, False)  # a frozen process cannot die
-        _kill_all(state)
+        freeze(state, False)  # a frozen process cannot die
+    _kill_all(state)  # a stopped one too: without a pid namespace, what its program started may live on
     if state.cgroup:
         from .. import cgroups
 
