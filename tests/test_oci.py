@@ -322,18 +322,42 @@ def test_terminal_through_the_console_socket(oci: Runtime) -> None:
         connection, _ = server.accept()
         with connection:
             _, fds, _, _ = socket.recv_fds(connection, 4096, 1)
-    master = fds[0]
     oci("start", "tty")
+    output = read_until(fds[0], b"/dev/pts/")
+    assert b"is-a-tty" in output and b"/dev/pts/" in output
+
+
+def test_exec_with_a_terminal_through_the_console_socket(oci: Runtime) -> None:
+    oci.create("exec-tty", oci.bundle(LOOP))
+    oci("start", "exec-tty")
+    path = str(oci.tmp / "exec-console.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        pid_file = oci.tmp / "exec-tty.pid"
+        command = ["sh", "-c", "test -t 0 && echo is-a-tty; tty; sleep 300"]
+        oci("exec", "--tty", "--console-socket", path, "--detach", "--pid-file", str(pid_file), "exec-tty", *command)
+        connection, _ = server.accept()
+        with connection:
+            _, fds, _, _ = socket.recv_fds(connection, 4096, 1)
+    output = read_until(fds[0], b"/dev/pts/")
+    assert b"is-a-tty" in output
+    assert os.readlink(f"/proc/{int(pid_file.read_text())}/ns/pid") == os.readlink(
+        f"/proc/{oci.state('exec-tty')['pid']}/ns/pid"
+    )
+
+
+def read_until(master: int, wanted: bytes) -> bytes:
+    """Read a pty master until ``wanted`` shows (or the other side is gone); close it."""
     output = b""
     deadline = time.monotonic() + 30
-    while b"/dev/pts/" not in output and time.monotonic() < deadline:
+    while wanted not in output and time.monotonic() < deadline:
         try:
-            chunk = os.read(master, 1024)
+            output += os.read(master, 1024)
         except OSError:
             break
-        output += chunk
     os.close(master)
-    assert b"is-a-tty" in output and b"/dev/pts/" in output
+    return output
 
 
 def test_a_terminal_without_console_socket_is_refused(oci: Runtime) -> None:
