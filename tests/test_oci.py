@@ -306,6 +306,16 @@ def test_a_failing_hook_fails_create_and_leaves_nothing(oci: Runtime) -> None:
     assert oci.status("badhook") in ("gone", "stopped")
 
 
+def test_a_hook_past_its_timeout_fails_create(oci: Runtime) -> None:
+    def edit(spec: dict[str, Any]) -> None:
+        spec["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "60"], "timeout": 1}]}
+
+    oci.made.append("slowhook")
+    done = oci("create", "--bundle", oci.bundle(LOOP, edit=edit), "slowhook", check=False, timeout=50)
+    assert done.returncode != 0 and ("timeout" in done.stderr.lower() or "timed out" in done.stderr.lower())
+    assert oci.status("slowhook") in ("gone", "stopped")
+
+
 # --- terminals ------------------------------------------------------------------------------
 
 
