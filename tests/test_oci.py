@@ -453,3 +453,17 @@ def test_a_field_not_implemented_is_named(oci: Runtime) -> None:
     done = oci("create", "--bundle", oci.bundle(["true"], edit=edit), "rdt", check=False)
     assert done.returncode == 1 and "linux.intelRdt" in done.stderr
     assert oci.status("rdt") == "gone"
+
+
+def test_the_runtimes_own_spec_runs(oci: Runtime, tmp_path: pathlib.Path) -> None:
+    made = tmp_path / "own-spec"
+    made.mkdir()
+    shutil.copytree(oci.rootfs, made / "rootfs", symlinks=True)
+    subprocess.run([RUNTIME, "spec", "--bundle", str(made)], check=True)
+    spec = json.loads((made / "config.json").read_text())
+    spec["process"].update(terminal=False, args=["sh", "-c", "grep -E 'CapEff|NoNewPrivs' /proc/self/status"])
+    (made / "config.json").write_text(json.dumps(spec))
+    oci.made.append("own")
+    done = oci("run", "--bundle", str(made), "own")
+    assert "NoNewPrivs:\t1" in done.stdout
+    assert "CapEff:\t0000000000000000" not in done.stdout  # the default capabilities, not none
