@@ -10,23 +10,21 @@ refused with the container's status, as runc refuses it.
 
 from __future__ import annotations
 
-import copy
-import datetime
 import json
 import os
 import select
 import signal
-import socket
 import time
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing, sockets, hooks and dates are loaded only where used: start-up time matters
 if TYPE_CHECKING:
+    import socket
     from typing import Any
 
 from ..container_dir import remove_tree, start_time
 from ..errors import MinictrError, UsageError
 from ..state import ContainerState, Status, transition
-from . import hooks, store
+from . import store
 from .mounts import expand_cgroup_mounts
 from .unsupported import check_supported
 
@@ -121,6 +119,8 @@ def _spawn(
     wanted = any(phases.get(p) for p in ("prestart", "createRuntime", "createContainer", "startContainer"))
 
     def runtime_hooks(pid: int) -> dict[str, Any]:
+        from . import hooks
+
         seen = ContainerState(state.id, Status.CREATING, pid, spec=spec, extra=state.extra).oci_state(
             store.bundle(state)
         )
@@ -161,6 +161,8 @@ def _with_default_devices(spec: dict[str, Any]) -> dict[str, Any]:
     from ..cgroups.resources import default_device_rules
 
     linux = spec.get("linux") or {}
+    import copy
+
     resources = copy.deepcopy(linux.get("resources") or {})
     if "devices" in resources:
         nodes = [{"allow": True, "type": d["type"], "major": d["major"], "minor": d["minor"], "access": "rwm"}
@@ -171,6 +173,8 @@ def _with_default_devices(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _connect(path: str) -> socket.socket:
     """Connect to the caller's console socket (conmon, containerd, a test): the pty master goes there."""
+    import socket
+
     console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         console.connect(path)
@@ -324,6 +328,8 @@ def _warn_hooks(state: ContainerState, phase: str) -> None:
         return
     import logging
 
+    from . import hooks
+
     try:
         hooks.run(phases, phase, state.oci_state(store.bundle(state)))
     except hooks.HookError as exc:
@@ -339,9 +345,13 @@ def write_pid_file(path: str, pid: int) -> None:
 
 def _now() -> str:
     """RFC 3339 time with nanoseconds, as runc's ``list`` shows ``created``."""
+    import datetime
+
     return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def container_spec(state: ContainerState) -> dict[str, Any]:
     """A copy of the container's spec (for exec's process)."""
+    import copy
+
     return copy.deepcopy(state.spec or {})
