@@ -125,14 +125,15 @@ def free_port() -> int:
 
 
 def cgroup_dirs() -> set[str]:
-    """Every cgroup directory below a ``minictr`` parent, in every hierarchy (and the parents themselves)."""
+    """Every cgroup directory below a ``minictr`` (or ``minictr-oci``) parent, in every hierarchy (and the parents)."""
     from minictr.doctor import cgroup_layout
 
     layout = cgroup_layout()
     found = set()
     for mount in {*layout["v1"].values(), *filter(None, [layout["v2"]["path"]])}:
-        for directory, _, _ in os.walk(os.path.join(mount, "minictr")):
-            found.add(directory)
+        for parent in ("minictr", "minictr-oci"):
+            for directory, _, _ in os.walk(os.path.join(mount, parent)):
+                found.add(directory)
     return found
 
 

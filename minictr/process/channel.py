@@ -16,6 +16,9 @@ never changes itself. They talk like this::
       |   writes the pid to cgroup.procs               |
       |-- CGROUP_JOINED ------------------------------>|  unshare(cgroup): its root is that cgroup
       |                                                |  set-up: hostname, mounts, /dev,
+      |<---------------------------- HOOKS {pid} ------|  (only with OCI hooks: before pivot_root)
+      |   runs prestart/createRuntime hooks            |
+      |-- HOOKS_DONE {state} ------------------------->|  runs createContainer hooks inside
       |                                                |  pivot_root (or chroot), user
       |<--------------------------------------- READY -|  ... or ERROR {step, message, errno}
       |   (the container now exists, waiting; with a   |  (+ a netlink socket of its new
@@ -23,6 +26,10 @@ never changes itself. They talk like this::
       |-- START -------------------------------------->|
       |                                                |  execve(process.args)
       |<------------- end of file: the program runs ---|  ... or ERROR {step: "exec", ...}
+
+``minictr-oci create`` leaves instead of sending START: the child closes
+its end after READY and waits on the container's exec fifo until
+``minictr-oci start`` opens it (see :mod:`minictr.process.handoff`).
 
 For lessons and exercise checks the child can run a Python function inside the
 container instead of exec-ing a program (the interpreter survives chroot; it
@@ -66,6 +73,8 @@ class Message(str, enum.Enum):
     START = "start"  # parent -> child: exec the program now
     ERROR = "error"  # child -> parent: {"step", "message", "errno"}
     RESULT = "result"  # child -> parent: {"value"}, when it ran a Python function instead of exec
+    HOOKS = "hooks"  # child -> parent: {"pid"}: namespaces made, root not entered: run the runtime's hooks
+    HOOKS_DONE = "hooks-done"  # parent -> child: {"state"}: done; the OCI state for the container's own hooks
 
 
 class ProtocolError(MinictrError):

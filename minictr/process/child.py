@@ -33,6 +33,7 @@ import termios  # for -t; imported here, as everything is, while the host's file
 from .. import faults, linux, namespaces, rootfs
 from ..security import capabilities, paths, seccomp
 from ..errors import MinictrError, SyscallError
+from . import handoff
 from .channel import Channel, Message
 
 TYPE_CHECKING = False  # the child imports only what it uses: typing is for checkers
@@ -66,6 +67,8 @@ class Setup:
         self.root_note = ""
         self.netlink: socket.socket | None = None
         self.lifeline: int | None = None  # PID 1's end of a pipe only the waiting process writes to (fork_init)
+        self.fifo: int | None = None  # the OCI exec fifo, held by O_PATH (handoff.open_exec_fifo)
+        self.state: dict[str, Any] = {}  # the OCI state for the container's own hooks (handoff.runtime_hooks)
 
     @property
     def own_mounts(self) -> bool:
@@ -175,6 +178,8 @@ def fork_init(setup: Setup) -> None:
     setup.channel.send(Message.INIT_PID, pid=child)
     os.close(told_w)
     setup.channel.close()
+    if setup.options.get("leave_init"):
+        os._exit(0)  # minictr-oci: PID 1 goes to the caller's subreaper, which waits for it (see handoff)
     linux.set_process_name("minictr-wait")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, lambda number, _frame: _kill_quietly(child, number))
@@ -351,7 +356,10 @@ def set_rlimits(setup: Setup) -> None:
 
         for limit in limits:
             infinity = lambda v: resource.RLIM_INFINITY if v >= (1 << 63) else v  # noqa: E731
-            resource.setrlimit(getattr(resource, limit["type"]), (infinity(limit["soft"]), infinity(limit["hard"])))
+            try:
+                resource.setrlimit(getattr(resource, limit["type"]), (infinity(limit["soft"]), infinity(limit["hard"])))
+            except (ValueError, OSError) as exc:  # raising a hard limit needs CAP_SYS_RESOURCE
+                raise StepFailed("rlimits", f"error setting rlimit {limit['type']}: {exc}", errno.EPERM) from exc
 
 
 def set_oom_score_adj(setup: Setup) -> None:
@@ -445,14 +453,15 @@ SECURITY_STEPS: list[Callable[[Setup], None]] = [
 ]  # fmt: skip
 
 EXEC_STEPS: list[Callable[[Setup], None]] = [
-    die_with_parent, set_rlimits, enter_container, controlling_terminal, join_cgroup, *SECURITY_STEPS,
+    die_with_parent, set_rlimits, enter_container, controlling_terminal, join_cgroup, handoff.open_terminal,
+    *SECURITY_STEPS,
 ]  # fmt: skip
 
 STEPS: list[Callable[[Setup], None]] = [
     die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
     controlling_terminal, join_cgroup, set_rlimits, set_oom_score_adj, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root,
-    mount_spec_mounts, create_devices,
-    enter_root, readonly_root, mask_paths, *SECURITY_STEPS,
+    mount_spec_mounts, create_devices, handoff.open_exec_fifo, handoff.runtime_hooks,
+    enter_root, handoff.open_terminal, handoff.set_sysctl, readonly_root, mask_paths, *SECURITY_STEPS, handoff.check_program,
 ]  # fmt: skip
 
 
@@ -559,7 +568,7 @@ def run_step(step: Callable[[Setup], None], setup: Setup) -> None:
     except SyscallError as exc:
         raise StepFailed(step.__name__, str(exc), exc.errno) from exc
     except MinictrError as exc:
-        raise StepFailed(step.__name__, str(exc), getattr(exc, "errno", None)) from exc
+        raise StepFailed(getattr(exc, "step", "") or step.__name__, str(exc), getattr(exc, "errno", None)) from exc
     except OSError as exc:
         where = f": {exc.filename!r}" if exc.filename else ""
         raise StepFailed(step.__name__, f"{step.__name__}: {exc.strerror}{where}", exc.errno) from exc
@@ -576,7 +585,11 @@ def run(channel: Channel) -> None:
     channel.send(Message.READY, fds, pid=os.getpid(), root=setup.root_method, note=setup.root_note)
     if setup.netlink:
         setup.netlink.close()
-    channel.expect(Message.START)
+    if setup.fifo is not None:
+        handoff.wait_for_start(setup)  # minictr-oci: `start` opens the fifo, the creating CLI is gone
+        run_step(handoff.start_hooks, setup)
+    else:
+        channel.expect(Message.START)
     run_step(load_seccomp, setup)
     if config.get("call"):
         channel.send(Message.RESULT, value=call_function(config["call"]))
@@ -597,12 +610,20 @@ def main(argv: list[str]) -> int:
     try:
         run(channel)
     except StepFailed as exc:
-        channel.send(Message.ERROR, step=exc.step, message=str(exc), errno=exc.errno)
+        _send_error(channel, exc.step, str(exc), exc.errno)
         return 127 if exc.step == "exec" else 125
     except Exception as exc:  # anything else is a bug: report it rather than hang the parent
-        channel.send(Message.ERROR, step="internal", message=f"{type(exc).__name__}: {exc}", errno=None)
+        _send_error(channel, "internal", f"{type(exc).__name__}: {exc}", None)
         return 125
     return 0  # after a call; after an exec this line is never reached
+
+
+def _send_error(channel: Channel, step: str, message: str, err: int | None) -> None:
+    """Report a failure to the parent; once the channel is closed (after minictr-oci create), on stderr."""
+    try:
+        channel.send(Message.ERROR, step=step, message=message, errno=err)
+    except OSError:
+        handoff.report(message)
 
 
 if __name__ == "__main__":

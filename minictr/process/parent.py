@@ -158,6 +158,9 @@ def spawn(
     netlink: bool = False,
     cgroup: Callable[[int], None] | None = None,
     terminal: bool = False,
+    hooks: Callable[[int], dict[str, Any]] | None = None,
+    pass_fds: tuple[int, ...] = (),
+    extra: dict[str, Any] | None = None,
 ) -> ContainerProcess:
     """Create a container process from an OCI runtime-spec ``spec``; return it set up but not started.
 
@@ -177,6 +180,12 @@ def spawn(
     it is called for the container's first process (PID 1, not the waiting
     process before it) before that process unshares its cgroup namespace
     and long before the program starts, so everything it forks inherits it.
+    ``hooks`` runs the runtime's OCI hooks for the host pid of the container's
+    first process once its namespaces exist, and returns the OCI state the
+    child passes to the hooks it runs inside. ``pass_fds`` are inherited by
+    the child (``--preserve-fds``, a console socket); ``extra`` adds child
+    options (``exec_fifo``, ``leave_init``, ``console_fd``: see
+    :mod:`minictr.process.handoff`).
     A spec the runtime-spec forbids raises :class:`~minictr.errors.SpecError` before anything is spawned.
     ``terminal``: ``stdin`` is a pty's slave, which the container's PID 1
     makes its controlling terminal in a session of its own.
@@ -187,7 +196,7 @@ def spawn(
     try:
         popen = subprocess.Popen(
             child_command(child_end.fileno(), interpreter),
-            pass_fds=(child_end.fileno(),) + ((interpreter,) if interpreter is not None else ()),
+            pass_fds=(child_end.fileno(), *pass_fds) + ((interpreter,) if interpreter is not None else ()),
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
@@ -205,10 +214,10 @@ def spawn(
     faults.point("spawn")
     try:
         options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join,
-                   "netlink": netlink, "cgroup": cgroup is not None, "terminal": terminal,
-                   **_seccomp_program(spec)}
+                   "netlink": netlink, "cgroup": cgroup is not None, "terminal": terminal, "hooks": hooks is not None,
+                   **_seccomp_program(spec), **(extra or {})}
         channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
-        _wait_until_ready(process, spec, cgroup)
+        _wait_until_ready(process, spec, cgroup, hooks)
     except BaseException:
         channel.close()
         process.kill()
@@ -216,8 +225,9 @@ def spawn(
     return process
 
 
-def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any], cgroup: Callable[[int], None] | None = None) -> None:
-    """Answer the child's requests (user namespace maps, its cgroup) until it reports READY."""
+def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any], cgroup: Callable[[int], None] | None = None,
+                      hooks: Callable[[int], dict[str, Any]] | None = None) -> None:
+    """Answer the child's requests (user namespace maps, its cgroup, hooks) until it reports READY."""
     while True:
         message = process.channel.receive(SETUP_TIMEOUT)
         if message is None:
@@ -235,6 +245,8 @@ def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any], cgroup: C
         elif kind == Message.JOIN_CGROUP.value and cgroup is not None:
             cgroup(process.pid)
             process.channel.send(Message.CGROUP_JOINED)
+        elif kind == Message.HOOKS.value and hooks is not None:
+            process.channel.send(Message.HOOKS_DONE, state=hooks(process.pid))
         elif kind == Message.READY.value:
             process.root_method, process.note = message.get("root", ""), message.get("note", "")
             process.netlink_fd = (message.get("fds") or [None])[0]

@@ -141,6 +141,9 @@ def apply(caps: dict[str, Any]) -> None:
     sets = _masks(caps)
     linux.capset(sets["effective"], sets["permitted"], sets["inheritable"])
     linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
+    # The kernel raises an ambient capability only if it is permitted and inheritable; like runc,
+    # the others are left out rather than failing (``runc spec`` lists ambient ones it cannot raise).
+    raisable = sets["ambient"] & sets["permitted"] & sets["inheritable"]
     for bit in range(last_cap() + 1):
-        if sets["ambient"] >> bit & 1:
+        if raisable >> bit & 1:
             linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, bit)
