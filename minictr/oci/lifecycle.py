@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     import socket
     from typing import Any
 
-from ..container_dir import remove_tree, start_time
 from ..errors import MinictrError, UsageError
-from ..state import ContainerState, Status, transition
+from ..files import remove_tree
+from ..state import ContainerState, Status, start_time, transition
 from . import store
+from .freezer import freeze
 from .mounts import expand_cgroup_mounts
 from .unsupported import check_supported
 
@@ -283,8 +284,6 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
     if state.status in (Status.RUNNING, Status.PAUSED) and not force:
         raise UsageError(f"cannot delete container {container_id} that is not stopped: {state.status.value}")
     if state.status is Status.PAUSED:
-        from .operations import freeze
-
         freeze(state, False)  # a frozen process cannot die
     _kill_all(state)  # a stopped one too: without a pid namespace, what its program started may live on
     if state.cgroup:

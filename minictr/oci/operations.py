@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from ..errors import MinictrError, UsageError
-from ..state import ContainerState, Status
+from ..errors import UsageError
+from ..state import Status
 from . import lifecycle, store
+from .freezer import freeze
 
 
 def exec_process(
@@ -114,31 +114,6 @@ def command_line(pid: int) -> str:
             return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return "?"
-
-
-def _freezer(state: ContainerState) -> tuple[str, str, str]:
-    """(file, frozen value, thawed value) of the container's freezer."""
-    dirs = (state.cgroup or {}).get("dirs") or {}
-    if (state.cgroup or {}).get("version") == "v2" and "unified" in dirs:
-        return os.path.join(dirs["unified"], "cgroup.freeze"), "1", "0"
-    if "freezer" in dirs:
-        return os.path.join(dirs["freezer"], "freezer.state"), "FROZEN", "THAWED"
-    raise UsageError(f"container {state.id} has no freezer cgroup: pause needs cgroups with the freezer")
-
-
-def freeze(state: ContainerState, frozen: bool) -> None:
-    """Freeze or thaw every process of the container; wait until the kernel says it is done."""
-    path, on, off = _freezer(state)
-    want = on if frozen else off
-    with open(path, "w") as handle:
-        handle.write(want)
-    deadline = time.monotonic() + lifecycle.DEADLINE
-    while time.monotonic() < deadline:
-        with open(path) as handle:
-            if handle.read().strip() == want:
-                return
-        time.sleep(0.005)
-    raise MinictrError(f"container {state.id}: the freezer did not reach {want}")
 
 
 def pause(root: str, container_id: str, paused: bool) -> None:

@@ -15,10 +15,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from ..container_dir import alive
 from ..errors import UsageError
 from ..files import read_json, write_json
-from ..state import ContainerState, Status
+from ..state import ContainerState, Status, alive
 
 #: runc's rule for container ids.
 _ID = re.compile(r"^[\w+.-]+$")
