@@ -8,10 +8,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 MINICTR=${MINICTR:-.venv/bin/minictr}
 name=${1:-minictr/debian:bookworm}
 suite=${SUITE:-bookworm}
-# The first Debian mirror apt uses here (deb822 .sources or one-line sources.list), else Debian's CDN.
+# The first Debian mirror apt uses here (deb822 .sources or one-line sources.list), or $MIRROR.
 mirror=$({ grep -hs -E '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list \
     /etc/apt/sources.list || true; } | grep -v security | sed -E 's/^URIs:\s*//; s/^deb (\[[^]]*\] )?//' | awk '{print $1; exit}')
-mirror=${MIRROR:-${mirror:-http://deb.debian.org/debian}}
+mirror=${MIRROR:-$mirror}
+if [ -z "$mirror" ]; then
+    echo "debian-image: apt names no Debian mirror on this host; set MIRROR=URL (or MINICTR_DEBIAN_IMAGE=0 to skip)" >&2
+    exit 1
+fi
 work=$(mktemp -d /var/tmp/minictr-debian.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 echo "debian-image: debootstrap --variant=minbase $suite from $mirror"
