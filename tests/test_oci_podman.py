@@ -26,7 +26,9 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (apt-get install podman)"),
 ]
 
-ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+#: What every ``podman run`` here needs: limits this host's bounding set allows (no CAP_SYS_RESOURCE), and no
+#: network — podman's default one would leave its bridge (10.88.0.0/16) and a /run/netns mount on the host.
+RUN_FLAGS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--network", "none"]
 RUNTIME_PATH = shutil.which(RUNTIME) or RUNTIME
 
 
@@ -58,22 +60,22 @@ def image(rootfs: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 
 def test_run_rm_echo(image: str) -> None:
-    done = podman("run", "--rm", *ULIMITS, image, "echo", "hi")
+    done = podman("run", "--rm", *RUN_FLAGS, image, "echo", "hi")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "hi\n"
 
 
 def test_exit_status_and_podmans_127_and_126(image: str) -> None:
-    assert podman("run", "--rm", *ULIMITS, image, "sh", "-c", "exit 7").returncode == 7
-    missing = podman("run", "--rm", *ULIMITS, image, "no-such-program")
+    assert podman("run", "--rm", *RUN_FLAGS, image, "sh", "-c", "exit 7").returncode == 7
+    missing = podman("run", "--rm", *RUN_FLAGS, image, "no-such-program")
     assert missing.returncode == 127, missing.stderr
     assert "executable file not found" in missing.stderr
-    assert podman("run", "--rm", *ULIMITS, image, "/etc").returncode == 126  # a directory: permission denied
+    assert podman("run", "--rm", *RUN_FLAGS, image, "/etc").returncode == 126  # a directory: permission denied
 
 
 def test_detached_exec_stop_rm(image: str) -> None:
     name = f"oci-{uuid.uuid4().hex[:8]}"
-    started = podman("run", "-d", "--name", name, *ULIMITS, image, "sleep", "300")
+    started = podman("run", "-d", "--name", name, *RUN_FLAGS, image, "sleep", "300")
     assert started.returncode == 0, started.stderr
     try:
         assert podman("exec", name, "echo", "from-exec").stdout == "from-exec\n"
@@ -88,6 +90,6 @@ def test_detached_exec_stop_rm(image: str) -> None:
 
 
 def test_a_terminal_through_conmons_console_socket(image: str) -> None:
-    done = podman("run", "--rm", "-t", *ULIMITS, image, "sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; tty")
+    done = podman("run", "--rm", "-t", *RUN_FLAGS, image, "sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; tty")
     assert done.returncode == 0, done.stderr
     assert "is-a-tty" in done.stdout and "/dev/pts/" in done.stdout
