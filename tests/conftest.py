@@ -192,7 +192,7 @@ def host_leftovers(before: dict[str, set[str]], after: dict[str, set[str]], *nam
     """What ``after`` holds that ``before`` did not, by kind; with ``names``, only items naming one of them.
 
     Naming what one test made (its container id, bridge, state root, port,
-    mark) keeps out what colleagues' tests create on the host meanwhile.
+    mark) keeps out what other test sessions create on the host meanwhile.
     """
     found = {kind: sorted(item for item in after[kind] - before[kind] if not names or any(n in item for n in names))
              for kind in after}  # fmt: skip
