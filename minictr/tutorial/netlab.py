@@ -26,7 +26,8 @@ import socket
 import subprocess
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyroute2 import IPRoute, NetNS, netns
 
@@ -187,8 +188,8 @@ def namespace_state(name: str) -> dict[str, Any]:
                 "name": names[link["index"]], "index": link["index"], "kind": kind,
                 "up": bool(link["flags"] & 1), "master": names.get(link.get_attr("IFLA_MASTER")),
                 "peer": link.get_attr("IFLA_LINK") if kind == "veth" else None,
-                "addresses": [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ns.get_addr(family=socket.AF_INET)
-                              if a["index"] == link["index"]],
+                "addresses": [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+                              for a in ns.get_addr(family=socket.AF_INET) if a["index"] == link["index"]],
             })
         return {"links": links, "routes": _routes(ns, names)}
 
@@ -215,7 +216,8 @@ def step_namespaces() -> dict[str, Any]:
     inherited = in_host(_host_extras)["forwarding"]
     forwarding(False)  # a new namespace copies the host's setting (net.core.devconf_inherit_init_net): start from off
     lo = fresh["links"][0]
-    return {"said": [f"nb06-a when it was new: {lo['name']} {'UP' if lo['up'] else 'DOWN'}, addresses: {lo['addresses'] or 'none'}"],
+    said = f"nb06-a when it was new: {lo['name']} {'UP' if lo['up'] else 'DOWN'}, addresses: {lo['addresses'] or 'none'}"
+    return {"said": [said],
             "inherited forwarding": inherited}
 
 
@@ -241,12 +243,14 @@ def step_route() -> dict[str, Any]:
     forwarding(True)
     default_route("nb06-a", "10.200.0.1")
     default_route("nb06-b", "10.200.0.1")
-    return {"probe": {"nb06-a → 198.51.100.2:80 (nb06-world)": talk("nb06-world", "198.51.100.2", 80, "nb06-a", "198.51.100.2")}}
+    return {"probe": {"nb06-a → 198.51.100.2:80 (nb06-world)": talk(
+        "nb06-world", "198.51.100.2", 80, "nb06-a", "198.51.100.2")}}
 
 
 def step_nat() -> dict[str, Any]:
     nft(MASQUERADE)
-    return {"probe": {"nb06-a → 198.51.100.2:80 (nb06-world)": talk("nb06-world", "198.51.100.2", 81, "nb06-a", "198.51.100.2")}}
+    return {"probe": {"nb06-a → 198.51.100.2:80 (nb06-world)": talk(
+        "nb06-world", "198.51.100.2", 81, "nb06-a", "198.51.100.2")}}
 
 
 def step_publish() -> dict[str, Any]:

@@ -79,8 +79,8 @@ def describe_lab(state: dict[str, Any]) -> str:
         for link in view["links"]:
             extra = [link["kind"]] if link["kind"] not in ("loopback", "device") else []
             extra += [f"port of {link['master']}"] if link["master"] else []
-            links.append(f"{link['name']} {'UP' if link['up'] else 'DOWN'}" + (f" ({', '.join(extra)})" if extra else "")
-                         + "".join(f" {a}" for a in link["addresses"]))
+            kinds = f" ({', '.join(extra)})" if extra else ""
+            links.append(f"{link['name']} {'UP' if link['up'] else 'DOWN'}{kinds}" + "".join(f" {a}" for a in link["addresses"]))
         lines.append(f"{name:10} links:  " + "; ".join(links))
         lines.append(f"{'':10} routes: " + ("; ".join(view["routes"]) or "none"))
         if "forwarding" in view:

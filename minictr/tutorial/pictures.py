@@ -317,12 +317,14 @@ def svg_network_lab(state: dict, before: dict | None = None) -> str:
             body.append(_text(x + 10, y + 18, f"{name}: not yet", anchor="start", fill="#999", italic=True))
             continue
         view = state[name]
-        body.append(_box(x, y, w, h, "#fdf2e9" if name in ("nb06-a", "nb06-b") else LIB, stroke=NEW if name not in (before or {}) else "#444", rx=8))
+        fill = "#fdf2e9" if name in ("nb06-a", "nb06-b") else LIB
+        body.append(_box(x, y, w, h, fill, stroke=NEW if name not in (before or {}) else "#444", rx=8))
         body.append(_text(x + 10, y + 18, name, anchor="start", bold=True))
         lo = links.get((name, "lo"))
         if lo:
-            body.append(_text(x + 10, y + 35, f"lo {'up ' + ' '.join(lo['addresses']) if lo['up'] else 'down, no address'}",
-                              anchor="start", size=11, fill=NEW if lo != old.get((name, "lo")) else "#222"))
+            shown = "up " + " ".join(lo["addresses"]) if lo["up"] else "down, no address"
+            body.append(_text(x + 10, y + 35, f"lo {shown}", anchor="start", size=11,
+                              fill=NEW if lo != old.get((name, "lo")) else "#222"))
         notes = [(r, (name, r) not in old_routes) for r in view["routes"]]
         if "forwarding" in view:
             forwarding = f"forwarding {'on' if view['forwarding'] else 'off'}"
@@ -336,15 +338,15 @@ def svg_network_lab(state: dict, before: dict | None = None) -> str:
                               fill=NEW if new else "#333", bold=new))
     for a, b in _veth_cables(links):
         (ax, ay, aw, ah), (bx, by, bw, bh) = _LAB_SLOTS[a], _LAB_SLOTS[b]
-        left, right = ((ax + aw, ay + ah / 2), (bx, by + bh / 2)) if ax < bx else ((bx + bw, by + bh / 2), (ax, ay + ah / 2))
-        body.append(f'<line x1="{left[0]}" y1="{left[1]}" x2="{right[0]}" y2="{right[1]}" stroke="#c0392b" stroke-width="4"/>')
+        (x1, y1), (x2, y2) = ((ax + aw, ay + ah / 2), (bx, by + bh / 2)) if ax < bx else ((bx + bw, by + bh / 2), (ax, ay + ah / 2))
+        body.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#c0392b" stroke-width="4"/>')
     for key, link in links.items():
         if key not in _LAB_SLOTS:
             continue
         x, y, w, h = _LAB_SLOTS[key]
         if link["master"] and (key[0], link["master"]) in _LAB_SLOTS:
-            mx, my, _, mh = _LAB_SLOTS[(key[0], link["master"])]
-            body.append(f'<line x1="{x + w}" y1="{y + h / 2}" x2="{mx}" y2="{y + h / 2}" stroke="#4a6fa5" stroke-width="3"/>')
+            port_y, bridge_x = y + h / 2, _LAB_SLOTS[(key[0], link["master"])][0]
+            body.append(f'<line x1="{x + w}" y1="{port_y}" x2="{bridge_x}" y2="{port_y}" stroke="#4a6fa5" stroke-width="3"/>')
         new = key not in old
         body.append(_box(x, y, w, h, "#ffffff" if link["up"] else "#e9ecef", stroke=NEW if new else "#4a6fa5",
                          dashed=not link["up"], rx=5))
@@ -355,5 +357,6 @@ def svg_network_lab(state: dict, before: dict | None = None) -> str:
                               bold=address in fresh))
         if link["kind"] in ("veth", "bridge"):
             body.append(_text(x + w / 2, y + h - 3, link["kind"], size=9, italic=True, fill="#888"))
-    body.append(_text(388, 378, "red: veth cables  ·  blue: bridge ports  ·  orange: new in this step", size=11, italic=True))
+    body.append(_text(388, 378, "red: veth cables  ·  blue: bridge ports  ·  orange: new in this step",
+                      size=11, italic=True))
     return _svg(775, 388, body)
