@@ -156,7 +156,8 @@ def talk(server_ns: str, server_ip: str, port: int, client_ns: str, target: str,
     client.settimeout(3)
     try:
         client.connect((target, target_port or port))
-        return client.recv(100).decode()
+        answer: bytes = client.recv(100)
+        return answer.decode()
     except OSError as exc:
         return f"no answer ({exc.strerror or exc})"
     finally:
@@ -216,9 +217,10 @@ def step_namespaces() -> dict[str, Any]:
     inherited = in_host(_host_extras)["forwarding"]
     forwarding(False)  # a new namespace copies the host's setting (net.core.devconf_inherit_init_net): start from off
     lo = fresh["links"][0]
-    said = f"nb06-a when it was new: {lo['name']} {'UP' if lo['up'] else 'DOWN'}, addresses: {lo['addresses'] or 'none'}"
-    return {"said": [said],
-            "inherited forwarding": inherited}
+    said = (
+        f"nb06-a when it was new: {lo['name']} {'UP' if lo['up'] else 'DOWN'}, addresses: {lo['addresses'] or 'none'}"
+    )
+    return {"said": [said], "inherited forwarding": inherited}
 
 
 def step_veth() -> dict[str, Any]:

@@ -34,7 +34,7 @@ class NetLab:
     """
 
     def __init__(self) -> None:
-        from .netlab import NAMES, netns_dir_state  # pyroute2 is imported when a lab is made, not with the package
+        from minictr.tutorial.netlab import NAMES, netns_dir_state  # pyroute2 comes with a lab, not with the package
 
         self.before = netns_dir_state()
         self.state: dict[str, Any] = {}
@@ -45,22 +45,22 @@ class NetLab:
         """Run step ``name`` of :data:`.netlab.STEPS`, print what it changed, show the picture; return its report."""
         from IPython.display import display
 
-        from .common import picture
-        from .pictures import svg_network_lab
+        from minictr.tutorial.common import picture
+        from minictr.tutorial.pictures import svg_network_lab
 
-        report = json.loads(_python("-m", "minictr.tutorial.netlab", name))
+        report: dict[str, Any] = json.loads(_python("-m", "minictr.tutorial.netlab", name))
         for line in report.get("said", []):
             print(line)
         for probe, answer in report.get("probe", {}).items():
             print(f"{probe}: {answer}")
         print(describe_lab(report["state"]))
-        display(picture(svg_network_lab(report["state"], self.state)))
+        display(picture(svg_network_lab(report["state"], self.state)))  # type: ignore[no-untyped-call]
         self.state = report["state"]
         return report
 
     def clean(self) -> list[str]:
         """Remove the lab and /run/netns if the lab made it; return what is left (nothing, if all went well)."""
-        from .netlab import NETNS_DIR, netns_dir_state
+        from minictr.tutorial.netlab import NETNS_DIR, netns_dir_state
 
         existed, mounts = self.before
         report = json.loads(_python("-m", "minictr.tutorial.netlab", "clean", "1" if existed else "0", str(mounts)))
@@ -80,7 +80,8 @@ def describe_lab(state: dict[str, Any]) -> str:
             extra = [link["kind"]] if link["kind"] not in ("loopback", "device") else []
             extra += [f"port of {link['master']}"] if link["master"] else []
             kinds = f" ({', '.join(extra)})" if extra else ""
-            links.append(f"{link['name']} {'UP' if link['up'] else 'DOWN'}{kinds}" + "".join(f" {a}" for a in link["addresses"]))
+            addresses = "".join(f" {a}" for a in link["addresses"])
+            links.append(f"{link['name']} {'UP' if link['up'] else 'DOWN'}{kinds}{addresses}")
         lines.append(f"{name:10} links:  " + "; ".join(links))
         lines.append(f"{'':10} routes: " + ("; ".join(view["routes"]) or "none"))
         if "forwarding" in view:
