@@ -12,14 +12,12 @@ executed=$(mktemp)
 trap 'rm -f "$executed"' EXIT
 # In the guest: lo up (the kernel and Jupyter talk over 127.0.0.1); the network modules loaded by hand (the
 # kernel's own module loader runs in the guest's initramfs, which has no modprobe); the output gzipped and in
-# base64, one line, through the serial port.
+# base64, one line, through the serial port. The command is one line: the guest's sh (dash) reads it.
 MINICTR_VM_MEMORY=${MINICTR_VM_MEMORY:-1G} MINICTR_VM_TIMEOUT=${MINICTR_VM_TIMEOUT:-3000} \
-    bash scripts/cgroup2-vm.sh sh -c '
-        ip link set lo up
-        for module in bridge veth nf_tables nft_chain_nat nft_nat nft_masq nft_fib_ipv4 nft_ct; do modprobe $module; done
-        cd "$(dirname "$1")" && ../.venv/bin/jupyter nbconvert --to notebook --execute --stdout \
-            --ExecutePreprocessor.timeout=1500 "$(basename "$1")" 2>/dev/null | gzip | base64 -w 0' sh "$notebook" \
-    > "$executed"
+    bash scripts/cgroup2-vm.sh sh -c 'ip link set lo up; '\
+'for module in bridge veth nf_tables nft_chain_nat nft_nat nft_masq nft_fib_ipv4 nft_ct; do modprobe $module; done; '\
+'cd "$(dirname "$1")" && ../.venv/bin/jupyter nbconvert --to notebook --execute --stdout '\
+'--ExecutePreprocessor.timeout=1500 "$(basename "$1")" 2>/dev/null | gzip | base64 -w 0' sh "$notebook" > "$executed"
 .venv/bin/python - "$notebook" "$executed" <<'PY'
 import base64, gzip, json, sys
 
