@@ -207,10 +207,15 @@ class Server:
                     return
                 continue
             data, client = self.sock.recvfrom(4096)
-            self.names.refresh()
-            lease = self.names.members.get(client[0])
-            if lease is not None:
-                self.handle(data, client, lease)
+            try:
+                self.names.refresh()
+                lease = self.names.members.get(client[0])
+                if lease is not None:
+                    self.handle(data, client, lease)
+            except Exception:  # one bad query (or a lease read half-way) must not end every member's names
+                import traceback
+
+                traceback.print_exc()
 
     def handle(self, data: bytes, client: tuple[str, int], lease: dict[str, Any]) -> None:
         """Answer one query, locally or by forwarding it (in a thread: an upstream may be slow)."""

@@ -49,6 +49,7 @@ from ..errors import HostError, UsageError
 from .dns import PORT, RECORD
 
 START_TIMEOUT = 15.0
+LOG = "dns.log"
 
 
 def record(store: NetworkStore, network: str) -> dict[str, Any]:
@@ -76,8 +77,9 @@ def ensure(store: NetworkStore, network: Network) -> None:
     # as the monitor is started: -s -E, minictr from its package's parent, no working directory of the caller's held
     command = [sys.executable, "-s", "-E", "-m", "minictr.network.dns", store.path(network.name), network.gateway,
                network.bridge]  # fmt: skip
-    starter = subprocess.Popen(command, cwd=_package_parent(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               start_new_session=True)  # fmt: skip
+    with open(os.path.join(store.path(network.name), LOG), "ab") as log:  # its errors, for whoever wonders why
+        starter = subprocess.Popen(command, cwd=_package_parent(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=log, start_new_session=True)  # fmt: skip
     assert starter.stdout is not None
     ready = select.select([starter.stdout], [], [], START_TIMEOUT)[0]
     line = starter.stdout.readline().decode().strip() if ready else "error: it did not say it was ready in time"
