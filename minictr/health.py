@@ -181,9 +181,9 @@ def check(directory: str) -> int:
     since_start = time.time() - (seconds_of(state.get("started_at")) or time.time())
 
     def timed_out(*_: object) -> None:  # the exec'd command dies with us (it is spawned to die with its parent)
-        seconds = config["Timeout"] / SECOND
-        _record(directory, config, since_start, {"Start": started, "End": timestamp(), "ExitCode": -1,
-                                                  "Output": f"Health check exceeded timeout ({seconds:g}s)"})  # fmt: skip
+        output = f"Health check exceeded timeout ({config['Timeout'] / SECOND:g}s)"
+        entry = {"Start": started, "End": timestamp(), "ExitCode": -1, "Output": output}
+        _record(directory, config, since_start, entry)
         os._exit(1)
 
     signal.signal(signal.SIGALRM, timed_out)

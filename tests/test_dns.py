@@ -19,10 +19,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from test_network import Host
 
 from conftest import run_cli, wait_for, wait_until
 from minictr.network import dns
-from test_network import Host, host  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.root
 
@@ -60,6 +60,13 @@ class Upstream:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@pytest.fixture
+def host(data_root: str, state_root: str) -> Iterator[Host]:
+    minictr = Host(data_root, state_root)
+    yield minictr
+    minictr.close()
 
 
 @pytest.fixture
@@ -153,8 +160,9 @@ def test_a_member_is_known_by_its_name_for_other_types_too(host: Host) -> None:
 
 def test_a_service_answers_with_every_replica_in_rotating_order(host: Host) -> None:
     host.cli("network", "create", "dnsrr")
-    replicas = [host.detach("--network", "dnsrr", "--name", f"web-{n}", "-l", f"{SERVICE}=web", "busybox", "sleep", "120")
-                for n in range(3)]  # fmt: skip
+    label = f"{SERVICE}=web"
+    replicas = [host.detach("--network", "dnsrr", "--name", f"web-{n}", "-l", label, "busybox", "sleep", "120")
+                for n in range(3)]
     addresses = {host.address_of("dnsrr", replica) for replica in replicas}
     answers = [ask_from(host, replicas[0], "web")["answers"] for _ in range(3)]
     assert all(set(answer) == addresses and len(answer) == 3 for answer in answers), answers
@@ -189,8 +197,8 @@ def test_other_names_are_forwarded_to_the_containers_dns_servers(host: Host, ups
 def test_a_dns_port_needs_a_user_network(host: Host) -> None:
     done = host.cli("run", "--rm", "--network", "none", "--dns", "127.0.0.1:5353", "busybox", "true", check=False)
     assert done.returncode == 125 and "user-defined network" in done.stderr
-    resolv = host.cli("run", "--rm", "--network", "none", "--dns", "192.0.2.1", "busybox", "cat", "/etc/resolv.conf").stdout
-    assert resolv.splitlines()[0] == "nameserver 192.0.2.1"
+    resolv = host.cli("run", "--rm", "--network", "none", "--dns", "192.0.2.1", "busybox", "cat", "/etc/resolv.conf")
+    assert resolv.stdout.splitlines()[0] == "nameserver 192.0.2.1"  # written, never asked: the container has no network
 
 
 # --- the server's life ---------------------------------------------------------------------
@@ -213,7 +221,8 @@ def test_kill_9_of_minictr_after_the_server_started_leaves_nothing_after_prune(h
     host.cli("network", "create", "dnsfault")
     command = [sys.executable, "-m", "minictr.cli", "--data-root", host.data_root, "--root", host.state_root,
                "run", "--network", "dnsfault", "busybox", "sleep", "120"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "MINICTR_FAULT": "dns"})
+    faulty = {**os.environ, "MINICTR_FAULT": "dns"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=faulty)
     assert done.returncode == -signal.SIGKILL, done.stderr
     pid = server_pid(host, "dnsfault")
     assert process_name(pid) == dns.PROCESS_NAME  # it outlived the minictr that started it ...
@@ -236,8 +245,10 @@ def test_a_server_that_died_is_started_again_by_the_next_member(host: Host) -> N
 
 
 def test_names_table_and_rotation() -> None:
-    members = {"10.0.0.3": {"name": "b", "service": "web"}, "10.0.0.2": {"name": "a", "service": "web", "aliases": ["x"]}}
+    members = {"10.0.0.3": {"name": "b", "service": "web"},
+               "10.0.0.2": {"name": "a", "service": "web", "aliases": ["x"]}}
     names = dns.Names("/nonexistent")
     names.by_name = dns.names_table(members)
     assert names.by_name == {"a": ["10.0.0.2"], "x": ["10.0.0.2"], "web": ["10.0.0.2", "10.0.0.3"], "b": ["10.0.0.3"]}
-    assert [names.lookup("web") for _ in range(3)] == [["10.0.0.2", "10.0.0.3"], ["10.0.0.3", "10.0.0.2"], ["10.0.0.2", "10.0.0.3"]]
+    rotated = [["10.0.0.2", "10.0.0.3"], ["10.0.0.3", "10.0.0.2"], ["10.0.0.2", "10.0.0.3"]]
+    assert [names.lookup("web") for _ in range(3)] == rotated

@@ -77,8 +77,9 @@ def test_starting_then_healthy_shown_in_ps_and_inspect(containers: Containers) -
 
 
 def test_healthy_then_unhealthy_after_retries_failures_in_a_row(containers: Containers) -> None:
-    container = containers.detach("--health-cmd", "test -e /tmp/ready && echo fine", "--health-interval", "200ms",
-                                  "--health-retries", "2", "--health-start-period", "60s", "busybox", "sh", "-c", READY_LATER)  # fmt: skip
+    checks = ["--health-cmd", "test -e /tmp/ready && echo fine", "--health-interval", "200ms", "--health-retries", "2",
+              "--health-start-period", "60s"]  # fmt: skip
+    container = containers.detach(*checks, "busybox", "sh", "-c", READY_LATER)
     health.wait_healthy(container, timeout=60, state_root=containers.state_root)
     assert health_of(containers, container)["Log"][-1]["Output"] == "fine\n"
     containers.cli("exec", container, "rm", "/tmp/ready")
@@ -102,8 +103,8 @@ def test_a_check_that_outlives_its_timeout_fails(containers: Containers) -> None
 def test_the_images_healthcheck_is_run_and_no_healthcheck_turns_it_off(containers: Containers, tmp_path) -> None:
     context = tmp_path / "ctx"
     context.mkdir()
-    (context / "Dockerfile").write_text(f"FROM busybox\nLABEL test={tmp_path.name}\n"
-                                        "HEALTHCHECK --interval=200ms --start-period=60s CMD test -e /tmp/ready\n")  # fmt: skip
+    check = "HEALTHCHECK --interval=200ms --start-period=60s CMD test -e /tmp/ready"
+    (context / "Dockerfile").write_text(f"FROM busybox\nLABEL test={tmp_path.name}\n{check}\n")
     built = containers.cli("build", "--network", "none", "-t", "checked:1", str(context))
     assert built.returncode == 0
     container = containers.detach("checked:1", "sh", "-c", READY_LATER)

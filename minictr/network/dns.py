@@ -252,7 +252,8 @@ def _record(network_dir: str, address: str) -> None:
     from ..files import write_json
     from ..state import start_time
 
-    write_json(os.path.join(network_dir, RECORD), {"pid": os.getpid(), "start": start_time(os.getpid()), "address": address})
+    pid = os.getpid()
+    write_json(os.path.join(network_dir, RECORD), {"pid": pid, "start": start_time(pid), "address": address})
 
 
 def main(argv: list[str]) -> int:
