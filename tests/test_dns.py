@@ -211,6 +211,7 @@ def test_the_server_runs_while_the_network_has_members_and_goes_with_it(host: Ho
     member = host.detach("--network", "dnslife", "busybox", "sleep", "120")
     pid = server_pid(host, "dnslife")
     assert process_name(pid) == dns.PROCESS_NAME
+    assert host.inspect("dnslife")["DNS"] == {"Address": f"{host.inspect('dnslife')['Gateway']}:53", "Pid": pid}
     host.cli("rm", "-f", member)
     host.cli("network", "rm", "dnslife")
     wait_for(lambda: process_name(pid) is None, "the DNS server to end with its network")
