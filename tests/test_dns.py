@@ -22,7 +22,7 @@ import pytest
 from test_network import Host
 
 from conftest import run_cli, wait_for, wait_until
-from minictr.network import dns
+from minictr.engine.network import dns
 
 pytestmark = pytest.mark.root
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import run_cli, wait_for
-from minictr import health
+from minictr.engine import health
 from minictr.errors import ContainerError, UsageError
 
 pytestmark = pytest.mark.root
