@@ -270,7 +270,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     """``minictr ps [-a] [-q] [--no-trunc] [--format json]``."""
-    from minictr.cli.main.images import print_table
+    from minictr.cli.images import print_table
     from minictr.engine.container_view import ps_rows
 
     rows = [row for row in ps_rows(args.root, all=args.all or bool(args.filter), no_trunc=args.no_trunc)
@@ -343,7 +343,7 @@ def resource_options(args: argparse.Namespace) -> dict[str, object]:
 
 def parse_labels(items: list[str]) -> dict[str, str]:
     """``-l KEY=VALUE`` (a bare KEY is an empty label, as Docker takes it)."""
-    from minictr.cli.main.errors import UsageError
+    from minictr.errors import UsageError
 
     labels = {}
     for item in items:
