@@ -218,7 +218,7 @@ def test_the_server_runs_while_the_network_has_members_and_goes_with_it(host: Ho
     assert not os.path.exists(record)
 
 
-def test_kill_9_of_minictr_after_the_server_started_leaves_nothing_after_prune(host: Host) -> None:
+def test_kill_9_of_minictr_after_the_server_started_leaves_nothing_after_network_prune(host: Host) -> None:
     host.cli("network", "create", "dnsfault")
     command = [sys.executable, "-m", "minictr.cli", "--data-root", host.data_root, "--root", host.state_root,
                "run", "--network", "dnsfault", "busybox", "sleep", "120"]  # fmt: skip
@@ -227,7 +227,7 @@ def test_kill_9_of_minictr_after_the_server_started_leaves_nothing_after_prune(h
     assert done.returncode == -signal.SIGKILL, done.stderr
     pid = server_pid(host, "dnsfault")
     assert process_name(pid) == dns.PROCESS_NAME  # it outlived the minictr that started it ...
-    pruned = run_cli("system", "prune", data_root=host.data_root, state_root=host.state_root)
+    pruned = run_cli("network", "prune", data_root=host.data_root, state_root=host.state_root)  # this root only
     assert pruned.returncode == 0, pruned.stderr
     assert wait_until(lambda: process_name(pid) is None, timeout=30)  # ... until the network was cleaned up
     host.cli("network", "rm", "dnsfault", check=False)
