@@ -139,8 +139,8 @@ def wait_healthy(container: str, timeout: float = 60.0, state_root: str | None =
     Raises :class:`minictr.errors.ContainerError` when it has no healthcheck,
     turns unhealthy, stops, or is not healthy within ``timeout`` seconds.
     """
-    from minictr.errors import ContainerError
     from minictr.engine.managed import resolve, status_of
+    from minictr.errors import ContainerError
     from minictr.runtime.state import read_state
 
     directory = resolve(container, state_root)
@@ -165,7 +165,7 @@ def wait_healthy(container: str, timeout: float = 60.0, state_root: str | None =
 
 
 def check(directory: str) -> int:
-    """Run the container's healthcheck once through exec and record the verdict (``python -m minictr.engine.health DIR``)."""
+    """Run the container's healthcheck once through exec; record its verdict (``python -m minictr.engine.health``)."""
     import signal
 
     from minictr.engine.logs import seconds_of, timestamp

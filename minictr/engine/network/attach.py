@@ -118,10 +118,9 @@ def plan(
         raise UsageError(f"-p/-P: published ports need a bridge network, not --network {mode_text}")
     if aliases and mode != "bridge":
         raise UsageError(f"--network-alias: aliases need a user-defined network, not --network {mode_text}")
-    if mode == "none":
-        return Plan(mode, names.write_files(directory, hostname, names.hosts_text(None, hostname), names.resolv_text(servers=dns), owner))
-    if mode == "host":
-        return Plan(mode, names.write_files(directory, hostname, names.read_text("/etc/hosts"), names.resolv_text(True, dns), owner))
+    if mode in ("none", "host"):
+        hosts = names.hosts_text(None, hostname) if mode == "none" else names.read_text("/etc/hosts")
+        return Plan(mode, names.write_files(directory, hostname, hosts, names.resolv_text(mode == "host", dns), owner))
     if mode == "container":
         if joined is None:
             raise UsageError(f"--network container:{argument}: no such running container")

@@ -75,8 +75,8 @@ class Names:
         if changed == self._seen[0] and time.monotonic() - self._seen[1] < RELOAD_EVERY:
             return
         self._seen = (changed, time.monotonic())
-        from minictr.files import read_json
         from minictr.engine.network.store import lease_alive
+        from minictr.files import read_json
 
         members = {}
         for entry in sorted(os.listdir(self.leases_dir)) if changed != -1 else []:

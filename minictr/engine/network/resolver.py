@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from minictr.engine.network.store import Network, NetworkStore
 
 from minictr import faults
-from minictr.errors import HostError, UsageError
 from minictr.engine.network.dns import PORT, RECORD
+from minictr.errors import HostError, UsageError
 
 START_TIMEOUT = 15.0
 LOG = "dns.log"
@@ -75,8 +75,8 @@ def ensure(store: NetworkStore, network: Network) -> None:
 
     stop(store, network.name)
     # as the monitor is started: -s -E, minictr from its package's parent, no working directory of the caller's held
-    command = [sys.executable, "-s", "-E", "-m", "minictr.engine.network.dns", store.path(network.name), network.gateway,
-               network.bridge]  # fmt: skip
+    server = [store.path(network.name), network.gateway, network.bridge]
+    command = [sys.executable, "-s", "-E", "-m", "minictr.engine.network.dns", *server]
     with open(os.path.join(store.path(network.name), LOG), "ab") as log:  # its errors, for whoever wonders why
         starter = subprocess.Popen(command, cwd=_package_parent(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=log, start_new_session=True)  # fmt: skip
