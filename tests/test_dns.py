@@ -149,10 +149,12 @@ def test_unknown_names_are_nxdomain_and_other_networks_names_are_unknown(host: H
     assert "NXDOMAIN" in nslookup(host, "dnsright", "lonely", "--dns", upstream.address).stdout
 
 
-def test_a_member_is_known_by_its_name_for_other_types_too(host: Host) -> None:
+def test_a_member_is_known_for_other_types_too_and_by_its_address(host: Host) -> None:
     host.cli("network", "create", "dnstypes")
     client = host.detach("--network", "dnstypes", "--name", "solo", "busybox", "sleep", "120")
     assert ask_from(host, client, "solo", "AAAA") == {"rcode": "NOERROR", "answers": []}  # not "missing": IPv4 only
+    reverse = ".".join(reversed(host.address_of("dnstypes", client).split("."))) + ".in-addr.arpa"
+    assert ask_from(host, client, reverse, "PTR")["answers"] == ["solo."]  # and back from its address
 
 
 # --- services: replicas in rotation --------------------------------------------------------
