@@ -115,6 +115,20 @@ def test_the_images_healthcheck_is_run_and_no_healthcheck_turns_it_off(container
         health.wait_healthy(unchecked, timeout=5, state_root=containers.state_root)
 
 
+def test_the_python_api_shows_and_waits_for_health(data_root: str, state_root: str) -> None:
+    import minictr
+
+    client = minictr.containers.Client(data_root=data_root, state_root=state_root)
+    checked = {"Test": ["CMD-SHELL", "test -e /tmp/ready"], "Interval": 200_000_000, "StartPeriod": 60 * health.SECOND}
+    container = client.run("busybox", ["sh", "-c", READY_LATER], detach=True, network="none", healthcheck=checked)
+    try:
+        assert container.health in ("starting", "healthy")
+        container.wait_healthy(timeout=60)
+        assert container.health == "healthy"
+    finally:
+        container.remove(force=True)
+
+
 def test_health_flags_are_checked() -> None:
     assert health.from_flags("true", interval="1m30s", retries=5) == {
         "Test": ["CMD-SHELL", "true"], "Interval": 90_000_000_000, "Retries": 5}  # fmt: skip
