@@ -71,6 +71,18 @@ class Container:
         self.reload()
         return self.attrs["State"]["Status"]
 
+    @property
+    def health(self) -> str:
+        """docker-py's word: ``starting``, ``healthy``, ``unhealthy``, or ``unknown`` without a healthcheck."""
+        self.reload()
+        return str(self.attrs["State"].get("Health", {}).get("Status", "unknown"))
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Block until it is healthy; ContainerError if it turns unhealthy, stops, or ``timeout`` runs out."""
+        from minictr.engine.health import wait_healthy
+
+        wait_healthy(self.id, timeout, self.client.state_root)
+
     def reload(self) -> None:
         """Read the container's state again (``inspect``)."""
         from minictr.engine.container_view import inspect
