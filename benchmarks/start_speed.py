@@ -1,0 +1,112 @@
+"""Container start: ``minictr run --rm`` next to ``podman run --rm``, without a network and on the default bridge.
+
+Every round runs ``busybox true`` four ways, alternating:
+
+- ``minictr run --rm --network none busybox true`` and the same with podman;
+- ``minictr run --rm busybox true`` (minictr's default bridge) and
+  ``podman run --rm busybox true`` (podman's default network, ``podman``).
+
+podman runs with its own storage under the work directory (vfs driver,
+cgroupfs, no events), runc as its OCI runtime and the ulimits this host
+needs (see shared testing notes), on the same busybox root imported as an
+image. Each command is timed from outside: wall time, and the user CPU of
+the process and of the children it waited for (``RUSAGE_CHILDREN``, as
+hyperfine measures it; a helper that daemonises, such as podman's conmon, is
+not counted, so podman's user CPU is if anything too low).
+
+It prints medians, the ratios minictr/podman (targets <= 0.5 for both), what
+the bridge adds over ``--network none`` (target <= 30 ms) and user CPU beside
+wall time (target: minictr's <= podman's).
+
+    sudo .venv/bin/python benchmarks/start_speed.py [--runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+
+from common import busybox_rootfs, minictr_command, workspace
+
+PODMAN_FLAGS = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+Sample = tuple[float, float]  # (wall seconds, user CPU seconds)
+
+
+def timed_usage(command: list[str]) -> Sample:
+    """Wall and user CPU seconds of one run of ``command`` (and the children it waited for); it must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - before
+
+
+def medians(contenders: dict[str, Callable[[], Sample]], runs: int) -> dict[str, Sample]:
+    """One warm-up of each, then ``runs`` alternating rounds: the median wall and user CPU of each."""
+    for measure in contenders.values():
+        measure()
+    samples: dict[str, list[Sample]] = {name: [] for name in contenders}
+    for _ in range(runs):
+        for name, measure in contenders.items():
+            samples[name].append(measure())
+    return {name: (statistics.median(s[0] for s in got), statistics.median(s[1] for s in got))
+            for name, got in samples.items()}  # fmt: skip
+
+
+def podman_image(podman: list[str], data_root: str, work: str) -> str:
+    """The busybox root of minictr's store, imported into podman's storage."""
+    archive = os.path.join(work, "busybox.tar")
+    with tarfile.open(archive, "w") as tar:
+        tar.add(busybox_rootfs(data_root), arcname=".")
+    subprocess.run([*podman, "import", "--change", "ENV PATH=/bin", archive, "bench-busybox"],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return "bench-busybox"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    shutil.which("podman") or sys.exit("podman is not installed (apt-get install podman)")
+    with workspace() as (work, data_root, state_root):
+        podman = ["podman", "--root", os.path.join(work, "podman"), "--runroot", os.path.join(work, "podman-run"),
+                  "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]  # fmt: skip
+        image = podman_image(podman, data_root, work)
+        minictr = minictr_command(data_root, state_root, "run", "--rm")
+        podman_run = [*podman, "run", "--rm", *PODMAN_FLAGS]
+        try:
+            results = medians({
+                "minictr-none": lambda: timed_usage([*minictr, "--network", "none", "busybox", "true"]),
+                "podman-none": lambda: timed_usage([*podman_run, "--network", "none", image, "true"]),
+                "minictr-bridge": lambda: timed_usage([*minictr, "busybox", "true"]),
+                "podman-bridge": lambda: timed_usage([*podman_run, image, "true"]),
+            }, args.runs)  # fmt: skip
+        finally:
+            subprocess.run([*podman, "rm", "-a", "-f", "-t", "0"], capture_output=True)
+            subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True)
+            subprocess.run(minictr_command(data_root, state_root, "system", "prune", "-f"), capture_output=True)
+        print_results(results, args.runs)
+
+
+def print_results(results: dict[str, Sample], runs: int) -> None:
+    """Medians side by side, the ratios and what the bridge adds."""
+    print(f"medians over {runs} alternating runs (wall ms / user CPU ms)")
+    for kind in ("none", "bridge"):
+        (mine, mine_cpu), (theirs, theirs_cpu) = results[f"minictr-{kind}"], results[f"podman-{kind}"]
+        print(f"  --network {kind:6}  minictr {mine * 1000:7.1f} / {mine_cpu * 1000:5.1f}   "
+              f"podman {theirs * 1000:7.1f} / {theirs_cpu * 1000:5.1f}   "
+              f"ratio wall {mine / theirs:.2f}x (target <= 0.5), user CPU {mine_cpu / theirs_cpu:.2f}x (target <= 1.0)")
+    added = results["minictr-bridge"][0] - results["minictr-none"][0]
+    print(f"  minictr's bridge adds {added * 1000:.1f} ms over --network none (target <= 30 ms)")
+
+
+if __name__ == "__main__":
+    main()
