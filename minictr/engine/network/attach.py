@@ -18,7 +18,14 @@ child needs to set up)::
                 write the hosts files of every member
     connect()   after READY, before START: the veth pair, eth0's address and route
     disconnect() when the container is gone: ports, veth, lease; the bridge and
-                its rules when it was the last member
+                its rules when it was the last member of a user-defined network
+
+The default network's bridge stays up when its last member leaves, as
+Docker keeps docker0: bringing a bridge and its nftables elements up and
+down again costs every ``minictr run`` more than the rest of its network
+work. It is still minictr's to remove: ``network prune`` and ``system prune``
+take down every bridge without members (``system prune`` also those of
+deleted state roots, by their alias), and forwarding goes back with the last one.
 
 Everything is recorded (state.json and the lease) *before* it is created,
 and every removal tolerates what is already gone, so a ``kill -9`` of
@@ -199,17 +206,23 @@ def disconnect(section: dict[str, Any]) -> None:
     with host_lock():
         if section.get("address"):
             release_lease(store, section)
-        settle(store, section["network"])
+        settle(store, section["network"], keep_default=True)
 
 
-def settle(store: NetworkStore, network: str) -> None:
-    """After a member left: rewrite the others' /etc/hosts, or take the network down when none is left."""
+def settle(store: NetworkStore, network: str, keep_default: bool = False) -> None:
+    """After a member left: rewrite the others' /etc/hosts, or take the network down when none is left.
+
+    ``keep_default`` leaves the default network's bridge and rules up without
+    members (see the module doc); the prunes take it down.
+    """
     from minictr.engine.network import firewall, links
     from minictr.engine.network.store import live_leases
 
     live = live_leases(store, network)
     if live:
         refresh_hosts(store, network, live)
+        return
+    if keep_default and network == DEFAULT_NETWORK:
         return
     definition = store.load(network)  # None when gone, or torn (then discarded with its bridge)
     bridge = definition.bridge if definition else None
