@@ -278,3 +278,21 @@ def test_subnets_avoid_what_is_taken_and_addresses_skip_the_gateway() -> None:
 def test_hosts_file_lists_the_other_members() -> None:
     text = names.hosts_text("10.88.1.2", "me", [{"address": "10.88.1.3", "name": "db", "aliases": ["data"], "hostname": "abc"}], "net")
     assert text.splitlines()[2:] == ["10.88.1.2\tme", "# containers on network net (kept current by minictr)", "10.88.1.3\tdb data abc"]
+
+
+def test_a_refused_netlink_request_is_a_host_error_naming_it(host: Host) -> None:
+    """The raw rtnetlink requests of every bridged start: the kernel's refusal comes back named, nothing is left."""
+    from minictr.engine.network import links, rtnl
+    from minictr.errors import HostError
+
+    with rtnl.route_socket() as sock:
+        assert rtnl.link_index(sock, "lo") == socket.if_nametoindex("lo")
+        with pytest.raises(HostError, match="looking up mctr-absent0: No such device"):
+            rtnl.link_index(sock, "mctr-absent0")
+    with pytest.raises(HostError, match="bridge mctr-absent0 is missing"):
+        links.add_veth("mv-absent0", "mctr-absent0", os.getpid(), 1500)
+    container = host.detach("busybox", "sleep", "60")
+    bridge = store.NetworkStore(host.state_root).get("bridge").bridge
+    with pytest.raises(HostError, match=f"creating veth mv-{container[:12]}: File exists"):
+        links.add_veth(f"mv-{container[:12]}", bridge, os.getpid(), 1500)  # its veth is there: the name is taken
+    assert not os.path.exists("/sys/class/net/mv-absent0")
