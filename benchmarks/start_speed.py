@@ -31,6 +31,9 @@ steadier figure), 15 alternating runs, medians, wall ms / user CPU ms:
            rtnetlink for the veth)
       --network none                         507 / 95            569 / 43           0.89x, 2.21x
       default bridge                         840 / 115           938 / 85           0.89x, 1.35x
+    after, later with the host less loaded (load average 4-6)
+      --network none                         296 / 81            355 / 41           0.83x, 1.96x
+      default bridge                         393 / 119           580 / 86           0.68x, 1.38x
 
 What each change gave: the five trees, alternating, 12 runs of ``minictr
 run --rm [--network none] busybox true`` each, each tree its own state root
@@ -48,11 +51,13 @@ bridge up saves ~30 ms of CPU and ~190 ms of wall here (two ``nft`` runs, a
 bridge deletion that waits for the kernel, the host's routes read again);
 the veth, address and route through three raw rtnetlink requests instead
 of pyroute2 save ~145 ms of CPU (pyroute2's import) and ~340 ms of wall. A
-bridged start now costs a few ms of CPU more than ``--network none``; its
-remaining wall-time difference on this host is waiting for the host-wide
-network lock and the kernel's rtnl lock, which the other sessions'
-containers hold (and their ``system prune`` runs take a member-less bridge
-down, so now and then a run here brings it up again, pyroute2 and all).
+bridged start now costs 20-40 ms of CPU more than ``--network none`` (the
+network modules, the lease, state.json and hosts files written under the
+host-wide network lock, the join thread); its wall-time difference on this
+host is mostly waiting for that lock and the kernel's rtnl lock, which the
+other sessions' containers hold (and their ``system prune`` runs take a
+member-less bridge down, so now and then a run here brings it up again,
+pyroute2 and all).
 
 The floor, ``--network none``: two interpreter starts (the CLI, and the
 container's first process, which runs from a sealed copy of the interpreter
@@ -144,7 +149,6 @@ def main() -> None:
         finally:
             subprocess.run([*podman, "rm", "-a", "-f", "-t", "0"], capture_output=True)
             subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True)
-            subprocess.run(minictr_command(data_root, state_root, "system", "prune", "-f"), capture_output=True)
         print_results(results, args.runs)
 
 
