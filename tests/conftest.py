@@ -46,11 +46,18 @@ def rootfs(data_root: str) -> str:
 
 
 @pytest.fixture
-def state_root(tmp_path: pathlib.Path) -> str:
-    """A runtime state root of the test's own."""
+def state_root(tmp_path: pathlib.Path) -> Iterator[str]:
+    """A runtime state root of the test's own; its networks pruned at the end.
+
+    The default network's bridge outlives its last container (as docker0 does):
+    ``network prune`` is what takes it down, and the leak check proves it did.
+    """
     path = tmp_path / "run"
     path.mkdir()
-    return str(path)
+    yield str(path)
+    if os.path.isdir(path / "networks"):
+        done = run_cli("network", "prune", data_root=str(tmp_path / "unused"), state_root=str(path))
+        assert done.returncode == 0, done.stderr
 
 
 # --- a registry on loopback (see registry_server.py) ------------------------------------------------------
@@ -242,10 +249,15 @@ def _network_snapshot(state_root: str) -> dict[str, set[str]]:
 def leak_check() -> Iterator[None]:
     """At the end of the session nothing the tests made may remain: mounts, container processes, state, cgroups.
 
-    Notebooks use the default state root, so new entries there count too.
+    Notebooks use the default state root, so new entries there count too. Its
+    default network's bridge outlives the last container by design: the check
+    first runs ``network prune`` (what a user runs to take it down) there.
     """
     before = host_snapshot()
     yield
+    if os.path.isdir(os.path.join(DEFAULT_STATE_ROOT, "networks")):  # the notebooks' default bridge stays up until a prune
+        pruned = subprocess.run([sys.executable, "-m", "minictr.cli", "network", "prune"], capture_output=True, text=True)
+        assert pruned.returncode == 0, pruned.stderr
     leaked = host_leftovers(before, host_snapshot())
     assert not leaked, f"the tests left resources behind: {leaked}"
 

@@ -7,8 +7,8 @@
     --network container:ID    the network namespace of a running container
 
 For a bridge network the work is split around the container's set-up, so
-that it overlaps with it (importing pyroute2 alone takes longer than the
-child needs to set up)::
+that it overlaps with it (bringing a bridge up, the first time, takes
+longer than the child needs to set up)::
 
     plan()      before spawn: check -p/-P, create /etc/{hosts,hostname,resolv.conf}
                 to bind-mount, start a thread for join()
@@ -19,7 +19,14 @@ child needs to set up)::
                 write the container's /etc/hosts and /etc/resolv.conf
     connect()   after READY, before START: the veth pair, eth0's address and route
     disconnect() when the container is gone: ports, veth, lease; the bridge and
-                its rules when it was the last member
+                its rules when it was the last member of a user-defined network
+
+The default network's bridge stays up when its last member leaves, as
+Docker keeps docker0: bringing a bridge and its nftables elements up and
+down again costs every ``minictr run`` more than the rest of its network
+work. It is still minictr's to remove: ``network prune`` and ``system prune``
+take down every bridge without members (``system prune`` also those of
+deleted state roots, by their alias), and forwarding goes back with the last one.
 
 Everything is recorded (state.json and the lease) *before* it is created,
 and every removal tolerates what is already gone, so a ``kill -9`` of
@@ -162,8 +169,6 @@ def plan(
 
 def join(section: dict[str, Any]) -> None:
     """Lease an address, bring the network up, publish ports, name the members (see the module doc)."""
-    import pyroute2  # noqa: F401 - the slow import, done first, while the child sets up
-
     from minictr.engine.network import firewall
     from minictr.engine.network.store import NetworkStore, host_lock, live_leases, next_address
 
@@ -199,7 +204,7 @@ def connect(plan: Plan, process: Any) -> None:
     try:
         links.add_veth(section["veth"], section["bridge"], process.pid, section["mtu"])
         faults.point("veth")
-        # pyroute2 closes the socket it is given: hand it a duplicate, the process closes its own
+        # configure_inside closes the socket it is given: hand it a duplicate, the process closes its own
         links.configure_inside(os.dup(process.netlink_fd), section["address"], section["prefixlen"], section["gateway"])
     finally:
         process.close_netlink()
@@ -213,15 +218,21 @@ def disconnect(section: dict[str, Any]) -> None:
     with host_lock():
         if section.get("address"):
             release_lease(store, section)
-        settle(store, section["network"])
+        settle(store, section["network"], keep_default=True)
 
 
-def settle(store: NetworkStore, network: str) -> None:
-    """After a member left: take the network down (DNS server, rules, bridge) when none is left."""
+def settle(store: NetworkStore, network: str, keep_default: bool = False) -> None:
+    """After a member left: take the network down (DNS server, rules, bridge) when none is left.
+
+    ``keep_default`` leaves the default network's bridge and rules up without
+    members (see the module doc); the prunes take it down.
+    """
     from minictr.engine.network import firewall, links, resolver
     from minictr.engine.network.store import live_leases
 
     if live_leases(store, network):
+        return
+    if keep_default and network == DEFAULT_NETWORK:
         return
     resolver.stop(store, network)
     definition = store.load(network)  # None when gone, or torn (then discarded with its bridge)

@@ -2,7 +2,8 @@
 
 A network is a definition until its first container arrives: the bridge,
 its address and its rules exist only while it has members (as with podman),
-so a host with no running containers carries nothing of minictr's.
+except the default network's, which stays up for the next container (as
+Docker keeps docker0) until ``network prune`` or ``system prune``.
 """
 
 from __future__ import annotations
