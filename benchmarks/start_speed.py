@@ -50,7 +50,10 @@ Building only ``run``'s parser saves 5-20 ms of CPU; keeping the default
 bridge up saves ~30 ms of CPU and ~190 ms of wall here (two ``nft`` runs, a
 bridge deletion that waits for the kernel, the host's routes read again);
 the veth, address and route through three raw rtnetlink requests instead
-of pyroute2 save ~145 ms of CPU (pyroute2's import) and ~340 ms of wall. A
+of pyroute2 save ~145 ms of CPU (pyroute2's import) and ~340 ms of wall.
+That last change was measured and then not kept: the design fixes
+pyroute2 for all netlink work, and the rows "after" above include it; without
+it a bridged start costs ~145 ms more CPU than they show. A
 bridged start now costs 20-40 ms of CPU more than ``--network none`` (the
 network modules, the lease, state.json and hosts files written under the
 host-wide network lock, the join thread); its wall-time difference on this

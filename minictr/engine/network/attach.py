@@ -7,8 +7,8 @@
     --network container:ID    the network namespace of a running container
 
 For a bridge network the work is split around the container's set-up, so
-that it overlaps with it (bringing a bridge up, the first time, takes
-longer than the child needs to set up)::
+that it overlaps with it (importing pyroute2 alone takes longer than the
+child needs to set up)::
 
     plan()      before spawn: check -p/-P, create /etc/{hosts,hostname,resolv.conf}
                 to bind-mount, start a thread for join()
@@ -169,6 +169,8 @@ def plan(
 
 def join(section: dict[str, Any]) -> None:
     """Lease an address, bring the network up, publish ports, name the members (see the module doc)."""
+    import pyroute2  # noqa: F401 - the slow import, done first, while the child sets up
+
     from minictr.engine.network import firewall
     from minictr.engine.network.store import NetworkStore, host_lock, live_leases, next_address
 
@@ -204,7 +206,7 @@ def connect(plan: Plan, process: Any) -> None:
     try:
         links.add_veth(section["veth"], section["bridge"], process.pid, section["mtu"])
         faults.point("veth")
-        # configure_inside closes the socket it is given: hand it a duplicate, the process closes its own
+        # pyroute2 closes the socket it is given: hand it a duplicate, the process closes its own
         links.configure_inside(os.dup(process.netlink_fd), section["address"], section["prefixlen"], section["gateway"])
     finally:
         process.close_netlink()

@@ -16,9 +16,7 @@ child process opens one and hands it over (SCM_RIGHTS), so the caller never
 enters a namespace and never forks — pyroute2's ``NetNS`` would fork the
 caller, which is unsafe in a multithreaded Jupyter kernel.
 
-pyroute2 is imported only here, and only to bring a bridge up or down, to read the host's
-routes and to describe a namespace: the veth and eth0's address, route and state, which every
-container on a bridge needs, are three raw rtnetlink requests (:mod:`.rtnl`).
+pyroute2 is imported only here, and only by containers that need a network.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import contextlib
 import functools
 import ipaddress
 import os
-import socket
 import sys
 import threading
 
@@ -179,28 +176,26 @@ def delete_link(name: str) -> None:
                 raise HostError(f"deleting interface {name}: {exc}") from exc
 
 
+@off_event_loop
 def add_veth(host_name: str, bridge: str, pid: int, mtu: int) -> None:
-    """A veth pair: ``host_name`` up on ``bridge``, its peer ``eth0`` inside the network namespace of ``pid``.
-
-    Raw rtnetlink (:mod:`.rtnl`), as every container on a bridge does it: pyroute2's import alone would
-    cost more than the rest of the container's start.
-    """
-    from minictr.engine.network import rtnl
-
-    try:
-        master = socket.if_nametoindex(bridge)
-    except OSError:
-        raise HostError(f"bridge {bridge} is missing") from None
-    with rtnl.route_socket() as sock:
-        rtnl.add_veth(sock, host_name, master, pid, mtu)
+    """A veth pair: ``host_name`` on ``bridge`` (up), its peer ``eth0`` inside the network namespace of ``pid``."""
+    with iproute() as ipr:
+        master = ipr.link_lookup(ifname=bridge)
+        if not master:
+            raise HostError(f"bridge {bridge} is missing")
+        ipr.link("add", ifname=host_name, kind="veth", mtu=mtu, peer={"ifname": "eth0", "net_ns_pid": pid, "mtu": mtu})
+        index = ipr.link_lookup(ifname=host_name)[0]
+        ipr.link("set", index=index, master=master[0], state="up")
 
 
+@off_event_loop
 def configure_inside(netlink_fd: int, address: str, prefixlen: int, gateway: str) -> None:
-    """Inside the container (through its netlink socket, closed here): address ``eth0``, up, route via the gateway."""
-    from minictr.engine.network import rtnl
-
-    with rtnl.route_socket(netlink_fd) as sock:
-        rtnl.configure(sock, "eth0", address, prefixlen, gateway)
+    """Inside the container (through its netlink socket): address ``eth0``, bring it up, route via the gateway."""
+    with iproute(netlink_fd) as ipr:
+        index = ipr.link_lookup(ifname="eth0")[0]
+        ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        ipr.link("set", index=index, state="up")
+        ipr.route("add", dst="0.0.0.0/0", gateway=gateway)
 
 
 def write_sysctl(name: str, value: str) -> None:
