@@ -122,3 +122,23 @@ def prune(state_root: str) -> list[str]:
                 store.remove(name)
                 removed.append(name)
     return removed
+
+
+def take_down_idle_default(state_root: str) -> bool:
+    """Take the default network's bridge down if no container uses it; True if it was up and is now gone.
+
+    The bridge outlives its last container, as docker0 does (see
+    :mod:`minictr.engine.network.attach`); this is for a caller that promised
+    to leave nothing behind, such as a notebook, without forgetting user
+    networks as :func:`prune` does.
+    """
+    from minictr.engine.network.attach import settle
+
+    store = NetworkStore(state_root)
+    with host_lock():
+        definition = store.load(DEFAULT_NETWORK)
+        if definition is None or live_leases(store, DEFAULT_NETWORK):
+            return False
+        was_up = os.path.exists(f"/sys/class/net/{definition.bridge}")
+        settle(store, DEFAULT_NETWORK)
+        return was_up
