@@ -30,7 +30,8 @@ import os
 
 TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 from minictr.errors import ContainerError
 
@@ -262,7 +263,7 @@ def get(container: str, *, state_root: str | None = None) -> Container:
     return Client(state_root=state_root).get(container)
 
 
-def list(all: bool = False, *, state_root: str | None = None) -> builtins.list[Container]:  # noqa: A001 - docker-py's name
+def list(all: bool = False, *, state_root: str | None = None) -> builtins.list[Container]:  # docker-py's name
     """:meth:`Client.list`."""
     return Client(state_root=state_root).list(all=all)
 

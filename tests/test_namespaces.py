@@ -36,7 +36,6 @@ from minictr.engine.container import image_store
 from minictr.engine.images.busybox import build_busybox_image
 from minictr.kernel.security import paths as security_paths
 from minictr.runtime import chroot
-from minictr.runtime.process.channel import ProtocolError
 from minictr.runtime.process.parent import call
 from minictr.runtime.spec import isolated_spec
 
@@ -55,7 +54,7 @@ NAME_FILES = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
 def kinds_besides_name_files(table: dict[str, tuple[str, list[str]]]) -> dict[str, str]:
     """Mount point -> type, once the three /etc files minictr writes and the masked and read-only
     /proc and /sys paths (tests/test_security.py) are checked to be there."""
-    assert NAME_FILES <= set(table)
+    assert set(table) >= NAME_FILES
     guarded = {p for p in (*security_paths.MASKED, *security_paths.READONLY) if os.path.exists(p)}
     assert guarded <= set(table)
     return {point: kind for point, (kind, _) in table.items() if point not in NAME_FILES | guarded}
@@ -256,7 +255,7 @@ def test_mount_dev_holds_exactly_the_standard_nodes_and_links(roots: Roots) -> N
     seen = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in result.stdout.splitlines()}
     expected = {name: f"char {major:x}:{minor:x}" for name, (major, minor) in STANDARD_DEVICES.items()}
     expected |= {name: f"link {target}" for name, target in STANDARD_LINKS.items()}
-    expected |= {name: "directory" for name in STANDARD_DIRS}
+    expected |= dict.fromkeys(STANDARD_DIRS, "directory")
     assert seen == expected
     host_only = sorted(set(os.listdir("/dev")) - set(expected))[0]  # the host has more devices ...
     missing = roots.cli("run", "busybox", "ls", f"/dev/{host_only}")

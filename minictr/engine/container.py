@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
     from minictr.engine.images.store import Image, ImageStore
     from minictr.engine.network.attach import Plan

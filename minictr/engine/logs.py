@@ -19,7 +19,8 @@ import time
 
 TYPE_CHECKING = False  # typing is for checkers; the monitor starts without it
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 LOG_NAME = "container-json.log"
 DEFAULT_MAX_SIZE = 10 << 20

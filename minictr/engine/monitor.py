@@ -82,7 +82,7 @@ def start_container(directory: str, lock: int, report: bool) -> int:
     """Start the container (first start or a restart) and become the watch phase; 1 if it failed."""
     from minictr.engine.container_dir import update_state
     from minictr.engine.managed import start_here
-    from minictr.errors import ContainerError, MinictrError
+    from minictr.errors import MinictrError
 
     settings = _read_state(directory).get("lifecycle", {})
     tty = bool(settings.get("tty"))

@@ -125,7 +125,7 @@ from minictr.tutorial.vms import (
 from minictr.tutorial.welcome import check_my_namespaces, judge_my_namespaces
 
 __all__ = [
-    "ESCAPE_ATTEMPTS", "HostLacks", "LoopbackRegistry", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive",
+    "ESCAPE_ATTEMPTS", "MINICTR", "USUAL_ROOT", "HostLacks", "LoopbackRegistry", "RootlessUser", "Verdict", "alive",
     "attempt_results", "average", "brief", "busy", "call_in", "capability_table", "caught_signals", "cgroup_lines",
     "cgroups_left", "check_container_diff", "check_count_zombies", "check_cpu_max", "check_decode_caps",
     "check_density_ratio", "check_enter_root", "check_id_maps", "check_memory_usage", "check_my_namespaces",

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import NetNS, netns
 
 NAMES = ("nb06-host", "nb06-a", "nb06-b", "nb06-world")
 

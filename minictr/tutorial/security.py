@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.kernel.security import capabilities
 from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of

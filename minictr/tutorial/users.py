@@ -9,7 +9,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
 from minictr.tutorial.common import HostLacks, leftovers, package_parent, remove_tree, run_shown, workdir

@@ -103,7 +103,7 @@ def _write_directory(tar: tarfile.TarFile, directory: str, prefix: str, shift: i
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def store_layer(store: ImageStore, upper: str, shift: int = 0) -> tuple[dict[str, Any], str]:

@@ -25,7 +25,8 @@ import os
 
 TYPE_CHECKING = False  # typing is for checkers; the container start path does without it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 from minictr.engine.images.store import Image, ImageStore
 from minictr.engine.images.whiteouts import is_opaque, is_whiteout

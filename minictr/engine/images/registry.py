@@ -28,8 +28,9 @@ import os
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from minictr.engine.images import auth, oci
 from minictr.engine.images.reference import is_loopback

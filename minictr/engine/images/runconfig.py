@@ -26,7 +26,8 @@ from minictr.errors import UsageError
 
 TYPE_CHECKING = False  # typing is for checkers; the container start path does without it
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 #: Image settings copied into a container's state.json, as Docker keeps them in ``Config``.
 RECORDED = ("ExposedPorts", "Volumes", "StopSignal", "Labels", "User", "WorkingDir")

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterator
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
 
 from minictr import faults
 from minictr.engine.images import oci

@@ -45,7 +45,8 @@ import stat
 import sys
 import tarfile
 import tempfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from minictr import faults
 from minictr.engine.images import oci

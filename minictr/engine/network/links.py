@@ -30,7 +30,8 @@ import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, TypeVar
+    from collections.abc import Callable, Iterator
+    from typing import Any, TypeVar
 
     T = TypeVar("T")
 

@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 from minictr import faults
 from minictr.engine.network import DEFAULT_NETWORK, HOST_DIR
@@ -156,7 +157,7 @@ class NetworkStore:
 
         if not NAME.match(name):
             raise UsageError(f"network name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
-        if name in RESERVED and name != DEFAULT_NETWORK or (name == DEFAULT_NETWORK and subnet):
+        if (name in RESERVED and name != DEFAULT_NETWORK) or (name == DEFAULT_NETWORK and subnet):
             raise UsageError(f"network name {name!r} is reserved")
         with host_lock():
             if self.load(name):

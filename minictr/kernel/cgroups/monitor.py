@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import html
 import threading
-import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

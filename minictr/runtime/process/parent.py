@@ -17,7 +17,8 @@ import sys
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 from minictr import faults
 from minictr.runtime.process.channel import Channel, Message, ProtocolError, raise_if_error
