@@ -102,7 +102,7 @@ def start_container(directory: str, lock: int, report: bool) -> int:
         try:
             process = start_here(directory, stdio, terminal=tty)
         finally:
-            for fd in set(v for v in stdio.values() if isinstance(v, int) and v >= 0):
+            for fd in {v for v in stdio.values() if isinstance(v, int) and v >= 0}:
                 os.close(fd)
     except (MinictrError, OSError) as exc:
         update_state(directory, {"error": str(exc)})
@@ -153,7 +153,7 @@ def watch(directory: str, child: int, lock: int, listener: int, mode: str, given
     settings = _read_state(directory).get("lifecycle", {})
     log = LogWriter(directory, settings.get("log_max_size", 10 << 20), settings.get("log_max_file", 2))
     names = ["stdout"] if mode == "tty" else ["stdout", "stderr"]
-    streams = dict(zip(fds, names))
+    streams = dict(zip(fds, names, strict=True))
     for fd in (*fds, lock, listener, *([given] if given >= 0 else [])):
         os.set_inheritable(fd, False)
     clients = Server(listener, given)

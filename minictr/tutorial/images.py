@@ -79,8 +79,8 @@ def start_registry(directory: str, auth: dict[str, Any] | None = None) -> Loopba
     path = os.path.join(directory, "config.yml")
     with open(path, "w") as handle:
         json.dump(config, handle)  # JSON is YAML
-    log = open(os.path.join(directory, "registry.log"), "wb")
-    process = subprocess.Popen(["docker-registry", "serve", path], stdout=log, stderr=subprocess.STDOUT)
+    with open(os.path.join(directory, "registry.log"), "wb") as log:  # the server holds its own copy
+        process = subprocess.Popen(["docker-registry", "serve", path], stdout=log, stderr=subprocess.STDOUT)
     registry = LoopbackRegistry(f"127.0.0.1:{port}", storage, process)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and process.poll() is None:

@@ -122,7 +122,7 @@ def judge_next_address(function: Callable[[str, str, list[str]], Any]) -> Verdic
     printed = printed_by(report)
     if "error" in report:
         return Verdict(False, printed + f"✘ the check could not run: {report['error']['type']}: {report['error']['message']}")
-    for (args, expected), outcome in zip(CASES, report.get("value") or []):
+    for (args, expected), outcome in zip(CASES, report.get("value") or [], strict=True):
         call = f"{name}({', '.join(repr(a) for a in args)})"
         if "error" in outcome:
             return Verdict(False, printed + raised(name, outcome["error"]) + f"\n  for {call}")

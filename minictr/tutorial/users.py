@@ -106,7 +106,7 @@ class RootlessUser:
                 if stat_fields(pid)[19] != state.get("start"):
                     continue  # that pid is another process now
                 os.kill(pid, signal.SIGKILL)
-                wait_until(lambda: not alive(pid), timeout, f"the end of container {name}")
+                wait_until(lambda pid=pid: not alive(pid), timeout, f"the end of container {name}")
             except (OSError, ValueError, KeyError, IndexError):
                 continue  # no state, or the container is gone already
         remove_tree(self.home)
@@ -180,7 +180,7 @@ def _judge_parse(function: Callable[[str], Any]) -> tuple[bool, str]:
         if len(entries) != len(expected):
             return False, printed + (f"✘ {call} returned {len(entries)} entries; expected {len(expected)}, one per "
                                      f"line: {expected!r}")
-        wrong = next(entry for entry, right in zip(entries, expected) if entry != right)
+        wrong = next(entry for entry, right in zip(entries, expected, strict=True) if entry != right)
         right = expected[entries.index(wrong)]
         if len(wrong) != 3:
             why = "each entry is three numbers: (inside, outside, count)"

@@ -74,7 +74,7 @@ class HashingReader:
         if media_type not in COMPRESSION:
             raise ImageError(f"layer media type {media_type!r} is not supported (tar, tar+gzip and tar+zstd are)")
         self.path = path
-        self.raw = open(path, "rb")
+        self.raw = open(path, "rb")  # noqa: SIM115 - the reader's own file, closed by close()
         kind = COMPRESSION[media_type]
         self.stream: Any = self.raw
         if kind == "gzip":
@@ -85,6 +85,7 @@ class HashingReader:
             try:
                 import zstandard  # only zstd layers need it
             except ImportError as exc:
+                self.raw.close()
                 raise ImageError("this layer is zstd-compressed: install the zstandard package (pip install 'minictr[images]')") from exc
 
             self.stream = zstandard.ZstdDecompressor().stream_reader(self.raw, read_across_frames=True)

@@ -61,7 +61,7 @@ from minictr.errors import ContainerError, ExecError, MinictrError
 MAX_MESSAGE = 1 << 20
 
 
-class Message(str, enum.Enum):
+class Message(enum.StrEnum):
     """Every message either side may send."""
 
     CONFIG = "config"  # parent -> child: {"spec": OCI config, "overlay": plan or None, "options", "call"}
