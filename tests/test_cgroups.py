@@ -368,7 +368,7 @@ def test_the_notebooks_exercises_check_what_they_claim() -> None:
 def test_the_memory_usage_exercise_against_a_real_container(data_root: str, state_root: str) -> None:
     from minictr import tutorial
 
-    with holding_memory(data_root, state_root, 8) as (cid, pid, manager):
+    with holding_memory(data_root, state_root, 8) as (_, pid, manager):
         assert tutorial.judge_memory_usage(tutorial.reference("memory_usage"), pid, lambda: manager.stats().memory).ok
 
         def memory_usage(pid: int) -> int:  # the whole host's memory cgroup: the classic mistake

@@ -654,7 +654,7 @@ def rootless_env(open_base: str) -> Iterator[dict[str, str]]:
     os.chmod(home, 0o755)
     package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "minictr")
     shutil.copytree(package, os.path.join(home, "src", "minictr"), ignore=shutil.ignore_patterns("__pycache__"))
-    for directory, dirs, files in os.walk(os.path.join(home, "src")):
+    for directory, _, files in os.walk(os.path.join(home, "src")):
         os.chmod(directory, 0o755)
         for name in files:
             os.chmod(os.path.join(directory, name), 0o644)
