@@ -136,7 +136,7 @@ class Container:
             return b"".join(render(e) for e in kept if e["stream"] in wanted)
 
         def chunks() -> Iterator[bytes]:
-            from minictr.engine.container_dir import read_state
+            from minictr.runtime.state import read_state
 
             yield from (render(e) for e in kept if e["stream"] in wanted)
             running = lambda: status_of(read_state(directory), directory) == "running"  # noqa: E731

@@ -180,9 +180,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 def _follow_this_run(args: argparse.Namespace) -> int:
     """``start -a``: the output of the run just started, as it comes, then its exit status."""
     from minictr.engine import logs
-    from minictr.engine.container_dir import read_state
     from minictr.engine.lifecycle import wait
     from minictr.engine.managed import resolve, status_of
+    from minictr.runtime.state import read_state
 
     directory = resolve(args.container, args.root)
     started = read_state(directory).get("started_at") or ""
@@ -226,10 +226,10 @@ def cmd_wait(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     """``minictr attach``: until the container exits (its status is ours) or the detach keys come (0)."""
     from minictr.engine.attach import attach, parse_keys
-    from minictr.engine.container_dir import read_state
     from minictr.engine.lifecycle import wait
     from minictr.engine.managed import resolve, status_of
     from minictr.errors import UsageError
+    from minictr.runtime.state import read_state
 
     keys = parse_keys(args.detach_keys)
     directory = resolve(args.container, args.root)
@@ -300,9 +300,9 @@ def _matches(row: dict[str, Any], text: str) -> bool:
 def cmd_logs(args: argparse.Namespace) -> int:
     """``minictr logs [-f] [--tail N] [-t]``: stdout entries to stdout, stderr entries to stderr."""
     from minictr.engine import logs
-    from minictr.engine.container_dir import read_state
     from minictr.engine.managed import resolve, status_of
     from minictr.errors import UsageError
+    from minictr.runtime.state import read_state
 
     if args.tail != "all" and not args.tail.isdigit():
         raise UsageError(f"--tail {args.tail!r}: a number of lines, or all")

@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
     from typing import Any
 
-from minictr.engine.container_dir import alive, read_state, release_directory
+from minictr.engine.container_dir import release_directory
 from minictr.engine.managed import (
     REMOVING,
     STOP_REQUESTED,
@@ -30,6 +30,7 @@ from minictr.engine.managed import (
     status_of,
 )
 from minictr.errors import ContainerError, UsageError
+from minictr.runtime.state import alive, read_state
 
 DEFAULT_STOP_TIMEOUT = 10
 #: How long rm -f and stop wait for a killed container's monitor to record its exit.

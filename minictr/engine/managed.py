@@ -36,17 +36,10 @@ if TYPE_CHECKING:
     from minictr.runtime.process.parent import ContainerProcess
 
 from minictr import faults
-from minictr.engine.container_dir import (
-    alive,
-    container_directory,
-    containers_dir,
-    read_state,
-    release_resources,
-    start_time,
-    update_state,
-)
+from minictr.engine.container_dir import container_directory, containers_dir, release_resources
 from minictr.engine.logs import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE, timestamp
 from minictr.errors import ContainerError, ExecError, UsageError
+from minictr.runtime.state import alive, read_state, start_time, update_state
 
 STOP_REQUESTED = "stop-requested"
 REMOVING = "removing"

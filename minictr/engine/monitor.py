@@ -80,9 +80,9 @@ def start(directory: str) -> int:
 
 def start_container(directory: str, lock: int, report: bool) -> int:
     """Start the container (first start or a restart) and become the watch phase; 1 if it failed."""
-    from minictr.engine.container_dir import update_state
     from minictr.engine.managed import start_here
     from minictr.errors import MinictrError
+    from minictr.runtime.state import update_state
 
     settings = _read_state(directory).get("lifecycle", {})
     tty = bool(settings.get("tty"))
@@ -202,9 +202,10 @@ def finish(directory: str, status: int, lock: int) -> int:
     """Record the exit, give back the cgroup and network, then restart, remove or end."""
     import time
 
-    from minictr.engine.container_dir import read_state, release_directory, release_resources, update_state
+    from minictr.engine.container_dir import release_directory, release_resources
     from minictr.engine.logs import timestamp
     from minictr.engine.managed import REMOVING, STOP_REQUESTED
+    from minictr.runtime.state import read_state, update_state
 
     _name_self()
     os.set_inheritable(lock, False)
