@@ -23,6 +23,7 @@ import sys
 
 TYPE_CHECKING = False  # typing is for checkers; the CLI starts without it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from minictr.engine.container import RunOptions
@@ -290,7 +291,7 @@ def _matches(row: dict[str, Any], text: str) -> bool:
     from minictr.errors import UsageError
 
     key, _, value = text.partition("=")
-    checks = {"id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
+    checks: dict[str, Callable[[], bool]] = {"id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
               "status": lambda: row["State"] == value, "ancestor": lambda: row["Image"] == value}  # fmt: skip
     if key not in checks:
         raise UsageError(f"--filter {text!r}: filter by id=, name=, status= or ancestor=")
@@ -328,7 +329,7 @@ def _write_entry(entry: dict[str, Any], timestamps: bool) -> None:
     stream.flush()
 
 
-def resource_options(args: argparse.Namespace) -> dict[str, object]:
+def resource_options(args: argparse.Namespace) -> dict[str, Any]:
     """The resource flags as RunOptions keywords."""
     from minictr.engine.container import RESOURCE_FLAGS
 

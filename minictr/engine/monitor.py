@@ -35,6 +35,10 @@ import select
 import signal
 import sys
 
+TYPE_CHECKING = False  # typing is for checkers; the watch phase does without it
+if TYPE_CHECKING:
+    from typing import Any
+
 PROCESS_NAME = "minictr-monitor"
 
 
@@ -47,9 +51,10 @@ def _name_self() -> None:
         pass
 
 
-def _read_state(directory: str) -> dict:
+def _read_state(directory: str) -> dict[str, Any]:
     with open(os.path.join(directory, "state.json")) as handle:
-        return json.load(handle)
+        state: dict[str, Any] = json.load(handle)
+        return state
 
 
 def _exec_phase(heavy: bool, phase: str, directory: str, *args: object) -> None:
@@ -126,7 +131,7 @@ def subprocess_devnull() -> int:
     return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
-def _report(message: dict) -> None:
+def _report(message: dict[str, Any]) -> None:
     """Tell the caller how the start went, then let go of its pipe (and of its terminal)."""
     try:
         os.write(1, json.dumps(message).encode())
@@ -236,7 +241,7 @@ def finish(directory: str, status: int, lock: int) -> int:
         status = 125  # it could not start again: recorded as such, and the policy asked again
 
 
-def should_restart(policy: dict, status: int, count: int) -> bool:
+def should_restart(policy: dict[str, Any], status: int, count: int) -> bool:
     """Docker's restart policies: ``on-failure[:N]`` on a non-zero status (at most N times), ``always``."""
     name = policy.get("Name", "no")
     if name in ("always", "unless-stopped"):

@@ -57,7 +57,8 @@ def free_port() -> int:
     """A TCP port nobody listens on at 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def start_registry(directory: str, auth: dict[str, Any] | None = None) -> LoopbackRegistry:
@@ -212,7 +213,7 @@ def internet_route() -> tuple[bool, str]:
 # --- the exercise: container_diff(upper) -------------------------------------------------------------------------
 
 
-def _diff_check(source, name, where):  # no annotations: it travels as source to a bare child
+def _diff_check(source: str, name: str, where: str) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child, as root.) Build an upper directory as overlayfs leaves it, run the learner's function on it."""
     import stat as stat_module
 

@@ -116,7 +116,8 @@ def talk(server_ns: str, server_ip: str, port: int, client_ns: str, target: str,
     client.settimeout(1)
     try:
         client.connect((target, target_port or port))
-        return client.recv(100).decode()
+        answer: bytes = client.recv(100)
+        return answer.decode()
     except OSError as exc:
         return f"no answer ({exc.strerror or exc})"
     finally:

@@ -29,7 +29,8 @@ def _python(*args: str, timeout: float = 60) -> str:
 
 def network_lab() -> dict[str, Any]:
     """Build the lab of :mod:`.netlab` step by step in a child process, and return what each step showed."""
-    return json.loads(_python("-m", "minictr.tutorial.netlab"))
+    steps: dict[str, Any] = json.loads(_python("-m", "minictr.tutorial.netlab"))
+    return steps
 
 
 _DESCRIBE = """
@@ -48,7 +49,8 @@ def links_of(pid: int | None = None) -> list[dict[str, Any]]:
         from minictr.engine.network.links import describe
 
         return describe()
-    return json.loads(_python("-c", _DESCRIBE, str(pid)))
+    links: list[dict[str, Any]] = json.loads(_python("-c", _DESCRIBE, str(pid)))
+    return links
 
 
 def svg_network(host: list[dict[str, Any]], containers: dict[str, list[dict[str, Any]]]) -> str:
@@ -103,7 +105,7 @@ CASES = [
 ]
 
 
-def _run_cases(source, name, cases):  # no annotations: it travels as source to a bare child
+def _run_cases(source: str, name: str, cases: list[tuple[list[object], object]]) -> list[dict[str, object]]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Call the learner's function on every case."""
     from minictr.tutorial.checking import run_learner
 

@@ -45,4 +45,5 @@ def reference(name: str) -> Callable[..., Any]:
     namespace: dict[str, Any] = {"os": os}
     exec(compile(source, filename, "exec"), namespace)  # our own code
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # for inspect.getsource
-    return namespace[name]
+    function: Callable[..., Any] = namespace[name]
+    return function

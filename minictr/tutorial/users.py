@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -106,7 +107,7 @@ class RootlessUser:
                 if stat_fields(pid)[19] != state.get("start"):
                     continue  # that pid is another process now
                 os.kill(pid, signal.SIGKILL)
-                wait_until(lambda pid=pid: not alive(pid), timeout, f"the end of container {name}")
+                wait_until(functools.partial(_ended, pid), timeout, f"the end of container {name}")
             except (OSError, ValueError, KeyError, IndexError):
                 continue  # no state, or the container is gone already
         remove_tree(self.home)
@@ -140,6 +141,11 @@ _TO_HOST_CASES: list[tuple[int, list[tuple[int, int, int]], int | None, str]] = 
     (5, _TWO, 100004, "with two lines, uid 5 is in the second one (1 100000 65536): 100000 + (5 - 1)"),
     (7, [], None, "an empty map maps nothing"),
 ]
+
+
+def _ended(pid: int) -> bool:
+    """True once ``pid`` has ended (a zombie has)."""
+    return not alive(pid)
 
 
 def check_id_maps(parse_id_map: Callable[[str], Any], to_host: Callable[[int, Any], Any]) -> None:

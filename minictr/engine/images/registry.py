@@ -220,7 +220,7 @@ class Registry:
             return response
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        pool = self._local.__dict__.setdefault("pool", {})
+        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
         key = (scheme, netloc)
         if key not in pool:
             if scheme == "https":

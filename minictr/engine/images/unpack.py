@@ -94,7 +94,7 @@ class HashingReader:
 
     def read(self, size: int = -1) -> bytes:
         try:
-            data = self.stream.read(size)
+            data: bytes = self.stream.read(size)
         except (OSError, EOFError, ValueError) as exc:
             raise ImageError(f"layer {os.path.basename(self.path)} is corrupt: {exc}") from exc
         self.hasher.update(data)

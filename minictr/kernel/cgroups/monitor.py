@@ -71,8 +71,13 @@ def svg_chart(
     values = [v for points in series.values() for _, v in points]
     span = max([seconds or 0] + [t for points in series.values() for t, _ in points] + [1.0])
     top_value = _nice_ceiling(max([*values, limit or 0, 0.001]) * 1.1)
-    x = lambda t: left + plot_w * t / span  # noqa: E731 - tiny local scales
-    y = lambda v: top + plot_h * (1 - min(v, top_value) / top_value)  # noqa: E731
+
+    def x(t: float) -> float:  # seconds -> pixels
+        return left + plot_w * t / span
+
+    def y(v: float) -> float:  # a value -> pixels (above the top is drawn at the top)
+        return top + plot_h * (1 - min(v, top_value) / top_value)
+
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
            'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">',
            f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',

@@ -58,7 +58,8 @@ def _profile(source: str) -> dict[str, Any]:
         return default_profile()
     try:
         with open(source) as f:
-            return json.load(f)
+            profile: dict[str, Any] = json.load(f)
+            return profile
     except OSError as exc:
         raise UsageError(f"--security-opt seccomp={source}: {exc.strerror}") from exc
     except ValueError as exc:

@@ -127,7 +127,7 @@ class Channel:
             return None
         if not raw:
             return None
-        message = json.loads(raw)
+        message: dict[str, Any] = json.loads(raw)
         if fds:
             message["fds"] = fds
         return message
