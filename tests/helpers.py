@@ -112,7 +112,9 @@ def free_port() -> int:
 # --- the command line --------------------------------------------------------------------------
 
 
-def run_cli(*args: str, data_root: str, state_root: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, data_root: str, state_root: str, timeout: float = 60, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``minictr`` command line in a subprocess."""
     command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
@@ -164,7 +166,8 @@ def container_log(roots: Roots, container_id: str) -> str:
 
 def run_rootless(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``minictr ARGS`` as ``nobody``, with the environment of the ``rootless_env`` fixture."""
-    command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", SYSTEM_PYTHON, "-m", "minictr.cli", *args]  # fmt: skip
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    command = [*drop, SYSTEM_PYTHON, "-m", "minictr.cli", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd="/")
 
 
@@ -186,8 +189,8 @@ def runtime_command() -> list[str]:
     mount beside the v1 hierarchies is unmounted (the host keeps it).
     """
     if os.path.basename(RUNTIME) == "crun" and os.path.ismount("/sys/fs/cgroup/unified"):
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                'umount /sys/fs/cgroup/unified && exec "$@"', "crun", RUNTIME]  # fmt: skip
+        unmounted = 'umount /sys/fs/cgroup/unified && exec "$@"'
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", unmounted, "crun", RUNTIME]
     return [RUNTIME]
 
 
@@ -218,12 +221,16 @@ def base_config(rootfs: str, args: list[str]) -> dict[str, Any]:
         "hostname": "spec-test",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
             {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
              "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
         ],
         "linux": {"namespaces": [{"type": kind} for kind in ("pid", "network", "ipc", "uts", "mount")]},
     }  # fmt: skip

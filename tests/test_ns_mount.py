@@ -61,8 +61,11 @@ def test_mount_inside_root_is_overlay_with_proc_dev_sys(roots: Roots) -> None:
 
 
 def test_mount_dev_holds_exactly_the_standard_nodes_and_links(roots: Roots) -> None:
-    script = 'cd /dev && for f in *; do if [ -L "$f" ]; then echo "$f link $(readlink "$f")"; ' \
-             'elif [ -c "$f" ]; then echo "$f char $(stat -c %t:%T "$f")"; else echo "$f $(stat -c %F "$f")"; fi; done'  # fmt: skip
+    script = (
+        'cd /dev && for f in *; do if [ -L "$f" ]; then echo "$f link $(readlink "$f")"; '
+        'elif [ -c "$f" ]; then echo "$f char $(stat -c %t:%T "$f")"; '
+        'else echo "$f $(stat -c %F "$f")"; fi; done'
+    )
     result = roots.cli("run", "busybox", "sh", "-c", script)
     assert result.returncode == 0, result.stderr
     seen = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in result.stdout.splitlines()}

@@ -15,8 +15,9 @@ def test_uts_hostname_and_domainname_are_the_containers_own(roots: Roots) -> Non
     host_name, host_domain = socket.gethostname(), read("/proc/sys/kernel/domainname")
     refused = roots.cli("run", "busybox", "hostname", "changed-inside")
     assert refused.returncode != 0 and "not permitted" in refused.stderr
-    result = roots.cli("run", "-h", "inside-name", "--domainname", "inside.example", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c",
-                       "hostname; cat /proc/sys/kernel/domainname; hostname changed-inside && hostname")  # fmt: skip
+    names = ["-h", "inside-name", "--domainname", "inside.example"]
+    script = "hostname; cat /proc/sys/kernel/domainname; hostname changed-inside && hostname"
+    result = roots.cli("run", *names, "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c", script)
     assert result.stdout.split() == ["inside-name", "inside.example", "changed-inside"]
     assert socket.gethostname() == host_name != "changed-inside"
     assert read("/proc/sys/kernel/domainname") == host_domain

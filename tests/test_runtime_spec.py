@@ -97,7 +97,9 @@ def test_the_mounts_are_the_configs_and_sys_is_read_only(spec_rootfs: str, tmp_p
 
 
 def test_a_read_only_root_refuses_writes(spec_rootfs: str, tmp_path: pathlib.Path) -> None:
-    code, out, err = run(sh(spec_rootfs, "touch /made-inside || echo refused; touch /dev/shm/ok && echo shm-ok"), tmp_path)
+    code, out, err = run(
+        sh(spec_rootfs, "touch /made-inside || echo refused; touch /dev/shm/ok && echo shm-ok"), tmp_path
+    )
     assert (code, out) == (0, "refused\nshm-ok\n")
     assert "Read-only file system" in err
     assert not os.path.exists(os.path.join(spec_rootfs, "made-inside"))
@@ -113,13 +115,20 @@ def test_a_new_network_namespace_has_only_loopback_and_it_is_up(spec_rootfs: str
 
 @fifo_out_of_a_mapped_roots_reach
 def test_uid_and_gid_mappings_make_a_user_namespace(spec_rootfs: str, tmp_path: pathlib.Path) -> None:
-    config = add_namespaces(sh(spec_rootfs, "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox"), "user")
+    config = add_namespaces(
+        sh(spec_rootfs, "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox"), "user"
+    )
     config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     code, out, err = run(config, tmp_path)
     assert code == 0, err
     # the image's files belong to the host's root: unmapped inside, they show as the overflow uid
-    assert [line.split() for line in out.splitlines()] == [["0", "100000", "65536"], ["0", "100000", "65536"], ["0"], ["65534"]]
+    assert [line.split() for line in out.splitlines()] == [
+        ["0", "100000", "65536"],
+        ["0", "100000", "65536"],
+        ["0"],
+        ["65534"],
+    ]
 
 
 def test_rlimits_are_set_before_the_program_runs(spec_rootfs: str, tmp_path: pathlib.Path) -> None:
@@ -130,8 +139,12 @@ def test_rlimits_are_set_before_the_program_runs(spec_rootfs: str, tmp_path: pat
     assert out.split() == ["512", "768"]
 
 
-def test_the_process_has_the_configs_capabilities_and_no_new_privileges(spec_rootfs: str, tmp_path: pathlib.Path) -> None:
-    code, out, err = run(sh(spec_rootfs, "grep -E '^(CapBnd|CapEff|CapPrm|CapInh|NoNewPrivs)' /proc/self/status"), tmp_path)
+def test_the_process_has_the_configs_capabilities_and_no_new_privileges(
+    spec_rootfs: str, tmp_path: pathlib.Path
+) -> None:
+    code, out, err = run(
+        sh(spec_rootfs, "grep -E '^(CapBnd|CapEff|CapPrm|CapInh|NoNewPrivs)' /proc/self/status"), tmp_path
+    )
     assert code == 0, err
     status = dict(line.split(":\t") for line in out.splitlines())
     wanted = f"{capabilities.mask(BASE_CAPABILITIES):016x}"
@@ -140,7 +153,10 @@ def test_the_process_has_the_configs_capabilities_and_no_new_privileges(spec_roo
 
 
 def test_masked_and_read_only_paths(spec_rootfs: str, tmp_path: pathlib.Path) -> None:
-    config = sh(spec_rootfs, "wc -c < /proc/version; ls /proc/acpi | wc -l; echo x > /proc/sys/kernel/domainname || echo refused")
+    config = sh(
+        spec_rootfs,
+        "wc -c < /proc/version; ls /proc/acpi | wc -l; echo x > /proc/sys/kernel/domainname || echo refused",
+    )
     config["linux"]["maskedPaths"] = ["/proc/version", "/proc/acpi", "/proc/no-such-path"]
     config["linux"]["readonlyPaths"] = ["/proc/sys"]
     code, out, err = run(config, tmp_path)

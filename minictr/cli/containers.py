@@ -291,8 +291,10 @@ def _matches(row: dict[str, Any], text: str) -> bool:
     from minictr.errors import UsageError
 
     key, _, value = text.partition("=")
-    checks: dict[str, Callable[[], bool]] = {"id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
-              "status": lambda: row["State"] == value, "ancestor": lambda: row["Image"] == value}  # fmt: skip
+    checks: dict[str, Callable[[], bool]] = {
+        "id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
+        "status": lambda: row["State"] == value, "ancestor": lambda: row["Image"] == value,
+    }  # fmt: skip
     if key not in checks:
         raise UsageError(f"--filter {text!r}: filter by id=, name=, status= or ancestor=")
     return checks[key]()
