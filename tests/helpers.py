@@ -42,8 +42,28 @@ __all__ = [
 
 #: The uid (and gid) of ``nobody``: the rootless tests run minictr as it.
 NOBODY = 65534
-#: The interpreter the venv was made from (same version): any user may run it, unlike the venv's own copy.
-SYSTEM_PYTHON = os.path.join(sys.base_prefix, "bin", f"python{sys.version_info.major}.{sys.version_info.minor}")
+
+
+def _open_to_anyone(path: str) -> bool:
+    """Whether any user may run ``path``: it, and every directory above it, lets others in."""
+    real = pathlib.Path(os.path.realpath(path))
+    try:
+        return all(os.stat(p).st_mode & 0o001 for p in (real, *real.parents))
+    except OSError:
+        return False
+
+
+_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+#: A Python of this version that any user may run (the rootless tests run minictr as ``nobody`` with it): the
+#: interpreter the venv was made from when it lies open, else the system's. The venv's own copy may not.
+SYSTEM_PYTHON = next(
+    (
+        p
+        for p in (os.path.join(sys.base_prefix, "bin", f"python{_VERSION}"), f"/usr/bin/python{_VERSION}")
+        if _open_to_anyone(p)
+    ),
+    f"/usr/bin/python{_VERSION}",
+)
 
 
 # --- /proc --------------------------------------------------------------------------------------
