@@ -378,7 +378,12 @@ def kill_9_of_a_foreground_run_leaks_nothing(options: list[str], *, data_root: s
                "run", "-e", f"MINICTR_TEST_MARK={mark}", *options, "busybox", "sleep", "60"]  # fmt: skip
     before = host_snapshot(state_root)
     cli = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    program = lambda: [p for p in host_leftovers(before, host_snapshot(state_root), mark).get("processes", []) if " minictr-" not in p]  # noqa: E731
+
+    def program() -> list[str]:
+        """The marked container's processes (minictr's own left out)."""
+        leftovers = host_leftovers(before, host_snapshot(state_root), mark).get("processes", [])
+        return [p for p in leftovers if " minictr-" not in p]
+
     try:
         ran = wait_until(lambda: program() or cli.poll() is not None, timeout=30) and program()
     finally:
