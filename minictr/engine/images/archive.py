@@ -103,14 +103,14 @@ def load(store: ImageStore, path: str) -> list[str]:
                         continue
                     match = _BLOB_NAME.fullmatch(name)
                     if name == "index.json" and member.isreg() and member.size <= MAX_JSON:
-                        index = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+                        index = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]  # a regular file
                     elif match and member.isreg():
                         digest = f"sha256:{match[1]}"
                         if not store.has_blob(digest):
                             check_reserve(store.root, member.size)
                             with store.blob_lock(digest), store.blob_writer(digest, member.size) as writer:
                                 source = tar.extractfile(member)
-                                for chunk in iter(functools.partial(source.read, 1 << 20), b""):  # type: ignore[union-attr]
+                                for chunk in iter(functools.partial(source.read, 1 << 20), b""):  # type: ignore[union-attr]  # as above
                                     writer.write(chunk)
                                 writer.commit()
                             added.add(digest)

@@ -338,7 +338,7 @@ def _retry_after(headers: http.client.HTTPMessage) -> str | None:
 def _error(response: Response, what: str) -> RegistryError:
     """A :class:`RegistryError` from an error answer, with the spec's error code and message if present."""
     try:
-        body = response.read(MAX_MANIFEST) if response.raw._method != "HEAD" else b""  # type: ignore[attr-defined]
+        body = response.read(MAX_MANIFEST) if response.raw._method != "HEAD" else b""  # type: ignore[attr-defined]  # http.client's record of the method
     except RegistryError:
         body = b""
     code, message = "", ""

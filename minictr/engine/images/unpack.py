@@ -67,6 +67,10 @@ COMPRESSION = {
 }
 
 
+# _STREAM_STUBS: a stream ("r|") reads its file object and nothing else, but the stubs of tarfile.open ask
+# for a seekable, writable one (and a name): the reader below is a stream, and passes as one.
+
+
 class HashingReader:
     """The uncompressed tar stream of a layer file, hashed as it is read (for the diff_id)."""
 
@@ -148,7 +152,7 @@ def apply_whiteouts(layer_path: str, media_type: str, root: str) -> None:
     """Flattening, first pass over a layer: delete what its whiteouts remove from the layers below."""
     reader = HashingReader(layer_path, media_type, _budget(layer_path, None))
     try:
-        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]  # see _STREAM_STUBS
             for member in _iterate(tar, layer_path):
                 directory, base = posixpath.split(member.name.rstrip("/"))
                 if not base.startswith(WHITEOUT_PREFIX):
@@ -215,7 +219,7 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
     devices = can_make_devices() if devices is None else devices
     skipped = 0
     try:
-        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]  # see _STREAM_STUBS
             tar.copybufsize = _COPY_BUFFER
             for member in _iterate(tar, layer_path):
                 directory, base = posixpath.split(member.name.rstrip("/"))
