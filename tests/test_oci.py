@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import signal
 import socket
@@ -192,7 +193,7 @@ def test_fds_above_2_are_closed_unless_preserved(oci: Runtime) -> None:
 
 def _run_with_fd3(oci: Runtime, bundle: str, fd: int) -> None:
     """Run with ``fd`` as descriptor 3 of the runtime (the shell's 3>&fd)."""
-    command = f"exec 3>&{fd}; exec {RUNTIME} --root {oci.root} run --bundle {bundle} --preserve-fds 1 fds"
+    command = f"exec 3>&{fd}; exec {shlex.join(runtime_command())} --root {oci.root} run --bundle {bundle} --preserve-fds 1 fds"
     done = subprocess.run(
         ["bash", "-c", command], pass_fds=(fd,), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
     )
