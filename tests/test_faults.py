@@ -74,7 +74,7 @@ def test_kill_9_at_a_step_of_run_leaves_nothing_after_the_next_command(step: str
         assert host_leftovers(before, host_snapshot(state_root), *names) == {}
         return
     assert len(containers) == 1  # what the step made is still there: only the next command may remove it
-    (container,) = containers
+    (_,) = containers
     left = lambda: host_leftovers(before, host_snapshot(state_root), *names)  # noqa: E731
     # a foreground container dies with its minictr (PR_SET_PDEATHSIG), whatever it was doing
     assert wait_until(lambda: not left().get("processes"), timeout=30), left()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import time
@@ -204,7 +205,7 @@ def test_torn_files_are_the_crash_they_are(host: Host) -> None:
     dead = _dead_pid()
     for name in (f"{address}.json", "10.255.0.9.json", f".partial-{dead}-00000000"):
         open(os.path.join(leases, name), "w").close()  # what a crash or a power loss can leave
-    open(os.path.join(networks.path("torn"), "network.json"), "w").write('{"name": "torn", "sub')
+    pathlib.Path(networks.path("torn"), "network.json").write_text('{"name": "torn", "sub')
     listed = host.cli("network", "ls").stdout
     assert "torn" not in listed.split()  # a torn definition is a network that is gone
     assert not os.path.exists(networks.path("torn")) and not os.path.exists(f"/sys/class/net/{bridge}")

@@ -1,6 +1,6 @@
 """minictr-oci through its command line, on real bundles, as engines drive it.
 
-Every test runs the real ``minictr-oci`` (or, with ``MINICTR_OCI_RUNTIME=runc``,
+Every test runs the real ``minictr-oci`` (or, with ``MINICTR_TEST_RUNTIME=runc``,
 runc itself: the same tests then show what the reference does) on a bundle
 whose config.json comes from ``runc spec`` and whose ``rootfs`` is a copy
 of the busybox image (runc refuses a symlinked one), read-only. The runtime's state after each step is read with
@@ -12,25 +12,24 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from helpers import RUNTIME, RUNTIME_IS_OURS, runtime_command
 
 from conftest import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="minictr-oci needs root here")]
 
-OURS = shutil.which("minictr-oci") or os.path.join(os.path.dirname(sys.executable), "minictr-oci")
-RUNTIME = os.environ.get("MINICTR_OCI_RUNTIME") or OURS
-IS_OURS = os.path.basename(RUNTIME) == "minictr-oci"
+IS_OURS = RUNTIME_IS_OURS
 only_ours = pytest.mark.skipif(not IS_OURS, reason="checks minictr-oci's own wording or extension")
 
 
@@ -50,7 +49,7 @@ class Runtime:
             if "input" not in kwargs:
                 kwargs.setdefault("stdin", subprocess.DEVNULL)
             code = subprocess.run(
-                [RUNTIME, "--root", self.root, *args], stdout=out, stderr=err, text=True, timeout=timeout, **kwargs
+                [*runtime_command(), "--root", self.root, *args], stdout=out, stderr=err, text=True, timeout=timeout, **kwargs
             ).returncode
             out.seek(0)
             err.seek(0)
@@ -194,7 +193,7 @@ def test_fds_above_2_are_closed_unless_preserved(oci: Runtime) -> None:
 
 def _run_with_fd3(oci: Runtime, bundle: str, fd: int) -> None:
     """Run with ``fd`` as descriptor 3 of the runtime (the shell's 3>&fd)."""
-    command = f"exec 3>&{fd}; exec {RUNTIME} --root {oci.root} run --bundle {bundle} --preserve-fds 1 fds"
+    command = f"exec 3>&{fd}; exec {shlex.join(runtime_command())} --root {oci.root} run --bundle {bundle} --preserve-fds 1 fds"
     done = subprocess.run(
         ["bash", "-c", command], pass_fds=(fd,), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
     )

@@ -23,6 +23,7 @@ import sys
 
 TYPE_CHECKING = False  # typing is for checkers; the CLI starts without it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from minictr.engine.container import RunOptions
@@ -186,9 +187,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 def _follow_this_run(args: argparse.Namespace) -> int:
     """``start -a``: the output of the run just started, as it comes, then its exit status."""
     from minictr.engine import logs
-    from minictr.engine.container_dir import read_state
     from minictr.engine.lifecycle import wait
     from minictr.engine.managed import resolve, status_of
+    from minictr.runtime.state import read_state
 
     directory = resolve(args.container, args.root)
     started = read_state(directory).get("started_at") or ""
@@ -232,10 +233,10 @@ def cmd_wait(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     """``minictr attach``: until the container exits (its status is ours) or the detach keys come (0)."""
     from minictr.engine.attach import attach, parse_keys
-    from minictr.engine.container_dir import read_state
     from minictr.engine.lifecycle import wait
     from minictr.engine.managed import resolve, status_of
     from minictr.errors import UsageError
+    from minictr.runtime.state import read_state
 
     keys = parse_keys(args.detach_keys)
     directory = resolve(args.container, args.root)
@@ -296,8 +297,10 @@ def _matches(row: dict[str, Any], text: str) -> bool:
     from minictr.errors import UsageError
 
     key, _, value = text.partition("=")
-    checks = {"id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
-              "status": lambda: row["State"] == value, "ancestor": lambda: row["Image"] == value}  # fmt: skip
+    checks: dict[str, Callable[[], bool]] = {
+        "id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
+        "status": lambda: row["State"] == value, "ancestor": lambda: row["Image"] == value,
+    }  # fmt: skip
     if key not in checks:
         raise UsageError(f"--filter {text!r}: filter by id=, name=, status= or ancestor=")
     return checks[key]()
@@ -306,9 +309,9 @@ def _matches(row: dict[str, Any], text: str) -> bool:
 def cmd_logs(args: argparse.Namespace) -> int:
     """``minictr logs [-f] [--tail N] [-t]``: stdout entries to stdout, stderr entries to stderr."""
     from minictr.engine import logs
-    from minictr.engine.container_dir import read_state
     from minictr.engine.managed import resolve, status_of
     from minictr.errors import UsageError
+    from minictr.runtime.state import read_state
 
     if args.tail != "all" and not args.tail.isdigit():
         raise UsageError(f"--tail {args.tail!r}: a number of lines, or all")
@@ -334,7 +337,7 @@ def _write_entry(entry: dict[str, Any], timestamps: bool) -> None:
     stream.flush()
 
 
-def resource_options(args: argparse.Namespace) -> dict[str, object]:
+def resource_options(args: argparse.Namespace) -> dict[str, Any]:
     """The resource flags as RunOptions keywords."""
     from minictr.engine.container import RESOURCE_FLAGS
 

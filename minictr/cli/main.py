@@ -182,7 +182,7 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     add("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
 
-def add_network_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_network_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     """``minictr network create | ls | inspect | rm | prune``."""
     network = commands.add_parser("network", help="manage bridge networks")
     sub = network.add_subparsers(dest="network_command", metavar="COMMAND", parser_class=_Parser)
@@ -319,7 +319,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     from minictr.cli.containers import resource_options
     from minictr.engine.container import RunOptions, update
 
-    update(args.container, RunOptions(**resource_options(args)), state_root=args.root)  # type: ignore[arg-type]
+    update(args.container, RunOptions(**resource_options(args)), state_root=args.root)
     print(args.container)
     return 0
 
@@ -375,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``minictr`` console script."""
     args = build_parser(_command_of(sys.argv[1:] if argv is None else argv)).parse_args(argv)
     try:
-        return args.handler(args)
+        status: int = args.handler(args)
+        return status
     except MinictrError as exc:
         if args.debug:
             raise

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import IO, Any
 
     from minictr.engine.images.store import Image, ImageStore
     from minictr.engine.network.attach import Plan
@@ -445,10 +446,11 @@ def _start(
     netlink = bool(network and network.needs_netlink)
     place = cgroup.add if cgroup else None
     io = io or {}
+    log: IO[bytes] | None = None  # a detached container's log: the container keeps its own copy, ours is closed below
     if io.get("stdio") is not None:
         streams: dict[str, Any] = dict(io["stdio"], terminal=io.get("terminal", False))
     elif options.detach:
-        log = open(os.path.join(directory, "container.log"), "ab")
+        log = open(os.path.join(directory, "container.log"), "ab")  # noqa: SIM115 - closed once spawned
         streams = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
     else:
         pipe = subprocess.PIPE if capture else None
@@ -471,6 +473,9 @@ def _start(
             raise ContainerError("the OOM killer killed the container while it was being set up: "
                                  "its memory limit (-m) is too low") from None
         raise
+    finally:
+        if log is not None:
+            log.close()
     if cgroup:
         record = {**record, "cgroup": cgroup.record()}
     if network and network.needs_netlink:

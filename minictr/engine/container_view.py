@@ -14,11 +14,11 @@ TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
     from typing import Any
 
-from minictr.engine.container_dir import read_state
 from minictr.engine.health import STARTING, config_of, status_text
 from minictr.engine.health import read as read_health
 from minictr.engine.logs import LOG_NAME, seconds_of
 from minictr.engine.managed import directories, status_of
+from minictr.runtime.state import read_state
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "stopped": "exited"}

@@ -19,7 +19,8 @@ import time
 
 TYPE_CHECKING = False  # typing is for checkers; the monitor starts without it
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
+    from collections.abc import Callable, Iterator
+    from typing import Any, BinaryIO
 
 LOG_NAME = "container-json.log"
 DEFAULT_MAX_SIZE = 10 << 20
@@ -166,29 +167,39 @@ def follow(directory: str, running: Callable[[], bool], offset: int = 0, interva
     stopped); follows the log across a rotation (a new file at the same path).
     """
     path = os.path.join(directory, LOG_NAME)
-    handle = open(path, "rb") if os.path.exists(path) else None
-    if handle:
-        handle.seek(offset)
-    pending = b""
-    while True:
-        alive = running()  # read after asking: output written before the exit is not lost
-        if handle is None and os.path.exists(path):
-            handle = open(path, "rb")
-        chunk = handle.read() if handle else b""
-        if chunk:
-            pending += chunk
-            complete, _, pending = pending.rpartition(b"\n")
-            yield from _parse(complete)
-        elif handle and _rotated(handle, path):
+    handle = _open_log(path)
+    try:  # closed however the reader stops: at the end, or by leaving the loop early
+        if handle:
+            handle.seek(offset)
+        pending = b""
+        while True:
+            alive = running()  # read after asking: output written before the exit is not lost
+            if handle is None:
+                handle = _open_log(path)
+            chunk = handle.read() if handle else b""
+            if chunk:
+                pending += chunk
+                complete, _, pending = pending.rpartition(b"\n")
+                yield from _parse(complete)
+            elif handle and _rotated(handle, path):
+                handle.close()
+                handle = _open_log(path)
+                continue
+            elif not alive:
+                break
+            else:
+                time.sleep(interval)
+    finally:
+        if handle:
             handle.close()
-            handle = open(path, "rb")
-            continue
-        elif not alive:
-            break
-        else:
-            time.sleep(interval)
-    if handle:
-        handle.close()
+
+
+def _open_log(path: str) -> BinaryIO | None:
+    """The log file for reading, or None while it does not exist (yet, or between a rotation's renames)."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
 
 
 def _rotated(handle: Any, path: str) -> bool:

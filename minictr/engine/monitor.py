@@ -38,6 +38,10 @@ import signal
 import sys
 import time
 
+TYPE_CHECKING = False  # typing is for checkers; the watch phase does without it
+if TYPE_CHECKING:
+    from typing import Any
+
 PROCESS_NAME = "minictr-monitor"
 
 
@@ -50,9 +54,10 @@ def _name_self() -> None:
         pass
 
 
-def _read_state(directory: str) -> dict:
+def _read_state(directory: str) -> dict[str, Any]:
     with open(os.path.join(directory, "state.json")) as handle:
-        return json.load(handle)
+        state: dict[str, Any] = json.load(handle)
+        return state
 
 
 def _exec_phase(heavy: bool, phase: str, directory: str, *args: object) -> None:
@@ -83,9 +88,9 @@ def start(directory: str) -> int:
 
 def start_container(directory: str, lock: int, report: bool) -> int:
     """Start the container (first start or a restart) and become the watch phase; 1 if it failed."""
-    from minictr.engine.container_dir import update_state
     from minictr.engine.managed import start_here
-    from minictr.errors import ContainerError, MinictrError
+    from minictr.errors import MinictrError
+    from minictr.runtime.state import update_state
 
     settings = _read_state(directory).get("lifecycle", {})
     tty = bool(settings.get("tty"))
@@ -105,7 +110,7 @@ def start_container(directory: str, lock: int, report: bool) -> int:
         try:
             process = start_here(directory, stdio, terminal=tty)
         finally:
-            for fd in set(v for v in stdio.values() if isinstance(v, int) and v >= 0):
+            for fd in {v for v in stdio.values() if isinstance(v, int) and v >= 0}:
                 os.close(fd)
     except (MinictrError, OSError) as exc:
         update_state(directory, {"error": str(exc)})
@@ -132,7 +137,7 @@ def subprocess_devnull() -> int:
     return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
-def _report(message: dict) -> None:
+def _report(message: dict[str, Any]) -> None:
     """Tell the caller how the start went, then let go of its pipe (and of its terminal)."""
     try:
         os.write(1, json.dumps(message).encode())
@@ -159,7 +164,7 @@ def watch(directory: str, child: int, lock: int, listener: int, mode: str, given
     settings = _read_state(directory).get("lifecycle", {})
     log = LogWriter(directory, settings.get("log_max_size", 10 << 20), settings.get("log_max_file", 2))
     names = ["stdout"] if mode == "tty" else ["stdout", "stderr"]
-    streams = dict(zip(fds, names))
+    streams = dict(zip(fds, names, strict=True))
     for fd in (*fds, lock, listener, *([given] if given >= 0 else [])):
         os.set_inheritable(fd, False)
     clients = Server(listener, given)
@@ -247,9 +252,10 @@ class Checks:
 
 def finish(directory: str, status: int, lock: int) -> int:
     """Record the exit, give back the cgroup and network, then restart, remove or end."""
-    from minictr.engine.container_dir import read_state, release_directory, release_resources, update_state
+    from minictr.engine.container_dir import release_directory, release_resources
     from minictr.engine.logs import timestamp
     from minictr.engine.managed import REMOVING, STOP_REQUESTED
+    from minictr.runtime.state import read_state, update_state
 
     _name_self()
     os.set_inheritable(lock, False)
@@ -280,7 +286,7 @@ def finish(directory: str, status: int, lock: int) -> int:
         status = 125  # it could not start again: recorded as such, and the policy asked again
 
 
-def should_restart(policy: dict, status: int, count: int) -> bool:
+def should_restart(policy: dict[str, Any], status: int, count: int) -> bool:
     """Docker's restart policies: ``on-failure[:N]`` on a non-zero status (at most N times), ``always``."""
     name = policy.get("Name", "no")
     if name in ("always", "unless-stopped"):

@@ -11,7 +11,8 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of
 from minictr.tutorial.common import package_parent
@@ -54,7 +55,7 @@ class NetLab:
         for probe, answer in report.get("probe", {}).items():
             print(f"{probe}: {answer}")
         print(describe_lab(report["state"]))
-        display(picture(svg_network_lab(report["state"], self.state)))  # type: ignore[no-untyped-call]
+        display(picture(svg_network_lab(report["state"], self.state)))
         self.state = report["state"]
         return report
 
@@ -106,7 +107,8 @@ def links_of(pid: int | None = None) -> list[dict[str, Any]]:
         from minictr.engine.network.links import describe
 
         return describe()
-    return json.loads(_python("-c", _DESCRIBE, str(pid)))
+    links: list[dict[str, Any]] = json.loads(_python("-c", _DESCRIBE, str(pid)))
+    return links
 
 
 def svg_network(host: list[dict[str, Any]], containers: dict[str, list[dict[str, Any]]]) -> str:
@@ -161,7 +163,7 @@ CASES = [
 ]
 
 
-def _run_cases(source, name, cases):  # no annotations: it travels as source to a bare child
+def _run_cases(source: str, name: str, cases: list[tuple[list[object], object]]) -> list[dict[str, object]]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Call the learner's function on every case."""
     from minictr.tutorial.checking import run_learner
 
@@ -180,7 +182,7 @@ def judge_next_address(function: Callable[[str, str, list[str]], Any]) -> Verdic
     printed = printed_by(report)
     if "error" in report:
         return Verdict(False, printed + f"✘ the check could not run: {report['error']['type']}: {report['error']['message']}")
-    for (args, expected), outcome in zip(CASES, report.get("value") or []):
+    for (args, expected), outcome in zip(CASES, report.get("value") or [], strict=True):
         call = f"{name}({', '.join(repr(a) for a in args)})"
         if "error" in outcome:
             return Verdict(False, printed + raised(name, outcome["error"]) + f"\n  for {call}")

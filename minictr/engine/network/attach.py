@@ -272,7 +272,7 @@ def _ensure_up(store: NetworkStore, network: Network) -> Network:
     import ipaddress
 
     host = links.host_networks(exclude=(network.bridge,))
-    clash = overlapping(ipaddress.ip_network(network.subnet), host)
+    clash = overlapping(ipaddress.IPv4Network(network.subnet), host)  # bridge subnets are IPv4 (store.py)
     if clash and network.auto_subnet:  # the host took our subnet meanwhile (another state root's bridge, a VPN)
         others = [(ipaddress.ip_network(n.subnet), n.name) for n in store.all() if n.name != network.name]
         subnet = free_subnet(host + others)

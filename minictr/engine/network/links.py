@@ -30,7 +30,8 @@ import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, TypeVar
+    from collections.abc import Callable, Iterator
+    from typing import Any, TypeVar
 
     T = TypeVar("T")
 
@@ -70,7 +71,8 @@ def off_event_loop(function: Callable[..., T]) -> Callable[..., T]:
         worker.join()
         if "error" in outcome:
             raise outcome["error"]
-        return outcome["value"]
+        value: T = outcome["value"]
+        return value
 
     return wrapper
 
@@ -107,11 +109,11 @@ def host_networks(exclude: tuple[str, ...] = ()) -> list[tuple[ipaddress.IPv4Net
                 continue  # the default route overlaps everything; only the main table matters
             device = names.get(route.get_attr("RTA_OIF"), "?")
             if device not in exclude:
-                found.append((ipaddress.ip_network(f"{route.get_attr('RTA_DST')}/{route['dst_len']}", strict=False), device))
+                found.append((ipaddress.IPv4Network(f"{route.get_attr('RTA_DST')}/{route['dst_len']}", strict=False), device))
         for addr in ipr.get_addr(family=2):
             device = names.get(addr["index"], "?")
             if device not in exclude:
-                found.append((ipaddress.ip_network(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False), device))
+                found.append((ipaddress.IPv4Network(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False), device))
     return found
 
 

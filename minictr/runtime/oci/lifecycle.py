@@ -80,7 +80,8 @@ def create(
             manager.create(_with_default_devices(spec))
         expand_cgroup_mounts(spec, manager.dirs if manager else None)
         fifo = store.fifo_path(root, container_id)
-        os.mkfifo(fifo, 0o622)
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o622)  # not mkfifo's mode, which the umask cuts: a program run as another user writes to it
         extra: dict[str, Any] = {"exec_fifo": fifo, "leave_init": True}
         if console_socket:
             console = _connect(console_socket)
