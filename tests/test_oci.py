@@ -37,8 +37,8 @@ only_ours = pytest.mark.skipif(not IS_OURS, reason="checks minictr-oci's own wor
 class Runtime:
     """One ``--root`` of the runtime under test, and the bundles it runs."""
 
-    def __init__(self, root: str, rootfs: str, tmp: pathlib.Path) -> None:
-        self.root, self.rootfs, self.tmp = root, rootfs, tmp
+    def __init__(self, root: str, rootfs: str, tmp: pathlib.Path, binary: str = RUNTIME) -> None:
+        self.root, self.rootfs, self.tmp, self.binary = root, rootfs, tmp, binary
         self.made: list[str] = []
 
     def __call__(
@@ -50,7 +50,7 @@ class Runtime:
             if "input" not in kwargs:
                 kwargs.setdefault("stdin", subprocess.DEVNULL)
             code = subprocess.run(
-                [RUNTIME, "--root", self.root, *args], stdout=out, stderr=err, text=True, timeout=timeout, **kwargs
+                [self.binary, "--root", self.root, *args], stdout=out, stderr=err, text=True, timeout=timeout, **kwargs
             ).returncode
             out.seek(0)
             err.seek(0)
@@ -66,7 +66,7 @@ class Runtime:
         path = self.tmp / name
         path.mkdir()
         shutil.copytree(self.rootfs, path / "rootfs", symlinks=True)  # root.path is "rootfs": relative to the bundle
-        maker = shutil.which("runc") or RUNTIME
+        maker = shutil.which("runc") or self.binary
         subprocess.run([maker, "spec"], cwd=path, check=True)
         spec = json.loads((path / "config.json").read_text())
         spec["process"]["terminal"] = False

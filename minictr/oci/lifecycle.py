@@ -188,6 +188,8 @@ def _connect(path: str) -> socket.socket:
 def start(root: str, container_id: str) -> ContainerState:
     """Let a created container's program run: open its fifo, then run the poststart hooks."""
     state = store.load(root, container_id)
+    if state.status is not Status.CREATED:
+        raise UsageError(_NOT_STARTABLE.get(state.status, f"cannot start a container in the {state.status.value} state"))
     state = state.moved_to(Status.RUNNING)
     fifo = store.fifo_path(root, container_id)
     try:
@@ -202,6 +204,11 @@ def start(root: str, container_id: str) -> ContainerState:
     store.save(root, state)
     _warn_hooks(state, "poststart")
     return state
+
+
+#: runc's words for ``start`` of a container that is not created (podman and containerd show them).
+_NOT_STARTABLE = {Status.RUNNING: "cannot start an already running container",
+                  Status.STOPPED: "cannot start a container that has stopped"}  # fmt: skip
 
 
 def _read_start(fd: int, state: ContainerState) -> None:
@@ -246,6 +253,8 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+    if sig == signal.SIGKILL and state.status is Status.PAUSED:
+        freeze(state, False)  # a frozen process cannot die: thawed, it does (runc does the same)
 
 
 def processes(state: ContainerState) -> list[int]:
