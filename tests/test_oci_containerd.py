@@ -30,8 +30,8 @@ import pytest
 from test_oci import RUNTIME
 
 from conftest import wait_for, wait_until
-from minictr.container import image_store
-from minictr.images.archive import save
+from minictr.engine.container import image_store
+from minictr.engine.images.archive import save
 
 pytestmark = [
     pytest.mark.root,
