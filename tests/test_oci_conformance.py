@@ -64,6 +64,14 @@ KNOWN = {
     ("crun", "paused-exec"): "crun exits 1, not 255, when exec itself fails",
     ("crun", "stopped-exec"): "crun exits 1, not 255, when exec itself fails",
     ("crun", "missing-exec"): "crun exits 1, not 255, when exec itself fails",
+    ("crun", "signal-lower-case"): "crun does not read signal names in lower case",
+    ("crun", "cwd-relative"): "crun runs a process whose cwd is relative (the spec says it MUST be absolute)",
+    ("crun", "hooks"): "crun gives the create-phase hooks the status created, startContainer 'starting'",
+    ("runc", "hooks"): "runc 1.1 runs poststart as soon as start opens the fifo, before the program (status created)",
+    **{("crun", f"features-{field}"): "crun 1.8 has no features command" for field in (
+        "ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux.namespaces", "linux.capabilities",
+        "linux.cgroup.v1", "linux.cgroup.v2", "linux.seccomp.enabled", "linux.apparmor.enabled",
+        "linux.selinux.enabled")},
 }
 
 
@@ -190,3 +198,136 @@ def test_run_of_a_missing_program(rt: Runtime) -> None:
     rt.made.append("missing")
     done = rt("run", "--bundle", rt.bundle(["no-such-program"]), "missing", check=False)
     assert done.returncode != 0 and NOT_FOUND.search(done.stderr)
+
+
+# --- signals by every spelling ------------------------------------------------------------------
+
+SPELLINGS = {"name": "HUP", "prefixed": "SIGHUP", "number": "1", "lower-case": "hup"}
+
+
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+def test_kill_delivers_the_signal_spelt(request: pytest.FixtureRequest, rt: Runtime, spelling: str) -> None:
+    expect_known(request, rt, f"signal-{spelling}")
+    script = "trap 'echo hup > /tmp/got' HUP; echo ready > /tmp/ready; while :; do sleep 0.1; done"
+    rt.create("sig", rt.bundle(["sh", "-c", script]))
+    rt("start", "sig")
+    assert wait_until(lambda: (rt.shared / "ready").exists(), timeout=30)
+    rt("kill", "sig", SPELLINGS[spelling])
+    assert wait_until(lambda: (rt.shared / "got").exists(), timeout=30), f"SIGHUP given as {SPELLINGS[spelling]}"
+
+
+# --- config.json, field by field ------------------------------------------------------------------
+
+
+def edit_process(**fields: Any) -> Any:
+    return lambda spec: spec["process"].update(fields)
+
+
+def edit_linux(**fields: Any) -> Any:
+    return lambda spec: spec["linux"].update(fields)
+
+
+CAPS = ["CAP_CHOWN", "CAP_KILL"]  # bits 0 and 5: 0x21
+STATUS_LINES = "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs)' /proc/self/status"
+MOUNT_OPTIONS = "awk '$5 == \"/proc/sys\" || $5 == \"/etc\" {split($6, o, \",\"); print $5, o[1]}' /proc/self/mountinfo"
+
+#: case -> (program, edit of config.json, exact output of ``run``, or None: ``run`` must fail).
+CONFIG: dict[str, tuple[list[str], Any, str | None]] = {
+    "rlimits": (["sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -c"],
+                edit_process(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+                                      {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]), "512\n1024\n0\n"),
+    "rlimit-unknown": (["true"], edit_process(rlimits=[{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]), None),
+    "masked-file": (["sh", "-c", "wc -c < /proc/timer_list"], edit_linux(maskedPaths=["/proc/timer_list"]), "0\n"),
+    "masked-directory": (["sh", "-c", "ls -A /sys/firmware | wc -l"], edit_linux(maskedPaths=["/sys/firmware"]), "0\n"),
+    "readonly-paths": (["sh", "-c", MOUNT_OPTIONS], edit_linux(readonlyPaths=["/proc/sys", "/etc"]),
+                       "/proc/sys ro\n/etc ro\n"),
+    "capabilities": (["sh", "-c", "grep -E '^Cap' /proc/self/status"],
+                     edit_process(capabilities={"bounding": CAPS, "effective": CAPS, "permitted": CAPS,
+                                                "inheritable": CAPS, "ambient": ["CAP_KILL"]}),
+                     "CapInh:\t0000000000000021\nCapPrm:\t0000000000000021\nCapEff:\t0000000000000021\n"
+                     "CapBnd:\t0000000000000021\nCapAmb:\t0000000000000020\n"),
+    "user": (["sh", "-c", "grep -E '^(Uid|Gid|Groups)' /proc/self/status; umask"],
+             edit_process(user={"uid": 1000, "gid": 1001, "additionalGids": [10, 20], "umask": 0o027}),
+             "Uid:\t1000\t1000\t1000\t1000\nGid:\t1001\t1001\t1001\t1001\nGroups:\t10 20 \n0027\n"),
+    "cwd": (["pwd"], edit_process(cwd="/etc"), "/etc\n"),
+    "cwd-relative": (["pwd"], edit_process(cwd="etc"), None),
+    "env": (["env"], edit_process(env=["A=1", "B=two words", "PATH=/bin:/usr/bin"]),
+            "A=1\nB=two words\nPATH=/bin:/usr/bin\nHOME=/root\n"),
+    "hostname": (["hostname"], lambda spec: spec.update(hostname="conformance"), "conformance\n"),
+    "no-new-privileges": (["sh", "-c", "grep NoNewPrivs /proc/self/status"], edit_process(noNewPrivileges=True),
+                          "NoNewPrivs:\t1\n"),
+    "oom-score-adj": (["cat", "/proc/self/oom_score_adj"], edit_process(oomScoreAdj=123), "123\n"),
+    "sysctl": (["cat", "/proc/sys/net/ipv4/ip_forward"], edit_linux(sysctl={"net.ipv4.ip_forward": "1"}), "1\n"),
+    "args-missing": (["no-such-program"], None, None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CONFIG))
+def test_config_field(request: pytest.FixtureRequest, rt: Runtime, case: str) -> None:
+    expect_known(request, rt, case)
+    args, edit, expected = CONFIG[case]
+    rt.made.append(case)
+    done = rt("run", "--bundle", rt.bundle(args, edit=edit), case, check=False)
+    if expected is None:
+        assert done.returncode != 0 and done.stderr.strip(), f"{case} must fail: {done.stdout}"
+    else:
+        assert (done.returncode, done.stdout) == (0, expected), done.stderr
+
+
+# --- hooks: every phase, in order, each with the state it MUST see -------------------------------
+
+#: The phases in the spec's order, with the status in the state each hook reads on its stdin.
+PHASES = [("prestart", "creating"), ("createRuntime", "creating"), ("createContainer", "creating"),
+          ("startContainer", "created"), ("poststart", "running"), ("poststop", "stopped")]  # fmt: skip
+
+
+def test_hooks_run_in_order_with_their_status(request: pytest.FixtureRequest, rt: Runtime) -> None:
+    expect_known(request, rt, "hooks")
+    out = rt.tmp / "bundle-tmp" / "order"  # the bundle's /tmp: startContainer runs inside and writes there
+
+    def hook(phase: str, inside: bool) -> dict[str, Any]:
+        target = "/tmp/order" if inside else str(out)
+        line = f"tr -d ' \\n' | grep -o '\"status\":\"[a-z]*\"' | sed 's/^/{phase} /' >> {target}"
+        return {"path": "/bin/sh", "args": ["sh", "-c", line]}
+
+    def edit(spec: dict[str, Any]) -> None:
+        spec["hooks"] = {phase: [hook(phase, phase == "startContainer")] for phase, _ in PHASES}
+
+    rt.create("hooks", rt.bundle(["sh", "-c", "sleep 1"], edit=edit))
+    rt("start", "hooks")
+    assert wait_until(lambda: rt.status("hooks") == "stopped", timeout=30)
+    rt("delete", "hooks")
+    seen = out.read_text().splitlines()
+    assert seen == [f'{phase} "status":"{status}"' for phase, status in PHASES], seen
+
+
+# --- the features document ------------------------------------------------------------------------
+
+#: Where in ``features`` -> what it must hold (features.md): a type, or a set the list must include.
+FEATURES: dict[str, Any] = {
+    "ociVersionMin": str,
+    "ociVersionMax": str,
+    "hooks": {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
+    "mountOptions": {"ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec", "private", "rprivate"},
+    "linux.namespaces": {"cgroup", "ipc", "mount", "network", "pid", "user", "uts"},
+    "linux.capabilities": {"CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN", "CAP_NET_BIND_SERVICE"},
+    "linux.cgroup.v1": bool,
+    "linux.cgroup.v2": bool,
+    "linux.seccomp.enabled": bool,
+    "linux.apparmor.enabled": bool,
+    "linux.selinux.enabled": bool,
+}
+
+
+@pytest.mark.parametrize("field", list(FEATURES))
+def test_features_field(request: pytest.FixtureRequest, rt: Runtime, field: str) -> None:
+    expect_known(request, rt, f"features-{field}")
+    value: Any = json.loads(rt("features").stdout)
+    for key in field.split("."):
+        assert isinstance(value, dict) and key in value, f"features has no {field}"
+        value = value[key]
+    wanted = FEATURES[field]
+    if isinstance(wanted, set):
+        assert wanted <= set(value), f"{field} lacks {sorted(wanted - set(value))}"
+    else:
+        assert isinstance(value, wanted), f"{field} is {value!r}"

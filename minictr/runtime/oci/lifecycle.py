@@ -81,6 +81,7 @@ def create(
         expand_cgroup_mounts(spec, manager.dirs if manager else None)
         fifo = store.fifo_path(root, container_id)
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # past the umask: a program run as another user opens it for writing too
         extra: dict[str, Any] = {"exec_fifo": fifo, "leave_init": True}
         if console_socket:
             console = _connect(console_socket)

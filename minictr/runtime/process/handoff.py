@@ -67,7 +67,8 @@ def start_hooks(setup: Any) -> None:
     if setup.options.get("hooks") and setup.spec.get("hooks", {}).get("startContainer"):
         from minictr.runtime.oci import hooks
 
-        hooks.run(setup.spec["hooks"], "startContainer", {**setup.state, "status": "running"})
+        # created: the spec's status until the program runs (runc passes the same)
+        hooks.run(setup.spec["hooks"], "startContainer", {**setup.state, "status": "created"})
 
 
 def open_terminal(setup: Any) -> None:
