@@ -457,6 +457,23 @@ def test_a_field_not_implemented_is_named(oci: Runtime) -> None:
     assert oci.status("rdt") == "gone"
 
 
+@only_ours
+def test_systemd_cgroup_is_accepted_and_refused_clearly(oci: Runtime) -> None:
+    bundle = oci.bundle(["true"])
+    oci.made.append("sd")
+    done = oci("--systemd-cgroup", "create", "--bundle", bundle, "sd", check=False)
+    assert done.returncode == 1 and "--systemd-cgroup: the systemd cgroup driver is not supported" in done.stderr
+    assert oci.status("sd") == "gone"
+    assert oci("--systemd-cgroup", "list").returncode == 0  # the flag itself is accepted, as engines pass it
+
+    def slice_path(spec: dict[str, Any]) -> None:
+        spec["linux"]["cgroupsPath"] = "system.slice:minictr:sd"
+
+    oci.made.append("sd2")
+    done = oci("create", "--bundle", oci.bundle(["true"], name="slice", edit=slice_path), "sd2", check=False)
+    assert done.returncode == 1 and "slice:prefix:name, not supported" in done.stderr
+
+
 def test_the_runtimes_own_spec_runs(oci: Runtime, tmp_path: pathlib.Path) -> None:
     made = tmp_path / "own-spec"
     made.mkdir()

@@ -144,9 +144,12 @@ def _cgroup(spec: dict[str, Any], container_id: str, systemd: bool) -> Any:
     from minictr.kernel import cgroups
 
     path = spec.get("linux", {}).get("cgroupsPath") or f"/minictr-oci/{container_id}"
-    if systemd or (":" in path and not path.startswith("/")):
-        raise UsageError(f"cgroupsPath {path!r}: the systemd cgroup driver is not supported by minictr-oci "
-                         "(run without --systemd-cgroup; podman: --cgroup-manager cgroupfs)")  # fmt: skip
+    advice = ("minictr-oci makes cgroups itself (cgroupfs): run without --systemd-cgroup "
+              "(podman: --cgroup-manager cgroupfs; containerd: SystemdCgroup = false)")  # fmt: skip
+    if systemd:
+        raise UsageError(f"--systemd-cgroup: the systemd cgroup driver is not supported; {advice}")
+    if ":" in path and not path.startswith("/"):
+        raise UsageError(f"cgroupsPath {path!r} is the systemd driver's slice:prefix:name, not supported; {advice}")
     if not cgroups.available():
         if spec.get("linux", {}).get("resources"):
             raise UsageError("linux.resources: no cgroups can be made here (not root, or none mounted)")
