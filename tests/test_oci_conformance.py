@@ -35,8 +35,9 @@ RUNTIMES = {name: path for name, path in (("minictr-oci", OURS), ("runc", shutil
 def hybrid_crun(directory: pathlib.Path) -> str:
     """crun in a mount namespace of its own without the hybrid layout's cgroup2 mount, which crun 1.8 refuses."""
     wrapper = directory / "crun"
-    wrapper.write_text(f"#!/bin/sh\nexec unshare --mount --propagation private sh -c "
-                       f"'umount /sys/fs/cgroup/unified && exec \"$0\" \"$@\"' {RUNTIMES['crun']} \"$@\"\n")  # fmt: skip
+    inner = "'umount /sys/fs/cgroup/unified && exec \"$0\" \"$@\"'"
+    unshare = "exec unshare --mount --propagation private"
+    wrapper.write_text(f"#!/bin/sh\n{unshare} sh -c {inner} {RUNTIMES['crun']} \"$@\"\n")
     wrapper.chmod(0o755)
     return str(wrapper)
 
@@ -119,7 +120,8 @@ TABLE: dict[tuple[str, str], tuple[int | str, str]] = {
     ("stopped", "start"): ("error", "stopped"), ("stopped", "kill-KILL"): ("error", "stopped"),
     ("stopped", "kill-TERM"): ("error", "stopped"), ("stopped", "pause"): ("error", "stopped"),
     ("stopped", "resume"): ("error", "stopped"), ("stopped", "delete"): (0, "gone"),
-    ("stopped", "delete-force"): (0, "gone"), ("stopped", "exec"): (255, "stopped"), ("stopped", "state"): (0, "stopped"),
+    ("stopped", "delete-force"): (0, "gone"), ("stopped", "exec"): (255, "stopped"),
+    ("stopped", "state"): (0, "stopped"),
     # no such container: an error everywhere, but delete --force succeeds (nothing to remove)
     ("missing", "start"): ("error", "gone"), ("missing", "kill-KILL"): ("error", "gone"),
     ("missing", "pause"): ("error", "gone"), ("missing", "resume"): ("error", "gone"),

@@ -193,7 +193,8 @@ def start(root: str, container_id: str) -> ContainerState:
     """Let a created container's program run: open its fifo, then run the poststart hooks."""
     state = store.load(root, container_id)
     if state.status is not Status.CREATED:
-        raise UsageError(_NOT_STARTABLE.get(state.status, f"cannot start a container in the {state.status.value} state"))
+        wording = f"cannot start a container in the {state.status.value} state"
+        raise UsageError(_NOT_STARTABLE.get(state.status, wording))
     state = state.moved_to(Status.RUNNING)
     fifo = store.fifo_path(root, container_id)
     try:
