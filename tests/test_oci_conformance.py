@@ -69,6 +69,8 @@ KNOWN = {
     ("crun", "cwd-relative"): "crun runs a process whose cwd is relative (the spec says it MUST be absolute)",
     ("crun", "hooks"): "crun gives the create-phase hooks the status created, startContainer 'starting'",
     ("runc", "hooks"): "runc 1.1 runs poststart as soon as start opens the fifo, before the program (status created)",
+    ("crun", "exec-env"): "crun's exec --env replaces the process's environment (PATH goes) instead of adding to it",
+    ("crun", "exec-cap"): "crun's exec --cap gives the process that capability alone",
     **{("crun", f"features-{field}"): "crun 1.8 has no features command" for field in (
         "ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux.namespaces", "linux.capabilities",
         "linux.cgroup.v1", "linux.cgroup.v2", "linux.seccomp.enabled", "linux.apparmor.enabled",
@@ -333,3 +335,26 @@ def test_features_field(request: pytest.FixtureRequest, rt: Runtime, field: str)
         assert wanted <= set(value), f"{field} lacks {sorted(wanted - set(value))}"
     else:
         assert isinstance(value, wanted), f"{field} is {value!r}"
+
+
+# --- exec's flags ------------------------------------------------------------------------------------
+
+#: case -> (exec's flags and command, exact output): each changes the container's own process for this one.
+EXEC_FLAGS: dict[str, tuple[list[str], str]] = {
+    "cwd": (["--cwd", "/etc", "ID", "pwd"], "/etc\n"),
+    "env": (["--env", "GREETING=hi", "ID", "sh", "-c", "echo $GREETING"], "hi\n"),
+    "user": (["--user", "1000:1001", "ID", "sh", "-c", "id -u; id -g"], "1000\n1001\n"),
+    "cap": (["--cap", "CAP_SYS_ADMIN", "ID", "sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status"],
+            "CapEff:\t0000000020200420\nCapBnd:\t0000000020200420\n"),  # runc spec's three, and SYS_ADMIN
+    "no-cap": (["ID", "sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status"],
+               "CapEff:\t0000000020000420\nCapBnd:\t0000000020000420\n"),  # AUDIT_WRITE, KILL, NET_BIND_SERVICE
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(EXEC_FLAGS))
+def test_exec_flag(request: pytest.FixtureRequest, rt: Runtime, case: str) -> None:
+    expect_known(request, rt, f"exec-{case}")
+    args, expected = EXEC_FLAGS[case]
+    bring_to(rt, "target", "running")
+    done = rt("exec", *[("target" if arg == "ID" else arg) for arg in args], check=False)
+    assert (done.returncode, done.stdout) == (0, expected), done.stderr
