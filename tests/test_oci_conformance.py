@@ -292,6 +292,8 @@ def test_hooks_run_in_order_with_their_status(request: pytest.FixtureRequest, rt
     def hook(phase: str, inside: bool) -> dict[str, Any]:
         target = "/tmp/order" if inside else str(out)
         line = f"tr -d ' \\n' | grep -o '\"status\":\"[a-z]*\"' | sed 's/^/{phase} /' >> {target}"
+        if inside:  # a slow startContainer hook: poststart must still wait for it, and for the program
+            line = f"sleep 1; {line}"
         return {"path": "/bin/sh", "args": ["sh", "-c", line]}
 
     def edit(spec: dict[str, Any]) -> None:

@@ -207,8 +207,30 @@ def start(root: str, container_id: str) -> ContainerState:
         os.close(fd)
     os.unlink(fifo)
     store.save(root, state)
+    if ((state.spec or {}).get("hooks") or {}).get("poststart"):
+        _wait_for_exec(state)
     _warn_hooks(state, "poststart")
     return state
+
+
+def _wait_for_exec(state: ContainerState) -> None:
+    """Wait until the first process has exec'd the program, or exited.
+
+    poststart hooks MUST run after the program started (runtime-spec), not
+    beside the startContainer hooks, which run in the container between the
+    fifo and execve. Until then the process keeps the name the child gave
+    itself (``minictr-child``, see :mod:`minictr.runtime.process.child`).
+    """
+    waits = ((state.spec or {}).get("hooks") or {}).get("startContainer") or []
+    deadline = time.monotonic() + DEADLINE + sum(hook.get("timeout", 0) for hook in waits)
+    while time.monotonic() < deadline and _running(state.pid):
+        try:
+            with open(f"/proc/{state.pid}/comm") as handle:
+                if handle.read().strip() != "minictr-child":
+                    return
+        except OSError:
+            return
+        time.sleep(0.002)
 
 
 #: runc's words for ``start`` of a container that is not created (podman and containerd show them).
