@@ -360,3 +360,51 @@ def test_exec_flag(request: pytest.FixtureRequest, rt: Runtime, case: str) -> No
     bring_to(rt, "target", "running")
     done = rt("exec", *[("target" if arg == "ID" else arg) for arg in args], check=False)
     assert (done.returncode, done.stdout) == (0, expected), done.stderr
+
+
+# --- create's errors, and the state document ----------------------------------------------------------
+
+
+def no_config(bundle: pathlib.Path) -> None:
+    (bundle / "config.json").unlink()
+
+
+def broken_config(bundle: pathlib.Path) -> None:
+    (bundle / "config.json").write_text("{not json")
+
+
+def no_args(bundle: pathlib.Path) -> None:
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"]["args"] = []
+    (bundle / "config.json").write_text(json.dumps(spec))
+
+
+#: case -> how the bundle is spoilt: create MUST fail, and leave no container behind.
+CREATE_ERRORS = {"no-config": no_config, "broken-config": broken_config, "no-args": no_args}
+
+
+@pytest.mark.parametrize("case", list(CREATE_ERRORS))
+def test_create_refuses(rt: Runtime, case: str) -> None:
+    bundle = pathlib.Path(rt.bundle(["true"]))
+    CREATE_ERRORS[case](bundle)
+    done = rt.create("spoilt", str(bundle), check=False)
+    assert done.returncode != 0 and done.stderr.strip()
+    assert rt.status("spoilt") == "gone"
+
+
+def test_create_with_an_id_in_use_fails_and_leaves_the_first(rt: Runtime) -> None:
+    bring_to(rt, "twin", "running")
+    pid = rt.state("twin")["pid"]
+    done = rt.create("twin", rt.bundle(["true"], name="second"), check=False)
+    assert done.returncode != 0 and done.stderr.strip()
+    assert rt.state("twin")["status"] == "running" and rt.state("twin")["pid"] == pid
+
+
+def test_state_document(rt: Runtime) -> None:
+    bundle = rt.bundle(LOOP, edit=lambda spec: spec.update(annotations={"org.example.lesson": "10"}))
+    rt.create("doc", bundle)
+    state = rt.state("doc")
+    assert {"ociVersion", "id", "status", "pid", "bundle"} <= set(state)
+    assert (state["id"], state["status"], state["annotations"]) == ("doc", "created", {"org.example.lesson": "10"})
+    assert os.path.isabs(state["bundle"]) and os.path.samefile(state["bundle"], bundle)
+    assert os.path.exists(f"/proc/{state['pid']}")
