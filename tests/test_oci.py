@@ -39,6 +39,7 @@ class Runtime:
 
     def __init__(self, root: str, rootfs: str, tmp: pathlib.Path, binary: str = RUNTIME) -> None:
         self.root, self.rootfs, self.tmp, self.binary = root, rootfs, tmp, binary
+        self.name = os.path.basename(binary)  # minictr-oci, runc, crun: how a parametrized test names it
         self.made: list[str] = []
 
     def __call__(

@@ -48,7 +48,6 @@ def rt(request: pytest.FixtureRequest, tmp_path: pathlib.Path, rootfs: str) -> I
     if request.param == "crun" and os.path.ismount("/sys/fs/cgroup/unified"):
         binary = hybrid_crun(tmp_path)
     runtime = Runtime(str(tmp_path / "root"), rootfs, tmp_path, binary)
-    runtime.name = request.param  # type: ignore[attr-defined]
     yield runtime
     for container_id in runtime.made:
         runtime("delete", "--force", container_id, check=False)
@@ -80,7 +79,7 @@ KNOWN = {
 
 def expect_known(request: pytest.FixtureRequest, rt: Runtime, case: str) -> None:
     """Mark a known difference of ``rt`` as a strict xfail: it still runs, and a runtime that changes shows."""
-    reason = KNOWN.get((rt.name, case))  # type: ignore[attr-defined]
+    reason = KNOWN.get((rt.name, case))
     if reason:
         request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
