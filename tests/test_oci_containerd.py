@@ -138,7 +138,7 @@ def test_a_missing_program_shows_the_runtimes_error(daemon: Containerd) -> None:
     daemon.ctr("container", "rm", "missing")  # create failed: the container record stays
 
 
-def test_detached_task_exec_ps_kill_delete(daemon: Containerd) -> None:
+def test_detached_task_exec_ps_pause_kill_delete(daemon: Containerd) -> None:
     assert daemon.run("long", "sleep", "300", detach=True).returncode == 0
     try:
         assert daemon.task_status("long") == "RUNNING"
@@ -151,6 +151,11 @@ def test_detached_task_exec_ps_kill_delete(daemon: Containerd) -> None:
         assert (done.returncode, done.stdout) == (3, "from-exec\n"), done.stderr
         pids = daemon.check("task", "ps", "long").stdout.split()
         assert str(ours["pid"]) in pids  # from the runtime's ps --format json
+        daemon.check("task", "pause", "long")
+        assert daemon.task_status("long") == "PAUSED"
+        assert json.loads(daemon.runtime_state("long").stdout)["status"] == "paused"
+        daemon.check("task", "resume", "long")
+        assert daemon.task_status("long") == "RUNNING"
         daemon.check("task", "kill", "--signal", "SIGKILL", "long")
         wait_for(lambda: daemon.task_status("long") == "STOPPED", "the task to stop after SIGKILL")
         daemon.check("task", "delete", "long")
