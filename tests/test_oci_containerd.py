@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import subprocess
 import uuid
@@ -59,6 +60,15 @@ class Containerd(containerd.PrivateContainerd):
                         "--runc-root", str(self.runc_root), "--fifo-dir", str(self.home / "fifo"),
                         "--cgroup", f"/minictr-oci/ctr-{self.tag}-{container_id}",
                         IMAGE, container_id, *command)  # fmt: skip
+
+    def run_in_a_terminal(self, container_id: str, *command: str) -> subprocess.CompletedProcess[str]:
+        """``ctr run -t`` on a pty of its own (``script``): the shim takes the pty master from the console socket."""
+        ctr = ["ctr", "--address", self.socket, "--namespace", NAMESPACE, "run", "--rm", "--tty",
+               "--runc-binary", RUNTIME_PATH, "--runc-root", str(self.runc_root),
+               "--fifo-dir", str(self.home / "fifo"), "--cgroup", f"/minictr-oci/ctr-{self.tag}-{container_id}",
+               IMAGE, container_id, *command]  # fmt: skip
+        return subprocess.run(["script", "--quiet", "--return", "--command", shlex.join(ctr), "/dev/null"],
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
 
     def task_status(self, container_id: str) -> str:
         for line in self.check("task", "ls").stdout.splitlines()[1:]:
@@ -136,6 +146,13 @@ def test_a_missing_program_shows_the_runtimes_error(daemon: Containerd) -> None:
     assert done.returncode != 0
     assert "executable file not found" in done.stderr  # the shim read the runtime's --log (JSON lines)
     daemon.ctr("container", "rm", "missing")  # create failed: the container record stays
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="script (util-linux) gives ctr the terminal it needs")
+def test_a_terminal_through_the_shims_console_socket(daemon: Containerd) -> None:
+    done = daemon.run_in_a_terminal("tty", "sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; tty; exit 3")
+    assert done.returncode == 3, done.stderr
+    assert "is-a-tty" in done.stdout and "/dev/pts/" in done.stdout
 
 
 def test_detached_task_exec_ps_pause_kill_delete(daemon: Containerd) -> None:
