@@ -160,6 +160,17 @@ def test_operation_in_state(request: pytest.FixtureRequest, rt: Runtime, before:
     assert rt.status("subject") == after
 
 
+def test_created_paused_resumed_is_created_and_starts(request: pytest.FixtureRequest, rt: Runtime) -> None:
+    expect_known(request, rt, "created-pause")
+    bring_to(rt, "frozen", "created")
+    rt("pause", "frozen")
+    assert rt.status("frozen") == "paused"
+    rt("resume", "frozen")
+    assert rt.status("frozen") == "created"
+    rt("start", "frozen")
+    assert wait_until(lambda: (rt.shared / "started").exists(), timeout=30)
+
+
 # --- exit statuses -----------------------------------------------------------------------------
 
 def without_pid_namespace(spec: dict[str, Any]) -> None:
