@@ -201,17 +201,17 @@ _OURS = shutil.which("minictr-oci") or os.path.join(os.path.dirname(sys.executab
 RUNTIME = _OURS if RUNTIME_IS_OURS else shutil.which(RUNTIME_NAME) or RUNTIME_NAME
 
 
-def runtime_command() -> list[str]:
-    """The command that starts the runtime under test.
+def runtime_command(binary: str = RUNTIME) -> list[str]:
+    """The command that starts ``binary`` (by default the runtime under test).
 
     crun refuses a hybrid cgroup layout ("cgroups in hybrid mode not
     supported"): it runs in a mount namespace of its own where the cgroup2
     mount beside the v1 hierarchies is unmounted (the host keeps it).
     """
-    if os.path.basename(RUNTIME) == "crun" and os.path.ismount("/sys/fs/cgroup/unified"):
+    if os.path.basename(binary) == "crun" and os.path.ismount("/sys/fs/cgroup/unified"):
         unmounted = 'umount /sys/fs/cgroup/unified && exec "$@"'
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", unmounted, "crun", RUNTIME]
-    return [RUNTIME]
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", unmounted, "crun", binary]
+    return [binary]
 
 
 #: The capabilities of :func:`base_config`'s process: few, as ``runc spec`` gives.

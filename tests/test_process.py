@@ -106,7 +106,8 @@ def test_spec_environment_is_all_the_program_sees(rootfs: str) -> None:
         result = chroot.run(rootfs, ["env"], env=["PATH=/bin:/usr/bin", "ONLY=this"])
     finally:
         del os.environ["MINICTR_TEST_SECRET"]
-    assert sorted(result.stdout.split()) == ["ONLY=this", "PATH=/bin:/usr/bin"]
+    # and HOME, which the runtime adds when the spec lacks it (the user's, from the image's /etc/passwd), as runc does
+    assert sorted(result.stdout.split()) == ["HOME=/root", "ONLY=this", "PATH=/bin:/usr/bin"]
 
 
 def test_call_with_plain_spec(rootfs: str) -> None:

@@ -484,6 +484,10 @@ def exec_program(spec: dict[str, Any]) -> None:
     env = dict(item.split("=", 1) for item in process.get("env", []) if "=" in item)
     if not args:
         raise StepFailed("exec", "no command given: the image has no Cmd or Entrypoint", errno.EINVAL)
+    if "HOME" not in env:  # as runc: the user's home in the container's /etc/passwd, else /
+        env["HOME"] = home_of(os.getuid())
+    if process.get("user", {}).get("umask") is not None:
+        os.umask(process["user"]["umask"])
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores SIGPIPE; programs expect the default
     try:
         if "/" in args[0]:
@@ -494,6 +498,19 @@ def exec_program(spec: dict[str, Any]) -> None:
         raise StepFailed("exec", f'exec: "{args[0]}": {what}', exc.errno) from exc
     except OSError as exc:
         raise StepFailed("exec", f'exec: "{args[0]}": {(exc.strerror or str(exc)).lower()}', exc.errno) from exc
+
+
+def home_of(uid: int) -> str:
+    """The home directory of ``uid`` in this root's /etc/passwd; ``/`` without one."""
+    try:
+        with open("/etc/passwd") as handle:
+            for line in handle:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def run_init(setup: Setup) -> None:
