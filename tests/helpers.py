@@ -34,7 +34,7 @@ from minictr.runtime.state import read_state
 from minictr.tutorial.processes import alive, children, status, tree
 
 __all__ = [
-    "BASE_CAPABILITIES", "NOBODY", "RUNTIME", "RUNTIME_IS_OURS", "RUNTIME_NAME", "SYSTEM_PYTHON", "Roots",
+    "BASE_CAPABILITIES", "NOBODY", "OURS", "RUNTIME", "RUNTIME_IS_OURS", "RUNTIME_NAME", "SYSTEM_PYTHON", "Roots",
     "add_namespaces", "alive", "base_config", "children", "container_log", "descendants", "detached", "free_port",
     "host_mounts", "interfaces", "mount_table", "proc_status", "read", "run_cli", "run_rootless", "run_spec",
     "runtime_command", "stop_detached", "wait_until",
@@ -196,9 +196,9 @@ def run_rootless(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
 #: ``minictr`` (the default: minictr-oci), ``runc``, ``crun``, or the path of another OCI runtime.
 RUNTIME_NAME = os.environ.get("MINICTR_TEST_RUNTIME", "minictr")
 RUNTIME_IS_OURS = RUNTIME_NAME in ("minictr", "minictr-oci")
-_OURS = shutil.which("minictr-oci") or os.path.join(os.path.dirname(sys.executable), "minictr-oci")
+OURS = shutil.which("minictr-oci") or os.path.join(os.path.dirname(sys.executable), "minictr-oci")
 #: The runtime's program, or ``RUNTIME_NAME`` itself when it is not installed (its tests then fail saying so).
-RUNTIME = _OURS if RUNTIME_IS_OURS else shutil.which(RUNTIME_NAME) or RUNTIME_NAME
+RUNTIME = OURS if RUNTIME_IS_OURS else shutil.which(RUNTIME_NAME) or RUNTIME_NAME
 
 
 def runtime_command(binary: str = RUNTIME) -> list[str]:

@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_oci import LOOP, OURS, Runtime
+from helpers import OURS
+from test_oci import LOOP, Runtime
 
 from conftest import wait_until
 
