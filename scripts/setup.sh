@@ -30,9 +30,10 @@ PYTHON=${PYTHON:-python3}
 # compat mode: a plain path in a .pth file, not an import hook that costs every start-up
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[lab,test]' --config-settings editable_mode=compat
 
-# The offline image every notebook starts from (built once, kept in /var/lib/minictr).
+# The offline image every notebook starts from (built once, kept in /var/lib/minictr). Asked by name: a
+# pipe into grep -q would break (SIGPIPE) under pipefail and rebuild it every time.
 if [ "$(id -u)" = 0 ]; then
-    .venv/bin/minictr images -q | grep -q . || .venv/bin/minictr image build-busybox
+    .venv/bin/minictr image inspect busybox >/dev/null 2>&1 || .venv/bin/minictr image build-busybox
 fi
 
 # The Debian base image Dockerfiles start FROM (minictr/debian:bookworm, made once by
