@@ -37,6 +37,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add("--restart", default="no", metavar="POLICY", help="no (default), on-failure[:N], always or unless-stopped")
     add("--stop-signal", metavar="SIGNAL", help="the signal stop sends first (default: the image's StopSignal, else SIGTERM)")
     add("--stop-timeout", type=int, metavar="SECONDS", help="how long stop waits before SIGKILL (default 10)")
+    add("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label on the container")
     add("--log-opt", action="append", default=[], metavar="max-size=SIZE|max-file=N", help="the json-file log's rotation")
 
 
@@ -347,6 +348,6 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
         pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
         cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
-        oom_score_adj=args.oom_score_adj,
+        oom_score_adj=args.oom_score_adj, labels=args.label,
         **resource_options(args),
     )  # fmt: skip

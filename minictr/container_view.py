@@ -76,7 +76,7 @@ def inspect(directory: str) -> dict[str, Any]:
             "OpenStdin": bool(settings.get("interactive")), "Env": process.get("env", []), "Cmd": args,
             "Image": state.get("image", ""), "WorkingDir": process.get("cwd", ""),
             "Entrypoint": [options["entrypoint"]] if options.get("entrypoint") else None,
-            "Labels": state.get("config", {}).get("Labels", {}),
+            "Labels": labels_of(state),
             "StopSignal": settings.get("stop_signal") or state.get("config", {}).get("StopSignal", "SIGTERM"),
             "StopTimeout": settings.get("stop_timeout"),
         },
@@ -87,6 +87,12 @@ def inspect(directory: str) -> dict[str, Any]:
                         "Data": {"UpperDir": state.get("upperdir", ""), "LowerDir": ":".join(state.get("lowerdirs", [])),
                                  "MergedDir": os.path.join(directory, "rootfs")}},
     }  # fmt: skip
+
+
+def labels_of(state: dict[str, Any]) -> dict[str, str]:
+    """The image's labels with the container's own (``--label``) over them, as Docker merges them."""
+    own = dict(item.partition("=")[::2] for item in state.get("options", {}).get("labels", []))
+    return {**(state.get("config", {}).get("Labels") or {}), **own}
 
 
 def _host_config(options: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import os
 import re
 import shutil
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class Network:
     mtu: int = 1500
     auto_subnet: bool = True  # chosen by minictr: may move if the host took it meanwhile
     created: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # --label KEY=VALUE (compose marks its networks)
 
     @property
     def user_defined(self) -> bool:
@@ -150,7 +151,8 @@ class NetworkStore:
         """Write ``network.json`` atomically."""
         write_json(os.path.join(self.path(network.name), "network.json"), asdict(network), indent=1)
 
-    def create(self, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
+    def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
+               labels: dict[str, str] | None = None) -> Network:  # fmt: skip
         """Define a network (``minictr network create``); its bridge appears with its first container."""
         from . import links
 
@@ -168,7 +170,7 @@ class NetworkStore:
             network_id = os.urandom(32).hex()
             network = Network(
                 name=name, id=network_id, subnet=str(net), gateway=str(gw), bridge=f"mctr-{network_id[:10]}",
-                mtu=links.uplink_mtu(), auto_subnet=subnet is None, created=_now(),
+                mtu=links.uplink_mtu(), auto_subnet=subnet is None, created=_now(), labels=dict(labels or {}),
             )  # fmt: skip
             os.makedirs(os.path.join(self.path(name), "leases"), exist_ok=True)
             faults.point("network")
