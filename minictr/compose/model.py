@@ -155,9 +155,8 @@ def load(path: str, name: str | None = None, environ: dict[str, str] | None = No
         raise ComposeError(f"{os.path.basename(path)}: the top level must be a mapping")
     variables = {**read_env_file(os.path.join(directory, ".env"), required=False), **(environ or os.environ)}
     data = f.interpolate(data, variables, "")
-    warnings = [f"{key}: not supported, ignored" for key in sorted(set(data) - TOP_KEYS, key=str)]
-    if "version" in data:
-        warnings.append("version: obsolete, ignored")
+    warnings = ["version: obsolete, ignored"] if "version" in data else []
+    warnings += [f"{key}: not supported, ignored" for key in _unknown(data, TOP_KEYS)]
     chosen = name or f.string(data.get("name") or os.path.basename(directory), "name")
     networks = _resources(data.get("networks"), "networks", project_name(chosen), warnings)
     volumes = _resources(data.get("volumes"), "volumes", project_name(chosen), warnings)
@@ -169,6 +168,11 @@ def load(path: str, name: str | None = None, environ: dict[str, str] | None = No
         project.services[key] = _service(project, str(key), f.mapping(body, f"services.{key}"))
     _check_references(project)
     return project
+
+
+def _unknown(body: dict[str, Any], known: set[str]) -> list[str]:
+    """Keys outside ``known``, sorted; ``x-`` keys are the specification's extensions, never warned about."""
+    return sorted((str(key) for key in set(body) - known if not str(key).startswith("x-")), key=str)
 
 
 def _resources(value: Any, kind: str, project: str, warnings: list[str]) -> dict[str, Resource]:
@@ -204,9 +208,7 @@ def _subnet(ipam: Any, where: str) -> str | None:
 def _service(project: Project, name: str, body: dict[str, Any]) -> Service:
     """One service, key by key."""
     where = f"services.{name}"
-    project.warnings.extend(
-        f"{where}.{key}: not supported, ignored" for key in sorted(set(body) - SERVICE_KEYS, key=str)
-    )
+    project.warnings.extend(f"{where}.{key}: not supported, ignored" for key in _unknown(body, SERVICE_KEYS))
     service = Service(name)
     if "image" in body:
         service.image = f.string(body["image"], f"{where}.image")
