@@ -91,8 +91,7 @@ def inspect(directory: str) -> dict[str, Any]:
 
 def labels_of(state: dict[str, Any]) -> dict[str, str]:
     """The image's labels with the container's own (``--label``) over them, as Docker merges them."""
-    own = dict(item.partition("=")[::2] for item in state.get("options", {}).get("labels", []))
-    return {**(state.get("config", {}).get("Labels") or {}), **own}
+    return {**(state.get("config", {}).get("Labels") or {}), **(state.get("options", {}).get("labels") or {})}
 
 
 def _host_config(options: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:

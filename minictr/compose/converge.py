@@ -174,41 +174,40 @@ def remove_replica(replica: r.Replica, state_root: str | None) -> None:
 def _wait_dependencies(project: Project, service: Service, state_root: str | None, say: Say) -> None:
     """Wait until each ``depends_on`` condition holds (``service_started`` holds once ``up`` started it)."""
     for name, condition in service.depends_on.items():
-        if condition == "service_started":
-            continue
         where = f"services.{service.name}.depends_on.{name}"
-        if condition == "service_healthy" and not (
-            project.services[name].healthcheck or _image_has_health(project, name, state_root)
-        ):
-            raise ComposeError(f"{where}: condition service_healthy, but {name} has no healthcheck")
-        deadline = time.monotonic() + DEPENDENCY_TIMEOUT
-        while not _condition_holds(project.name, name, condition, state_root, where):
-            if time.monotonic() > deadline:
-                raise ComposeError(
-                    f"{where}: {name} not {condition.removeprefix('service_')} after {DEPENDENCY_TIMEOUT:.0f} s"
-                )
-            time.sleep(0.2)
-        say(f"Container {name}  {'Healthy' if condition == 'service_healthy' else 'Exited'}")
+        if condition == "service_healthy":
+            _wait_healthy(name, where, r.replicas(project.name, state_root, [name]), state_root)
+            say(f"Container {name}  Healthy")
+        elif condition == "service_completed_successfully":
+            deadline = time.monotonic() + DEPENDENCY_TIMEOUT
+            while not _completed(r.replicas(project.name, state_root, [name]), where):
+                if time.monotonic() > deadline:
+                    raise ComposeError(f"{where}: {name} still running after {DEPENDENCY_TIMEOUT:.0f} s")
+                time.sleep(0.2)
+            say(f"Container {name}  Exited")
 
 
-def _condition_holds(project: str, name: str, condition: str, state_root: str | None, where: str) -> bool:
-    """Whether every replica of ``name`` is healthy (``service_healthy``) or exited 0 (``…completed_successfully``)."""
-    found = r.replicas(project, state_root, [name])
-    if condition == "service_completed_successfully":
-        for replica in found:
-            if replica.status == "stopped" and replica.state.get("exit_code"):
-                raise ComposeError(f"{where}: {replica.name} exited with {replica.state['exit_code']}")
-        return all(replica.status == "stopped" for replica in found)
-    healths = [r.health_of(replica) for replica in found]
-    if "unhealthy" in healths:
-        raise ComposeError(f"{where}: {name} is unhealthy")
-    return bool(found) and all(health == "healthy" for health in healths)
+def _wait_healthy(name: str, where: str, found: list[r.Replica], state_root: str | None) -> None:
+    """Every replica of ``name`` healthy, as the engine's healthchecks say (:func:`minictr.health.wait_healthy`)."""
+    from ..errors import MinictrError
+
+    try:
+        from ..health import wait_healthy  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        raise ComposeError(f"{where}: condition service_healthy needs healthchecks, which this minictr lacks") from None
+    for replica in found:
+        try:
+            wait_healthy(replica.id, DEPENDENCY_TIMEOUT, state_root)
+        except MinictrError as exc:
+            raise ComposeError(f"{where}: {exc}") from exc
 
 
-def _image_has_health(project: Project, name: str, state_root: str | None) -> bool:
-    """Whether the replicas of ``name`` got a HEALTHCHECK from their image."""
-    return any((x.state.get("config") or {}).get("Healthcheck", {}).get("Test", ["NONE"]) != ["NONE"]
-               for x in r.replicas(project.name, state_root, [name]))  # fmt: skip
+def _completed(found: list[r.Replica], where: str) -> bool:
+    """Whether every replica has exited (0; another status is an error, as Compose makes it)."""
+    for replica in found:
+        if replica.status == "stopped" and replica.state.get("exit_code"):
+            raise ComposeError(f"{where}: {replica.name} exited with {replica.state['exit_code']}")
+    return all(replica.status == "stopped" for replica in found)
 
 
 def down(project: str, *, volumes: bool = False, data_root: str | None = None, state_root: str | None = None,

@@ -69,14 +69,14 @@ def logs(project: str, services: list[str] | None = None, *, follow: bool = Fals
             lines.extend((replica, entry) for entry in json_log.tail(entries, tail))
         yield from sorted(lines, key=lambda pair: pair[1].get("time", ""))
         return
-    yield from _follow(found, tail, state_root)
+    yield from _follow(found, tail)
 
 
-def _follow(found: list[Replica], tail: int | None, state_root: str | None) -> Iterator[tuple[Replica, dict[str, Any]]]:
+def _follow(found: list[Replica], tail: int | None) -> Iterator[tuple[Replica, dict[str, Any]]]:
     """One thread per replica reads its log as it grows; the lines meet in one queue."""
     from .. import logs as json_log
-    from ..state import read_state
     from ..managed import status_of
+    from ..state import read_state
 
     lines: queue.Queue[tuple[Replica, dict[str, Any]] | None] = queue.Queue()
 

@@ -52,9 +52,9 @@ class Replica:
 
 def replicas(project: str, state_root: str | None = None, services: list[str] | None = None) -> list[Replica]:
     """The containers labelled with ``project`` (of ``services`` only, when given), by service and number."""
-    from ..state import read_state
     from ..container_view import labels_of
     from ..managed import directories, status_of
+    from ..state import read_state
 
     found = []
     for directory in directories(state_root):
@@ -119,7 +119,7 @@ def run_options(project: Project, service: Service, number: int, digest: str) ->
         network_aliases=[service.name, *aliases], publish=list(service.ports), user=service.user,
         volumes=[_mount_text(project, m) for m in service.volumes if m["type"] != "tmpfs"],
         tmpfs=[m["target"] for m in service.volumes if m["type"] == "tmpfs"],
-        labels=[f"{key}={value}" for key, value in labels.items()],
+        labels=labels,
     )  # fmt: skip
     _health_options(options, service.healthcheck)
     settings = lifecycle_settings(
@@ -131,30 +131,10 @@ def run_options(project: Project, service: Service, number: int, digest: str) ->
 
 
 def _health_options(options: Any, health: dict[str, Any] | None) -> None:
-    """A ``healthcheck:`` as the run options the engine takes for it (``--health-cmd``…), where it has them."""
-    if not health:
-        return
-    fields = {f.name for f in dataclasses.fields(options)}
-    if health["Test"] == ["NONE"]:
-        if "no_healthcheck" in fields:
-            options.no_healthcheck = True
-        return
-    wanted = {
-        "health_cmd": health["Test"][1] if health["Test"][0] == "CMD-SHELL" else json.dumps(health["Test"][1:]),
-        "health_interval": health.get("Interval"), "health_timeout": health.get("Timeout"),
-        "health_start_period": health.get("StartPeriod"), "health_retries": health.get("Retries"),
-    }  # fmt: skip
-    for name, value in wanted.items():
-        if name in fields and value is not None:
-            setattr(options, name, f"{value}s" if isinstance(value, float) else value)
-
-
-def health_of(replica: Replica) -> str | None:
-    """``starting``, ``healthy`` or ``unhealthy`` as inspect shows it; None when the container has no healthcheck."""
-    from ..container_view import inspect
-
-    health = inspect(replica.directory)["State"].get("Health")
-    return health.get("Status") if health else None
+    """A ``healthcheck:`` as the engine's HealthConfig override (Docker's: durations in nanoseconds)."""
+    if health and "healthcheck" in {f.name for f in dataclasses.fields(options)}:
+        seconds = ("Interval", "Timeout", "StartPeriod")
+        options.healthcheck = {key: int(value * 1e9) if key in seconds else value for key, value in health.items()}
 
 
 def same_image_digest(replica: Replica, digest: str) -> bool:
