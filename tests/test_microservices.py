@@ -8,7 +8,6 @@ to the load balancer's port on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import pathlib
@@ -27,18 +26,13 @@ DATA_ROOT = "/var/lib/minictr"  # where setup made minictr/debian:bookworm
 
 
 def _missing() -> str | None:
+    """Why the shop cannot be built here (the doctor's check), or None."""
+    from minictr.doctor import _probe_microservices
+
     if os.geteuid() != 0:
         return "needs root"
-    if os.environ.get("MINICTR_DEBIAN_IMAGE") == "0":
-        return "MINICTR_DEBIAN_IMAGE=0: no Debian base image on this host"
-    inspected = subprocess.run([sys.executable, "-m", "minictr.cli", "--data-root", DATA_ROOT, "image", "inspect",
-                                "minictr/debian:bookworm"], capture_output=True)  # fmt: skip
-    if inspected.returncode != 0:
-        return "no minictr/debian:bookworm (scripts/debian-image.sh makes it)"
-    lacking = [s for s in ("web", "db", "lb") if not glob.glob(str(EXAMPLE / s / "debs" / "Packages"))]
-    if lacking:
-        return f"no Debian packages for {', '.join(lacking)} (run examples/microservices/fetch-debs.sh)"
-    return None
+    found = _probe_microservices()
+    return None if found.status == "ok" else f"{found.detail} ({found.fix or 'see minictr doctor'})"
 
 
 class Shop:
