@@ -20,7 +20,7 @@ from minictr import doctor, privilege
 from minictr.images.busybox import elf_interpreter
 
 NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation", "registry_server",
-         "firewall", "network", "busybox", "seccomp", "vm", "registry"}
+         "firewall", "network", "busybox", "seccomp", "vm", "registry", "microservices"}
 
 
 @pytest.fixture(scope="module")
