@@ -151,6 +151,12 @@ def load(path: str, name: str | None = None, environ: dict[str, str] | None = No
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ComposeError(f"{os.path.basename(path)}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    return parse(data, path, name, environ)
+
+
+def parse(data: Any, path: str, name: str | None = None, environ: dict[str, str] | None = None) -> Project:
+    """Check a compose file's content already read (``data``) as if it were the file at ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
     if not isinstance(data, dict):
         raise ComposeError(f"{os.path.basename(path)}: the top level must be a mapping")
     variables = {**read_env_file(os.path.join(directory, ".env"), required=False), **(environ or os.environ)}
