@@ -29,7 +29,7 @@ import os
 import re
 import shutil
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -140,7 +140,9 @@ class NetworkStore:
         data = read_json(os.path.join(self.path(name), "network.json"))
         with contextlib.suppress(TypeError):  # TypeError: not a definition minictr wrote
             if data:
-                return Network(**data)
+                # keys this version does not know (a newer minictr's, e.g. labels) are not a torn file
+                known = {f.name for f in fields(Network)}
+                return Network(**{key: value for key, value in data.items() if key in known})
         return None
 
     def all(self) -> list[Network]:
