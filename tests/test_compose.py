@@ -20,7 +20,7 @@ import urllib.request
 import pytest
 
 from conftest import free_port, host_leftovers, host_snapshot, remove_all, run_cli, wait_for
-from minictr.compose.model import load
+from minictr.engine.compose.model import load
 from minictr.errors import ComposeError
 
 root = pytest.mark.skipif(os.geteuid() != 0, reason="compose projects need root (bridge networks, cgroups)")
@@ -133,7 +133,7 @@ class Compose:
 
     def ids(self) -> dict[str, str]:
         """Container name -> id."""
-        from minictr.compose import replicas
+        from minictr.engine.compose import replicas
 
         return {x.name: x.id for x in replicas("shop", self.state_root)}
 
@@ -229,7 +229,7 @@ def test_a_crashed_replica_is_restarted_by_its_policy_while_the_other_answers(co
     pathlib.Path(compose.path).write_text(text)
     compose("up", "-d", "web")
     assert compose.ps() == {"shop-web-1": "Up", "shop-web-2": "Up"}
-    from minictr.compose import replicas
+    from minictr.engine.compose import replicas
 
     crashed = next(x for x in replicas("shop", compose.state_root) if x.number == 1)
     run_cli("kill", crashed.id, data_root=compose.data_root, state_root=compose.state_root)  # SIGKILL: a crash

@@ -89,7 +89,7 @@ def test_the_shop_scales_survives_a_crash_keeps_its_data_and_leaves_nothing(shop
     shop("up", "-d", "--scale", "web=3")
     wait_for(lambda: len(shop.replicas()) == 3, "the third replica to join the load balancer", timeout=60)
 
-    from minictr.compose import replicas
+    from minictr.engine.compose import replicas
 
     crashed = next(x for x in replicas(shop.name, shop.state_root, ["web"]) if x.number == 1)
     subprocess.run([sys.executable, "-m", "minictr.cli", "--root", shop.state_root, "kill", crashed.id], check=True)
@@ -109,7 +109,7 @@ def test_the_shop_scales_survives_a_crash_keeps_its_data_and_leaves_nothing(shop
     ours = [shop.state_root, *(x.id for x in replicas(shop.name, shop.state_root))]
     shop("down", "-v")
     assert not replicas(shop.name, shop.state_root)
-    from minictr.volumes import listing
+    from minictr.engine.volumes import listing
 
     assert f"{shop.name}_data" not in {v["Name"] for v in listing(data_root=DATA_ROOT)}
     assert not host_leftovers(before, host_snapshot(shop.state_root), *ours)
