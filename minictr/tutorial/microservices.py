@@ -42,7 +42,7 @@ def port() -> int:
     return _port[0]
 
 
-def compose(*args: str, timeout: float = 900, everything: bool = False) -> int:
+def compose(*args: str, timeout: float = 900, everything: bool = False) -> None:
     """``minictr compose ARGS`` in the example's directory, shown as a terminal would (long build output trimmed)."""
     print("$ minictr compose " + " ".join(args))
     done = subprocess.run([*MINICTR, "compose", *args], cwd=EXAMPLE, capture_output=True, text=True, timeout=timeout,
@@ -50,7 +50,7 @@ def compose(*args: str, timeout: float = 900, everything: bool = False) -> int:
     out, err = done.stdout, done.stderr
     if not everything:
         out, err = _shown(out), _shown(err)
-    return show_finished(out, err, done.returncode)
+    show_finished(out, err, done.returncode)
 
 
 def _shown(text: str) -> str:

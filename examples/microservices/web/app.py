@@ -2,7 +2,7 @@
 
     GET  /         {"replica": "<hostname>", "visits": N}   (counts every visit in Redis)
     GET  /notes    the notes, oldest first                   POST /notes   adds the request body as a note
-    GET  /work     a fixed piece of CPU work, then the replica's name (for measuring throughput)
+    GET  /work     a fixed piece of CPU work (about 25 ms), then the replica's name (for measuring throughput)
     GET  /health   "ok" when Redis answers
 
 Every replica is the same program; what tells them apart is the hostname
@@ -76,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, {"replica": REPLICA, "notes": redis("LRANGE", "notes", "0", "-1")})
             elif self.path == "/work":
                 digest = b"work"
-                for _ in range(20000):  # about 10 ms of one core: the cost of a real request's logic
+                for _ in range(50000):  # about 25 ms of one core: the cost of a real request's logic
                     digest = hashlib.sha256(digest).digest()
                 self._send(200, {"replica": REPLICA})
             elif self.path == "/health":
