@@ -147,7 +147,8 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: f
 
 
 #: The names minictr's own processes give themselves (see minictr.runtime.process.child).
-MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init", "minictr-monitor", "minictr-vm")
+MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init", "minictr-monitor", "minictr-vm", "minictr-dns",
+                     "minictr-health")
 #: Environment variables that tag a process as a test's: the fault step (children inherit it), a test's mark (-e).
 TAGS = (b"MINICTR_FAULT=", b"MINICTR_TEST_MARK=")
 

@@ -37,8 +37,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add("--restart", default="no", metavar="POLICY", help="no (default), on-failure[:N], always or unless-stopped")
     add("--stop-signal", metavar="SIGNAL", help="the signal stop sends first (default: the image's StopSignal, else SIGTERM)")
     add("--stop-timeout", type=int, metavar="SECONDS", help="how long stop waits before SIGKILL (default 10)")
-    add("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label on the container")
     add("--log-opt", action="append", default=[], metavar="max-size=SIZE|max-file=N", help="the json-file log's rotation")
+    add("--health-cmd", metavar="COMMAND", help="a command run inside (through sh -c) to check its health")
+    add("--health-interval", metavar="DURATION", help="time between checks (30s, 1m30s; default 30s)")
+    add("--health-timeout", metavar="DURATION", help="longest a check may run (default 30s)")
+    add("--health-retries", type=int, metavar="N", help="failures in a row that make it unhealthy (default 3)")
+    add("--health-start-period", metavar="DURATION", help="time to start during which failures do not count")
+    add("--no-healthcheck", action="store_true", help="disable any healthcheck the image sets")
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -336,6 +341,27 @@ def resource_options(args: argparse.Namespace) -> dict[str, object]:
     return {name: getattr(args, name) for name in RESOURCE_FLAGS}
 
 
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """``-l KEY=VALUE`` (a bare KEY is an empty label, as Docker takes it)."""
+    from minictr.errors import UsageError
+
+    labels = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"--label {item!r}: give KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def health_flags(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--health-*`` and ``--no-healthcheck`` as overrides of the image's healthcheck."""
+    from minictr.engine.health import from_flags
+
+    return from_flags(args.health_cmd, args.health_interval, args.health_timeout, args.health_retries,
+                      args.health_start_period, args.no_healthcheck)  # fmt: skip
+
+
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The RunOptions a ``run``/``create`` command line asks for."""
     from minictr.engine.container import RunOptions
@@ -348,6 +374,6 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
         pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
         cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
-        oom_score_adj=args.oom_score_adj, labels=dict(item.partition("=")[::2] for item in args.label),
-        **resource_options(args),
+        oom_score_adj=args.oom_score_adj, dns=args.dns, labels=parse_labels(args.label),
+        healthcheck=health_flags(args), **resource_options(args),
     )  # fmt: skip

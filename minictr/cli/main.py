@@ -141,6 +141,9 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
         "container:NAME|ID (share its network) or the name of a network from 'minictr network create'")
     add("--name", help="a name for the container (unique; other members of its network resolve it)")
     add("--network-alias", action="append", default=[], metavar="ALIAS", help="another name on a user-defined network")
+    add("--dns", action="append", default=[], metavar="IP[:PORT]",
+        help="a nameserver (on a user-defined network: where its DNS server forwards names it does not know)")
+    add("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label on the container")
     add("-p", "--publish", action="append", default=[], metavar="[IP:][HOST_PORT:]PORT[/PROTO]",
         help="publish a container port on the host (tcp or udp)")
     add("-P", "--publish-all", action="store_true", help="publish every port the image exposes on free host ports")

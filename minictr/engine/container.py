@@ -83,6 +83,9 @@ class RunOptions:
     network: str | None = None  # none, host, container:ID, bridge or a network's name; default: bridge (none rootless)
     name: str | None = None
     network_aliases: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)  # --dns IP[:PORT]: where a user network's DNS server forwards
+    labels: dict[str, str] = field(default_factory=dict)  # -l/--label KEY=VALUE (com.docker.compose.service: a DNS name)
+    healthcheck: dict[str, Any] | None = None  # --health-*: overrides of the image's Healthcheck (minictr.engine.health)
     publish: list[str] = field(default_factory=list)
     publish_all: bool = False
     userns: str = "host"
@@ -419,6 +422,7 @@ def plan_container(
 def network_plan(directory: str, options: RunOptions, image_config: dict[str, Any], owner: int) -> Plan:
     """Check the network options and start the container's network work (see :mod:`minictr.engine.network.attach`)."""
     from minictr.engine.network.attach import plan
+    from minictr.engine.network.dns import SERVICE_LABEL
 
     mode = options.network or ("bridge" if os.geteuid() == 0 else "none")  # rootless: no bridge without root
     hostname = options.hostname or os.path.basename(directory)[:12]
@@ -428,7 +432,7 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
     return plan(
         directory, mode, hostname=hostname, name=options.name, aliases=options.network_aliases,
         publish=options.publish, publish_all=options.publish_all, image_config=image_config, owner=owner,
-        joined=joined,
+        joined=joined, dns=options.dns, service=options.labels.get(SERVICE_LABEL),
     )  # fmt: skip
 
 

@@ -7,7 +7,6 @@ minutes ago``).
 
 from __future__ import annotations
 
-import calendar
 import os
 import time
 
@@ -16,24 +15,18 @@ if TYPE_CHECKING:
     from typing import Any
 
 from minictr.engine.container_dir import read_state
-from minictr.engine.logs import LOG_NAME
+from minictr.engine.health import STARTING, config_of, status_text
+from minictr.engine.health import read as read_health
+from minictr.engine.logs import LOG_NAME, seconds_of
 from minictr.engine.managed import directories, status_of
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "stopped": "exited"}
 
 
-def _seconds(stamp: str | None) -> float | None:
-    """Seconds since the epoch of an RFC 3339 UTC time (as :func:`minictr.engine.logs.timestamp` writes)."""
-    if not stamp:
-        return None
-    whole, _, fraction = stamp.rstrip("Z").partition(".")
-    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{fraction or 0}")
-
-
 def ago(stamp: str | None) -> str:
     """``3 seconds``, ``2 minutes``, ``About an hour``, as Docker words durations."""
-    seconds = _seconds(stamp)
+    seconds = seconds_of(stamp)
     if seconds is None:
         return ""
     delta = max(0, int(time.time() - seconds))
@@ -66,7 +59,7 @@ def inspect(directory: str) -> dict[str, Any]:
             "Restarting": False, "OOMKilled": bool(state.get("oom_killed")), "Dead": False,
             "Pid": state.get("pid", 0) if status == "running" else 0, "ExitCode": state.get("exit_code") or 0,
             "Error": state.get("error", ""), "StartedAt": state.get("started_at") or ZERO_TIME,
-            "FinishedAt": state.get("finished_at") or ZERO_TIME,
+            "FinishedAt": state.get("finished_at") or ZERO_TIME, **_health(state, directory),
         },
         "Image": state.get("image_id", ""), "Name": f"/{state.get('name') or state['id']}",
         "RestartCount": state.get("restart_count", 0), "LogPath": os.path.join(directory, LOG_NAME),
@@ -77,6 +70,7 @@ def inspect(directory: str) -> dict[str, Any]:
             "Image": state.get("image", ""), "WorkingDir": process.get("cwd", ""),
             "Entrypoint": [options["entrypoint"]] if options.get("entrypoint") else None,
             "Labels": labels_of(state),
+            "Healthcheck": config_of(state),
             "StopSignal": settings.get("stop_signal") or state.get("config", {}).get("StopSignal", "SIGTERM"),
             "StopTimeout": settings.get("stop_timeout"),
         },
@@ -92,6 +86,15 @@ def inspect(directory: str) -> dict[str, Any]:
 def labels_of(state: dict[str, Any]) -> dict[str, str]:
     """The image's labels with the container's own (``--label``) over them, as Docker merges them."""
     return {**(state.get("config", {}).get("Labels") or {}), **(state.get("options", {}).get("labels") or {})}
+
+
+def _health(state: dict[str, Any], directory: str) -> dict[str, Any]:
+    """``State.Health`` of a container with a healthcheck: its status, failing streak and last results."""
+    if config_of(state) is None:
+        return {}
+    found = read_health(directory)
+    return {"Health": {"Status": found.get("Status", STARTING), "FailingStreak": found.get("FailingStreak", 0),
+                       "Log": found.get("Log", [])}}  # fmt: skip
 
 
 def _host_config(options: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -141,15 +144,16 @@ def ps_rows(state_root: str | None = None, all: bool = False, no_trunc: bool = F
         rows.append({
             "ID": state["id"], "Image": state.get("image", ""), "Command": f'"{command}"',
             "CreatedAt": state.get("created", ""), "RunningFor": f"{ago(state.get('created'))} ago" if state.get("created") else "",
-            "Status": _status_text(state, status), "State": DOCKER_STATUS.get(status, status),
+            "Status": _status_text(state, status, directory), "State": DOCKER_STATUS.get(status, status),
             "Ports": _ports_text(state), "Names": state.get("name") or "",
         })  # fmt: skip
     return rows
 
 
-def _status_text(state: dict[str, Any], status: str) -> str:
+def _status_text(state: dict[str, Any], status: str, directory: str) -> str:
     if status == "running":
-        return f"Up {ago(state.get('started_at'))}" if state.get("started_at") else "Up"
+        health = status_text(directory) if config_of(state) else ""
+        return (f"Up {ago(state.get('started_at'))}" if state.get("started_at") else "Up") + health
     if status == "stopped":
         code = state.get("exit_code")
         return f"Exited ({-1 if code is None else code}) {ago(state.get('finished_at'))} ago"

@@ -32,6 +32,16 @@ def timestamp(ns: int | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
 
 
+def seconds_of(stamp: str | None) -> float | None:
+    """Seconds since the epoch of a :func:`timestamp` (or of any RFC 3339 UTC time); None for none."""
+    import calendar
+
+    if not stamp:
+        return None
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{fraction or 0}")
+
+
 def since(text: str) -> str:
     """``--since``: an RFC 3339 time (``2026-12-01T02:13:39Z``, UTC) or a duration ago (``10s``, ``5m``, ``2h``)."""
     units = {"s": 1, "m": 60, "h": 3600}

@@ -15,7 +15,9 @@ phases by ``execve``, so that the long one is small::
                         ▼        child's pid and the lock are carried over)
                       watch  (lean: copies the container's stdout/stderr, or
                               its pty, into the json-file log and to attached
-                              clients (minictr.engine.attach); waits for it)
+                              clients (minictr.engine.attach); runs its healthcheck
+                              every interval (minictr.engine.health, in a process of
+                              its own per check); waits for it)
                         │ execve, with the exit status
                         ▼
                       finish (records exit_code, oom_killed, finished_at;
@@ -34,6 +36,7 @@ import os
 import select
 import signal
 import sys
+import time
 
 PROCESS_NAME = "minictr-monitor"
 
@@ -110,7 +113,10 @@ def start_container(directory: str, lock: int, report: bool) -> int:
             _report({"error": str(exc), "step": getattr(exc, "step", ""), "errno": getattr(exc, "errno", None)})
         return 1
     from minictr.engine.attach import listen
+    from minictr.engine.health import config_of, reset
 
+    if config_of(_read_state(directory)):
+        reset(directory)  # starting, until its first check says otherwise
     listener = listen(directory)
     if report:
         _report({"id": os.path.basename(directory), "pid": process.pid})
@@ -162,9 +168,11 @@ def watch(directory: str, child: int, lock: int, listener: int, mode: str, given
     signal.signal(signal.SIGCHLD, lambda *_: None)
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)  # a closed terminal or a ^C in the caller's session is not ours
+    checks = Checks(directory)
     status = None
     while True:
-        ready = select.select([*streams, wake_r, *clients.fds()], [], [], None if status is None else 0)[0]
+        ready = select.select([*streams, wake_r, *clients.fds()], [], [], checks.wait() if status is None else 0)[0]
+        checks.tick(status is None)
         for fd in ready:
             if fd == wake_r:
                 os.read(wake_r, 512)
@@ -189,10 +197,49 @@ def watch(directory: str, child: int, lock: int, listener: int, mode: str, given
                 status = 128 - code if code < 0 else code
         if status is not None and not (ready and streams):
             break  # exited, and its output drained (what a stray process keeps writing is not waited for)
+    checks.stop()
     log.close()
     os.set_inheritable(lock, True)
     _exec_phase(True, "finish", directory, status, lock)
     return 0  # not reached
+
+
+class Checks:
+    """The healthcheck's schedule in the watch phase: one check process at a time, every interval."""
+
+    def __init__(self, directory: str) -> None:
+        from minictr.engine.health import SECOND, config_of
+
+        self.directory = directory
+        config = config_of(_read_state(directory))
+        self.interval = config["Interval"] / SECOND if config else None
+        self.due = time.monotonic() + (self.interval or 0)  # as Docker: the first check one interval after start
+        self.pid = 0
+
+    def wait(self) -> float | None:
+        """How long the watch loop may sleep (a check's exit wakes it through SIGCHLD)."""
+        if self.interval is None or self.pid:
+            return None
+        return max(0.0, self.due - time.monotonic())
+
+    def tick(self, running: bool) -> None:
+        """Reap a finished check; start the next one when it is due and the container still runs."""
+        if self.pid and os.waitpid(self.pid, os.WNOHANG)[0]:
+            self.pid = 0
+        if running and self.interval is not None and not self.pid and time.monotonic() >= self.due:
+            command = [sys.executable, "-s", "-E", "-m", "minictr.engine.health", self.directory]
+            self.pid = os.posix_spawn(sys.executable, command, os.environ)
+            self.due = time.monotonic() + self.interval
+
+    def stop(self) -> None:
+        """The container exited: a check still running has nothing left to check."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            self.pid = 0
 
 
 # --- finish ------------------------------------------------------------------------------------
@@ -200,8 +247,6 @@ def watch(directory: str, child: int, lock: int, listener: int, mode: str, given
 
 def finish(directory: str, status: int, lock: int) -> int:
     """Record the exit, give back the cgroup and network, then restart, remove or end."""
-    import time
-
     from minictr.engine.container_dir import read_state, release_directory, release_resources, update_state
     from minictr.engine.logs import timestamp
     from minictr.engine.managed import REMOVING, STOP_REQUESTED

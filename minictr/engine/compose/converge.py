@@ -188,13 +188,12 @@ def _wait_dependencies(project: Project, service: Service, state_root: str | Non
 
 
 def _wait_healthy(name: str, where: str, found: list[r.Replica], state_root: str | None) -> None:
-    """Every replica of ``name`` healthy, as the healthchecks say (:func:`minictr.engine.health.wait_healthy`)."""
+    """Every replica of ``name`` healthy, as its healthcheck says (:func:`minictr.engine.health.wait_healthy`)."""
+    from minictr.engine.health import wait_healthy
     from minictr.errors import MinictrError
 
-    try:
-        from minictr.engine.health import wait_healthy  # type: ignore[import-untyped,import-not-found,unused-ignore]
-    except ImportError:
-        raise ComposeError(f"{where}: condition service_healthy needs healthchecks, which this minictr lacks") from None
+    if not found:
+        raise ComposeError(f"{where}: service {name} has no container to wait for")
     for replica in found:
         try:
             wait_healthy(replica.id, DEPENDENCY_TIMEOUT, state_root)

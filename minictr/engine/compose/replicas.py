@@ -132,7 +132,7 @@ def run_options(project: Project, service: Service, number: int, digest: str) ->
 
 def _health_options(options: Any, health: dict[str, Any] | None) -> None:
     """A ``healthcheck:`` as the engine's HealthConfig override (Docker's: durations in nanoseconds)."""
-    if health and "healthcheck" in {f.name for f in dataclasses.fields(options)}:
+    if health:
         seconds = ("Interval", "Timeout", "StartPeriod")
         options.healthcheck = {key: int(value * 1e9) if key in seconds else value for key, value in health.items()}
 

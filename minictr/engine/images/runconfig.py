@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 #: Image settings copied into a container's state.json, as Docker keeps them in ``Config``.
-RECORDED = ("ExposedPorts", "Volumes", "StopSignal", "Labels", "User", "WorkingDir")
+RECORDED = ("ExposedPorts", "Volumes", "StopSignal", "Labels", "User", "WorkingDir", "Healthcheck")
 
 
 def _table(text: bytes | None, fields: int) -> list[list[str]]:

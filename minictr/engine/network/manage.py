@@ -56,6 +56,7 @@ def inspect(state_root: str, name: str) -> dict[str, Any]:
         "Name": network.name, "Id": network.id, "Driver": "bridge", "Created": network.created,
         "Subnet": network.subnet, "Gateway": network.gateway, "Bridge": network.bridge, "MTU": network.mtu,
         "Up": links.link_exists(network.bridge), "UserDefined": network.user_defined, "Labels": network.labels,
+        "DNS": _dns(store, network),
         "Containers": {
             lease["container"]: {"Name": lease.get("name") or "", "IPv4Address": f"{address}/{network.prefixlen}",
                                  "Aliases": lease.get("aliases", []), "HostInterface": lease.get("veth", ""),
@@ -63,6 +64,14 @@ def inspect(state_root: str, name: str) -> dict[str, Any]:
             for address, lease in sorted(live.items())
         },
     }  # fmt: skip
+
+
+def _dns(store: NetworkStore, network: Network) -> dict[str, Any]:
+    """The network's DNS server, while it runs (user networks with members)."""
+    from minictr.engine.network.resolver import record, running
+
+    pid = running(store, network.name)
+    return {"Address": f"{record(store, network.name).get('address')}:53", "Pid": pid} if pid else {}
 
 
 def _port_text(port: dict[str, Any]) -> str:
