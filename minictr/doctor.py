@@ -219,6 +219,27 @@ def _probe_busybox() -> Finding:
         return Finding("missing", f"{exc}: the offline busybox image cannot be built")
 
 
+#: Where the capstone lives (examples/microservices beside the package, in a checkout).
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "microservices")
+
+
+def _probe_microservices() -> Finding:
+    """The capstone builds offline: the Debian base image in the store, and each service's packages fetched."""
+    from minictr.engine.container_root import image_store
+    from minictr.errors import ImageNotFound
+
+    if os.environ.get("MINICTR_DEBIAN_IMAGE") == "0":
+        return Finding("missing", "MINICTR_DEBIAN_IMAGE=0: no Debian base image on this host")
+    try:
+        image_store().get("minictr/debian:bookworm")
+    except (ImageNotFound, OSError):
+        return Finding("missing", "no minictr/debian:bookworm image", "bash scripts/debian-image.sh")
+    lacking = [s for s in ("web", "db", "lb") if not os.path.isfile(os.path.join(EXAMPLE, s, "debs", "Packages"))]
+    if lacking:
+        return Finding("missing", f"no Debian packages for {', '.join(lacking)} in examples/microservices")
+    return Finding("ok", "minictr/debian:bookworm, and the packages examples/microservices installs (web, db, lb)")
+
+
 def _probe_seccomp() -> Finding:
     from minictr.kernel.security.seccomp import SeccompError, library
 
@@ -299,6 +320,8 @@ def _probes(registry: str | None, timeout: float) -> list[Probe]:
               "pip install pyroute2", _probe_network),
         Probe("busybox", "static busybox", NOTEBOOKS[:6],
               "apt-get install busybox-static", _probe_busybox),
+        Probe("microservices", "Debian image and packages", ("11-microservices",),
+              "bash examples/microservices/fetch-debs.sh", _probe_microservices),
         Probe("seccomp", "libseccomp", ("09-security",), "apt-get install libseccomp2", _probe_seccomp),
         Probe("registry_server", "registry server", ("08-images",),
               "apt-get install docker-registry", _probe_registry_server),

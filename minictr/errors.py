@@ -8,6 +8,7 @@ single readable line::
     ├── SyscallError (also an OSError)   a system call failed: errno, call, arguments
     ├── UsageError                       a wrong flag or argument from the user
     │   ├── SpecError                    an OCI runtime-spec config is invalid: every problem, by field
+    │   ├── ComposeError                 a compose file is invalid (names the path in the file)
     │   └── StateTransitionError         a container's state forbids the move (start a stopped one)
     ├── ContainerError                   the container's set-up failed (message from the child)
     │   └── ExecError                    the container's program could not be executed
@@ -78,6 +79,14 @@ class SpecError(UsageError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("invalid OCI runtime spec: " + "; ".join(problems))
         self.problems = list(problems)
+
+
+class ComposeError(UsageError):
+    """A compose file is invalid, or a project cannot be brought up as it says.
+
+    The message starts with the path in the file (``services.web.ports[0]: ...``)
+    when the file is at fault.
+    """
 
 
 class StateTransitionError(UsageError):

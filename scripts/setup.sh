@@ -41,4 +41,11 @@ fi
 if [ "$(id -u)" = 0 ] && [ "${MINICTR_DEBIAN_IMAGE:-1}" != 0 ] && command -v debootstrap >/dev/null; then
     .venv/bin/minictr image inspect minictr/debian:bookworm >/dev/null 2>&1 || bash scripts/debian-image.sh \
         || echo "setup: no Debian image (see above); Dockerfiles can still start FROM busybox" >&2
+    # The capstone's Debian packages (examples/microservices/*/debs), fetched once by the host's apt so that
+    # its images build offline (notebook 11).
+    if .venv/bin/minictr image inspect minictr/debian:bookworm >/dev/null 2>&1 \
+            && ! ls examples/microservices/{web,db,lb}/debs/Packages >/dev/null 2>&1; then
+        bash examples/microservices/fetch-debs.sh \
+            || echo "setup: no packages for examples/microservices (see above); notebook 11 will be skipped" >&2
+    fi
 fi

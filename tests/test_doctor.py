@@ -21,7 +21,7 @@ from minictr.engine.images.busybox import elf_interpreter
 from minictr.kernel import privilege
 
 NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation", "registry_server",
-         "firewall", "network", "busybox", "seccomp", "vm", "registry"}
+         "firewall", "network", "busybox", "seccomp", "vm", "registry", "microservices"}
 
 
 @pytest.fixture(scope="module")

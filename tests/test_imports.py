@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "minictr.engine.attach", "minictr.engine.terminal", "minictr.engine.monitor",
                     "minictr.engine.managed", "minictr.engine.lifecycle", "minictr.engine.health")),
     ("builds", ("minictr.engine.build",)),
+    ("compose", ("minictr.engine.compose",)),  # multi-container projects, on builds, volumes, networks, containers
     ("engine", ("minictr.engine",)),  # the package itself (its docstring only)
     ("virtual machines", ("minictr.vm",)),  # beside containers, measured against them
     ("front ends", ("minictr.cli", "minictr.containers", "minictr.doctor", "minictr.tutorial")),

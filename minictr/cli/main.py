@@ -11,6 +11,7 @@
     minictr system prune
     minictr build [-t NAME]... [-f FILE] [--build-arg K=V] [--target STAGE] [--no-cache] CONTEXT  (build.py)
     minictr volume create [NAME] | ls | inspect NAME... | rm [-f] NAME... | prune [-a]              (build.py)
+    minictr compose [-f FILE] [-p NAME] up | down | ps | logs | exec | build | stop | start | restart (compose.py)
     minictr update [OPTIONS] CONTAINER
     minictr doctor [--json]
 
@@ -118,6 +119,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from minictr.cli.build import add_commands as add_build_commands
 
     add_build_commands(commands)
+    from minictr.cli.compose import add_commands as add_compose_commands
+
+    add_compose_commands(commands, _Parser)
 
     doctor = commands.add_parser("doctor", help="report what this host allows")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
@@ -190,6 +194,7 @@ def add_network_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     create = sub.add_parser("create", help="create a bridge network (its bridge appears with its first container)")
     create.add_argument("--subnet", metavar="CIDR", help="IPv4 subnet, e.g. 10.90.0.0/24 (default: a free one from the address pools)")
     create.add_argument("--gateway", metavar="IP", help="the bridge's address (default: the subnet's first)")
+    create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="set a label on the network")
     create.add_argument("name", metavar="NAME")
     create.set_defaults(handler=cmd_network)
     ls = sub.add_parser("ls", help="list networks")
@@ -214,7 +219,8 @@ def cmd_network(args: argparse.Namespace) -> int:
 
     root = args.root or paths.state_root()
     if args.network_command == "create":
-        print(manage.create(root, args.name, args.subnet, args.gateway).id)
+        labels = dict(item.partition("=")[::2] for item in args.label)
+        print(manage.create(root, args.name, args.subnet, args.gateway, labels).id)
     elif args.network_command == "ls":
         rows = manage.listing(root)
         if args.quiet:

@@ -126,6 +126,7 @@ class RunOptions:
     tmpfs: list[str] = field(default_factory=list)
     ulimits: list[str] = field(default_factory=list)
     oom_score_adj: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # -l/--label KEY=VALUE: merged over the image's
 
     def security(self) -> Security:
         """The security flags, parsed (UsageError when malformed)."""

@@ -69,7 +69,7 @@ def inspect(directory: str) -> dict[str, Any]:
             "OpenStdin": bool(settings.get("interactive")), "Env": process.get("env", []), "Cmd": args,
             "Image": state.get("image", ""), "WorkingDir": process.get("cwd", ""),
             "Entrypoint": [options["entrypoint"]] if options.get("entrypoint") else None,
-            "Labels": {**state.get("config", {}).get("Labels", {}), **options.get("labels", {})},
+            "Labels": labels_of(state),
             "Healthcheck": config_of(state),
             "StopSignal": settings.get("stop_signal") or state.get("config", {}).get("StopSignal", "SIGTERM"),
             "StopTimeout": settings.get("stop_timeout"),
@@ -81,6 +81,11 @@ def inspect(directory: str) -> dict[str, Any]:
                         "Data": {"UpperDir": state.get("upperdir", ""), "LowerDir": ":".join(state.get("lowerdirs", [])),
                                  "MergedDir": os.path.join(directory, "rootfs")}},
     }  # fmt: skip
+
+
+def labels_of(state: dict[str, Any]) -> dict[str, str]:
+    """The image's labels with the container's own (``--label``) over them, as Docker merges them."""
+    return {**(state.get("config", {}).get("Labels") or {}), **(state.get("options", {}).get("labels") or {})}
 
 
 def _health(state: dict[str, Any], directory: str) -> dict[str, Any]:

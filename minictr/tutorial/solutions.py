@@ -11,6 +11,7 @@ from minictr.tutorial import (
     ex_chroot,
     images,
     limits,
+    microservices,
     mounts,
     network,
     pid,
@@ -22,8 +23,18 @@ from minictr.tutorial import (
 )
 
 _SOLUTIONS: dict[str, str] = {
-    **welcome.SOLUTIONS, **ex_chroot.SOLUTIONS, **mounts.SOLUTIONS, **uts_ipc.SOLUTIONS, **pid.SOLUTIONS,
-    **users.SOLUTIONS, **network.SOLUTIONS, **limits.SOLUTIONS, **images.SOLUTIONS, **security.SOLUTIONS, **vms.SOLUTIONS,
+    **welcome.SOLUTIONS,
+    **ex_chroot.SOLUTIONS,
+    **mounts.SOLUTIONS,
+    **uts_ipc.SOLUTIONS,
+    **pid.SOLUTIONS,
+    **users.SOLUTIONS,
+    **network.SOLUTIONS,
+    **limits.SOLUTIONS,
+    **images.SOLUTIONS,
+    **security.SOLUTIONS,
+    **vms.SOLUTIONS,
+    **microservices.SOLUTIONS,
 }
 
 

@@ -19,13 +19,14 @@ from minictr.engine.network.store import Network, NetworkStore, host_lock, live_
 from minictr.errors import UsageError
 
 
-def create(state_root: str, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
+def create(state_root: str, name: str, subnet: str | None = None, gateway: str | None = None,
+           labels: dict[str, str] | None = None) -> Network:  # fmt: skip
     """Define a user network; its subnet avoids the host's networks and the other networks."""
     if os.geteuid() != 0:
         raise UsageError("network create: bridge networks need root")
     if name == DEFAULT_NETWORK:
         raise UsageError(f"network name {name!r} is reserved for the default network")
-    return NetworkStore(state_root).create(name, subnet, gateway)
+    return NetworkStore(state_root).create(name, subnet, gateway, labels)
 
 
 def listing(state_root: str) -> list[dict[str, Any]]:
@@ -55,7 +56,7 @@ def inspect(state_root: str, name: str) -> dict[str, Any]:
     return {
         "Name": network.name, "Id": network.id, "Driver": "bridge", "Created": network.created,
         "Subnet": network.subnet, "Gateway": network.gateway, "Bridge": network.bridge, "MTU": network.mtu,
-        "Up": links.link_exists(network.bridge), "UserDefined": network.user_defined,
+        "Up": links.link_exists(network.bridge), "UserDefined": network.user_defined, "Labels": network.labels,
         "DNS": _dns(store, network),
         "Containers": {
             lease["container"]: {"Name": lease.get("name") or "", "IPv4Address": f"{address}/{network.prefixlen}",

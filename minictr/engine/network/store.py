@@ -29,7 +29,7 @@ import os
 import re
 import shutil
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ class Network:
     mtu: int = 1500
     auto_subnet: bool = True  # chosen by minictr: may move if the host took it meanwhile
     created: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # --label KEY=VALUE (compose marks its networks)
 
     @property
     def user_defined(self) -> bool:
@@ -140,7 +141,9 @@ class NetworkStore:
         data = read_json(os.path.join(self.path(name), "network.json"))
         with contextlib.suppress(TypeError):  # TypeError: not a definition minictr wrote
             if data:
-                return Network(**data)
+                # keys this version does not know (a newer minictr's, e.g. labels) are not a torn file
+                known = {f.name for f in fields(Network)}
+                return Network(**{key: value for key, value in data.items() if key in known})
         return None
 
     def all(self) -> list[Network]:
@@ -151,7 +154,8 @@ class NetworkStore:
         """Write ``network.json`` atomically."""
         write_json(os.path.join(self.path(network.name), "network.json"), asdict(network), indent=1)
 
-    def create(self, name: str, subnet: str | None = None, gateway: str | None = None) -> Network:
+    def create(self, name: str, subnet: str | None = None, gateway: str | None = None,
+               labels: dict[str, str] | None = None) -> Network:  # fmt: skip
         """Define a network (``minictr network create``); its bridge appears with its first container."""
         from minictr.engine.network import links
 
@@ -169,7 +173,7 @@ class NetworkStore:
             network_id = os.urandom(32).hex()
             network = Network(
                 name=name, id=network_id, subnet=str(net), gateway=str(gw), bridge=f"mctr-{network_id[:10]}",
-                mtu=links.uplink_mtu(), auto_subnet=subnet is None, created=_now(),
+                mtu=links.uplink_mtu(), auto_subnet=subnet is None, created=_now(), labels=dict(labels or {}),
             )  # fmt: skip
             os.makedirs(os.path.join(self.path(name), "leases"), exist_ok=True)
             faults.point("network")
