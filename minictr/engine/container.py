@@ -85,7 +85,7 @@ class RunOptions:
     name: str | None = None
     network_aliases: list[str] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)  # --dns IP[:PORT]: where a user network's DNS server forwards
-    labels: dict[str, str] = field(default_factory=dict)  # -l/--label KEY=VALUE (com.docker.compose.service: a DNS name)
+    labels: dict[str, str] = field(default_factory=dict)  # -l/--label KEY=VALUE, merged over the image's (com.docker.compose.service: a DNS name)
     healthcheck: dict[str, Any] | None = None  # --health-*: overrides of the image's Healthcheck (minictr.engine.health)
     publish: list[str] = field(default_factory=list)
     publish_all: bool = False
@@ -126,7 +126,6 @@ class RunOptions:
     tmpfs: list[str] = field(default_factory=list)
     ulimits: list[str] = field(default_factory=list)
     oom_score_adj: int | None = None
-    labels: dict[str, str] = field(default_factory=dict)  # -l/--label KEY=VALUE: merged over the image's
 
     def security(self) -> Security:
         """The security flags, parsed (UsageError when malformed)."""
