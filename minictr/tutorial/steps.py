@@ -61,7 +61,6 @@ def run_with(functions: Any, command: list[str], *, steps: list[str] | None = No
 PROBE = (
     'echo "root: $(ls -a / | grep -v "^\\.\\.\\?$" | tr "\\n" " ")"; echo "cwd: $(pwd)"; '
     'echo "hostname: $(hostname)"; echo "domainname: $(cat /proc/sys/kernel/domainname)"; '
-    'echo "escape: $(cd /; cd ../../..; ls | tr "\\n" " ")"; '
     'for ns in mnt uts ipc pid net user cgroup; do echo "ns $ns: $(readlink /proc/self/ns/$ns)"; done; '
     'echo "mounts: $(cut -d" " -f5 /proc/self/mountinfo | tr "\\n" " ")"'
 )
@@ -103,7 +102,8 @@ def judge_own_steps(functions: Any, steps: list[str]) -> Verdict:
         same = mine.get(key) == theirs[key]
         if not same:
             differ.append(key)
-        rows.append(f"{key:13}{_cut(theirs[key]):34} {'same' if same else _cut(mine.get(key, '(nothing)'))}")
+        shown = "same" if same else _mounts_apart(mine[key], theirs[key]) if key == "mounts" else mine.get(key, "")
+        rows.append(f"{key:13}{_cut(theirs[key]):34} {_cut(shown or '(nothing)')}")
     table = "\n".join(rows)
     if differ:
         return Verdict(False, table + f"\n✘ your container differs from the runtime's in: {', '.join(differ)}.")
@@ -114,6 +114,15 @@ def judge_own_steps(functions: Any, steps: list[str]) -> Verdict:
 def check_own_steps(functions: Any, steps: list[str]) -> None:
     """Print the comparison of :func:`judge_own_steps`."""
     judge_own_steps(functions, steps).show()
+
+
+def _mounts_apart(mine: str, theirs: str) -> str:
+    """How the learner's mount table differs: the topmost extra mount points (not the host's paths below them)."""
+    extra = [point for point in mine.split() if point not in theirs.split()]
+    top = [point for point in extra if not any(point.startswith(other.rstrip("/") + "/") for other in extra)]
+    missing = [point for point in theirs.split() if point not in mine.split()]
+    said = [f"+{point} ({sum(p.startswith(point + '/') for p in extra)} below)" for point in top]
+    return " ".join(said + [f"-{point}" for point in missing])
 
 
 def _cut(text: str, width: int = 32) -> str:
