@@ -1,4 +1,4 @@
-"""minictr.linux: the syscall wrappers keep the kernel's semantics and explain failures."""
+"""minictr.kernel.linux: the syscall wrappers keep the kernel's semantics and explain failures."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import tempfile
 
 import pytest
 
-from minictr import linux
 from minictr.errors import MinictrError, SyscallError
+from minictr.kernel import linux
 
 
 def test_mount_error_names_call_arguments_and_reason(tmp_path) -> None:

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from minictr import linux, rootfs, spec
+from minictr.kernel import linux, rootfs
+from minictr.runtime import spec
 
 
 def test_isolated_spec_has_namespaces_mounts_and_maps() -> None:

@@ -18,9 +18,9 @@ import pytest
 
 from conftest import run_cli
 from minictr import tutorial
-from minictr.container import RunOptions, run
+from minictr.engine.container import RunOptions, run
 from minictr.errors import ContainerError, UsageError
-from minictr.process import recipe
+from minictr.runtime.process import recipe
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -85,7 +85,7 @@ def test_the_reference_solutions_build_the_runtime_container(roots: None) -> Non
 
 def test_the_learner_function_runs_in_the_container(roots: None) -> None:
     def new_uts(hostname, domainname):
-        from minictr import linux
+        from minictr.kernel import linux
         linux.unshare(linux.CLONE_NEWUTS)
         linux.sethostname(hostname.upper() + str(os.getpid()))  # PID 1 of its pid namespace: 1
 
@@ -102,7 +102,7 @@ def test_a_learner_mistake_is_named_and_stays_inside(roots: None) -> None:
         tutorial.run_with([pivot_into], ["true"], steps=tutorial.taught("02"))
 
     def new_uts(hostname, domainname):
-        from minictr import linux
+        from minictr.kernel import linux
         linux.sethostname(hostname)
 
     before = socket.gethostname()

@@ -12,16 +12,16 @@ import tarfile
 import tempfile
 from typing import Any
 
-from .common import show_finished
-from .pictures import APP, KERNEL, LIB, _arrowhead, _box, _svg, _text
+from minictr.tutorial.common import show_finished
+from minictr.tutorial.pictures import APP, KERNEL, LIB, _arrowhead, _box, _svg, _text
 
 
 def oci_command() -> list[str]:
-    """The ``minictr-oci`` command of *this* Python (its console script, or ``python -m minictr.oci.cli``)."""
+    """The ``minictr-oci`` command of *this* Python (its console script, or ``python -m minictr.runtime.oci.cli``)."""
     script = os.path.join(os.path.dirname(sys.executable), "minictr-oci")
     if os.access(script, os.X_OK):
         return [script]
-    return [sys.executable, "-m", "minictr.oci.cli"]
+    return [sys.executable, "-m", "minictr.runtime.oci.cli"]
 
 
 class Runtime:

@@ -8,7 +8,7 @@ instead of the runtime's code; :func:`judge_own_steps` compares such a
 container with one the runtime makes by itself.
 
 How a function reaches the container: the container's first process is a
-fresh interpreter (``python -m minictr.process.child``), so a function
+fresh interpreter (``python -m minictr.runtime.process.child``), so a function
 object cannot be handed over. Its *source* is: ``inspect.getsource`` reads
 it (IPython keeps every cell's source, so notebook functions work), it
 travels in the config, and the child defines and calls it at its step. A
@@ -21,12 +21,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..process import recipe
-from .checking import Verdict, source_of
-from .pictures import _mono, _svg, _text
+from minictr.runtime.process import recipe
+from minictr.tutorial.checking import Verdict, source_of
+from minictr.tutorial.pictures import _mono, _svg, _text
 
 if TYPE_CHECKING:
-    from ..container import Finished
+    from minictr.engine.container import Finished
 
 
 def taught(notebook: str) -> list[str]:
@@ -46,11 +46,11 @@ def run_with(functions: Any, command: list[str], *, steps: list[str] | None = No
 
     ``functions`` are exercise functions such as ``[pivot_into, new_uts]``
     (or ``{"pivot_into": my_pivot}``); ``steps`` the recipe's steps (default:
-    all); other keywords are :class:`~minictr.container.RunOptions` fields.
+    all); other keywords are :class:`~minictr.engine.container.RunOptions` fields.
     The functions run in the container's first process, at their step; what
     one raises comes back as :class:`~minictr.errors.ContainerError` naming it.
     """
-    from ..container import RunOptions, run
+    from minictr.engine.container import RunOptions, run
 
     return run(image, command, RunOptions(steps=steps, own_steps=own_steps(functions), **options), capture=True)
 
@@ -89,7 +89,7 @@ def judge_own_steps(functions: Any, steps: list[str]) -> Verdict:
     domain name, namespaces, mount table, and ``..`` from ``/`` stays inside.
     Otherwise the table says where they differ.
     """
-    from ..errors import MinictrError
+    from minictr.errors import MinictrError
 
     try:
         mine = probe(functions, steps)
@@ -166,7 +166,7 @@ def svg_recipe(steps: list[str], new: tuple[str, ...] = (), own: tuple[str, ...]
 
 def show_recipe(steps: list[str], new: tuple[str, ...] = (), own: tuple[str, ...] = ()) -> Any:
     """The picture of :func:`svg_recipe`, displayed, and the same as text (for a page without pictures)."""
-    from .common import picture
+    from minictr.tutorial.common import picture
 
     print(recipe.table(steps, own))
     return picture(svg_recipe(steps, new, own))

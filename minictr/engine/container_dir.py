@@ -1,0 +1,135 @@
+"""A container's directory on the host: ``<state root>/containers/<id>`` and its ``state.json``.
+
+Each container owns a directory under the state root
+(``/run/minictr/containers/<id>``) holding everything it created on the host
+and ``state.json`` (its id, the host pid of its PID 1 with that process's
+start time, its config, its cgroup and network). The directory goes when the
+container exits (:func:`release_directory`: its cgroup, its network, then the
+files); one whose owner died while nobody watched (``kill -9`` of minictr, a
+detached container that ended) is removed by the next sweep
+(:func:`remove_stale`). Creating a directory and sweeping hold one lock, so
+a directory is never seen without its state.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import Iterator
+
+from minictr import paths, roots
+from minictr.errors import MinictrError, UsageError
+from minictr.files import remove_tree
+from minictr.runtime.state import alive, read_state, start_time, update_state, write_state
+
+
+def containers_dir(state_root: str | None = None) -> str:
+    """``<state root>/containers``, made searchable by all (a user-namespaced root must pass through)."""
+    base = os.path.join(state_root or paths.state_root(), "containers")
+    roots.record(os.path.dirname(base))  # host-wide, before anything is made from this root
+    os.makedirs(base, exist_ok=True)
+    for path in (os.path.dirname(base), base):
+        os.chmod(path, 0o711)
+    return base
+
+
+@contextlib.contextmanager
+def container_directory(state_root: str | None, keep: bool = False, name: str | None = None) -> Iterator[str]:
+    """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``.
+
+    ``name`` (``--name``) must not be taken by another live container.
+    """
+    base = containers_dir(state_root)
+    with _locked(base):  # a directory is never seen without its state.json
+        remove_stale(base, locked=True)
+        if name:
+            for other in os.listdir(base):
+                if read_state(os.path.join(base, other)).get("name") == name:
+                    raise UsageError(f"--name {name!r} is already in use by container {other}")
+        directory = os.path.join(base, os.urandom(6).hex())
+        roots.note_container(directory)  # recorded host-wide first: found even if the root is deleted
+        os.makedirs(directory)
+        os.chmod(directory, 0o711)
+        state = {"id": os.path.basename(directory), "pid": os.getpid(), "start": start_time(os.getpid())}
+        write_state(directory, {**state, "name": name} if name else state)
+    try:
+        yield directory
+    except BaseException:
+        release_directory(directory)
+        raise
+    if not keep:
+        release_directory(directory)
+
+
+def release_directory(directory: str) -> None:
+    """Give back what a finished container held on the host, then remove its directory.
+
+    Its cgroup, its network and its anonymous volumes (:func:`release_resources`), then the files.
+    """
+    release_resources(directory)
+    state = read_state(directory)
+    if state.get("volumes"):
+        from minictr.engine.volumes import release
+
+        release(state["volumes"])  # anonymous ones go with the container; named ones stay
+    remove_tree(directory)
+    if not os.path.lexists(directory):
+        roots.forget_container(directory)
+
+
+def release_resources(directory: str) -> None:
+    """Give back a finished container's cgroup (killing whatever is left in it), then its network.
+
+    Both leave state.json once given back, so that a second call (``rm`` after
+    the monitor) has nothing left to do; the directory itself stays.
+    """
+    state = read_state(directory)
+    if state.get("cgroup"):
+        from minictr.kernel import cgroups
+
+        cgroups.load(state["cgroup"]).destroy()
+    network = state.get("network")
+    if network and network.get("mode") == "bridge":
+        from minictr.engine.network.attach import disconnect
+
+        disconnect(network)
+    if state.get("cgroup") or network:
+        update_state(directory, {"cgroup": None, "network": None})
+
+
+@contextlib.contextmanager
+def _locked(base: str) -> Iterator[None]:
+    """Hold ``<state root>/containers.lock``: creating a container directory and sweeping stale ones exclude each other."""
+    import fcntl
+
+    with open(os.path.join(os.path.dirname(base), "containers.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def remove_stale(base: str, locked: bool = False) -> list[str]:
+    """Remove container directories whose owner (minictr, or a detached container) is gone; return them."""
+    if not locked:
+        if not os.path.isdir(base):
+            return []
+        with _locked(base):
+            return remove_stale(base, locked=True)
+    removed = []
+    for name in os.listdir(base):
+        directory = os.path.join(base, name)
+        state = read_state(directory)
+        if state.get("managed"):
+            continue  # a container with a monitor (minictr.engine.managed) stays, stopped or not, until rm
+        if state and (alive(state["pid"], state.get("start", "")) or alive(state.get("owner", 0), state.get("owner_start", ""))):
+            continue
+        try:
+            release_directory(directory)
+        except MinictrError as exc:  # kept, and tried again next time
+            print(f"minictr: warning: cleaning up {name}: {exc}", file=sys.stderr)
+            continue
+        removed.append(directory)
+    return removed
