@@ -118,7 +118,7 @@ def test_a_learner_mistake_is_named_and_stays_inside(roots: None) -> None:
     (RunOptions(steps=["chroot"], own_steps={"pivot_into": {"name": "p", "source": ""}}), "container does not have"),
     (RunOptions(steps=["chroot", "mount"], own_steps={"enter_root": {"name": "e", "source": ""}}), "pivot_into enters"),
     (RunOptions(steps=["chroot", "mount"], network="none"), "need the network step"),
-    (RunOptions(steps=["chroot", "mount"], cap_add=["SYS_ADMIN"]), "need the security step"),
+    (RunOptions(steps=["chroot", "mount"], cap_drop=["CHOWN"]), "need the security step"),
     (RunOptions(steps=["chroot"], volumes=["/tmp:/tmp"]), "need the mount step"),
     (RunOptions(steps=["chroot", "mount"], userns="private"), "need the user step"),
     (RunOptions(isolation="chroot", steps=["chroot", "mount"]), "not both"),

@@ -157,8 +157,8 @@ class RunOptions:
         needs = {
             "network": ("--network/--publish",
                         self.network not in (None, "host") or bool(self.publish or self.publish_all)),
-            "security": ("--privileged/--cap-add/--cap-drop/--security-opt",
-                         self.privileged or bool(self.cap_add or self.cap_drop or self.security_opt)),
+            # without the security step every capability stays, so --privileged and --cap-add are granted already
+            "security": ("--cap-drop/--security-opt", bool(self.cap_drop or self.security_opt)),
             "mount": ("-v/--mount/--read-only", bool(self.volumes or self.mounts or self.read_only)),
         }
         for step, (flags, given) in needs.items():
