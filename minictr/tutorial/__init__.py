@@ -114,7 +114,15 @@ from minictr.tutorial.security import (
     status_lines,
 )
 from minictr.tutorial.solutions import reference, solution
-from minictr.tutorial.steps import check_own_steps, judge_own_steps, own_steps, run_with, show_recipe, svg_recipe, taught
+from minictr.tutorial.steps import (
+    check_own_steps,
+    judge_own_steps,
+    own_steps,
+    run_with,
+    show_recipe,
+    svg_recipe,
+    taught,
+)
 from minictr.tutorial.users import RootlessUser, check_id_maps, judge_id_maps
 from minictr.tutorial.uts_ipc import check_new_uts, judge_new_uts
 from minictr.tutorial.vms import (
