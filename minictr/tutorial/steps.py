@@ -74,6 +74,11 @@ def probe(functions: Any, steps: list[str]) -> dict[str, str]:
     if done.exit_code:
         raise RuntimeError(f"the probe failed (exit status {done.exit_code}): {done.stderr.decode(errors='replace')}")
     seen = dict(line.split(": ", 1) for line in done.stdout.decode().splitlines() if ": " in line)
+    with open("/proc/sys/kernel/domainname") as handle:
+        host = {"hostname": os.uname().nodename, "domainname": handle.read().strip()}
+    for key, value in host.items():
+        if seen.get(key) == value:
+            seen[key] = "the host's"  # the same on every host, unlike the name itself
     for key in [key for key in seen if key.startswith("ns ")]:
         host = os.readlink(f"/proc/self/ns/{key[3:]}")
         seen[key] = "the host's" if seen[key] == host else "its own"
