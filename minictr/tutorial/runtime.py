@@ -152,33 +152,23 @@ def podman(*args: str, timeout: float = 120) -> int:
 
 
 def svg_oci_states() -> str:
-    """The runtime-spec's lifecycle: creating → created → running → stopped, and the command behind each move."""
+    """The runtime-spec's lifecycle: creating → created → running → stopped → gone, and the command behind each move."""
     body = [_arrowhead("oci", "#444")]
-    states = [("creating", 20, "#fff"), ("created", 200, LIB), ("running", 380, APP), ("stopped", 560, KERNEL)]
-    for name, x, fill in states:
-        body.append(_box(x, 60, 130, 44, fill, name, size=14, bold=True, dashed=name == "creating"))
-
-    def arrow(x1: float, x2: float, y: float, label: str, below: str = "") -> None:
-        body.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="#444" stroke-width="1.5" '
+    states = [("creating", "#fff"), ("created", LIB), ("running", APP), ("stopped", KERNEL), ("gone", "#fff")]
+    notes = [("namespaces, mounts,", "cgroup being made"), ("set up; PID 1 waits", "before execve"),
+             ("the program runs", ""), ("exited; its state", "kept until delete"), ("nothing left", "")]
+    for index, ((name, fill), lines) in enumerate(zip(states, notes)):
+        x = 10 + index * 170
+        body.append(_box(x, 40, 110, 44, fill, name, size=14, bold=True, dashed=fill == "#fff"))
+        for row, line in enumerate(lines):
+            body.append(_text(x + 55, 104 + row * 14, line, size=10, italic=True, fill="#555"))
+    for index, label in enumerate(["create", "start", "exit, kill", "delete"]):
+        x = 10 + index * 170 + 112
+        body.append(f'<line x1="{x}" y1="62" x2="{x + 56}" y2="62" stroke="#444" stroke-width="1.5" '
                     'marker-end="url(#oci)"/>')
-        body.append(_text((x1 + x2) / 2, y - 6, label, size=11, bold=True))
-        if below:
-            body.append(_text((x1 + x2) / 2, y + 16, below, size=10, italic=True, fill="#555"))
-
-    arrow(150, 198, 82, "create")
-    arrow(330, 378, 82, "start")
-    arrow(510, 558, 82, "exit / kill")
-    body.append(_text(85, 128, "namespaces, mounts,", size=10, italic=True, fill="#555"))
-    body.append(_text(85, 142, "cgroup being made", size=10, italic=True, fill="#555"))
-    body.append(_text(265, 128, "set up; PID 1 waits", size=10, italic=True, fill="#555"))
-    body.append(_text(265, 142, "before execve", size=10, italic=True, fill="#555"))
-    body.append(_text(445, 128, "the program runs", size=10, italic=True, fill="#555"))
-    body.append(_text(625, 128, "exited; state kept", size=10, italic=True, fill="#555"))
-    body.append(_text(625, 142, "until delete", size=10, italic=True, fill="#555"))
-    # delete: from stopped (or created/running with --force) to gone
-    body.append('<path d="M625,60 C625,20 265,20 265,58" fill="none" stroke="#888" stroke-dasharray="4,3"/>')
-    body.append(_text(445, 26, "delete (any state but running; running only with --force): gone", size=11,
-                      fill="#444"))
-    body.append(_text(350, 170, "state ID prints the status at every point; kill signals PID 1 (--all: every process)",
+        body.append(_text(x + 28, 55, label, size=11, bold=True))
+    body.append(_text(400, 24, "delete takes a created or stopped container away; a running one only with --force",
+                      size=11, fill="#444"))
+    body.append(_text(400, 150, "state ID prints the status at any point; kill signals PID 1 (--all: every process)",
                       size=11, italic=True))
-    return _svg(710, 180, body)
+    return _svg(800, 160, body)

@@ -163,7 +163,7 @@ def svg_recipe(steps: list[str], new: tuple[str, ...] = (), own: tuple[str, ...]
             continue
         names = [f"your {mine[step]}()"] if step in mine else list(recipe.FUNCTIONS[step]) or ["(unshare)"]
         for row, name in enumerate(names):
-            body.append(_mono(x + 2, 82 + row * 12, name[:17], size=9, fill="#c0392b" if step in mine else "#333"))
+            body.append(_mono(x + 2, 82 + row * 11, name[:20], size=8, fill="#c0392b" if step in mine else "#333"))
     body.append(_text(10, 178, "Every container also runs the plumbing: spawn, unshare_namespaces (one unshare for the "
                       "namespaces above), rlimits, the terminal, exec.", size=10, anchor="start", italic=True))
     return _svg(10 + len(recipe.STEPS) * width, 188, body)
