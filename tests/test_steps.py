@@ -133,3 +133,16 @@ def test_the_command_line_takes_steps(data_root: str, state_root: str) -> None:
     assert done.returncode == 0 and done.stdout.strip() == socket.gethostname()
     wrong = run_cli("run", "--steps", "mount,uts", "busybox", "true", data_root=data_root, state_root=state_root)
     assert wrong.returncode == 125 and "every container needs the chroot step" in wrong.stderr
+
+
+def test_a_detached_container_keeps_its_steps_under_its_monitor(data_root: str, state_root: str) -> None:
+    started = run_cli("run", "-d", "--steps", "chroot,mount,uts", "-h", "kept", "busybox", "sleep", "300",
+                      data_root=data_root, state_root=state_root)
+    assert started.returncode == 0, started.stderr
+    container = started.stdout.strip()
+    try:
+        seen = run_cli("exec", container, "sh", "-c", "hostname; ls /proc", data_root=data_root, state_root=state_root)
+        assert seen.stdout.split()[0] == "kept"
+        assert str(os.getpid()) in seen.stdout.split()  # no pid step: the host's processes
+    finally:
+        run_cli("rm", "-f", container, data_root=data_root, state_root=state_root)
