@@ -92,7 +92,7 @@ def monitors() -> dict[int, int]:
 
 def monitor_of(minictr: Minictr, container: str) -> int:
     """The monitor holding ``container`` (the parent of its first process)."""
-    pid = minictr.runtime.state(container)["pid"]
+    pid = minictr.state(container)["pid"]
     with open(f"/proc/{pid}/stat") as handle:
         waiting = int(handle.read().rsplit(")", 1)[1].split()[1])  # minictr-wait, PID 1's parent
     with open(f"/proc/{waiting}/stat") as handle:
@@ -149,9 +149,9 @@ def test_kill_9_of_the_cli_leaves_the_container_running_and_rm_f_removes_all(min
     cli.send_signal(signal.SIGKILL)
     cli.wait()
     container = minictr("ps", "-q").stdout.strip()
-    pid = minictr.runtime.state(container)["pid"]
+    pid = minictr.state(container)["pid"]
     monitor = monitor_of(minictr, container)
-    assert alive(pid, minictr.runtime.state(container)["start"])
+    assert alive(pid, minictr.state(container)["start"])
     os.kill(monitor, signal.SIGKILL)  # even its monitor gone, the container runs on and is listed
     assert wait_until(lambda: monitor not in monitors())
     assert minictr("ps", "--format", "json").stdout.count('"State": "running"') == 1
@@ -221,7 +221,7 @@ def test_start_runs_the_same_root_again(minictr: Minictr) -> None:
 
 def test_restart_stops_then_starts(minictr: Minictr) -> None:
     container = minictr.detach("busybox", "sh", "-c", "echo started; exec sleep 60")
-    first = minictr.runtime.state(container)["pid"]
+    first = minictr.state(container)["pid"]
     assert minictr("restart", "-t", "1", container).stdout == f"{container}\n"
     state = minictr.inspect(container)["State"]
     assert state["Running"] and state["Pid"] != first
@@ -230,19 +230,19 @@ def test_restart_stops_then_starts(minictr: Minictr) -> None:
 
 def test_on_failure_restarts_n_times_and_always_until_stopped(minictr: Minictr) -> None:
     failing = minictr.detach("--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 1")
-    assert wait_until(lambda: minictr.runtime.state(failing).get("restart_count") == 2 and minictr("wait", failing).stdout == "1\n")
+    assert wait_until(lambda: minictr.state(failing).get("restart_count") == 2 and minictr("wait", failing).stdout == "1\n")
     assert wait_until(lambda: minictr.inspect(failing)["State"]["Status"] == "exited")
     assert minictr("logs", failing).stdout == "run\nrun\nrun\n"
     assert minictr.inspect(failing)["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
     succeeding = minictr.detach("--restart", "on-failure", "busybox", "true")
-    assert minictr("wait", succeeding).stdout == "0\n" and minictr.runtime.state(succeeding)["restart_count"] == 0
+    assert minictr("wait", succeeding).stdout == "0\n" and minictr.state(succeeding)["restart_count"] == 0
     always = minictr.detach("--restart", "always", "busybox", "sh", "-c", "echo tick; sleep 0.2")
-    assert wait_until(lambda: minictr.runtime.state(always).get("restart_count", 0) >= 2)
+    assert wait_until(lambda: minictr.state(always).get("restart_count", 0) >= 2)
     minictr("stop", "-t", "1", always)
-    count = minictr.runtime.state(always)["restart_count"]
+    count = minictr.state(always)["restart_count"]
     assert minictr.inspect(always)["State"]["Status"] == "exited"
     time.sleep(1)  # a stopped container is not restarted by its policy
-    assert minictr.runtime.state(always)["restart_count"] == count
+    assert minictr.state(always)["restart_count"] == count
 
 
 # --- logs ---------------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ def test_ps_inspect_and_names_or_prefixes_wherever_an_id_goes(minictr: Minictr) 
     assert [(row["ID"], row["State"]) for row in rows] == [(exited, "exited"), (running, "running")]
     assert rows[0]["Status"].startswith("Exited (0) ")
     info = minictr.inspect(running[:5])  # a unique prefix
-    assert info["Id"] == running and info["Name"] == "/lister" and info["State"]["Pid"] == minictr.runtime.state(running)["pid"]
+    assert info["Id"] == running and info["Name"] == "/lister" and info["State"]["Pid"] == minictr.state(running)["pid"]
     assert "GREETING=hi" in info["Config"]["Env"] and info["Config"]["Cmd"] == ["sleep", "60"]
     assert info["HostConfig"]["NetworkMode"] == "none" and info["Mounts"] == []
     assert set(info) >= {"Id", "Name", "State", "Config", "HostConfig", "NetworkSettings", "Mounts"}
@@ -442,7 +442,7 @@ def test_stats_top_and_port_of_a_running_container(minictr: Minictr) -> None:
     assert stats[1].split()[0] == container and stats[1].split()[4] == "64MiB" and stats[1].split()[-1] == "1"
     top = minictr("top", container).stdout.splitlines()
     assert [line.split(None, 2)[2] for line in top[1:]] == ["httpd -f -p 80"]
-    assert int(top[1].split()[0]) == minictr.runtime.state(container)["pid"]
+    assert int(top[1].split()[0]) == minictr.state(container)["pid"]
     mapping = minictr("port", container).stdout.strip()
     assert mapping.startswith("80/tcp -> 127.0.0.1:")
     published = int(mapping.rsplit(":", 1)[1])

@@ -119,7 +119,7 @@ def judge_pivot_into(function: Callable[[str], Any], rootfs: str) -> Verdict:
         message = raised(name, error)
         text, number = error["message"], error.get("errno")
         if error["type"] == "AttributeError" and "pivot_root" in text:
-            hint = "Python's os has no pivot_root: use linux.pivot_root(new_root, put_old) (from minictr import linux)."
+            hint = "Python's os has no pivot_root: use linux.pivot_root(new_root, put_old) (from minictr.kernel import linux)."
         elif "pivot_root(" in text and number == 2:
             hint = "put_old must exist: make the directory (os.makedirs) under new_root before pivot_root."
         elif "pivot_root(" in text and number == 22:
