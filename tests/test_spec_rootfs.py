@@ -23,10 +23,13 @@ def test_isolated_spec_has_namespaces_mounts_and_maps() -> None:
     assert config["hostname"] == "box"
 
 
-def test_host_network_binds_sys_instead_of_mounting_sysfs() -> None:
-    config = spec.isolated_spec("/r", ["sh"], namespaces=["mount", "pid"])
-    sys_mount = config["mounts"][-1]
-    assert sys_mount["type"] == "bind" and "ro" in sys_mount["options"]
+def test_a_user_namespace_on_the_host_network_binds_sys_instead_of_mounting_sysfs() -> None:
+    # sysfs needs root of the user namespace owning the network namespace: the host's root has that, always
+    mapped = [spec.id_mapping(0, 1000, 1)]
+    shared = spec.isolated_spec("/r", ["sh"], namespaces=["user", "mount", "pid"], uid_mappings=mapped)
+    assert shared["mounts"][-1]["type"] == "bind" and "ro" in shared["mounts"][-1]["options"]
+    host_root = spec.isolated_spec("/r", ["sh"], namespaces=["mount", "pid"])
+    assert host_root["mounts"][-1]["type"] == "sysfs" and "ro" in host_root["mounts"][-1]["options"]
 
 
 @pytest.mark.parametrize("text", ["0:1", "a:b:c", "0:100000:0", "0:1:2:3"])

@@ -378,5 +378,5 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
         cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
         oom_score_adj=args.oom_score_adj, dns=args.dns, labels=parse_labels(args.label),
-        healthcheck=health_flags(args), **resource_options(args),
+        healthcheck=health_flags(args), steps=args.steps, **resource_options(args),
     )  # fmt: skip

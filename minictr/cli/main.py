@@ -137,6 +137,9 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--help", action="help", help="show this help message and exit")
     add("--isolation", default="full", choices=("full", "chroot"), help="full (namespaces, the default) or chroot")
+    add("--steps", type=lambda text: [step for step in text.split(",") if step], metavar="STEP,...",
+        help="build the container from these steps of the recipe only, as the notebooks do "
+             "(chroot,mount,uts,ipc,pid,user,network,cgroup,security; default: all)")
     add("-d", "--detach", action="store_true", help="run in the background and print the container's id")
     add("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
     add("-w", "--workdir", help="working directory inside the container")

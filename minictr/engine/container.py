@@ -133,6 +133,40 @@ class RunOptions:
 
         return parse_security_opts(self.security_opt, self.privileged, self.cap_add, self.cap_drop)
     keep_upper: str | None = None  # build steps: move the container's upper directory here when it exits
+    # the recipe's steps this container is made with (minictr.runtime.process.recipe; None: all), and a learner's
+    # functions carrying some out ({"pivot_into": {"name": ..., "source": ...}}): the notebooks' runtime grows
+    steps: list[str] | None = None
+    own_steps: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def chosen_steps(self) -> tuple[str, ...]:
+        """The recipe's steps for this container: ``steps``, or chroot alone for ``--isolation chroot``, or all."""
+        from minictr.runtime.process import recipe
+
+        if self.isolation not in ISOLATIONS:
+            raise UsageError(f"--isolation {self.isolation!r}: choose one of {', '.join(ISOLATIONS)}")
+        if self.isolation == "chroot" and self.steps is not None and set(self.steps) != {"chroot"}:
+            raise UsageError("--isolation chroot is the chroot step alone: give it or --steps, not both")
+        try:
+            chosen = recipe.choose(["chroot"] if self.isolation == "chroot" else self.steps)
+            recipe.check_own(self.own_steps, chosen)
+        except ValueError as exc:
+            raise UsageError(f"--steps: {exc}") from exc
+        if self.steps is not None:
+            self._check_flags(chosen)
+        return chosen
+
+    def _check_flags(self, steps: tuple[str, ...]) -> None:
+        """A flag whose step the container does not have is an error, never silently ignored."""
+        needs = {
+            "network": ("--network/--publish",
+                        self.network not in (None, "host") or bool(self.publish or self.publish_all)),
+            # without the security step every capability stays, so --privileged and --cap-add are granted already
+            "security": ("--cap-drop/--security-opt", bool(self.cap_drop or self.security_opt)),
+            "mount": ("-v/--mount/--read-only", bool(self.volumes or self.mounts or self.read_only)),
+        }
+        for step, (flags, given) in needs.items():
+            if given and step not in steps:
+                raise UsageError(f"{flags} need the {step} step (--steps)")
 
     def resource_flags(self) -> dict[str, Any]:
         """The resource options only, by their keyword names (for :func:`minictr.kernel.cgroups.resources.from_flags`)."""
@@ -195,6 +229,15 @@ def id_mappings(options: RunOptions) -> tuple[list[dict[str, int]], list[dict[st
     return None
 
 
+def _step_maps(options: RunOptions, steps: tuple[str, ...]) -> tuple[list[dict[str, int]], list[dict[str, int]]] | None:
+    """:func:`id_mappings`, when the user step is in the recipe; without it, asking for a user namespace is an error."""
+    if "user" in steps:
+        return id_mappings(options)
+    if options.userns == "private" or options.uidmap or options.gidmap:
+        raise UsageError("--userns private, --uidmap and --gidmap need the user step (--steps)")
+    return None
+
+
 def container_spec(
     image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str = "",
     lowers: list[str] | None = None, network: Plan | None = None,
@@ -229,10 +272,12 @@ def _container_spec(
         raise UsageError(f"no command: {image.name} has no Cmd or Entrypoint, so give one after the image")
     env = merge_env(list(config.get("Env") or [DEFAULT_PATH]), options.env)
     cwd = options.workdir or config.get("WorkingDir") or "/"
-    if options.isolation == "chroot":
+    steps = options.chosen_steps()
+    if steps == ("chroot",):
         return default_spec(rootfs, args, env=env, cwd=cwd, mounts=[PROC_MOUNT])
-    kinds = [k for k in DEFAULT_NAMESPACES if not (k == "network" and network and network.mode == "host")]
-    maps = id_mappings(options)
+    host_network = "network" not in steps or bool(network and network.mode == "host")
+    kinds = [k for k in DEFAULT_NAMESPACES if k in steps and not (k == "network" and host_network)]
+    maps = _step_maps(options, steps)
     if maps:
         kinds.insert(0, "user")
     if options.timens:
@@ -243,16 +288,21 @@ def _container_spec(
         raise UsageError(f"-v/--volume: {exc}") from exc
     from minictr.kernel.namespaces import uptime_offsets
 
+    uts = "uts" in kinds
     spec = isolated_spec(
-        rootfs, args, namespaces=kinds, env=env, cwd=cwd, hostname=options.hostname or container_id[:12] or "minictr",
+        rootfs, args, namespaces=kinds, env=env, cwd=cwd,
+        hostname=(options.hostname or container_id[:12] or "minictr") if uts else None,
         uid_mappings=maps[0] if maps else None, gid_mappings=maps[1] if maps else None,
         time_offsets=uptime_offsets() if options.timens else None, volumes=volumes, readonly=options.read_only,
     )  # fmt: skip
+    if "mount" not in kinds:
+        spec["mounts"].insert(0, PROC_MOUNT)  # as chroot alone has it: the host's processes
     if options.domainname:
         spec["domainname"] = options.domainname
     from minictr.kernel.security import options as security
 
-    security.apply(spec, options.security())
+    if "security" in steps:
+        security.apply(spec, options.security())
     security.apply_limits(spec, options.tmpfs, options.ulimits, options.oom_score_adj)
     if network:
         spec["mounts"].extend(network.mounts)
@@ -282,9 +332,10 @@ def limit_spec(spec: dict[str, Any], options: RunOptions, container_id: str) -> 
         if limited:
             raise UsageError("resource limits need cgroups, and none is mounted on this host (see minictr doctor)")
         return False
-    if options.isolation == "chroot" and not limited:
-        return False
-    device_rules = options.isolation == "full" and not options.privileged  # privileged: every device
+    steps = options.chosen_steps()
+    if "cgroup" not in steps and not limited:
+        return False  # before the cgroup step (and with chroot isolation), a cgroup only for limits
+    device_rules = "cgroup" in steps and "mount" in steps and not options.privileged  # privileged: every device
     resources, nodes = from_flags(**options.resource_flags(), device_rules=device_rules,
                                   swap_accounted=cgroups.swap_accounted(host))
     parent = options.cgroup_parent
@@ -332,12 +383,11 @@ def run(
     ``reference`` may be an :class:`Image` already resolved (a build step's).
     """
     options = options or RunOptions()
-    if options.isolation not in ISOLATIONS:
-        raise UsageError(f"--isolation {options.isolation!r}: choose one of {', '.join(ISOLATIONS)}")
+    steps = options.chosen_steps()
     notes = _security_notes(options)
     store = image_store(data_root)
     image = get_image(store, reference, options.platform, options.pull) if isinstance(reference, str) else reference
-    maps = id_mappings(options) if options.isolation == "full" else None
+    maps = id_mappings(options) if "user" in steps else None
     root_owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
     holding = contextlib.ExitStack()
     holding.enter_context(store.in_use())  # until state.json names the layers, prune must wait
@@ -372,8 +422,8 @@ def run(
 
 
 def _security_notes(options: RunOptions) -> list[str]:
-    """Warnings about the security flags (privileged; capabilities the host lacks); none for chroot isolation."""
-    if options.isolation != "full":
+    """Warnings about the security flags (privileged; capabilities the host lacks); none without the security step."""
+    if "security" not in options.chosen_steps():
         return []
     from minictr.kernel.security.options import notes
 
@@ -396,7 +446,8 @@ def plan_container(
     """
     container_id = os.path.basename(directory)
     extra_mounts: list[dict[str, Any]] = []
-    if options.isolation == "full" and (options.volumes or options.mounts or image.config.get("config", {}).get("Volumes")):
+    steps = options.chosen_steps()
+    if "mount" in steps and (options.volumes or options.mounts or image.config.get("config", {}).get("Volumes")):
         from minictr.engine.volumes import attach
 
         binds, extra_mounts = attach(directory, options.volumes, options.mounts, image, lowers, os.path.dirname(store.root))
@@ -404,7 +455,7 @@ def plan_container(
     rootfs = os.path.join(directory, "rootfs")
     limits = _container_spec(image, rootfs, command, options, container_id, None)  # no user: passwd is read once, below
     cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None
-    network = network_plan(directory, options, image.config, root_owner) if options.isolation == "full" else None
+    network = network_plan(directory, options, image.config, root_owner) if "network" in steps else None
     try:
         spec = container_spec(image, rootfs, command, options, container_id, lowers, network)
         spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
@@ -445,6 +496,7 @@ def _start(
     container_id = os.path.basename(directory)
     netlink = bool(network and network.needs_netlink)
     place = cgroup.add if cgroup else None
+    own = {"own_steps": options.own_steps} if options.own_steps else None  # a learner's functions, as source
     io = io or {}
     log: IO[bytes] | None = None  # a detached container's log: the container keeps its own copy, ours is closed below
     if io.get("stdio") is not None:
@@ -457,7 +509,7 @@ def _start(
         streams = {"stdout": pipe, "stderr": pipe}
     try:
         process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, netlink=netlink,
-                        cgroup=place, **streams)
+                        cgroup=place, extra=own, **streams)
     except ContainerError as exc:
         if overlay is None or exc.step != "mount_overlay":
             raise
@@ -467,7 +519,7 @@ def _start(
         copy_tree(shifted_rootfs(flat, root_owner) if root_owner else flat, os.path.join(directory, "rootfs"))
         record = {**record, "upperdir": ""}
         process = spawn(spec, die_with_parent=not options.detach, init=options.init, netlink=netlink, cgroup=place,
-                        **streams)
+                        extra=own, **streams)
     except MinictrError:
         if cgroup and cgroup.oom_kills():
             raise ContainerError("the OOM killer killed the container while it was being set up: "

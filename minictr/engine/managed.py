@@ -110,12 +110,11 @@ def create(
     from minictr.engine.container import ISOLATIONS, id_mappings
     from minictr.engine.container_root import get_image, image_record, image_store, prepare_root, root_layers
 
-    if options.isolation not in ISOLATIONS:
-        raise UsageError(f"--isolation {options.isolation!r}: choose one of {', '.join(ISOLATIONS)}")
+    steps = options.chosen_steps()
     settings = settings or lifecycle_settings()
     store = image_store(data_root)
     image = get_image(store, reference, options.platform, options.pull)
-    maps = id_mappings(options) if options.isolation == "full" else None
+    maps = id_mappings(options) if "user" in steps else None
     owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
     with store.in_use():  # until state.json names the layers, prune must wait
         lowers = root_layers(store, image, owner)
@@ -270,7 +269,8 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
         spec, cgroup, network = plan_container(directory, store, image, state["command"], options, lowers, overlay, owner)
         spec["process"]["terminal"] = terminal
         process = spawn(spec, overlay=overlay, init=options.init, netlink=bool(network and network.needs_netlink),
-                        cgroup=cgroup.add if cgroup else None, terminal=terminal, **stdio)  # fmt: skip
+                        cgroup=cgroup.add if cgroup else None, terminal=terminal,
+                        extra={"own_steps": options.own_steps} if options.own_steps else None, **stdio)  # fmt: skip
         try:
             if network and network.needs_netlink:
                 from minictr.engine.network.attach import connect

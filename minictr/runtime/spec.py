@@ -72,14 +72,16 @@ DEFAULT_NAMESPACES = ["pid", "network", "ipc", "uts", "mount", "cgroup"]
 def standard_mounts(*, own_network: bool = True, user_namespace: bool = False) -> list[dict[str, Any]]:
     """/proc, a small /dev, /dev/pts, /dev/shm, /dev/mqueue and a read-only /sys (as ``runc spec`` has them).
 
-    sysfs can only be mounted by the owner of a network namespace, so with the
-    host's network the host's /sys is bind-mounted read-only instead. In a
-    user namespace the devpts group option is left out: gid 5 may not be mapped.
+    sysfs can only be mounted by root of the user namespace that owns the
+    network namespace: the host's root always may, but in a user namespace
+    sharing the host's network the host's /sys is bind-mounted read-only
+    instead. In a user namespace the devpts group option is left out: gid 5
+    may not be mapped.
     """
     pts_options = ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]
     if not user_namespace:
         pts_options.append("gid=5")
-    if own_network:
+    if own_network or not user_namespace:
         sys_mount = {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
     else:
         sys_mount = {"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}

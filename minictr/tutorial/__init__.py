@@ -16,6 +16,7 @@ The modules follow the curriculum:
   ``network`` (06, with ``netlab``, the network it builds by hand in a child process), ``limits`` (07),
   ``images`` (08), ``security`` (09), ``microservices`` (11, imported by its notebook), ``vms`` (12, with ``containerd``, a private containerd for its last part):
   each notebook's own helpers, its exercise check and reference solution
+- ``steps``       the recipe's steps taught so far, pictured; containers built with the learner's own steps
 - ``solutions``   every reference solution, by exercise name
 
 Only the standard library is imported at module level; IPython is imported
@@ -115,6 +116,15 @@ from minictr.tutorial.security import (
     status_lines,
 )
 from minictr.tutorial.solutions import reference, solution
+from minictr.tutorial.steps import (
+    check_own_steps,
+    judge_own_steps,
+    own_steps,
+    run_with,
+    show_recipe,
+    svg_recipe,
+    taught,
+)
 from minictr.tutorial.users import RootlessUser, check_id_maps, judge_id_maps
 from minictr.tutorial.uts_ipc import check_new_uts, judge_new_uts
 from minictr.tutorial.vms import (
@@ -143,4 +153,5 @@ __all__ = [
     "svg_network", "svg_network_lab", "svg_orchestration", "svg_overlay", "svg_pid_trees", "svg_pivot_root",
     "svg_process_model", "svg_this_host", "svg_vm_vs_containers", "tar_entries", "upper_listing", "wait_for_child",
     "wait_for_descendant", "wait_until", "workdir", "zombies",
+    "check_own_steps", "judge_own_steps", "own_steps", "run_with", "show_recipe", "svg_recipe", "taught",  # steps
 ]  # fmt: skip

@@ -15,7 +15,9 @@ config) from the channel on FD and runs a flat recipe of named steps::
     → drop_bounding → load_seccomp_early → keep_capabilities → set_user → set_capabilities
     → no_new_privs → READY … START → load_seccomp → exec (or run a minimal init that execs the program)
 
-Each step reads the spec and does nothing when the spec does not ask for it.
+Each step reads the spec and does nothing when the spec does not ask for it;
+:mod:`.recipe` groups them into the steps the notebooks teach, and names the
+ones a learner's own function may carry out instead (``own_steps``).
 Everything is imported *before* the root changes: afterwards the
 interpreter's own files are out of reach.
 """
@@ -34,7 +36,7 @@ from minictr import faults
 from minictr.errors import MinictrError, SyscallError
 from minictr.kernel import linux, namespaces, rootfs
 from minictr.kernel.security import capabilities, paths, seccomp
-from minictr.runtime.process import handoff
+from minictr.runtime.process import handoff, recipe
 from minictr.runtime.process.channel import Channel, Message
 
 TYPE_CHECKING = False  # the child imports only what it uses: typing is for checkers
@@ -71,11 +73,31 @@ class Setup:
         self.lifeline: int | None = None  # PID 1's end of a pipe only the waiting process writes to (fork_init)
         self.fifo: int | None = None  # the OCI exec fifo, held by O_PATH (handoff.open_exec_fifo)
         self.state: dict[str, Any] = {}  # the OCI state for the container's own hooks (handoff.runtime_hooks)
+        self.own = {step: _define_own(step, given) for step, given in self.options.get("own_steps", {}).items()}
 
     @property
     def own_mounts(self) -> bool:
         """True when this container has a mount namespace of its own (then it pivots)."""
         return "mount" in self.new or "mount" in self.joined
+
+
+def _define_own(step: str, given: dict[str, str]) -> Callable[..., Any]:
+    """A learner's function for ``step``, defined from its source now, while a syntax error can still be told."""
+    try:
+        return recipe.define(given["name"], given["source"])
+    except Exception as exc:  # the learner's code: anything may go wrong
+        raise StepFailed(step, f"your {given['name']}() cannot be defined: {type(exc).__name__}: {exc}") from exc
+
+
+def run_own(setup: Setup, step: str, *args: Any) -> None:
+    """Call the learner's function for ``step``; what it raises names it and its line."""
+    function = setup.own[step]
+    try:
+        function(*args)
+    except Exception as exc:
+        line = _innermost_line(exc, f"<{function.__name__}>")
+        raise StepFailed(step, f"your {function.__name__}(){line} raised {type(exc).__name__}: {exc}",
+                         getattr(exc, "errno", None)) from exc
 
 
 # --- before the fork: namespaces -------------------------------------------------------
@@ -246,7 +268,13 @@ def join_cgroup(setup: Setup) -> None:
 
 def set_hostname(setup: Setup) -> None:
     """Name the new UTS namespace (the hostname a container shows in its prompt)."""
-    if "uts" in setup.new:
+    if "uts" in setup.new and "new_uts" in setup.own:
+        # A learner's new_uts unshares again: the namespace made above stays between it and the host's,
+        # so a new_uts that forgets to unshare renames the container, never the host.
+        with open("/proc/sys/kernel/domainname") as current:  # a new namespace starts with the old name
+            domain = setup.spec.get("domainname") or current.read().strip()
+        run_own(setup, "new_uts", setup.spec.get("hostname") or os.uname().nodename, domain)
+    elif "uts" in setup.new:
         namespaces.set_hostname(setup.spec.get("hostname"), setup.spec.get("domainname"))
 
 
@@ -319,11 +347,16 @@ def enter_root(setup: Setup) -> None:
     outside its root can walk back up to the host's root with ``..``.
     """
     try:
-        if setup.own_mounts:
+        if setup.own_mounts and "pivot_into" in setup.own:
+            run_own(setup, "pivot_into", setup.rootfs)
+            setup.root_method = "pivot_root"
+        elif setup.own_mounts:
             setup.root_method = rootfs.pivot_into(setup.rootfs)
             faults.point("pivot")  # a test's SIGKILL of the container, half set up (see minictr.faults)
             if setup.root_method == "chroot":
                 setup.root_note = "pivot_root is impossible on this host (its root is a ramfs); used chroot instead"
+        elif "enter_root" in setup.own:
+            run_own(setup, "enter_root", setup.rootfs)
         else:
             os.chroot(setup.rootfs)
     except OSError as exc:
