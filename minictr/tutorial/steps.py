@@ -80,8 +80,8 @@ def probe(functions: Any, steps: list[str]) -> dict[str, str]:
         if seen.get(key) == value:
             seen[key] = "the host's"  # the same on every host, unlike the name itself
     for key in [key for key in seen if key.startswith("ns ")]:
-        host = os.readlink(f"/proc/self/ns/{key[3:]}")
-        seen[key] = "the host's" if seen[key] == host else "its own"
+        hosts_namespace = os.readlink(f"/proc/self/ns/{key[3:]}")
+        seen[key] = "the host's" if seen[key] == hosts_namespace else "its own"
     if "mount" not in steps:
         seen["mounts"] = "(the host's table, copied)"  # without the mount step the container sees the host's mounts
     return seen
