@@ -107,7 +107,7 @@ def create(
 
     Nothing runs yet: :func:`start` does that, under a monitor.
     """
-    from minictr.engine.container import ISOLATIONS, id_mappings
+    from minictr.engine.container import id_mappings
     from minictr.engine.container_root import get_image, image_record, image_store, prepare_root, root_layers
 
     steps = options.chosen_steps()
