@@ -157,7 +157,7 @@ def svg_oci_states() -> str:
     states = [("creating", "#fff"), ("created", LIB), ("running", APP), ("stopped", KERNEL), ("gone", "#fff")]
     notes = [("namespaces, mounts,", "cgroup being made"), ("set up; PID 1 waits", "before execve"),
              ("the program runs", ""), ("exited; its state", "kept until delete"), ("nothing left", "")]
-    for index, ((name, fill), lines) in enumerate(zip(states, notes)):
+    for index, ((name, fill), lines) in enumerate(zip(states, notes, strict=True)):
         x = 10 + index * 170
         body.append(_box(x, 40, 110, 44, fill, name, size=14, bold=True, dashed=fill == "#fff"))
         for row, line in enumerate(lines):
