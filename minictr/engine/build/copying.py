@@ -56,6 +56,27 @@ class CopyPlan:
     downloads: list[str] = field(default_factory=list)
 
 
+def _from_context(
+    instruction: Instruction, patterns: list[str], context: str, work: str
+) -> tuple[list[Source], Callable[[str], bool], list[str], Placement]:
+    """The sources of a COPY/ADD from the build context: files (.dockerignore applied) and, for ADD, URLs fetched."""
+    fail = instruction.error
+    ignore = Ignore.of(context)
+    root = os.path.realpath(context)
+
+    def in_context(path: str) -> bool:
+        return path == root or not ignore.ignored(os.path.relpath(path, root))
+
+    urls = [p for p in patterns if p.startswith(("http://", "https://"))]
+    if urls and instruction.keyword == "COPY":
+        raise fail("COPY cannot fetch a URL; use ADD")
+    downloads = [_download(url, work, instruction) for url in urls]
+    sources = [Source(path, url) for path, url in zip(downloads, urls, strict=True)]
+    if len(urls) < len(patterns):
+        sources += resolve_sources(context, [p for p in patterns if p not in urls], ignore, fail)
+    return sources, in_context, downloads, Placement(0, 0)
+
+
 def plan(instruction: Instruction, settings: Config, context: str, source_root: str | None, lowers: list[str],
          work: str) -> CopyPlan:  # fmt: skip
     """Read a COPY/ADD: its sources (context, or ``source_root`` for ``--from``), destination and options."""
@@ -70,26 +91,8 @@ def plan(instruction: Instruction, settings: Config, context: str, source_root: 
     *patterns, destination = words
     written = destination
     fail = instruction.error
-    keep: Callable[[str], bool]
     if source_root is None:
-        ignore = Ignore.of(context)
-        root = os.path.realpath(context)
-
-        def in_context(path: str) -> bool:
-            return path == root or not ignore.ignored(os.path.relpath(path, root))
-
-        keep = in_context
-        urls = [p for p in patterns if p.startswith(("http://", "https://"))]
-        if urls and instruction.keyword == "COPY":
-            raise fail("COPY cannot fetch a URL; use ADD")
-        downloads = [_download(url, work, instruction) for url in urls]
-        sources = [Source(path, url) for path, url in zip(downloads, urls, strict=True)]
-        sources += (
-            resolve_sources(context, [p for p in patterns if p not in urls], ignore, fail)
-            if len(urls) < len(patterns)
-            else []
-        )
-        placement = Placement(0, 0)
+        sources, keep, downloads, placement = _from_context(instruction, patterns, context, work)
     else:
         flat = [source_root]
         resolved = [_in_image(flat, p) for p in patterns]

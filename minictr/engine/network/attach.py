@@ -88,6 +88,17 @@ class Plan:
             raise self._error
 
 
+def _share_network(directory: str, hostname: str, owner: int, target: dict[str, Any]) -> Plan:
+    """``--network container:ID``: its network namespace, and its /etc/hosts and resolv.conf (the names it has)."""
+    source = os.path.dirname(target["spec"]["root"]["path"])
+    mounts = names.write_files(directory, hostname, "", "", owner)
+    for mount in mounts:
+        theirs = os.path.join(source, os.path.basename(mount["source"]))
+        if mount["destination"] != "/etc/hostname" and os.path.exists(theirs):
+            mount["source"] = theirs
+    return Plan("container", mounts, f"/proc/{target['pid']}/ns/net")
+
+
 def plan(
     directory: str,
     mode_text: str | None,
@@ -131,13 +142,7 @@ def plan(
     if mode == "container":
         if joined is None:
             raise UsageError(f"--network container:{argument}: no such running container")
-        target = joined
-        source = os.path.dirname(target["spec"]["root"]["path"])
-        mounts = names.write_files(directory, hostname, "", "", owner)
-        for mount in mounts:  # its /etc/hosts and resolv.conf: the names of its network
-            if mount["destination"] != "/etc/hostname" and os.path.exists(os.path.join(source, os.path.basename(mount["source"]))):
-                mount["source"] = os.path.join(source, os.path.basename(mount["source"]))
-        return Plan(mode, mounts, f"/proc/{target['pid']}/ns/net")
+        return _share_network(directory, hostname, owner, joined)
     if os.geteuid() != 0:
         raise UsageError(f"--network {mode_text or DEFAULT_NETWORK}: bridge networks need root; use --network none or host")
     if aliases and argument == DEFAULT_NETWORK:

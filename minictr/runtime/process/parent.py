@@ -145,6 +145,30 @@ def _seccomp_program(spec: dict[str, Any]) -> dict[str, str]:
     return {"seccomp_program": seccomp.program(section, os.path.join(paths.state_root(), "seccomp")).hex()}
 
 
+def _start_child(stdin: _Stream, stdout: _Stream, stderr: _Stream, pass_fds: tuple[int, ...]) -> ContainerProcess:
+    """Start the child interpreter (from a sealed copy, where the host allows) with its end of a new channel."""
+    channel, child_end = Channel.pair()
+    interpreter = sealed_interpreter()
+    try:
+        popen = subprocess.Popen(
+            child_command(child_end.fileno(), interpreter),
+            pass_fds=(child_end.fileno(), *pass_fds) + ((interpreter,) if interpreter is not None else ()),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            env=_child_environment(),
+            cwd=_package_parent(),
+        )
+    except BaseException:
+        channel.close()
+        raise
+    finally:
+        child_end.close()
+        if interpreter is not None:
+            os.close(interpreter)
+    return ContainerProcess(popen, channel)
+
+
 def spawn(
     spec: dict[str, Any],
     *,
@@ -192,26 +216,8 @@ def spawn(
     makes its controlling terminal in a session of its own.
     """
     validate(spec)  # a bad value is named here, not met half-way through the child's set-up
-    channel, child_end = Channel.pair()
-    interpreter = sealed_interpreter()
-    try:
-        popen = subprocess.Popen(
-            child_command(child_end.fileno(), interpreter),
-            pass_fds=(child_end.fileno(), *pass_fds) + ((interpreter,) if interpreter is not None else ()),
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            env=_child_environment(),
-            cwd=_package_parent(),
-        )
-    except BaseException:
-        channel.close()
-        raise
-    finally:
-        child_end.close()
-        if interpreter is not None:
-            os.close(interpreter)
-    process = ContainerProcess(popen, channel)
+    process = _start_child(stdin, stdout, stderr, pass_fds)
+    channel = process.channel
     faults.point("spawn")
     try:
         options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join,
