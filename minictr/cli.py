@@ -1,7 +1,7 @@
 """The ``minictr`` command line, spelled as Docker spells it.
 
     minictr run [OPTIONS] IMAGE [COMMAND [ARG...]]
-    minictr exec [-i] [-t] [OPTIONS] CONTAINER COMMAND [ARG...]
+    minictr exec [-i] [-t] [-d] [-u USER] [OPTIONS] CONTAINER COMMAND [ARG...]
     minictr kill [-s SIGNAL] CONTAINER
     minictr create | start | stop | restart | rm | ps | logs | wait | inspect | container  (cli_containers.py)
     minictr stats | top | port                                                             (cli_inspect.py)
@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_argument("-w", "--workdir", help="working directory inside the container")
     execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open: your input reaches the program")
     execute.add_argument("-t", "--tty", action="store_true", help="give the program a terminal of its own (a pty)")
+    execute.add_argument("-d", "--detach", action="store_true", help="run it in the background (its output is discarded)")
+    execute.add_argument("-u", "--user", metavar="USER[:GROUP]", help="run it as this user (name or uid, from the container's /etc/passwd)")
     execute.add_argument("container", metavar="CONTAINER")
     execute.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     execute.set_defaults(handler=cmd_exec)
@@ -107,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     system = commands.add_parser("system", help="manage what minictr keeps on this host")
     system_commands = system.add_subparsers(dest="system_command", metavar="COMMAND", parser_class=_Parser)
     system_commands.required = True
-    prune = system_commands.add_parser("prune", help="clean up after dead containers and deleted state roots, host-wide")
+    prune = system_commands.add_parser("prune", help="clean up after dead containers and deleted state roots, host-wide; empty the build cache")
     prune.set_defaults(handler=cmd_system_prune)
     from .cli_build import add_commands as add_build_commands
 
@@ -227,11 +229,14 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 
 def cmd_system_prune(args: argparse.Namespace) -> int:
-    """``minictr system prune``: sweep every recorded state root; print what was removed."""
+    """``minictr system prune``: sweep every recorded state root, empty the build cache; print what was removed."""
     from .system import prune
 
     for line in prune(args.root):
         print(line)
+    from .cli_build import builder_prune
+
+    print(builder_prune(args))
     return 0
 
 
@@ -297,9 +302,13 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
     def start(stdio: dict[str, object], terminal: bool) -> Finished:
         return exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root, stdio=stdio,
-                       terminal=terminal)  # fmt: skip
+                       terminal=terminal, user=args.user)  # fmt: skip
 
     try:
+        if args.detach:
+            exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root, user=args.user,
+                    detach=True)  # fmt: skip
+            return 0
         return run_attached(start, args.interactive, args.tty).exit_code
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)

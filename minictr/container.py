@@ -106,6 +106,7 @@ class RunOptions:
     tmpfs: list[str] = field(default_factory=list)
     ulimits: list[str] = field(default_factory=list)
     oom_score_adj: int | None = None
+    sig_proxy: bool = True  #: a foreground run passes SIGINT, SIGTERM and SIGHUP on to its container (--sig-proxy)
 
     def security(self) -> Security:
         """The security flags, parsed (UsageError when malformed)."""
@@ -467,7 +468,7 @@ def _start(
         process.start()
         faults.point("exec")
         return Finished(0, id=container_id, note=process.note)
-    with _forward_signals(process):
+    with _forward_signals(process) if options.sig_proxy else contextlib.nullcontext():
         process.start()
         faults.point("exec")
         # recorded like a detached one, so that exec and kill reach it too; and with its owner (us),
@@ -525,7 +526,10 @@ def find(container: str, state_root: str | None = None) -> dict[str, Any]:
     if len(states) != 1:
         what = "no such container" if not states else "more than one container matches"
         raise UsageError(f"{what}: {container!r}")
-    if states[0].get("status", "running") != "running":  # kept after its exit (minictr.managed) until rm
+    status = states[0].get("status", "running")
+    if status == "paused":
+        raise UsageError(f"container {states[0]['id']} is paused: unpause it first")
+    if status != "running":  # kept after its exit (minictr.managed) until rm
         raise UsageError(f"container {states[0]['id']} is not running")
     return states[0]
 
@@ -540,19 +544,32 @@ def exec_in(
     capture: bool = False,
     stdio: dict[str, Any] | None = None,
     terminal: bool = False,
+    user: str | None = None,
+    detach: bool = False,
 ) -> Finished:
     """Run ``command`` inside the running container ``container`` (``minictr exec``).
 
     ``stdio`` and ``terminal`` as for :func:`run` (``exec -i``/``-t``).
+    ``user`` (``-u NAME|UID[:GROUP|GID]``) is looked up in the container's own
+    /etc/passwd and /etc/group. ``detach`` (``-d``) returns once the program
+    runs; its output is discarded, as Docker does.
     """
     state = find(container, state_root)
     spec = state["spec"]
     process_spec = spec.get("process", {})
+    ids = process_spec.get("user", {})
+    uid, gid, extra = ids.get("uid", 0), ids.get("gid", 0), ids.get("additionalGids", [])
+    if user:
+        from .images.runconfig import resolve_user
+        from .safe_tree import read_inside
+
+        uid, gid, extra, _home = resolve_user(user, lambda path: read_inside(f"/proc/{state['pid']}/root", path))
     exec_spec = default_spec(
         f"/proc/{state['pid']}/root", command, env=merge_env(process_spec.get("env", []), env or []),
-        cwd=workdir or process_spec.get("cwd", "/"), uid=process_spec.get("user", {}).get("uid", 0),
-        gid=process_spec.get("user", {}).get("gid", 0),
+        cwd=workdir or process_spec.get("cwd", "/"), uid=uid, gid=gid,
     )  # fmt: skip
+    if extra:
+        exec_spec["process"]["user"]["additionalGids"] = extra
     from .security.options import for_exec
 
     for_exec(spec, exec_spec)
@@ -563,8 +580,14 @@ def exec_in(
 
         place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
     streams = dict(stdio) if stdio is not None else {"stdout": pipe, "stderr": pipe}
-    exec_spec["process"]["terminal"] = terminal
-    process = spawn(exec_spec, **streams, die_with_parent=True, join=state["pid"], cgroup=place, terminal=terminal)
+    if detach:
+        streams = {name: subprocess.DEVNULL for name in ("stdin", "stdout", "stderr")}
+    exec_spec["process"]["terminal"] = terminal and not detach
+    process = spawn(exec_spec, **streams, die_with_parent=not detach, join=state["pid"], cgroup=place,
+                    terminal=terminal and not detach)  # fmt: skip
+    if detach:
+        process.start()
+        return Finished(0, id=state["id"])
     with _forward_signals(process):
         process.start()
         out, err, code = process.communicate()

@@ -65,14 +65,16 @@ def container_directory(state_root: str | None, keep: bool = False, name: str | 
         release_directory(directory)
 
 
-def release_directory(directory: str) -> None:
+def release_directory(directory: str, volumes: bool = True) -> None:
     """Give back what a finished container held on the host, then remove its directory.
 
-    Its cgroup, its network and its anonymous volumes (:func:`release_resources`), then the files.
+    Its cgroup and its network (:func:`release_resources`), its anonymous
+    volumes unless ``volumes`` is false (``rm`` without ``-v`` keeps them, as
+    Docker does), then the files.
     """
     release_resources(directory)
     state = read_state(directory)
-    if state.get("volumes"):
+    if state.get("volumes") and volumes:
         from .volumes import release
 
         release(state["volumes"])  # anonymous ones go with the container; named ones stay
@@ -99,6 +101,11 @@ def release_resources(directory: str) -> None:
         disconnect(network)
     if state.get("cgroup") or network:
         update_state(directory, {"cgroup": None, "network": None})
+
+
+def name_lock(base: str) -> contextlib.AbstractContextManager[None]:
+    """The lock under which container names are given (``create``) and changed (``rename``)."""
+    return _locked(base)
 
 
 @contextlib.contextmanager

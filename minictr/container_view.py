@@ -8,7 +8,9 @@ minutes ago``).
 from __future__ import annotations
 
 import calendar
+import json
 import os
+import re
 import time
 
 TYPE_CHECKING = False  # typing is for checkers
@@ -16,11 +18,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .container_dir import read_state
+from .errors import UsageError
 from .logs import LOG_NAME
 from .managed import directories, status_of
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "stopped": "exited"}
+DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "paused": "paused", "stopped": "exited"}
 
 
 def _seconds(stamp: str | None) -> float | None:
@@ -62,9 +65,10 @@ def inspect(directory: str) -> dict[str, Any]:
     return {
         "Id": state["id"], "Created": state.get("created", ""), "Path": args[0] if args else "", "Args": args[1:],
         "State": {
-            "Status": DOCKER_STATUS.get(status, status), "Running": status == "running", "Paused": False,
+            "Status": DOCKER_STATUS.get(status, status), "Running": status in ("running", "paused"),
+            "Paused": status == "paused",
             "Restarting": False, "OOMKilled": bool(state.get("oom_killed")), "Dead": False,
-            "Pid": state.get("pid", 0) if status == "running" else 0, "ExitCode": state.get("exit_code") or 0,
+            "Pid": state.get("pid", 0) if status in ("running", "paused") else 0, "ExitCode": state.get("exit_code") or 0,
             "Error": state.get("error", ""), "StartedAt": state.get("started_at") or ZERO_TIME,
             "FinishedAt": state.get("finished_at") or ZERO_TIME,
         },
@@ -128,7 +132,7 @@ def ps_rows(state_root: str | None = None, all: bool = False, no_trunc: bool = F
     for directory in reversed(directories(state_root)):
         state = read_state(directory)
         status = status_of(state, directory)
-        if status == "creating" or (status != "running" and not all):
+        if status == "creating" or (status not in ("running", "paused") and not all):
             continue
         command = " ".join(command_of(state))
         if not no_trunc and len(command) > 20:
@@ -143,8 +147,9 @@ def ps_rows(state_root: str | None = None, all: bool = False, no_trunc: bool = F
 
 
 def _status_text(state: dict[str, Any], status: str) -> str:
-    if status == "running":
-        return f"Up {ago(state.get('started_at'))}" if state.get("started_at") else "Up"
+    if status in ("running", "paused"):
+        up = f"Up {ago(state.get('started_at'))}" if state.get("started_at") else "Up"
+        return f"{up} (Paused)" if status == "paused" else up
     if status == "stopped":
         code = state.get("exit_code")
         return f"Exited ({-1 if code is None else code}) {ago(state.get('finished_at'))} ago"
@@ -154,3 +159,53 @@ def _status_text(state: dict[str, Any], status: str) -> str:
 def _ports_text(state: dict[str, Any]) -> str:
     ports = (state.get("network") or {}).get("ports", [])
     return ", ".join(f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}->{p.get('container_port')}/{p.get('proto', 'tcp')}" for p in ports)
+
+
+#: ``ps --format table`` headers, as Docker names the columns.
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+              "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Names": "NAMES"}  # fmt: skip
+_PLACEHOLDER = re.compile(r"\{\{\s*(json\s+)?\.(\w*)\s*\}\}")
+
+
+def format_rows(rows: list[dict[str, Any]], template: str) -> list[str]:
+    """``ps --format``: Docker's placeholders (``{{.ID}}``, ``{{.Names}}``, ``{{json .}}``…), ``\\t`` a tab.
+
+    A ``table`` prefix adds a header line and aligns the tab-separated
+    columns; ``table`` alone is the default table and ``json`` one object per line.
+    """
+    if template == "json":
+        return [json.dumps(row) for row in rows]
+    if template == "table":
+        template = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    table = template.startswith("table")
+    template = template[len("table"):].lstrip(" ") if table else template
+    template = template.replace("\\t", "\t").replace("\\n", "\n")
+    for _json, field in _PLACEHOLDER.findall(template):
+        if field and field not in PS_HEADERS:
+            raise UsageError(f"--format: no field {field!r} (known: {', '.join('.' + f for f in PS_HEADERS)})")
+
+    def fill(row: dict[str, Any], header: bool) -> str:
+        def value(match: re.Match[str]) -> str:
+            field = match.group(2)
+            if header:
+                return PS_HEADERS.get(field, field.upper() or "")
+            if not field:
+                return json.dumps(row)
+            return json.dumps(row[field]) if match.group(1) else str(row[field])
+
+        return _PLACEHOLDER.sub(value, template)
+
+    lines = [fill(row, False) for row in rows]
+    if not table:
+        return lines
+    return _aligned([fill({}, True), *lines])
+
+
+def _aligned(lines: list[str]) -> list[str]:
+    """Tab-separated cells padded into columns three spaces apart (Docker's tabwriter settings)."""
+    cells = [line.split("\t") for line in lines]
+    widths: dict[int, int] = {}
+    for row in cells:
+        for index, cell in enumerate(row[:-1]):
+            widths[index] = max(widths.get(index, 0), len(cell))
+    return ["".join(cell.ljust(widths[i] + 3) if i < len(row) - 1 else cell for i, cell in enumerate(row)).rstrip() for row in cells]

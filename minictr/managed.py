@@ -169,7 +169,7 @@ def monitor_alive(directory: str) -> bool:
 
 
 def status_of(state: dict[str, Any], directory: str) -> str:
-    """``creating``, ``created``, ``running`` or ``stopped`` (the OCI statuses), as things really are.
+    """``creating``, ``created``, ``running``, ``paused`` or ``stopped`` (the OCI statuses), as things really are.
 
     A container whose monitor died (``kill -9``) keeps running as long as its
     process does; once that is gone too it is stopped, exit status unknown.
@@ -178,7 +178,7 @@ def status_of(state: dict[str, Any], directory: str) -> str:
     if not state.get("managed"):
         return "running" if state.get("spec") and running else "creating"
     status = state.get("status", "created")
-    if status == "running" and not running and not monitor_alive(directory):
+    if status in ("running", "paused") and not running and not monitor_alive(directory):
         return "stopped"
     return status
 

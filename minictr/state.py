@@ -5,8 +5,8 @@ four statuses, and its lifecycle the only ways between them::
 
     creating ──create done──> created ──start──> running ──exit──> stopped
         │                        │                  │ ^
-        └──set-up failed──> stopped <──kill──┘      │ │ pause / resume (reserved:
-                                                    v │  minictr does not pause yet)
+        └──set-up failed──> stopped <──kill──┘      │ │ pause / resume (the cgroup
+                                                    v │  freezer: minictr pause, unpause)
                                                   paused
 
 :func:`transition` allows exactly these moves and refuses any other with a
@@ -46,7 +46,7 @@ class Status(enum.Enum):
     CREATED = "created"  #: set up, waiting for ``start``; its program has not run yet
     RUNNING = "running"  #: its program runs
     STOPPED = "stopped"  #: its program exited (or set-up failed); what it held may remain until deleted
-    PAUSED = "paused"  #: frozen (reserved by the spec; minictr does not pause containers yet)
+    PAUSED = "paused"  #: frozen by the cgroup freezer (``pause``; ``unpause`` thaws it)
 
 
 #: The moves a container may make from each status.
