@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 from .container_dir import read_state
 from .errors import UsageError
 from .linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
-from .managed import MONITOR_LOCK, resolve, status_of
+from .managed import MONITOR_LOCK, monitor_alive, resolve, status_of
 from .safe_tree import O_PATH, extract, from_tar, lstat, walk, write_tar
 
 @dataclasses.dataclass
@@ -109,8 +109,9 @@ def container_root(container: str, state_root: str | None = None) -> Iterator[tu
     directory = resolve(container, state_root)
     state = read_state(directory)
     owner = state.get("root_owner") or 0
-    if status_of(state, directory) in ("running", "paused"):
-        fd = os.open(f"/proc/{state['pid']}/root", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = _live_root(state, directory)
+    if fd >= 0:
+        pass
     elif state.get("upperdir") and state.get("overlay"):
         with _monitor_lock(directory, state["id"]):
             fd = _mounted_elsewhere(directory, state["overlay"])
@@ -127,17 +128,37 @@ def container_root(container: str, state_root: str | None = None) -> Iterator[tu
         os.close(fd)
 
 
+def _live_root(state: dict[str, Any], directory: str) -> int:
+    """``/proc/PID/root`` of a running container; -1 once it has stopped (its monitor then done with it)."""
+    import time
+
+    if status_of(state, directory) in ("running", "paused"):
+        try:
+            return os.open(f"/proc/{state['pid']}/root", O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:  # it has just exited: let its monitor record that and let go
+            deadline = time.monotonic() + 30
+            while monitor_alive(directory) and time.monotonic() < deadline:
+                time.sleep(0.02)
+    return -1
+
+
 @contextlib.contextmanager
 def _monitor_lock(directory: str, container_id: str) -> Iterator[None]:
     """Hold the monitor's lock: no start mounts the same upper directory while we use it."""
     import fcntl
+    import time
 
     lock = os.open(os.path.join(directory, MONITOR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(f"container {container_id} is starting or stopping: try again") from None
+        deadline = time.monotonic() + 30  # a monitor recording an exit lets go soon
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UsageError(f"container {container_id} is starting or stopping: try again") from None
+                time.sleep(0.02)
         yield
     finally:
         os.close(lock)
