@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_argument("-w", "--workdir", help="working directory inside the container")
     execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open: your input reaches the program")
     execute.add_argument("-t", "--tty", action="store_true", help="give the program a terminal of its own (a pty)")
-    execute.add_argument("-d", "--detach", action="store_true", help="run it in the background (its output is discarded)")
-    execute.add_argument("-u", "--user", metavar="USER[:GROUP]", help="run it as this user (name or uid, from the container's /etc/passwd)")
+    execute.add_argument("-d", "--detach", action="store_true", help="run it in the background (output discarded)")
+    execute.add_argument("-u", "--user", metavar="USER[:GROUP]",
+                         help="run it as this user (a name from the container's /etc/passwd, or a uid)")
     execute.add_argument("container", metavar="CONTAINER")
     execute.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     execute.set_defaults(handler=cmd_exec)
@@ -109,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     system = commands.add_parser("system", help="manage what minictr keeps on this host")
     system_commands = system.add_subparsers(dest="system_command", metavar="COMMAND", parser_class=_Parser)
     system_commands.required = True
-    prune = system_commands.add_parser("prune", help="clean up after dead containers and deleted state roots, host-wide; empty the build cache")
+    prune = system_commands.add_parser(
+        "prune", help="clean up after dead containers and deleted state roots, host-wide; empty the build cache")
     prune.set_defaults(handler=cmd_system_prune)
     from .cli_build import add_commands as add_build_commands
 
@@ -272,15 +274,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return run_detached(args, options, command)
     from .cli_containers import settings_from
-    from .terminal import run_attached
+    from .terminal import LogTee, run_attached
 
-    settings_from(args)  # the same checks as with -d (a foreground run is removed at its end anyway: --rm)
+    settings = settings_from(args)  # the same checks as with -d
+    log = None if args.rm else LogTee(settings["log_max_size"], settings["log_max_file"])
 
     def start(stdio: dict[str, object], terminal: bool) -> Finished:
-        return run(args.image, command, options, data_root=args.data_root, state_root=args.root, stdio=stdio, terminal=terminal)
+        return run(args.image, command, options, data_root=args.data_root, state_root=args.root, stdio=stdio,
+                   terminal=terminal, keep=None if args.rm else settings,
+                   on_directory=log.open if log else None)  # fmt: skip
 
     try:
-        finished = run_attached(start, args.interactive, args.tty)
+        finished = run_attached(start, args.interactive, args.tty, log)
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -48,7 +48,7 @@ def add_commands(commands: Any) -> None:
     builder = commands.add_parser("builder", help="manage the build cache")
     builder_commands = builder.add_subparsers(dest="builder_command", metavar="COMMAND", parser_class=type(builder))
     builder_commands.required = True
-    builder_prune = builder_commands.add_parser("prune", help="empty the build cache and remove the layers only it kept")
+    builder_prune = builder_commands.add_parser("prune", help="empty the build cache; remove the layers only it kept")
     builder_prune.add_argument("-a", "--all", action="store_true", help="accepted for Docker's sake: all of it goes")
     builder_prune.add_argument("-f", "--force", action="store_true", help="do not ask (minictr never asks)")
     builder_prune.set_defaults(handler=cmd_builder_prune)
@@ -120,8 +120,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``minictr import``: a root filesystem as a one-layer image; prints its id."""
-    from .container_root import image_store
     from .build.imports import import_rootfs
+    from .container_root import image_store
 
     print(
         import_rootfs(

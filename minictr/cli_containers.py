@@ -113,7 +113,7 @@ def _add_verbs(commands: Any) -> None:
     rename.add_argument("container", metavar="CONTAINER")
     rename.add_argument("name", metavar="NEW_NAME")
     rename.set_defaults(handler=cmd_rename)
-    cp = commands.add_parser("cp", help="copy files between a container and the host (CONTAINER:PATH, - for a tar stream)")
+    cp = commands.add_parser("cp", help="copy files between a container and the host (CONTAINER:PATH; - a tar stream)")
     cp.add_argument("-a", "--archive", action="store_true", help="keep owners (uid, gid)")
     cp.add_argument("-L", "--follow-link", action="store_true", help="follow a symlink given as SRC")
     cp.add_argument("source", metavar="SRC")

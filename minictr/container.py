@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
     from .cgroups import Manager
     from .images.store import Image, ImageStore
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from .security.options import Security
 
 from . import faults
-from .container_dir import container_directory, containers_dir, remove_stale
+from .container_dir import container_directory, containers_dir, kept_stopped, record_kept, remove_stale
 from .container_root import (
     add_init_layer, copy_tree, get_image, image_record, image_store, prepare_root, root_layers, shifted_rootfs,
     unpacked_rootfs,
@@ -299,6 +300,8 @@ def run(
     capture: bool = False,
     stdio: dict[str, Any] | None = None,
     terminal: bool = False,
+    keep: dict[str, Any] | None = None,
+    on_directory: Callable[[str], None] | None = None,
 ) -> Finished:
     """Run ``command`` (or the image's default) in a new container of ``reference``.
 
@@ -311,6 +314,11 @@ def run(
     SIGTERM and SIGHUP sent to this process are passed on. With
     ``options.detach`` it returns once the program runs, with the id.
     ``reference`` may be an :class:`Image` already resolved (a build step's).
+    ``keep`` (the lifecycle settings of :func:`minictr.managed.lifecycle_settings`)
+    keeps a foreground container after its exit, as Docker does without
+    ``--rm``: stopped, with its status, root and log, until ``rm``; ``start``
+    runs it again under a monitor. ``on_directory`` is called with the
+    container's directory before its program starts (to open its log).
     """
     options = options or RunOptions()
     if options.isolation not in ISOLATIONS:
@@ -324,11 +332,15 @@ def run(
     holding.enter_context(store.in_use())  # until state.json names the layers, prune must wait
     try:
         lowers = root_layers(store, image, root_owner)
-        with container_directory(state_root, keep=options.detach, name=options.name) as directory:
+        with container_directory(state_root, keep=options.detach or keep is not None, name=options.name) as directory:
             overlay = prepare_root(directory, lowers, root_owner)
             record = image_record(image, lowers, overlay, root_owner)
             update_state(directory, record)
             holding.close()
+            if keep is not None:
+                record_kept(directory, store.root, command or [], options, overlay, keep)
+            if on_directory is not None:
+                on_directory(directory)
             spec, cgroup, network = plan_container(directory, store, image, command or [], options, lowers, overlay,
                                                    root_owner)  # fmt: skip
             try:
@@ -342,6 +354,8 @@ def run(
                         raise ContainerError("overlayfs refused this data root, so the step's changes cannot be kept")
                     os.rename(overlay["upperdir"], options.keep_upper)
                 finished.note = "; ".join([*notes, finished.note] if finished.note else notes)
+                if keep is not None and not options.detach:
+                    kept_stopped(directory, finished.exit_code, finished.oom_killed)
                 return finished
             except BaseException:
                 if network:
@@ -581,7 +595,7 @@ def exec_in(
         place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
     streams = dict(stdio) if stdio is not None else {"stdout": pipe, "stderr": pipe}
     if detach:
-        streams = {name: subprocess.DEVNULL for name in ("stdin", "stdout", "stderr")}
+        streams = dict.fromkeys(("stdin", "stdout", "stderr"), subprocess.DEVNULL)
     exec_spec["process"]["terminal"] = terminal and not detach
     process = spawn(exec_spec, **streams, die_with_parent=not detach, join=state["pid"], cgroup=place,
                     terminal=terminal and not detach)  # fmt: skip

@@ -33,14 +33,16 @@ import sys
 
 TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable, Iterator
+    from collections.abc import Callable, Iterator
+    from typing import IO, Any
 
 
-from .container_dir import read_state
 from .errors import UsageError
 from .linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
 from .managed import MONITOR_LOCK, monitor_alive, resolve, status_of
 from .safe_tree import O_PATH, extract, from_tar, lstat, walk, write_tar
+from .state import read_state
+
 
 @dataclasses.dataclass
 class Side:

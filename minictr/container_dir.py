@@ -19,12 +19,15 @@ import sys
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import Iterator
+    from typing import Any, Iterator
 
 from . import paths, roots
 from .errors import MinictrError, UsageError
 from .files import remove_tree
 from .state import alive, read_state, start_time, update_state, write_state
+
+#: The marker ``rm -f`` leaves in a container's directory: whoever else holds the container removes nothing itself.
+REMOVING = "removing"
 
 
 def containers_dir(state_root: str | None = None) -> str:
@@ -140,3 +143,42 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
             continue
         removed.append(directory)
     return removed
+
+
+# --- a foreground container kept after its exit (run without --rm) ------------------------------
+
+
+def record_kept(directory: str, store_root: str, command: list[str], options: Any,
+                overlay: dict[str, Any] | None, settings: dict[str, Any]) -> None:  # fmt: skip
+    """What a kept foreground container needs in state.json to be listed, inspected and started again.
+
+    ``options`` is its :class:`~minictr.container.RunOptions`; ``settings`` its lifecycle settings.
+    """
+    import dataclasses
+
+    from .logs import timestamp
+
+    now = timestamp()
+    update_state(directory, {
+        "created": now, "started_at": now, "command": list(command), "options": dataclasses.asdict(options),
+        "lifecycle": settings, "data_root": os.path.dirname(store_root), "restart_count": 0, "overlay": overlay,
+        "foreground": True,
+    })  # fmt: skip
+
+
+def kept_stopped(directory: str, exit_code: int, oom_killed: bool) -> None:
+    """After a kept foreground container's exit: record it as Docker shows it (exited, its status), release the rest.
+
+    Its cgroup and network go now; its root, log and state stay until ``rm``.
+    An ``rm -f`` under way (its marker) removes the whole directory instead.
+    """
+    from .logs import timestamp
+
+    if os.path.exists(os.path.join(directory, REMOVING)):
+        return
+    copied = not read_state(directory).get("upperdir")  # overlayfs refused: it ran in a flattened copy
+    update_state(directory, {
+        "managed": True, "status": "stopped", "exit_code": exit_code, "oom_killed": oom_killed,
+        "finished_at": timestamp(), "owner": None, "owner_start": None, **({"overlay": None} if copied else {}),
+    })  # fmt: skip
+    release_resources(directory)

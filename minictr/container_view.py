@@ -23,7 +23,8 @@ from .logs import LOG_NAME
 from .managed import directories, status_of
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "paused": "paused", "stopped": "exited"}
+DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "paused": "paused",
+                 "stopped": "exited"}  # fmt: skip
 
 
 def _seconds(stamp: str | None) -> float | None:
@@ -68,7 +69,8 @@ def inspect(directory: str) -> dict[str, Any]:
             "Status": DOCKER_STATUS.get(status, status), "Running": status in ("running", "paused"),
             "Paused": status == "paused",
             "Restarting": False, "OOMKilled": bool(state.get("oom_killed")), "Dead": False,
-            "Pid": state.get("pid", 0) if status in ("running", "paused") else 0, "ExitCode": state.get("exit_code") or 0,
+            "Pid": state.get("pid", 0) if status in ("running", "paused") else 0,
+            "ExitCode": state.get("exit_code") or 0,
             "Error": state.get("error", ""), "StartedAt": state.get("started_at") or ZERO_TIME,
             "FinishedAt": state.get("finished_at") or ZERO_TIME,
         },
@@ -163,7 +165,8 @@ def _ports_text(state: dict[str, Any]) -> str:
 
 #: ``ps --format table`` headers, as Docker names the columns.
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
-              "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Names": "NAMES"}  # fmt: skip
+              "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS",
+              "Names": "NAMES"}  # fmt: skip
 _PLACEHOLDER = re.compile(r"\{\{\s*(json\s+)?\.(\w*)\s*\}\}")
 
 
@@ -208,4 +211,5 @@ def _aligned(lines: list[str]) -> list[str]:
     for row in cells:
         for index, cell in enumerate(row[:-1]):
             widths[index] = max(widths.get(index, 0), len(cell))
-    return ["".join(cell.ljust(widths[i] + 3) if i < len(row) - 1 else cell for i, cell in enumerate(row)).rstrip() for row in cells]
+    padded = [[cell.ljust(widths[i] + 3) if i < len(row) - 1 else cell for i, cell in enumerate(row)] for row in cells]
+    return ["".join(row).rstrip() for row in padded]

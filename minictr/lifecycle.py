@@ -18,9 +18,10 @@ TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
     from typing import Any
 
-from .container_dir import alive, read_state, release_directory, update_state
+from .container_dir import alive, read_state, release_directory
 from .errors import ContainerError, UsageError
 from .managed import REMOVING, STOP_REQUESTED, directories, monitor_alive, resolve, signal_number, start, status_of
+from .state import update_state
 
 DEFAULT_STOP_TIMEOUT = 10
 #: How long rm -f and stop wait for a killed container's monitor to record its exit.
@@ -176,7 +177,8 @@ def send_signal(container: str, sig: int, state_root: str | None = None) -> str:
     state = read_state(directory)
     status = status_of(state, directory)
     if status != "running":
-        raise UsageError(f"container {state['id']} is {'paused: unpause it first' if status == 'paused' else 'not running'}")
+        why = "paused: unpause it first" if status == "paused" else "not running"
+        raise UsageError(f"container {state['id']} is {why}")
     _signal(state, sig)
     return state["id"]
 
@@ -201,7 +203,7 @@ def pause(container: str, state_root: str | None = None, paused: bool = True) ->
         raise UsageError(f"container {state['id']} has no cgroup (rootless or chroot isolation): it cannot be paused")
     freeze(ContainerState.from_dict(state), paused)
     update_state(directory, {"status": target.value})
-    return state["id"]
+    return str(state["id"])
 
 
 def _thaw(state: dict[str, Any], directory: str) -> None:

@@ -36,12 +36,12 @@ if TYPE_CHECKING:
     from .process.parent import ContainerProcess
 
 from . import faults
+from .container_dir import REMOVING as REMOVING  # also the monitor's and rm's marker, from here
 from .container_dir import alive, container_directory, containers_dir, read_state, release_resources, start_time, update_state
 from .errors import ContainerError, ExecError, UsageError
 from .logs import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE, timestamp
 
 STOP_REQUESTED = "stop-requested"
-REMOVING = "removing"
 MONITOR_LOCK = "monitor.lock"
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 

@@ -17,7 +17,8 @@ import stat
 TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
     import tarfile
-    from typing import IO, Callable, Iterator
+    from collections.abc import Callable, Iterator
+    from typing import IO
 
 from .errors import UsageError
 
@@ -45,7 +46,7 @@ _KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", st
 
 
 def read_inside(root: str, path: str) -> bytes | None:
-    """The contents of ``path`` in the tree at ``root`` (a container's root), its symlinks resolved inside it; None if missing."""
+    """``path`` in the tree at ``root`` (a container's root), symlinks resolved inside it; None if missing."""
     from .linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
 
     top = os.open(root, O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -80,11 +81,12 @@ def walk(top: int, name: str, arcname: str) -> Iterator[Entry]:
     kind = _KINDS.get(stat.S_IFMT(info.st_mode))
     if kind is None:
         return  # a socket: tar has no place for it
-    entry = Entry(arcname, kind, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_mtime, rdev=info.st_rdev)
+    mode = stat.S_IMODE(info.st_mode)
+    entry = Entry(arcname, kind, mode, info.st_uid, info.st_gid, info.st_mtime, rdev=info.st_rdev)
     if kind == "symlink":
         entry.target = os.readlink(name, dir_fd=top)
     elif kind == "file":
-        entry.reader = lambda: open(_reopen(top, name, os.O_RDONLY), "rb")
+        entry.reader = lambda: open(_reopen(top, name, os.O_RDONLY), "rb")  # noqa: SIM115 - the caller closes it
     if arcname:
         yield entry
     if kind != "dir":
@@ -105,7 +107,8 @@ def from_tar(tar: tarfile.TarFile) -> Iterator[Entry]:
     import tarfile
 
     types = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink",
-             tarfile.LNKTYPE: "link", tarfile.FIFOTYPE: "fifo", tarfile.CHRTYPE: "chr", tarfile.BLKTYPE: "blk"}  # fmt: skip
+             tarfile.LNKTYPE: "link", tarfile.FIFOTYPE: "fifo", tarfile.CHRTYPE: "chr",
+             tarfile.BLKTYPE: "blk"}  # fmt: skip
     for member in tar:
         kind = types.get(member.type)
         if kind is None:
@@ -113,8 +116,17 @@ def from_tar(tar: tarfile.TarFile) -> Iterator[Entry]:
         entry = Entry(member.name.rstrip("/"), kind, member.mode & 0o7777, member.uid, member.gid, member.mtime,
                       member.linkname, os.makedev(member.devmajor, member.devminor))  # fmt: skip
         if kind == "file":
-            entry.reader = lambda member=member: tar.extractfile(member)  # type: ignore[misc]
+            entry.reader = _member_reader(tar, member)
         yield entry
+
+
+def _member_reader(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], IO[bytes]]:
+    def reader() -> IO[bytes]:
+        data = tar.extractfile(member)
+        assert data is not None  # a regular file's member always has data
+        return data
+
+    return reader
 
 
 def write_tar(entries: Iterator[Entry], out: IO[bytes], owners: Callable[[int, int], tuple[int, int]]) -> None:
@@ -141,7 +153,7 @@ def write_tar(entries: Iterator[Entry], out: IO[bytes], owners: Callable[[int, i
 
 
 class _Parents:
-    """Directory descriptors below the destination, opened (or made) one component at a time, never through a symlink."""
+    """Directories below the destination, opened (or made) one component at a time, never through a symlink."""
 
     def __init__(self, top: int) -> None:
         self.fds: dict[str, int] = {"": top}
@@ -155,11 +167,12 @@ class _Parents:
         for part in parts[:-1]:
             parent, path = self.fds[path], f"{path}/{part}" if path else part
             if path not in self.fds:
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
                 try:
-                    self.fds[path] = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+                    self.fds[path] = os.open(part, flags, dir_fd=parent)
                 except FileNotFoundError:
                     os.mkdir(part, 0o755, dir_fd=parent)
-                    self.fds[path] = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+                    self.fds[path] = os.open(part, flags, dir_fd=parent)
         return self.fds[path], parts[-1]
 
     def close(self) -> None:
@@ -170,7 +183,8 @@ class _Parents:
 
 def extract(entries: Iterator[Entry], top: int, owners: Callable[[int, int], tuple[int, int]]) -> None:
     """Write ``entries`` below the directory ``top``; each gets the owner ``owners(uid, gid)`` says."""
-    top = os.open(f"/proc/self/fd/{top}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # O_PATH cannot be written in
+    # an O_PATH descriptor cannot be written in: the same directory, opened for real
+    top = os.open(f"/proc/self/fd/{top}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     parents = _Parents(top)
     directories: list[tuple[str, Entry]] = []
     try:
@@ -180,7 +194,7 @@ def extract(entries: Iterator[Entry], top: int, owners: Callable[[int, int], tup
             if entry.kind == "dir":
                 _make_directory(parent, name)
                 os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
-                directories.append((entry.name, entry))  # modes and times last: a read-only one would stop its files
+                directories.append((entry.name, entry))  # modes last: a read-only one would stop its files
                 continue
             _make_other(parents, parent, name, entry)
             if entry.kind != "link":
@@ -217,7 +231,8 @@ def _make_other(parents: _Parents, parent: int, name: str, entry: Entry) -> None
         pass
     if entry.kind == "file":
         assert entry.reader is not None
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(name, flags, 0o600, dir_fd=parent)
         with open(fd, "wb") as out, entry.reader() as data:
             shutil.copyfileobj(data, out, 1 << 20)
     elif entry.kind == "symlink":

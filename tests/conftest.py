@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-
 import registry_server as rs
 
 from minictr.container import image_store, unpacked_rootfs
@@ -47,11 +46,12 @@ def rootfs(data_root: str) -> str:
 
 
 @pytest.fixture
-def state_root(tmp_path: pathlib.Path) -> str:
-    """A runtime state root of the test's own."""
+def state_root(tmp_path: pathlib.Path) -> Iterator[str]:
+    """A runtime state root of the test's own; the containers a test leaves there (kept runs) are removed after it."""
     path = tmp_path / "run"
     path.mkdir()
-    return str(path)
+    yield str(path)
+    remove_all(str(path))
 
 
 # --- a registry on loopback (see registry_server.py) ------------------------------------------------------
@@ -246,8 +246,30 @@ def leak_check() -> Iterator[None]:
     """
     before = host_snapshot()
     yield
+    _remove_kept_runs(before)
     leaked = host_leftovers(before, host_snapshot())
     assert not leaked, f"the tests left resources behind: {leaked}"
+
+
+def _remove_kept_runs(before: dict[str, set[str]]) -> None:
+    """``rm -v`` the exited foreground containers this session kept (``run`` without ``--rm``, as Docker keeps them).
+
+    They are state a user removes with ``rm`` (notebooks and tests run many),
+    not leaks; whatever they held besides their directory was given back at
+    their exit, and what remains after this is a leak.
+    """
+    from minictr import lifecycle, roots
+    from minictr.container_dir import read_state
+    from minictr.errors import MinictrError
+
+    for key, path in roots.recorded().items():
+        for container in roots.containers(key):
+            state = read_state(os.path.join(path, "containers", container))
+            if f"{path}: {container}" in before["recorded containers"] or not state.get("foreground"):
+                continue
+            if state.get("status") == "stopped":
+                with contextlib.suppress(MinictrError):
+                    lifecycle.remove(container, state_root=path, volumes=True)
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
@@ -315,7 +337,7 @@ def remove_all(state_root: str) -> None:
     base = containers_dir(state_root)
     for name in os.listdir(base):
         try:
-            lifecycle.remove(name, force=True, state_root=state_root)
+            lifecycle.remove(name, force=True, state_root=state_root, volumes=True)
         except MinictrError:
             pass  # gone meanwhile
     remove_stale(base)
@@ -342,6 +364,6 @@ def kill_9_of_a_foreground_run_leaks_nothing(options: list[str], *, data_root: s
     assert wait_until(lambda: not program(), timeout=30), program()  # the container dies with its minictr (PR_SET_PDEATHSIG) ...
     containers = os.path.join(state_root, "containers")
     (container,) = os.listdir(containers)  # ... its directory stays until the next run ...
-    done = run_cli("run", "--network", "none", "busybox", "true", data_root=data_root, state_root=state_root)
+    done = run_cli("run", "--rm", "--network", "none", "busybox", "true", data_root=data_root, state_root=state_root)
     assert (done.returncode, os.listdir(containers)) == (0, []), done.stderr  # ... which removes it, and all it held
     assert host_leftovers(before, host_snapshot(state_root), state_root, container, f"mv-{container}"[:15], mark) == {}

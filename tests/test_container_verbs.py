@@ -8,18 +8,26 @@ both sides, the kernel's freezer, processes, volumes, the build cache.
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 
 import pytest
+from test_lifecycle import Minictr, wait_until
 
-from conftest import run_cli
-from test_lifecycle import Minictr, minictr, wait_until  # noqa: F401 (minictr is a fixture)
+from conftest import remove_all, run_cli
 
 pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def minictr(data_root: str, state_root: str) -> Iterator[Minictr]:
+    yield Minictr(data_root, state_root)
+    remove_all(state_root)
 
 
 # --- cp --------------------------------------------------------------------------------------------
@@ -41,7 +49,8 @@ def test_cp_both_ways_with_dockers_rules_for_files_and_directories(minictr: Mini
     minictr("cp", str(tmp_path / "host.txt"), "cpbox:/d/renamed")  # a file to a new name
     minictr("cp", str(tmp_path / "host.txt"), "cpbox:/d/sub")  # a file into a directory
     assert minictr("exec", ctr, "cat", "/d/renamed", "/d/sub/host.txt").stdout == "from the host\n" * 2
-    assert minictr("exec", ctr, "stat", "-c", "%u:%g", "/d/renamed").stdout.strip() == "0:0"  # the container's root owns it
+    owner = minictr("exec", ctr, "stat", "-c", "%u:%g", "/d/renamed").stdout.strip()
+    assert owner == "0:0"  # the container's root owns what was copied in
     missing = minictr("cp", str(tmp_path / "host.txt"), "cpbox:/nowhere/", check=False)
     assert missing.returncode == 125 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
     to_file = minictr("cp", str(tmp_path / "out"), "cpbox:/d/renamed", check=False)
@@ -58,7 +67,8 @@ def test_cp_never_follows_a_container_symlink_out_of_its_root(minictr: Minictr, 
     (tmp_path / "payload").write_text("payload\n")
     minictr("cp", str(tmp_path / "payload"), f"{ctr}:/escape/key")
     minictr("cp", str(tmp_path / "payload"), f"{ctr}:/dotdot/other")
-    assert (secret / "key").read_text() == "host only\n" and not (secret / "other").exists()  # the host's stays as it was
+    assert (secret / "key").read_text() == "host only\n"  # the host's stays as it was
+    assert not (secret / "other").exists()
     assert minictr("exec", ctr, "cat", f"{secret}/key", f"{secret}/other").stdout == "payload\n" * 2
     minictr("cp", f"{ctr}:/dotdot/key", str(tmp_path / "read"))
     assert (tmp_path / "read").read_text() == "payload\n"  # the container's file, not the host's
@@ -71,17 +81,16 @@ def test_cp_to_and_from_a_stopped_container_and_tar_streams(minictr: Minictr, tm
     assert (tmp_path / "made").read_text() == "made\n"
     (tmp_path / "given").write_text("given\n")
     minictr("cp", str(tmp_path / "given"), f"{ctr}:/")
-    assert minictr("start", "-a", ctr).stdout == "given\n"  # written into its own upper layer: it sees it on the next run
+    assert minictr("start", "-a", ctr).stdout == "given\n"  # in its own upper layer: it sees it on the next run
     with open("/proc/self/mountinfo") as mounts:
         assert minictr.directory(ctr) not in mounts.read()  # the helper's mount never reached the host
-    archive = subprocess.run([sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root",
-                              minictr.state_root, "cp", f"{ctr}:/made", "-"], capture_output=True, check=True)  # fmt: skip
+    cli = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root]
+    archive = subprocess.run([*cli, "cp", f"{ctr}:/made", "-"], capture_output=True, check=True)
     (tmp_path / "a.tar").write_bytes(archive.stdout)
     with tarfile.open(tmp_path / "a.tar") as tar:
         assert tar.getnames() == ["made"] and tar.extractfile("made").read() == b"made\n"  # type: ignore[union-attr]
     with open(tmp_path / "a.tar", "rb") as stdin:
-        subprocess.run([sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root",
-                        minictr.state_root, "cp", "-", f"{ctr}:/tmp"], stdin=stdin, check=True)  # fmt: skip
+        subprocess.run([*cli, "cp", "-", f"{ctr}:/tmp"], stdin=stdin, check=True)
     minictr("cp", f"{ctr}:/tmp/made", str(tmp_path / "again"))
     assert (tmp_path / "again").read_text() == "made\n"
 
@@ -92,20 +101,20 @@ def test_cp_to_and_from_a_stopped_container_and_tar_streams(minictr: Minictr, tm
 def _freezer_state(minictr: Minictr, ctr: str) -> str:
     cgroup = minictr.state(ctr)["cgroup"]
     dirs = cgroup["dirs"]
-    path = os.path.join(dirs["unified"], "cgroup.freeze") if cgroup["version"] == "v2" else os.path.join(dirs["freezer"], "freezer.state")
-    with open(path) as handle:
-        return handle.read().strip()
+    if cgroup["version"] == "v2":
+        return pathlib.Path(dirs["unified"], "cgroup.freeze").read_text().strip()
+    return pathlib.Path(dirs["freezer"], "freezer.state").read_text().strip()
 
 
 def test_pause_freezes_the_container_and_unpause_thaws_it(minictr: Minictr) -> None:
     ctr = minictr.detach("--name", "ticker", "busybox", "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /n; done")
-    root = f"/proc/{minictr.state(ctr)['pid']}/root/n"
-    assert wait_until(lambda: os.path.exists(root) and open(root).read().strip())
+    root = pathlib.Path(f"/proc/{minictr.state(ctr)['pid']}/root/n")
+    assert wait_until(lambda: root.exists() and root.read_text().strip())
     assert minictr("pause", "ticker").stdout == "ticker\n"
     assert _freezer_state(minictr, ctr) in ("FROZEN", "1")  # the kernel's word
-    frozen = open(root).read()
+    frozen = root.read_text()
     time.sleep(0.5)  # a frozen process cannot write: the file stays as it was, however long we look
-    assert open(root).read() == frozen
+    assert root.read_text() == frozen
     state = minictr.inspect(ctr)["State"]
     assert (state["Status"], state["Paused"], state["Running"]) == ("paused", True, True)
     assert "(Paused)" in minictr("ps", "--filter", "status=paused").stdout
@@ -114,7 +123,7 @@ def test_pause_freezes_the_container_and_unpause_thaws_it(minictr: Minictr) -> N
         assert refused.returncode in (1, 125) and refused.stderr.count("\n") == 1 and "paused" in refused.stderr, verb
     minictr("unpause", "ticker")
     assert minictr.inspect(ctr)["State"]["Status"] == "running"
-    assert wait_until(lambda: open(root).read() != frozen)  # it runs on
+    assert wait_until(lambda: root.read_text() != frozen)  # it runs on
     not_paused = minictr("unpause", "ticker", check=False)
     assert not_paused.returncode == 1 and "is not paused" in not_paused.stderr
 
@@ -232,3 +241,52 @@ def test_builder_prune_empties_the_build_cache(tmp_path, state_root: str) -> Non
     assert cli("builder", "prune", "-f").stdout.startswith("Build cache: 1 step forgotten, ")
     assert os.listdir(cache) == []
     assert "CACHED" not in cli("build", "--network", "none", "-t", "pruned:1", str(context)).stdout  # it ran again
+
+
+# --- a foreground container is kept after its exit ---------------------------------------------------
+
+
+def test_a_foreground_container_is_kept_after_its_exit_unless_rm(minictr: Minictr) -> None:
+    done = minictr("run", "--name", "fg", "--network", "none", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3",
+                   check=False)  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")  # passed through as before
+    ctr = minictr.inspect("fg")["Id"]
+    assert minictr("ps", "-a", "--format", "{{.Names}} {{.State}}").stdout == "fg exited\n"
+    assert minictr("ps", "-q").stdout == ""  # not running
+    state = minictr.inspect("fg")["State"]
+    assert (state["Status"], state["ExitCode"], state["Running"]) == ("exited", 3, False)
+    logs = minictr("logs", "fg")
+    assert (logs.stdout, logs.stderr) == ("out\n", "err\n")  # each stream to its own
+    assert minictr.state(ctr)["cgroup"] is None  # what it held on the host went at its exit; its root stays
+    again = minictr("start", "-a", "fg", check=False)  # the same container again, under a monitor
+    assert (again.returncode, again.stdout) == (3, "out\n")
+    taken = minictr("run", "--name", "fg", "busybox", "true", check=False)
+    assert taken.returncode == 125 and "already in use" in taken.stderr
+    minictr("rm", "fg")
+    assert not os.path.exists(minictr.directory(ctr))
+    minictr("run", "--rm", "--network", "none", "busybox", "true")
+    assert os.listdir(os.path.join(minictr.state_root, "containers")) == []
+
+
+def test_a_kept_tty_run_logs_what_its_terminal_showed(minictr: Minictr) -> None:
+    import pty
+
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
+               "run", "-t", "--name", "tty", "--network", "none", "busybox", "sh", "-c",
+               "test -t 1 && echo on-a-terminal"]  # fmt: skip
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(command[0], command)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    os.close(master)
+    assert b"on-a-terminal" in output
+    assert minictr("logs", "tty").stdout == "on-a-terminal\r\n"  # as the terminal showed it (CR LF)

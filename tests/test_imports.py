@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("volumes", ("minictr.volumes",)),
     ("containers", ("minictr.container", "minictr.container_dir", "minictr.container_root", "minictr.system",
                     "minictr.logs", "minictr.attach", "minictr.terminal", "minictr.monitor", "minictr.managed",
-                    "minictr.lifecycle", "minictr.container_view")),
+                    "minictr.lifecycle", "minictr.container_view", "minictr.container_cp", "minictr.safe_tree")),
     ("builds", ("minictr.build",)),
     ("virtual machines", ("minictr.vm",)),  # beside containers, measured against them
     ("front ends", ("minictr.cli", "minictr.cli_images", "minictr.cli_build", "minictr.cli_containers",
