@@ -25,7 +25,7 @@ import sys
 
 from common import medians, minictr_command, report, timed, workspace
 
-from minictr.container_root import image_store
+from minictr.engine.container_root import image_store
 
 DOCKERFILE = """\
 FROM {base}

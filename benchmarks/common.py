@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minictr.container_root import get_image, image_store, unpacked_rootfs  # noqa: E402
+from minictr.engine.container_root import get_image, image_store, unpacked_rootfs  # noqa: E402
 
 
 @contextlib.contextmanager

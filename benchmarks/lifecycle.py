@@ -27,7 +27,7 @@ import time
 
 from common import busybox_rootfs, medians, minictr_command, report, workspace
 
-from minictr.container_dir import read_state
+from minictr.engine.container_dir import read_state
 
 PODMAN_FLAGS = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--network", "none"]
 

@@ -32,9 +32,9 @@ import time
 
 from common import busybox_rootfs, medians, minictr_command, report, timed, workspace
 
-from minictr.container_root import copy_tree
-from minictr.process.parent import spawn
-from minictr.spec import isolated_spec
+from minictr.engine.container_root import copy_tree
+from minictr.runtime.process.parent import spawn
+from minictr.runtime.spec import isolated_spec
 
 NAMESPACES = ["mount", "uts", "ipc", "pid", "network"]
 

@@ -26,7 +26,7 @@ import time
 
 from common import medians, minictr_command, report, timed, workspace
 
-from minictr.container import RunOptions, run
+from minictr.engine.container import RunOptions, run
 
 
 def timed_api(network: str, data_root: str, state_root: str) -> float:

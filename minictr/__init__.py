@@ -1,12 +1,12 @@
 """minictr: a small, real container runtime, built one kernel feature at a time.
 
-The package reads as the curriculum: :mod:`minictr.linux` (the system calls),
-:mod:`minictr.process` (how a container process is spawned), :mod:`minictr.chroot`,
-:mod:`minictr.images` (an OCI image store), :mod:`minictr.doctor` (what this
+The package reads as the curriculum: :mod:`minictr.kernel.linux` (the system calls),
+:mod:`minictr.runtime.process` (how a container process is spawned), :mod:`minictr.runtime.chroot`,
+:mod:`minictr.engine.images` (an OCI image store), :mod:`minictr.doctor` (what this
 host allows) and :mod:`minictr.cli`.
 
 Importing ``minictr`` is cheap on purpose: the container start path runs
-``python -m minictr.process.child``, which imports this file first, so the
+``python -m minictr.runtime.process.child``, which imports this file first, so the
 public names below are loaded lazily, on first use.
 """
 
@@ -29,18 +29,18 @@ _EXPORTS = {
     "ImageNotFound": "minictr.errors",
     "MinictrError": "minictr.errors",
     "RegistryError": "minictr.errors",
-    "Result": "minictr.chroot",
+    "Result": "minictr.runtime.chroot",
     "SpecError": "minictr.errors",
     "StateTransitionError": "minictr.errors",
     "SyscallError": "minictr.errors",
     "UsageError": "minictr.errors",
-    "chroot": "minictr.chroot",
+    "chroot": "minictr.runtime.chroot",
     "containers": "minictr.containers",
     "doctor": "minictr.doctor",
-    "images": "minictr.images",
-    "linux": "minictr.linux",
-    "process": "minictr.process",
-    "system": "minictr.system",
+    "images": "minictr.engine.images",
+    "linux": "minictr.kernel.linux",
+    "process": "minictr.runtime.process",
+    "system": "minictr.engine.system",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -26,7 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from .errors import UsageError
+from minictr.errors import UsageError
 
 DEFAULT_PATH = "/etc/minictr/minictr.conf"
 

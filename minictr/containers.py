@@ -12,10 +12,10 @@
 
     containers.run("busybox", ["echo", "hi"], remove=True)   # b'hi\\n' (waits; raises if it fails)
 
-Every container runs under its own monitor (:mod:`minictr.monitor`), never
+Every container runs under its own monitor (:mod:`minictr.engine.monitor`), never
 as a child of the calling process: a notebook kernel may be restarted while
 its containers run on, and :func:`list`/:func:`get` find them again. Keyword
-options are :class:`~minictr.container.RunOptions` fields (``env``,
+options are :class:`~minictr.engine.container.RunOptions` fields (``env``,
 ``workdir``, ``network``, ``volumes``, ``memory``, …) or docker-py's names
 for them (``environment``, ``working_dir``, ``mem_limit``, ``ports``…).
 ``data_root``/``state_root`` choose the store and the state root
@@ -32,11 +32,11 @@ TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
-from .errors import ContainerError
+from minictr.errors import ContainerError
 
 #: docker-py's keyword -> RunOptions field
 DOCKER_PY_NAMES = {"environment": "env", "working_dir": "workdir", "mem_limit": "memory", "network_mode": "network"}
-#: lifecycle keywords (docker-py's spelling) -> :func:`minictr.managed.lifecycle_settings` keywords
+#: lifecycle keywords (docker-py's spelling) -> :func:`minictr.engine.managed.lifecycle_settings` keywords
 LIFECYCLE = {"remove": "auto_remove", "auto_remove": "auto_remove", "stop_signal": "stop_signal",
              "stop_timeout": "stop_timeout", "tty": "tty", "stdin_open": "interactive"}  # fmt: skip
 
@@ -73,44 +73,44 @@ class Container:
 
     def reload(self) -> None:
         """Read the container's state again (``inspect``)."""
-        from .container_view import inspect
+        from minictr.engine.container_view import inspect
 
         self.attrs = inspect(self._directory())
 
     def _directory(self) -> str:
-        from .managed import resolve
+        from minictr.engine.managed import resolve
 
         return resolve(self.id, self.client.state_root)
 
     def start(self) -> None:
-        from .managed import start
+        from minictr.engine.managed import start
 
         start(self.id, self.client.state_root)
 
     def stop(self, timeout: int | None = None) -> None:
-        from .lifecycle import stop
+        from minictr.engine.lifecycle import stop
 
         stop(self.id, timeout, self.client.state_root)
 
     def restart(self, timeout: int | None = None) -> None:
-        from .lifecycle import restart
+        from minictr.engine.lifecycle import restart
 
         restart(self.id, timeout, self.client.state_root)
 
     def kill(self, signal: str | int = "SIGKILL") -> None:
-        from .lifecycle import send_signal
-        from .managed import signal_number
+        from minictr.engine.lifecycle import send_signal
+        from minictr.engine.managed import signal_number
 
         send_signal(self.id, signal_number(signal), self.client.state_root)
 
     def remove(self, force: bool = False) -> None:
-        from .lifecycle import remove
+        from minictr.engine.lifecycle import remove
 
         remove(self.id, force, self.client.state_root)
 
     def wait(self, timeout: float | None = None) -> dict[str, Any]:
         """Block until it stops: ``{"StatusCode": N, "Error": None}``."""
-        from .lifecycle import wait
+        from minictr.engine.lifecycle import wait
 
         code = wait(self.id, self.client.state_root, timeout=timeout)
         self.reload()
@@ -119,8 +119,8 @@ class Container:
     def logs(self, stdout: bool = True, stderr: bool = True, timestamps: bool = False, tail: int | str = "all",
              stream: bool = False, follow: bool | None = None) -> bytes | Iterator[bytes]:  # fmt: skip
         """Its output, as one ``bytes`` (or, with ``stream``, chunks as they come until it stops)."""
-        from . import logs
-        from .managed import status_of
+        from minictr.engine import logs
+        from minictr.engine.managed import status_of
 
         directory = self._directory()
         wanted = {name for name, on in (("stdout", stdout), ("stderr", stderr)) if on}
@@ -135,7 +135,7 @@ class Container:
             return b"".join(render(e) for e in kept if e["stream"] in wanted)
 
         def chunks() -> Iterator[bytes]:
-            from .container_dir import read_state
+            from minictr.engine.container_dir import read_state
 
             yield from (render(e) for e in kept if e["stream"] in wanted)
             running = lambda: status_of(read_state(directory), directory) == "running"  # noqa: E731
@@ -147,7 +147,7 @@ class Container:
         """Run ``cmd`` inside (``minictr exec``); its stdout and stderr together in ``output``."""
         import shlex
 
-        from .container import exec_in
+        from minictr.engine.container import exec_in
 
         command = shlex.split(cmd) if isinstance(cmd, str) else builtins.list(cmd)
         done = exec_in(self.id, command, env=environment, workdir=workdir, state_root=self.client.state_root, capture=True)
@@ -155,7 +155,7 @@ class Container:
 
     def stats(self) -> dict[str, Any]:
         """Its cgroup's accounting now (memory, CPU time, pids, io, OOM kills)."""
-        from .container import cgroup_of
+        from minictr.engine.container import cgroup_of
 
         return cgroup_of(self.id, self.client.state_root).stats().as_dict()
 
@@ -171,7 +171,7 @@ class Client:
         """A created container (``start`` runs it)."""
         import shlex
 
-        from .managed import create
+        from minictr.engine.managed import create
 
         run_options, settings = _split_options(options)
         args = shlex.split(command) if isinstance(command, str) else builtins.list(command or [])
@@ -203,27 +203,27 @@ class Client:
 
     def get(self, container: str) -> Container:
         """A container by name, id or unique id prefix."""
-        from .managed import resolve
+        from minictr.engine.managed import resolve
 
         return Container(self, os.path.basename(resolve(container, self.state_root)))
 
     def list(self, all: bool = False) -> builtins.list[Container]:
         """Running containers (every one with ``all``), newest first."""
-        from .container_view import ps_rows
+        from minictr.engine.container_view import ps_rows
 
         return [Container(self, row["ID"]) for row in ps_rows(self.state_root, all=all)]
 
     def prune(self) -> dict[str, Any]:
         """Remove every stopped container."""
-        from .lifecycle import prune
+        from minictr.engine.lifecycle import prune
 
         return {"ContainersDeleted": prune(self.state_root)}
 
 
 def _split_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """RunOptions and lifecycle settings from docker-py-style keywords."""
-    from .container import RunOptions
-    from .managed import lifecycle_settings
+    from minictr.engine.container import RunOptions
+    from minictr.engine.managed import lifecycle_settings
 
     fields = {f.name for f in dataclasses.fields(RunOptions)}
     run: dict[str, Any] = {}

@@ -5,7 +5,7 @@ the result with :func:`render_table` or :func:`to_json`. Every check only
 *reads* the host (``/proc``, ``/sys``, ``PATH``, ELF headers), except the
 privilege check, which proves privilege by trying: a short-lived child
 process unshares a mount namespace and mounts a tmpfs inside it, which dies
-with the child (:mod:`minictr.privilege`). Doctor never mounts in its own
+with the child (:mod:`minictr.kernel.privilege`). Doctor never mounts in its own
 namespace, loads modules or writes sysctls, and it contacts no network host
 unless a registry address is given explicitly.
 
@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-from .cgroups.layout import cgroup_layout
-from .errors import HostError
-from .mountinfo import read_mountinfo
+from minictr.errors import HostError
+from minictr.kernel.cgroups.layout import cgroup_layout
+from minictr.kernel.mountinfo import read_mountinfo
 
 __all__ = ["NOTEBOOKS", "Check", "Finding", "Probe", "cgroup_layout", 
            "render_table", "run_checks", "run_probe", "to_json"]
@@ -102,7 +102,7 @@ def _read(path: str) -> str:
 # --- the probes --------------------------------------------------------------
 
 def _probe_root() -> Finding:
-    from .privilege import probe  # tries, in a child process: uid 0 alone is not enough in a hosted pod
+    from minictr.kernel.privilege import probe  # tries, in a child process: uid 0 alone is not enough in a hosted pod
 
     privileged, detail, fix = probe()
     return Finding("ok" if privileged else "missing", detail, fix)
@@ -190,9 +190,9 @@ def _probe_network() -> Finding:
         import pyroute2  # noqa: F401 - doctor may be slow; the container start path may not
     except ImportError:
         return Finding("missing", "pyroute2 is not installed: no bridge networks (--network none or host still work)")
-    from .errors import UsageError
-    from .network.links import host_networks
-    from .network.pools import address_pools, free_subnet
+    from minictr.engine.network.links import host_networks
+    from minictr.engine.network.pools import address_pools, free_subnet
+    from minictr.errors import UsageError
 
     host = host_networks()
     seen = ", ".join(sorted({f"{net} ({device})" for net, device in host}))
@@ -211,7 +211,7 @@ def _probe_network() -> Finding:
 
 
 def _probe_busybox() -> Finding:
-    from .images.busybox import find_static_busybox
+    from minictr.engine.images.busybox import find_static_busybox
 
     try:
         return Finding("ok", f"{find_static_busybox()} is statically linked")
@@ -220,7 +220,7 @@ def _probe_busybox() -> Finding:
 
 
 def _probe_seccomp() -> Finding:
-    from .security.seccomp import SeccompError, library
+    from minictr.kernel.security.seccomp import SeccompError, library
 
     try:
         library()
@@ -237,7 +237,7 @@ def _probe_registry_server() -> Finding:
 
 
 def _probe_vm() -> Finding:
-    from .vm.guest import host_kernel, kvm_device, qemu_path
+    from minictr.vm.guest import host_kernel, kvm_device, qemu_path
 
     try:
         qemu, kernel = qemu_path(), host_kernel()

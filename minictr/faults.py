@@ -27,7 +27,7 @@ point costs one dictionary lookup. The steps::
     network create                  network the network's directory exists, its definition not yet
 
 The container's first process inherits the variable (see
-:func:`minictr.process.parent._child_environment`); its program does not.
+:func:`minictr.runtime.process.parent._child_environment`); its program does not.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from it, and each container *before* its directory::
 A network's bridge carries its root's key in its interface alias
 (``minictr root=<key> network=<name>``, see :func:`bridge_alias`), so the
 sweep finds it on the host alone. ``minictr system prune``
-(:mod:`minictr.system`) sweeps every recorded root; for a root whose
+(:mod:`minictr.engine.system`) sweeps every recorded root; for a root whose
 directory is gone, it removes what the host still carries of it and forgets it.
 
 Rootless minictr creates nothing host-wide (no cgroups, no bridges), so it
@@ -28,7 +28,7 @@ import contextlib
 import os
 import zlib
 
-from .files import write_atomic
+from minictr.files import write_atomic
 
 RECORD_DIR = "/run/minictr-roots"
 

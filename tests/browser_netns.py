@@ -21,7 +21,7 @@ import selectors
 import socket
 import sys
 
-from minictr import linux, namespaces
+from minictr.kernel import linux, namespaces
 
 
 class Relay:

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import registry_server as rs
 
-from minictr.container import image_store, unpacked_rootfs
-from minictr.images.busybox import build_busybox_image
+from minictr.engine.container import image_store, unpacked_rootfs
+from minictr.engine.images.busybox import build_busybox_image
 
 DEFAULT_STATE_ROOT = "/run/minictr"
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -147,7 +147,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: f
     return True
 
 
-#: The names minictr's own processes give themselves (see minictr.process.child).
+#: The names minictr's own processes give themselves (see minictr.runtime.process.child).
 MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init", "minictr-monitor", "minictr-vm")
 #: Environment variables that tag a process as a test's: the fault step (children inherit it), a test's mark (-e).
 TAGS = (b"MINICTR_FAULT=", b"MINICTR_TEST_MARK=")
@@ -171,7 +171,7 @@ def host_snapshot(state_root: str = DEFAULT_STATE_ROOT) -> dict[str, set[str]]:
 
 def _anonymous_volumes() -> set[str]:
     """Anonymous volumes in the default data root (they go with their containers) and build work directories."""
-    from minictr.volumes import listing
+    from minictr.engine.volumes import listing
 
     try:
         found = {f"volume {v['Name']}" for v in listing(data_root="/var/lib/minictr") if v.get("Anonymous")}
@@ -258,8 +258,9 @@ def _remove_kept_runs(before: dict[str, set[str]]) -> None:
     not leaks; whatever they held besides their directory was given back at
     their exit, and what remains after this is a leak.
     """
-    from minictr import lifecycle, roots
-    from minictr.container_dir import read_state
+    from minictr.engine import lifecycle
+    from minictr import roots
+    from minictr.engine.container_dir import read_state
     from minictr.errors import MinictrError
 
     for key, path in roots.recorded().items():
@@ -286,7 +287,7 @@ def orphans_adopted() -> Iterator[Callable[[], list[int]]]:
     we adopted (zombies among them are reaped). On exit the subreaper flag is
     cleared and what died is reaped.
     """
-    from minictr import linux
+    from minictr.kernel import linux
 
     def children() -> dict[int, str]:
         found = {}
@@ -330,8 +331,8 @@ def remove_container(container_id: str, *, data_root: str, state_root: str) -> N
 
 def remove_all(state_root: str) -> None:
     """``rm -f`` every container under ``state_root`` (a test's clean-up), then sweep what no monitor owns."""
-    from minictr import lifecycle
-    from minictr.container import containers_dir, remove_stale
+    from minictr.engine import lifecycle
+    from minictr.engine.container import containers_dir, remove_stale
     from minictr.errors import MinictrError
 
     base = containers_dir(state_root)

@@ -27,7 +27,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from minictr.images import oci
+from minictr.engine.images import oci
 from minictr.tutorial.images import LoopbackRegistry, start_registry  # noqa: F401 - re-exported for the tests
 
 USER, PASSWORD = "tester", "secret"
@@ -300,7 +300,7 @@ class Layout:
 
 def busybox_tar(store_root: str) -> bytes:
     """The uncompressed layer of the session's busybox image (a base for test images)."""
-    from minictr.images.store import ImageStore
+    from minictr.engine.images.store import ImageStore
 
     store = ImageStore(store_root)
     layer = store.get("busybox").layers[0]

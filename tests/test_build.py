@@ -21,11 +21,11 @@ import pytest
 import registry_server as rs
 
 from conftest import run_cli
-from minictr.build.context import Ignore
-from minictr.build.dockerfile import Lexer, parse
-from minictr.container_root import image_store, unpacked_rootfs
+from minictr.engine.build.context import Ignore
+from minictr.engine.build.dockerfile import Lexer, parse
+from minictr.engine.container_root import image_store, unpacked_rootfs
+from minictr.engine.images.busybox import build_busybox_image
 from minictr.errors import BuildError
-from minictr.images.busybox import build_busybox_image
 
 root = pytest.mark.root
 
@@ -467,7 +467,7 @@ def test_add_fetches_a_url_and_checks_its_checksum(data_root: str, state_root: s
 
 @root
 def test_the_python_api_passes_steps_and_run_output_to_progress(data_root: str, state_root: str, tmp_path) -> None:
-    from minictr.build import BuildOptions, build
+    from minictr.engine.build import BuildOptions, build
 
     lines: list[str] = []
     context = _context(tmp_path, _unique("FROM busybox\nRUN echo from the step; echo to stderr >&2\n"))
@@ -580,7 +580,7 @@ def test_a_build_killed_mid_run_is_cleaned_up_by_the_next(data_root: str, state_
     containers = os.path.join(state_root, "containers")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the RUN's container dies with its parent
-        from minictr.container_dir import remove_stale
+        from minictr.engine.container_dir import remove_stale
 
         if not remove_stale(containers) and not os.listdir(containers):
             break
@@ -591,6 +591,6 @@ def test_a_build_killed_mid_run_is_cleaned_up_by_the_next(data_root: str, state_
 
 
 def _start_time(pid: int) -> str:
-    from minictr.container_dir import start_time
+    from minictr.engine.container_dir import start_time
 
     return start_time(pid)

@@ -10,14 +10,14 @@ import tarfile
 
 import pytest
 import registry_server as rs
-from conftest import remove_container, run_cli
 
+from conftest import remove_container, run_cli
+from minictr.engine.images import layers as layer_dirs
+from minictr.engine.images.archive import load, save
+from minictr.engine.images.pull import pull
+from minictr.engine.images.push import push
+from minictr.engine.images.store import ImageStore
 from minictr.errors import ImageError
-from minictr.images import layers as layer_dirs
-from minictr.images.archive import load, save
-from minictr.images.pull import pull
-from minictr.images.push import push
-from minictr.images.store import ImageStore
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(bool(rs.have_peers()), reason=rs.have_peers() or "ok")]
 

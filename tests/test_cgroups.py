@@ -21,14 +21,13 @@ from typing import Any
 
 import pytest
 
-from minictr import cgroups, container
-from minictr.cgroups import resources
-from minictr.cgroups.base import plan
-from minictr.container import RunOptions
-from minictr.errors import UsageError
-
 from conftest import cgroup_dirs, remove_container, run_cli
-
+from minictr.engine import container
+from minictr.engine.container import RunOptions
+from minictr.errors import UsageError
+from minictr.kernel import cgroups
+from minictr.kernel.cgroups import resources
+from minictr.kernel.cgroups.base import plan
 
 # --- conversions and validation (no root needed) ---------------------------------------------------
 
@@ -316,7 +315,7 @@ def test_cgroup_parent_places_the_container_and_only_what_it_made_goes(data_root
 @pytest.mark.root
 def test_bpf_device_program_on_the_unified_hierarchy() -> None:
     """The v2 device filter, on this host's cgroup2 tree (hybrid hosts have one): open is denied, mknod not."""
-    from minictr.cgroups import bpf
+    from minictr.kernel.cgroups import bpf
 
     unified = cgroups.layout()["v2"]["path"]
     if not unified:
@@ -342,7 +341,7 @@ def test_bpf_device_program_on_the_unified_hierarchy() -> None:
 def test_the_monitor_follows_a_container_until_the_oom_killer_ends_it(data_root: str, state_root: str) -> None:
     from xml.dom import minidom
 
-    from minictr.cgroups.monitor import Monitor
+    from minictr.kernel.cgroups.monitor import Monitor
 
     grow = "awk 'BEGIN { while (1) { a[n++] = sprintf(\"%100000s\", \"\"); if (n % 20 == 0) system(\"sleep 0.05\") } }'"
     with detached(data_root, state_root, "-m", "24m", "busybox", "sh", "-c", grow) as (cid, _pid):

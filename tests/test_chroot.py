@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from minictr import chroot
+from minictr.runtime import chroot
 
 pytestmark = pytest.mark.root
 

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from minictr import doctor, privilege
-from minictr.images.busybox import elf_interpreter
+from minictr import doctor
+from minictr.engine.images.busybox import elf_interpreter
+from minictr.kernel import privilege
 
 NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation", "registry_server",
          "firewall", "network", "busybox", "seccomp", "vm", "registry"}
@@ -217,7 +218,7 @@ def test_root_without_cap_sys_admin_is_told_what_it_lacks() -> None:
 @pytest.mark.root
 def test_the_mount_namespace_trial_fails_without_cap_sys_admin() -> None:
     # the trial itself, apart from the CapEff reading: its child cannot unshare and says which call failed
-    done = _as_root_without_cap_sys_admin("from minictr.privilege import try_mount_namespace as t; print(t())")
+    done = _as_root_without_cap_sys_admin("from minictr.kernel.privilege import try_mount_namespace as t; print(t())")
     assert done.stdout.strip().startswith("unshare("), done.stdout
     assert "Operation not permitted" in done.stdout
 

@@ -12,13 +12,13 @@ import os
 
 import pytest
 import registry_server as rs
-from conftest import run_cli
 
+from conftest import run_cli
+from minictr.engine.images import layers as layer_dirs
+from minictr.engine.images import oci
+from minictr.engine.images.store import ImageStore
+from minictr.engine.images.unpack import unpack_image
 from minictr.errors import ImageError
-from minictr.images import layers as layer_dirs
-from minictr.images import oci
-from minictr.images.store import ImageStore
-from minictr.images.unpack import unpack_image
 
 pytestmark = pytest.mark.root
 

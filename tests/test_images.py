@@ -14,11 +14,11 @@ import tarfile
 import pytest
 import registry_server as rs
 
-from minictr.container import image_store
+from minictr.engine.container import image_store
+from minictr.engine.images import busybox, oci
+from minictr.engine.images.store import Image, ImageStore, normalize_reference
+from minictr.engine.images.unpack import unpack_image
 from minictr.errors import HostError, ImageError, ImageNotFound
-from minictr.images import busybox, oci
-from minictr.images.store import Image, ImageStore, normalize_reference
-from minictr.images.unpack import unpack_image
 
 
 def test_layout_blobs_are_named_by_their_digest(data_root: str) -> None:

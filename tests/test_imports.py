@@ -20,27 +20,27 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minictr"
 #: Bottom to top. A module belongs to the first entry naming it or a package above it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # minictr/__init__.py holds the version and loads its public names lazily (importlib): no static import
-    ("base", ("minictr", "minictr.errors", "minictr.linux", "minictr.paths", "minictr.mountinfo", "minictr.files",
-              "minictr.config", "minictr.faults", "minictr.roots")),
-    ("kernel features", ("minictr.namespaces", "minictr.rootfs", "minictr.cgroups", "minictr.security",
-                         "minictr.privilege")),
-    ("runtime", ("minictr.spec", "minictr.validate", "minictr.validate_fields", "minictr.validate_linux", "minictr.state", "minictr.process", "minictr.chroot",
-                 "minictr.oci")),
-    ("images", ("minictr.images",)),
-    ("networks", ("minictr.network",)),
-    ("volumes", ("minictr.volumes",)),
-    ("containers", ("minictr.container", "minictr.container_dir", "minictr.container_root", "minictr.system",
-                    "minictr.logs", "minictr.attach", "minictr.terminal", "minictr.monitor", "minictr.managed",
-                    "minictr.lifecycle", "minictr.container_view", "minictr.container_cp", "minictr.safe_tree")),
-    ("builds", ("minictr.build",)),
+    ("base", ("minictr", "minictr.errors", "minictr.paths", "minictr.files", "minictr.config", "minictr.faults",
+              "minictr.roots")),
+    ("kernel features", ("minictr.kernel",)),
+    ("runtime", ("minictr.runtime",)),
+    ("images", ("minictr.engine.images",)),
+    ("networks", ("minictr.engine.network",)),
+    ("volumes", ("minictr.engine.volumes",)),
+    ("containers", ("minictr.engine.container", "minictr.engine.container_dir", "minictr.engine.container_root",
+                    "minictr.engine.container_view", "minictr.engine.system", "minictr.engine.logs",
+                    "minictr.engine.attach", "minictr.engine.terminal", "minictr.engine.monitor",
+                    "minictr.engine.managed", "minictr.engine.lifecycle", "minictr.engine.container_cp",
+                    "minictr.engine.safe_tree")),
+    ("builds", ("minictr.engine.build",)),
+    ("engine", ("minictr.engine",)),  # the package itself (its docstring only)
     ("virtual machines", ("minictr.vm",)),  # beside containers, measured against them
-    ("front ends", ("minictr.cli", "minictr.cli_images", "minictr.cli_build", "minictr.cli_containers",
-                    "minictr.cli_inspect", "minictr.containers", "minictr.doctor", "minictr.tutorial")),
+    ("front ends", ("minictr.cli", "minictr.containers", "minictr.doctor", "minictr.tutorial")),
 ]
 
 
 def module_name(path: pathlib.Path) -> str:
-    """``minictr/images/store.py`` -> ``minictr.images.store``; a package's ``__init__`` is the package."""
+    """``minictr/engine/images/store.py`` -> ``minictr.engine.images.store``; a package's ``__init__`` is the package."""
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -120,6 +120,6 @@ def test_no_import_cycles() -> None:
 def test_the_graph_sees_lazy_and_relative_imports() -> None:
     """The checker itself: a lazy relative import inside a function is found, resolved to the module."""
     graph = import_graph()
-    assert "minictr.process.parent" in graph["minictr.container"]  # from .process.parent import ... (top level)
-    assert "minictr.cgroups" in graph["minictr.container"]  # from . import cgroups (inside functions)
-    assert "minictr.images.store" in graph["minictr.images.pull"]  # from .store import ...
+    assert "minictr.runtime.process.parent" in graph["minictr.engine.container"]  # from .process.parent import ... (top level)
+    assert "minictr.kernel.cgroups" in graph["minictr.engine.container"]  # from . import cgroups (inside functions)
+    assert "minictr.engine.images.store" in graph["minictr.engine.images.pull"]  # from .store import ...

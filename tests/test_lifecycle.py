@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from conftest import cgroup_dirs, remove_all, run_cli
-from minictr.container_dir import alive, read_state
-from minictr.managed import monitor_alive
+from minictr.engine.container_dir import alive, read_state
+from minictr.engine.managed import monitor_alive
 
 pytestmark = pytest.mark.root
 

@@ -1,4 +1,4 @@
-"""minictr.linux: the syscall wrappers keep the kernel's semantics and explain failures."""
+"""minictr.kernel.linux: the syscall wrappers keep the kernel's semantics and explain failures."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import tempfile
 
 import pytest
 
-from minictr import linux
 from minictr.errors import MinictrError, SyscallError
+from minictr.kernel import linux
 
 
 def test_mount_error_names_call_arguments_and_reason(tmp_path) -> None:
@@ -41,7 +41,7 @@ def test_pivot_root_explains_einval() -> None:
     tmp_path = pathlib.Path(tempfile.mkdtemp(dir="/dev/shm"))
     (tmp_path / "old").mkdir()
     code = (
-        "from minictr import linux\n"
+        "from minictr.kernel import linux\n"
         "linux.unshare(linux.CLONE_NEWNS)\n"
         "linux.mount(None, '/', None, linux.MS_REC | linux.MS_PRIVATE)\n"
         f"linux.pivot_root({str(tmp_path)!r}, {str(tmp_path / 'old')!r})\n"
@@ -59,7 +59,7 @@ def test_unshare_user_fails_in_a_multithreaded_process() -> None:
     # In a child interpreter, so the test process itself never unshares.
     code = (
         "import threading, time\n"
-        "from minictr import linux\n"
+        "from minictr.kernel import linux\n"
         "from minictr.errors import SyscallError\n"
         "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
         "try:\n"
@@ -81,7 +81,7 @@ def test_capget_of_this_process_matches_proc_status() -> None:
 
 def test_prctl_reads_what_it_wrote_in_a_child() -> None:
     code = (
-        "from minictr import linux\n"
+        "from minictr.kernel import linux\n"
         "linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)\n"
         "print(linux.prctl(linux.PR_GET_NO_NEW_PRIVS))\n"
         "linux.set_process_name('renamed-child')\n"

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from minictr import logs
+from minictr.engine import logs
 from minictr.errors import UsageError
 
 

@@ -31,13 +31,14 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import kill_9_of_a_foreground_run_leaks_nothing, remove_all, run_cli, wait_until
-from minictr import chroot, container, logs
-from minictr.container import image_store
-from minictr.process.channel import ProtocolError
-from minictr.images.busybox import build_busybox_image
-from minictr.process.parent import call
-from minictr.security import paths as security_paths
-from minictr.spec import isolated_spec
+from minictr.engine import container, logs
+from minictr.engine.container import image_store
+from minictr.engine.images.busybox import build_busybox_image
+from minictr.kernel.security import paths as security_paths
+from minictr.runtime import chroot
+from minictr.runtime.process.channel import ProtocolError
+from minictr.runtime.process.parent import call
+from minictr.runtime.spec import isolated_spec
 
 pytestmark = pytest.mark.root
 
@@ -309,7 +310,7 @@ def test_uts_hostname_and_domainname_are_the_containers_own(roots: Roots) -> Non
 #: in the IPC namespace of the given pid (0: the host's) — run as a separate process.
 _SHM_HELPER = r"""
 import ctypes, sys
-from minictr.namespaces import join_all
+from minictr.kernel.namespaces import join_all
 pid, action, key = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 if pid:
     join_all(pid, ["ipc"])

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import free_port, run_cli, wait_for
-from minictr.network import firewall, names, pools, ports, store
+from minictr.engine.network import firewall, names, pools, ports, store
 
 pytestmark = pytest.mark.root
 

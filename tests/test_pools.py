@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import run_cli
+from minictr.engine.network import pools
 from minictr.errors import UsageError
-from minictr.network import pools
 
 PODMAN = ipaddress.ip_network("10.88.0.0/16")  # what podman's cni-podman0 holds on most machines with podman
 

@@ -9,11 +9,11 @@ import threading
 
 import pytest
 
-from minictr import chroot
 from minictr.errors import ContainerError, ExecError
-from minictr.process.channel import Channel, Message, ProtocolError
-from minictr.process.parent import call, spawn
-from minictr.spec import default_spec
+from minictr.runtime import chroot
+from minictr.runtime.process.channel import Channel, Message, ProtocolError
+from minictr.runtime.process.parent import call, spawn
+from minictr.runtime.spec import default_spec
 
 pytestmark = pytest.mark.root
 

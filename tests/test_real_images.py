@@ -21,12 +21,12 @@ from collections.abc import Iterator
 
 import pytest
 import registry_server as rs
-from conftest import run_cli
 from test_namespaces import open_base, rootless_env, run_rootless  # noqa: F401 - fixtures shared with the rootless tests
 
-from minictr.images import layers as layer_dirs
-from minictr.images.store import ImageStore
-from minictr.images.unpack import unpack_image
+from conftest import run_cli
+from minictr.engine.images import layers as layer_dirs
+from minictr.engine.images.store import ImageStore
+from minictr.engine.images.unpack import unpack_image
 
 pytestmark = pytest.mark.root
 
@@ -99,7 +99,7 @@ def test_the_flattened_copy_holds_the_nodes_too(loaded: str, tmp_path) -> None:
 
 def test_in_a_user_namespace_the_nodes_are_skipped_with_one_warning(loaded: str, tmp_path) -> None:
     """Root in a user namespace may not mknod: the image unpacks all the same, without its nodes."""
-    code = ("import sys; from minictr.images.store import ImageStore; from minictr.images.unpack import unpack_image; "
+    code = ("import sys; from minictr.engine.images.store import ImageStore; from minictr.engine.images.unpack import unpack_image; "
             "store = ImageStore(sys.argv[1]); unpack_image(store, store.get('nodes'), sys.argv[2])")  # fmt: skip
     dest = tmp_path / "userns"
     result = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c", code,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from minictr.engine.images.auth import parse_challenge
+from minictr.engine.images.pull import parse_platform, select_manifest
+from minictr.engine.images.reference import Reference, is_loopback, parse
+from minictr.engine.images.runconfig import resolve_user
 from minictr.errors import ImageError
-from minictr.images.auth import parse_challenge
-from minictr.images.pull import parse_platform, select_manifest
-from minictr.images.reference import Reference, is_loopback, parse
-from minictr.images.runconfig import resolve_user
 
 
 @pytest.mark.parametrize(

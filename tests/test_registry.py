@@ -14,14 +14,14 @@ import time
 
 import pytest
 import registry_server as rs
-from conftest import remove_container, run_cli
 
+from conftest import remove_container, run_cli
+from minictr.engine.images import layers as layer_dirs
+from minictr.engine.images import oci
+from minictr.engine.images.pull import pull
+from minictr.engine.images.registry import Registry
+from minictr.engine.images.store import ImageStore
 from minictr.errors import ImageError, RegistryError
-from minictr.images import layers as layer_dirs
-from minictr.images import oci
-from minictr.images.pull import pull
-from minictr.images.registry import Registry
-from minictr.images.store import ImageStore
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(bool(rs.have_peers()), reason=rs.have_peers() or "ok")]
 
@@ -217,7 +217,7 @@ def test_a_killed_pull_never_names_an_incomplete_image(registry: rs.LocalRegistr
     big = rs.tar_layer([(f"f{i}", "file", os.urandom(4 << 20)) for i in range(6)])
     _push_layout(registry, tmp_path, "big/image", [(big, "tar")])
     data = str(tmp_path / "data")
-    command = ["python3", "-c", "import sys, minictr.cli; sys.exit(minictr.cli.main(sys.argv[1:]))"]
+    command = ["python3", "-c", "import sys, minictr.cli.main; sys.exit(minictr.cli.main.main(sys.argv[1:]))"]
     child = subprocess.Popen([*command, "--data-root", data, "pull", "-q", f"{registry.host}/big/image:1"],
                              env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import REPO, run_cli
-from minictr.security import capabilities, paths
+from minictr.kernel.security import capabilities, paths
 
 pytestmark = pytest.mark.root
 
@@ -303,9 +303,9 @@ def test_no_host_descriptor_or_directory_leaks_into_the_container(data_root: str
 
 def test_a_volume_on_a_symlink_in_the_image_stays_inside_the_root(rootfs: str, tmp_path: os.PathLike[str]) -> None:
     """CVE-2021-30465's class: mount destinations are resolved inside the root, never through a link out of it."""
-    from minictr.container_root import copy_tree
-    from minictr.process.parent import spawn
-    from minictr.spec import bind_volume, isolated_spec
+    from minictr.engine.container_root import copy_tree
+    from minictr.runtime.process.parent import spawn
+    from minictr.runtime.spec import bind_volume, isolated_spec
 
     root, outside, volume = (os.path.join(tmp_path, name) for name in ("root", "outside", "volume"))
     copy_tree(rootfs, root)
@@ -331,9 +331,9 @@ def test_the_runtimes_interpreter_is_out_of_the_containers_reach(rootfs: str, tm
     Its /proc/<pid>/exe — what a program in the container reaches, and what a ``#!/proc/self/exe``
     script makes the runtime exec — is a memfd that refuses writes, not the host's python.
     """
-    from minictr.container_root import copy_tree
-    from minictr.process.parent import spawn
-    from minictr.spec import isolated_spec
+    from minictr.engine.container_root import copy_tree
+    from minictr.runtime.process.parent import spawn
+    from minictr.runtime.spec import isolated_spec
 
     root = os.path.join(tmp_path, "root")
     copy_tree(rootfs, root)

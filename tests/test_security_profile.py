@@ -7,7 +7,7 @@ import errno
 import pytest
 
 from minictr.errors import UsageError
-from minictr.security import capabilities, options, profile, seccomp
+from minictr.kernel.security import capabilities, options, profile, seccomp
 
 
 def test_capability_names_masks_and_docker_flags() -> None:

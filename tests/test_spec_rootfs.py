@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from minictr import linux, rootfs, spec
+from minictr.kernel import linux, rootfs
+from minictr.runtime import spec
 
 
 def test_isolated_spec_has_namespaces_mounts_and_maps() -> None:
@@ -55,7 +56,7 @@ def test_move_and_chroot_fallback_in_a_child(tmp_path, rootfs: str) -> None:
     target.mkdir()
     code = (
         "import os\n"
-        "from minictr import linux, rootfs\n"
+        "from minictr.kernel import linux, rootfs\n"
         "linux.unshare(linux.CLONE_NEWNS)\n"
         "rootfs.make_private('/')\n"
         f"linux.mount('tmpfs', {str(target)!r}, 'tmpfs')\n"

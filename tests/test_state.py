@@ -9,12 +9,11 @@ import os
 import pytest
 
 from conftest import remove_container
-from minictr.container import RunOptions, run
-from minictr.container_dir import container_directory
-from minictr.state import read_state, update_state
+from minictr.engine.container import RunOptions, run
+from minictr.engine.container_dir import container_directory
 from minictr.errors import MinictrError, StateTransitionError, UsageError
-from minictr.spec import OCI_VERSION, isolated_spec
-from minictr.state import TRANSITIONS, ContainerState, Status, transition
+from minictr.runtime.spec import OCI_VERSION, isolated_spec
+from minictr.runtime.state import TRANSITIONS, ContainerState, Status, read_state, transition, update_state
 
 ALLOWED = [(a, b) for a, targets in TRANSITIONS.items() for b in targets]
 FORBIDDEN = [(a, b) for a, b in itertools.product(Status, Status) if b not in TRANSITIONS[a]]

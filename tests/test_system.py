@@ -15,9 +15,10 @@ import shutil
 import pytest
 
 from conftest import cgroup_dirs, run_cli, wait_for
-from minictr import roots, system
-from minictr.state import alive, read_state
-from minictr.network import firewall
+from minictr import roots
+from minictr.engine import system
+from minictr.engine.network import firewall
+from minictr.runtime.state import alive, read_state
 
 pytestmark = pytest.mark.root
 
@@ -79,7 +80,7 @@ def test_system_prune_after_kill_9_of_a_foreground_minictr(data_root: str, state
     import sys
 
     from conftest import orphans_adopted
-    from minictr.network.store import NetworkStore
+    from minictr.engine.network.store import NetworkStore
 
     command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, "run", "busybox", "sleep", "600"]
     containers = os.path.join(state_root, "containers")
@@ -102,7 +103,7 @@ def test_system_prune_after_kill_9_of_a_foreground_minictr(data_root: str, state
 
 def test_an_empty_bridge_whose_root_is_no_longer_recorded_goes(data_root: str, tmp_path: pathlib.Path) -> None:
     """A bridge's alias names its root; a root nobody records any more (its record was lost) cannot claim it."""
-    from minictr import cgroups
+    from minictr.kernel import cgroups
 
     root = str(tmp_path / "lost")
     container, state = start(data_root, root)

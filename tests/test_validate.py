@@ -21,14 +21,14 @@ import pytest
 
 import minictr
 from conftest import remove_container, run_cli
-from minictr import rootfs
-from minictr.container import RunOptions, container_spec, exec_in, limit_spec, run
-from minictr.container_root import image_store
+from minictr.engine.container import RunOptions, container_spec, exec_in, limit_spec, run
+from minictr.engine.container_root import image_store
 from minictr.errors import MinictrError, SpecError, UsageError
-from minictr.process.parent import spawn
-from minictr.spec import PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec
-from minictr.validate import CAPABILITIES, problems, validate
-from minictr.validate_linux import PROPAGATIONS
+from minictr.kernel import rootfs
+from minictr.runtime.process.parent import spawn
+from minictr.runtime.spec import PROC_MOUNT, bind_volume, default_spec, id_mapping, isolated_spec
+from minictr.runtime.validate import CAPABILITIES, problems, validate
+from minictr.runtime.validate_linux import PROPAGATIONS
 
 ALL_NAMESPACES = ["user", "pid", "network", "ipc", "uts", "mount", "cgroup", "time"]
 DELETE = object()
@@ -122,7 +122,7 @@ RUN_OPTIONS = {
 @pytest.mark.parametrize("name", list(RUN_OPTIONS))
 def test_run_specs_with_limits_and_network_files_are_valid(name: str, data_root: str, tmp_path: pathlib.Path) -> None:
     """``minictr run``'s own conversion (container_spec, network files, limit_spec) passes the validator."""
-    from minictr.network.attach import plan
+    from minictr.engine.network.attach import plan
 
     options = RUN_OPTIONS[name]
     image = image_store(data_root).get("busybox")
@@ -317,7 +317,7 @@ def test_spawn_refuses_a_bad_propagation_before_the_child_exists(rootfs: str) ->
     spec["linux"]["rootfsPropagation"] = "bogus"
     before = _child_processes()
     with pytest.raises(minictr.UsageError) as caught:
-        minictr.process.spawn(spec)
+        minictr.runtime.process.spawn(spec)
     assert isinstance(caught.value, SpecError)
     assert caught.value.problems == ['linux.rootfsPropagation: unknown propagation "bogus"']
     assert _child_processes() <= before

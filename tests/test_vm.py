@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from minictr.engine.images.busybox import find_static_busybox
 from minictr.errors import HostError
-from minictr.images.busybox import find_static_busybox
 from minictr.vm import initramfs, measure
 from minictr.vm.guest import Guest, accelerator, host_kernel, running_guests
 from minictr.vm.lines import READY, LineError, LineProcess

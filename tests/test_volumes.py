@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from conftest import remove_container, run_cli
-from minictr.container_root import image_store
-from minictr.images.busybox import build_busybox_image
+from minictr.engine.container_root import image_store
+from minictr.engine.images.busybox import build_busybox_image
 
 pytestmark = pytest.mark.root
 

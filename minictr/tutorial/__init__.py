@@ -25,41 +25,104 @@ package.
 
 from __future__ import annotations
 
-from .checking import Verdict, run_in_child
-from .common import (
-    MINICTR, USUAL_ROOT, HostLacks, brief, clean, have, leftovers, minictr, minictr_command, picture, remove_tree,
-    require, show_source, workdir,
+from minictr.tutorial.checking import Verdict, run_in_child
+from minictr.tutorial.common import (
+    MINICTR,
+    USUAL_ROOT,
+    HostLacks,
+    brief,
+    clean,
+    have,
+    leftovers,
+    minictr,
+    minictr_command,
+    picture,
+    remove_tree,
+    require,
+    show_source,
+    workdir,
 )
-from .containers import call_in, exec_in, exec_output, pid_of, remove_container
-from .ex_chroot import check_enter_root, interfaces, judge_enter_root
-from .images import (
-    LoopbackRegistry, check_container_diff, http_get, internet_route, judge_container_diff, show_answer,
-    start_registry, tar_entries, upper_listing,
+from minictr.tutorial.containers import call_in, exec_in, exec_output, pid_of, remove_container
+from minictr.tutorial.ex_chroot import check_enter_root, interfaces, judge_enter_root
+from minictr.tutorial.images import (
+    LoopbackRegistry,
+    check_container_diff,
+    http_get,
+    internet_route,
+    judge_container_diff,
+    show_answer,
+    start_registry,
+    tar_entries,
+    upper_listing,
 )
-from .network import check_next_address, judge_next_address, links_of, network_lab, svg_network
-from .limits import (
-    average, busy, cgroup_lines, cgroups_left, check_cpu_max, check_memory_usage, dd_rate, fork_failures,
-    judge_cpu_max, judge_memory_usage, loop_disk, sample_cpu, svg_cgroup_trees,
+from minictr.tutorial.limits import (
+    average,
+    busy,
+    cgroup_lines,
+    cgroups_left,
+    check_cpu_max,
+    check_memory_usage,
+    dd_rate,
+    fork_failures,
+    judge_cpu_max,
+    judge_memory_usage,
+    loop_disk,
+    sample_cpu,
+    svg_cgroup_trees,
 )
-from .mounts import check_pivot_into, judge_pivot_into, mount_points, propagation
-from .pictures import (
-    svg_chroot_tree, svg_id_map, svg_image_parts, svg_overlay, svg_pid_trees, svg_pivot_root, svg_process_model,
+from minictr.tutorial.mounts import check_pivot_into, judge_pivot_into, mount_points, propagation
+from minictr.tutorial.network import (
+    check_next_address,
+    judge_next_address,
+    links_of,
+    network_lab,
+    svg_network,
+)
+from minictr.tutorial.pictures import (
+    svg_chroot_tree,
+    svg_id_map,
+    svg_image_parts,
+    svg_overlay,
+    svg_pid_trees,
+    svg_pivot_root,
+    svg_process_model,
     svg_vm_vs_containers,
 )
-from .pid import caught_signals, check_count_zombies, judge_count_zombies, pid_table, zombies
-from .processes import (
-    alive, children, comm, kill_container, process_tree, status, stop, wait_for_child, wait_for_descendant, wait_until,
+from minictr.tutorial.pid import caught_signals, check_count_zombies, judge_count_zombies, pid_table, zombies
+from minictr.tutorial.processes import (
+    alive,
+    children,
+    comm,
+    kill_container,
+    process_tree,
+    status,
+    stop,
+    wait_for_child,
+    wait_for_descendant,
+    wait_until,
 )
-from .security import ATTEMPTS as ESCAPE_ATTEMPTS
-from .security import (
-    attempt_results, capability_table, check_decode_caps, escape_table, filter_excerpt, judge_decode_caps,
-    seccomp_rules_for, status_lines,
+from minictr.tutorial.security import ATTEMPTS as ESCAPE_ATTEMPTS
+from minictr.tutorial.security import (
+    attempt_results,
+    capability_table,
+    check_decode_caps,
+    escape_table,
+    filter_excerpt,
+    judge_decode_caps,
+    seccomp_rules_for,
+    status_lines,
 )
-from .solutions import reference, solution
-from .users import RootlessUser, check_id_maps, judge_id_maps
-from .uts_ipc import check_new_uts, judge_new_uts
-from .vms import check_density_ratio, judge_density_ratio, svg_figures, svg_orchestration, svg_this_host
-from .welcome import check_my_namespaces, judge_my_namespaces
+from minictr.tutorial.solutions import reference, solution
+from minictr.tutorial.users import RootlessUser, check_id_maps, judge_id_maps
+from minictr.tutorial.uts_ipc import check_new_uts, judge_new_uts
+from minictr.tutorial.vms import (
+    check_density_ratio,
+    judge_density_ratio,
+    svg_figures,
+    svg_orchestration,
+    svg_this_host,
+)
+from minictr.tutorial.welcome import check_my_namespaces, judge_my_namespaces
 
 __all__ = [
     "ESCAPE_ATTEMPTS", "HostLacks", "LoopbackRegistry", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive",

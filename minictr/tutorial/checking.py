@@ -16,7 +16,7 @@ import sys
 import textwrap
 from typing import Any, Callable, NamedTuple
 
-from .common import package_parent
+from minictr.tutorial.common import package_parent
 
 
 def source_of(function: Callable[..., Any]) -> str:

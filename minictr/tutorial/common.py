@@ -15,7 +15,7 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..doctor import Check
+    from minictr.doctor import Check
 
 
 # --- the minictr command ----------------------------------------------------------------
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def package_parent() -> str:
     """The directory holding the ``minictr`` package (a child interpreter imports this very copy from it)."""
-    from .. import __file__ as package_init
+    from minictr import __file__ as package_init
 
     return os.path.dirname(os.path.dirname(os.path.abspath(package_init)))
 
@@ -78,7 +78,7 @@ class HostLacks(Exception):
 
 def _checks(names: tuple[str, ...]) -> list[Check]:
     """The doctor checks called ``names``, in that order (an unknown name is a ValueError)."""
-    from .. import doctor
+    from minictr import doctor
 
     checks = {check.name: check for check in doctor.run_checks()}
     unknown = [name for name in names if name not in checks]
@@ -196,7 +196,7 @@ def workdir(notebook: str) -> str:
     It lives beside the image store rather than in /tmp, which some hosts
     mount ``noexec``: programs in a root filesystem there could not run.
     """
-    from .. import paths
+    from minictr import paths
 
     return os.path.join(paths.data_root(), "tutorial", notebook)
 
@@ -215,7 +215,7 @@ def _below(path: str, place: str) -> bool:
 def leftovers(path: str | None = None) -> list[str]:
     """What is left on the host: mounts under minictr's roots (or ``path``), container
     directories in the state root, and ``path`` itself if it still exists. Empty is clean."""
-    from .. import paths
+    from minictr import paths
 
     places = [paths.state_root(), paths.data_root()] + ([path] if path else [])
     found = [f"mount {point}" for point in _mount_points() if any(_below(point, place) for place in places)]

@@ -7,16 +7,16 @@ import shlex
 import signal
 from typing import TYPE_CHECKING, Any, Callable
 
-from .common import show_finished
-from .processes import alive, children, comm_or_none, stat_fields, wait_until
+from minictr.tutorial.common import show_finished
+from minictr.tutorial.processes import alive, children, comm_or_none, stat_fields, wait_until
 
 if TYPE_CHECKING:
-    from ..container import Finished
+    from minictr.engine.container import Finished
 
 
 def pid_of(container_id: str) -> int:
     """The host pid of a running (detached) container's first process: its PID 1 (``state.json``)."""
-    from .. import container
+    from minictr.engine import container
 
     return int(container.find(container_id)["pid"])
 
@@ -24,23 +24,23 @@ def pid_of(container_id: str) -> int:
 def call_in(pid: int, function: Callable[..., Any], *args: Any, timeout: float = 30) -> Any:
     """Run ``function(*args)`` inside the running container whose PID 1 is host pid ``pid``; return its value.
 
-    This is :func:`minictr.process.parent.call` with ``join=pid``: a spawned
+    This is :func:`minictr.runtime.process.parent.call` with ``join=pid``: a spawned
     child enters the container as ``minictr exec`` does — every namespace of
     ``pid`` with setns(2), then its root directory — and runs the function
     there (never this process). The function travels as source and sees
     ``os``; inside, ``import`` works only for modules that child had loaded
-    already (``ctypes``, ``minictr.linux``), as after any change of root. An
+    already (``ctypes``, ``minictr.kernel.linux``), as after any change of root. An
     exception inside is raised here as :class:`minictr.errors.ContainerError`.
     """
-    from ..process.parent import call
-    from ..spec import default_spec
+    from minictr.runtime.process.parent import call
+    from minictr.runtime.spec import default_spec
 
     return call(default_spec(f"/proc/{pid}/root", ["python-function"]), function, *args, timeout=timeout, join=pid)
 
 
 def _exec(container_id: str, command: tuple[str, ...]) -> Finished:
-    """:func:`minictr.container.exec_in`, capturing the output."""
-    from .. import container
+    """:func:`minictr.engine.container.exec_in`, capturing the output."""
+    from minictr.engine import container
 
     return container.exec_in(container_id, list(command), capture=True)
 
@@ -48,7 +48,7 @@ def _exec(container_id: str, command: tuple[str, ...]) -> Finished:
 def exec_in(container_id: str, *command: str) -> None:
     """Run ``command`` in a running container, as ``minictr exec`` does, and print what it printed.
 
-    This is :func:`minictr.container.exec_in` with the output captured and
+    This is :func:`minictr.engine.container.exec_in` with the output captured and
     printed, and the exit status when it is not 0.
     """
     print("$ minictr exec " + shlex.join([container_id, *command]))
@@ -69,9 +69,9 @@ def remove_container(container_id: str, timeout: float = 10) -> None:
     reaped here, so that no zombie is left either. One started by
     ``minictr run -d`` lives under its monitor: ``rm -f`` removes it.
     """
-    from .. import container, container_dir, lifecycle, managed
-    from ..errors import UsageError
-    from ..state import read_state
+    from minictr.engine import container, container_dir, lifecycle, managed
+    from minictr.errors import UsageError
+    from minictr.runtime.state import read_state
 
     try:
         if read_state(managed.resolve(container_id)).get("managed"):

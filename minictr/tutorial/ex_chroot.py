@@ -1,6 +1,6 @@
 """01 · chroot: the exercise ``enter_root(new_root)``, its check and its reference solution.
 
-(Named so, not ``chroot``, to be told apart from :mod:`minictr.chroot`, which it checks against.)
+(Named so, not ``chroot``, to be told apart from :mod:`minictr.runtime.chroot`, which it checks against.)
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from .checking import Verdict, listing, printed_by, raised, run_in_child, source_of
+from minictr.tutorial.checking import Verdict, listing, printed_by, raised, run_in_child, source_of
 
 
 def interfaces(proc_net_dev: str) -> list[str]:

@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .checking import Verdict, printed_by, raised, returned_none, run_in_child, source_of
+from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child, source_of
 
 # --- a registry on loopback ----------------------------------------------------------------------
 
@@ -61,7 +61,7 @@ def free_port() -> int:
 
 def start_registry(directory: str, auth: dict[str, Any] | None = None) -> LoopbackRegistry:
     """Start ``docker-registry serve`` on 127.0.0.1 (a free port), its config and storage in ``directory``."""
-    from .common import HostLacks
+    from minictr.tutorial.common import HostLacks
 
     if not shutil.which("docker-registry"):
         raise HostLacks("this notebook starts a registry on loopback: apt-get install docker-registry")
@@ -271,7 +271,7 @@ def judge_container_diff(function: Callable[[str], Any], where: str) -> Verdict:
 
 def check_container_diff(function: Callable[[str], Any]) -> None:
     """Print the verdict of :func:`judge_container_diff` (in this notebook's work directory)."""
-    from .common import workdir
+    from minictr.tutorial.common import workdir
 
     judge_container_diff(function, os.path.join(workdir("08-images"), "exercise")).show()
 

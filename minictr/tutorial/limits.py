@@ -13,8 +13,8 @@ import subprocess
 import time
 from typing import Any, Callable, Iterator
 
-from .checking import Verdict, printed_by, raised, returned_none, run_in_child
-from .pictures import _box, _svg, _text
+from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
+from minictr.tutorial.pictures import _box, _svg, _text
 
 
 def cgroup_lines(pid: int | str) -> list[str]:
@@ -59,7 +59,7 @@ def busy(seconds: float) -> list[str]:
 
 def sample_cpu(managers: dict[str, Any], seconds: float, interval: float = 0.25) -> dict[str, list[tuple[float, float]]]:
     """CPUs used over time by each named cgroup, sampled every ``interval`` for ``seconds``."""
-    from ..cgroups.monitor import cpu_series
+    from minictr.kernel.cgroups.monitor import cpu_series
 
     samples: dict[str, list[Any]] = {name: [] for name in managers}
     end = time.monotonic() + seconds
@@ -110,7 +110,7 @@ def fork_failures(manager: Any) -> int:
 
 def cgroups_left() -> list[str]:
     """Cgroup directories still below a ``minictr`` parent, in any hierarchy (empty: clean)."""
-    from ..doctor import cgroup_layout
+    from minictr.doctor import cgroup_layout
 
     layout = cgroup_layout()
     found = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from .checking import Verdict, listing, printed_by, raised, run_in_child, source_of
-from .common import brief
+from minictr.tutorial.checking import Verdict, listing, printed_by, raised, run_in_child, source_of
+from minictr.tutorial.common import brief
 
 
 def mount_points(mountinfo: str) -> list[tuple[str, str]]:
@@ -45,7 +45,8 @@ def _pivot_check(source, name, rootfs, new_root):  # no annotations: it travels 
     learner's function on it, and report what the process sees afterwards."""
     import subprocess
 
-    from minictr import linux, rootfs as mounts
+    from minictr.kernel import linux
+    from minictr.kernel import rootfs as mounts
     from minictr.tutorial.checking import run_learner
 
     linux.unshare(linux.CLONE_NEWNS)  # a mount table of our own, a copy of the host's
@@ -118,7 +119,7 @@ def judge_pivot_into(function: Callable[[str], Any], rootfs: str) -> Verdict:
         message = raised(name, error)
         text, number = error["message"], error.get("errno")
         if error["type"] == "AttributeError" and "pivot_root" in text:
-            hint = "Python's os has no pivot_root: use linux.pivot_root(new_root, put_old) (from minictr import linux)."
+            hint = "Python's os has no pivot_root: use linux.pivot_root(new_root, put_old) (from minictr.kernel import linux)."
         elif "pivot_root(" in text and number == 2:
             hint = "put_old must exist: make the directory (os.makedirs) under new_root before pivot_root."
         elif "pivot_root(" in text and number == 22:
@@ -185,7 +186,7 @@ SOLUTIONS = {
     "pivot_into": '''
         def pivot_into(new_root):
             """Make new_root (a mount point) the root of this mount namespace; detach and remove the old root."""
-            from minictr import linux
+            from minictr.kernel import linux
             put_old = os.path.join(new_root, ".oldroot")
             os.makedirs(put_old, exist_ok=True)            # pivot_root wants put_old at or under new_root
             linux.pivot_root(new_root, put_old)             # new_root becomes /, the old root moves to /.oldroot

@@ -156,7 +156,7 @@ def restore_netns_dir(before: tuple[bool, int]) -> None:
 
     Only when it is empty (nobody else's namespace lives there) and only what was not there before.
     """
-    from ..linux import MNT_DETACH, umount2
+    from minictr.kernel.linux import MNT_DETACH, umount2
 
     existed, mounts = before
     while netns_dir_state()[1] > mounts and not os.listdir(NETNS_DIR):

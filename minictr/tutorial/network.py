@@ -13,8 +13,8 @@ import subprocess
 import sys
 from typing import Any, Callable
 
-from .checking import Verdict, printed_by, raised, run_in_child, source_of
-from .common import package_parent
+from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of
+from minictr.tutorial.common import package_parent
 
 
 def _python(*args: str, timeout: float = 60) -> str:
@@ -33,10 +33,10 @@ def network_lab() -> dict[str, Any]:
 
 _DESCRIBE = """
 import json, os, sys
-from minictr import linux
+from minictr.kernel import linux
 fd = os.open(f"/proc/{sys.argv[1]}/ns/net", os.O_RDONLY)
 linux.setns(fd, linux.CLONE_NEWNET)
-from minictr.network.links import describe
+from minictr.engine.network.links import describe
 print(json.dumps(describe()))
 """
 
@@ -44,7 +44,7 @@ print(json.dumps(describe()))
 def links_of(pid: int | None = None) -> list[dict[str, Any]]:
     """The interfaces of the host (``pid`` None) or of the network namespace of process ``pid``, from pyroute2."""
     if pid is None:
-        from ..network.links import describe
+        from minictr.engine.network.links import describe
 
         return describe()
     return json.loads(_python("-c", _DESCRIBE, str(pid)))

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from typing import Any, Callable
 
-from .checking import Verdict, printed_by, raised, returned_none, run_in_child
-from .processes import branch, children, stat_fields, status, tree
+from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
+from minictr.tutorial.processes import branch, children, stat_fields, status, tree
 
 
 def caught_signals(pid: int) -> list[str]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 from typing import Any, Callable
 
-from ..security import capabilities
-from .checking import Verdict, printed_by, raised, run_in_child, source_of
-from .common import MINICTR
+from minictr.kernel.security import capabilities
+from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of
+from minictr.tutorial.common import MINICTR
 
 #: Escape attempts a busybox shell can make: name -> command. Each prints nothing when it worked.
 #: None of them changes the host: files are opened for appending and closed unwritten, the module is
@@ -66,7 +66,7 @@ def escape_table(default: dict[str, str], privileged: dict[str, str]) -> None:
 
 def seccomp_rules_for(name: str, caps: list[str] | None = None) -> list[str]:
     """The rules of the default profile that mention syscall ``name``, and whether each applies to ``caps``."""
-    from ..security.profile import _applies, default_profile
+    from minictr.kernel.security.profile import _applies, default_profile
 
     caps = list(capabilities.DEFAULT) if caps is None else caps
     found = []
@@ -82,7 +82,7 @@ def seccomp_rules_for(name: str, caps: list[str] | None = None) -> list[str]:
 
 def filter_excerpt(name: str, context: int = 2) -> str:
     """The lines of the compiled default filter (libseccomp's pseudo-code) that test syscall ``name``."""
-    from ..security import profile, seccomp
+    from minictr.kernel.security import profile, seccomp
 
     flt = seccomp.Filter(profile.to_oci(profile.default_profile(), list(capabilities.DEFAULT)))
     try:
@@ -153,7 +153,7 @@ SOLUTIONS = {
     "decode_caps": '''
         def decode_caps(mask):
             """The names of the capabilities set in mask (hex text as /proc/<pid>/status shows it), lowest bit first."""
-            from minictr.security.capabilities import NAMES
+            from minictr.kernel.security.capabilities import NAMES
             value = int(mask, 16)
             return [NAMES[bit] for bit in range(len(NAMES)) if value >> bit & 1]
     ''',

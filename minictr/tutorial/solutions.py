@@ -6,7 +6,19 @@ import os
 import textwrap
 from typing import Any, Callable
 
-from . import ex_chroot, images, limits, mounts, network, pid, security, users, uts_ipc, vms, welcome
+from minictr.tutorial import (
+    ex_chroot,
+    images,
+    limits,
+    mounts,
+    network,
+    pid,
+    security,
+    users,
+    uts_ipc,
+    vms,
+    welcome,
+)
 
 _SOLUTIONS: dict[str, str] = {
     **welcome.SOLUTIONS, **ex_chroot.SOLUTIONS, **mounts.SOLUTIONS, **uts_ipc.SOLUTIONS, **pid.SOLUTIONS,

@@ -11,9 +11,9 @@ import subprocess
 import sys
 from typing import Any, Callable
 
-from .checking import Verdict, printed_by, raised, returned_none, run_in_child
-from .common import HostLacks, leftovers, package_parent, remove_tree, run_shown, workdir
-from .processes import alive, stat_fields, wait_until
+from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
+from minictr.tutorial.common import HostLacks, leftovers, package_parent, remove_tree, run_shown, workdir
+from minictr.tutorial.processes import alive, stat_fields, wait_until
 
 
 class RootlessUser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from .checking import Verdict, printed_by, raised, run_in_child, source_of
+from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of
 
 
 def check_new_uts(function: Callable[[str, str], Any], hostname: str = "exercise", domainname: str = "example.org") -> None:
@@ -16,7 +16,7 @@ def check_new_uts(function: Callable[[str, str], Any], hostname: str = "exercise
 def _uts_check(source, name, hostname, domainname):  # no annotations: it travels as source to a bare child
     """(Runs in the check's child.) Stand in a throwaway UTS namespace, run the learner's function,
     and report the names inside and in the namespace it started in."""
-    from minictr import linux
+    from minictr.kernel import linux
     from minictr.tutorial.checking import run_learner
 
     def names():
@@ -91,7 +91,7 @@ SOLUTIONS = {
     "new_uts": '''
         def new_uts(hostname, domainname):
             """Give this process a UTS namespace of its own, named hostname in NIS domain domainname."""
-            from minictr import linux
+            from minictr.kernel import linux
             linux.unshare(linux.CLONE_NEWUTS)   # a new UTS namespace: a copy of the old names
             linux.sethostname(hostname)         # from now on, these change only the new one
             linux.setdomainname(domainname)

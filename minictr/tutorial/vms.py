@@ -10,11 +10,11 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .checking import Verdict, printed_by, raised, returned_none, run_in_child
-from .pictures import APP, HARDWARE, HYPER, KERNEL, LIB, _arrowhead, _box, _svg, _text
+from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
+from minictr.tutorial.pictures import APP, HARDWARE, HYPER, KERNEL, LIB, _arrowhead, _box, _svg, _text
 
 if TYPE_CHECKING:
-    from ..vm.measure import Comparison, Figure
+    from minictr.vm.measure import Comparison, Figure
 
 CONTAINER_BAR, VM_BAR, HOST_BAR = "#2a9d8f", "#e76f51", "#8d99ae"
 
@@ -37,7 +37,7 @@ def svg_this_host(comparison: Comparison) -> str:
 
 
 def _value(figure: Figure, value: float) -> str:
-    from ..vm.measure import _shown
+    from minictr.vm.measure import _shown
 
     return _shown(value, figure.unit)
 

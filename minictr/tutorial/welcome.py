@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from .checking import Verdict, printed_by, raised, returned_none, run_in_child
+from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
 
 
 def check_my_namespaces(function: Callable[[int], dict[str, str]]) -> None:
@@ -17,9 +17,9 @@ def judge_my_namespaces(function: Callable[[int], dict[str, str]]) -> Verdict:
     """Run ``function(pid)`` in a child process for this kernel's pid, and compare with /proc.
 
     The right answer maps every entry of ``/proc/<pid>/ns`` to where its link
-    points, exactly as :func:`minictr.linux.namespace_id` reads it.
+    points, exactly as :func:`minictr.kernel.linux.namespace_id` reads it.
     """
-    from ..linux import namespace_id
+    from minictr.kernel.linux import namespace_id
 
     name = function.__name__
     pid = os.getpid()
@@ -62,7 +62,7 @@ def judge_my_namespaces(function: Callable[[int], dict[str, str]]) -> Verdict:
         break  # one wrong value explains the rest
     if problems:
         return Verdict(False, printed + f"✘ {name}(pid) is not right yet:\n" + "\n".join(f"  - {p}" for p in problems))
-    return Verdict(True, printed + f"✔ Correct: {name}(pid) gives the same as minictr.linux.namespace_id(pid, kind) "
+    return Verdict(True, printed + f"✔ Correct: {name}(pid) gives the same as minictr.kernel.linux.namespace_id(pid, kind) "
                                    "for every kind in /proc/<pid>/ns.")
 
 

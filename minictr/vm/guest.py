@@ -23,9 +23,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from ..errors import HostError
-from . import initramfs
-from .lines import READY, LineError, LineProcess
+from minictr.errors import HostError
+from minictr.vm import initramfs
+from minictr.vm.lines import READY, LineError, LineProcess
 
 QEMU = "qemu-system-x86_64"
 #: The name QEMU gives its process (``ps``, ``/proc/<pid>/comm``): the tests' leak check looks for it.
@@ -158,7 +158,7 @@ class Guest(LineProcess):
         self.scratch = tempfile.mkdtemp(prefix="minictr-vm-")
         try:
             self.initramfs = os.path.join(self.scratch, "initramfs.gz")
-            from ..images.busybox import find_static_busybox
+            from minictr.engine.images.busybox import find_static_busybox
 
             root = initramfs.busybox_root(INIT, find_static_busybox(), files={"payload": payload.encode()})
             initramfs.write(self.initramfs, root)

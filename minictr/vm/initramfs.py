@@ -21,7 +21,7 @@ import stat
 import subprocess
 from dataclasses import dataclass
 
-from ..errors import HostError
+from minictr.errors import HostError
 
 #: Directories every guest root gets (``/dev`` also gets ``console``, for the kernel's first open).
 BASE_DIRS = ("bin", "dev", "proc", "sys", "tmp")
@@ -121,7 +121,7 @@ def write(path: str, entries: list[Entry]) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """The command line the shell scripts use (see the module's docstring)."""
-    from ..images.busybox import find_static_busybox
+    from minictr.engine.images.busybox import find_static_busybox
 
     parser = argparse.ArgumentParser(description="Write a busybox initramfs.")
     parser.add_argument("output")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Self
 
-from ..errors import MinictrError
+from minictr.errors import MinictrError
 
 #: What every shell prints first, once it can run commands.
 READY = "ready"

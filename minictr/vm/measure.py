@@ -34,9 +34,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import HostError
-from .guest import DEFAULT_MEMORY_MIB, Guest, accelerator, host_kernel
-from .lines import READY, LineProcess
+from minictr.errors import HostError
+from minictr.vm.guest import DEFAULT_MEMORY_MIB, Guest, accelerator, host_kernel
+from minictr.vm.lines import READY, LineProcess
 
 #: What every instance runs: say it is ready, then read commands (idle while none come; done at the end of its input).
 PAYLOAD = f"echo {READY}; exec sh"
@@ -86,7 +86,7 @@ class ContainerShell(LineProcess):
 
     def memory(self) -> int:
         """Bytes the kernel charges the container's cgroup now."""
-        from ..container import cgroup_of
+        from minictr.engine.container import cgroup_of
 
         return cgroup_of(self.name, self.state_root).stats().memory
 
@@ -97,7 +97,7 @@ class ContainerShell(LineProcess):
 
     def cgroup_dirs(self) -> list[str]:
         """The container's cgroup directories (one per v1 hierarchy, or one on v2)."""
-        from ..container import cgroup_of
+        from minictr.engine.container import cgroup_of
 
         return sorted(set(cgroup_of(self.name, self.state_root).dirs.values()))
 
@@ -202,7 +202,7 @@ def compare(data_root: str | None = None, state_root: str | None = None, *, loop
     idle, the bytes on disk each needs, and how long ``loops`` rounds of a
     shell loop take (best of ``rounds``) inside each and on the host.
     """
-    from ..images.busybox import find_static_busybox
+    from minictr.engine.images.busybox import find_static_busybox
 
     accel, why = accelerator()
     result = Comparison(accel, why, host_kernel().release, memory_mib)
@@ -230,7 +230,7 @@ def compare(data_root: str | None = None, state_root: str | None = None, *, loop
 
 def image_bytes(data_root: str | None) -> int:
     """Bytes of the busybox image's layers, as stored (compressed)."""
-    from ..container_root import get_image, image_store
+    from minictr.engine.container_root import get_image, image_store
 
     return get_image(image_store(data_root), "busybox").size
 

@@ -1,0 +1,184 @@
+"""A container's directory on the host: ``<state root>/containers/<id>`` and its ``state.json``.
+
+Each container owns a directory under the state root
+(``/run/minictr/containers/<id>``) holding everything it created on the host
+and ``state.json`` (its id, the host pid of its PID 1 with that process's
+start time, its config, its cgroup and network). The directory goes when the
+container exits (:func:`release_directory`: its cgroup, its network, then the
+files); one whose owner died while nobody watched (``kill -9`` of minictr, a
+detached container that ended) is removed by the next sweep
+(:func:`remove_stale`). Creating a directory and sweeping hold one lock, so
+a directory is never seen without its state.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import Any, Iterator
+
+from minictr import paths, roots
+from minictr.errors import MinictrError, UsageError
+from minictr.files import remove_tree
+from minictr.runtime.state import alive, read_state, start_time, update_state, write_state
+
+#: The marker ``rm -f`` leaves in a container's directory: whoever else holds the container removes nothing itself.
+REMOVING = "removing"
+
+
+def containers_dir(state_root: str | None = None) -> str:
+    """``<state root>/containers``, made searchable by all (a user-namespaced root must pass through)."""
+    base = os.path.join(state_root or paths.state_root(), "containers")
+    roots.record(os.path.dirname(base))  # host-wide, before anything is made from this root
+    os.makedirs(base, exist_ok=True)
+    for path in (os.path.dirname(base), base):
+        os.chmod(path, 0o711)
+    return base
+
+
+@contextlib.contextmanager
+def container_directory(state_root: str | None, keep: bool = False, name: str | None = None) -> Iterator[str]:
+    """A fresh ``containers/<id>`` directory owned by this process; removed afterwards unless ``keep``.
+
+    ``name`` (``--name``) must not be taken by another live container.
+    """
+    base = containers_dir(state_root)
+    with _locked(base):  # a directory is never seen without its state.json
+        remove_stale(base, locked=True)
+        if name:
+            for other in os.listdir(base):
+                if read_state(os.path.join(base, other)).get("name") == name:
+                    raise UsageError(f"--name {name!r} is already in use by container {other}")
+        directory = os.path.join(base, os.urandom(6).hex())
+        roots.note_container(directory)  # recorded host-wide first: found even if the root is deleted
+        os.makedirs(directory)
+        os.chmod(directory, 0o711)
+        state = {"id": os.path.basename(directory), "pid": os.getpid(), "start": start_time(os.getpid())}
+        write_state(directory, {**state, "name": name} if name else state)
+    try:
+        yield directory
+    except BaseException:
+        release_directory(directory)
+        raise
+    if not keep:
+        release_directory(directory)
+
+
+def release_directory(directory: str, volumes: bool = True) -> None:
+    """Give back what a finished container held on the host, then remove its directory.
+
+    Its cgroup and its network (:func:`release_resources`), its anonymous
+    volumes unless ``volumes`` is false (``rm`` without ``-v`` keeps them, as
+    Docker does), then the files.
+    """
+    release_resources(directory)
+    state = read_state(directory)
+    if state.get("volumes") and volumes:
+        from minictr.engine.volumes import release
+
+        release(state["volumes"])  # anonymous ones go with the container; named ones stay
+    remove_tree(directory)
+    if not os.path.lexists(directory):
+        roots.forget_container(directory)
+
+
+def release_resources(directory: str) -> None:
+    """Give back a finished container's cgroup (killing whatever is left in it), then its network.
+
+    Both leave state.json once given back, so that a second call (``rm`` after
+    the monitor) has nothing left to do; the directory itself stays.
+    """
+    state = read_state(directory)
+    if state.get("cgroup"):
+        from minictr.kernel import cgroups
+
+        cgroups.load(state["cgroup"]).destroy()
+    network = state.get("network")
+    if network and network.get("mode") == "bridge":
+        from minictr.engine.network.attach import disconnect
+
+        disconnect(network)
+    if state.get("cgroup") or network:
+        update_state(directory, {"cgroup": None, "network": None})
+
+
+def name_lock(base: str) -> contextlib.AbstractContextManager[None]:
+    """The lock under which container names are given (``create``) and changed (``rename``)."""
+    return _locked(base)
+
+
+@contextlib.contextmanager
+def _locked(base: str) -> Iterator[None]:
+    """Hold ``<state root>/containers.lock``: creating a container directory and sweeping stale ones exclude each other."""
+    import fcntl
+
+    with open(os.path.join(os.path.dirname(base), "containers.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def remove_stale(base: str, locked: bool = False) -> list[str]:
+    """Remove container directories whose owner (minictr, or a detached container) is gone; return them."""
+    if not locked:
+        if not os.path.isdir(base):
+            return []
+        with _locked(base):
+            return remove_stale(base, locked=True)
+    removed = []
+    for name in os.listdir(base):
+        directory = os.path.join(base, name)
+        state = read_state(directory)
+        if state.get("managed"):
+            continue  # a container with a monitor (minictr.engine.managed) stays, stopped or not, until rm
+        if state and (alive(state["pid"], state.get("start", "")) or alive(state.get("owner", 0), state.get("owner_start", ""))):
+            continue
+        try:
+            release_directory(directory)
+        except MinictrError as exc:  # kept, and tried again next time
+            print(f"minictr: warning: cleaning up {name}: {exc}", file=sys.stderr)
+            continue
+        removed.append(directory)
+    return removed
+
+
+# --- a foreground container kept after its exit (run without --rm) ------------------------------
+
+
+def record_kept(directory: str, store_root: str, command: list[str], options: Any,
+                overlay: dict[str, Any] | None, settings: dict[str, Any]) -> None:  # fmt: skip
+    """What a kept foreground container needs in state.json to be listed, inspected and started again.
+
+    ``options`` is its :class:`~minictr.engine.container.RunOptions`; ``settings`` its lifecycle settings.
+    """
+    import dataclasses
+
+    from minictr.engine.logs import timestamp
+
+    now = timestamp()
+    update_state(directory, {
+        "created": now, "started_at": now, "command": list(command), "options": dataclasses.asdict(options),
+        "lifecycle": settings, "data_root": os.path.dirname(store_root), "restart_count": 0, "overlay": overlay,
+        "foreground": True,
+    })  # fmt: skip
+
+
+def kept_stopped(directory: str, exit_code: int, oom_killed: bool) -> None:
+    """After a kept foreground container's exit: record it as Docker shows it (exited, its status), release the rest.
+
+    Its cgroup and network go now; its root, log and state stay until ``rm``.
+    An ``rm -f`` under way (its marker) removes the whole directory instead.
+    """
+    from minictr.engine.logs import timestamp
+
+    if os.path.exists(os.path.join(directory, REMOVING)):
+        return
+    copied = not read_state(directory).get("upperdir")  # overlayfs refused: it ran in a flattened copy
+    update_state(directory, {
+        "managed": True, "status": "stopped", "exit_code": exit_code, "oom_killed": oom_killed,
+        "finished_at": timestamp(), "owner": None, "owner_start": None, **({"overlay": None} if copied else {}),
+    })  # fmt: skip
+    release_resources(directory)

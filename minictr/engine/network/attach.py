@@ -1,0 +1,267 @@
+"""Putting a container on its network, and taking it off again: what ``minictr run --network`` does.
+
+    --network none            only lo (the child brings it up)
+    --network host            the host's stack: no network namespace at all
+    --network bridge          the default network (its bridge, NAT, no names)
+    --network NAME            a user-defined network (names resolve between its members)
+    --network container:ID    the network namespace of a running container
+
+For a bridge network the work is split around the container's set-up, so
+that it overlaps with it (importing pyroute2 alone takes longer than the
+child needs to set up)::
+
+    plan()      before spawn: check -p/-P, create /etc/{hosts,hostname,resolv.conf}
+                to bind-mount, start a thread for join()
+    join()      (thread, while the child sets up) under the host lock: recover
+                leases of dead containers, bring the bridge up if it is down,
+                lease an address, record it all in state.json, publish ports,
+                write the hosts files of every member
+    connect()   after READY, before START: the veth pair, eth0's address and route
+    disconnect() when the container is gone: ports, veth, lease; the bridge and
+                its rules when it was the last member
+
+Everything is recorded (state.json and the lease) *before* it is created,
+and every removal tolerates what is already gone, so a ``kill -9`` of
+minictr at any point is cleaned up by the next run or ``network prune``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from minictr import faults
+from minictr.engine.network import DEFAULT_NETWORK, names
+from minictr.errors import MinictrError, UsageError
+
+if TYPE_CHECKING:
+    from minictr.engine.network.store import Network, NetworkStore
+
+
+def parse_mode(text: str | None) -> tuple[str, str]:
+    """``--network`` -> (mode, argument): none, host, container (id or name), bridge (network name)."""
+    text = text or DEFAULT_NETWORK
+    if text in ("none", "host"):
+        return text, ""
+    if text.startswith("container:"):
+        target = text.split(":", 1)[1]
+        if not target:
+            raise UsageError("--network container: needs a container id or name after the colon")
+        return "container", target
+    return "bridge", DEFAULT_NETWORK if text == "default" else text
+
+
+class Plan:
+    """What a container's network will be; for a bridge network, the work in flight."""
+
+    def __init__(self, mode: str, mounts: list[dict[str, Any]], namespace_path: str | None = None) -> None:
+        self.mode = mode
+        self.mounts = mounts
+        self.namespace_path = namespace_path
+        self.section: dict[str, Any] = {}
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def needs_netlink(self) -> bool:
+        """True when the child must hand over a netlink socket of its new namespace."""
+        return self.mode == "bridge"
+
+    def wait(self) -> None:
+        """Wait for :func:`join`; re-raise its error here."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+
+def plan(
+    directory: str,
+    mode_text: str | None,
+    *,
+    hostname: str,
+    name: str | None = None,
+    aliases: list[str] | None = None,
+    publish: list[str] | None = None,
+    publish_all: bool = False,
+    image_config: dict[str, Any] | None = None,
+    owner: int = 0,
+    joined: dict[str, Any] | None = None,
+) -> Plan:
+    """Check the options and start the network work for the container in ``directory``.
+
+    ``joined`` is the state of the running container ``--network container:ID``
+    names (the caller finds it: containers are the layer above networks).
+    """
+    mode, argument = parse_mode(mode_text)
+    wanted: list[dict[str, Any]] = []
+    if publish or publish_all:
+        from minictr.engine.network.ports import exposed_ports, parse_publish
+
+        wanted = [parse_publish(p) for p in publish or []] + (exposed_ports(image_config or {}) if publish_all else [])
+    if (wanted or publish_all) and mode != "bridge":
+        raise UsageError(f"-p/-P: published ports need a bridge network, not --network {mode_text}")
+    if aliases and mode != "bridge":
+        raise UsageError(f"--network-alias: aliases need a user-defined network, not --network {mode_text}")
+    if mode == "none":
+        return Plan(mode, names.write_files(directory, hostname, names.hosts_text(None, hostname, []), names.resolv_text(), owner))
+    if mode == "host":
+        return Plan(mode, names.write_files(directory, hostname, names._read("/etc/hosts"), names.resolv_text(True), owner))
+    if mode == "container":
+        if joined is None:
+            raise UsageError(f"--network container:{argument}: no such running container")
+        target = joined
+        source = os.path.dirname(target["spec"]["root"]["path"])
+        mounts = names.write_files(directory, hostname, "", "", owner)
+        for mount in mounts:  # its /etc/hosts and resolv.conf: the names of its network
+            if mount["destination"] != "/etc/hostname" and os.path.exists(os.path.join(source, os.path.basename(mount["source"]))):
+                mount["source"] = os.path.join(source, os.path.basename(mount["source"]))
+        return Plan(mode, mounts, f"/proc/{target['pid']}/ns/net")
+    if os.geteuid() != 0:
+        raise UsageError(f"--network {mode_text or DEFAULT_NETWORK}: bridge networks need root; use --network none or host")
+    if aliases and argument == DEFAULT_NETWORK:
+        raise UsageError("--network-alias: the default network has no names; create one with minictr network create")
+    from minictr.engine.network.ports import claim_host_ports
+    from minictr.engine.network.store import NetworkStore
+
+    state_root = os.path.dirname(os.path.dirname(directory))
+    if argument != DEFAULT_NETWORK:
+        NetworkStore(state_root).get(argument)  # an unknown network fails here, before anything is spawned
+    result = Plan(mode, names.write_files(directory, hostname, "", names.resolv_text(), owner))  # hosts: by join()
+    result.section = {
+        "mode": "bridge", "state_root": state_root, "network": argument, "container": os.path.basename(directory),
+        "directory": directory, "hostname": hostname, "name": name, "aliases": list(aliases or []),
+        "veth": f"mv-{os.path.basename(directory)}"[:15], "ports": claim_host_ports(wanted), "owner": owner,
+    }  # fmt: skip
+
+    def work() -> None:
+        try:
+            join(result.section)
+        except BaseException as exc:  # re-raised in the caller's thread by Plan.wait
+            result._error = exc
+
+    result._thread = threading.Thread(target=work, name="minictr-network", daemon=True)
+    result._thread.start()
+    return result
+
+
+def join(section: dict[str, Any]) -> None:
+    """Lease an address, bring the network up, publish ports, name the members (see the module doc)."""
+    import pyroute2  # noqa: F401 - the slow import, done first, while the child sets up
+
+    from minictr.engine.network import firewall
+    from minictr.engine.network.store import NetworkStore, host_lock, live_leases, next_address
+
+    store = NetworkStore(section["state_root"])
+    with host_lock():
+        network = store.get(section["network"])
+        live = live_leases(store, network.name)
+        section["bridge"] = network.bridge
+        _record(section)  # the bridge is named in state.json before it may be created
+        network = _ensure_up(store, network)
+        section.update(address=next_address(network, set(live)), prefixlen=network.prefixlen, gateway=network.gateway,
+                       mtu=network.mtu)  # fmt: skip
+        for port in section["ports"]:
+            port["container_ip"] = section["address"]
+        _record(section)
+        store.write_lease(network.name, section["address"], section)
+        faults.point("lease")
+        firewall.publish(section["ports"])
+        faults.point("nft")
+        refresh_hosts(store, network.name, {**live, section["address"]: section})
+
+
+def connect(plan: Plan, process: Any) -> None:
+    """After READY: the veth pair into the container's namespace, eth0 addressed, the default route."""
+    from minictr.engine.network import links
+
+    plan.wait()
+    section = plan.section
+    try:
+        links.add_veth(section["veth"], section["bridge"], process.pid, section["mtu"])
+        faults.point("veth")
+        # pyroute2 closes the socket it is given: hand it a duplicate, the process closes its own
+        links.configure_inside(os.dup(process.netlink_fd), section["address"], section["prefixlen"], section["gateway"])
+    finally:
+        process.close_netlink()
+
+
+def disconnect(section: dict[str, Any]) -> None:
+    """Take a container off its network; bring the network down if it was the last member."""
+    from minictr.engine.network.store import NetworkStore, host_lock, release_lease
+
+    store = NetworkStore(section["state_root"])
+    with host_lock():
+        if section.get("address"):
+            release_lease(store, section)
+        settle(store, section["network"])
+
+
+def settle(store: NetworkStore, network: str) -> None:
+    """After a member left: rewrite the others' /etc/hosts, or take the network down when none is left."""
+    from minictr.engine.network import firewall, links
+    from minictr.engine.network.store import live_leases
+
+    live = live_leases(store, network)
+    if live:
+        refresh_hosts(store, network, live)
+        return
+    definition = store.load(network)  # None when gone, or torn (then discarded with its bridge)
+    bridge = definition.bridge if definition else None
+    if bridge:
+        firewall.withdraw(bridges=[bridge], drop_if_empty=True)
+        links.delete_link(bridge)
+    if not links.minictr_bridges():
+        links.restore_forwarding()
+
+
+def refresh_hosts(store: NetworkStore, network: str, members: dict[str, dict[str, Any]]) -> None:
+    """Rewrite /etc/hosts of every member: on a user-defined network each lists all the others."""
+    listed = [{**lease, "address": address} for address, lease in members.items()] if network != DEFAULT_NETWORK else []
+    for address, lease in members.items():
+        path = os.path.join(lease.get("directory", ""), "hosts")
+        if os.path.exists(path):
+            own = names.names_of(lease.get("hostname", ""), lease.get("name"), lease.get("aliases", []))
+            names.write_in_place(path, names.hosts_text(address, own, listed, network), lease.get("owner", 0))
+
+
+def _ensure_up(store: NetworkStore, network: Network) -> Network:
+    """Bring the network's bridge and rules up if they are not (the caller holds the host lock).
+
+    A bridge that is down has no live members, so an automatic subnet may still move.
+    """
+    from minictr.engine.network import firewall, links
+    from minictr.engine.network.pools import free_subnet, overlapping
+    from minictr.roots import bridge_alias
+
+    if links.link_exists(network.bridge):
+        return network
+    import ipaddress
+
+    host = links.host_networks(exclude=(network.bridge,))
+    clash = overlapping(ipaddress.ip_network(network.subnet), host)
+    if clash and network.auto_subnet:  # the host took our subnet meanwhile (another state root's bridge, a VPN)
+        others = [(ipaddress.ip_network(n.subnet), n.name) for n in store.all() if n.name != network.name]
+        subnet = free_subnet(host + others)
+        network.subnet, network.gateway = str(subnet), str(next(subnet.hosts()))
+        store.save(network)
+    elif clash:
+        raise MinictrError(f"network {network.name}: its subnet {network.subnet} overlaps {clash} on this host now")
+    first = not links.minictr_bridges()
+    links.enable_forwarding()
+    links.bridge_up(network.bridge, network.gateway, network.prefixlen, network.mtu,
+                    alias=bridge_alias(store.state_root, network.name))
+    firewall.add_bridge(network.bridge, first)
+    return network
+
+
+def _record(section: dict[str, Any]) -> None:
+    """Write the network section into the container's state.json (before creating what it names)."""
+    from minictr.runtime.state import update_state
+
+    update_state(section["directory"], {"network": section})

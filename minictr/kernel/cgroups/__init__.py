@@ -1,0 +1,98 @@
+"""cgroups: limits and accounting for a container, on cgroup v1, v2 or the hybrid of both.
+
+One interface (:class:`~.base.Manager`), two drivers chosen at run time from
+what is mounted (:func:`.layout.cgroup_layout`), as runc chooses
+between its ``fs`` and ``fs2`` managers:
+
+- ``v2``: a pure unified hierarchy (current distributions) -> :class:`~.v2.V2Manager`;
+- ``v1``, and ``hybrid`` (v1 controllers plus a cgroup2 tree holding few or
+  none) -> :class:`~.v1.V1Manager`, which also joins the cgroup2 tree.
+
+How a container uses it (:mod:`minictr.engine.container` does this)::
+
+    manager = cgroups.new(spec["linux"]["cgroupsPath"])   # plan only: paths
+    write_state(..., cgroup=manager.record())             # recorded first, for kill -9
+    manager.create(spec["linux"]["resources"])            # mkdir + limits
+    spawn(spec, cgroup=manager.add)                       # the child joins before unsharing
+    ... manager.stats(), manager.oom_kills() ...
+    manager.destroy()                                     # or cgroups.load(record).destroy() later
+
+The Docker flags -> OCI ``linux.resources`` conversion is :mod:`.resources`;
+readings are :class:`~.stats.Stats`; the notebook's live graph is
+:mod:`.monitor` (never imported on the start path).
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from minictr.errors import UsageError
+from minictr.kernel.cgroups.base import PARENT, Manager, own_cgroup, plan
+from minictr.kernel.cgroups.layout import cgroup_layout
+from minictr.kernel.cgroups.stats import Stats
+
+__all__ = ["PARENT", "Manager", "Stats", "available", "default_path", "layout", "load", "new", "swap_accounted"]
+
+
+def layout() -> dict[str, Any]:
+    """This host's cgroup layout (``{"layout": "v1"|"v2"|"hybrid"|"none", "v1": {...}, "v2": {...}}``)."""
+    return cgroup_layout()
+
+
+def available() -> bool:
+    """True when this process can give containers cgroups: a layout with controllers, and root."""
+    return os.geteuid() == 0 and layout()["layout"] != "none"
+
+
+def swap_accounted(host: dict[str, Any] | None = None) -> bool:
+    """True when swap is limited per cgroup: always on v2 (5.8+), on v1 only with ``memory.memsw.*`` files."""
+    host = host or layout()
+    if host["layout"] == "v2":
+        return True
+    memory = host["v1"].get("memory")
+    return bool(memory and os.path.exists(os.path.join(memory, "memory.memsw.limit_in_bytes")))
+
+
+def default_path(container_id: str) -> str:
+    """Where ``minictr run`` puts a container: ``/minictr/<id>`` in every hierarchy."""
+    return f"/{PARENT}/{container_id}"
+
+
+def new(cgroups_path: str, host: dict[str, Any] | None = None) -> Manager:
+    """Plan a container's cgroup at OCI ``cgroupsPath`` on this host (or on ``host``, a :func:`layout`).
+
+    Only paths are computed: nothing exists until :meth:`Manager.create`.
+    """
+    from minictr.kernel.cgroups.v1 import V1Manager
+    from minictr.kernel.cgroups.v2 import V2Manager
+
+    host = host or layout()
+    kind = host["layout"]
+    if kind == "none":
+        raise UsageError("no cgroup hierarchy is mounted on this host: limits are unavailable (see minictr doctor)")
+    if kind == "v2":
+        leaf, created = plan(host["v2"]["path"], cgroups_path, own_cgroup(""))
+        return V2Manager({"unified": leaf}, created)
+    dirs: dict[str, str] = {}
+    created: list[str] = []
+    mounts = [(controller, mount) for controller, mount in host["v1"].items()]
+    if host["v2"]["path"]:
+        mounts.append(("unified", host["v2"]["path"]))
+    for controller, mount in mounts:
+        leaf, made = plan(mount, cgroups_path, own_cgroup("" if controller == "unified" else controller))
+        dirs[controller] = leaf
+        created += [d for d in made if d not in created]
+    return V1Manager(dirs, created)
+
+
+def load(record: dict[str, Any]) -> Manager:
+    """The manager of a cgroup recorded earlier (``Manager.record()`` from state.json)."""
+    from minictr.kernel.cgroups.v1 import V1Manager
+    from minictr.kernel.cgroups.v2 import V2Manager
+
+    cls = V2Manager if record.get("version") == "v2" else V1Manager
+    return cls(record.get("dirs", {}), record.get("created", []))

@@ -1,0 +1,135 @@
+"""The child's side of an OCI runtime's create/start split: exec fifo, console socket, hooks.
+
+``minictr-oci create`` exits while the container waits, so the child cannot
+wait for START on the socketpair (its other end dies with the CLI). As the
+runtime-spec's reference runtime does, it waits on a fifo instead::
+
+    minictr-oci create                      child (the container's PID 1)
+      mkfifo <root>/<id>/exec.fifo
+      spawn(..., exec_fifo=path)  -------->  open(path, O_PATH)        (before pivot_root)
+                                             ... set-up ...
+      <------------------------------ READY  close the channel
+      exits                                  open(/proc/self/fd/N, O_WRONLY)   blocks...
+    minictr-oci start
+      open(path, O_RDONLY) ----------------> ...returns; write "0"
+      read "0": it is about to exec          startContainer hooks, seccomp, execve
+      unlink(path)
+
+With ``process.terminal`` the caller connects to ``--console-socket`` and
+passes the connected socket (``console_fd``); the child opens a pty *inside*
+the container (its devpts), sends the master over the socket with
+SCM_RIGHTS and makes the slave its controlling terminal and stdio.
+``leave_init`` makes the process waiting for PID 1 (see
+``child.fork_init``) leave at once, so that PID 1 is adopted by the
+caller's subreaper (conmon, containerd's shim) that waits for it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sys
+import termios
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from minictr.errors import ExecError
+from minictr.runtime.process.channel import Message
+
+
+def open_exec_fifo(setup: Any) -> None:
+    """Hold the exec fifo by an O_PATH descriptor: after pivot_root its host path is out of reach."""
+    path = setup.options.get("exec_fifo")
+    if path:
+        setup.fifo = os.open(path, os.O_PATH | os.O_CLOEXEC)
+
+
+def runtime_hooks(setup: Any) -> None:
+    """Have the runtime run prestart/createRuntime hooks (its namespaces), then run createContainer here.
+
+    Here is the container's namespaces, before pivot_root, as the runtime-spec says.
+    """
+    if not setup.options.get("hooks"):
+        return
+    from minictr.runtime.oci import hooks  # imported before the root changes: startContainer hooks need it later
+
+    setup.channel.send(Message.HOOKS, pid=os.getpid())
+    setup.state = setup.channel.expect(Message.HOOKS_DONE)["state"]
+    hooks.run(setup.spec.get("hooks", {}), "createContainer", setup.state)
+
+
+def start_hooks(setup: Any) -> None:
+    """startContainer hooks: after ``start``, before the program, in the container (paths resolve there)."""
+    if setup.options.get("hooks") and setup.spec.get("hooks", {}).get("startContainer"):
+        from minictr.runtime.oci import hooks
+
+        hooks.run(setup.spec["hooks"], "startContainer", {**setup.state, "status": "running"})
+
+
+def open_terminal(setup: Any) -> None:
+    """``process.terminal``: a pty from the container's devpts, master to the console socket, slave as stdio."""
+    fd = setup.options.get("console_fd")
+    if fd is None:
+        return
+    master, slave = os.openpty()
+    try:
+        with socket.socket(fileno=fd) as console:
+            socket.send_fds(console, [os.ttyname(slave).encode()], [master])
+    finally:
+        os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    if slave > 2:
+        os.close(slave)
+
+
+def check_program(setup: Any) -> None:
+    """Find the program before reporting READY, so that ``create`` fails for a missing one (exit 127 for engines)."""
+    if not setup.options.get("exec_fifo"):
+        return
+    args = setup.spec.get("process", {}).get("args") or []
+    if not args:
+        raise ExecError("no command given: process.args is empty", step="exec")
+    name = args[0]
+    if "/" in name:
+        candidates = [name]
+    else:
+        env = dict(item.split("=", 1) for item in setup.spec["process"].get("env", []) if "=" in item)
+        candidates = [os.path.join(d or ".", name) for d in env.get("PATH", "").split(":")]
+    for path in candidates:
+        if os.path.exists(path) and ("/" in name or os.path.isfile(path)):
+            if not os.path.isfile(path) or not os.access(path, os.X_OK):  # a directory too: execve says EACCES
+                raise ExecError(f'exec: "{name}": permission denied', step="exec", errno=13)
+            return
+    what = "no such file or directory" if "/" in name else "executable file not found in $PATH"
+    raise ExecError(f'exec: "{name}": {what}', step="exec", errno=2)
+
+
+def wait_for_start(setup: Any) -> None:
+    """Close the channel (the creating CLI is gone) and block until ``start`` opens the fifo."""
+    setup.channel.close()
+    fd = os.open(f"/proc/self/fd/{setup.fifo}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(setup.fifo)
+
+
+def report(message: str) -> None:
+    """An error after the channel closed: the container's stderr is all that is left."""
+    try:
+        sys.stderr.write(f"minictr-oci: {message}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+def set_sysctl(setup: Any) -> None:
+    """``linux.sysctl``: set through the container's /proc (its namespaces' values) before /proc/sys is read-only."""
+    for key, value in (setup.linux.get("sysctl") or {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as handle:
+            handle.write(value)

@@ -1,0 +1,207 @@
+"""A container's state: the OCI runtime-spec's statuses, the moves between them, and state.json as a type.
+
+The runtime specification (runtime.md, "State") gives a container one of
+four statuses, and its lifecycle the only ways between them::
+
+    creating ──create done──> created ──start──> running ──exit──> stopped
+        │                        │                  │ ^
+        └──set-up failed──> stopped <──kill──┘      │ │ pause / resume (the cgroup
+                                                    v │  freezer: minictr pause, unpause)
+                                                  paused
+
+:func:`transition` allows exactly these moves and refuses any other with a
+:class:`~minictr.errors.StateTransitionError` that says what the container is
+(``container abc123 is stopped: cannot start it``), as runc refuses a move
+its state machine lacks.
+
+:class:`ContainerState` is what ``state.json`` holds for one container (its
+id, the pid and start time of its first process, its owner, cgroup,
+network, spec and image), read with :meth:`ContainerState.from_dict` and
+written with :meth:`ContainerState.to_dict` without losing a key it does not
+know. :meth:`ContainerState.oci_state` is the state a runtime reports to the
+tools that drive it (``minictr-oci state``): ociVersion, id, status, pid,
+bundle, annotations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import threading
+
+TYPE_CHECKING = False  # typing is for checkers; the start path does without it
+if TYPE_CHECKING:
+    from typing import Any
+
+from minictr.errors import MinictrError, StateTransitionError
+from minictr.files import read_json, write_json
+from minictr.runtime.spec import OCI_VERSION
+
+
+class Status(enum.Enum):
+    """The runtime-spec's statuses of a container."""
+
+    CREATING = "creating"  #: being set up: namespaces, mounts, cgroup
+    CREATED = "created"  #: set up, waiting for ``start``; its program has not run yet
+    RUNNING = "running"  #: its program runs
+    STOPPED = "stopped"  #: its program exited (or set-up failed); what it held may remain until deleted
+    PAUSED = "paused"  #: frozen by the cgroup freezer (``pause``; ``unpause`` thaws it)
+
+
+#: The moves a container may make from each status.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.CREATING: frozenset({Status.CREATED, Status.STOPPED}),
+    Status.CREATED: frozenset({Status.RUNNING, Status.STOPPED}),
+    Status.RUNNING: frozenset({Status.STOPPED, Status.PAUSED}),
+    Status.PAUSED: frozenset({Status.RUNNING, Status.STOPPED}),
+    Status.STOPPED: frozenset(),
+}
+
+#: What moving to a status is called, for messages ("cannot start it").
+_VERBS = {Status.CREATING: "create", Status.CREATED: "create", Status.RUNNING: "start", Status.STOPPED: "stop",
+          Status.PAUSED: "pause"}  # fmt: skip
+
+
+def transition(current: Status | str, new: Status | str, container_id: str = "") -> Status:
+    """Return ``new`` if a container in ``current`` may move there; else raise :class:`StateTransitionError`.
+
+    ``container_id`` names the container in the message.
+    """
+    current, new = status_of(current), status_of(new)
+    if new in TRANSITIONS[current]:
+        return new
+    who = f"container {container_id}" if container_id else "the container"
+    verb = "resume" if current is Status.PAUSED and new is Status.RUNNING else _VERBS[new]
+    raise StateTransitionError(f"{who} is {current.value}: cannot {verb} it", current.value, new.value)
+
+
+def status_of(value: Status | str) -> Status:
+    """A :class:`Status` from itself or its name; a :class:`MinictrError` for an unknown name."""
+    if isinstance(value, Status):
+        return value
+    try:
+        return Status(value)
+    except ValueError:
+        known = ", ".join(s.value for s in Status)
+        raise MinictrError(f"unknown container status {value!r} (known: {known})") from None
+
+
+@dataclasses.dataclass
+class ContainerState:
+    """One container's ``state.json``.
+
+    Fields left ``None`` were never recorded and are not written. Keys this
+    type does not know are kept in ``extra`` and written back unchanged.
+    """
+
+    id: str
+    status: Status = Status.CREATING
+    pid: int = 0  #: its first process (before that, the process creating it), as the host sees it
+    start: str = ""  #: that process's start time (/proc/PID/stat field 22): with the pid, it names one process
+    name: str | None = None  #: ``--name``
+    owner: int | None = None  #: a foreground ``minictr run`` waiting for it
+    owner_start: str | None = None
+    cgroup: dict[str, Any] | None = None  #: the cgroup manager's record (minictr.kernel.cgroups.load)
+    network: dict[str, Any] | None = None  #: the network's record (minictr.engine.network.attach)
+    spec: dict[str, Any] | None = None  #: the OCI runtime-spec config it runs
+    image: str | None = None  #: the image's name, then the fields of container_root.image_record
+    image_id: str | None = None
+    manifest_digest: str | None = None
+    lowerdirs: list[str] | None = None
+    upperdir: str | None = None
+    root_owner: int | None = None
+    config: dict[str, Any] | None = None  #: the image config's run settings (images.runconfig.recorded)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContainerState:
+        """Read a state.json's contents.
+
+        A file written before the status was recorded gets the status its
+        contents imply: a container with a spec is running, one without is
+        being created (a stopped one is found by its pid: see :func:`alive`).
+        """
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "status"}
+        known = {key: value for key, value in data.items() if key in names}
+        extra = {key: value for key, value in data.items() if key not in names and key != "status"}
+        implied = Status.RUNNING if data.get("spec") else Status.CREATING
+        status = status_of(data["status"]) if "status" in data else implied
+        return cls(**{"id": "", **known}, status=status, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What state.json holds: every recorded field, the status by name, and the unknown keys as read."""
+        out: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if item.name == "status":
+                out["status"] = value.value
+            elif item.name != "extra" and value is not None:
+                out[item.name] = value
+        return {**out, **self.extra}
+
+    def moved_to(self, new: Status | str) -> ContainerState:
+        """A copy in status ``new``, if the move is allowed (see :func:`transition`)."""
+        return dataclasses.replace(self, status=transition(self.status, new, self.id))
+
+    def oci_state(self, bundle: str | None = None) -> dict[str, Any]:
+        """The runtime-spec's state of this container, as ``runc state`` prints it.
+
+        ``bundle`` defaults to the directory holding the spec's root (for
+        ``minictr run``, the container's own directory). The pid is given
+        once the container's first process exists (created, running, paused);
+        annotations only when the spec has some.
+        """
+        spec = self.spec or {}
+        root = spec.get("root", {}).get("path", "")
+        state: dict[str, Any] = {
+            "ociVersion": spec.get("ociVersion", OCI_VERSION),
+            "id": self.id,
+            "status": self.status.value,
+        }
+        if self.status in (Status.CREATED, Status.RUNNING, Status.PAUSED) and self.pid:
+            state["pid"] = self.pid
+        state["bundle"] = bundle if bundle is not None else (os.path.dirname(root) if os.path.isabs(root) else "")
+        if spec.get("annotations"):
+            state["annotations"] = dict(spec["annotations"])
+        return state
+
+
+# --- state.json on disk, and whether its processes still run -----------------------------------
+
+_STATE_LOCK = threading.Lock()  # the network's thread and this one both add to state.json
+
+
+def update_state(directory: str, changes: dict[str, Any]) -> None:
+    """Add ``changes`` to the container's state.json (read, merge, write atomically, one writer at a time)."""
+    with _STATE_LOCK:
+        write_state(directory, {**read_state(directory), **changes})
+
+
+def write_state(directory: str, state: dict[str, Any]) -> None:
+    """Write ``state.json`` atomically (a reader sees the old or the new one, never half)."""
+    write_json(os.path.join(directory, "state.json"), state)
+
+
+def read_state(directory: str) -> dict[str, Any]:
+    """The container's ``state.json``: empty when missing or torn (its writer crashed; the sweep takes it)."""
+    return read_json(os.path.join(directory, "state.json"))
+
+
+def alive(pid: int, start: str) -> bool:
+    """True when process ``pid`` started at ``start`` still runs (a zombie has finished)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[19] == start and fields[0] not in ("Z", "X")
+
+
+def start_time(pid: int) -> str:
+    """A process's start time (field 22 of /proc/<pid>/stat): with the pid, it names one process."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
