@@ -258,8 +258,8 @@ def _remove_kept_runs(before: dict[str, set[str]]) -> None:
     not leaks; whatever they held besides their directory was given back at
     their exit, and what remains after this is a leak.
     """
-    from minictr.engine import lifecycle
     from minictr import roots
+    from minictr.engine import lifecycle
     from minictr.engine.container_dir import read_state
     from minictr.errors import MinictrError
 

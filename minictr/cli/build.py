@@ -176,8 +176,8 @@ def cmd_builder_prune(args: argparse.Namespace) -> int:
 
 def builder_prune(args: argparse.Namespace) -> str:
     """Empty the build cache of ``--data-root`` (also part of ``system prune``); a line to print."""
-    from minictr.engine.build.cache import prune
     from minictr.cli.images import _store, _swept_root
+    from minictr.engine.build.cache import prune
 
     entries, freed = prune(_store(args), _swept_root(args))
     return f"Build cache: {entries} step{'s' if entries != 1 else ''} forgotten, {freed} bytes reclaimed"

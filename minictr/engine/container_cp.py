@@ -37,10 +37,10 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
 
-from minictr.errors import UsageError
-from minictr.kernel.linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
 from minictr.engine.managed import MONITOR_LOCK, monitor_alive, resolve, status_of
 from minictr.engine.safe_tree import O_PATH, extract, from_tar, lstat, walk, write_tar
+from minictr.errors import UsageError
+from minictr.kernel.linux import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
 from minictr.runtime.state import read_state
 
 
@@ -174,8 +174,8 @@ def _mounted_elsewhere(directory: str, overlay: dict[str, Any]) -> int:
     """
     from minictr.runtime.process.parent import _child_environment, _package_parent
 
-    helper = subprocess.Popen([sys.executable, "-S", "-s", "-E", "-m", "minictr.engine.container_cp", "mount", directory,
-                               ":".join(overlay["lowerdirs"]), overlay["upperdir"], overlay["workdir"]],
+    helper = subprocess.Popen([sys.executable, "-S", "-s", "-E", "-m", "minictr.engine.container_cp", "mount",
+                               directory, ":".join(overlay["lowerdirs"]), overlay["upperdir"], overlay["workdir"]],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=_package_parent(),
                               env=_child_environment())  # fmt: skip
     assert helper.stdin is not None and helper.stdout is not None

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 from minictr.engine.container_dir import read_state
-from minictr.errors import UsageError
 from minictr.engine.logs import LOG_NAME
 from minictr.engine.managed import directories, status_of
+from minictr.errors import UsageError
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "paused": "paused",

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 from minictr.engine.container_dir import alive, read_state, release_directory
-from minictr.errors import ContainerError, UsageError
 from minictr.engine.managed import (
     REMOVING,
     STOP_REQUESTED,
@@ -30,6 +29,7 @@ from minictr.engine.managed import (
     start,
     status_of,
 )
+from minictr.errors import ContainerError, UsageError
 from minictr.runtime.state import update_state
 
 DEFAULT_STOP_TIMEOUT = 10

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from minictr.runtime.process.parent import ContainerProcess
 
 from minictr import faults
-from minictr.engine.container_dir import REMOVING# also the monitor's and rm's marker, from here
+from minictr.engine import container_dir
 from minictr.engine.container_dir import (
     alive,
     container_directory,
@@ -46,10 +46,11 @@ from minictr.engine.container_dir import (
     start_time,
     update_state,
 )
-from minictr.errors import ContainerError, ExecError, UsageError
 from minictr.engine.logs import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE, timestamp
+from minictr.errors import ContainerError, ExecError, UsageError
 
 STOP_REQUESTED = "stop-requested"
+REMOVING = container_dir.REMOVING  # rm -f's marker (container_dir's, for a kept foreground run too)
 MONITOR_LOCK = "monitor.lock"
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 

@@ -65,7 +65,7 @@ class LogTee:
 
 def run_attached(start: Callable[[dict[str, Any], bool], Finished], interactive: bool, tty: bool,
                  log: LogTee | None = None) -> Finished:  # fmt: skip
-    """Run ``start(stdio, terminal)`` (a foreground :func:`minictr.engine.container.run`) with the streams -i/-t ask for.
+    """Run ``start(stdio, terminal)`` (a foreground :func:`~minictr.engine.container.run`) with -i/-t's streams.
 
     With ``log``, the output is also written to it (through pipes, even where it goes to no terminal).
     """
