@@ -99,7 +99,7 @@ def test_cp_to_and_from_a_stopped_container_and_tar_streams(minictr: Minictr, tm
 
 
 def _freezer_state(minictr: Minictr, ctr: str) -> str:
-    cgroup = minictr.runtime.state(ctr)["cgroup"]
+    cgroup = minictr.state(ctr)["cgroup"]
     dirs = cgroup["dirs"]
     if cgroup["version"] == "v2":
         return pathlib.Path(dirs["unified"], "cgroup.freeze").read_text().strip()
@@ -108,7 +108,7 @@ def _freezer_state(minictr: Minictr, ctr: str) -> str:
 
 def test_pause_freezes_the_container_and_unpause_thaws_it(minictr: Minictr) -> None:
     ctr = minictr.detach("--name", "ticker", "busybox", "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /n; done")
-    root = pathlib.Path(f"/proc/{minictr.runtime.state(ctr)['pid']}/root/n")
+    root = pathlib.Path(f"/proc/{minictr.state(ctr)['pid']}/root/n")
     assert wait_until(lambda: root.exists() and root.read_text().strip())
     assert minictr("pause", "ticker").stdout == "ticker\n"
     assert _freezer_state(minictr, ctr) in ("FROZEN", "1")  # the kernel's word
@@ -131,7 +131,7 @@ def test_pause_freezes_the_container_and_unpause_thaws_it(minictr: Minictr) -> N
 def test_a_paused_container_stops_and_is_removed_with_rm_f(minictr: Minictr) -> None:
     first = minictr.detach("busybox", "sleep", "300")
     second = minictr.detach("busybox", "sleep", "300")
-    pids = [minictr.runtime.state(c)["pid"] for c in (first, second)]
+    pids = [minictr.state(c)["pid"] for c in (first, second)]
     minictr("pause", first, second)
     minictr("stop", "-t", "1", first)
     assert minictr.inspect(first)["State"]["Status"] == "exited"
@@ -257,7 +257,7 @@ def test_a_foreground_container_is_kept_after_its_exit_unless_rm(minictr: Minict
     assert (state["Status"], state["ExitCode"], state["Running"]) == ("exited", 3, False)
     logs = minictr("logs", "fg")
     assert (logs.stdout, logs.stderr) == ("out\n", "err\n")  # each stream to its own
-    assert minictr.runtime.state(ctr)["cgroup"] is None  # what it held on the host went at its exit; its root stays
+    assert minictr.state(ctr)["cgroup"] is None  # what it held on the host went at its exit; its root stays
     again = minictr("start", "-a", "fg", check=False)  # the same container again, under a monitor
     assert (again.returncode, again.stdout) == (3, "out\n")
     taken = minictr("run", "--name", "fg", "busybox", "true", check=False)
