@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minictr.engine.container_root import get_image, image_store, unpacked_rootfs  # noqa: E402
+from minictr.engine.container_root import get_image, image_store, unpacked_rootfs
 
 
 @contextlib.contextmanager
@@ -34,6 +34,8 @@ def workspace() -> Iterator[tuple[str, str, str]]:
         unpacked_rootfs(store, get_image(store, "busybox"))
         yield work, data_root, state_root
     finally:
+        if os.path.isdir(os.path.join(state_root, "networks")):  # the default bridge outlives its containers
+            subprocess.run(minictr_command(data_root, state_root, "network", "prune"), capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -28,7 +28,7 @@ import time
 from common import medians, minictr_command, workspace
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-import registry_server as rs  # noqa: E402 - the test suite's loopback registry
+import registry_server as rs  # the test suite's loopback registry
 
 
 def random_image(layout: rs.Layout, name: str, layers: int, total_mb: int) -> None:

@@ -30,7 +30,8 @@ import os
 
 TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 from minictr.errors import ContainerError
 
@@ -63,13 +64,27 @@ class Container:
 
     @property
     def name(self) -> str:
-        return self.attrs["Name"].lstrip("/")
+        name: str = self.attrs["Name"]
+        return name.lstrip("/")
 
     @property
     def status(self) -> str:
         """Docker's word: created, running or exited."""
         self.reload()
-        return self.attrs["State"]["Status"]
+        status: str = self.attrs["State"]["Status"]
+        return status
+
+    @property
+    def health(self) -> str:
+        """docker-py's word: ``starting``, ``healthy``, ``unhealthy``, or ``unknown`` without a healthcheck."""
+        self.reload()
+        return str(self.attrs["State"].get("Health", {}).get("Status", "unknown"))
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Block until it is healthy; ContainerError if it turns unhealthy, stops, or ``timeout`` runs out."""
+        from minictr.engine.health import wait_healthy
+
+        wait_healthy(self.id, timeout, self.client.state_root)
 
     def reload(self) -> None:
         """Read the container's state again (``inspect``)."""
@@ -135,7 +150,7 @@ class Container:
             return b"".join(render(e) for e in kept if e["stream"] in wanted)
 
         def chunks() -> Iterator[bytes]:
-            from minictr.engine.container_dir import read_state
+            from minictr.runtime.state import read_state
 
             yield from (render(e) for e in kept if e["stream"] in wanted)
             running = lambda: status_of(read_state(directory), directory) == "running"  # noqa: E731
@@ -143,7 +158,7 @@ class Container:
 
         return chunks()
 
-    def exec_run(self, cmd: str | list[str], environment: list[str] | None = None, workdir: str | None = None) -> ExecResult:
+    def exec_run(self, cmd: str | builtins.list[str], environment: builtins.list[str] | None = None, workdir: str | None = None) -> ExecResult:
         """Run ``cmd`` inside (``minictr exec``); its stdout and stderr together in ``output``."""
         import shlex
 
@@ -167,7 +182,7 @@ class Client:
         self.data_root = data_root
         self.state_root = state_root
 
-    def create(self, image: str, command: str | list[str] | None = None, **options: Any) -> Container:
+    def create(self, image: str, command: str | builtins.list[str] | None = None, **options: Any) -> Container:
         """A created container (``start`` runs it)."""
         import shlex
 
@@ -178,7 +193,7 @@ class Client:
         container_id = create(image, args, run_options, settings, data_root=self.data_root, state_root=self.state_root)
         return Container(self, container_id)
 
-    def run(self, image: str, command: str | list[str] | None = None, detach: bool = False, **options: Any) -> Container | bytes:
+    def run(self, image: str, command: str | builtins.list[str] | None = None, detach: bool = False, **options: Any) -> Container | bytes:
         """Create and start; with ``detach`` return the Container, else wait and return its output.
 
         Without ``detach`` a non-zero exit raises :class:`ContainerError`
@@ -195,11 +210,12 @@ class Client:
             return container
         code = container.wait()["StatusCode"]
         output = container.logs()
+        assert isinstance(output, bytes)  # not streamed: one bytes
         if removing:
             container.remove(force=True)
         if code != 0:
             raise ContainerError(f"{image} {command!r} exited with {code}: {output.decode(errors='replace')[-400:]}")
-        return output  # type: ignore[return-value]
+        return output
 
     def get(self, container: str) -> Container:
         """A container by name, id or unique id prefix."""
@@ -247,12 +263,12 @@ def _split_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 _default = Client()
 
 
-def run(image: str, command: str | list[str] | None = None, detach: bool = False, **options: Any) -> Container | bytes:
+def run(image: str, command: str | builtins.list[str] | None = None, detach: bool = False, **options: Any) -> Container | bytes:
     """:meth:`Client.run` with minictr's default roots (or ``data_root``/``state_root`` among the options)."""
     return _client(options).run(image, command, detach=detach, **options)
 
 
-def create(image: str, command: str | list[str] | None = None, **options: Any) -> Container:
+def create(image: str, command: str | builtins.list[str] | None = None, **options: Any) -> Container:
     """:meth:`Client.create` with the default roots (or ``data_root``/``state_root``)."""
     return _client(options).create(image, command, **options)
 
@@ -262,7 +278,7 @@ def get(container: str, *, state_root: str | None = None) -> Container:
     return Client(state_root=state_root).get(container)
 
 
-def list(all: bool = False, *, state_root: str | None = None) -> builtins.list[Container]:  # noqa: A001 - docker-py's name
+def list(all: bool = False, *, state_root: str | None = None) -> builtins.list[Container]:  # docker-py's name
     """:meth:`Client.list`."""
     return Client(state_root=state_root).list(all=all)
 

@@ -28,7 +28,7 @@ from minictr.errors import HostError
 from minictr.kernel.cgroups.layout import cgroup_layout
 from minictr.kernel.mountinfo import read_mountinfo
 
-__all__ = ["NOTEBOOKS", "Check", "Finding", "Probe", "cgroup_layout", 
+__all__ = ["NOTEBOOKS", "Check", "Finding", "Probe", "cgroup_layout",
            "render_table", "run_checks", "run_probe", "to_json"]
 
 #: The tutorial's notebooks, in order (see NOTEBOOKS.md); ``Check.affects`` names these.

@@ -10,6 +10,7 @@ point costs one dictionary lookup. The steps::
                                     spawn   the child exists, before it gets its config
                                     lease   an address is leased (and the bridge is up)
                                     nft     the published ports' elements are in the nftables table
+                                    dns     a user network's DNS server runs (its first member)
                                     pivot   the container's PID 1 has pivoted into its root: it
                                             kills *itself*. From inside its pid namespace it
                                             cannot reach minictr (no pid of the host is

@@ -28,6 +28,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 PARTIAL_PREFIX = ".partial-"
@@ -76,7 +77,7 @@ def remove_partials(directory: str) -> list[str]:
     A partial file names its writer's pid: one that no longer runs will
     never finish it. (A reused pid only keeps it until a later sweep.)
     """
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -108,18 +109,25 @@ def remove_tree(path: str) -> None:
     As root the mode does not matter; rootless, the owner must give itself
     permission back before it can look inside.
     """
-    keyword = "onexc" if sys.version_info >= (3, 12) else "onerror"
 
     def unlock(_function: Any, failed: str, _error: Any) -> None:
         locked = failed if os.path.isdir(failed) and not os.path.islink(failed) else os.path.dirname(failed)
         try:
             os.chmod(locked, 0o700)
             if locked == failed:
-                shutil.rmtree(failed, **{keyword: unlock})
+                _rmtree(failed, unlock)
             else:
                 os.unlink(failed)
         except OSError:
             pass  # what cannot be removed stays; remove_stale tries again later
 
     if os.path.lexists(path):
-        shutil.rmtree(path, **{keyword: unlock})
+        _rmtree(path, unlock)
+
+
+def _rmtree(path: str, handler: Callable[[Any, str, Any], None]) -> None:
+    """``shutil.rmtree`` with an error handler: ``onexc`` from Python 3.12 on (``onerror`` is deprecated there)."""
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=handler)
+    else:
+        shutil.rmtree(path, onerror=handler)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Execute notebooks top to bottom and save them with their outputs, as they are committed:
-# no per-cell execution timings, no widget state. As root, after scripts/setup.sh.
+# no per-cell execution timings, no widget state. As root, after scripts/setup.sh. Cells tagged
+# cgroup2-output then get what a pure cgroup v2 host shows (scripts/cgroup2-outputs.sh, a QEMU guest).
 #   bash scripts/save-notebooks.sh notebooks/06-network.ipynb [...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,4 +22,7 @@ with open(path, "w") as handle:
     json.dump(notebook, handle, indent=1, ensure_ascii=False)
     handle.write("\n")
 PY
+    if grep -q '"cgroup2-output"' "$notebook"; then
+        bash scripts/cgroup2-outputs.sh "$notebook"
+    fi
 done

@@ -11,15 +11,19 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
 import registry_server as rs
+from helpers import NOBODY, SYSTEM_PYTHON, Roots
+from helpers import free_port as free_port  # re-exported: tests import these three from here too
+from helpers import run_cli as run_cli
+from helpers import wait_until as wait_until
 
 from minictr.engine.container import image_store, unpacked_rootfs
 from minictr.engine.images.busybox import build_busybox_image
@@ -47,11 +51,84 @@ def rootfs(data_root: str) -> str:
 
 @pytest.fixture
 def state_root(tmp_path: pathlib.Path) -> Iterator[str]:
-    """A runtime state root of the test's own; the containers a test leaves there (kept runs) are removed after it."""
+    """A runtime state root of the test's own; its containers removed and its networks pruned at the end.
+
+    The default network's bridge outlives its last container (as docker0 does):
+    ``network prune`` is what takes it down, and the leak check proves it did.
+    """
     path = tmp_path / "run"
     path.mkdir()
     yield str(path)
-    remove_all(str(path))
+    remove_all(str(path))  # the containers a test left there (runs kept after their exit too)
+    if os.path.isdir(path / "networks"):
+        done = run_cli("network", "prune", data_root=str(tmp_path / "unused"), state_root=str(path))
+        assert done.returncode == 0, done.stderr
+
+
+# --- roots a user-namespaced root can walk through --------------------------------------------------------
+# A user namespace maps the container's root to an unprivileged host uid, which must be able to walk through
+# the state and data roots: these live under a world-traversable directory, not pytest's private tmp_path.
+
+
+@pytest.fixture(scope="session")
+def open_base() -> Iterator[str]:
+    """A directory under /tmp that every uid may traverse (mode 0711), removed at the end."""
+    base = tempfile.mkdtemp(prefix="minictr-ns-", dir="/tmp")
+    os.chmod(base, 0o711)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def open_data_root(open_base: str) -> str:
+    """A data root holding the busybox image, traversable by the uids containers are mapped to."""
+    data = os.path.join(open_base, "data")
+    os.mkdir(data)
+    os.chmod(data, 0o711)
+    build_busybox_image(image_store(data))
+    return data
+
+
+@pytest.fixture
+def roots(open_base: str, open_data_root: str) -> Iterator[Roots]:
+    """The open data root and a state root of the test's own, beside it; every container removed at the end."""
+    state = tempfile.mkdtemp(prefix="run-", dir=open_base)
+    os.chmod(state, 0o711)
+    yield Roots(open_data_root, state)
+    remove_all(state)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def open_dir(open_base: str) -> Iterator[str]:
+    """A directory any uid may write in (a bind-mount source for user-namespaced containers)."""
+    path = tempfile.mkdtemp(prefix="vol-", dir=open_base)
+    os.chmod(path, 0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def rootless_env(open_base: str) -> Iterator[dict[str, str]]:
+    """An environment for running minictr as ``nobody``: a readable copy of the package, roots it owns."""
+    if not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip(f"needs {SYSTEM_PYTHON} (any user can run it, unlike the project's virtualenv)")
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv (util-linux) to drop to another uid")
+    home = tempfile.mkdtemp(prefix="rootless-", dir=open_base)
+    os.chmod(home, 0o755)
+    shutil.copytree(REPO / "minictr", os.path.join(home, "src", "minictr"), ignore=shutil.ignore_patterns("__pycache__"))
+    for directory, _, files in os.walk(os.path.join(home, "src")):
+        os.chmod(directory, 0o755)
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o644)
+    for name in ("run", "data"):
+        os.mkdir(os.path.join(home, name))
+        os.chown(os.path.join(home, name), NOBODY, NOBODY)
+    yield {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": home, "PYTHONPATH": os.path.join(home, "src"),
+           "MINICTR_ROOT": os.path.join(home, "run"), "MINICTR_DATA_ROOT": os.path.join(home, "data")}  # fmt: skip
+    remove_all(os.path.join(home, "run"))
+    shutil.rmtree(home, ignore_errors=True)
 
 
 # --- a registry on loopback (see registry_server.py) ------------------------------------------------------
@@ -111,19 +188,6 @@ def images(registry: rs.LocalRegistry, base_tar: bytes, tmp_path_factory: pytest
 
 
 
-def run_cli(*args: str, data_root: str, state_root: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    """Run the real ``minictr`` command line in a subprocess."""
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
-
-
-def free_port() -> int:
-    """A TCP port free on every address of this host, right now."""
-    with socket.socket() as probe:
-        probe.bind(("0.0.0.0", 0))
-        return probe.getsockname()[1]
-
-
 def cgroup_dirs() -> set[str]:
     """Every cgroup directory below a ``minictr`` (or ``minictr-oci``) parent, in every hierarchy (and the parents)."""
     from minictr.doctor import cgroup_layout
@@ -137,18 +201,9 @@ def cgroup_dirs() -> set[str]:
     return found
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last truth."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
 #: The names minictr's own processes give themselves (see minictr.runtime.process.child).
-MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init", "minictr-monitor", "minictr-vm")
+MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init", "minictr-monitor", "minictr-vm", "minictr-dns",
+                     "minictr-health")
 #: Environment variables that tag a process as a test's: the fault step (children inherit it), a test's mark (-e).
 TAGS = (b"MINICTR_FAULT=", b"MINICTR_TEST_MARK=")
 
@@ -242,11 +297,16 @@ def _network_snapshot(state_root: str) -> dict[str, set[str]]:
 def leak_check() -> Iterator[None]:
     """At the end of the session nothing the tests made may remain: mounts, container processes, state, cgroups.
 
-    Notebooks use the default state root, so new entries there count too.
+    Notebooks use the default state root, so new entries there count too. Its
+    default network's bridge outlives the last container by design: the check
+    first runs ``network prune`` (what a user runs to take it down) there.
     """
     before = host_snapshot()
     yield
     _remove_kept_runs(before)
+    if os.path.isdir(os.path.join(DEFAULT_STATE_ROOT, "networks")):  # the notebooks' default bridge stays up until a prune
+        pruned = subprocess.run([sys.executable, "-m", "minictr.cli", "network", "prune"], capture_output=True, text=True)
+        assert pruned.returncode == 0, pruned.stderr
     leaked = host_leftovers(before, host_snapshot())
     assert not leaked, f"the tests left resources behind: {leaked}"
 
@@ -355,7 +415,12 @@ def kill_9_of_a_foreground_run_leaks_nothing(options: list[str], *, data_root: s
                "run", "-e", f"MINICTR_TEST_MARK={mark}", *options, "busybox", "sleep", "60"]  # fmt: skip
     before = host_snapshot(state_root)
     cli = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    program = lambda: [p for p in host_leftovers(before, host_snapshot(state_root), mark).get("processes", []) if " minictr-" not in p]  # noqa: E731
+
+    def program() -> list[str]:
+        """The marked container's processes (minictr's own left out)."""
+        leftovers = host_leftovers(before, host_snapshot(state_root), mark).get("processes", [])
+        return [p for p in leftovers if " minictr-" not in p]
+
     try:
         ran = wait_until(lambda: program() or cli.poll() is not None, timeout=30) and program()
     finally:

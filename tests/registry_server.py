@@ -49,7 +49,7 @@ class TokenServer:
 
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self.cert = (
             x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
@@ -64,7 +64,7 @@ class TokenServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 user = server.check(self.headers.get("Authorization", ""))
                 if user is None:
@@ -171,7 +171,7 @@ class FlakyProxy:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-            do_GET = do_HEAD = _forward  # noqa: N815 - http.server's names
+            do_GET = do_HEAD = _forward  # http.server's names
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -44,7 +44,7 @@ def test_push_is_read_by_skopeo_and_mounts_across_repositories(registry: rs.Loca
     assert _skopeo_inspect(f"docker://{target}")["layers"] == image.layers
     copy = tmp_path / "skopeo-copy"
     rs.skopeo_copy(f"docker://{target}", f"oci:{copy}:back")
-    assert json.load(open(copy / "index.json"))["manifests"][0]["digest"] == digest
+    assert json.loads((copy / "index.json").read_text())["manifests"][0]["digest"] == digest
     again = push(store, target)[1]
     assert set(again.values()) == {"Layer already exists"}
 

@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import Roots, detached
 
-from conftest import cgroup_dirs, remove_container, run_cli
+from conftest import cgroup_dirs, run_cli
 from minictr.engine import container
 from minictr.engine.container import RunOptions
 from minictr.errors import UsageError
@@ -117,25 +118,16 @@ def cli(data_root: str, state_root: str, *args: str, timeout: float = 120) -> su
     return run_cli(*args, data_root=data_root, state_root=state_root, timeout=timeout)
 
 
-@contextlib.contextmanager
-def detached(data_root: str, state_root: str, *args: str) -> Iterator[tuple[str, int]]:
-    """``minictr run -d ARGS``: yield (id, host pid of PID 1); kill it and remove it afterwards."""
-    result = cli(data_root, state_root, "run", "-d", *args)
-    assert result.returncode == 0, result.stderr
-    container_id = result.stdout.strip()
-    pid = container.read_state(os.path.join(state_root, "containers", container_id))["pid"]
-    try:
-        yield container_id, pid
-    finally:
-        remove_container(container_id, data_root=data_root, state_root=state_root)
-        assert not os.path.exists(f"/proc/{pid}")
+def detached_here(data_root: str, state_root: str, *args: str) -> contextlib.AbstractContextManager[tuple[str, int]]:
+    """:func:`helpers.detached` on these roots, with ``--network none`` as :func:`cli` gives."""
+    return detached(Roots(data_root, state_root), "--network", "none", *args)
 
 
 @contextlib.contextmanager
 def holding_memory(data_root: str, state_root: str, mib: int) -> Iterator[tuple[str, int, Any]]:
     """A detached container (-m 64m) holding ``mib`` MiB in a tmpfs, charged to its cgroup: (id, pid, manager)."""
     script = f"head -c {mib}m /dev/zero > /dev/shm/hold && echo held && exec sleep 60"
-    with detached(data_root, state_root, "-m", "64m", "busybox", "sh", "-c", script) as (cid, pid):
+    with detached_here(data_root, state_root, "-m", "64m", "busybox", "sh", "-c", script) as (cid, pid):
         manager = container.cgroup_of(cid, state_root)
         deadline = time.monotonic() + 20
         while manager.stats().memory < mib << 20 and time.monotonic() < deadline:
@@ -177,7 +169,7 @@ def test_fork_fails_with_eagain_at_the_pids_limit(data_root: str, state_root: st
 @pytest.mark.root
 @pytest.mark.cgroups
 def test_cpus_half_a_core_is_half_a_core(data_root: str, state_root: str) -> None:
-    with detached(data_root, state_root, "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done") as (cid, pid):
+    with detached_here(data_root, state_root, "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done") as (cid, pid):
         time.sleep(0.5)
         start, ticks = time.monotonic(), cpu_ticks(pid)
         time.sleep(3)
@@ -268,7 +260,7 @@ def test_a_limit_below_current_usage_is_refused(data_root: str, state_root: str)
 @pytest.mark.root
 @pytest.mark.cgroups
 def test_the_container_and_its_execs_are_in_its_own_cgroup_and_it_goes_with_them(data_root: str, state_root: str) -> None:
-    with detached(data_root, state_root, "--pids-limit", "10", "busybox", "sleep", "60") as (cid, pid):
+    with detached_here(data_root, state_root, "--pids-limit", "10", "busybox", "sleep", "60") as (cid, pid):
         manager = container.cgroup_of(cid, state_root)
         assert pid in manager.pids()
         done = cli(data_root, state_root, "exec", cid, "cat", "/proc/self/cgroup")
@@ -305,7 +297,7 @@ def test_cgroup_parent_places_the_container_and_only_what_it_made_goes(data_root
     parent = f"/minictr/test-{os.urandom(3).hex()}"
     done = cli(data_root, state_root, "run", "--cgroup-parent", parent, "busybox", "true")
     assert done.returncode == 0, done.stderr
-    with detached(data_root, state_root, "--cgroup-parent", parent, "busybox", "sleep", "60") as (cid, pid):
+    with detached_here(data_root, state_root, "--cgroup-parent", parent, "busybox", "sleep", "60") as (cid, pid):
         with open(f"/proc/{pid}/cgroup") as handle:
             lines = handle.read().splitlines()
         assert all(line.split(":", 2)[2] == f"{parent}/{cid}" for line in lines), lines
@@ -344,7 +336,7 @@ def test_the_monitor_follows_a_container_until_the_oom_killer_ends_it(data_root:
     from minictr.kernel.cgroups.monitor import Monitor
 
     grow = "awk 'BEGIN { while (1) { a[n++] = sprintf(\"%100000s\", \"\"); if (n % 20 == 0) system(\"sleep 0.05\") } }'"
-    with detached(data_root, state_root, "-m", "24m", "busybox", "sh", "-c", grow) as (cid, _pid):
+    with detached_here(data_root, state_root, "-m", "24m", "busybox", "sh", "-c", grow) as (cid, _pid):
         monitor = Monitor(container.cgroup_of(cid, state_root), interval=0.1).start()
         assert monitor.wait(60), "the monitor did not stop when the container ended"
     assert len(monitor.samples) >= 3 and monitor.samples[-1].oom_kills >= 1
@@ -368,7 +360,7 @@ def test_the_notebooks_exercises_check_what_they_claim() -> None:
 def test_the_memory_usage_exercise_against_a_real_container(data_root: str, state_root: str) -> None:
     from minictr import tutorial
 
-    with holding_memory(data_root, state_root, 8) as (cid, pid, manager):
+    with holding_memory(data_root, state_root, 8) as (_, pid, manager):
         assert tutorial.judge_memory_usage(tutorial.reference("memory_usage"), pid, lambda: manager.stats().memory).ok
 
         def memory_usage(pid: int) -> int:  # the whole host's memory cgroup: the classic mistake

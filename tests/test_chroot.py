@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from minictr.errors import ContainerError
 from minictr.runtime import chroot
 
 pytestmark = pytest.mark.root
@@ -56,7 +57,7 @@ def test_root_escapes_a_chroot(rootfs: str, tmp_path) -> None:
         with open(path) as handle:
             return handle.read()
 
-    with pytest.raises(Exception):
+    with pytest.raises(ContainerError, match="FileNotFoundError"):
         chroot.call(rootfs, read, str(marker))  # inside, the host file is out of reach...
     assert sorted(chroot.call(rootfs, chroot.escape)) == sorted(os.listdir("/"))  # ...until the escape
     os.rmdir(os.path.join(rootfs, ".escape"))

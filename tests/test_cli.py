@@ -72,7 +72,7 @@ def test_doctor_json(data_root: str, state_root: str) -> None:
 
 
 # Changing credentials (-u, the root of a user namespace) makes the kernel forget PR_SET_PDEATHSIG: minictr asks again.
-# (--userns private: test_namespaces.py, whose state roots a user-namespaced root can enter.)
+# (--userns private: test_ns_user.py, whose state roots a user-namespaced root can enter.)
 @pytest.mark.parametrize("options", [[], ["-u", "nobody"], ["--init", "-u", "nobody", "--network", "none"]])
 def test_kill_9_of_minictr_leaks_nothing(options: list[str], data_root: str, state_root: str) -> None:
     kill_9_of_a_foreground_run_leaks_nothing(options, data_root=data_root, state_root=state_root)

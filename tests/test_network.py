@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import time
@@ -103,23 +104,20 @@ def test_two_containers_on_one_network_talk_tcp_by_name_and_alias(host: Host) ->
     for name in ("web", "www"):
         result = host.cli("run", "--network", "talk", "busybox", "sh", "-c", FETCH.format(host=name, port=80))
         assert result.stdout.strip() == "pong-from-websrv", result.stderr
-    hosts = host.cli("run", "--network", "talk", "--name", "client", "busybox", "cat", "/etc/hosts").stdout
     address = host.address_of("talk", server)
-    assert f"{address}\tweb www websrv" in hosts
+    found = host.cli("run", "--network", "talk", "busybox", "nslookup", "websrv").stdout  # the network's DNS server
+    assert f"Address: {address}" in found
 
 
-def test_hosts_files_follow_members_joining_and_leaving(host: Host) -> None:
+def test_names_follow_members_joining_and_leaving(host: Host) -> None:
     host.cli("network", "create", "members")
     first = host.detach("--network", "members", "--name", "first", "busybox", "sleep", "60")
     second = host.detach("--network", "members", "--name", "second", "busybox", "sleep", "60")
-    see = lambda: host.cli("exec", first, "cat", "/etc/hosts").stdout  # noqa: E731
-    assert "second" in see()
-    host.cli("kill", second)
-    deadline = time.monotonic() + 10
-    while "second" in see() and time.monotonic() < deadline:  # the next minictr command notices it died
-        host.cli("network", "inspect", "members")
-        time.sleep(0.1)
-    assert "second" not in see() and "first" in see()
+    see = lambda name: host.cli("exec", first, "nslookup", name, check=False).stdout  # noqa: E731
+    assert f"Address: {host.address_of('members', second)}" in see("second")
+    host.cli("kill", second)  # its monitor gives its address back, and the name goes with it
+    wait_for(lambda: "NXDOMAIN" in see("second"), "the name of a container that died to go")
+    assert f"Address: {host.address_of('members', first)}" in see("first")
 
 
 def test_containers_on_different_networks_cannot_reach_each_other(host: Host) -> None:
@@ -132,8 +130,8 @@ def test_containers_on_different_networks_cannot_reach_each_other(host: Host) ->
     other = host.cli("run", "--network", "right", "busybox", "sh", "-c",
                      f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 {address} 80; echo rc=$?', check=False)  # fmt: skip
     assert "pong" not in other.stdout and "rc=1" in other.stdout  # ... but not across networks
-    by_name = host.cli("run", "--network", "right", "busybox", "sh", "-c", "grep -c lonely /etc/hosts", check=False)
-    assert by_name.stdout.strip() == "0"
+    by_name = host.cli("run", "--network", "right", "busybox", "nslookup", "lonely", check=False)
+    assert "NXDOMAIN" in by_name.stdout
 
 
 def test_container_network_mode_shares_the_namespace(host: Host) -> None:
@@ -207,7 +205,7 @@ def test_torn_files_are_the_crash_they_are(host: Host) -> None:
     dead = _dead_pid()
     for name in (f"{address}.json", "10.255.0.9.json", f".partial-{dead}-00000000"):
         open(os.path.join(leases, name), "w").close()  # what a crash or a power loss can leave
-    open(os.path.join(networks.path("torn"), "network.json"), "w").write('{"name": "torn", "sub')
+    pathlib.Path(networks.path("torn"), "network.json").write_text('{"name": "torn", "sub')
     listed = host.cli("network", "ls").stdout
     assert "torn" not in listed.split()  # a torn definition is a network that is gone
     assert not os.path.exists(networks.path("torn")) and not os.path.exists(f"/sys/class/net/{bridge}")
@@ -275,6 +273,6 @@ def test_subnets_avoid_what_is_taken_and_addresses_skip_the_gateway() -> None:
     assert store.next_address(network, {"10.88.2.2"}) == "10.88.2.3"
 
 
-def test_hosts_file_lists_the_other_members() -> None:
-    text = names.hosts_text("10.88.1.2", "me", [{"address": "10.88.1.3", "name": "db", "aliases": ["data"], "hostname": "abc"}], "net")
-    assert text.splitlines()[2:] == ["10.88.1.2\tme", "# containers on network net (kept current by minictr)", "10.88.1.3\tdb data abc"]
+def test_hosts_file_names_only_the_container_itself() -> None:
+    text = names.hosts_text("10.88.1.2", names.names_of("abc", "db", ["data"]))
+    assert text.splitlines()[2:] == ["10.88.1.2\tdb data abc"]  # the other members: from the network's DNS server

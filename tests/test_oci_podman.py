@@ -4,7 +4,7 @@ The image is the busybox rootfs imported into podman's store under a name
 of this session's own (``podman import --change 'ENV PATH=/bin'``), removed
 at the end. This host's bounding set lacks CAP_SYS_RESOURCE, so podman's
 default rlimits cannot be set by any runtime: the ulimits are given, as
-for runc (see the testing notes). ``MINICTR_OCI_RUNTIME=runc`` runs the
+for runc (see the testing notes). ``MINICTR_TEST_RUNTIME=runc`` runs the
 same tests with runc.
 """
 

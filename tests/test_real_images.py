@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 import registry_server as rs
-from test_namespaces import open_base, rootless_env, run_rootless  # noqa: F401 - fixtures shared with the rootless tests
+from helpers import run_rootless
 
 from conftest import run_cli
 from minictr.engine.images import layers as layer_dirs

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import shutil
 import stat
 import subprocess
@@ -59,7 +60,7 @@ def test_multi_layer_image_stacks_layers_with_whiteouts(images: dict[str, str], 
     image = pull(store, images["multi"])
     _verify(store)
     dirs = layer_dirs.unpack_layers(store, image)
-    assert len(dirs) == 4 and all(os.path.basename(d) == i.partition(":")[2] for d, i in zip(dirs, image.config["rootfs"]["diff_ids"]))
+    assert len(dirs) == 4 and all(os.path.basename(d) == i.partition(":")[2] for d, i in zip(dirs, image.config["rootfs"]["diff_ids"], strict=True))
     gone = os.lstat(os.path.join(dirs[2], "etc", "gone"))
     assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == 0  # .wh.gone became an overlayfs whiteout
     assert os.getxattr(os.path.join(dirs[2], "data"), "trusted.overlay.opaque") == b"y"
@@ -86,7 +87,7 @@ def test_image_config_reaches_the_container(images: dict[str, str], store: Image
     detached = run_cli("run", "-d", images["multi"], "sh", "-c", trapping, data_root=data, state_root=state_root)
     container = detached.stdout.strip()
     try:
-        state = json.load(open(os.path.join(state_root, "containers", container, "state.json")))
+        state = json.loads(pathlib.Path(state_root, "containers", container, "state.json").read_text())
         assert state["config"]["Labels"] == {"test": "multi"} and state["config"]["StopSignal"] == "SIGUSR1"
         assert len(state["lowerdirs"]) == 4 and state["upperdir"].endswith("/upper")
         deadline = time.monotonic() + 20
@@ -159,9 +160,9 @@ def _push_layout(registry: rs.LocalRegistry, tmp_path, repository: str, layers: 
 def test_tampered_blob_is_refused(registry: rs.LocalRegistry, base_tar: bytes, store: ImageStore, tmp_path) -> None:
     manifest = _push_layout(registry, tmp_path, "hostile/tampered", [(rs.tar_layer([("a", "file", b"x" * 5000)]), "gzip")])
     path = registry.blob_file(manifest["layers"][0]["digest"])
-    data = bytearray(open(path, "rb").read())
+    data = bytearray(pathlib.Path(path).read_bytes())
     data[-10] ^= 0xFF  # same size, different bytes
-    open(path, "wb").write(bytes(data))
+    pathlib.Path(path).write_bytes(bytes(data))
     with pytest.raises(ImageError, match="digest mismatch"):
         pull(store, f"{registry.host}/hostile/tampered:1")
     _nothing_stored(store)
@@ -187,7 +188,7 @@ def test_hostile_layers_are_refused(registry: rs.LocalRegistry, base_tar: bytes,
 
 
 def test_missing_images_and_bad_names_have_clear_errors(registry: rs.LocalRegistry, store: ImageStore) -> None:
-    with pytest.raises(RegistryError, match="MANIFEST_UNKNOWN.*no such image or tag"):
+    with pytest.raises(RegistryError, match=r"MANIFEST_UNKNOWN.*no such image or tag"):
         pull(store, f"{registry.host}/interop/busybox:no-such-tag")
     with pytest.raises(ImageError, match="repository name must be lowercase"):
         pull(store, f"{registry.host}/UPPER/case")

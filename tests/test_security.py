@@ -94,7 +94,7 @@ def host_can_open(path_or_dev: tuple[str, int, int]) -> bool:
 
 def attempts(sleeper: int) -> dict[str, str]:
     """name -> the command line of the attempt, inside the container."""
-    disk = "%d %d" % host_disk()
+    disk = "{} {}".format(*host_disk())
     return {
         "core_pattern": "/t/attempt open-write /proc/sys/kernel/core_pattern",
         "/proc/sys/vm": "/t/attempt open-write /proc/sys/vm/drop_caches",
@@ -345,9 +345,8 @@ def test_the_runtimes_interpreter_is_out_of_the_containers_reach(rootfs: str, tm
         process.start()
         assert process.wait() == 0
         try:
-            with open(f"/proc/self/fd/{kept}", "r+b", buffering=0) as handle:  # only ever the sealed copy (asserted above)
-                with pytest.raises(PermissionError):
-                    handle.write(b"\0")
+            with open(f"/proc/self/fd/{kept}", "r+b", buffering=0) as handle, pytest.raises(PermissionError):
+                handle.write(b"\0")  # only ever the sealed copy (asserted above)
         finally:
             os.close(kept)
     finally:

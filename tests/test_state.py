@@ -21,8 +21,9 @@ FORBIDDEN = [(a, b) for a, b in itertools.product(Status, Status) if b not in TR
 
 def test_the_lifecycle_of_the_runtime_spec() -> None:
     assert sorted((a.value, b.value) for a, b in ALLOWED) == [
-        ("created", "running"), ("created", "stopped"), ("creating", "created"), ("creating", "stopped"),
-        ("paused", "running"), ("paused", "stopped"), ("running", "paused"), ("running", "stopped"),
+        ("created", "paused"), ("created", "running"), ("created", "stopped"), ("creating", "created"),
+        ("creating", "stopped"), ("paused", "created"), ("paused", "running"), ("paused", "stopped"),
+        ("running", "paused"), ("running", "stopped"),
     ]  # fmt: skip
     assert [s.value for s in Status] == ["creating", "created", "running", "stopped", "paused"]
 
@@ -49,7 +50,7 @@ def test_every_other_move_is_refused(current: Status, new: Status) -> None:
     ("stopped", "creating", "container abc123 is stopped: cannot create it"),
     ("creating", "running", "container abc123 is creating: cannot start it"),
     ("stopped", "stopped", "container abc123 is stopped: cannot stop it"),
-    ("created", "paused", "container abc123 is created: cannot pause it"),
+    ("paused", "paused", "container abc123 is paused: cannot pause it"),
     ("stopped", "paused", "container abc123 is stopped: cannot pause it"),
 ])  # fmt: skip
 def test_messages_say_what_the_container_is(current: str, new: str, message: str) -> None:

@@ -86,7 +86,11 @@ def test_system_prune_after_kill_9_of_a_foreground_minictr(data_root: str, state
     containers = os.path.join(state_root, "containers")
     with orphans_adopted() as adopted:
         minictr = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        started = lambda: os.path.isdir(containers) and any(read_state(os.path.join(containers, c)).get("spec") for c in os.listdir(containers))  # noqa: E731
+
+        def started() -> bool:
+            names = os.listdir(containers) if os.path.isdir(containers) else []
+            return any(read_state(os.path.join(containers, c)).get("spec") for c in names)
+
         wait_for(started, "the container to start")
         container = os.listdir(containers)[0]
         bridge = NetworkStore(state_root).get("bridge").bridge

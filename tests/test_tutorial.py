@@ -121,7 +121,16 @@ def test_the_network_lab_leaves_no_mount_of_run_netns_on_a_host_that_had_none() 
     before, after, *listing = done.stdout.splitlines()
     assert before == after and "netns" not in listing, done.stdout + done.stderr
     report = json.loads(listing[-1])
-    assert report["left"] == [] and "answered" in report["6 published"]
+    assert report["left"] == [] and report["publish"]["probe"] == {
+        "nb06-world → 198.51.100.1:8080, before the rule": "no answer (Connection refused)",
+        "nb06-world → 198.51.100.1:8080, after it": "answered, saw the client as 198.51.100.2",
+    }
+    assert report["address"]["probe"]["nb06-a → 10.200.0.3:80 (nb06-b)"].startswith("no answer")  # no bridge yet
+    assert report["nat"]["probe"]["nb06-a → 198.51.100.2:80 (nb06-world)"] == "answered, saw the client as 198.51.100.1"
+    # the picture joins the ends the kernel reported as peers: three veth cables, the bridge's two ports
+    svg = tutorial.svg_network_lab(report["state"])
+    assert svg.count('stroke="#c0392b"') == 3 and svg.count('stroke="#4a6fa5" stroke-width="3"') == 2
+    assert "nb06-br UP (bridge) 10.200.0.1/24" in tutorial.describe_lab(report["state"])
 
 
 def test_show_source_slices_what_carries_the_idea() -> None:

@@ -72,7 +72,7 @@ def test_a_line_process_gives_stamped_lines_and_says_why_none_came() -> None:
         assert line == "one" and when >= shell.started
         shell.send("two")
         assert shell.readline(10)[1] == "got two"
-        with pytest.raises(LineError, match="printed no line within 0.2 s"):
+        with pytest.raises(LineError, match=r"printed no line within 0\.2 s"):
             shell.readline(0.2)
     assert shell.process.poll() is not None
     with LineProcess(["sh", "-c", "exit 3"]) as gone, pytest.raises(LineError, match="status 3"):

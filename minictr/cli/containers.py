@@ -25,6 +25,7 @@ import sys
 
 TYPE_CHECKING = False  # typing is for checkers; the CLI starts without it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from minictr.engine.container import RunOptions
@@ -42,6 +43,12 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add("--log-opt", action="append", default=[], metavar="max-size=SIZE|max-file=N", help="the json-file log's rotation")
     add("--sig-proxy", default="true", choices=("true", "false"), metavar="true|false",
         help="pass SIGINT, SIGTERM and SIGHUP sent to minictr on to the container (default true; not with -t)")
+    add("--health-cmd", metavar="COMMAND", help="a command run inside (through sh -c) to check its health")
+    add("--health-interval", metavar="DURATION", help="time between checks (30s, 1m30s; default 30s)")
+    add("--health-timeout", metavar="DURATION", help="longest a check may run (default 30s)")
+    add("--health-retries", type=int, metavar="N", help="failures in a row that make it unhealthy (default 3)")
+    add("--health-start-period", metavar="DURATION", help="time to start during which failures do not count")
+    add("--no-healthcheck", action="store_true", help="disable any healthcheck the image sets")
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -201,9 +208,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 def _follow_this_run(args: argparse.Namespace) -> int:
     """``start -a``: the output of the run just started, as it comes, then its exit status."""
     from minictr.engine import logs
-    from minictr.engine.container_dir import read_state
     from minictr.engine.lifecycle import wait
     from minictr.engine.managed import resolve, status_of
+    from minictr.runtime.state import read_state
 
     directory = resolve(args.container, args.root)
     started = read_state(directory).get("started_at") or ""
@@ -270,10 +277,10 @@ def cmd_wait(args: argparse.Namespace) -> int:
 def cmd_attach(args: argparse.Namespace) -> int:
     """``minictr attach``: until the container exits (its status is ours) or the detach keys come (0)."""
     from minictr.engine.attach import attach, parse_keys
-    from minictr.engine.container_dir import read_state
     from minictr.engine.lifecycle import wait
     from minictr.engine.managed import resolve, status_of
     from minictr.errors import UsageError
+    from minictr.runtime.state import read_state
 
     keys = parse_keys(args.detach_keys)
     directory = resolve(args.container, args.root)
@@ -325,8 +332,10 @@ def _matches(row: dict[str, Any], text: str) -> bool:
     from minictr.errors import UsageError
 
     key, _, value = text.partition("=")
-    checks = {"id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
-              "status": lambda: row["State"] == value, "ancestor": lambda: row["Image"] == value}  # fmt: skip
+    checks: dict[str, Callable[[], bool]] = {
+        "id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
+        "status": lambda: row["State"] == value, "ancestor": lambda: row["Image"] == value,
+    }  # fmt: skip
     if key not in checks:
         raise UsageError(f"--filter {text!r}: filter by id=, name=, status= or ancestor=")
     return checks[key]()
@@ -335,9 +344,9 @@ def _matches(row: dict[str, Any], text: str) -> bool:
 def cmd_logs(args: argparse.Namespace) -> int:
     """``minictr logs [-f] [--tail N] [-t]``: stdout entries to stdout, stderr entries to stderr."""
     from minictr.engine import logs
-    from minictr.engine.container_dir import read_state
     from minictr.engine.managed import resolve, status_of
     from minictr.errors import UsageError
+    from minictr.runtime.state import read_state
 
     if args.tail != "all" and not args.tail.isdigit():
         raise UsageError(f"--tail {args.tail!r}: a number of lines, or all")
@@ -363,11 +372,32 @@ def _write_entry(entry: dict[str, Any], timestamps: bool) -> None:
     stream.flush()
 
 
-def resource_options(args: argparse.Namespace) -> dict[str, object]:
+def resource_options(args: argparse.Namespace) -> dict[str, Any]:
     """The resource flags as RunOptions keywords."""
     from minictr.engine.container import RESOURCE_FLAGS
 
     return {name: getattr(args, name) for name in RESOURCE_FLAGS}
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """``-l KEY=VALUE`` (a bare KEY is an empty label, as Docker takes it)."""
+    from minictr.errors import UsageError
+
+    labels = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f"--label {item!r}: give KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def health_flags(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--health-*`` and ``--no-healthcheck`` as overrides of the image's healthcheck."""
+    from minictr.engine.health import from_flags
+
+    return from_flags(args.health_cmd, args.health_interval, args.health_timeout, args.health_retries,
+                      args.health_start_period, args.no_healthcheck)  # fmt: skip
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -382,6 +412,6 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
         pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
         cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
-        oom_score_adj=args.oom_score_adj, sig_proxy=args.sig_proxy == "true",
-        **resource_options(args),
+        oom_score_adj=args.oom_score_adj, dns=args.dns, labels=parse_labels(args.label), sig_proxy=args.sig_proxy == "true",
+        healthcheck=health_flags(args), **resource_options(args),
     )  # fmt: skip

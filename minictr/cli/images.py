@@ -136,7 +136,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         rows.append((repository, tag, image.id.split(":", 1)[1][:12], created, human_size(image.size)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -316,6 +316,6 @@ def print_table(rows: list[dict[str, str]]) -> None:
         return
     keys = list(rows[0])
     widths = [max(len(k), *(len(row[k]) for row in rows)) for k in keys]
-    print("   ".join(k.ljust(w) for k, w in zip(keys, widths)).rstrip())
+    print("   ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True)).rstrip())
     for row in rows:
-        print("   ".join(row[k].ljust(w) for k, w in zip(keys, widths)).rstrip())
+        print("   ".join(row[k].ljust(w) for k, w in zip(keys, widths, strict=True)).rstrip())

@@ -97,8 +97,8 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 def cmd_port(args: argparse.Namespace) -> int:
     """``minictr port``: ``80/tcp -> 0.0.0.0:8080``, one line per published port."""
-    from minictr.engine.container_dir import read_state
     from minictr.engine.managed import resolve
+    from minictr.runtime.state import read_state
 
     for port in (read_state(resolve(args.container, args.root)).get("network") or {}).get("ports", []):
         print(f"{port['container_port']}/{port.get('proto', 'tcp')} -> {port.get('host_ip') or '0.0.0.0'}:{port['host_port']}")

@@ -46,8 +46,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_RUNTIME_ERROR, f"minictr: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command-line grammar (also what ``--help`` prints)."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command-line grammar (also what ``--help`` prints).
+
+    ``only="run"`` builds the global options and ``run`` alone: building the
+    other sixty-odd commands (and importing their modules) would cost a
+    foreground container a quarter of its start-up.
+    """
     parser = _Parser(prog="minictr", description="A small, real container runtime.")
     parser.add_argument("--version", action="version", version=f"minictr {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -60,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a command in a new container", add_help=False)
     run_arguments(run)
     run.set_defaults(handler=cmd_run)
+    if only == "run":
+        return parser
 
     execute = commands.add_parser("exec", help="run a command in a running container")
     execute.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
@@ -141,6 +148,9 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
         "container:NAME|ID (share its network) or the name of a network from 'minictr network create'")
     add("--name", help="a name for the container (unique; other members of its network resolve it)")
     add("--network-alias", action="append", default=[], metavar="ALIAS", help="another name on a user-defined network")
+    add("--dns", action="append", default=[], metavar="IP[:PORT]",
+        help="a nameserver (on a user-defined network: where its DNS server forwards names it does not know)")
+    add("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label on the container")
     add("-p", "--publish", action="append", default=[], metavar="[IP:][HOST_PORT:]PORT[/PROTO]",
         help="publish a container port on the host (tcp or udp)")
     add("-P", "--publish-all", action="store_true", help="publish every port the image exposes on free host ports")
@@ -176,7 +186,7 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     add("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
 
-def add_network_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_network_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     """``minictr network create | ls | inspect | rm | prune``."""
     network = commands.add_parser("network", help="manage bridge networks")
     sub = network.add_subparsers(dest="network_command", metavar="COMMAND", parser_class=_Parser)
@@ -323,7 +333,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     from minictr.cli.containers import resource_options
     from minictr.engine.container import RunOptions, update
 
-    update(args.container, RunOptions(**resource_options(args)), state_root=args.root)  # type: ignore[arg-type]
+    update(args.container, RunOptions(**resource_options(args)), state_root=args.root)
     print(args.container)
     return 0
 
@@ -364,11 +374,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The command word of ``argv`` past the global options (None when there is none to find)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--root", "--data-root"):
+            next(words, None)
+        elif word != "--debug" and not word.startswith(("--root=", "--data-root=")):
+            return None if word.startswith("-") else word
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``minictr`` console script."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(_command_of(sys.argv[1:] if argv is None else argv)).parse_args(argv)
     try:
-        return args.handler(args)
+        status: int = args.handler(args)
+        return status
     except MinictrError as exc:
         if args.debug:
             raise

@@ -72,9 +72,9 @@ class Server:
     def handle(self, fd: int) -> bool:
         """Serve a ready descriptor; False when it is not ours."""
         if fd == self.listener.fileno():
-            client, _ = self.listener.accept()
-            client.setblocking(False)
-            self.clients[client.fileno()] = client
+            accepted, _ = self.listener.accept()
+            accepted.setblocking(False)
+            self.clients[accepted.fileno()] = accepted
             return True
         client = self.clients.get(fd)
         if client is None:

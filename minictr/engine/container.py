@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import Any
+    from typing import IO, Any
 
     from minictr.engine.images.store import Image, ImageStore
     from minictr.engine.network.attach import Plan
@@ -90,6 +90,9 @@ class RunOptions:
     network: str | None = None  # none, host, container:ID, bridge or a network's name; default: bridge (none rootless)
     name: str | None = None
     network_aliases: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)  # --dns IP[:PORT]: where a user network's DNS server forwards
+    labels: dict[str, str] = field(default_factory=dict)  # -l/--label KEY=VALUE (com.docker.compose.service: a DNS name)
+    healthcheck: dict[str, Any] | None = None  # --health-*: overrides of the image's Healthcheck (minictr.engine.health)
     publish: list[str] = field(default_factory=list)
     publish_all: bool = False
     userns: str = "host"
@@ -439,6 +442,7 @@ def plan_container(
 def network_plan(directory: str, options: RunOptions, image_config: dict[str, Any], owner: int) -> Plan:
     """Check the network options and start the container's network work (see :mod:`minictr.engine.network.attach`)."""
     from minictr.engine.network.attach import plan
+    from minictr.engine.network.dns import SERVICE_LABEL
 
     mode = options.network or ("bridge" if os.geteuid() == 0 else "none")  # rootless: no bridge without root
     hostname = options.hostname or os.path.basename(directory)[:12]
@@ -448,7 +452,7 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
     return plan(
         directory, mode, hostname=hostname, name=options.name, aliases=options.network_aliases,
         publish=options.publish, publish_all=options.publish_all, image_config=image_config, owner=owner,
-        joined=joined,
+        joined=joined, dns=options.dns, service=options.labels.get(SERVICE_LABEL),
     )  # fmt: skip
 
 
@@ -462,10 +466,11 @@ def _start(
     netlink = bool(network and network.needs_netlink)
     place = cgroup.add if cgroup else None
     io = io or {}
+    log: IO[bytes] | None = None  # a detached container's log: the container keeps its own copy, ours is closed below
     if io.get("stdio") is not None:
         streams: dict[str, Any] = dict(io["stdio"], terminal=io.get("terminal", False))
     elif options.detach:
-        log = open(os.path.join(directory, "container.log"), "ab")
+        log = open(os.path.join(directory, "container.log"), "ab")  # noqa: SIM115 - closed once spawned
         streams = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
     else:
         pipe = subprocess.PIPE if capture else None
@@ -488,6 +493,9 @@ def _start(
             raise ContainerError("the OOM killer killed the container while it was being set up: "
                                  "its memory limit (-m) is too low") from None
         raise
+    finally:
+        if log is not None:
+            log.close()
     if cgroup:
         record = {**record, "cgroup": cgroup.record()}
     if network and network.needs_netlink:

@@ -19,7 +19,8 @@ import sys
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 from minictr import paths, roots
 from minictr.errors import MinictrError, UsageError

@@ -7,7 +7,6 @@ minutes ago``).
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
 import re
@@ -17,27 +16,21 @@ TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
     from typing import Any
 
-from minictr.engine.container_dir import read_state
-from minictr.engine.logs import LOG_NAME
+from minictr.engine.health import STARTING, config_of, status_text
+from minictr.engine.health import read as read_health
+from minictr.engine.logs import LOG_NAME, seconds_of
 from minictr.engine.managed import directories, status_of
 from minictr.errors import UsageError
+from minictr.runtime.state import read_state
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "paused": "paused",
                  "stopped": "exited"}  # fmt: skip
 
 
-def _seconds(stamp: str | None) -> float | None:
-    """Seconds since the epoch of an RFC 3339 UTC time (as :func:`minictr.engine.logs.timestamp` writes)."""
-    if not stamp:
-        return None
-    whole, _, fraction = stamp.rstrip("Z").partition(".")
-    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{fraction or 0}")
-
-
 def ago(stamp: str | None) -> str:
     """``3 seconds``, ``2 minutes``, ``About an hour``, as Docker words durations."""
-    seconds = _seconds(stamp)
+    seconds = seconds_of(stamp)
     if seconds is None:
         return ""
     delta = max(0, int(time.time() - seconds))
@@ -72,7 +65,7 @@ def inspect(directory: str) -> dict[str, Any]:
             "Pid": state.get("pid", 0) if status in ("running", "paused") else 0,
             "ExitCode": state.get("exit_code") or 0,
             "Error": state.get("error", ""), "StartedAt": state.get("started_at") or ZERO_TIME,
-            "FinishedAt": state.get("finished_at") or ZERO_TIME,
+            "FinishedAt": state.get("finished_at") or ZERO_TIME, **_health(state, directory),
         },
         "Image": state.get("image_id", ""), "Name": f"/{state.get('name') or state['id']}",
         "RestartCount": state.get("restart_count", 0), "LogPath": os.path.join(directory, LOG_NAME),
@@ -82,7 +75,8 @@ def inspect(directory: str) -> dict[str, Any]:
             "OpenStdin": bool(settings.get("interactive")), "Env": process.get("env", []), "Cmd": args,
             "Image": state.get("image", ""), "WorkingDir": process.get("cwd", ""),
             "Entrypoint": [options["entrypoint"]] if options.get("entrypoint") else None,
-            "Labels": state.get("config", {}).get("Labels", {}),
+            "Labels": {**state.get("config", {}).get("Labels", {}), **options.get("labels", {})},
+            "Healthcheck": config_of(state),
             "StopSignal": settings.get("stop_signal") or state.get("config", {}).get("StopSignal", "SIGTERM"),
             "StopTimeout": settings.get("stop_timeout"),
         },
@@ -93,6 +87,15 @@ def inspect(directory: str) -> dict[str, Any]:
                         "Data": {"UpperDir": state.get("upperdir", ""), "LowerDir": ":".join(state.get("lowerdirs", [])),
                                  "MergedDir": os.path.join(directory, "rootfs")}},
     }  # fmt: skip
+
+
+def _health(state: dict[str, Any], directory: str) -> dict[str, Any]:
+    """``State.Health`` of a container with a healthcheck: its status, failing streak and last results."""
+    if config_of(state) is None:
+        return {}
+    found = read_health(directory)
+    return {"Health": {"Status": found.get("Status", STARTING), "FailingStreak": found.get("FailingStreak", 0),
+                       "Log": found.get("Log", [])}}  # fmt: skip
 
 
 def _host_config(options: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
@@ -142,15 +145,16 @@ def ps_rows(state_root: str | None = None, all: bool = False, no_trunc: bool = F
         rows.append({
             "ID": state["id"], "Image": state.get("image", ""), "Command": f'"{command}"',
             "CreatedAt": state.get("created", ""), "RunningFor": f"{ago(state.get('created'))} ago" if state.get("created") else "",
-            "Status": _status_text(state, status), "State": DOCKER_STATUS.get(status, status),
+            "Status": _status_text(state, status, directory), "State": DOCKER_STATUS.get(status, status),
             "Ports": _ports_text(state), "Names": state.get("name") or "",
         })  # fmt: skip
     return rows
 
 
-def _status_text(state: dict[str, Any], status: str) -> str:
+def _status_text(state: dict[str, Any], status: str, directory: str) -> str:
     if status in ("running", "paused"):
-        up = f"Up {ago(state.get('started_at'))}" if state.get("started_at") else "Up"
+        health = status_text(directory) if config_of(state) else ""
+        up = (f"Up {ago(state.get('started_at'))}" if state.get("started_at") else "Up") + health
         return f"{up} (Paused)" if status == "paused" else up
     if status == "stopped":
         code = state.get("exit_code")

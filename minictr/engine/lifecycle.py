@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
     from typing import Any
 
-from minictr.engine.container_dir import alive, read_state, release_directory
+from minictr.engine.container_dir import release_directory
 from minictr.engine.managed import (
     REMOVING,
     STOP_REQUESTED,
@@ -30,7 +30,7 @@ from minictr.engine.managed import (
     status_of,
 )
 from minictr.errors import ContainerError, UsageError
-from minictr.runtime.state import update_state
+from minictr.runtime.state import alive, read_state, update_state
 
 DEFAULT_STOP_TIMEOUT = 10
 #: How long rm -f and stop wait for a killed container's monitor to record its exit.
@@ -78,7 +78,7 @@ def stop(container: str, timeout: int | None = None, state_root: str | None = No
     state = read_state(directory)
     restarting = state.get("managed") and monitor_alive(directory)  # between two runs, its policy says restart
     if status_of(state, directory) != "running" and not restarting:
-        return state["id"]
+        return str(state["id"])
     _touch(os.path.join(directory, STOP_REQUESTED))
     if timeout is None:
         timeout = state.get("lifecycle", {}).get("stop_timeout")
@@ -100,7 +100,7 @@ def stop(container: str, timeout: int | None = None, state_root: str | None = No
         return False
 
     _wait_for(stopped, timeout + SETTLE_TIMEOUT, 0.05)
-    return state["id"]
+    return str(state["id"])
 
 
 def _settled(state: dict[str, Any], directory: str) -> bool:
@@ -129,7 +129,7 @@ def remove(container: str, force: bool = False, state_root: str | None = None, v
         _wait_for(lambda: not os.path.exists(directory) or not alive(state.get("owner", 0), state.get("owner_start", "")), SETTLE_TIMEOUT)
     if os.path.exists(directory):
         release_directory(directory, volumes=volumes)
-    return state["id"]
+    return str(state["id"])
 
 
 def wait(container: str, state_root: str | None = None, timeout: float | None = None) -> int:
@@ -189,7 +189,7 @@ def send_signal(container: str, sig: int, state_root: str | None = None) -> str:
         why = "paused: unpause it first" if status == "paused" else "not running"
         raise UsageError(f"container {state['id']} is {why}")
     _signal(state, sig)
-    return state["id"]
+    return str(state["id"])
 
 
 def pause(container: str, state_root: str | None = None, paused: bool = True) -> str:

@@ -19,7 +19,8 @@ import time
 
 TYPE_CHECKING = False  # typing is for checkers; the monitor starts without it
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
+    from collections.abc import Callable, Iterator
+    from typing import Any, BinaryIO
 
 LOG_NAME = "container-json.log"
 DEFAULT_MAX_SIZE = 10 << 20
@@ -30,6 +31,16 @@ def timestamp(ns: int | None = None) -> str:
     """RFC 3339 with nanoseconds in UTC, as Docker writes it (``2026-12-01T02:13:39.123456789Z``)."""
     ns = time.time_ns() if ns is None else ns
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+
+
+def seconds_of(stamp: str | None) -> float | None:
+    """Seconds since the epoch of a :func:`timestamp` (or of any RFC 3339 UTC time); None for none."""
+    import calendar
+
+    if not stamp:
+        return None
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{fraction or 0}")
 
 
 def since(text: str) -> str:
@@ -156,29 +167,39 @@ def follow(directory: str, running: Callable[[], bool], offset: int = 0, interva
     stopped); follows the log across a rotation (a new file at the same path).
     """
     path = os.path.join(directory, LOG_NAME)
-    handle = open(path, "rb") if os.path.exists(path) else None
-    if handle:
-        handle.seek(offset)
-    pending = b""
-    while True:
-        alive = running()  # read after asking: output written before the exit is not lost
-        if handle is None and os.path.exists(path):
-            handle = open(path, "rb")
-        chunk = handle.read() if handle else b""
-        if chunk:
-            pending += chunk
-            complete, _, pending = pending.rpartition(b"\n")
-            yield from _parse(complete)
-        elif handle and _rotated(handle, path):
+    handle = _open_log(path)
+    try:  # closed however the reader stops: at the end, or by leaving the loop early
+        if handle:
+            handle.seek(offset)
+        pending = b""
+        while True:
+            alive = running()  # read after asking: output written before the exit is not lost
+            if handle is None:
+                handle = _open_log(path)
+            chunk = handle.read() if handle else b""
+            if chunk:
+                pending += chunk
+                complete, _, pending = pending.rpartition(b"\n")
+                yield from _parse(complete)
+            elif handle and _rotated(handle, path):
+                handle.close()
+                handle = _open_log(path)
+                continue
+            elif not alive:
+                break
+            else:
+                time.sleep(interval)
+    finally:
+        if handle:
             handle.close()
-            handle = open(path, "rb")
-            continue
-        elif not alive:
-            break
-        else:
-            time.sleep(interval)
-    if handle:
-        handle.close()
+
+
+def _open_log(path: str) -> BinaryIO | None:
+    """The log file for reading, or None while it does not exist (yet, or between a rotation's renames)."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
 
 
 def _rotated(handle: Any, path: str) -> bool:

@@ -37,17 +37,10 @@ if TYPE_CHECKING:
 
 from minictr import faults
 from minictr.engine import container_dir
-from minictr.engine.container_dir import (
-    alive,
-    container_directory,
-    containers_dir,
-    read_state,
-    release_resources,
-    start_time,
-    update_state,
-)
+from minictr.engine.container_dir import container_directory, containers_dir, release_resources
 from minictr.engine.logs import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE, timestamp
 from minictr.errors import ContainerError, ExecError, UsageError
+from minictr.runtime.state import alive, read_state, start_time, update_state
 
 STOP_REQUESTED = "stop-requested"
 REMOVING = container_dir.REMOVING  # rm -f's marker (container_dir's, for a kept foreground run too)
@@ -186,7 +179,7 @@ def status_of(state: dict[str, Any], directory: str) -> str:
     running = bool(state.get("pid")) and alive(state["pid"], state.get("start", ""))
     if not state.get("managed"):
         return "running" if state.get("spec") and running else "creating"
-    status = state.get("status", "created")
+    status: str = state.get("status", "created")
     if status in ("running", "paused") and not running and not monitor_alive(directory):
         return "stopped"
     return status
@@ -227,7 +220,7 @@ def start(container: str, state_root: str | None = None) -> str:
     if report.get("error"):
         cls = ExecError if report.get("step") == "exec" else ContainerError
         raise cls(report["error"], step=report.get("step", ""), errno=report.get("errno"))
-    return state["id"]
+    return str(state["id"])
 
 
 def _wait_for_monitor_exit(directory: str, timeout: float = 30.0) -> bool:

@@ -15,7 +15,9 @@ phases by ``execve``, so that the long one is small::
                         ▼        child's pid and the lock are carried over)
                       watch  (lean: copies the container's stdout/stderr, or
                               its pty, into the json-file log and to attached
-                              clients (minictr.engine.attach); waits for it)
+                              clients (minictr.engine.attach); runs its healthcheck
+                              every interval (minictr.engine.health, in a process of
+                              its own per check); waits for it)
                         │ execve, with the exit status
                         ▼
                       finish (records exit_code, oom_killed, finished_at;
@@ -34,6 +36,11 @@ import os
 import select
 import signal
 import sys
+import time
+
+TYPE_CHECKING = False  # typing is for checkers; the watch phase does without it
+if TYPE_CHECKING:
+    from typing import Any
 
 PROCESS_NAME = "minictr-monitor"
 
@@ -47,9 +54,10 @@ def _name_self() -> None:
         pass
 
 
-def _read_state(directory: str) -> dict:
+def _read_state(directory: str) -> dict[str, Any]:
     with open(os.path.join(directory, "state.json")) as handle:
-        return json.load(handle)
+        state: dict[str, Any] = json.load(handle)
+        return state
 
 
 def _exec_phase(heavy: bool, phase: str, directory: str, *args: object) -> None:
@@ -80,9 +88,9 @@ def start(directory: str) -> int:
 
 def start_container(directory: str, lock: int, report: bool) -> int:
     """Start the container (first start or a restart) and become the watch phase; 1 if it failed."""
-    from minictr.engine.container_dir import update_state
     from minictr.engine.managed import start_here
-    from minictr.errors import ContainerError, MinictrError
+    from minictr.errors import MinictrError
+    from minictr.runtime.state import update_state
 
     settings = _read_state(directory).get("lifecycle", {})
     tty = bool(settings.get("tty"))
@@ -102,7 +110,7 @@ def start_container(directory: str, lock: int, report: bool) -> int:
         try:
             process = start_here(directory, stdio, terminal=tty)
         finally:
-            for fd in set(v for v in stdio.values() if isinstance(v, int) and v >= 0):
+            for fd in {v for v in stdio.values() if isinstance(v, int) and v >= 0}:
                 os.close(fd)
     except (MinictrError, OSError) as exc:
         update_state(directory, {"error": str(exc)})
@@ -110,7 +118,10 @@ def start_container(directory: str, lock: int, report: bool) -> int:
             _report({"error": str(exc), "step": getattr(exc, "step", ""), "errno": getattr(exc, "errno", None)})
         return 1
     from minictr.engine.attach import listen
+    from minictr.engine.health import config_of, reset
 
+    if config_of(_read_state(directory)):
+        reset(directory)  # starting, until its first check says otherwise
     listener = listen(directory)
     if report:
         _report({"id": os.path.basename(directory), "pid": process.pid})
@@ -126,7 +137,7 @@ def subprocess_devnull() -> int:
     return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
-def _report(message: dict) -> None:
+def _report(message: dict[str, Any]) -> None:
     """Tell the caller how the start went, then let go of its pipe (and of its terminal)."""
     try:
         os.write(1, json.dumps(message).encode())
@@ -153,7 +164,7 @@ def watch(directory: str, child: int, lock: int, listener: int, mode: str, given
     settings = _read_state(directory).get("lifecycle", {})
     log = LogWriter(directory, settings.get("log_max_size", 10 << 20), settings.get("log_max_file", 2))
     names = ["stdout"] if mode == "tty" else ["stdout", "stderr"]
-    streams = dict(zip(fds, names))
+    streams = dict(zip(fds, names, strict=True))
     for fd in (*fds, lock, listener, *([given] if given >= 0 else [])):
         os.set_inheritable(fd, False)
     clients = Server(listener, given)
@@ -162,9 +173,11 @@ def watch(directory: str, child: int, lock: int, listener: int, mode: str, given
     signal.signal(signal.SIGCHLD, lambda *_: None)
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)  # a closed terminal or a ^C in the caller's session is not ours
+    checks = Checks(directory)
     status = None
     while True:
-        ready = select.select([*streams, wake_r, *clients.fds()], [], [], None if status is None else 0)[0]
+        ready = select.select([*streams, wake_r, *clients.fds()], [], [], checks.wait() if status is None else 0)[0]
+        checks.tick(status is None)
         for fd in ready:
             if fd == wake_r:
                 os.read(wake_r, 512)
@@ -189,10 +202,49 @@ def watch(directory: str, child: int, lock: int, listener: int, mode: str, given
                 status = 128 - code if code < 0 else code
         if status is not None and not (ready and streams):
             break  # exited, and its output drained (what a stray process keeps writing is not waited for)
+    checks.stop()
     log.close()
     os.set_inheritable(lock, True)
     _exec_phase(True, "finish", directory, status, lock)
     return 0  # not reached
+
+
+class Checks:
+    """The healthcheck's schedule in the watch phase: one check process at a time, every interval."""
+
+    def __init__(self, directory: str) -> None:
+        from minictr.engine.health import SECOND, config_of
+
+        self.directory = directory
+        config = config_of(_read_state(directory))
+        self.interval = config["Interval"] / SECOND if config else None
+        self.due = time.monotonic() + (self.interval or 0)  # as Docker: the first check one interval after start
+        self.pid = 0
+
+    def wait(self) -> float | None:
+        """How long the watch loop may sleep (a check's exit wakes it through SIGCHLD)."""
+        if self.interval is None or self.pid:
+            return None
+        return max(0.0, self.due - time.monotonic())
+
+    def tick(self, running: bool) -> None:
+        """Reap a finished check; start the next one when it is due and the container still runs."""
+        if self.pid and os.waitpid(self.pid, os.WNOHANG)[0]:
+            self.pid = 0
+        if running and self.interval is not None and not self.pid and time.monotonic() >= self.due:
+            command = [sys.executable, "-s", "-E", "-m", "minictr.engine.health", self.directory]
+            self.pid = os.posix_spawn(sys.executable, command, os.environ)
+            self.due = time.monotonic() + self.interval
+
+    def stop(self) -> None:
+        """The container exited: a check still running has nothing left to check."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            self.pid = 0
 
 
 # --- finish ------------------------------------------------------------------------------------
@@ -200,11 +252,10 @@ def watch(directory: str, child: int, lock: int, listener: int, mode: str, given
 
 def finish(directory: str, status: int, lock: int) -> int:
     """Record the exit, give back the cgroup and network, then restart, remove or end."""
-    import time
-
-    from minictr.engine.container_dir import read_state, release_directory, release_resources, update_state
+    from minictr.engine.container_dir import release_directory, release_resources
     from minictr.engine.logs import timestamp
     from minictr.engine.managed import REMOVING, STOP_REQUESTED
+    from minictr.runtime.state import read_state, update_state
 
     _name_self()
     os.set_inheritable(lock, False)
@@ -235,7 +286,7 @@ def finish(directory: str, status: int, lock: int) -> int:
         status = 125  # it could not start again: recorded as such, and the policy asked again
 
 
-def should_restart(policy: dict, status: int, count: int) -> bool:
+def should_restart(policy: dict[str, Any], status: int, count: int) -> bool:
     """Docker's restart policies: ``on-failure[:N]`` on a non-zero status (at most N times), ``always``."""
     name = policy.get("Name", "no")
     if name in ("always", "unless-stopped"):

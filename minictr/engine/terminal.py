@@ -29,7 +29,8 @@ import threading
 
 TYPE_CHECKING = False  # typing is for checkers
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
     from minictr.engine.container import Finished
     from minictr.engine.logs import LogWriter

@@ -305,7 +305,10 @@ def capget(pid: int = 0) -> tuple[int, int, int]:
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
     _check(_libc.capget(ctypes.byref(header), data), "capget", (pid,))
-    join = lambda lo, hi: lo | (hi << 32)  # noqa: E731 - two 32-bit halves make one set
+
+    def join(lo: int, hi: int) -> int:  # two 32-bit halves make one set
+        return lo | (hi << 32)
+
     return (
         join(data[0].effective, data[1].effective),
         join(data[0].permitted, data[1].permitted),

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from minictr.runtime.process.parent import call as _call_in_child
 from minictr.runtime.process.parent import spawn

@@ -5,9 +5,12 @@ four statuses, and its lifecycle the only ways between them::
 
     creating ──create done──> created ──start──> running ──exit──> stopped
         │                        │                  │ ^
-        └──set-up failed──> stopped <──kill──┘      │ │ pause / resume (the cgroup
-                                                    v │  freezer: minictr pause, unpause)
+        └──set-up failed──> stopped <──kill──┘      │ │ pause / resume (not the spec's:
+                                                    v │  runc's, through the cgroup freezer)
                                                   paused
+
+A created container may be paused too (the freezer holds its waiting
+process) and resumes to created, as runc allows.
 
 :func:`transition` allows exactly these moves and refuses any other with a
 :class:`~minictr.errors.StateTransitionError` that says what the container is
@@ -46,15 +49,15 @@ class Status(enum.Enum):
     CREATED = "created"  #: set up, waiting for ``start``; its program has not run yet
     RUNNING = "running"  #: its program runs
     STOPPED = "stopped"  #: its program exited (or set-up failed); what it held may remain until deleted
-    PAUSED = "paused"  #: frozen by the cgroup freezer (``pause``; ``unpause`` thaws it)
+    PAUSED = "paused"  #: frozen by the cgroup freezer (runc's status; the spec reserves nothing for it)
 
 
 #: The moves a container may make from each status.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.CREATING: frozenset({Status.CREATED, Status.STOPPED}),
-    Status.CREATED: frozenset({Status.RUNNING, Status.STOPPED}),
+    Status.CREATED: frozenset({Status.RUNNING, Status.STOPPED, Status.PAUSED}),
     Status.RUNNING: frozenset({Status.STOPPED, Status.PAUSED}),
-    Status.PAUSED: frozenset({Status.RUNNING, Status.STOPPED}),
+    Status.PAUSED: frozenset({Status.RUNNING, Status.CREATED, Status.STOPPED}),
     Status.STOPPED: frozenset(),
 }
 

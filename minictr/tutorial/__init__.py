@@ -72,16 +72,18 @@ from minictr.tutorial.limits import (
 )
 from minictr.tutorial.mounts import check_pivot_into, judge_pivot_into, mount_points, propagation
 from minictr.tutorial.network import (
+    NetLab,
     check_next_address,
+    describe_lab,
     judge_next_address,
     links_of,
-    network_lab,
     svg_network,
 )
 from minictr.tutorial.pictures import (
     svg_chroot_tree,
     svg_id_map,
     svg_image_parts,
+    svg_network_lab,
     svg_overlay,
     svg_pid_trees,
     svg_pivot_root,
@@ -125,20 +127,20 @@ from minictr.tutorial.vms import (
 from minictr.tutorial.welcome import check_my_namespaces, judge_my_namespaces
 
 __all__ = [
-    "ESCAPE_ATTEMPTS", "HostLacks", "LoopbackRegistry", "MINICTR", "RootlessUser", "USUAL_ROOT", "Verdict", "alive",
-    "attempt_results", "average", "brief", "busy", "call_in", "capability_table", "caught_signals", "cgroup_lines",
-    "cgroups_left", "check_container_diff", "check_count_zombies", "check_cpu_max", "check_decode_caps",
-    "check_density_ratio", "check_enter_root", "check_id_maps", "check_memory_usage", "check_my_namespaces",
-    "check_new_uts", "check_next_address", "check_pivot_into", "children", "clean", "comm", "dd_rate",
-    "escape_table", "exec_in", "exec_output", "filter_excerpt", "fork_failures", "have", "http_get", "interfaces",
-    "internet_route", "judge_container_diff", "judge_count_zombies", "judge_cpu_max", "judge_decode_caps",
-    "judge_density_ratio", "judge_enter_root", "judge_id_maps", "judge_memory_usage", "judge_my_namespaces",
-    "judge_new_uts", "judge_next_address", "judge_pivot_into", "kill_container", "leftovers", "links_of",
-    "loop_disk", "minictr", "minictr_command", "mount_points", "network_lab", "picture", "pid_of", "pid_table",
+    "ESCAPE_ATTEMPTS", "MINICTR", "USUAL_ROOT", "HostLacks", "LoopbackRegistry", "NetLab", "RootlessUser", "Verdict",
+    "alive", "attempt_results", "average", "brief", "busy", "call_in", "capability_table", "caught_signals",
+    "cgroup_lines", "cgroups_left", "check_container_diff", "check_count_zombies", "check_cpu_max",
+    "check_decode_caps", "check_density_ratio", "check_enter_root", "check_id_maps", "check_memory_usage",
+    "check_my_namespaces", "check_new_uts", "check_next_address", "check_pivot_into", "children", "clean", "comm",
+    "dd_rate", "describe_lab", "escape_table", "exec_in", "exec_output", "filter_excerpt", "fork_failures", "have",
+    "http_get", "interfaces", "internet_route", "judge_container_diff", "judge_count_zombies", "judge_cpu_max",
+    "judge_decode_caps", "judge_density_ratio", "judge_enter_root", "judge_id_maps", "judge_memory_usage",
+    "judge_my_namespaces", "judge_new_uts", "judge_next_address", "judge_pivot_into", "kill_container", "leftovers",
+    "links_of", "loop_disk", "minictr", "minictr_command", "mount_points", "picture", "pid_of", "pid_table",
     "process_tree", "propagation", "reference", "remove_container", "remove_tree", "require", "run_in_child",
     "sample_cpu", "seccomp_rules_for", "show_answer", "show_source", "solution", "start_registry", "status",
     "status_lines", "stop", "svg_cgroup_trees", "svg_chroot_tree", "svg_figures", "svg_id_map", "svg_image_parts",
-    "svg_network", "svg_orchestration", "svg_overlay", "svg_pid_trees", "svg_pivot_root", "svg_process_model",
-    "svg_this_host", "svg_vm_vs_containers", "tar_entries", "upper_listing", "wait_for_child",
+    "svg_network", "svg_network_lab", "svg_orchestration", "svg_overlay", "svg_pid_trees", "svg_pivot_root",
+    "svg_process_model", "svg_this_host", "svg_vm_vs_containers", "tar_entries", "upper_listing", "wait_for_child",
     "wait_for_descendant", "wait_until", "workdir", "zombies",
 ]  # fmt: skip

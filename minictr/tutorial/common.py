@@ -214,9 +214,17 @@ def _below(path: str, place: str) -> bool:
 
 def leftovers(path: str | None = None) -> list[str]:
     """What is left on the host: mounts under minictr's roots (or ``path``), container
-    directories in the state root, and ``path`` itself if it still exists. Empty is clean."""
-    from minictr import paths
+    directories in the state root, and ``path`` itself if it still exists. Empty is clean.
 
+    The default network's bridge stays up between containers, as docker0 does;
+    with no container on it any more, it is taken down here first, so a notebook
+    leaves no bridge or rules behind.
+    """
+    from minictr import paths
+    from minictr.engine.network.manage import take_down_idle_default
+
+    if os.geteuid() == 0 and os.path.isdir(paths.state_root()):
+        take_down_idle_default(paths.state_root())
     places = [paths.state_root(), paths.data_root()] + ([path] if path else [])
     found = [f"mount {point}" for point in _mount_points() if any(_below(point, place) for place in places)]
     containers = os.path.join(paths.state_root(), "containers")

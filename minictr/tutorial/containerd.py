@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from typing import Self
@@ -40,6 +41,12 @@ def missing() -> str:
         return "containerd needs root"
     lacking = [name for name in ("containerd", "ctr", "containerd-shim-runc-v2", "runc") if not shutil.which(name)]
     return f"{', '.join(lacking)} not found (apt-get install containerd runc)" if lacking else ""
+
+
+def runtime(name: str) -> str | None:
+    """Where the OCI runtime ``name`` is: on PATH, or beside this interpreter (minictr-oci in a virtual environment)."""
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    return shutil.which(name) or (beside if os.access(beside, os.X_OK) else None)
 
 
 class PrivateContainerd:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from minictr.tutorial.common import show_finished
 from minictr.tutorial.processes import alive, children, comm_or_none, stat_fields, wait_until

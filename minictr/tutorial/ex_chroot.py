@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, listing, printed_by, raised, run_in_child, source_of
 
@@ -22,7 +23,7 @@ def check_enter_root(function: Callable[[str], Any], new_root: str) -> None:
 
 
 
-def _enter_root_check(source, name, new_root):  # no annotations: it travels as source to a bare child
+def _enter_root_check(source: str, name: str, new_root: str) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Run the learner's function, then report what the process sees of
     its root: ``/``, its working directory, and where ``..`` leads from there."""
     from minictr.tutorial.checking import run_learner

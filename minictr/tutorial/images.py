@@ -20,8 +20,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child, source_of
 
@@ -56,7 +57,8 @@ def free_port() -> int:
     """A TCP port nobody listens on at 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def start_registry(directory: str, auth: dict[str, Any] | None = None) -> LoopbackRegistry:
@@ -78,8 +80,8 @@ def start_registry(directory: str, auth: dict[str, Any] | None = None) -> Loopba
     path = os.path.join(directory, "config.yml")
     with open(path, "w") as handle:
         json.dump(config, handle)  # JSON is YAML
-    log = open(os.path.join(directory, "registry.log"), "wb")
-    process = subprocess.Popen(["docker-registry", "serve", path], stdout=log, stderr=subprocess.STDOUT)
+    with open(os.path.join(directory, "registry.log"), "wb") as log:  # the server holds its own copy
+        process = subprocess.Popen(["docker-registry", "serve", path], stdout=log, stderr=subprocess.STDOUT)
     registry = LoopbackRegistry(f"127.0.0.1:{port}", storage, process)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and process.poll() is None:
@@ -211,7 +213,7 @@ def internet_route() -> tuple[bool, str]:
 # --- the exercise: container_diff(upper) -------------------------------------------------------------------------
 
 
-def _diff_check(source, name, where):  # no annotations: it travels as source to a bare child
+def _diff_check(source: str, name: str, where: str) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child, as root.) Build an upper directory as overlayfs leaves it, run the learner's function on it."""
     import stat as stat_module
 

@@ -11,7 +11,8 @@ import os
 import re
 import subprocess
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
 from minictr.tutorial.pictures import _box, _svg, _text

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, listing, printed_by, raised, run_in_child, source_of
 from minictr.tutorial.common import brief
@@ -40,7 +41,7 @@ def check_pivot_into(function: Callable[[str], Any], rootfs: str) -> None:
     judge_pivot_into(function, rootfs).show()
 
 
-def _pivot_check(source, name, rootfs, new_root):  # no annotations: it travels as source to a bare child
+def _pivot_check(source: str, name: str, rootfs: str, new_root: str) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Prepare a private mount namespace and a copy of ``rootfs``, run the
     learner's function on it, and report what the process sees afterwards."""
     import subprocess

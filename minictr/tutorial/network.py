@@ -11,7 +11,8 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of
 from minictr.tutorial.common import package_parent
@@ -26,9 +27,68 @@ def _python(*args: str, timeout: float = 60) -> str:
     return done.stdout
 
 
-def network_lab() -> dict[str, Any]:
-    """Build the lab of :mod:`.netlab` step by step in a child process, and return what each step showed."""
-    return json.loads(_python("-m", "minictr.tutorial.netlab"))
+class NetLab:
+    """Notebook 06's lab, built one step per cell: each step runs in a child (``python -m ...netlab STEP``).
+
+    A step prints what the client of its probe got and the state of every
+    namespace, then shows the picture with what is new drawn in orange.
+    """
+
+    def __init__(self) -> None:
+        from minictr.tutorial.netlab import NAMES, netns_dir_state  # pyroute2 comes with a lab, not with the package
+
+        self.before = netns_dir_state()
+        self.state: dict[str, Any] = {}
+        if any(os.path.exists(f"/run/netns/{name}") for name in NAMES):
+            self.clean()  # what an interrupted run left
+
+    def step(self, name: str) -> dict[str, Any]:
+        """Run step ``name`` of :data:`.netlab.STEPS`, print what it changed, show the picture; return its report."""
+        from IPython.display import display
+
+        from minictr.tutorial.common import picture
+        from minictr.tutorial.pictures import svg_network_lab
+
+        report: dict[str, Any] = json.loads(_python("-m", "minictr.tutorial.netlab", name))
+        for line in report.get("said", []):
+            print(line)
+        for probe, answer in report.get("probe", {}).items():
+            print(f"{probe}: {answer}")
+        print(describe_lab(report["state"]))
+        display(picture(svg_network_lab(report["state"], self.state)))
+        self.state = report["state"]
+        return report
+
+    def clean(self) -> list[str]:
+        """Remove the lab and /run/netns if the lab made it; return what is left (nothing, if all went well)."""
+        from minictr.tutorial.netlab import NETNS_DIR, netns_dir_state
+
+        existed, mounts = self.before
+        report = json.loads(_python("-m", "minictr.tutorial.netlab", "clean", "1" if existed else "0", str(mounts)))
+        left = [f"namespace {name}" for name in report["left"]]
+        if netns_dir_state() != self.before:
+            left.append(f"{NETNS_DIR}: {netns_dir_state()} (before the lab: {self.before})")
+        self.state = {}
+        return left
+
+
+def describe_lab(state: dict[str, Any]) -> str:
+    """Each namespace of the lab as ``ip`` would list it: links (and their state), addresses, routes."""
+    lines = []
+    for name, view in state.items():
+        links = []
+        for link in view["links"]:
+            extra = [link["kind"]] if link["kind"] not in ("loopback", "device") else []
+            extra += [f"port of {link['master']}"] if link["master"] else []
+            kinds = f" ({', '.join(extra)})" if extra else ""
+            addresses = "".join(f" {a}" for a in link["addresses"])
+            links.append(f"{link['name']} {'UP' if link['up'] else 'DOWN'}{kinds}{addresses}")
+        lines.append(f"{name:10} links:  " + "; ".join(links))
+        lines.append(f"{'':10} routes: " + ("; ".join(view["routes"]) or "none"))
+        if "forwarding" in view:
+            lines.append(f"{'':10} forwarding {'on' if view['forwarding'] else 'off'}; nft: "
+                         + ("table ip nb06" if "table ip nb06" in view["ruleset"] else "no rules"))
+    return "\n".join(lines)
 
 
 _DESCRIBE = """
@@ -47,7 +107,8 @@ def links_of(pid: int | None = None) -> list[dict[str, Any]]:
         from minictr.engine.network.links import describe
 
         return describe()
-    return json.loads(_python("-c", _DESCRIBE, str(pid)))
+    links: list[dict[str, Any]] = json.loads(_python("-c", _DESCRIBE, str(pid)))
+    return links
 
 
 def svg_network(host: list[dict[str, Any]], containers: dict[str, list[dict[str, Any]]]) -> str:
@@ -102,7 +163,7 @@ CASES = [
 ]
 
 
-def _run_cases(source, name, cases):  # no annotations: it travels as source to a bare child
+def _run_cases(source: str, name: str, cases: list[tuple[list[object], object]]) -> list[dict[str, object]]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Call the learner's function on every case."""
     from minictr.tutorial.checking import run_learner
 
@@ -121,7 +182,7 @@ def judge_next_address(function: Callable[[str, str, list[str]], Any]) -> Verdic
     printed = printed_by(report)
     if "error" in report:
         return Verdict(False, printed + f"✘ the check could not run: {report['error']['type']}: {report['error']['message']}")
-    for (args, expected), outcome in zip(CASES, report.get("value") or []):
+    for (args, expected), outcome in zip(CASES, report.get("value") or [], strict=True):
         call = f"{name}({', '.join(repr(a) for a in args)})"
         if "error" in outcome:
             return Verdict(False, printed + raised(name, outcome["error"]) + f"\n  for {call}")

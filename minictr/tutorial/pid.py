@@ -5,7 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
 from minictr.tutorial.processes import branch, children, stat_fields, status, tree

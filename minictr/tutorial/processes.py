@@ -6,7 +6,8 @@ import os
 import signal
 import subprocess
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -117,7 +118,9 @@ def _wait_for(parent: int | subprocess.Popen[Any], name: str, timeout: float, *,
                     return child
             level = [grandchild for child in level for grandchild in children(child)] if deep else []
         if not isinstance(parent, int) and parent.poll() is not None:
-            raise RuntimeError(f"{' '.join(map(str, parent.args))} exited with status {parent.returncode} "
+            args = parent.args
+            shown = " ".join(map(str, args)) if isinstance(args, (list, tuple)) else str(args)
+            raise RuntimeError(f"{shown} exited with status {parent.returncode} "
                                f"before a {name!r} process appeared")
         time.sleep(0.05)
     raise TimeoutError(f"process {pid} has no {kin} named {name!r} after {timeout:g} s")

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.kernel.security import capabilities
 from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of
@@ -112,7 +113,7 @@ def check_decode_caps(function: Callable[[str], Any]) -> None:
     judge_decode_caps(function).show()
 
 
-def _decode_check(source, name, masks):  # no annotations: it travels as source to a bare child
+def _decode_check(source: str, name: str, masks: list[str]) -> dict[str, dict[str, object]]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) The learner's answers for each mask."""
     from minictr.tutorial.checking import run_learner
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -9,7 +10,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
 from minictr.tutorial.common import HostLacks, leftovers, package_parent, remove_tree, run_shown, workdir
@@ -105,7 +107,7 @@ class RootlessUser:
                 if stat_fields(pid)[19] != state.get("start"):
                     continue  # that pid is another process now
                 os.kill(pid, signal.SIGKILL)
-                wait_until(lambda: not alive(pid), timeout, f"the end of container {name}")
+                wait_until(functools.partial(_ended, pid), timeout, f"the end of container {name}")
             except (OSError, ValueError, KeyError, IndexError):
                 continue  # no state, or the container is gone already
         remove_tree(self.home)
@@ -139,6 +141,11 @@ _TO_HOST_CASES: list[tuple[int, list[tuple[int, int, int]], int | None, str]] = 
     (5, _TWO, 100004, "with two lines, uid 5 is in the second one (1 100000 65536): 100000 + (5 - 1)"),
     (7, [], None, "an empty map maps nothing"),
 ]
+
+
+def _ended(pid: int) -> bool:
+    """True once ``pid`` has ended (a zombie has)."""
+    return not alive(pid)
 
 
 def check_id_maps(parse_id_map: Callable[[str], Any], to_host: Callable[[int, Any], Any]) -> None:
@@ -179,7 +186,7 @@ def _judge_parse(function: Callable[[str], Any]) -> tuple[bool, str]:
         if len(entries) != len(expected):
             return False, printed + (f"✘ {call} returned {len(entries)} entries; expected {len(expected)}, one per "
                                      f"line: {expected!r}")
-        wrong = next(entry for entry, right in zip(entries, expected) if entry != right)
+        wrong = next(entry for entry, right in zip(entries, expected, strict=True) if entry != right)
         right = expected[entries.index(wrong)]
         if len(wrong) != 3:
             why = "each entry is three numbers: (inside, outside, count)"

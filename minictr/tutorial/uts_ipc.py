@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of
 
@@ -13,13 +14,13 @@ def check_new_uts(function: Callable[[str, str], Any], hostname: str = "exercise
     judge_new_uts(function, hostname, domainname).show()
 
 
-def _uts_check(source, name, hostname, domainname):  # no annotations: it travels as source to a bare child
+def _uts_check(source: str, name: str, hostname: str, domainname: str) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Stand in a throwaway UTS namespace, run the learner's function,
     and report the names inside and in the namespace it started in."""
     from minictr.kernel import linux
     from minictr.tutorial.checking import run_learner
 
-    def names():
+    def names() -> list[str]:
         with open("/proc/sys/kernel/domainname") as handle:
             return [os.uname().nodename, handle.read().strip()]
 

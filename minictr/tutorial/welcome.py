@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
 

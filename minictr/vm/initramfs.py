@@ -19,6 +19,7 @@ import gzip
 import os
 import stat
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from minictr.errors import HostError
@@ -88,7 +89,7 @@ def module_files(release: str, modules: list[str]) -> list[str]:
     return found
 
 
-def busybox_root(init: str, busybox: str, *, modules: list[str] = (), dirs: list[str] = (),  # type: ignore[assignment]
+def busybox_root(init: str, busybox: str, *, modules: Sequence[str] = (), dirs: Sequence[str] = (),
                  files: dict[str, bytes] | None = None) -> list[Entry]:
     """The entries of a busybox root: ``/bin/busybox``, ``/init`` (the text ``init``), ``/dev/console``,
     the module files at the top (``/<name>.ko``) listed in load order in ``/modules.list``, extra

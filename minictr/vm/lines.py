@@ -57,7 +57,7 @@ class LineProcess:
     def readline(self, timeout: float) -> tuple[float, str]:
         """The next line and the moment it arrived; :class:`LineError` after ``timeout`` seconds or at its end."""
         deadline = time.monotonic() + timeout
-        fd = self.process.stdout.fileno()  # type: ignore[union-attr]
+        fd = self.process.stdout.fileno()  # type: ignore[union-attr]  # started with pipes (__init__)
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
@@ -84,7 +84,7 @@ class LineProcess:
 
     def send(self, line: str) -> None:
         """Write one line to the process's standard input."""
-        os.write(self.process.stdin.fileno(), line.encode() + b"\n")  # type: ignore[union-attr]
+        os.write(self.process.stdin.fileno(), line.encode() + b"\n")  # type: ignore[union-attr]  # a pipe
 
     def timed(self, command: str, timeout: float) -> tuple[float, list[str]]:
         """Run ``command`` in the shell; seconds between its start and end, as the shell saw them, and its output."""

@@ -37,11 +37,11 @@ from minictr.engine.build.context import is_directory_in
 from minictr.engine.build.dockerfile import Instruction, Lexer, describe, parse
 from minictr.engine.build.instructions import CONFIG_ONLY, Config, apply
 from minictr.engine.build.stages import Stage, needed, split_stages
-from minictr.engine.container_dir import alive, start_time
 from minictr.engine.container_root import get_image, image_store, overlay_supported, unpacked_rootfs
 from minictr.engine.images.commit import store_image, store_layer
 from minictr.engine.images.store import Image
 from minictr.errors import BuildError, ContainerError, HostError, MinictrError
+from minictr.runtime.state import alive, start_time
 
 EPOCH = "1970-01-01T00:00:00Z"
 

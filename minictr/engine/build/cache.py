@@ -18,7 +18,8 @@ import json
 import os
 from typing import Any
 
-from minictr.engine.images.store import ImageStore, write_atomic
+from minictr.engine.images.store import ImageStore
+from minictr.files import write_atomic
 
 
 def chain(previous: str, description: Any) -> str:

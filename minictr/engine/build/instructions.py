@@ -171,12 +171,13 @@ def _healthcheck(config: Config, instruction: Instruction) -> str:
 
 
 def duration_ns(text: str, where: Instruction) -> int:
-    """A Go duration (``30s``, ``1m30s``, ``500ms``) in nanoseconds."""
-    units = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise where.error(f"{text!r} is not a duration such as 30s or 1m30s")
-    return int(sum(float(number) * units[unit] for number, unit in parts))
+    """A Go duration (``30s``, ``1m30s``, ``500ms``) in nanoseconds, as ``run --health-*`` reads it."""
+    from minictr.engine.health import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise where.error(str(exc)) from exc
 
 
 _HANDLERS = {

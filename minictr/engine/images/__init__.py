@@ -9,7 +9,10 @@ so that starting a container imports neither gzip nor tarfile.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs every container start milliseconds; only checkers need it
+if TYPE_CHECKING:
+    from typing import Any
 
 _EXPORTS = {
     "Image": "store",

@@ -18,6 +18,7 @@ as a pull does, and adds names only then — a bad archive leaves nothing behind
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -81,31 +82,35 @@ def save(store: ImageStore, references: list[str], path: str) -> list[str]:
     return [image.name for image in images]
 
 
+def _open_archive(path: str) -> tarfile.TarFile:
+    """``path`` as a streamed tar, plain or compressed; an :class:`ImageError` when it is none."""
+    try:
+        return tarfile.open(path, "r|*")
+    except (OSError, tarfile.TarError) as exc:
+        raise ImageError(f"load: {path} is not a tar archive: {exc}") from exc
+
+
 def load(store: ImageStore, path: str) -> list[str]:
     """Read an OCI layout tar (plain or compressed) into the store; return the names it added."""
     added: set[str] = set()
     index: dict[str, Any] | None = None
     try:
         with store.in_use():
-            try:
-                tar = tarfile.open(path, "r|*")
-            except (OSError, tarfile.TarError) as exc:
-                raise ImageError(f"load: {path} is not a tar archive: {exc}") from exc
-            with tar:
+            with _open_archive(path) as tar:
                 for member in tar:
                     name = member.name.removeprefix("./")
                     if member.isdir() or name in ("oci-layout", "manifest.json", "repositories", "."):
                         continue
                     match = _BLOB_NAME.fullmatch(name)
                     if name == "index.json" and member.isreg() and member.size <= MAX_JSON:
-                        index = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+                        index = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]  # a regular file
                     elif match and member.isreg():
                         digest = f"sha256:{match[1]}"
                         if not store.has_blob(digest):
                             check_reserve(store.root, member.size)
                             with store.blob_lock(digest), store.blob_writer(digest, member.size) as writer:
                                 source = tar.extractfile(member)
-                                for chunk in iter(lambda: source.read(1 << 20), b""):  # type: ignore[union-attr]
+                                for chunk in iter(functools.partial(source.read, 1 << 20), b""):  # type: ignore[union-attr]  # as above
                                     writer.write(chunk)
                                 writer.commit()
                             added.add(digest)

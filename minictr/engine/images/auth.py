@@ -55,7 +55,8 @@ def _key(registry: str) -> str:
 def _load() -> dict[str, Any]:
     try:
         with open(config_path()) as handle:
-            return json.load(handle)
+            config: dict[str, Any] = json.load(handle)
+            return config
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
@@ -123,7 +124,7 @@ def token_from_response(body: bytes, realm: str) -> str:
         answer = json.loads(body)
     except ValueError as exc:
         raise RegistryError(f"the token server {realm} did not answer with JSON") from exc
-    token = answer.get("token") or answer.get("access_token") if isinstance(answer, dict) else None
+    token: str | None = answer.get("token") or answer.get("access_token") if isinstance(answer, dict) else None
     if not token:
         raise RegistryError(f"the token server {realm} answered without a token")
     return token

@@ -181,4 +181,4 @@ def build_busybox_image(store: ImageStore, name: str = "busybox", busybox: str |
 
 
 def _rfc3339(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(int(timestamp), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(int(timestamp), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

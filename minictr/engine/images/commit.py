@@ -51,7 +51,7 @@ class _HashingSink:
 
 
 def _entry(tar: tarfile.TarFile, path: str, name: str, shift: int) -> tarfile.TarInfo | None:
-    info = tar.gettarinfo(path, name)
+    info: tarfile.TarInfo | None = tar.gettarinfo(path, name)  # None for a socket, whatever the stubs say
     if info is None:
         return None
     info.uid, info.gid = max(info.uid - shift, 0), max(info.gid - shift, 0)
@@ -103,7 +103,7 @@ def _write_directory(tar: tarfile.TarFile, directory: str, prefix: str, shift: i
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def store_layer(store: ImageStore, upper: str, shift: int = 0) -> tuple[dict[str, Any], str]:
@@ -123,7 +123,7 @@ def store_layer(store: ImageStore, upper: str, shift: int = 0) -> tuple[dict[str
 def store_image(store: ImageStore, config: dict[str, Any], layers: list[dict[str, Any]], reference: str = "") -> Image:
     """Store ``config`` and an OCI manifest of ``layers``; tag it as ``reference`` when given; return the image."""
     config_bytes = oci.canonical_json(config)
-    manifest = {
+    manifest: dict[str, Any] = {
         "schemaVersion": 2, "mediaType": oci.MEDIA_MANIFEST, "config": oci.descriptor(oci.MEDIA_CONFIG, config_bytes),
         "layers": [{**layer, "mediaType": _oci_type(layer["mediaType"])} for layer in layers],
     }  # fmt: skip

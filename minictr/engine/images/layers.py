@@ -25,7 +25,8 @@ import os
 
 TYPE_CHECKING = False  # typing is for checkers; the container start path does without it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 from minictr.engine.images.store import Image, ImageStore
 from minictr.engine.images.whiteouts import is_opaque, is_whiteout
@@ -130,7 +131,7 @@ def overlay_lowerdir(layers: list[str]) -> str:
 def layer_summary(store: ImageStore, image: Image) -> list[dict[str, Any]]:
     """One row per layer: digest, media type, compressed size, diff_id, and whether it is unpacked."""
     rows = []
-    for layer, diff_id in zip(image.layers, diff_ids(image)):
+    for layer, diff_id in zip(image.layers, diff_ids(image), strict=True):
         rows.append({"digest": layer["digest"], "mediaType": layer["mediaType"], "size": layer.get("size", 0),
                      "diff_id": diff_id, "unpacked": os.path.isdir(layer_dir(store, diff_id))})  # fmt: skip
     return rows

@@ -112,7 +112,7 @@ def prune(store: ImageStore, state_root: str | None = None, *, blobs: set[str] |
 
 
 def _remove_directories(root: str, keep: set[str], wanted: set[str] | None, used: set[str], sweep: bool) -> list[str]:
-    removed = []
+    removed: list[str] = []
     if not os.path.isdir(root):
         return removed
     for name in sorted(os.listdir(root)):

@@ -67,7 +67,7 @@ def select_manifest(manifests: list[dict[str, Any]], wanted: dict[str, str]) -> 
     An exact variant wins; an entry without a variant is the next best
     (arm64 images rarely say ``v8``). Attestations (``unknown/unknown``) never match.
     """
-    candidates = []
+    candidates: list[tuple[int, int, dict[str, Any]]] = []
     for entry in manifests:
         platform = entry.get("platform") or {}
         if platform.get("os") != wanted["os"]:

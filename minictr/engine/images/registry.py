@@ -28,8 +28,9 @@ import os
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from minictr.engine.images import auth, oci
 from minictr.engine.images.reference import is_loopback
@@ -219,7 +220,7 @@ class Registry:
             return response
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        pool = self._local.__dict__.setdefault("pool", {})
+        pool: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("pool", {})
         key = (scheme, netloc)
         if key not in pool:
             if scheme == "https":
@@ -337,7 +338,7 @@ def _retry_after(headers: http.client.HTTPMessage) -> str | None:
 def _error(response: Response, what: str) -> RegistryError:
     """A :class:`RegistryError` from an error answer, with the spec's error code and message if present."""
     try:
-        body = response.read(MAX_MANIFEST) if response.raw._method != "HEAD" else b""  # type: ignore[attr-defined]
+        body = response.read(MAX_MANIFEST) if response.raw._method != "HEAD" else b""  # type: ignore[attr-defined]  # http.client's record of the method
     except RegistryError:
         body = b""
     code, message = "", ""

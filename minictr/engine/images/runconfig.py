@@ -26,10 +26,11 @@ from minictr.errors import UsageError
 
 TYPE_CHECKING = False  # typing is for checkers; the container start path does without it
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 #: Image settings copied into a container's state.json, as Docker keeps them in ``Config``.
-RECORDED = ("ExposedPorts", "Volumes", "StopSignal", "Labels", "User", "WorkingDir")
+RECORDED = ("ExposedPorts", "Volumes", "StopSignal", "Labels", "User", "WorkingDir", "Healthcheck")
 
 
 def _table(text: bytes | None, fields: int) -> list[list[str]]:
@@ -52,7 +53,7 @@ def resolve_user(user: str, read_file: Callable[[str], bytes | None]) -> tuple[i
     entry = next((row for row in passwd if row[0] == name or (name.isdigit() and row[2] == name)), None)
     if entry is None and not name.isdigit():
         raise UsageError(f"user {name!r}: no such user in the image's /etc/passwd (use a number, or uid:gid)")
-    uid = int(name) if name.isdigit() else int(entry[2])  # type: ignore[index]
+    uid = int(entry[2]) if entry is not None and not name.isdigit() else int(name)
     home = entry[5] if entry and entry[5] else ("/root" if uid == 0 else "/")
     if not user.strip():
         return 0, 0, [], home
@@ -61,7 +62,7 @@ def resolve_user(user: str, read_file: Callable[[str], bytes | None]) -> tuple[i
         match = next((row for row in groups if row[0] == group or (group.isdigit() and row[2] == group)), None)
         if match is None and not group.isdigit():
             raise UsageError(f"group {group!r}: no such group in the image's /etc/group (use a number)")
-        gid = int(group) if group.isdigit() else int(match[2])  # type: ignore[index]
+        gid = int(match[2]) if match is not None and not group.isdigit() else int(group)
         return uid, gid, [], home
     gid = int(entry[3]) if entry and entry[3].isdigit() else 0
     login = entry[0] if entry else ""

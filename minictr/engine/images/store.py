@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterator
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
 
 from minictr import faults
 from minictr.engine.images import oci
@@ -177,7 +178,8 @@ class ImageStore:
     def read_json(self, digest: str) -> dict[str, Any]:
         """Return a JSON blob (a manifest or a config), verified and parsed."""
         try:
-            return json.loads(self.read_blob(digest))
+            parsed: dict[str, Any] = json.loads(self.read_blob(digest))
+            return parsed
         except json.JSONDecodeError as exc:
             raise ImageError(f"blob {digest} is not valid JSON: {exc}") from exc
 
@@ -187,11 +189,12 @@ class ImageStore:
         """The parsed ``index.json`` (empty when the store is new)."""
         try:
             with open(self._index_path, "rb") as handle:
-                return json.load(handle)
+                index: dict[str, Any] = json.load(handle)
         except FileNotFoundError:
-            return json.loads(self._index_bytes([]))
+            index = json.loads(self._index_bytes([]))
         except json.JSONDecodeError as exc:
             raise ImageError(f"{self._index_path} is not valid JSON: {exc}") from exc
+        return index
 
     def tag(self, reference: str, manifest_descriptor: dict[str, Any]) -> str:
         """Point ``reference`` at a manifest (replacing what it named before); return the stored name."""
@@ -277,6 +280,10 @@ class BlobWriter:
         self.offset += len(data)
         faults.point("blob")
 
+    def flush(self) -> None:
+        """Push what was written to the temporary file (a file object's method: ``gzip.GzipFile`` writes here)."""
+        self.file.flush()
+
     def reset(self) -> None:
         """Start again from byte 0 (a server that cannot resume)."""
         self.file.seek(0)
@@ -317,4 +324,5 @@ def _flock(path: str, operation: int) -> Iterator[None]:
 
 
 def _ref_name(entry: dict[str, Any]) -> str:
-    return entry.get("annotations", {}).get(oci.REF_NAME, "")
+    name: str = entry.get("annotations", {}).get(oci.REF_NAME, "")
+    return name

@@ -45,7 +45,8 @@ import stat
 import sys
 import tarfile
 import tempfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from minictr import faults
 from minictr.engine.images import oci
@@ -66,6 +67,10 @@ COMPRESSION = {
 }
 
 
+# _STREAM_STUBS: a stream ("r|") reads its file object and nothing else, but the stubs of tarfile.open ask
+# for a seekable, writable one (and a name): the reader below is a stream, and passes as one.
+
+
 class HashingReader:
     """The uncompressed tar stream of a layer file, hashed as it is read (for the diff_id)."""
 
@@ -73,7 +78,7 @@ class HashingReader:
         if media_type not in COMPRESSION:
             raise ImageError(f"layer media type {media_type!r} is not supported (tar, tar+gzip and tar+zstd are)")
         self.path = path
-        self.raw = open(path, "rb")
+        self.raw = open(path, "rb")  # noqa: SIM115 - the reader's own file, closed by close()
         kind = COMPRESSION[media_type]
         self.stream: Any = self.raw
         if kind == "gzip":
@@ -84,6 +89,7 @@ class HashingReader:
             try:
                 import zstandard  # only zstd layers need it
             except ImportError as exc:
+                self.raw.close()
                 raise ImageError("this layer is zstd-compressed: install the zstandard package (pip install 'minictr[images]')") from exc
 
             self.stream = zstandard.ZstdDecompressor().stream_reader(self.raw, read_across_frames=True)
@@ -92,7 +98,7 @@ class HashingReader:
 
     def read(self, size: int = -1) -> bytes:
         try:
-            data = self.stream.read(size)
+            data: bytes = self.stream.read(size)
         except (OSError, EOFError, ValueError) as exc:
             raise ImageError(f"layer {os.path.basename(self.path)} is corrupt: {exc}") from exc
         self.hasher.update(data)
@@ -146,7 +152,7 @@ def apply_whiteouts(layer_path: str, media_type: str, root: str) -> None:
     """Flattening, first pass over a layer: delete what its whiteouts remove from the layers below."""
     reader = HashingReader(layer_path, media_type, _budget(layer_path, None))
     try:
-        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]  # see _STREAM_STUBS
             for member in _iterate(tar, layer_path):
                 directory, base = posixpath.split(member.name.rstrip("/"))
                 if not base.startswith(WHITEOUT_PREFIX):
@@ -213,7 +219,7 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
     devices = can_make_devices() if devices is None else devices
     skipped = 0
     try:
-        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]  # see _STREAM_STUBS
             tar.copybufsize = _COPY_BUFFER
             for member in _iterate(tar, layer_path):
                 directory, base = posixpath.split(member.name.rstrip("/"))

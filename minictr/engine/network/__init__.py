@@ -8,6 +8,8 @@ One module per idea, importable on its own from a notebook:
 - :mod:`.firewall`  the nftables table ``ip minictr``: masquerading, published ports, isolation
 - :mod:`.ports`     ``-p`` and ``-P``
 - :mod:`.names`     /etc/hosts, /etc/hostname, /etc/resolv.conf
+- :mod:`.dns`       the embedded DNS server of a user network (names, aliases, services; forwarding)
+- :mod:`.resolver`  that server's life beside its network, and the resolv.conf that names it
 - :mod:`.attach`    a container joins and leaves its network (``minictr run --network``)
 - :mod:`.manage`    ``minictr network create | ls | inspect | rm | prune``
 

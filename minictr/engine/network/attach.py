@@ -3,7 +3,7 @@
     --network none            only lo (the child brings it up)
     --network host            the host's stack: no network namespace at all
     --network bridge          the default network (its bridge, NAT, no names)
-    --network NAME            a user-defined network (names resolve between its members)
+    --network NAME            a user-defined network (its DNS server names the members)
     --network container:ID    the network namespace of a running container
 
 For a bridge network the work is split around the container's set-up, so
@@ -15,10 +15,18 @@ child needs to set up)::
     join()      (thread, while the child sets up) under the host lock: recover
                 leases of dead containers, bring the bridge up if it is down,
                 lease an address, record it all in state.json, publish ports,
-                write the hosts files of every member
+                start the network's DNS server if it has none (user networks),
+                write the container's /etc/hosts and /etc/resolv.conf
     connect()   after READY, before START: the veth pair, eth0's address and route
     disconnect() when the container is gone: ports, veth, lease; the bridge and
-                its rules when it was the last member
+                its rules when it was the last member of a user-defined network
+
+The default network's bridge stays up when its last member leaves, as
+Docker keeps docker0: bringing a bridge and its nftables elements up and
+down again costs every ``minictr run`` more than the rest of its network
+work. It is still minictr's to remove: ``network prune`` and ``system prune``
+take down every bridge without members (``system prune`` also those of
+deleted state roots, by their alias), and forwarding goes back with the last one.
 
 Everything is recorded (state.json and the lease) *before* it is created,
 and every removal tolerates what is already gone, so a ``kill -9`` of
@@ -92,13 +100,22 @@ def plan(
     image_config: dict[str, Any] | None = None,
     owner: int = 0,
     joined: dict[str, Any] | None = None,
+    dns: list[str] | None = None,
+    service: str | None = None,
 ) -> Plan:
     """Check the options and start the network work for the container in ``directory``.
 
     ``joined`` is the state of the running container ``--network container:ID``
     names (the caller finds it: containers are the layer above networks).
+    ``dns`` (``--dns``) is where a user network's DNS server forwards what it
+    does not know for this container (elsewhere: its /etc/resolv.conf's
+    nameservers); ``service`` is one more name it answers to, shared with the
+    other replicas of its service.
     """
+    from minictr.engine.network.resolver import parse_dns
+
     mode, argument = parse_mode(mode_text)
+    dns = parse_dns(dns or [], embedded=mode == "bridge" and argument != DEFAULT_NETWORK)
     wanted: list[dict[str, Any]] = []
     if publish or publish_all:
         from minictr.engine.network.ports import exposed_ports, parse_publish
@@ -108,10 +125,9 @@ def plan(
         raise UsageError(f"-p/-P: published ports need a bridge network, not --network {mode_text}")
     if aliases and mode != "bridge":
         raise UsageError(f"--network-alias: aliases need a user-defined network, not --network {mode_text}")
-    if mode == "none":
-        return Plan(mode, names.write_files(directory, hostname, names.hosts_text(None, hostname, []), names.resolv_text(), owner))
-    if mode == "host":
-        return Plan(mode, names.write_files(directory, hostname, names._read("/etc/hosts"), names.resolv_text(True), owner))
+    if mode in ("none", "host"):
+        hosts = names.hosts_text(None, hostname) if mode == "none" else names.read_text("/etc/hosts")
+        return Plan(mode, names.write_files(directory, hostname, hosts, names.resolv_text(mode == "host", dns), owner))
     if mode == "container":
         if joined is None:
             raise UsageError(f"--network container:{argument}: no such running container")
@@ -132,11 +148,12 @@ def plan(
     state_root = os.path.dirname(os.path.dirname(directory))
     if argument != DEFAULT_NETWORK:
         NetworkStore(state_root).get(argument)  # an unknown network fails here, before anything is spawned
-    result = Plan(mode, names.write_files(directory, hostname, "", names.resolv_text(), owner))  # hosts: by join()
+    resolv = names.resolv_text(servers=dns if argument == DEFAULT_NETWORK else None)  # a user network's: by join()
+    result = Plan(mode, names.write_files(directory, hostname, "", resolv, owner))  # hosts: by join()
     result.section = {
         "mode": "bridge", "state_root": state_root, "network": argument, "container": os.path.basename(directory),
         "directory": directory, "hostname": hostname, "name": name, "aliases": list(aliases or []),
-        "veth": f"mv-{os.path.basename(directory)}"[:15], "ports": claim_host_ports(wanted), "owner": owner,
+        "service": service, "dns": dns if argument != DEFAULT_NETWORK else [], "veth": f"mv-{os.path.basename(directory)}"[:15], "ports": claim_host_ports(wanted), "owner": owner,
     }  # fmt: skip
 
     def work() -> None:
@@ -164,6 +181,10 @@ def join(section: dict[str, Any]) -> None:
         section["bridge"] = network.bridge
         _record(section)  # the bridge is named in state.json before it may be created
         network = _ensure_up(store, network)
+        if network.user_defined:
+            from minictr.engine.network import resolver
+
+            resolver.ensure(store, network)
         section.update(address=next_address(network, set(live)), prefixlen=network.prefixlen, gateway=network.gateway,
                        mtu=network.mtu)  # fmt: skip
         for port in section["ports"]:
@@ -173,7 +194,7 @@ def join(section: dict[str, Any]) -> None:
         faults.point("lease")
         firewall.publish(section["ports"])
         faults.point("nft")
-        refresh_hosts(store, network.name, {**live, section["address"]: section})
+        write_names(section, network.user_defined)
 
 
 def connect(plan: Plan, process: Any) -> None:
@@ -199,18 +220,23 @@ def disconnect(section: dict[str, Any]) -> None:
     with host_lock():
         if section.get("address"):
             release_lease(store, section)
-        settle(store, section["network"])
+        settle(store, section["network"], keep_default=True)
 
 
-def settle(store: NetworkStore, network: str) -> None:
-    """After a member left: rewrite the others' /etc/hosts, or take the network down when none is left."""
-    from minictr.engine.network import firewall, links
+def settle(store: NetworkStore, network: str, keep_default: bool = False) -> None:
+    """After a member left: take the network down (DNS server, rules, bridge) when none is left.
+
+    ``keep_default`` leaves the default network's bridge and rules up without
+    members (see the module doc); the prunes take it down.
+    """
+    from minictr.engine.network import firewall, links, resolver
     from minictr.engine.network.store import live_leases
 
-    live = live_leases(store, network)
-    if live:
-        refresh_hosts(store, network, live)
+    if live_leases(store, network):
         return
+    if keep_default and network == DEFAULT_NETWORK:
+        return
+    resolver.stop(store, network)
     definition = store.load(network)  # None when gone, or torn (then discarded with its bridge)
     bridge = definition.bridge if definition else None
     if bridge:
@@ -220,14 +246,16 @@ def settle(store: NetworkStore, network: str) -> None:
         links.restore_forwarding()
 
 
-def refresh_hosts(store: NetworkStore, network: str, members: dict[str, dict[str, Any]]) -> None:
-    """Rewrite /etc/hosts of every member: on a user-defined network each lists all the others."""
-    listed = [{**lease, "address": address} for address, lease in members.items()] if network != DEFAULT_NETWORK else []
-    for address, lease in members.items():
-        path = os.path.join(lease.get("directory", ""), "hosts")
-        if os.path.exists(path):
-            own = names.names_of(lease.get("hostname", ""), lease.get("name"), lease.get("aliases", []))
-            names.write_in_place(path, names.hosts_text(address, own, listed, network), lease.get("owner", 0))
+def write_names(section: dict[str, Any], user_defined: bool) -> None:
+    """The container's /etc/hosts (its own address and names); on a user network, the resolv.conf naming its server."""
+    from minictr.engine.network.resolver import resolv_conf
+
+    directory, owner = section["directory"], section.get("owner", 0)
+    own = names.names_of(section.get("hostname", ""), section.get("name"), section.get("aliases", []))
+    names.write_in_place(os.path.join(directory, "hosts"), names.hosts_text(section["address"], own), owner)
+    if user_defined:
+        text = resolv_conf(section["gateway"], names.read_text("/etc/resolv.conf"))
+        names.write_in_place(os.path.join(directory, "resolv.conf"), text, owner)
 
 
 def _ensure_up(store: NetworkStore, network: Network) -> Network:
@@ -244,7 +272,7 @@ def _ensure_up(store: NetworkStore, network: Network) -> Network:
     import ipaddress
 
     host = links.host_networks(exclude=(network.bridge,))
-    clash = overlapping(ipaddress.ip_network(network.subnet), host)
+    clash = overlapping(ipaddress.IPv4Network(network.subnet), host)  # bridge subnets are IPv4 (store.py)
     if clash and network.auto_subnet:  # the host took our subnet meanwhile (another state root's bridge, a VPN)
         others = [(ipaddress.ip_network(n.subnet), n.name) for n in store.all() if n.name != network.name]
         subnet = free_subnet(host + others)

@@ -30,7 +30,8 @@ import threading
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, TypeVar
+    from collections.abc import Callable, Iterator
+    from typing import Any, TypeVar
 
     T = TypeVar("T")
 
@@ -70,7 +71,8 @@ def off_event_loop(function: Callable[..., T]) -> Callable[..., T]:
         worker.join()
         if "error" in outcome:
             raise outcome["error"]
-        return outcome["value"]
+        value: T = outcome["value"]
+        return value
 
     return wrapper
 
@@ -107,11 +109,11 @@ def host_networks(exclude: tuple[str, ...] = ()) -> list[tuple[ipaddress.IPv4Net
                 continue  # the default route overlaps everything; only the main table matters
             device = names.get(route.get_attr("RTA_OIF"), "?")
             if device not in exclude:
-                found.append((ipaddress.ip_network(f"{route.get_attr('RTA_DST')}/{route['dst_len']}", strict=False), device))
+                found.append((ipaddress.IPv4Network(f"{route.get_attr('RTA_DST')}/{route['dst_len']}", strict=False), device))
         for addr in ipr.get_addr(family=2):
             device = names.get(addr["index"], "?")
             if device not in exclude:
-                found.append((ipaddress.ip_network(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False), device))
+                found.append((ipaddress.IPv4Network(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False), device))
     return found
 
 
@@ -137,7 +139,10 @@ def bridge_up(name: str, gateway: str, prefixlen: int, mtu: int, alias: str = ""
     with iproute() as ipr:
         if not ipr.link_lookup(ifname=name):
             try:
-                ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+                # a MAC of its own: a bridge without one takes its ports' lowest, and changes it when that
+                # port leaves, so the other members' ARP entries for the gateway go stale (their packets
+                # to it, DNS queries included, are lost for half a minute)
+                ipr.link("add", ifname=name, kind="bridge", mtu=mtu, address=_local_mac())
             except NetlinkError as exc:
                 hint = ": this kernel has no bridge support (modprobe bridge), or use --network none" if exc.code == 95 else ""
                 raise HostError(f"creating bridge {name}: {os.strerror(exc.code)}{hint}") from exc
@@ -149,6 +154,13 @@ def bridge_up(name: str, gateway: str, prefixlen: int, mtu: int, alias: str = ""
     # source 127.0.0.1, which the kernel refuses to route out of a non-loopback device unless
     # route_localnet is set on it. Set on the bridge only, and gone with it.
     write_sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
+
+
+def _local_mac() -> str:
+    """A random unicast, locally administered MAC address (as Docker gives its bridges)."""
+    octets = bytearray(os.urandom(6))
+    octets[0] = (octets[0] & 0xFE) | 0x02
+    return ":".join(f"{octet:02x}" for octet in octets)
 
 
 @off_event_loop

@@ -2,7 +2,8 @@
 
 A network is a definition until its first container arrives: the bridge,
 its address and its rules exist only while it has members (as with podman),
-so a host with no running containers carries nothing of minictr's.
+except the default network's, which stays up for the next container (as
+Docker keeps docker0) until ``network prune`` or ``system prune``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def inspect(state_root: str, name: str) -> dict[str, Any]:
         "Name": network.name, "Id": network.id, "Driver": "bridge", "Created": network.created,
         "Subnet": network.subnet, "Gateway": network.gateway, "Bridge": network.bridge, "MTU": network.mtu,
         "Up": links.link_exists(network.bridge), "UserDefined": network.user_defined,
+        "DNS": _dns(store, network),
         "Containers": {
             lease["container"]: {"Name": lease.get("name") or "", "IPv4Address": f"{address}/{network.prefixlen}",
                                  "Aliases": lease.get("aliases", []), "HostInterface": lease.get("veth", ""),
@@ -62,6 +64,14 @@ def inspect(state_root: str, name: str) -> dict[str, Any]:
             for address, lease in sorted(live.items())
         },
     }  # fmt: skip
+
+
+def _dns(store: NetworkStore, network: Network) -> dict[str, Any]:
+    """The network's DNS server, while it runs (user networks with members)."""
+    from minictr.engine.network.resolver import record, running
+
+    pid = running(store, network.name)
+    return {"Address": f"{record(store, network.name).get('address')}:53", "Pid": pid} if pid else {}
 
 
 def _port_text(port: dict[str, Any]) -> str:
@@ -112,3 +122,23 @@ def prune(state_root: str) -> list[str]:
                 store.remove(name)
                 removed.append(name)
     return removed
+
+
+def take_down_idle_default(state_root: str) -> bool:
+    """Take the default network's bridge down if no container uses it; True if it was up and is now gone.
+
+    The bridge outlives its last container, as docker0 does (see
+    :mod:`minictr.engine.network.attach`); this is for a caller that promised
+    to leave nothing behind, such as a notebook, without forgetting user
+    networks as :func:`prune` does.
+    """
+    from minictr.engine.network.attach import settle
+
+    store = NetworkStore(state_root)
+    with host_lock():
+        definition = store.load(DEFAULT_NETWORK)
+        if definition is None or live_leases(store, DEFAULT_NETWORK):
+            return False
+        was_up = os.path.exists(f"/sys/class/net/{definition.bridge}")
+        settle(store, DEFAULT_NETWORK)
+        return was_up

@@ -1,10 +1,9 @@
 """Names: /etc/hosts, /etc/hostname and /etc/resolv.conf, written per container and bind-mounted in.
 
-Containers on the same user-defined network find each other by container
-name and by ``--network-alias`` through their /etc/hosts, which minictr
-rewrites for every member whenever one joins or leaves. That is all a
-container on one host needs; an embedded DNS server (Docker's 127.0.0.11)
-would be one more process per network, answering the same questions.
+A container's /etc/hosts names only localhost and the container itself.
+Containers on the same user-defined network find each other through the
+network's DNS server (:mod:`minictr.engine.network.resolver`), which their
+/etc/resolv.conf names: by container name, ``--network-alias`` and service.
 As in Docker, the default network gives no names: only user-defined ones do.
 
 The files are rewritten *in place*: a bind mount pins the inode, so a
@@ -24,16 +23,9 @@ FILES = ("hosts", "hostname", "resolv.conf")
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
-def hosts_text(own_address: str | None, own_names: str, members: list[dict[str, Any]], network: str | None = None) -> str:
-    """The /etc/hosts of a container: localhost, its own address and names, then its network's members."""
-    lines = [LOCALHOST, f"{own_address or '127.0.1.1'}\t{own_names}\n"]
-    others = [m for m in members if m.get("address") != own_address]
-    if others:
-        lines.append(f"# containers on network {network} (kept current by minictr)\n")
-        for member in sorted(others, key=lambda m: tuple(int(x) for x in m["address"].split("."))):
-            names = names_of(member.get("hostname", ""), member.get("name"), member.get("aliases", []))
-            lines.append(f"{member['address']}\t{names}\n")
-    return "".join(lines)
+def hosts_text(own_address: str | None, own_names: str) -> str:
+    """The /etc/hosts of a container: localhost, then its own address and names."""
+    return f"{LOCALHOST}{own_address or '127.0.1.1'}\t{own_names}\n"
 
 
 def names_of(hostname: str, name: str | None, aliases: list[str]) -> str:
@@ -41,25 +33,31 @@ def names_of(hostname: str, name: str | None, aliases: list[str]) -> str:
     return " ".join(dict.fromkeys(n for n in (name, *aliases, hostname) if n))
 
 
-def resolv_text(host_network: bool = False) -> str:
+def resolv_text(host_network: bool = False, servers: list[str] | None = None) -> str:
     """/etc/resolv.conf: the host's, without nameservers a container cannot reach (its own loopback).
+
+    ``servers`` (``--dns``) replace the host's nameservers.
 
     On systemd-resolved hosts /etc/resolv.conf names only 127.0.0.53; the real
     servers are in /run/systemd/resolve/resolv.conf, which Docker reads too.
     With the host's network the host's file is right as it is.
     """
-    text = _read("/etc/resolv.conf")
+    text = read_text("/etc/resolv.conf")
+    if servers:
+        kept = [line for line in text.splitlines() if line.split()[:1] != ["nameserver"]]
+        return "\n".join([*(f"nameserver {server}" for server in servers), *kept]) + "\n"
     if host_network:
         return text
     if _only_loopback(text):
-        text = _read("/run/systemd/resolve/resolv.conf") or text
+        text = read_text("/run/systemd/resolve/resolv.conf") or text
     kept = [line for line in text.splitlines() if not _loopback_nameserver(line)]
     if _only_loopback(text) or not any(line.split()[:1] == ["nameserver"] for line in kept):
         kept.append("# the host's nameservers are on its loopback, which this container cannot reach")
     return "\n".join(kept) + "\n"
 
 
-def _read(path: str) -> str:
+def read_text(path: str) -> str:
+    """A host file's text, or "" when it cannot be read."""
     try:
         with open(path) as handle:
             return handle.read()

@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
 from minictr import faults
 from minictr.engine.network import DEFAULT_NETWORK, HOST_DIR
@@ -57,7 +58,7 @@ def host_lock() -> Iterator[None]:
     with _thread_lock:
         if _depth == 0:
             os.makedirs(HOST_DIR, mode=0o700, exist_ok=True)
-            _handle = open(os.path.join(HOST_DIR, "lock"), "a")
+            _handle = open(os.path.join(HOST_DIR, "lock"), "a")  # noqa: SIM115 - held while the lock is, closed below
             fcntl.flock(_handle, fcntl.LOCK_EX)
         _depth += 1
         try:
@@ -156,7 +157,7 @@ class NetworkStore:
 
         if not NAME.match(name):
             raise UsageError(f"network name {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
-        if name in RESERVED and name != DEFAULT_NETWORK or (name == DEFAULT_NETWORK and subnet):
+        if (name in RESERVED and name != DEFAULT_NETWORK) or (name == DEFAULT_NETWORK and subnet):
             raise UsageError(f"network name {name!r} is reserved")
         with host_lock():
             if self.load(name):
@@ -297,7 +298,7 @@ def discard_torn(store: NetworkStore, network: str) -> None:
         live = live_leases(store, network)
         if live:
             raise MinictrError(f"network {network}: {store.path(network)}/network.json is unreadable, "
-                               f"yet container(s) {', '.join(sorted(l['container'] for l in live.values()))} use it")  # fmt: skip
+                               f"yet container(s) {', '.join(sorted(lease['container'] for lease in live.values()))} use it")  # fmt: skip
         key = roots.record(store.state_root)
         for bridge in links.minictr_bridges():
             if roots.alias_of(bridge) == {"root": key, "network": network}:

@@ -75,8 +75,8 @@ def new(cgroups_path: str, host: dict[str, Any] | None = None) -> Manager:
     if kind == "none":
         raise UsageError("no cgroup hierarchy is mounted on this host: limits are unavailable (see minictr doctor)")
     if kind == "v2":
-        leaf, created = plan(host["v2"]["path"], cgroups_path, own_cgroup(""))
-        return V2Manager({"unified": leaf}, created)
+        leaf, made = plan(host["v2"]["path"], cgroups_path, own_cgroup(""))
+        return V2Manager({"unified": leaf}, made)
     dirs: dict[str, str] = {}
     created: list[str] = []
     mounts = [(controller, mount) for controller, mount in host["v1"].items()]

@@ -17,8 +17,8 @@ nothing on the container start path imports this module.
 from __future__ import annotations
 
 import html
+import itertools
 import threading
-import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ MIB = 1 << 20
 def cpu_series(samples: list[Stats]) -> list[tuple[float, float]]:
     """(seconds since the first sample, CPUs in use) between consecutive samples."""
     points = []
-    for before, after in zip(samples, samples[1:]):
+    for before, after in itertools.pairwise(samples):
         elapsed = after.time - before.time
         if elapsed > 0:
             points.append((after.time - samples[0].time, (after.cpu_usage_us - before.cpu_usage_us) / 1e6 / elapsed))
@@ -70,9 +70,14 @@ def svg_chart(
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for points in series.values() for _, v in points]
     span = max([seconds or 0] + [t for points in series.values() for t, _ in points] + [1.0])
-    top_value = _nice_ceiling(max(values + [limit or 0, 0.001]) * 1.1)
-    x = lambda t: left + plot_w * t / span  # noqa: E731 - tiny local scales
-    y = lambda v: top + plot_h * (1 - min(v, top_value) / top_value)  # noqa: E731
+    top_value = _nice_ceiling(max([*values, limit or 0, 0.001]) * 1.1)
+
+    def x(t: float) -> float:  # seconds -> pixels
+        return left + plot_w * t / span
+
+    def y(v: float) -> float:  # a value -> pixels (above the top is drawn at the top)
+        return top + plot_h * (1 - min(v, top_value) / top_value)
+
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
            'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">',
            f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
@@ -159,7 +164,7 @@ class Monitor:
         import ipywidgets
 
         self._view = ipywidgets.HTML(self.svg())
-        self._status = ipywidgets.Label("sampling every %g s" % self.interval)
+        self._status = ipywidgets.Label(f"sampling every {self.interval:g} s")
         button = ipywidgets.Button(description="Stop", icon="stop", button_style="warning")
         button.on_click(lambda _button: self.stop())
         self.start()

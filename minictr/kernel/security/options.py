@@ -17,6 +17,7 @@ from minictr.kernel.security import capabilities, paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 PRIVILEGED_WARNING = "--privileged: every capability, no seccomp filter, no masked paths: this container can take over the host"
@@ -33,8 +34,8 @@ class Security:
     seccomp: str | None = None  # None: the default profile; "unconfined"; or a profile's path
 
 
-def parse_security_opts(opts: list[str], privileged: bool = False, cap_add: list[str] = [],  # noqa: B006
-                        cap_drop: list[str] = []) -> Security:  # noqa: B006 - never mutated
+def parse_security_opts(opts: list[str], privileged: bool = False, cap_add: Sequence[str] = (),
+                        cap_drop: Sequence[str] = ()) -> Security:
     """``--security-opt`` values (``no-new-privileges[=true|false]``, ``seccomp=unconfined|FILE``) -> Security."""
     security = Security(privileged, list(cap_add), list(cap_drop))
     for opt in opts:
@@ -58,7 +59,8 @@ def _profile(source: str) -> dict[str, Any]:
         return default_profile()
     try:
         with open(source) as f:
-            return json.load(f)
+            profile: dict[str, Any] = json.load(f)
+            return profile
     except OSError as exc:
         raise UsageError(f"--security-opt seccomp={source}: {exc.strerror}") from exc
     except ValueError as exc:

@@ -122,7 +122,7 @@ def action(name: str, value: int | None = None, default_errno: int = errno.EPERM
 
 def resolve(name: str) -> int:
     """A syscall name -> its number on this machine (negative pseudo-number when only other architectures have it)."""
-    number = library().seccomp_syscall_resolve_name(name.encode())
+    number: int = library().seccomp_syscall_resolve_name(name.encode())
     if number == _NR_SCMP_ERROR:
         raise UsageError(f"seccomp: unknown system call {name!r}")
     return number
@@ -231,7 +231,7 @@ def program(config: dict[str, Any], cache: str | None = None) -> bytes:
         compiled = flt.export("bpf")
     finally:
         flt.close()
-    if path:
+    if cache and path:
         try:
             os.makedirs(cache, mode=0o700, exist_ok=True)
             temporary = f"{path}.{os.getpid()}"

@@ -286,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.function(args, log))
     except (MinictrError, OSError) as exc:
+        code = 255 if args.verb == "exec" else 1  # runc's: exec's own failure apart from the program's status
         if args.debug:
             import traceback
 
@@ -293,6 +294,6 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc) if isinstance(exc, MinictrError) else f"{exc.strerror}: {exc.filename or ''}".rstrip(": ")
         log.write("error", message)
         print(message, file=sys.stderr)
-        return 1
+        return code
     except KeyboardInterrupt:
         return 130

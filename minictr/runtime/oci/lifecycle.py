@@ -80,7 +80,8 @@ def create(
             manager.create(_with_default_devices(spec))
         expand_cgroup_mounts(spec, manager.dirs if manager else None)
         fifo = store.fifo_path(root, container_id)
-        os.mkfifo(fifo, 0o622)
+        os.mkfifo(fifo)
+        os.chmod(fifo, 0o622)  # not mkfifo's mode, which the umask cuts: a program run as another user writes to it
         extra: dict[str, Any] = {"exec_fifo": fifo, "leave_init": True}
         if console_socket:
             console = _connect(console_socket)
@@ -143,9 +144,12 @@ def _cgroup(spec: dict[str, Any], container_id: str, systemd: bool) -> Any:
     from minictr.kernel import cgroups
 
     path = spec.get("linux", {}).get("cgroupsPath") or f"/minictr-oci/{container_id}"
-    if systemd or (":" in path and not path.startswith("/")):
-        raise UsageError(f"cgroupsPath {path!r}: the systemd cgroup driver is not supported by minictr-oci "
-                         "(run without --systemd-cgroup; podman: --cgroup-manager cgroupfs)")  # fmt: skip
+    advice = ("minictr-oci makes cgroups itself (cgroupfs): run without --systemd-cgroup "
+              "(podman: --cgroup-manager cgroupfs; containerd: SystemdCgroup = false)")  # fmt: skip
+    if systemd:
+        raise UsageError(f"--systemd-cgroup: the systemd cgroup driver is not supported; {advice}")
+    if ":" in path and not path.startswith("/"):
+        raise UsageError(f"cgroupsPath {path!r} is the systemd driver's slice:prefix:name, not supported; {advice}")
     if not cgroups.available():
         if spec.get("linux", {}).get("resources"):
             raise UsageError("linux.resources: no cgroups can be made here (not root, or none mounted)")
@@ -188,6 +192,9 @@ def _connect(path: str) -> socket.socket:
 def start(root: str, container_id: str) -> ContainerState:
     """Let a created container's program run: open its fifo, then run the poststart hooks."""
     state = store.load(root, container_id)
+    if state.status is not Status.CREATED:
+        wording = f"cannot start a container in the {state.status.value} state"
+        raise UsageError(_NOT_STARTABLE.get(state.status, wording))
     state = state.moved_to(Status.RUNNING)
     fifo = store.fifo_path(root, container_id)
     try:
@@ -200,8 +207,35 @@ def start(root: str, container_id: str) -> ContainerState:
         os.close(fd)
     os.unlink(fifo)
     store.save(root, state)
+    if ((state.spec or {}).get("hooks") or {}).get("poststart"):
+        _wait_for_exec(state)
     _warn_hooks(state, "poststart")
     return state
+
+
+def _wait_for_exec(state: ContainerState) -> None:
+    """Wait until the first process has exec'd the program, or exited.
+
+    poststart hooks MUST run after the program started (runtime-spec), not
+    beside the startContainer hooks, which run in the container between the
+    fifo and execve. Until then the process keeps the name the child gave
+    itself (``minictr-child``, see :mod:`minictr.runtime.process.child`).
+    """
+    waits = ((state.spec or {}).get("hooks") or {}).get("startContainer") or []
+    deadline = time.monotonic() + DEADLINE + sum(hook.get("timeout", 0) for hook in waits)
+    while time.monotonic() < deadline and _running(state.pid):
+        try:
+            with open(f"/proc/{state.pid}/comm") as handle:
+                if handle.read().strip() != "minictr-child":
+                    return
+        except OSError:
+            return
+        time.sleep(0.002)
+
+
+#: runc's words for ``start`` of a container that is not created (podman and containerd show them).
+_NOT_STARTABLE = {Status.RUNNING: "cannot start an already running container",
+                  Status.STOPPED: "cannot start a container that has stopped"}  # fmt: skip
 
 
 def _read_start(fd: int, state: ContainerState) -> None:
@@ -246,6 +280,8 @@ def kill(root: str, container_id: str, sig: int, all_processes: bool = False) ->
             os.kill(pid, sig)
         except ProcessLookupError:
             pass
+    if sig == signal.SIGKILL and state.status is Status.PAUSED:
+        freeze(state, False)  # a frozen process cannot die: thawed, it does (runc does the same)
 
 
 def processes(state: ContainerState) -> list[int]:

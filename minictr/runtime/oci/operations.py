@@ -34,7 +34,7 @@ def exec_process(
     from minictr.runtime.process import spawn
 
     state = store.load(root, container_id)
-    if state.status is not Status.RUNNING:
+    if state.status not in (Status.CREATED, Status.RUNNING):  # runc joins a created container's namespaces too
         raise UsageError(f"cannot exec in a {state.status.value} container")
     if process.get("terminal") and not console_socket:
         raise UsageError("cannot allocate tty if runc will detach without setting console socket")
@@ -117,9 +117,17 @@ def command_line(pid: int) -> str:
 
 
 def pause(root: str, container_id: str, paused: bool) -> None:
-    """``pause`` (``paused``) or ``resume`` the container."""
+    """``pause`` (``paused``) or ``resume`` the container; a created one resumes to created, as in runc."""
     state = store.load(root, container_id)
-    new = state.moved_to(Status.PAUSED if paused else Status.RUNNING)
+    if paused and state.status not in (Status.CREATED, Status.RUNNING):
+        raise UsageError("container not running")  # runc's words, as for kill
+    if not paused and state.status is not Status.PAUSED:
+        raise UsageError("container not paused")
+    if paused:
+        state.extra["paused_from"] = state.status.value
+        new = state.moved_to(Status.PAUSED)
+    else:
+        new = state.moved_to(Status(state.extra.pop("paused_from", Status.RUNNING.value)))
     freeze(state, paused)
     store.save(root, new)
 

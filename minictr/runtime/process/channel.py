@@ -61,7 +61,7 @@ from minictr.errors import ContainerError, ExecError, MinictrError
 MAX_MESSAGE = 1 << 20
 
 
-class Message(str, enum.Enum):
+class Message(enum.StrEnum):
     """Every message either side may send."""
 
     CONFIG = "config"  # parent -> child: {"spec": OCI config, "overlay": plan or None, "options", "call"}
@@ -127,7 +127,7 @@ class Channel:
             return None
         if not raw:
             return None
-        message = json.loads(raw)
+        message: dict[str, Any] = json.loads(raw)
         if fds:
             message["fds"] = fds
         return message

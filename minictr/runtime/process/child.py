@@ -39,7 +39,8 @@ from minictr.runtime.process.channel import Channel, Message
 
 TYPE_CHECKING = False  # the child imports only what it uses: typing is for checkers
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 
 class StepFailed(Exception):
@@ -95,10 +96,18 @@ def die_with_parent(setup: Setup) -> None:
             os._exit(137)
 
 
+def _rlim(value: int) -> int:
+    """An OCI rlimit value for setrlimit: 2**64-1 (the spec's unlimited) is RLIM_INFINITY."""
+    import resource
+
+    return resource.RLIM_INFINITY if value >= (1 << 63) else value
+
+
 def _parent_alive(setup: Setup) -> bool:
     """Is our parent still there? PID 1 of a new pid namespace cannot ask getppid() (0): it reads its lifeline."""
     if setup.lifeline is None:
-        return os.getppid() == setup.options.get("parent_pid", os.getppid())
+        parent: int = setup.options.get("parent_pid", os.getppid())
+        return os.getppid() == parent
     try:
         return os.read(setup.lifeline, 1) != b""  # end of file: the waiting process, its only writer, is gone
     except BlockingIOError:
@@ -356,9 +365,8 @@ def set_rlimits(setup: Setup) -> None:
         import resource
 
         for limit in limits:
-            infinity = lambda v: resource.RLIM_INFINITY if v >= (1 << 63) else v  # noqa: E731
             try:
-                resource.setrlimit(getattr(resource, limit["type"]), (infinity(limit["soft"]), infinity(limit["hard"])))
+                resource.setrlimit(getattr(resource, limit["type"]), (_rlim(limit["soft"]), _rlim(limit["hard"])))
             except (ValueError, OSError) as exc:  # raising a hard limit needs CAP_SYS_RESOURCE
                 raise StepFailed("rlimits", f"error setting rlimit {limit['type']}: {exc}", errno.EPERM) from exc
 
@@ -476,6 +484,10 @@ def exec_program(spec: dict[str, Any]) -> None:
     env = dict(item.split("=", 1) for item in process.get("env", []) if "=" in item)
     if not args:
         raise StepFailed("exec", "no command given: the image has no Cmd or Entrypoint", errno.EINVAL)
+    if "HOME" not in env:  # as runc: the user's home in the container's /etc/passwd, else /
+        env["HOME"] = home_of(os.getuid())
+    if process.get("user", {}).get("umask") is not None:
+        os.umask(process["user"]["umask"])
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores SIGPIPE; programs expect the default
     try:
         if "/" in args[0]:
@@ -485,7 +497,20 @@ def exec_program(spec: dict[str, Any]) -> None:
         what = "no such file or directory" if "/" in args[0] else "executable file not found in $PATH"
         raise StepFailed("exec", f'exec: "{args[0]}": {what}', exc.errno) from exc
     except OSError as exc:
-        raise StepFailed("exec", f'exec: "{args[0]}": {exc.strerror.lower()}', exc.errno) from exc
+        raise StepFailed("exec", f'exec: "{args[0]}": {(exc.strerror or str(exc)).lower()}', exc.errno) from exc
+
+
+def home_of(uid: int) -> str:
+    """The home directory of ``uid`` in this root's /etc/passwd; ``/`` without one."""
+    try:
+        with open("/etc/passwd") as handle:
+            for line in handle:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def run_init(setup: Setup) -> None:
@@ -543,7 +568,7 @@ def call_function(call: dict[str, Any]) -> Any:
     """
     namespace: dict[str, Any] = {"__name__": "__minictr_call__", "os": os}
     try:
-        exec(compile(call["source"], f"<{call['name']}>", "exec"), namespace)  # noqa: S102 - the caller's own code
+        exec(compile(call["source"], f"<{call['name']}>", "exec"), namespace)  # the caller's own code
         return namespace[call["name"]](*call.get("args", []))
     except Exception as exc:
         line = _innermost_line(exc, f"<{call['name']}>")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import socket
 import sys
 import termios
@@ -66,7 +67,8 @@ def start_hooks(setup: Any) -> None:
     if setup.options.get("hooks") and setup.spec.get("hooks", {}).get("startContainer"):
         from minictr.runtime.oci import hooks
 
-        hooks.run(setup.spec["hooks"], "startContainer", {**setup.state, "status": "running"})
+        # created: the spec's status until the program runs (runc passes the same)
+        hooks.run(setup.spec["hooks"], "startContainer", {**setup.state, "status": "created"})
 
 
 def open_terminal(setup: Any) -> None:
@@ -110,13 +112,31 @@ def check_program(setup: Any) -> None:
     raise ExecError(f'exec: "{name}": {what}', step="exec", errno=2)
 
 
+#: Signals whose default action ends a process. The kernel spares a pid namespace's init every signal it has
+#: no handler for (SIGKILL aside), so a created container would shrug off ``kill ID TERM``; runc's waiting init
+#: dies of them, and engines stop a created container so. The handlers go with execve.
+ENDING_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
+                  signal.SIGALRM)  # fmt: skip
+
+
+def _exit_on_signal(number: int, frame: object) -> None:
+    os._exit(128 + number)
+
+
 def wait_for_start(setup: Any) -> None:
-    """Close the channel (the creating CLI is gone) and block until ``start`` opens the fifo."""
+    """Close the channel (the creating CLI is gone) and block until ``start`` opens the fifo.
+
+    Meanwhile a signal that would end an ordinary process ends this one (see :data:`ENDING_SIGNALS`).
+    """
     setup.channel.close()
+    for number in ENDING_SIGNALS:
+        signal.signal(number, _exit_on_signal)
     fd = os.open(f"/proc/self/fd/{setup.fifo}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b"0")
     os.close(fd)
     os.close(setup.fifo)
+    for number in ENDING_SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
 
 
 def report(message: str) -> None:

@@ -17,7 +17,10 @@ import sys
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable
+    from collections.abc import Callable
+    from typing import IO, Any, TypeAlias
+
+    _Stream: TypeAlias = int | IO[Any] | None  # what subprocess takes for stdin, stdout and stderr
 
 from minictr import faults
 from minictr.runtime.process.channel import Channel, Message, ProtocolError, raise_if_error
@@ -25,8 +28,6 @@ from minictr.runtime.validate import validate
 
 #: How long set-up may take before the parent gives up (a stuck child is a bug, not a hang).
 SETUP_TIMEOUT = 30.0
-
-_Stream = "int | IO[Any] | None"
 
 
 def child_command(fd: int, interpreter_fd: int | None = None) -> list[str]:
