@@ -412,6 +412,6 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
         pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
         cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
-        oom_score_adj=args.oom_score_adj, dns=args.dns, labels=parse_labels(args.label), sig_proxy=args.sig_proxy == "true",
-        healthcheck=health_flags(args), **resource_options(args),
+        oom_score_adj=args.oom_score_adj, dns=args.dns, labels=parse_labels(args.label),
+        sig_proxy=args.sig_proxy == "true", healthcheck=health_flags(args), **resource_options(args),
     )  # fmt: skip
