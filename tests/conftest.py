@@ -60,8 +60,13 @@ def state_root(tmp_path: pathlib.Path) -> Iterator[str]:
     path.mkdir()
     yield str(path)
     remove_all(str(path))  # the containers a test left there (runs kept after their exit too)
-    if os.path.isdir(path / "networks"):
-        done = run_cli("network", "prune", data_root=str(tmp_path / "unused"), state_root=str(path))
+    prune_networks(str(path))
+
+
+def prune_networks(state_root: str) -> None:
+    """``network prune`` a test's state root: its default bridge outlives its last container (as docker0)."""
+    if os.path.isdir(os.path.join(state_root, "networks")):
+        done = run_cli("network", "prune", data_root=os.path.join(state_root, "unused-data"), state_root=state_root)
         assert done.returncode == 0, done.stderr
 
 
@@ -96,6 +101,7 @@ def roots(open_base: str, open_data_root: str) -> Iterator[Roots]:
     os.chmod(state, 0o711)
     yield Roots(open_data_root, state)
     remove_all(state)
+    prune_networks(state)  # before the root goes: a bridge whose root is deleted would stay up
     shutil.rmtree(state, ignore_errors=True)
 
 
