@@ -51,7 +51,7 @@ def rootfs(data_root: str) -> str:
 
 @pytest.fixture
 def state_root(tmp_path: pathlib.Path) -> Iterator[str]:
-    """A runtime state root of the test's own; its networks pruned at the end.
+    """A runtime state root of the test's own; its containers removed and its networks pruned at the end.
 
     The default network's bridge outlives its last container (as docker0 does):
     ``network prune`` is what takes it down, and the leak check proves it did.
@@ -59,8 +59,14 @@ def state_root(tmp_path: pathlib.Path) -> Iterator[str]:
     path = tmp_path / "run"
     path.mkdir()
     yield str(path)
-    if os.path.isdir(path / "networks"):
-        done = run_cli("network", "prune", data_root=str(tmp_path / "unused"), state_root=str(path))
+    remove_all(str(path))  # the containers a test left there (runs kept after their exit too)
+    prune_networks(str(path))
+
+
+def prune_networks(state_root: str) -> None:
+    """``network prune`` a test's state root: its default bridge outlives its last container (as docker0)."""
+    if os.path.isdir(os.path.join(state_root, "networks")):
+        done = run_cli("network", "prune", data_root=os.path.join(state_root, "unused-data"), state_root=state_root)
         assert done.returncode == 0, done.stderr
 
 
@@ -95,6 +101,7 @@ def roots(open_base: str, open_data_root: str) -> Iterator[Roots]:
     os.chmod(state, 0o711)
     yield Roots(open_data_root, state)
     remove_all(state)
+    prune_networks(state)  # before the root goes: a bridge whose root is deleted would stay up
     shutil.rmtree(state, ignore_errors=True)
 
 
@@ -302,11 +309,34 @@ def leak_check() -> Iterator[None]:
     """
     before = host_snapshot()
     yield
+    _remove_kept_runs(before)
     if os.path.isdir(os.path.join(DEFAULT_STATE_ROOT, "networks")):  # the notebooks' default bridge stays up until a prune
         pruned = subprocess.run([sys.executable, "-m", "minictr.cli", "network", "prune"], capture_output=True, text=True)
         assert pruned.returncode == 0, pruned.stderr
     leaked = host_leftovers(before, host_snapshot())
     assert not leaked, f"the tests left resources behind: {leaked}"
+
+
+def _remove_kept_runs(before: dict[str, set[str]]) -> None:
+    """``rm -v`` the exited foreground containers this session kept (``run`` without ``--rm``, as Docker keeps them).
+
+    They are state a user removes with ``rm`` (notebooks and tests run many),
+    not leaks; whatever they held besides their directory was given back at
+    their exit, and what remains after this is a leak.
+    """
+    from minictr import roots
+    from minictr.engine import lifecycle
+    from minictr.engine.container_dir import read_state
+    from minictr.errors import MinictrError
+
+    for key, path in roots.recorded().items():
+        for container in roots.containers(key):
+            state = read_state(os.path.join(path, "containers", container))
+            if f"{path}: {container}" in before["recorded containers"] or not state.get("foreground"):
+                continue
+            if state.get("status") == "stopped":
+                with contextlib.suppress(MinictrError):
+                    lifecycle.remove(container, state_root=path, volumes=True)
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
@@ -374,7 +404,7 @@ def remove_all(state_root: str) -> None:
     base = containers_dir(state_root)
     for name in os.listdir(base):
         try:
-            lifecycle.remove(name, force=True, state_root=state_root)
+            lifecycle.remove(name, force=True, state_root=state_root, volumes=True)
         except MinictrError:
             pass  # gone meanwhile
     remove_stale(base)
@@ -406,6 +436,6 @@ def kill_9_of_a_foreground_run_leaks_nothing(options: list[str], *, data_root: s
     assert wait_until(lambda: not program(), timeout=30), program()  # the container dies with its minictr (PR_SET_PDEATHSIG) ...
     containers = os.path.join(state_root, "containers")
     (container,) = os.listdir(containers)  # ... its directory stays until the next run ...
-    done = run_cli("run", "--network", "none", "busybox", "true", data_root=data_root, state_root=state_root)
+    done = run_cli("run", "--rm", "--network", "none", "busybox", "true", data_root=data_root, state_root=state_root)
     assert (done.returncode, os.listdir(containers)) == (0, []), done.stderr  # ... which removes it, and all it held
     assert host_leftovers(before, host_snapshot(state_root), state_root, container, f"mv-{container}"[:15], mark) == {}

@@ -73,3 +73,25 @@ def test_a_parent_holding_processes_cannot_delegate(data_root: str, state_root: 
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_pause_freezes_through_cgroup_freeze(data_root: str, state_root: str) -> None:
+    """``minictr pause`` on v2 writes ``cgroup.freeze``; the kernel's ``cgroup.events`` says when all is frozen."""
+
+    def cli(*args: str) -> str:
+        done = run_cli(*args, data_root=data_root, state_root=state_root, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    container = cli("run", "-d", "--network", "none", "busybox", "sleep", "600")
+    try:
+        (group,) = [d for d in cgroup_dirs() if os.path.basename(d) == container]
+        cli("pause", container)
+        assert read(os.path.join(group, "cgroup.freeze")) == "1"
+        assert "frozen 1" in read(os.path.join(group, "cgroup.events")).splitlines()
+        assert '"Status": "paused"' in cli("inspect", container)
+        cli("unpause", container)
+        assert "frozen 0" in read(os.path.join(group, "cgroup.events")).splitlines()
+    finally:
+        cli("rm", "-f", container)
+    assert [d for d in cgroup_dirs() if os.path.basename(d) == container] == []

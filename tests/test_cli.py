@@ -30,9 +30,11 @@ def test_run_default_command_env_workdir_entrypoint(data_root: str, state_root: 
 
 
 def test_changes_stay_in_the_container(data_root: str, state_root: str) -> None:
-    first = run_cli("run", "busybox", "sh", "-c", "echo changed > /etc/passwd && rm /bin/ls", data_root=data_root, state_root=state_root)
+    roots = {"data_root": data_root, "state_root": state_root}
+    first = run_cli("run", "--rm", "busybox", "sh", "-c", "echo changed > /etc/passwd && rm /bin/ls", **roots)
     assert first.returncode == 0
-    second = run_cli("run", "busybox", "sh", "-c", "head -1 /etc/passwd; ls / >/dev/null && echo ls-ok", data_root=data_root, state_root=state_root)
+    second = run_cli("run", "--rm", "busybox", "sh", "-c", "head -1 /etc/passwd; ls / >/dev/null && echo ls-ok",
+                     **roots)
     assert second.stdout.split("\n")[:2] == ["root:x:0:0:root:/root:/bin/sh", "ls-ok"]
     assert os.listdir(os.path.join(state_root, "containers")) == []
 
@@ -108,7 +110,8 @@ def test_kill_9_of_minictr_exec_kills_what_it_started(data_root: str, state_root
 
 def test_concurrent_runs_do_not_trip_over_each_other(data_root: str, state_root: str) -> None:
     # A new container's directory must never look stale to another run's sweep.
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, "run", "busybox", "true"]
+    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
+               "run", "--rm", "busybox", "true"]  # fmt: skip
     for _ in range(5):
         runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(4)]
         results = [(run.wait(60), run.stderr.read()) for run in runs]

@@ -69,7 +69,7 @@ def test_rootless_maps_the_caller_to_root_inside(rootless_env: dict[str, str]) -
 
 
 def test_rootless_run_leaves_no_container_directory(rootless_env: dict[str, str]) -> None:
-    result = run_rootless(rootless_env, "run", "busybox", "true")
+    result = run_rootless(rootless_env, "run", "--rm", "busybox", "true")
     assert result.returncode == 0, result.stderr
     assert os.listdir(os.path.join(rootless_env["MINICTR_ROOT"], "containers")) == []
 

@@ -68,6 +68,7 @@ def test_a_named_volume_keeps_data_across_containers_and_honours_ro(data_root: s
     _ok(
         _cli(
             "run",
+            "--rm",
             "--network",
             "none",
             "-v",
@@ -83,6 +84,7 @@ def test_a_named_volume_keeps_data_across_containers_and_honours_ro(data_root: s
     assert pathlib.Path(info["Mountpoint"], "f").read_text() == "kept\n"
     read_only = _cli(
         "run",
+        "--rm",
         "--network",
         "none",
         "-v",
@@ -97,6 +99,7 @@ def test_a_named_volume_keeps_data_across_containers_and_honours_ro(data_root: s
     assert read_only.returncode != 0 and read_only.stdout == "kept\n" and "Read-only file system" in read_only.stderr
     mounted = _cli(
         "run",
+        "--rm",
         "--network",
         "none",
         "--mount",
@@ -120,6 +123,7 @@ def test_first_use_copies_the_image_content_into_an_empty_volume_only(
     name = _name()
     first = _cli(
         "run",
+        "--rm",
         "--network",
         "none",
         "-v",
@@ -134,6 +138,7 @@ def test_first_use_copies_the_image_content_into_an_empty_volume_only(
     assert _ok(first).splitlines() == ["1 2", "seeded"]
     again = _cli(
         "run",
+        "--rm",
         "--network",
         "none",
         "-v",
@@ -149,6 +154,7 @@ def test_first_use_copies_the_image_content_into_an_empty_volume_only(
     bind.mkdir()
     listed = _cli(
         "run",
+        "--rm",
         "--network",
         "none",
         "--mount",
@@ -172,6 +178,7 @@ def test_an_image_volume_gets_an_anonymous_volume_that_goes_with_the_container(
     out = _ok(
         _cli(
             "run",
+            "--rm",
             "--network",
             "none",
             image,
@@ -186,6 +193,7 @@ def test_an_image_volume_gets_an_anonymous_volume_that_goes_with_the_container(
     assert _volumes(data_root, state_root) == before
     tmpfs = _cli(
         "run",
+        "--rm",
         "--network",
         "none",
         "--mount",
@@ -220,9 +228,8 @@ def test_a_volume_in_use_cannot_be_removed(data_root: str, state_root: str) -> N
     try:
         refused = _cli("volume", "rm", "-f", name, data_root=data_root, state_root=state_root)
         assert refused.returncode == 125
-        assert (
-            refused.stderr.strip() == f"minictr: error: volume {name} is in use by container {container}: stop it first"
-        )
+        said = f"minictr: error: volume {name} is in use by container {container}: remove it first (minictr rm)"
+        assert refused.stderr.strip() == said
         pruned = _ok(_cli("volume", "prune", "-a", data_root=data_root, state_root=state_root))
         assert name not in pruned.split()
     finally:

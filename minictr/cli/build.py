@@ -45,6 +45,14 @@ def add_commands(commands: Any) -> None:
     build.add_argument("context", metavar="CONTEXT")
     build.set_defaults(handler=cmd_build)
 
+    builder = commands.add_parser("builder", help="manage the build cache")
+    builder_commands = builder.add_subparsers(dest="builder_command", metavar="COMMAND", parser_class=type(builder))
+    builder_commands.required = True
+    builder_prune = builder_commands.add_parser("prune", help="empty the build cache; remove the layers only it kept")
+    builder_prune.add_argument("-a", "--all", action="store_true", help="accepted for Docker's sake: all of it goes")
+    builder_prune.add_argument("-f", "--force", action="store_true", help="do not ask (minictr never asks)")
+    builder_prune.set_defaults(handler=cmd_builder_prune)
+
     imports = commands.add_parser("import", help="make an image of a root filesystem (a directory or a tar archive)")
     imports.add_argument(
         "-c",
@@ -158,3 +166,18 @@ def _sweep(state_root: str | None) -> None:
     from minictr.engine.container_dir import containers_dir, remove_stale
 
     remove_stale(containers_dir(state_root))
+
+
+def cmd_builder_prune(args: argparse.Namespace) -> int:
+    """``minictr builder prune``: the build cache emptied; one line saying what that freed."""
+    print(builder_prune(args))
+    return 0
+
+
+def builder_prune(args: argparse.Namespace) -> str:
+    """Empty the build cache of ``--data-root`` (also part of ``system prune``); a line to print."""
+    from minictr.cli.images import _store, _swept_root
+    from minictr.engine.build.cache import prune
+
+    entries, freed = prune(_store(args), _swept_root(args))
+    return f"Build cache: {entries} step{'s' if entries != 1 else ''} forgotten, {freed} bytes reclaimed"

@@ -2,8 +2,10 @@
 
     minictr create [RUN OPTIONS] IMAGE [COMMAND [ARG...]]
     minictr start CONTAINER...               minictr restart [-t N] CONTAINER...
-    minictr stop [-t N] CONTAINER...         minictr rm [-f] CONTAINER...
-    minictr ps [-a] [-q] [--no-trunc] [--format json] [--filter KEY=VALUE]
+    minictr stop [-t N] CONTAINER...         minictr rm [-f] [-v] CONTAINER...
+    minictr pause CONTAINER...               minictr unpause CONTAINER...
+    minictr rename CONTAINER NEW_NAME        minictr cp [-a] [-L] SRC DEST (one of them CONTAINER:PATH)
+    minictr ps [-a] [-q] [--no-trunc] [--format json|table|TEMPLATE] [--filter KEY=VALUE]
     minictr logs [-f] [--tail N] [-t] [--since TIME] CONTAINER
     minictr wait CONTAINER...                minictr inspect CONTAINER...
     minictr attach [--detach-keys KEYS] [--no-stdin] CONTAINER
@@ -39,6 +41,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add("--stop-signal", metavar="SIGNAL", help="the signal stop sends first (default: the image's StopSignal, else SIGTERM)")
     add("--stop-timeout", type=int, metavar="SECONDS", help="how long stop waits before SIGKILL (default 10)")
     add("--log-opt", action="append", default=[], metavar="max-size=SIZE|max-file=N", help="the json-file log's rotation")
+    add("--sig-proxy", default="true", choices=("true", "false"), metavar="true|false",
+        help="pass SIGINT, SIGTERM and SIGHUP sent to minictr on to the container (default true; not with -t)")
     add("--health-cmd", metavar="COMMAND", help="a command run inside (through sh -c) to check its health")
     add("--health-interval", metavar="DURATION", help="time between checks (30s, 1m30s; default 30s)")
     add("--health-timeout", metavar="DURATION", help="longest a check may run (default 30s)")
@@ -91,6 +95,7 @@ def _add_verbs(commands: Any) -> None:
         verb.set_defaults(handler=cmd_stop if name == "stop" else cmd_restart)
     rm = commands.add_parser("rm", help="remove containers")
     rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    rm.add_argument("-v", "--volumes", action="store_true", help="remove its anonymous volumes too (named ones stay)")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
     rm.set_defaults(handler=cmd_rm)
     ps = commands.add_parser("ps", help="list containers")
@@ -107,6 +112,20 @@ def _add_verbs(commands: Any) -> None:
     attach.add_argument("--no-stdin", action="store_true", help="do not send this terminal's input")
     attach.add_argument("container", metavar="CONTAINER")
     attach.set_defaults(handler=cmd_attach)
+    for name, text in (("pause", "freeze every process of running containers"), ("unpause", "thaw paused containers")):
+        verb = commands.add_parser(name, help=text)
+        verb.add_argument("containers", nargs="+", metavar="CONTAINER")
+        verb.set_defaults(handler=cmd_pause, paused=name == "pause")
+    rename = commands.add_parser("rename", help="give a container another name")
+    rename.add_argument("container", metavar="CONTAINER")
+    rename.add_argument("name", metavar="NEW_NAME")
+    rename.set_defaults(handler=cmd_rename)
+    cp = commands.add_parser("cp", help="copy files between a container and the host (CONTAINER:PATH; - a tar stream)")
+    cp.add_argument("-a", "--archive", action="store_true", help="keep owners (uid, gid)")
+    cp.add_argument("-L", "--follow-link", action="store_true", help="follow a symlink given as SRC")
+    cp.add_argument("source", metavar="SRC")
+    cp.add_argument("dest", metavar="DEST")
+    cp.set_defaults(handler=cmd_cp)
     inspect = commands.add_parser("inspect", help="show containers as JSON (Docker's shape)")
     inspect.add_argument("containers", nargs="+", metavar="CONTAINER")
     inspect.set_defaults(handler=cmd_inspect)
@@ -116,7 +135,9 @@ def _ps_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--all", action="store_true", help="stopped and created containers too")
     parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
     parser.add_argument("--no-trunc", action="store_true", help="do not shorten the command")
-    parser.add_argument("--format", choices=("table", "json"), default="table", help="json: one object per line")
+    parser.add_argument("--format", default="table", metavar="json|table|TEMPLATE",
+                        help="json: one object per line; a template of {{.ID}} {{.Names}} {{.Status}} {{.Image}} "
+                             "{{.Command}} {{.Ports}}…, with a 'table' prefix: a header and aligned columns")
     parser.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                         help="id=, name=, status=created|running|exited, ancestor=IMAGE (repeatable: all must hold)")
     parser.set_defaults(handler=cmd_ps)
@@ -217,10 +238,33 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    """``minictr rm [-f]``."""
+    """``minictr rm [-f] [-v]``."""
     from minictr.engine.lifecycle import remove
 
-    return _each(args, lambda c: (remove(c, args.force, args.root), c)[1])
+    return _each(args, lambda c: (remove(c, args.force, args.root, volumes=args.volumes), c)[1])
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """``minictr pause`` / ``unpause``."""
+    from minictr.engine.lifecycle import pause
+
+    return _each(args, lambda c: (pause(c, args.root, paused=args.paused), c)[1])
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    """``minictr rename CONTAINER NEW_NAME``."""
+    from minictr.engine.lifecycle import rename
+
+    rename(args.container, args.name, args.root)
+    return 0
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    """``minictr cp``: Docker's rules (see :mod:`minictr.engine.container_cp`)."""
+    from minictr.engine.container_cp import copy
+
+    copy(args.source, args.dest, archive=args.archive, follow=args.follow_link, state_root=args.root)
+    return 0
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -271,24 +315,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     """``minictr ps [-a] [-q] [--no-trunc] [--format json]``."""
-    from minictr.cli.images import print_table
-    from minictr.engine.container_view import ps_rows
+    from minictr.engine.container_view import format_rows, ps_rows
 
     rows = [row for row in ps_rows(args.root, all=args.all or bool(args.filter), no_trunc=args.no_trunc)
             if all(_matches(row, f) for f in args.filter)]  # fmt: skip
     if args.quiet:
         print("\n".join(row["ID"] for row in rows)) if rows else None
-    elif args.format == "json":
-        for row in rows:
-            print(json.dumps(row))
     else:
-        header = {"CONTAINER ID": "ID", "IMAGE": "Image", "COMMAND": "Command", "CREATED": "RunningFor",
-                  "STATUS": "Status", "PORTS": "Ports", "NAMES": "Names"}  # fmt: skip
-        table = [{title: row[key] for title, key in header.items()} for row in rows]
-        if table:
-            print_table(table)
-        else:
-            print("   ".join(header))
+        for line in format_rows(rows, args.format):
+            print(line)
     return 0
 
 
@@ -378,5 +413,6 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
         cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
         oom_score_adj=args.oom_score_adj, dns=args.dns, labels=parse_labels(args.label),
-        healthcheck=health_flags(args), steps=args.steps, **resource_options(args),
+        sig_proxy=args.sig_proxy == "true", healthcheck=health_flags(args), steps=args.steps,
+        **resource_options(args),
     )  # fmt: skip

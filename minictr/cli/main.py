@@ -1,7 +1,7 @@
 """The ``minictr`` command line, spelled as Docker spells it.
 
     minictr run [OPTIONS] IMAGE [COMMAND [ARG...]]
-    minictr exec [-i] [-t] [OPTIONS] CONTAINER COMMAND [ARG...]
+    minictr exec [-i] [-t] [-d] [-u USER] [OPTIONS] CONTAINER COMMAND [ARG...]
     minictr kill [-s SIGNAL] CONTAINER
     minictr create | start | stop | restart | rm | ps | logs | wait | inspect | container  (containers.py)
     minictr stats | top | port                                                             (inspect.py)
@@ -74,6 +74,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     execute.add_argument("-w", "--workdir", help="working directory inside the container")
     execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open: your input reaches the program")
     execute.add_argument("-t", "--tty", action="store_true", help="give the program a terminal of its own (a pty)")
+    execute.add_argument("-d", "--detach", action="store_true", help="run it in the background (output discarded)")
+    execute.add_argument("-u", "--user", metavar="USER[:GROUP]",
+                         help="run it as this user (a name from the container's /etc/passwd, or a uid)")
     execute.add_argument("container", metavar="CONTAINER")
     execute.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     execute.set_defaults(handler=cmd_exec)
@@ -114,7 +117,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     system = commands.add_parser("system", help="manage what minictr keeps on this host")
     system_commands = system.add_subparsers(dest="system_command", metavar="COMMAND", parser_class=_Parser)
     system_commands.required = True
-    prune = system_commands.add_parser("prune", help="clean up after dead containers and deleted state roots, host-wide")
+    prune = system_commands.add_parser(
+        "prune", help="clean up after dead containers and deleted state roots, host-wide; empty the build cache")
     prune.set_defaults(handler=cmd_system_prune)
     from minictr.cli.build import add_commands as add_build_commands
 
@@ -245,11 +249,14 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 
 def cmd_system_prune(args: argparse.Namespace) -> int:
-    """``minictr system prune``: sweep every recorded state root; print what was removed."""
+    """``minictr system prune``: sweep every recorded state root, empty the build cache; print what was removed."""
     from minictr.engine.system import prune
 
     for line in prune(args.root):
         print(line)
+    from minictr.cli.build import builder_prune
+
+    print(builder_prune(args))
     return 0
 
 
@@ -284,15 +291,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return run_detached(args, options, command)
     from minictr.cli.containers import settings_from
-    from minictr.engine.terminal import run_attached
+    from minictr.engine.terminal import LogTee, run_attached
 
-    settings_from(args)  # the same checks as with -d (a foreground run is removed at its end anyway: --rm)
+    settings = settings_from(args)  # the same checks as with -d
+    log = None if args.rm else LogTee(settings["log_max_size"], settings["log_max_file"])
 
     def start(stdio: dict[str, object], terminal: bool) -> Finished:
-        return run(args.image, command, options, data_root=args.data_root, state_root=args.root, stdio=stdio, terminal=terminal)
+        return run(args.image, command, options, data_root=args.data_root, state_root=args.root, stdio=stdio,
+                   terminal=terminal, keep=None if args.rm else settings,
+                   on_directory=log.open if log else None)  # fmt: skip
 
     try:
-        finished = run_attached(start, args.interactive, args.tty)
+        finished = run_attached(start, args.interactive, args.tty, log)
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -314,9 +324,13 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
     def start(stdio: dict[str, object], terminal: bool) -> Finished:
         return exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root, stdio=stdio,
-                       terminal=terminal)  # fmt: skip
+                       terminal=terminal, user=args.user)  # fmt: skip
 
     try:
+        if args.detach:
+            exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root, user=args.user,
+                    detach=True)  # fmt: skip
+            return 0
         return run_attached(start, args.interactive, args.tty).exit_code
     except ExecError as exc:
         print(f"minictr: {exc}", file=sys.stderr)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import IO, Any
 
     from minictr.engine.images.store import Image, ImageStore
@@ -36,7 +36,13 @@ if TYPE_CHECKING:
     from minictr.kernel.security.options import Security
 
 from minictr import faults
-from minictr.engine.container_dir import container_directory, containers_dir, remove_stale
+from minictr.engine.container_dir import (
+    container_directory,
+    containers_dir,
+    kept_stopped,
+    record_kept,
+    remove_stale,
+)
 from minictr.engine.container_root import (
     add_init_layer,
     copy_tree,
@@ -126,6 +132,7 @@ class RunOptions:
     tmpfs: list[str] = field(default_factory=list)
     ulimits: list[str] = field(default_factory=list)
     oom_score_adj: int | None = None
+    sig_proxy: bool = True  #: a foreground run passes SIGINT, SIGTERM and SIGHUP on to its container (--sig-proxy)
 
     def security(self) -> Security:
         """The security flags, parsed (UsageError when malformed)."""
@@ -369,6 +376,8 @@ def run(
     capture: bool = False,
     stdio: dict[str, Any] | None = None,
     terminal: bool = False,
+    keep: dict[str, Any] | None = None,
+    on_directory: Callable[[str], None] | None = None,
 ) -> Finished:
     """Run ``command`` (or the image's default) in a new container of ``reference``.
 
@@ -381,6 +390,11 @@ def run(
     SIGTERM and SIGHUP sent to this process are passed on. With
     ``options.detach`` it returns once the program runs, with the id.
     ``reference`` may be an :class:`Image` already resolved (a build step's).
+    ``keep`` (the lifecycle settings of :func:`minictr.engine.managed.lifecycle_settings`)
+    keeps a foreground container after its exit, as Docker does without
+    ``--rm``: stopped, with its status, root and log, until ``rm``; ``start``
+    runs it again under a monitor. ``on_directory`` is called with the
+    container's directory before its program starts (to open its log).
     """
     options = options or RunOptions()
     steps = options.chosen_steps()
@@ -393,11 +407,15 @@ def run(
     holding.enter_context(store.in_use())  # until state.json names the layers, prune must wait
     try:
         lowers = root_layers(store, image, root_owner)
-        with container_directory(state_root, keep=options.detach, name=options.name) as directory:
+        with container_directory(state_root, keep=options.detach or keep is not None, name=options.name) as directory:
             overlay = prepare_root(directory, lowers, root_owner)
             record = image_record(image, lowers, overlay, root_owner)
             update_state(directory, record)
             holding.close()
+            if keep is not None:
+                record_kept(directory, store.root, command or [], options, overlay, keep)
+            if on_directory is not None:
+                on_directory(directory)
             spec, cgroup, network = plan_container(directory, store, image, command or [], options, lowers, overlay,
                                                    root_owner)  # fmt: skip
             try:
@@ -411,6 +429,8 @@ def run(
                         raise ContainerError("overlayfs refused this data root, so the step's changes cannot be kept")
                     os.rename(overlay["upperdir"], options.keep_upper)
                 finished.note = "; ".join([*notes, finished.note] if finished.note else notes)
+                if keep is not None and not options.detach:
+                    kept_stopped(directory, finished.exit_code, finished.oom_killed)
                 return finished
             except BaseException:
                 if network:
@@ -544,7 +564,7 @@ def _start(
         process.start()
         faults.point("exec")
         return Finished(0, id=container_id, note=process.note)
-    with _forward_signals(process):
+    with _forward_signals(process) if options.sig_proxy else contextlib.nullcontext():
         process.start()
         faults.point("exec")
         # recorded like a detached one, so that exec and kill reach it too; and with its owner (us),
@@ -602,7 +622,10 @@ def find(container: str, state_root: str | None = None) -> dict[str, Any]:
     if len(states) != 1:
         what = "no such container" if not states else "more than one container matches"
         raise UsageError(f"{what}: {container!r}")
-    if states[0].get("status", "running") != "running":  # kept after its exit (minictr.engine.managed) until rm
+    status = states[0].get("status", "running")
+    if status == "paused":
+        raise UsageError(f"container {states[0]['id']} is paused: unpause it first")
+    if status != "running":  # kept after its exit (minictr.engine.managed) until rm
         raise UsageError(f"container {states[0]['id']} is not running")
     return states[0]
 
@@ -617,19 +640,32 @@ def exec_in(
     capture: bool = False,
     stdio: dict[str, Any] | None = None,
     terminal: bool = False,
+    user: str | None = None,
+    detach: bool = False,
 ) -> Finished:
     """Run ``command`` inside the running container ``container`` (``minictr exec``).
 
     ``stdio`` and ``terminal`` as for :func:`run` (``exec -i``/``-t``).
+    ``user`` (``-u NAME|UID[:GROUP|GID]``) is looked up in the container's own
+    /etc/passwd and /etc/group. ``detach`` (``-d``) returns once the program
+    runs; its output is discarded, as Docker does.
     """
     state = find(container, state_root)
     spec = state["spec"]
     process_spec = spec.get("process", {})
+    ids = process_spec.get("user", {})
+    uid, gid, extra = ids.get("uid", 0), ids.get("gid", 0), ids.get("additionalGids", [])
+    if user:
+        from minictr.engine.images.runconfig import resolve_user
+        from minictr.engine.safe_tree import read_inside
+
+        uid, gid, extra, _home = resolve_user(user, lambda path: read_inside(f"/proc/{state['pid']}/root", path))
     exec_spec = default_spec(
         f"/proc/{state['pid']}/root", command, env=merge_env(process_spec.get("env", []), env or []),
-        cwd=workdir or process_spec.get("cwd", "/"), uid=process_spec.get("user", {}).get("uid", 0),
-        gid=process_spec.get("user", {}).get("gid", 0),
+        cwd=workdir or process_spec.get("cwd", "/"), uid=uid, gid=gid,
     )  # fmt: skip
+    if extra:
+        exec_spec["process"]["user"]["additionalGids"] = extra
     from minictr.kernel.security.options import for_exec
 
     for_exec(spec, exec_spec)
@@ -640,8 +676,14 @@ def exec_in(
 
         place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
     streams = dict(stdio) if stdio is not None else {"stdout": pipe, "stderr": pipe}
-    exec_spec["process"]["terminal"] = terminal
-    process = spawn(exec_spec, **streams, die_with_parent=True, join=state["pid"], cgroup=place, terminal=terminal)
+    if detach:
+        streams = dict.fromkeys(("stdin", "stdout", "stderr"), subprocess.DEVNULL)
+    exec_spec["process"]["terminal"] = terminal and not detach
+    process = spawn(exec_spec, **streams, die_with_parent=not detach, join=state["pid"], cgroup=place,
+                    terminal=terminal and not detach)  # fmt: skip
+    if detach:
+        process.start()
+        return Finished(0, id=state["id"])
     with _forward_signals(process):
         process.start()
         out, err, code = process.communicate()

@@ -20,11 +20,15 @@ import sys
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from typing import Any
 
 from minictr import paths, roots
 from minictr.errors import MinictrError, UsageError
 from minictr.files import remove_tree
 from minictr.runtime.state import alive, read_state, start_time, update_state, write_state
+
+#: The marker ``rm -f`` leaves in a container's directory: whoever else holds the container removes nothing itself.
+REMOVING = "removing"
 
 
 def containers_dir(state_root: str | None = None) -> str:
@@ -65,14 +69,16 @@ def container_directory(state_root: str | None, keep: bool = False, name: str | 
         release_directory(directory)
 
 
-def release_directory(directory: str) -> None:
+def release_directory(directory: str, volumes: bool = True) -> None:
     """Give back what a finished container held on the host, then remove its directory.
 
-    Its cgroup, its network and its anonymous volumes (:func:`release_resources`), then the files.
+    Its cgroup and its network (:func:`release_resources`), its anonymous
+    volumes unless ``volumes`` is false (``rm`` without ``-v`` keeps them, as
+    Docker does), then the files.
     """
     release_resources(directory)
     state = read_state(directory)
-    if state.get("volumes"):
+    if state.get("volumes") and volumes:
         from minictr.engine.volumes import release
 
         release(state["volumes"])  # anonymous ones go with the container; named ones stay
@@ -99,6 +105,11 @@ def release_resources(directory: str) -> None:
         disconnect(network)
     if state.get("cgroup") or network:
         update_state(directory, {"cgroup": None, "network": None})
+
+
+def name_lock(base: str) -> contextlib.AbstractContextManager[None]:
+    """The lock under which container names are given (``create``) and changed (``rename``)."""
+    return _locked(base)
 
 
 @contextlib.contextmanager
@@ -133,3 +144,42 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
             continue
         removed.append(directory)
     return removed
+
+
+# --- a foreground container kept after its exit (run without --rm) ------------------------------
+
+
+def record_kept(directory: str, store_root: str, command: list[str], options: Any,
+                overlay: dict[str, Any] | None, settings: dict[str, Any]) -> None:  # fmt: skip
+    """What a kept foreground container needs in state.json to be listed, inspected and started again.
+
+    ``options`` is its :class:`~minictr.engine.container.RunOptions`; ``settings`` its lifecycle settings.
+    """
+    import dataclasses
+
+    from minictr.engine.logs import timestamp
+
+    now = timestamp()
+    update_state(directory, {
+        "created": now, "started_at": now, "command": list(command), "options": dataclasses.asdict(options),
+        "lifecycle": settings, "data_root": os.path.dirname(store_root), "restart_count": 0, "overlay": overlay,
+        "foreground": True,
+    })  # fmt: skip
+
+
+def kept_stopped(directory: str, exit_code: int, oom_killed: bool) -> None:
+    """After a kept foreground container's exit: record it as Docker shows it (exited, its status), release the rest.
+
+    Its cgroup and network go now; its root, log and state stay until ``rm``.
+    An ``rm -f`` under way (its marker) removes the whole directory instead.
+    """
+    from minictr.engine.logs import timestamp
+
+    if os.path.exists(os.path.join(directory, REMOVING)):
+        return
+    copied = not read_state(directory).get("upperdir")  # overlayfs refused: it ran in a flattened copy
+    update_state(directory, {
+        "managed": True, "status": "stopped", "exit_code": exit_code, "oom_killed": oom_killed,
+        "finished_at": timestamp(), "owner": None, "owner_start": None, **({"overlay": None} if copied else {}),
+    })  # fmt: skip
+    release_resources(directory)

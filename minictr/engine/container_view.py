@@ -7,7 +7,9 @@ minutes ago``).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 
 TYPE_CHECKING = False  # typing is for checkers
@@ -18,10 +20,12 @@ from minictr.engine.health import STARTING, config_of, status_text
 from minictr.engine.health import read as read_health
 from minictr.engine.logs import LOG_NAME, seconds_of
 from minictr.engine.managed import directories, status_of
+from minictr.errors import UsageError
 from minictr.runtime.state import read_state
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "stopped": "exited"}
+DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "paused": "paused",
+                 "stopped": "exited"}  # fmt: skip
 
 
 def ago(stamp: str | None) -> str:
@@ -55,9 +59,11 @@ def inspect(directory: str) -> dict[str, Any]:
     return {
         "Id": state["id"], "Created": state.get("created", ""), "Path": args[0] if args else "", "Args": args[1:],
         "State": {
-            "Status": DOCKER_STATUS.get(status, status), "Running": status == "running", "Paused": False,
+            "Status": DOCKER_STATUS.get(status, status), "Running": status in ("running", "paused"),
+            "Paused": status == "paused",
             "Restarting": False, "OOMKilled": bool(state.get("oom_killed")), "Dead": False,
-            "Pid": state.get("pid", 0) if status == "running" else 0, "ExitCode": state.get("exit_code") or 0,
+            "Pid": state.get("pid", 0) if status in ("running", "paused") else 0,
+            "ExitCode": state.get("exit_code") or 0,
             "Error": state.get("error", ""), "StartedAt": state.get("started_at") or ZERO_TIME,
             "FinishedAt": state.get("finished_at") or ZERO_TIME, **_health(state, directory),
         },
@@ -136,7 +142,7 @@ def ps_rows(state_root: str | None = None, all: bool = False, no_trunc: bool = F
     for directory in reversed(directories(state_root)):
         state = read_state(directory)
         status = status_of(state, directory)
-        if status == "creating" or (status != "running" and not all):
+        if status == "creating" or (status not in ("running", "paused") and not all):
             continue
         command = " ".join(command_of(state))
         if not no_trunc and len(command) > 20:
@@ -151,9 +157,10 @@ def ps_rows(state_root: str | None = None, all: bool = False, no_trunc: bool = F
 
 
 def _status_text(state: dict[str, Any], status: str, directory: str) -> str:
-    if status == "running":
+    if status in ("running", "paused"):
         health = status_text(directory) if config_of(state) else ""
-        return (f"Up {ago(state.get('started_at'))}" if state.get("started_at") else "Up") + health
+        up = (f"Up {ago(state.get('started_at'))}" if state.get("started_at") else "Up") + health
+        return f"{up} (Paused)" if status == "paused" else up
     if status == "stopped":
         code = state.get("exit_code")
         return f"Exited ({-1 if code is None else code}) {ago(state.get('finished_at'))} ago"
@@ -163,3 +170,55 @@ def _status_text(state: dict[str, Any], status: str, directory: str) -> str:
 def _ports_text(state: dict[str, Any]) -> str:
     ports = (state.get("network") or {}).get("ports", [])
     return ", ".join(f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}->{p.get('container_port')}/{p.get('proto', 'tcp')}" for p in ports)
+
+
+#: ``ps --format table`` headers, as Docker names the columns.
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+              "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS",
+              "Names": "NAMES"}  # fmt: skip
+_PLACEHOLDER = re.compile(r"\{\{\s*(json\s+)?\.(\w*)\s*\}\}")
+
+
+def format_rows(rows: list[dict[str, Any]], template: str) -> list[str]:
+    """``ps --format``: Docker's placeholders (``{{.ID}}``, ``{{.Names}}``, ``{{json .}}``…), ``\\t`` a tab.
+
+    A ``table`` prefix adds a header line and aligns the tab-separated
+    columns; ``table`` alone is the default table and ``json`` one object per line.
+    """
+    if template == "json":
+        return [json.dumps(row) for row in rows]
+    if template == "table":
+        template = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    table = template.startswith("table")
+    template = template[len("table"):].lstrip(" ") if table else template
+    template = template.replace("\\t", "\t").replace("\\n", "\n")
+    for _json, field in _PLACEHOLDER.findall(template):
+        if field and field not in PS_HEADERS:
+            raise UsageError(f"--format: no field {field!r} (known: {', '.join('.' + f for f in PS_HEADERS)})")
+
+    def fill(row: dict[str, Any], header: bool) -> str:
+        def value(match: re.Match[str]) -> str:
+            field = match.group(2)
+            if header:
+                return PS_HEADERS.get(field, field.upper() or "")
+            if not field:
+                return json.dumps(row)
+            return json.dumps(row[field]) if match.group(1) else str(row[field])
+
+        return _PLACEHOLDER.sub(value, template)
+
+    lines = [fill(row, False) for row in rows]
+    if not table:
+        return lines
+    return _aligned([fill({}, True), *lines])
+
+
+def _aligned(lines: list[str]) -> list[str]:
+    """Tab-separated cells padded into columns three spaces apart (Docker's tabwriter settings)."""
+    cells = [line.split("\t") for line in lines]
+    widths: dict[int, int] = {}
+    for row in cells:
+        for index, cell in enumerate(row[:-1]):
+            widths[index] = max(widths.get(index, 0), len(cell))
+    padded = [[cell.ljust(widths[i] + 3) if i < len(row) - 1 else cell for i, cell in enumerate(row)] for row in cells]
+    return ["".join(row).rstrip() for row in padded]

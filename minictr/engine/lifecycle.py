@@ -30,7 +30,7 @@ from minictr.engine.managed import (
     status_of,
 )
 from minictr.errors import ContainerError, UsageError
-from minictr.runtime.state import alive, read_state
+from minictr.runtime.state import alive, read_state, update_state
 
 DEFAULT_STOP_TIMEOUT = 10
 #: How long rm -f and stop wait for a killed container's monitor to record its exit.
@@ -74,6 +74,8 @@ def stop(container: str, timeout: int | None = None, state_root: str | None = No
     """
     directory = resolve(container, state_root)
     state = read_state(directory)
+    _thaw(state, directory)  # stopped as a running one would be
+    state = read_state(directory)
     restarting = state.get("managed") and monitor_alive(directory)  # between two runs, its policy says restart
     if status_of(state, directory) != "running" and not restarting:
         return str(state["id"])
@@ -108,21 +110,25 @@ def _settled(state: dict[str, Any], directory: str) -> bool:
     return not alive(state.get("pid", 0), state.get("start", ""))
 
 
-def remove(container: str, force: bool = False, state_root: str | None = None) -> str:
-    """Remove a container and everything it holds on the host; ``force`` kills a running one first."""
+def remove(container: str, force: bool = False, state_root: str | None = None, volumes: bool = False) -> str:
+    """Remove a container and everything it holds on the host; ``force`` kills a running one first.
+
+    Its anonymous volumes stay (as Docker's ``rm``) unless ``volumes`` (``rm -v``); named ones always do.
+    """
     directory = resolve(container, state_root)
     state = read_state(directory)
     status = status_of(state, directory)
-    if status == "running" and not force:
-        raise UsageError(f"cannot remove container {state['id']}: it is running (stop it first, or use rm -f)")
+    if status in ("running", "paused") and not force:
+        raise UsageError(f"cannot remove container {state['id']}: it is {status} (stop it first, or use rm -f)")
     _touch(os.path.join(directory, REMOVING))
     _signal(state, signal.SIGKILL)
+    _thaw(state, directory)  # the SIGKILL takes effect as it thaws
     if state.get("managed"):
         _wait_for(lambda: not monitor_alive(directory), SETTLE_TIMEOUT)
     else:  # a foreground run: its minictr cleans up after its container
         _wait_for(lambda: not os.path.exists(directory) or not alive(state.get("owner", 0), state.get("owner_start", "")), SETTLE_TIMEOUT)
     if os.path.exists(directory):
-        release_directory(directory)
+        release_directory(directory, volumes=volumes)
     return str(state["id"])
 
 
@@ -133,7 +139,7 @@ def wait(container: str, state_root: str | None = None, timeout: float | None = 
     """
     directory = resolve(container, state_root)
     first = read_state(directory)
-    if status_of(first, directory) != "running":
+    if status_of(first, directory) not in ("running", "paused"):
         return _exit_code(first)
     started = first.get("started_at")
 
@@ -142,7 +148,7 @@ def wait(container: str, state_root: str | None = None, timeout: float | None = 
         if not state:
             return True
         ended = state.get("finished_at") and (state.get("started_at") != started or state.get("status") != "running")
-        return bool(ended) or status_of(state, directory) != "running"
+        return bool(ended) or status_of(state, directory) not in ("running", "paused")
 
     if timeout is not None:
         if not _wait_for(finished, timeout, 0.05):
@@ -178,7 +184,61 @@ def send_signal(container: str, sig: int, state_root: str | None = None) -> str:
     """``kill``: signal a running container's PID 1."""
     directory = resolve(container, state_root)
     state = read_state(directory)
-    if status_of(state, directory) != "running":
-        raise UsageError(f"container {state['id']} is not running")
+    status = status_of(state, directory)
+    if status != "running":
+        why = "paused: unpause it first" if status == "paused" else "not running"
+        raise UsageError(f"container {state['id']} is {why}")
     _signal(state, sig)
     return str(state["id"])
+
+
+def pause(container: str, state_root: str | None = None, paused: bool = True) -> str:
+    """Freeze every process of a running container (``paused=False``: thaw a paused one); return its id.
+
+    The cgroup freezer does it (``freezer.state`` on v1, ``cgroup.freeze`` on
+    v2, the same code as ``minictr-oci pause``); the move is the state
+    machine's (running ⇄ paused), recorded in state.json.
+    """
+    from minictr.runtime.oci.freezer import freeze
+    from minictr.runtime.state import ContainerState, transition
+
+    directory = resolve(container, state_root)
+    state = read_state(directory)
+    current = status_of(state, directory)
+    if not paused and current != "paused":
+        raise UsageError(f"container {state['id']} is not paused")
+    target = transition(current, "paused" if paused else "running", state["id"])
+    if not state.get("cgroup"):
+        raise UsageError(f"container {state['id']} has no cgroup (rootless or chroot isolation): it cannot be paused")
+    freeze(ContainerState.from_dict(state), paused)
+    update_state(directory, {"status": target.value})
+    return str(state["id"])
+
+
+def _thaw(state: dict[str, Any], directory: str) -> None:
+    """Thaw a paused container (a frozen process cannot even die); the monitor then records its exit as usual."""
+    if status_of(state, directory) == "paused":
+        from minictr.runtime.oci.freezer import freeze
+        from minictr.runtime.state import ContainerState
+
+        freeze(ContainerState.from_dict(state), False)
+        update_state(directory, {"status": "running"})
+
+
+def rename(container: str, name: str, state_root: str | None = None) -> str:
+    """Give a container a new name (``minictr rename``); refused when another container has it. Returns its id."""
+    import re
+
+    from minictr.engine.container_dir import containers_dir, name_lock
+
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name):
+        raise UsageError(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    directory = resolve(container, state_root)
+    base = containers_dir(state_root)
+    with name_lock(base):  # as create does: two containers never take one name
+        for other in os.listdir(base):
+            state = read_state(os.path.join(base, other))
+            if state.get("name") == name and state.get("id") != os.path.basename(directory):
+                raise UsageError(f"the name {name!r} is already in use by container {state['id']}")
+        update_state(directory, {"name": name})
+    return os.path.basename(directory)

@@ -36,13 +36,14 @@ if TYPE_CHECKING:
     from minictr.runtime.process.parent import ContainerProcess
 
 from minictr import faults
+from minictr.engine import container_dir
 from minictr.engine.container_dir import container_directory, containers_dir, release_resources
 from minictr.engine.logs import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE, timestamp
 from minictr.errors import ContainerError, ExecError, UsageError
 from minictr.runtime.state import alive, read_state, start_time, update_state
 
 STOP_REQUESTED = "stop-requested"
-REMOVING = "removing"
+REMOVING = container_dir.REMOVING  # rm -f's marker (container_dir's, for a kept foreground run too)
 MONITOR_LOCK = "monitor.lock"
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 
@@ -169,7 +170,7 @@ def monitor_alive(directory: str) -> bool:
 
 
 def status_of(state: dict[str, Any], directory: str) -> str:
-    """``creating``, ``created``, ``running`` or ``stopped`` (the OCI statuses), as things really are.
+    """``creating``, ``created``, ``running``, ``paused`` or ``stopped`` (the OCI statuses), as things really are.
 
     A container whose monitor died (``kill -9``) keeps running as long as its
     process does; once that is gone too it is stopped, exit status unknown.
@@ -178,7 +179,7 @@ def status_of(state: dict[str, Any], directory: str) -> str:
     if not state.get("managed"):
         return "running" if state.get("spec") and running else "creating"
     status: str = state.get("status", "created")
-    if status == "running" and not running and not monitor_alive(directory):
+    if status in ("running", "paused") and not running and not monitor_alive(directory):
         return "stopped"
     return status
 

@@ -13,6 +13,10 @@
   terminal never becomes the container's: where stdin, stdout or stderr is a
   terminal, a pipe stands between (a program holding a terminal could inject
   input into it, ``TIOCSTI``).
+
+A kept foreground container (``run`` without ``--rm``) also has its output
+written to its json-file log as it passes (:class:`LogTee`), so that
+``minictr logs`` shows it after the exit, as Docker's does.
 """
 
 from __future__ import annotations
@@ -29,18 +33,59 @@ if TYPE_CHECKING:
     from typing import Any
 
     from minictr.engine.container import Finished
+    from minictr.engine.logs import LogWriter
 
 
-def run_attached(start: Callable[[dict[str, Any], bool], Finished], interactive: bool, tty: bool) -> Finished:
-    """Run ``start(stdio, terminal)`` (a foreground :func:`minictr.engine.container.run`) with the streams ``-i``/``-t`` ask for."""
-    if tty:
-        return _with_pty(start, interactive)
+class LogTee:
+    """The json-file log of a foreground container, opened once its directory exists; a copy of what passes."""
+
+    def __init__(self, max_size: int, max_file: int) -> None:
+        self.max_size, self.max_file = max_size, max_file
+        self.writer: LogWriter | None = None
+        self.lock = threading.Lock()  # stdout's and stderr's relays both write
+
+    def open(self, directory: str) -> None:
+        """Start the log in ``directory`` (before the container's program runs)."""
+        from minictr.engine.logs import LogWriter
+
+        self.writer = LogWriter(directory, self.max_size, self.max_file)
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Log ``data`` as ``stream``'s (nothing before :meth:`open`)."""
+        with self.lock:
+            if self.writer is not None:
+                self.writer.write(stream, data)
+
+    def close(self) -> None:
+        """Close the log file."""
+        with self.lock:
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+
+
+def run_attached(start: Callable[[dict[str, Any], bool], Finished], interactive: bool, tty: bool,
+                 log: LogTee | None = None) -> Finished:  # fmt: skip
+    """Run ``start(stdio, terminal)`` (a foreground :func:`~minictr.engine.container.run`) with -i/-t's streams.
+
+    With ``log``, the output is also written to it (through pipes, even where it goes to no terminal).
+    """
+    try:
+        if tty:
+            return _with_pty(start, interactive, log)
+        return _with_pipes(start, interactive, log)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _with_pipes(start: Callable[[dict[str, Any], bool], Finished], interactive: bool, log: LogTee | None) -> Finished:
     relays: list[threading.Thread] = []
     closing: list[int] = []
     stdio = {
         "stdin": _input_pipe(relays, closing) if interactive and os.isatty(0) else (0 if interactive else subprocess.DEVNULL),
-        "stdout": _output_pipe(1, relays, closing) if os.isatty(1) else 1,
-        "stderr": _output_pipe(2, relays, closing) if os.isatty(2) else 2,
+        "stdout": _output_pipe(1, relays, closing, log, "stdout") if log or os.isatty(1) else 1,
+        "stderr": _output_pipe(2, relays, closing, log, "stderr") if log or os.isatty(2) else 2,
     }  # fmt: skip
     try:
         return start(stdio, False)
@@ -51,10 +96,12 @@ def run_attached(start: Callable[[dict[str, Any], bool], Finished], interactive:
             relay.join(5)
 
 
-def _copy(source: int, dest: int, close_dest: bool) -> None:
+def _copy(source: int, dest: int, close_dest: bool, log: LogTee | None = None, stream: str = "") -> None:
     try:
         while data := os.read(source, 65536):
-            os.write(dest, data)
+            if log is not None:
+                log.write(stream, data)
+            _write_all(dest, data)
     except OSError:
         pass
     finally:
@@ -69,9 +116,10 @@ def _input_pipe(relays: list[threading.Thread], closing: list[int]) -> int:
     return read
 
 
-def _output_pipe(dest: int, relays: list[threading.Thread], closing: list[int]) -> int:
+def _output_pipe(dest: int, relays: list[threading.Thread], closing: list[int], log: LogTee | None = None,
+                 stream: str = "") -> int:  # fmt: skip
     read, write = os.pipe()
-    relay = threading.Thread(target=_copy, args=(read, dest, False), daemon=True)
+    relay = threading.Thread(target=_copy, args=(read, dest, False, log, stream), daemon=True)
     relay.start()
     relays.append(relay)
     closing.append(write)
@@ -81,11 +129,11 @@ def _output_pipe(dest: int, relays: list[threading.Thread], closing: list[int]) 
 # --- -t --------------------------------------------------------------------------------------------
 
 
-def _with_pty(start: Callable[[dict[str, Any], bool], Finished], interactive: bool) -> Finished:
+def _with_pty(start: Callable[[dict[str, Any], bool], Finished], interactive: bool, log: LogTee | None) -> Finished:
     master, slave = os.openpty()
     copy_window_size(0 if os.isatty(0) else 1, master)
     done = threading.Event()
-    pump = threading.Thread(target=_pump, args=(master, interactive, done), daemon=True)
+    pump = threading.Thread(target=_pump, args=(master, interactive, done, log), daemon=True)
     with raw_terminal(0 if interactive else -1), _window_follows(master):
         pump.start()
         try:
@@ -97,7 +145,7 @@ def _with_pty(start: Callable[[dict[str, Any], bool], Finished], interactive: bo
             os.close(master)
 
 
-def _pump(master: int, interactive: bool, done: threading.Event) -> None:
+def _pump(master: int, interactive: bool, done: threading.Event, log: LogTee | None = None) -> None:
     """Copy the caller's stdin to the pty and the pty to the caller's stdout, until the pty ends."""
     import select
 
@@ -114,6 +162,8 @@ def _pump(master: int, interactive: bool, done: threading.Event) -> None:
             if fd == master:
                 if not data:
                     return
+                if log is not None:
+                    log.write("stdout", data)
                 _write_all(1, data)
             elif data:
                 _write_all(master, data)

@@ -118,7 +118,7 @@ def remove(name: str, *, force: bool = False, data_root: str | None = None, stat
     inspect(name, data_root=data_root)
     holding = users(name, data_root=data_root, state_root=state_root)
     if holding:
-        raise UsageError(f"volume {name} is in use by container {', '.join(holding)}: stop it first")
+        raise UsageError(f"volume {name} is in use by container {', '.join(holding)}: remove it first (minictr rm)")
     shutil.rmtree(os.path.join(volumes_root(data_root), name))
 
 

@@ -32,7 +32,7 @@ def run_capture(*args: str) -> subprocess.CompletedProcess[str]:
 
 def status_lines(*flags: str) -> dict[str, str]:
     """The Cap*, NoNewPrivs and Seccomp lines of /proc/self/status in a container run with ``flags``."""
-    done = run_capture("run", "--network", "none", *flags, "busybox", "cat", "/proc/self/status")
+    done = run_capture("run", "--rm", "--network", "none", *flags, "busybox", "cat", "/proc/self/status")
     wanted = ("Cap", "NoNewPrivs", "Seccomp")
     return {k: v.strip() for k, _, v in (line.partition(":") for line in done.stdout.splitlines()) if k.startswith(wanted)}
 
@@ -49,7 +49,7 @@ def attempt_results(*flags: str) -> dict[str, str]:
     """Run every :data:`ATTEMPTS` in one container with ``flags``; name -> "ok" or the error it printed."""
     script = "; ".join(f'out=$( ({command}) 2>&1) && echo "{name}=ok" || echo "{name}=$out"'
                        for name, command in ATTEMPTS.items())
-    done = run_capture("run", "--network", "none", *flags, "busybox", "sh", "-c", script)
+    done = run_capture("run", "--rm", "--network", "none", *flags, "busybox", "sh", "-c", script)
     results = {}
     for line in done.stdout.splitlines():
         name, _, answer = line.partition("=")

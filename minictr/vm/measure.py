@@ -58,7 +58,7 @@ class HostShell(LineProcess):
 
 
 class ContainerShell(LineProcess):
-    """The payload in a busybox container: ``minictr run --network none busybox sh -c PAYLOAD``."""
+    """The payload in a busybox container: ``minictr run --rm --network none busybox sh -c PAYLOAD``."""
 
     what = "the container"
 
@@ -66,7 +66,7 @@ class ContainerShell(LineProcess):
         self.name = f"vs-{uuid.uuid4().hex[:10]}"
         self.state_root = state_root
         roots = [*(["--data-root", data_root] if data_root else []), *(["--root", state_root] if state_root else [])]
-        command = [sys.executable, "-m", "minictr.cli", *roots, "run", *_keep_stdin(), "--name", self.name,
+        command = [sys.executable, "-m", "minictr.cli", *roots, "run", "--rm", *_keep_stdin(), "--name", self.name,
                    "--network", "none", "busybox", "sh", "-c", PAYLOAD]  # fmt: skip
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - read by why_not() while it runs, closed by stop()
         super().__init__(command, stderr=self.errors, cwd=_HERE)

@@ -54,3 +54,31 @@ class LayerCache:
         """Remember what the step ``key`` made."""
         os.makedirs(self.root, exist_ok=True)
         write_atomic(self._path(key), json.dumps(entry, sort_keys=True).encode())
+
+    def clear(self) -> list[dict[str, Any]]:
+        """Forget every step (``minictr builder prune``); return the entries forgotten."""
+        removed = []
+        for name in sorted(os.listdir(self.root)) if os.path.isdir(self.root) else []:
+            path = os.path.join(self.root, name)
+            try:
+                with open(path) as handle:
+                    removed.append(json.load(handle))
+            except (OSError, ValueError):
+                removed.append({})  # torn: forgotten all the same
+            os.unlink(path)
+        return removed
+
+
+def prune(store: ImageStore, state_root: str | None = None) -> tuple[int, int]:
+    """Empty the build cache, then remove the layers only it kept (no image, no container uses them).
+
+    Returns (entries forgotten, bytes freed). A later build simply runs those steps again.
+    """
+    from minictr.engine.images.prune import prune as prune_store
+
+    entries = LayerCache(store).clear()
+    blobs = {e["layer"]["digest"] for e in entries if e.get("layer")}
+    diff_ids = {e["diff_id"] for e in entries if e.get("diff_id")}
+    if not blobs and not diff_ids:
+        return len(entries), 0
+    return len(entries), prune_store(store, state_root, blobs=blobs, diff_ids=diff_ids).freed
