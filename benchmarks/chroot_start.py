@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     with workspace() as (_, data_root, state_root):
-        minictr = minictr_command(data_root, state_root, "run", "--isolation", "chroot", "busybox", "true")
+        minictr = minictr_command(data_root, state_root, "run", "--rm", "--isolation", "chroot", "busybox", "true")
         chroot = [shutil.which("chroot") or "/usr/sbin/chroot", busybox_rootfs(data_root), "/bin/true"]
         results = medians({"minictr": lambda: timed(minictr), "chroot": lambda: timed(chroot)}, args.runs)
         report({"minictr": "minictr run --isolation chroot busybox true", "chroot": "chroot ROOTFS /bin/true"}, results, args.runs)

@@ -82,7 +82,7 @@ def main() -> None:
         copy_tree(busybox_rootfs(data_root), rootfs)  # one root both runtimes share, outside minictr's cache
         runc_bundle(runc, bundle, rootfs)
         runc_root = os.path.join(work, "runc-state")
-        cli = minictr_command(data_root, state_root, "run", "--network", "none", "busybox", "true")
+        cli = minictr_command(data_root, state_root, "run", "--rm", "--network", "none", "busybox", "true")
         spec = isolated_spec(rootfs, ["/bin/true"], namespaces=NAMESPACES, hostname="minictr")
         runs = iter(range(1 << 30))
 

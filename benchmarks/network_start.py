@@ -47,8 +47,8 @@ def main() -> None:
     with workspace() as (_work, data_root, state_root):
         minictr = minictr_command(data_root, state_root)
         try:
-            cli_none = [*minictr, "run", "--network", "none", "busybox", "true"]
-            cli_bridge = [*minictr, "run", "busybox", "true"]
+            cli_none = [*minictr, "run", "--rm", "--network", "none", "busybox", "true"]
+            cli_bridge = [*minictr, "run", "--rm", "busybox", "true"]
             prune = [*minictr, "network", "prune"]
             results = medians({
                 "cli-none": lambda: timed(cli_none),

@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     with workspace() as (_work, data_root, state_root):
-        base = [*minictr_command(data_root, state_root), "run", "--network", "none"]
+        base = [*minictr_command(data_root, state_root), "run", "--rm", "--network", "none"]
         commands = {
             "default": [*base, "busybox", "true"],
             "unconfined": [*base, "--security-opt", "seccomp=unconfined", "busybox", "true"],
