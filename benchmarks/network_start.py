@@ -27,7 +27,8 @@ import time
 
 from common import medians, minictr_command, report, timed, workspace
 
-from minictr.engine.container import RunOptions, run
+from minictr.engine.container import run
+from minictr.engine.run_options import RunOptions
 
 
 def timed_api(network: str, data_root: str, state_root: str) -> float:

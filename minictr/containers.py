@@ -15,7 +15,7 @@
 Every container runs under its own monitor (:mod:`minictr.engine.monitor`), never
 as a child of the calling process: a notebook kernel may be restarted while
 its containers run on, and :func:`list`/:func:`get` find them again. Keyword
-options are :class:`~minictr.engine.container.RunOptions` fields (``env``,
+options are :class:`~minictr.engine.run_options.RunOptions` fields (``env``,
 ``workdir``, ``network``, ``volumes``, ``memory``, …) or docker-py's names
 for them (``environment``, ``working_dir``, ``mem_limit``, ``ports``…).
 ``data_root``/``state_root`` choose the store and the state root
@@ -238,8 +238,8 @@ class Client:
 
 def _split_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """RunOptions and lifecycle settings from docker-py-style keywords."""
-    from minictr.engine.container import RunOptions
     from minictr.engine.managed import lifecycle_settings
+    from minictr.engine.run_options import RunOptions
 
     fields = {f.name for f in dataclasses.fields(RunOptions)}
     run: dict[str, Any] = {}

@@ -24,7 +24,7 @@ from helpers import Roots, detached
 
 from conftest import cgroup_dirs, run_cli
 from minictr.engine import container
-from minictr.engine.container import RunOptions
+from minictr.engine.run_options import RunOptions
 from minictr.errors import UsageError
 from minictr.kernel import cgroups
 from minictr.kernel.cgroups import resources

@@ -31,7 +31,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "minictr.engine.container_view", "minictr.engine.system", "minictr.engine.logs",
                     "minictr.engine.attach", "minictr.engine.terminal", "minictr.engine.monitor",
                     "minictr.engine.managed", "minictr.engine.lifecycle", "minictr.engine.health",
-                    "minictr.engine.container_cp", "minictr.engine.safe_tree")),
+                    "minictr.engine.container_cp", "minictr.engine.safe_tree", "minictr.engine.run_options",
+                    "minictr.engine.container_spec")),
     ("builds", ("minictr.engine.build",)),
     ("compose", ("minictr.engine.compose",)),  # multi-container projects, on builds, volumes, networks, containers
     ("engine", ("minictr.engine",)),  # the package itself (its docstring only)

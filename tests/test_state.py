@@ -9,8 +9,9 @@ import os
 import pytest
 
 from conftest import remove_container
-from minictr.engine.container import RunOptions, run
+from minictr.engine.container import run
 from minictr.engine.container_dir import container_directory
+from minictr.engine.run_options import RunOptions
 from minictr.errors import MinictrError, StateTransitionError, UsageError
 from minictr.runtime.spec import OCI_VERSION, isolated_spec
 from minictr.runtime.state import TRANSITIONS, ContainerState, Status, read_state, transition, update_state

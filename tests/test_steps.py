@@ -18,7 +18,8 @@ import pytest
 
 from conftest import run_cli
 from minictr import tutorial
-from minictr.engine.container import RunOptions, run
+from minictr.engine.container import run
+from minictr.engine.run_options import RunOptions
 from minictr.errors import ContainerError, UsageError
 from minictr.runtime.process import recipe
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from minictr.engine.container import RunOptions
+    from minictr.engine.run_options import RunOptions
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -374,7 +374,7 @@ def _write_entry(entry: dict[str, Any], timestamps: bool) -> None:
 
 def resource_options(args: argparse.Namespace) -> dict[str, Any]:
     """The resource flags as RunOptions keywords."""
-    from minictr.engine.container import RESOURCE_FLAGS
+    from minictr.engine.run_options import RESOURCE_FLAGS
 
     return {name: getattr(args, name) for name in RESOURCE_FLAGS}
 
@@ -402,7 +402,7 @@ def health_flags(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     """The RunOptions a ``run``/``create`` command line asks for."""
-    from minictr.engine.container import RunOptions
+    from minictr.engine.run_options import RunOptions
 
     return RunOptions(
         isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,

@@ -340,7 +340,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     """``minictr update``: new limits for a running container (a memory limit below its use is refused)."""
     from minictr.cli.containers import resource_options
-    from minictr.engine.container import RunOptions, update
+    from minictr.engine.container import update
+    from minictr.engine.run_options import RunOptions
 
     update(args.container, RunOptions(**resource_options(args)), state_root=args.root)
     print(args.container)

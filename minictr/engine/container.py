@@ -23,7 +23,7 @@ import dataclasses
 import os
 import signal
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from minictr.engine.images.store import Image, ImageStore
     from minictr.engine.network.attach import Plan
     from minictr.kernel.cgroups import Manager
-    from minictr.kernel.security.options import Security
 
 from minictr import faults
 from minictr.engine.container_dir import (
@@ -54,304 +53,14 @@ from minictr.engine.container_root import (
     shifted_rootfs,
     unpacked_rootfs,
 )  # fmt: skip
+from minictr.engine.container_spec import base_spec, container_spec, id_mappings, limit_spec, merge_env, security_notes
+from minictr.engine.run_options import RunOptions
 from minictr.errors import ContainerError, MinictrError, UsageError
 from minictr.runtime.process.parent import ContainerProcess, spawn
 from minictr.runtime.spec import (
-    DEFAULT_NAMESPACES,
-    DEFAULT_PATH,
-    PROC_MOUNT,
-    bind_volume,
     default_spec,
-    id_mapping,
-    isolated_spec,
-    parse_id_map,
 )
 from minictr.runtime.state import read_state, start_time, update_state
-
-ISOLATIONS = ("full", "chroot")
-USERNS_MODES = ("host", "private")
-
-#: Where ``--userns private`` maps the container's ids on the host (as podman's default range).
-PRIVATE_ID_BASE = 100000
-PRIVATE_ID_COUNT = 65536
-
-
-@dataclass
-class RunOptions:
-    """What ``minictr run`` was asked for, beyond the image and command."""
-
-    isolation: str = "full"
-    env: list[str] = field(default_factory=list)
-    workdir: str | None = None
-    entrypoint: str | None = None
-    hostname: str | None = None
-    domainname: str | None = None
-    init: bool = False
-    network: str | None = None  # none, host, container:ID, bridge or a network's name; default: bridge (none rootless)
-    name: str | None = None
-    network_aliases: list[str] = field(default_factory=list)
-    dns: list[str] = field(default_factory=list)  # --dns IP[:PORT]: where a user network's DNS server forwards
-    labels: dict[str, str] = field(default_factory=dict)  # -l/--label KEY=VALUE, merged over the image's (com.docker.compose.service: a DNS name)
-    healthcheck: dict[str, Any] | None = None  # --health-*: overrides of the image's Healthcheck (minictr.engine.health)
-    publish: list[str] = field(default_factory=list)
-    publish_all: bool = False
-    userns: str = "host"
-    uidmap: list[str] = field(default_factory=list)
-    gidmap: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    mounts: list[str] = field(default_factory=list)  # --mount type=volume|bind|tmpfs,source=…,target=…[,readonly]
-    read_only: bool = False
-    timens: bool = False
-    detach: bool = False
-    user: str | None = None
-    platform: str | None = None
-    pull: str = "missing"
-    # resource limits, as Docker spells them (strings like "512m" or numbers): see minictr.kernel.cgroups.resources
-    memory: str | int | None = None
-    memory_reservation: str | int | None = None
-    memory_swap: str | int | None = None
-    cpus: str | float | None = None
-    cpu_quota: str | int | None = None
-    cpu_period: str | int | None = None
-    cpu_shares: str | int | None = None
-    cpuset_cpus: str | None = None
-    cpuset_mems: str | None = None
-    pids_limit: str | int | None = None
-    blkio_weight: str | int | None = None
-    device_read_bps: list[str] = field(default_factory=list)
-    device_write_bps: list[str] = field(default_factory=list)
-    device_read_iops: list[str] = field(default_factory=list)
-    device_write_iops: list[str] = field(default_factory=list)
-    devices: list[str] = field(default_factory=list)
-    cgroup_parent: str | None = None
-    # security, as Docker spells it: see minictr.kernel.security.options
-    privileged: bool = False
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
-    security_opt: list[str] = field(default_factory=list)
-    tmpfs: list[str] = field(default_factory=list)
-    ulimits: list[str] = field(default_factory=list)
-    oom_score_adj: int | None = None
-    sig_proxy: bool = True  #: a foreground run passes SIGINT, SIGTERM and SIGHUP on to its container (--sig-proxy)
-
-    def security(self) -> Security:
-        """The security flags, parsed (UsageError when malformed)."""
-        from minictr.kernel.security.options import parse_security_opts
-
-        return parse_security_opts(self.security_opt, self.privileged, self.cap_add, self.cap_drop)
-    keep_upper: str | None = None  # build steps: move the container's upper directory here when it exits
-    # the recipe's steps this container is made with (minictr.runtime.process.recipe; None: all), and a learner's
-    # functions carrying some out ({"pivot_into": {"name": ..., "source": ...}}): the notebooks' runtime grows
-    steps: list[str] | None = None
-    own_steps: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def chosen_steps(self) -> tuple[str, ...]:
-        """The recipe's steps for this container: ``steps``, or chroot alone for ``--isolation chroot``, or all."""
-        from minictr.runtime.process import recipe
-
-        if self.isolation not in ISOLATIONS:
-            raise UsageError(f"--isolation {self.isolation!r}: choose one of {', '.join(ISOLATIONS)}")
-        if self.isolation == "chroot" and self.steps is not None and set(self.steps) != {"chroot"}:
-            raise UsageError("--isolation chroot is the chroot step alone: give it or --steps, not both")
-        try:
-            chosen = recipe.choose(["chroot"] if self.isolation == "chroot" else self.steps)
-            recipe.check_own(self.own_steps, chosen)
-        except ValueError as exc:
-            raise UsageError(f"--steps: {exc}") from exc
-        if self.steps is not None:
-            self._check_flags(chosen)
-        return chosen
-
-    def _check_flags(self, steps: tuple[str, ...]) -> None:
-        """A flag whose step the container does not have is an error, never silently ignored."""
-        needs = {
-            "network": ("--network/--publish",
-                        self.network not in (None, "host") or bool(self.publish or self.publish_all)),
-            # without the security step every capability stays, so --privileged and --cap-add are granted already
-            "security": ("--cap-drop/--security-opt", bool(self.cap_drop or self.security_opt)),
-            "mount": ("-v/--mount/--read-only", bool(self.volumes or self.mounts or self.read_only)),
-        }
-        for step, (flags, given) in needs.items():
-            if given and step not in steps:
-                raise UsageError(f"{flags} need the {step} step (--steps)")
-
-    def resource_flags(self) -> dict[str, Any]:
-        """The resource options only, by their keyword names (for :func:`minictr.kernel.cgroups.resources.from_flags`)."""
-        return {name: getattr(self, name) for name in RESOURCE_FLAGS}
-
-
-#: The RunOptions fields that are resource limits.
-RESOURCE_FLAGS = (
-    "memory", "memory_reservation", "memory_swap", "cpus", "cpu_quota", "cpu_period", "cpu_shares", "cpuset_cpus",
-    "cpuset_mems", "pids_limit", "blkio_weight", "device_read_bps", "device_write_bps", "device_read_iops",
-    "device_write_iops", "devices",
-)  # fmt: skip
-
-
-def command_for(config: dict[str, Any], command: list[str], entrypoint: str | None) -> list[str]:
-    """Docker's rules: ``--entrypoint`` replaces Entrypoint (and drops Cmd); arguments replace Cmd."""
-    image_entrypoint = list(config.get("Entrypoint") or [])
-    image_cmd = list(config.get("Cmd") or [])
-    if entrypoint is not None:
-        return [entrypoint, *command] if entrypoint else list(command)
-    return image_entrypoint + (list(command) if command else image_cmd)
-
-
-def merge_env(base: list[str], overrides: list[str]) -> list[str]:
-    """Docker's ``-e``: NAME=VALUE sets, a bare NAME copies this process's value (if it has one)."""
-    env = list(base)
-    for item in overrides:
-        if "=" not in item:
-            if item not in os.environ:
-                continue
-            item = f"{item}={os.environ[item]}"
-        env = [e for e in env if e.split("=", 1)[0] != item.split("=", 1)[0]] + [item]
-    return env
-
-
-def id_mappings(options: RunOptions) -> tuple[list[dict[str, int]], list[dict[str, int]]] | None:
-    """The uid and gid maps the options ask for, or None for no user namespace.
-
-    Not root: the caller becomes root inside (rootless), whatever was asked.
-    """
-    try:
-        uids = [parse_id_map(m) for m in options.uidmap]
-        gids = [parse_id_map(m) for m in options.gidmap]
-    except ValueError as exc:
-        raise UsageError(f"--uidmap/--gidmap: {exc}") from exc
-    if options.userns not in USERNS_MODES:
-        raise UsageError(f"--userns {options.userns!r}: choose one of {', '.join(USERNS_MODES)}")
-    if os.geteuid() != 0:
-        if uids or gids or options.userns == "private":
-            raise UsageError(
-                f"rootless: only your own uid can be mapped (root inside is uid {os.geteuid()} outside); "
-                "--uidmap, --gidmap and --userns private need root"
-            )
-        return [id_mapping(0, os.geteuid(), 1)], [id_mapping(0, os.getegid(), 1)]
-    if uids or gids:
-        return uids or gids, gids or uids
-    if options.userns == "private":
-        private = [id_mapping(0, PRIVATE_ID_BASE, PRIVATE_ID_COUNT)]
-        return private, private
-    return None
-
-
-def _step_maps(options: RunOptions, steps: tuple[str, ...]) -> tuple[list[dict[str, int]], list[dict[str, int]]] | None:
-    """:func:`id_mappings`, when the user step is in the recipe; without it, asking for a user namespace is an error."""
-    if "user" in steps:
-        return id_mappings(options)
-    if options.userns == "private" or options.uidmap or options.gidmap:
-        raise UsageError("--userns private, --uidmap and --gidmap need the user step (--steps)")
-    return None
-
-
-def container_spec(
-    image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str = "",
-    lowers: list[str] | None = None, network: Plan | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """The OCI runtime-spec config for one container of ``image``.
-
-    ``lowers`` are its image's directories (to look users up in /etc/passwd);
-    ``network`` adds the /etc files and, for ``container:ID``, a joined namespace.
-    """
-    spec = _container_spec(image, rootfs, command, options, container_id, network)
-    user = options.user if options.user is not None else image.config.get("config", {}).get("User", "")
-    env = spec["process"]["env"]
-    has_home = any(item.startswith("HOME=") for item in env)
-    if user or not has_home:  # both come from the image's /etc/passwd, read once
-        from minictr.engine.images.layers import read_file
-        from minictr.engine.images.runconfig import resolve_user
-
-        uid, gid, extra, home = resolve_user(user, lambda path: read_file(lowers or [], path))
-        if user:
-            spec["process"]["user"] = {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})}
-        if not has_home:
-            env.append(f"HOME={home}")  # as Docker: from passwd, unless the image's Env or -e set it
-    return spec
-
-
-def _container_spec(
-    image: Image, rootfs: str, command: list[str], options: RunOptions, container_id: str, network: Plan | None
-) -> dict[str, Any]:
-    config = image.config.get("config", {})
-    args = command_for(config, command, options.entrypoint)
-    if not args:
-        raise UsageError(f"no command: {image.name} has no Cmd or Entrypoint, so give one after the image")
-    env = merge_env(list(config.get("Env") or [DEFAULT_PATH]), options.env)
-    cwd = options.workdir or config.get("WorkingDir") or "/"
-    steps = options.chosen_steps()
-    if steps == ("chroot",):
-        return default_spec(rootfs, args, env=env, cwd=cwd, mounts=[PROC_MOUNT])
-    host_network = "network" not in steps or bool(network and network.mode == "host")
-    kinds = [k for k in DEFAULT_NAMESPACES if k in steps and not (k == "network" and host_network)]
-    maps = _step_maps(options, steps)
-    if maps:
-        kinds.insert(0, "user")
-    if options.timens:
-        kinds.append("time")
-    try:
-        volumes = [bind_volume(v) for v in options.volumes]
-    except ValueError as exc:
-        raise UsageError(f"-v/--volume: {exc}") from exc
-    from minictr.kernel.namespaces import uptime_offsets
-
-    uts = "uts" in kinds
-    spec = isolated_spec(
-        rootfs, args, namespaces=kinds, env=env, cwd=cwd,
-        hostname=(options.hostname or container_id[:12] or "minictr") if uts else None,
-        uid_mappings=maps[0] if maps else None, gid_mappings=maps[1] if maps else None,
-        time_offsets=uptime_offsets() if options.timens else None, volumes=volumes, readonly=options.read_only,
-    )  # fmt: skip
-    if "mount" not in kinds:
-        spec["mounts"].insert(0, PROC_MOUNT)  # as chroot alone has it: the host's processes
-    if options.domainname:
-        spec["domainname"] = options.domainname
-    from minictr.kernel.security import options as security
-
-    if "security" in steps:
-        security.apply(spec, options.security())
-    security.apply_limits(spec, options.tmpfs, options.ulimits, options.oom_score_adj)
-    if network:
-        spec["mounts"].extend(network.mounts)
-        for entry in spec["linux"]["namespaces"]:
-            if entry["type"] == "network" and network.namespace_path:
-                entry["path"] = network.namespace_path  # --network container:ID joins its namespace
-    return spec
-
-
-def limit_spec(spec: dict[str, Any], options: RunOptions, container_id: str) -> bool:
-    """Add ``linux.resources``, ``linux.cgroupsPath`` and ``linux.devices`` from the options; True if it has a cgroup.
-
-    As root every fully isolated container gets a cgroup (accounting, the
-    default devices allowlist), as with Docker; a chroot gets one only for
-    limits. Rootless, minictr cannot create cgroups, so a limit is an error.
-    """
-    limited = any(getattr(options, name) not in (None, "", []) for name in RESOURCE_FLAGS)
-    if os.geteuid() != 0:
-        if limited or options.cgroup_parent:
-            raise UsageError("resource limits need root: rootless containers get no cgroup of their own")
-        return False
-    from minictr.kernel import cgroups
-    from minictr.kernel.cgroups.resources import from_flags
-
-    host = cgroups.layout()
-    if host["layout"] == "none":
-        if limited:
-            raise UsageError("resource limits need cgroups, and none is mounted on this host (see minictr doctor)")
-        return False
-    steps = options.chosen_steps()
-    if "cgroup" not in steps and not limited:
-        return False  # before the cgroup step (and with chroot isolation), a cgroup only for limits
-    device_rules = "cgroup" in steps and "mount" in steps and not options.privileged  # privileged: every device
-    resources, nodes = from_flags(**options.resource_flags(), device_rules=device_rules,
-                                  swap_accounted=cgroups.swap_accounted(host))
-    parent = options.cgroup_parent
-    spec["linux"]["cgroupsPath"] = f"{parent.rstrip('/')}/{container_id}" if parent else cgroups.default_path(container_id)
-    spec["linux"]["resources"] = resources
-    if nodes:
-        spec["linux"]["devices"] = nodes
-    return True
-
 
 
 @dataclass
@@ -398,7 +107,7 @@ def run(
     """
     options = options or RunOptions()
     steps = options.chosen_steps()
-    notes = _security_notes(options)
+    notes = security_notes(options)
     store = image_store(data_root)
     image = get_image(store, reference, options.platform, options.pull) if isinstance(reference, str) else reference
     maps = id_mappings(options) if "user" in steps else None
@@ -441,15 +150,6 @@ def run(
         holding.close()
 
 
-def _security_notes(options: RunOptions) -> list[str]:
-    """Warnings about the security flags (privileged; capabilities the host lacks); none without the security step."""
-    if "security" not in options.chosen_steps():
-        return []
-    from minictr.kernel.security.options import notes
-
-    return notes(options.security(), user_namespace=id_mappings(options) is not None)
-
-
 def plan_container(
     directory: str, store: ImageStore, image: Image, command: list[str], options: RunOptions, lowers: list[str],
     overlay: dict[str, Any] | None, root_owner: int,
@@ -473,7 +173,7 @@ def plan_container(
         binds, extra_mounts = attach(directory, options.volumes, options.mounts, image, lowers, os.path.dirname(store.root))
         options = dataclasses.replace(options, volumes=binds, mounts=[])
     rootfs = os.path.join(directory, "rootfs")
-    limits = _container_spec(image, rootfs, command, options, container_id, None)  # no user: passwd is read once, below
+    limits = base_spec(image, rootfs, command, options, container_id, None)  # no user: passwd is read once, below
     cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None
     network = network_plan(directory, options, image.config, root_owner) if "network" in steps else None
     try:

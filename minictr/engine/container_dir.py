@@ -153,7 +153,7 @@ def record_kept(directory: str, store_root: str, command: list[str], options: An
                 overlay: dict[str, Any] | None, settings: dict[str, Any]) -> None:  # fmt: skip
     """What a kept foreground container needs in state.json to be listed, inspected and started again.
 
-    ``options`` is its :class:`~minictr.engine.container.RunOptions`; ``settings`` its lifecycle settings.
+    ``options`` is its :class:`~minictr.engine.run_options.RunOptions`; ``settings`` its lifecycle settings.
     """
     import dataclasses
 

@@ -32,7 +32,7 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any
 
-    from minictr.engine.container import RunOptions
+    from minictr.engine.run_options import RunOptions
     from minictr.runtime.process.parent import ContainerProcess
 
 from minictr import faults
@@ -108,8 +108,8 @@ def create(
 
     Nothing runs yet: :func:`start` does that, under a monitor.
     """
-    from minictr.engine.container import id_mappings
     from minictr.engine.container_root import get_image, image_record, image_store, prepare_root, root_layers
+    from minictr.engine.container_spec import id_mappings
 
     steps = options.chosen_steps()
     settings = settings or lifecycle_settings()
@@ -250,9 +250,10 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
     connect, start), on the root made by :func:`create`. On failure what was
     made for this start is given back and the status stays as it was.
     """
-    from minictr.engine.container import RunOptions, plan_container
+    from minictr.engine.container import plan_container
     from minictr.engine.container_root import image_store
     from minictr.engine.images.store import Image
+    from minictr.engine.run_options import RunOptions
     from minictr.runtime.process.parent import spawn
 
     state = read_state(directory)

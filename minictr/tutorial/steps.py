@@ -46,11 +46,12 @@ def run_with(functions: Any, command: list[str], *, steps: list[str] | None = No
 
     ``functions`` are exercise functions such as ``[pivot_into, new_uts]``
     (or ``{"pivot_into": my_pivot}``); ``steps`` the recipe's steps (default:
-    all); other keywords are :class:`~minictr.engine.container.RunOptions` fields.
+    all); other keywords are :class:`~minictr.engine.run_options.RunOptions` fields.
     The functions run in the container's first process, at their step; what
     one raises comes back as :class:`~minictr.errors.ContainerError` naming it.
     """
-    from minictr.engine.container import RunOptions, run
+    from minictr.engine.container import run
+    from minictr.engine.run_options import RunOptions
 
     return run(image, command, RunOptions(steps=steps, own_steps=own_steps(functions), **options), capture=True)
 

@@ -254,7 +254,8 @@ class Builder:
     def _execute(
         self, state: State, instruction: Instruction, argv: list[str], args: dict[str, str], network: str | None
     ) -> str:
-        from minictr.engine.container import RunOptions, run
+        from minictr.engine.container import run
+        from minictr.engine.run_options import RunOptions
 
         upper = os.path.join(self.work, f"upper-{self.step}")
         defined = state.settings.env

@@ -102,8 +102,8 @@ def _mount_text(project: Project, mount: dict[str, Any]) -> str:
 
 def run_options(project: Project, service: Service, number: int, digest: str) -> tuple[Any, dict[str, Any], list[str]]:
     """What :func:`minictr.engine.managed.create` needs for replica ``number``: options, settings, command."""
-    from minictr.engine.container import RunOptions
     from minictr.engine.managed import lifecycle_settings
+    from minictr.engine.run_options import RunOptions
 
     network, aliases = next(iter(service.networks.items()))
     labels = {
