@@ -162,7 +162,7 @@ class Container:
         """Run ``cmd`` inside (``minictr exec``); its stdout and stderr together in ``output``."""
         import shlex
 
-        from minictr.engine.container import exec_in
+        from minictr.engine.exec import exec_in
 
         command = shlex.split(cmd) if isinstance(cmd, str) else builtins.list(cmd)
         done = exec_in(self.id, command, env=environment, workdir=workdir, state_root=self.client.state_root, capture=True)

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "minictr.engine.attach", "minictr.engine.terminal", "minictr.engine.monitor",
                     "minictr.engine.managed", "minictr.engine.lifecycle", "minictr.engine.health",
                     "minictr.engine.container_cp", "minictr.engine.safe_tree", "minictr.engine.run_options",
-                    "minictr.engine.container_spec")),
+                    "minictr.engine.container_spec", "minictr.engine.exec")),
     ("builds", ("minictr.engine.build",)),
     ("compose", ("minictr.engine.compose",)),  # multi-container projects, on builds, volumes, networks, containers
     ("engine", ("minictr.engine",)),  # the package itself (its docstring only)

@@ -13,7 +13,7 @@ import os
 import pytest
 from helpers import Roots, detached
 
-from minictr.engine import container
+from minictr.engine.exec import exec_in
 
 pytestmark = pytest.mark.root
 
@@ -64,5 +64,5 @@ def test_exec_into_an_unknown_container_exits_125(roots: Roots) -> None:
 def test_exec_succeeds_every_time(roots: Roots) -> None:
     with detached(roots, "busybox", command=["sleep", "30"]) as (container_id, _):
         for attempt in range(100):  # a start-up race here once failed a few percent of execs
-            finished = container.exec_in(container_id, ["true"], state_root=roots.state, capture=True)
+            finished = exec_in(container_id, ["true"], state_root=roots.state, capture=True)
             assert finished.exit_code == 0, f"attempt {attempt}"

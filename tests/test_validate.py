@@ -21,9 +21,10 @@ import pytest
 
 import minictr
 from conftest import remove_container, run_cli
-from minictr.engine.container import exec_in, run
+from minictr.engine.container import run
 from minictr.engine.container_root import image_store
 from minictr.engine.container_spec import container_spec, limit_spec
+from minictr.engine.exec import exec_in
 from minictr.engine.run_options import RunOptions
 from minictr.errors import MinictrError, SpecError, UsageError
 from minictr.kernel import rootfs

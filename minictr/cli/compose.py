@@ -173,7 +173,7 @@ def _ps(project: str, args: argparse.Namespace) -> None:
 def _exec(project: str, args: argparse.Namespace) -> int:
     """``exec SERVICE CMD``: ``minictr exec`` in the service's replica ``--index``."""
     from minictr.engine.compose import replicas
-    from minictr.engine.container import exec_in
+    from minictr.engine.exec import exec_in
     from minictr.engine.terminal import run_attached
     from minictr.errors import ComposeError, ExecError
 

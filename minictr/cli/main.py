@@ -315,7 +315,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_exec(args: argparse.Namespace) -> int:
     """``minictr exec``: another program inside a running container."""
-    from minictr.engine.container import exec_in
+    from minictr.engine.exec import exec_in
 
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
     if not command:

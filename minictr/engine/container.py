@@ -53,13 +53,10 @@ from minictr.engine.container_root import (
     shifted_rootfs,
     unpacked_rootfs,
 )  # fmt: skip
-from minictr.engine.container_spec import base_spec, container_spec, id_mappings, limit_spec, merge_env, security_notes
+from minictr.engine.container_spec import base_spec, container_spec, id_mappings, limit_spec, security_notes
 from minictr.engine.run_options import RunOptions
 from minictr.errors import ContainerError, MinictrError, UsageError
 from minictr.runtime.process.parent import ContainerProcess, spawn
-from minictr.runtime.spec import (
-    default_spec,
-)
 from minictr.runtime.state import read_state, start_time, update_state
 
 
@@ -133,14 +130,7 @@ def run(
                 io = {"stdio": stdio, "terminal": terminal}
                 finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network,
                                   cgroup, io)  # fmt: skip
-                if options.keep_upper and overlay and not options.detach:
-                    if not read_state(directory).get("upperdir"):  # it ran in a copy: its changes cannot be told apart
-                        raise ContainerError("overlayfs refused this data root, so the step's changes cannot be kept")
-                    os.rename(overlay["upperdir"], options.keep_upper)
-                finished.note = "; ".join([*notes, finished.note] if finished.note else notes)
-                if keep is not None and not options.detach:
-                    kept_stopped(directory, finished.exit_code, finished.oom_killed)
-                return finished
+                return _after_start(directory, finished, options, overlay, notes, keep is not None)
             except BaseException:
                 if network:
                     with contextlib.suppress(BaseException):
@@ -148,6 +138,19 @@ def run(
                 raise
     finally:
         holding.close()
+
+
+def _after_start(directory: str, finished: Finished, options: RunOptions, overlay: dict[str, Any] | None,
+                 notes: list[str], kept: bool) -> Finished:  # fmt: skip
+    """What a foreground run does once its program ended: keep a build step's changes, add the notes, record a kept exit."""
+    if options.keep_upper and overlay and not options.detach:
+        if not read_state(directory).get("upperdir"):  # it ran in a copy: its changes cannot be told apart
+            raise ContainerError("overlayfs refused this data root, so the step's changes cannot be kept")
+        os.rename(overlay["upperdir"], options.keep_upper)
+    finished.note = "; ".join([*notes, finished.note] if finished.note else notes)
+    if kept and not options.detach:
+        kept_stopped(directory, finished.exit_code, finished.oom_killed)
+    return finished
 
 
 def plan_container(
@@ -207,6 +210,22 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
     )  # fmt: skip
 
 
+def _streams(directory: str, detach: bool, capture: bool, io: dict[str, Any]) -> tuple[dict[str, Any], IO[bytes] | None]:
+    """The container's stdio for :func:`spawn`, and a detached container's log file for the caller to close.
+
+    The caller's streams (or a pty's slave) when given; a detached container
+    writes to its log (the container keeps its own copy of the descriptor);
+    otherwise this terminal, or pipes when the output is captured.
+    """
+    if io.get("stdio") is not None:
+        return dict(io["stdio"], terminal=io.get("terminal", False)), None
+    if detach:
+        log = open(os.path.join(directory, "container.log"), "ab")  # noqa: SIM115 - closed once spawned
+        return {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}, log
+    pipe = subprocess.PIPE if capture else None
+    return {"stdout": pipe, "stderr": pipe}, None
+
+
 def _start(
     directory: str, store: ImageStore, image: Image, spec: dict[str, Any], overlay: dict[str, Any] | None,
     options: RunOptions, capture: bool, record: dict[str, Any], root_owner: int, network: Plan | None,
@@ -217,16 +236,7 @@ def _start(
     netlink = bool(network and network.needs_netlink)
     place = cgroup.add if cgroup else None
     own = {"own_steps": options.own_steps} if options.own_steps else None  # a learner's functions, as source
-    io = io or {}
-    log: IO[bytes] | None = None  # a detached container's log: the container keeps its own copy, ours is closed below
-    if io.get("stdio") is not None:
-        streams: dict[str, Any] = dict(io["stdio"], terminal=io.get("terminal", False))
-    elif options.detach:
-        log = open(os.path.join(directory, "container.log"), "ab")  # noqa: SIM115 - closed once spawned
-        streams = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
-    else:
-        pipe = subprocess.PIPE if capture else None
-        streams = {"stdout": pipe, "stderr": pipe}
+    streams, log = _streams(directory, options.detach, capture, io or {})
     try:
         process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, netlink=netlink,
                         cgroup=place, extra=own, **streams)
@@ -264,7 +274,7 @@ def _start(
         process.start()
         faults.point("exec")
         return Finished(0, id=container_id, note=process.note)
-    with _forward_signals(process) if options.sig_proxy else contextlib.nullcontext():
+    with forward_signals(process) if options.sig_proxy else contextlib.nullcontext():
         process.start()
         faults.point("exec")
         # recorded like a detached one, so that exec and kill reach it too; and with its owner (us),
@@ -330,66 +340,6 @@ def find(container: str, state_root: str | None = None) -> dict[str, Any]:
     return states[0]
 
 
-def exec_in(
-    container: str,
-    command: list[str],
-    *,
-    env: list[str] | None = None,
-    workdir: str | None = None,
-    state_root: str | None = None,
-    capture: bool = False,
-    stdio: dict[str, Any] | None = None,
-    terminal: bool = False,
-    user: str | None = None,
-    detach: bool = False,
-) -> Finished:
-    """Run ``command`` inside the running container ``container`` (``minictr exec``).
-
-    ``stdio`` and ``terminal`` as for :func:`run` (``exec -i``/``-t``).
-    ``user`` (``-u NAME|UID[:GROUP|GID]``) is looked up in the container's own
-    /etc/passwd and /etc/group. ``detach`` (``-d``) returns once the program
-    runs; its output is discarded, as Docker does.
-    """
-    state = find(container, state_root)
-    spec = state["spec"]
-    process_spec = spec.get("process", {})
-    ids = process_spec.get("user", {})
-    uid, gid, extra = ids.get("uid", 0), ids.get("gid", 0), ids.get("additionalGids", [])
-    if user:
-        from minictr.engine.images.runconfig import resolve_user
-        from minictr.engine.safe_tree import read_inside
-
-        uid, gid, extra, _home = resolve_user(user, lambda path: read_inside(f"/proc/{state['pid']}/root", path))
-    exec_spec = default_spec(
-        f"/proc/{state['pid']}/root", command, env=merge_env(process_spec.get("env", []), env or []),
-        cwd=workdir or process_spec.get("cwd", "/"), uid=uid, gid=gid,
-    )  # fmt: skip
-    if extra:
-        exec_spec["process"]["user"]["additionalGids"] = extra
-    from minictr.kernel.security.options import for_exec
-
-    for_exec(spec, exec_spec)
-    pipe = subprocess.PIPE if capture else None
-    place = None
-    if state.get("cgroup") and os.geteuid() == 0:
-        from minictr.kernel import cgroups
-
-        place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
-    streams = dict(stdio) if stdio is not None else {"stdout": pipe, "stderr": pipe}
-    if detach:
-        streams = dict.fromkeys(("stdin", "stdout", "stderr"), subprocess.DEVNULL)
-    exec_spec["process"]["terminal"] = terminal and not detach
-    process = spawn(exec_spec, **streams, die_with_parent=not detach, join=state["pid"], cgroup=place,
-                    terminal=terminal and not detach)  # fmt: skip
-    if detach:
-        process.start()
-        return Finished(0, id=state["id"])
-    with _forward_signals(process):
-        process.start()
-        out, err, code = process.communicate()
-    return Finished(code, out, err, state["id"])
-
-
 def kill(container: str, sig: int = signal.SIGKILL, state_root: str | None = None) -> None:
     """Send ``sig`` to a running container's PID 1 (``minictr kill``)."""
     state = find(container, state_root)
@@ -400,7 +350,7 @@ def kill(container: str, sig: int = signal.SIGKILL, state_root: str | None = Non
 
 
 @contextlib.contextmanager
-def _forward_signals(process: ContainerProcess) -> Iterator[None]:
+def forward_signals(process: ContainerProcess) -> Iterator[None]:
     """Pass SIGINT, SIGTERM and SIGHUP on to the container, as ``docker run`` does (--sig-proxy)."""
     forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     try:

@@ -9,7 +9,7 @@ turns it off. Durations are nanoseconds, as in Docker's config.
 Who runs it: the container's monitor (:mod:`minictr.engine.monitor`), one check at
 a time, every interval, each in a process of its own (``python -m
 minictr.engine.health DIR``) that runs the command through the same exec path as
-``minictr exec`` (:func:`minictr.engine.container.exec_in`), and is killed, with the
+``minictr exec`` (:func:`minictr.engine.exec.exec_in`), and is killed, with the
 command, when it outlives the timeout. So the monitor's lean watch phase
 imports nothing for it, and a hanging check never stalls the log.
 
@@ -196,7 +196,7 @@ def check(directory: str) -> int:
 
 def _run(state: dict[str, Any], command: list[str], state_root: str) -> tuple[int, str]:
     """Run ``command`` in the container as ``minictr exec`` does; its status and output (cut to 4 KiB)."""
-    from minictr.engine.container import exec_in
+    from minictr.engine.exec import exec_in
     from minictr.errors import MinictrError
 
     try:

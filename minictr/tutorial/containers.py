@@ -40,16 +40,16 @@ def call_in(pid: int, function: Callable[..., Any], *args: Any, timeout: float =
 
 
 def _exec(container_id: str, command: tuple[str, ...]) -> Finished:
-    """:func:`minictr.engine.container.exec_in`, capturing the output."""
-    from minictr.engine import container
+    """:func:`minictr.engine.exec.exec_in`, capturing the output."""
+    from minictr.engine.exec import exec_in as engine_exec_in
 
-    return container.exec_in(container_id, list(command), capture=True)
+    return engine_exec_in(container_id, list(command), capture=True)
 
 
 def exec_in(container_id: str, *command: str) -> None:
     """Run ``command`` in a running container, as ``minictr exec`` does, and print what it printed.
 
-    This is :func:`minictr.engine.container.exec_in` with the output captured and
+    This is :func:`minictr.engine.exec.exec_in` with the output captured and
     printed, and the exit status when it is not 0.
     """
     print("$ minictr exec " + shlex.join([container_id, *command]))
