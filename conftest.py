@@ -30,8 +30,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
                 layout = cgroup_layout()["layout"]
             if layout != "v2":
-                item.add_marker(pytest.mark.skip(reason=f"needs a pure cgroup v2 hierarchy (this host's is {layout}): "
-                                                        "bash scripts/cgroup2-vm.sh runs it in a QEMU guest"))
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason=f"needs a pure cgroup v2 hierarchy (this host's is {layout}): "
+                        "bash scripts/cgroup2-vm.sh runs it in a QEMU guest"
+                    )
+                )
         path = pathlib.Path(str(item.fspath))
         if path.suffix != ".ipynb":
             continue

@@ -23,7 +23,11 @@ def main() -> None:
         minictr = minictr_command(data_root, state_root, "run", "--rm", "--isolation", "chroot", "busybox", "true")
         chroot = [shutil.which("chroot") or "/usr/sbin/chroot", busybox_rootfs(data_root), "/bin/true"]
         results = medians({"minictr": lambda: timed(minictr), "chroot": lambda: timed(chroot)}, args.runs)
-        report({"minictr": "minictr run --isolation chroot busybox true", "chroot": "chroot ROOTFS /bin/true"}, results, args.runs)
+        report(
+            {"minictr": "minictr run --isolation chroot busybox true", "chroot": "chroot ROOTFS /bin/true"},
+            results,
+            args.runs,
+        )
         print(f"ratio minictr/runtime/chroot: {results['minictr'] / results['chroot']:.1f}x (target < 3x)")
 
 

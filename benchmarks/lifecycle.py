@@ -77,13 +77,19 @@ def main() -> None:
 
         def minictr_round() -> float:
             started = time.perf_counter()
-            run = subprocess.run(minictr_command(data_root, state_root, "run", "-d", "--network", "none", "busybox", "sleep", "600"),
-                                 check=True, capture_output=True, text=True)  # fmt: skip
+            run = subprocess.run(
+                minictr_command(data_root, state_root, "run", "-d", "--network", "none", "busybox", "sleep", "600"),
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             container = run.stdout.strip()
             elapsed = time.perf_counter() - started
             monitor_rss.append(rss_kib(minictr_monitor(state_root, container)))
             started = time.perf_counter()
-            subprocess.run(minictr_command(data_root, state_root, "rm", "-f", container), check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                minictr_command(data_root, state_root, "rm", "-f", container), check=True, stdout=subprocess.DEVNULL
+            )
             return elapsed + time.perf_counter() - started
 
         def podman_round() -> float:
@@ -102,14 +108,24 @@ def main() -> None:
         try:
             results = medians({"minictr": minictr_round, "podman": podman_round}, args.runs)
         finally:
-            subprocess.run([podman, *storage, "rm", "-a", "-f", "-t", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [podman, *storage, "rm", "-a", "-f", "-t", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             subprocess.run([podman, *storage, "rmi", "-a", "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        report({"minictr": "minictr run -d + rm -f (--network none)", "podman": "podman run -d + rm -f (--network none, runc)"},
-               results, args.runs)  # fmt: skip
+        report(
+            {
+                "minictr": "minictr run -d + rm -f (--network none)",
+                "podman": "podman run -d + rm -f (--network none, runc)",
+            },
+            results,
+            args.runs,
+        )
         print(f"ratio minictr/podman: {results['minictr'] / results['podman']:.2f}x")
-        print(f"monitor RSS: minictr-monitor median {statistics.median(monitor_rss) / 1024:.1f} MiB, "
-              f"conmon median {statistics.median(conmon_rss) / 1024:.1f} MiB "
-              f"(ratio {statistics.median(monitor_rss) / statistics.median(conmon_rss):.1f}x; target <= 15 MiB)")
+        print(
+            f"monitor RSS: minictr-monitor median {statistics.median(monitor_rss) / 1024:.1f} MiB, "
+            f"conmon median {statistics.median(conmon_rss) / 1024:.1f} MiB "
+            f"(ratio {statistics.median(monitor_rss) / statistics.median(conmon_rss):.1f}x; target <= 15 MiB)"
+        )
 
 
 if __name__ == "__main__":

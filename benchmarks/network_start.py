@@ -34,7 +34,9 @@ from minictr.engine.run_options import RunOptions
 def timed_api(network: str, data_root: str, state_root: str) -> float:
     """Seconds ``container.run()`` takes in this (warm) interpreter."""
     started = time.perf_counter()
-    done = run("busybox", ["true"], RunOptions(network=network), data_root=data_root, state_root=state_root, capture=True)
+    done = run(
+        "busybox", ["true"], RunOptions(network=network), data_root=data_root, state_root=state_root, capture=True
+    )
     elapsed = time.perf_counter() - started
     if done.exit_code != 0:
         raise RuntimeError(f"true exited {done.exit_code}: {done.stderr.decode()}")
@@ -58,7 +60,9 @@ def main() -> None:
                 "api-bridge": lambda: (subprocess.run(prune, check=True, capture_output=True),
                                        timed_api("bridge", data_root, state_root))[1],
             }, args.runs)  # fmt: skip
-            keeper = run("busybox", ["sleep", "3600"], RunOptions(detach=True), data_root=data_root, state_root=state_root)
+            keeper = run(
+                "busybox", ["sleep", "3600"], RunOptions(detach=True), data_root=data_root, state_root=state_root
+            )
             try:
                 results.update(medians({
                     "cli-up": lambda: timed(cli_bridge),

@@ -95,7 +95,9 @@ def main() -> None:
 
             def skopeo() -> float:
                 place = fresh()
-                seconds, _ = run_measured(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{big}", f"oci:{place}/layout:big"])
+                seconds, _ = run_measured(
+                    ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{big}", f"oci:{place}/layout:big"]
+                )
                 shutil.rmtree(place)
                 return seconds
 
@@ -118,8 +120,11 @@ def main() -> None:
     for name, label in labels.items():
         print(f"{label:{width}}  median {results[name]:7.3f} s over {args.runs} runs")
     print(f"ratio minictr/skopeo: {results['minictr'] / results['skopeo']:.2f}x (target <= 1.2x)")
-    print(f"minictr peak memory: {peaks['big'] / 1024:.1f} MB pulling {args.mb} MB; "
-          f"{peaks['small'] / 1024:.1f} MB pulling {max(args.mb // 10, 1)} MB (streamed: it must not grow with layer size)")
+    print(
+        f"minictr peak memory: {peaks['big'] / 1024:.1f} MB pulling {args.mb} MB; "
+        f"{peaks['small'] / 1024:.1f} MB pulling {max(args.mb // 10, 1)} MB "
+        "(streamed: it must not grow with layer size)"
+    )
 
 
 if __name__ == "__main__":

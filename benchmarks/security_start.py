@@ -32,8 +32,10 @@ def main() -> None:
         results = medians({name: (lambda c=command: timed(c)) for name, command in commands.items()}, args.runs)
     report({name: f"minictr run --network none {name}" for name in commands}, results, args.runs)
     difference = (results["default"] - results["privileged"]) * 1000
-    print(f"secure by default costs {difference:+.1f} ms per start "
-          f"(seccomp alone {(results['default'] - results['unconfined']) * 1000:+.1f} ms)")
+    print(
+        f"secure by default costs {difference:+.1f} ms per start "
+        f"(seccomp alone {(results['default'] - results['unconfined']) * 1000:+.1f} ms)"
+    )
 
 
 if __name__ == "__main__":

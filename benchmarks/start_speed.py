@@ -160,9 +160,11 @@ def print_results(results: dict[str, Sample], runs: int) -> None:
     print(f"medians over {runs} alternating runs (wall ms / user CPU ms)")
     for kind in ("none", "bridge"):
         (mine, mine_cpu), (theirs, theirs_cpu) = results[f"minictr-{kind}"], results[f"podman-{kind}"]
-        print(f"  --network {kind:6}  minictr {mine * 1000:7.1f} / {mine_cpu * 1000:5.1f}   "
-              f"podman {theirs * 1000:7.1f} / {theirs_cpu * 1000:5.1f}   "
-              f"ratio wall {mine / theirs:.2f}x (target <= 0.5), user CPU {mine_cpu / theirs_cpu:.2f}x (target <= 1.0)")
+        print(
+            f"  --network {kind:6}  minictr {mine * 1000:7.1f} / {mine_cpu * 1000:5.1f}   "
+            f"podman {theirs * 1000:7.1f} / {theirs_cpu * 1000:5.1f}   "
+            f"ratio wall {mine / theirs:.2f}x (target <= 0.5), user CPU {mine_cpu / theirs_cpu:.2f}x (target <= 1.0)"
+        )
     added = results["minictr-bridge"][0] - results["minictr-none"][0]
     print(f"  minictr's bridge adds {added * 1000:.1f} ms over --network none (target <= 30 ms)")
 

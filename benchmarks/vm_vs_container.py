@@ -38,19 +38,31 @@ def main() -> None:
     parser.add_argument("--svg", help="write the figures as an SVG bar chart here")
     args = parser.parse_args()
     with workspace() as (_work, data_root, state_root):
-        result = measure.compare(data_root, state_root, loops=args.loops, rounds=args.rounds, memory_mib=args.memory_mib)
-        boxes, guests = measure.densities(data_root, state_root, budget_mib=args.budget_mib,
-                                          containers=args.containers, vms=args.vms, memory_mib=args.memory_mib)
+        result = measure.compare(
+            data_root, state_root, loops=args.loops, rounds=args.rounds, memory_mib=args.memory_mib
+        )
+        boxes, guests = measure.densities(
+            data_root,
+            state_root,
+            budget_mib=args.budget_mib,
+            containers=args.containers,
+            vms=args.vms,
+            memory_mib=args.memory_mib,
+        )
     dense = measure.density_figure(boxes, guests)
     result.figures.append(dense)
     print(result.report())
     cpu = result.figure("CPU work")
     assert cpu.host is not None
-    print(f"CPU overhead against the host: container {measure.cpu_overhead(cpu.container, cpu.host):+.1f} %, "
-          f"VM {measure.cpu_overhead(cpu.vm, cpu.host):+.1f} %")
+    print(
+        f"CPU overhead against the host: container {measure.cpu_overhead(cpu.container, cpu.host):+.1f} %, "
+        f"VM {measure.cpu_overhead(cpu.vm, cpu.host):+.1f} %"
+    )
     distribution, packages = measure.distribution_bytes()
-    print(f"for scale: a minimal Debian ({packages} packages) is {distribution / 2**20:.0f} MiB, "
-          f"{distribution / result.figure('disk').container:.0f}x the busybox image")
+    print(
+        f"for scale: a minimal Debian ({packages} packages) is {distribution / 2**20:.0f} MiB, "
+        f"{distribution / result.figure('disk').container:.0f}x the busybox image"
+    )
     print(f"density: {dense.note}")
     if args.svg:
         from minictr.tutorial.vms import svg_figures

@@ -158,14 +158,18 @@ class Container:
 
         return chunks()
 
-    def exec_run(self, cmd: str | builtins.list[str], environment: builtins.list[str] | None = None, workdir: str | None = None) -> ExecResult:
+    def exec_run(
+        self, cmd: str | builtins.list[str], environment: builtins.list[str] | None = None, workdir: str | None = None
+    ) -> ExecResult:
         """Run ``cmd`` inside (``minictr exec``); its stdout and stderr together in ``output``."""
         import shlex
 
         from minictr.engine.exec import exec_in
 
         command = shlex.split(cmd) if isinstance(cmd, str) else builtins.list(cmd)
-        done = exec_in(self.id, command, env=environment, workdir=workdir, state_root=self.client.state_root, capture=True)
+        done = exec_in(
+            self.id, command, env=environment, workdir=workdir, state_root=self.client.state_root, capture=True
+        )
         return ExecResult(done.exit_code, done.stdout + done.stderr)
 
     def stats(self) -> dict[str, Any]:
@@ -193,7 +197,9 @@ class Client:
         container_id = create(image, args, run_options, settings, data_root=self.data_root, state_root=self.state_root)
         return Container(self, container_id)
 
-    def run(self, image: str, command: str | builtins.list[str] | None = None, detach: bool = False, **options: Any) -> Container | bytes:
+    def run(
+        self, image: str, command: str | builtins.list[str] | None = None, detach: bool = False, **options: Any
+    ) -> Container | bytes:
         """Create and start; with ``detach`` return the Container, else wait and return its output.
 
         Without ``detach`` a non-zero exit raises :class:`ContainerError`
@@ -248,7 +254,11 @@ def _split_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         if key in LIFECYCLE:
             life[LIFECYCLE[key]] = value
         elif key == "restart_policy":
-            life["restart"] = f"{value.get('Name', 'no')}:{value['MaximumRetryCount']}" if value.get("MaximumRetryCount") else value.get("Name", "no")
+            life["restart"] = (
+                f"{value.get('Name', 'no')}:{value['MaximumRetryCount']}"
+                if value.get("MaximumRetryCount")
+                else value.get("Name", "no")
+            )
         elif key == "ports":  # {"80/tcp": 8080} as docker-py
             run["publish"] = [f"{host}:{container}" for container, host in value.items()]
         elif key in ("environment", "env") and isinstance(value, dict):
@@ -263,7 +273,9 @@ def _split_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 _default = Client()
 
 
-def run(image: str, command: str | builtins.list[str] | None = None, detach: bool = False, **options: Any) -> Container | bytes:
+def run(
+    image: str, command: str | builtins.list[str] | None = None, detach: bool = False, **options: Any
+) -> Container | bytes:
     """:meth:`Client.run` with minictr's default roots (or ``data_root``/``state_root`` among the options)."""
     return _client(options).run(image, command, detach=detach, **options)
 

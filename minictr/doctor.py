@@ -28,14 +28,33 @@ from minictr.errors import HostError
 from minictr.kernel.cgroups.layout import cgroup_layout
 from minictr.kernel.mountinfo import read_mountinfo
 
-__all__ = ["NOTEBOOKS", "Check", "Finding", "Probe", "cgroup_layout",
-           "render_table", "run_checks", "run_probe", "to_json"]
+__all__ = [
+    "NOTEBOOKS",
+    "Check",
+    "Finding",
+    "Probe",
+    "cgroup_layout",
+    "render_table",
+    "run_checks",
+    "run_probe",
+    "to_json",
+]
 
 #: The tutorial's notebooks, in order (see NOTEBOOKS.md); ``Check.affects`` names these.
 NOTEBOOKS: tuple[str, ...] = (
-    "00-welcome", "01-chroot", "02-mount-namespace", "03-uts-ipc", "04-pid-namespace",
-    "05-user-namespace", "06-network", "07-cgroups", "08-images", "09-security",
-    "10-runtime", "11-microservices", "12-containers-vs-vms",
+    "00-welcome",
+    "01-chroot",
+    "02-mount-namespace",
+    "03-uts-ipc",
+    "04-pid-namespace",
+    "05-user-namespace",
+    "06-network",
+    "07-cgroups",
+    "08-images",
+    "09-security",
+    "10-runtime",
+    "11-microservices",
+    "12-containers-vs-vms",
 )
 STATUSES = ("ok", "missing", "unknown")
 
@@ -94,12 +113,14 @@ def run_probe(probe: Probe) -> Check:
 
 # --- helpers ---------------------------------------------------------------
 
+
 def _read(path: str) -> str:
     with open(path, encoding="utf-8") as f:
         return f.read().strip()
 
 
 # --- the probes --------------------------------------------------------------
+
 
 def _probe_root() -> Finding:
     from minictr.kernel.privilege import probe  # tries, in a child process: uid 0 alone is not enough in a hosted pod
@@ -138,24 +159,30 @@ def _probe_overlayfs() -> Finding:
         names = {line.split()[-1] for line in f if line.strip()}
     if "overlay" in names:
         return Finding("ok", "overlay in /proc/filesystems")
-    return Finding("missing", "overlay not in /proc/filesystems (`modprobe overlay` may load it); "
-                              "08-images falls back to copying layers")
+    return Finding(
+        "missing",
+        "overlay not in /proc/filesystems (`modprobe overlay` may load it); 08-images falls back to copying layers",
+    )
 
 
 def _probe_userns() -> Finding:
     limit = int(_read("/proc/sys/user/max_user_namespaces"))
     if limit <= 0:
-        return Finding("missing", f"user.max_user_namespaces = {limit}",
-                       "sysctl -w user.max_user_namespaces=15000")
+        return Finding("missing", f"user.max_user_namespaces = {limit}", "sysctl -w user.max_user_namespaces=15000")
     detail = f"user.max_user_namespaces = {limit}"
     # Ubuntu (AppArmor) and older Debian kernels block user namespaces for unprivileged users
-    for sysctl, blocked in (("kernel.apparmor_restrict_unprivileged_userns", "1"),
-                            ("kernel.unprivileged_userns_clone", "0")):
+    for sysctl, blocked in (
+        ("kernel.apparmor_restrict_unprivileged_userns", "1"),
+        ("kernel.unprivileged_userns_clone", "0"),
+    ):
         path = "/proc/sys/" + sysctl.replace(".", "/")
         if os.path.exists(path) and _read(path) == blocked:
             if os.geteuid() != 0:
-                return Finding("missing", f"{detail}; {sysctl} = {blocked} blocks rootless containers",
-                               f"sysctl -w {sysctl}={int(not int(blocked))} (or run as root)")
+                return Finding(
+                    "missing",
+                    f"{detail}; {sysctl} = {blocked} blocks rootless containers",
+                    f"sysctl -w {sysctl}={int(not int(blocked))} (or run as root)",
+                )
             detail += f"; {sysctl} = {blocked} (blocks non-root only)"
     return Finding("ok", detail)
 
@@ -166,8 +193,11 @@ def _probe_propagation() -> Finding:
         return Finding("unknown", "no mount at / in /proc/self/mountinfo")
     tags = [t for t in roots[-1].optional if t]  # the last "/" entry is the one on top
     mode = " ".join(tags) or "private"
-    return Finding("ok", f"/ is {mode}; minictr makes / private (rec) inside each container's own "
-                         "mount namespace, so container mounts never reach the host")
+    return Finding(
+        "ok",
+        f"/ is {mode}; minictr makes / private (rec) inside each container's own "
+        "mount namespace, so container mounts never reach the host",
+    )
 
 
 def _which(name: str) -> str | None:
@@ -205,9 +235,12 @@ def _probe_network() -> Finding:
     more = f" and {len(pools) - 3} more" if len(pools) > 3 else ""
     with open("/proc/sys/net/ipv4/ip_forward", encoding="utf-8") as f:
         forward = f.read().strip()
-    return Finding("ok", f"the default bridge network gets {subnet}, clear of this host's networks: {seen} "
-                         f"(address pools, {source}: {listed}{more}); "
-                         f"net.ipv4.ip_forward = {forward} (on while a bridge network has containers)")
+    return Finding(
+        "ok",
+        f"the default bridge network gets {subnet}, clear of this host's networks: {seen} "
+        f"(address pools, {source}: {listed}{more}); "
+        f"net.ipv4.ip_forward = {forward} (on while a bridge network has containers)",
+    )
 
 
 def _probe_busybox() -> Finding:
@@ -307,29 +340,45 @@ def _probe_registry(registry: str | None, timeout: float) -> Finding:
 def _probes(registry: str | None, timeout: float) -> list[Probe]:
     return [
         Probe("root", "running as root", NOTEBOOKS, "run as root (sudo)", _probe_root),
-        Probe("kernel", "kernel >= 5.6", ("05-user-namespace",),
-              "use a kernel >= 5.6 for time namespaces", _probe_kernel),
-        Probe("cgroups", "cgroup hierarchies", ("07-cgroups",),
-              "mount cgroup2 at /sys/fs/cgroup", _probe_cgroups),
+        Probe(
+            "kernel", "kernel >= 5.6", ("05-user-namespace",), "use a kernel >= 5.6 for time namespaces", _probe_kernel
+        ),
+        Probe("cgroups", "cgroup hierarchies", ("07-cgroups",), "mount cgroup2 at /sys/fs/cgroup", _probe_cgroups),
         Probe("overlayfs", "overlay filesystem", ("08-images",), "modprobe overlay", _probe_overlayfs),
         Probe("userns", "user namespaces", ("05-user-namespace",), "", _probe_userns),
         Probe("propagation", "propagation of /", ("02-mount-namespace",), "", _probe_propagation),
-        Probe("firewall", "nftables or iptables", ("06-network",),
-              "apt-get install nftables", _probe_firewall),
-        Probe("network", "bridge networks", ("06-network",),
-              "pip install pyroute2", _probe_network),
-        Probe("busybox", "static busybox", NOTEBOOKS[:6],
-              "apt-get install busybox-static", _probe_busybox),
-        Probe("microservices", "Debian image and packages", ("11-microservices",),
-              "bash examples/microservices/fetch-debs.sh", _probe_microservices),
+        Probe("firewall", "nftables or iptables", ("06-network",), "apt-get install nftables", _probe_firewall),
+        Probe("network", "bridge networks", ("06-network",), "pip install pyroute2", _probe_network),
+        Probe("busybox", "static busybox", NOTEBOOKS[:6], "apt-get install busybox-static", _probe_busybox),
+        Probe(
+            "microservices",
+            "Debian image and packages",
+            ("11-microservices",),
+            "bash examples/microservices/fetch-debs.sh",
+            _probe_microservices,
+        ),
         Probe("seccomp", "libseccomp", ("09-security",), "apt-get install libseccomp2", _probe_seccomp),
-        Probe("registry_server", "registry server", ("08-images",),
-              "apt-get install docker-registry", _probe_registry_server),
-        Probe("vm", "QEMU and a kernel to boot", ("12-containers-vs-vms",),
-              "apt-get install qemu-system-x86 linux-image-amd64", _probe_vm),
-        Probe("registry", "registry reachable", ("08-images",),
-              "start a registry (apt-get install docker-registry) and pass --registry HOST:PORT",
-              lambda: _probe_registry(registry, timeout)),
+        Probe(
+            "registry_server",
+            "registry server",
+            ("08-images",),
+            "apt-get install docker-registry",
+            _probe_registry_server,
+        ),
+        Probe(
+            "vm",
+            "QEMU and a kernel to boot",
+            ("12-containers-vs-vms",),
+            "apt-get install qemu-system-x86 linux-image-amd64",
+            _probe_vm,
+        ),
+        Probe(
+            "registry",
+            "registry reachable",
+            ("08-images",),
+            "start a registry (apt-get install docker-registry) and pass --registry HOST:PORT",
+            lambda: _probe_registry(registry, timeout),
+        ),
     ]
 
 

@@ -131,7 +131,9 @@ class CgroupError(MinictrError):
     when one did, so that the message leads back to what the user typed.
     """
 
-    def __init__(self, message: str, *, path: str = "", value: str = "", errno: int | None = None, flag: str = "") -> None:
+    def __init__(
+        self, message: str, *, path: str = "", value: str = "", errno: int | None = None, flag: str = ""
+    ) -> None:
         super().__init__(message)
         self.path = path
         self.value = value

@@ -9,9 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 MINICTR_EXTRA_PACKAGES=scripts/test-packages.txt bash scripts/setup.sh
 status=0
 if [ $# -eq 0 ]; then
-    # Until the tree has been through `ruff format` once, the format check (and E501) is off here: set
-    # MINICTR_CHECK_FORMAT=1, or change this default to 1, from then on.
-    MINICTR_CHECK_FORMAT=${MINICTR_CHECK_FORMAT:-0} bash scripts/check.sh || status=$?
+    bash scripts/check.sh || status=$?
 fi
 .venv/bin/python -m pytest tests notebooks --nbval-lax \
     --nbval-sanitize-with notebooks/nbval-sanitize.cfg -p no:cacheprovider "$@" || status=$?

@@ -123,7 +123,9 @@ def rootless_env(open_base: str) -> Iterator[dict[str, str]]:
         pytest.skip("needs setpriv (util-linux) to drop to another uid")
     home = tempfile.mkdtemp(prefix="rootless-", dir=open_base)
     os.chmod(home, 0o755)
-    shutil.copytree(REPO / "minictr", os.path.join(home, "src", "minictr"), ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "minictr", os.path.join(home, "src", "minictr"), ignore=shutil.ignore_patterns("__pycache__")
+    )
     for directory, _, files in os.walk(os.path.join(home, "src")):
         os.chmod(directory, 0o755)
         for name in files:
@@ -138,6 +140,7 @@ def rootless_env(open_base: str) -> Iterator[dict[str, str]]:
 
 
 # --- a registry on loopback (see registry_server.py) ------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rs.LocalRegistry]:
@@ -164,7 +167,13 @@ def base_tar(data_root: str) -> bytes:
 
 
 #: The multi-layer image: files, then whiteouts and an opaque directory (zstd), then a plain tar layer.
-OWNED = {"uid": 1000, "gid": 1000, "mode": 0o4750, "mtime": 1_500_000_000, "pax_headers": {"SCHILY.xattr.user.origin": "layer2"}}
+OWNED = {
+    "uid": 1000,
+    "gid": 1000,
+    "mode": 0o4750,
+    "mtime": 1_500_000_000,
+    "pax_headers": {"SCHILY.xattr.user.origin": "layer2"},
+}
 
 
 @pytest.fixture(scope="session")
@@ -178,8 +187,11 @@ def images(registry: rs.LocalRegistry, base_tar: bytes, tmp_path_factory: pytest
     third = rs.tar_layer([("etc", "dir", None), ("etc/.wh.gone", "file", b""), ("data", "dir", None),
                           ("data/.wh..wh..opq", "file", b""), ("data/new", "file", b"new\n")])  # fmt: skip
     fourth = rs.tar_layer([("top", "file", b"plain tar layer\n")])
-    layout.image("multi", [(base_tar, "gzip"), (second, "gzip"), (third, "zstd"), (fourth, "tar")],
-                 config={"User": "daemon", "WorkingDir": "/data", "Labels": {"test": "multi"}, "StopSignal": "SIGUSR1"})  # fmt: skip
+    layout.image(
+        "multi",
+        [(base_tar, "gzip"), (second, "gzip"), (third, "zstd"), (fourth, "tar")],
+        config={"User": "daemon", "WorkingDir": "/data", "Labels": {"test": "multi"}, "StopSignal": "SIGUSR1"},
+    )
     arm64 = layout.image("", [(rs.tar_layer([("arch", "file", b"arm64\n")]), "gzip")],
                          platform={"os": "linux", "architecture": "arm64", "variant": "v8"}, tag=False)  # fmt: skip
     armv7 = layout.image("", [(rs.tar_layer([("arch", "file", b"arm/v7\n")]), "gzip")],
@@ -191,7 +203,6 @@ def images(registry: rs.LocalRegistry, base_tar: bytes, tmp_path_factory: pytest
         extra = ("--all",) if name == "multiarch" else ()
         rs.skopeo_copy(f"oci:{layout.root}:{name}", f"docker://{registry.host}/{repository}", *extra)
     return {name: f"{registry.host}/{repository}" for name, repository in names.items()}
-
 
 
 def cgroup_dirs() -> set[str]:
@@ -208,8 +219,15 @@ def cgroup_dirs() -> set[str]:
 
 
 #: The names minictr's own processes give themselves (see minictr.runtime.process.child).
-MINICTR_PROCESSES = ("minictr-child", "minictr-wait", "minictr-init", "minictr-monitor", "minictr-vm", "minictr-dns",
-                     "minictr-health")
+MINICTR_PROCESSES = (
+    "minictr-child",
+    "minictr-wait",
+    "minictr-init",
+    "minictr-monitor",
+    "minictr-vm",
+    "minictr-dns",
+    "minictr-health",
+)
 #: Environment variables that tag a process as a test's: the fault step (children inherit it), a test's mark (-e).
 TAGS = (b"MINICTR_FAULT=", b"MINICTR_TEST_MARK=")
 
@@ -290,7 +308,11 @@ def _network_snapshot(state_root: str) -> dict[str, set[str]]:
             directory = os.path.join(networks, network, "leases")
             leases |= {f"{network}/{lease}" for lease in os.listdir(directory)} if os.path.isdir(directory) else set()
     rules = set()
-    listed = subprocess.run(["nft", "list", "table", "ip", "minictr"], capture_output=True, text=True) if os.geteuid() == 0 else None
+    listed = (
+        subprocess.run(["nft", "list", "table", "ip", "minictr"], capture_output=True, text=True)
+        if os.geteuid() == 0
+        else None
+    )
     if listed is not None and listed.returncode == 0:
         rules = {"table ip minictr"} | {line.strip() for line in listed.stdout.splitlines() if "elements" in line}
     named = set(os.listdir("/run/netns")) | {"/run/netns itself"} if os.path.isdir("/run/netns") else set()
@@ -310,8 +332,12 @@ def leak_check() -> Iterator[None]:
     before = host_snapshot()
     yield
     _remove_kept_runs(before)
-    if os.path.isdir(os.path.join(DEFAULT_STATE_ROOT, "networks")):  # the notebooks' default bridge stays up until a prune
-        pruned = subprocess.run([sys.executable, "-m", "minictr.cli", "network", "prune"], capture_output=True, text=True)
+    if os.path.isdir(
+        os.path.join(DEFAULT_STATE_ROOT, "networks")
+    ):  # the notebooks' default bridge stays up until a prune
+        pruned = subprocess.run(
+            [sys.executable, "-m", "minictr.cli", "network", "prune"], capture_output=True, text=True
+        )
         assert pruned.returncode == 0, pruned.stderr
     leaked = host_leftovers(before, host_snapshot())
     assert not leaked, f"the tests left resources behind: {leaked}"
@@ -433,7 +459,9 @@ def kill_9_of_a_foreground_run_leaks_nothing(options: list[str], *, data_root: s
         cli.send_signal(signal.SIGKILL)
         cli.wait()
     assert ran, f"the program never ran: {cli.returncode} {cli.stderr.read()}"
-    assert wait_until(lambda: not program(), timeout=30), program()  # the container dies with its minictr (PR_SET_PDEATHSIG) ...
+    assert wait_until(lambda: not program(), timeout=30), (
+        program()
+    )  # the container dies with its minictr (PR_SET_PDEATHSIG) ...
     containers = os.path.join(state_root, "containers")
     (container,) = os.listdir(containers)  # ... its directory stays until the next run ...
     done = run_cli("run", "--rm", "--network", "none", "busybox", "true", data_root=data_root, state_root=state_root)

@@ -263,12 +263,21 @@ class Layout:
                 data, media = tar, oci.MEDIA_LAYER_TAR
             self.blob(data)
             blobs.append(oci.descriptor(media, data))
-        image_config = {**platform, "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"], **(config or {})},
-                        "rootfs": {"type": "layers", "diff_ids": diff_ids}}  # fmt: skip
+        image_config = {
+            **platform,
+            "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"], **(config or {})},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
         config_bytes = oci.canonical_json(image_config)
         self.blob(config_bytes)
-        manifest = oci.canonical_json({"schemaVersion": 2, "mediaType": oci.MEDIA_MANIFEST,
-                                       "config": oci.descriptor(oci.MEDIA_CONFIG, config_bytes), "layers": blobs})  # fmt: skip
+        manifest = oci.canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": oci.MEDIA_MANIFEST,
+                "config": oci.descriptor(oci.MEDIA_CONFIG, config_bytes),
+                "layers": blobs,
+            }
+        )
         self.blob(manifest)
         descriptor = oci.descriptor(oci.MEDIA_MANIFEST, manifest, platform=platform)
         if tag:
@@ -312,7 +321,9 @@ def skopeo_copy(source: str, dest: str, *extra: str) -> None:
     """``skopeo copy`` to or from the loopback registry (plain HTTP)."""
     flags = ["--src-tls-verify=false"] if source.startswith("docker://") else []
     flags += ["--dest-tls-verify=false"] if dest.startswith("docker://") else []
-    subprocess.run(["skopeo", "copy", "-q", *flags, *extra, source, dest], check=True, capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        ["skopeo", "copy", "-q", *flags, *extra, source, dest], check=True, capture_output=True, text=True, timeout=120
+    )
 
 
 def have_peers() -> str:

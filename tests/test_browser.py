@@ -109,8 +109,9 @@ class Lab:
         # expose_app_in_browser: the test reads the notebook model (outputs, kernel status) the page shows
         command = ["bash", str(REPO / "scripts" / "lab.sh"), f"--IdentityProvider.token={self.token}",
                    "--LabApp.expose_app_in_browser=True"]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)  # killed as a group in stop()
+        self.process = subprocess.Popen(
+            command, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )  # killed as a group in stop()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}?token={self.token}"
@@ -252,6 +253,7 @@ def _state(driver: Any) -> dict[str, Any] | None:
 def _open(driver: Any, lab: Lab, name: str) -> dict[str, Any]:
     driver.get(lab.url(f"/lab/tree/{name}"))
     try:
+
         def opened() -> dict[str, Any] | None:
             state = _state(driver)
             return state if state and state["path"] == name and state["ready"] and state["kernel"] == "idle" else None

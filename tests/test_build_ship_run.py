@@ -28,7 +28,9 @@ def store(tmp_path) -> ImageStore:
 
 
 def _skopeo_inspect(reference: str) -> dict:
-    out = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", reference], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", reference], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)
 
 
@@ -49,9 +51,17 @@ def test_push_is_read_by_skopeo_and_mounts_across_repositories(registry: rs.Loca
     assert set(again.values()) == {"Layer already exists"}
 
 
-def test_chunked_and_monolithic_uploads(registry: rs.LocalRegistry, images: dict[str, str], store: ImageStore, tmp_path) -> None:
+def test_chunked_and_monolithic_uploads(
+    registry: rs.LocalRegistry, images: dict[str, str], store: ImageStore, tmp_path
+) -> None:
     layout = rs.Layout(str(tmp_path / "layout"))
-    layout.image("big", [(rs.tar_layer([("blob", "file", os.urandom(700_000))]), "gzip"), (rs.tar_layer([("small", "file", b"s")]), "gzip")])
+    layout.image(
+        "big",
+        [
+            (rs.tar_layer([("blob", "file", os.urandom(700_000))]), "gzip"),
+            (rs.tar_layer([("small", "file", b"s")]), "gzip"),
+        ],
+    )
     loaded = load(store, _archive_of(layout, tmp_path))
     target = f"{registry.host}/uploads/chunked:1"
     run_cli("tag", loaded[0], target, data_root=os.path.dirname(store.root), state_root=str(tmp_path))
@@ -70,7 +80,9 @@ def _archive_of(layout: rs.Layout, tmp_path) -> str:
     return path
 
 
-def test_round_trip_commit_push_pull_run(registry: rs.LocalRegistry, images: dict[str, str], tmp_path, state_root: str) -> None:
+def test_round_trip_commit_push_pull_run(
+    registry: rs.LocalRegistry, images: dict[str, str], tmp_path, state_root: str
+) -> None:
     data = str(tmp_path / "data")
     assert run_cli("pull", "-q", images["multi"], data_root=data, state_root=state_root).returncode == 0
     started = run_cli("run", "-d", "-u", "root", images["multi"], "sleep", "60", data_root=data, state_root=state_root)
@@ -88,7 +100,9 @@ def test_round_trip_commit_push_pull_run(registry: rs.LocalRegistry, images: dic
     assert pushed.returncode == 0 and "Pushed" in pushed.stderr + pushed.stdout, pushed.stderr
     assert run_cli("rmi", target, data_root=data, state_root=state_root).returncode == 0
     elsewhere = str(tmp_path / "elsewhere")  # "another machine": an empty store
-    shown = run_cli("run", target, "sh", "-c", "cat /etc/keep; ls /top 2>&1; ls /data", data_root=elsewhere, state_root=state_root)
+    shown = run_cli(
+        "run", target, "sh", "-c", "cat /etc/keep; ls /top 2>&1; ls /data", data_root=elsewhere, state_root=state_root
+    )
     assert shown.stdout.splitlines() == ["changed", "ls: /top: No such file or directory", "only"], shown.stderr
     history = ImageStore(os.path.join(elsewhere, "images")).get(target).config["history"]
     assert history[-1]["comment"] == "edited"
@@ -97,9 +111,22 @@ def test_round_trip_commit_push_pull_run(registry: rs.LocalRegistry, images: dic
 def test_the_image_is_never_changed_by_a_container(images: dict[str, str], store: ImageStore, state_root: str) -> None:
     image = pull(store, images["multi"])
     data = os.path.dirname(store.root)
-    run_cli("run", "-u", "root", images["multi"], "sh", "-c", "echo overwritten > /etc/keep; rm /top", data_root=data, state_root=state_root)
+    run_cli(
+        "run",
+        "-u",
+        "root",
+        images["multi"],
+        "sh",
+        "-c",
+        "echo overwritten > /etc/keep; rm /top",
+        data_root=data,
+        state_root=state_root,
+    )
     dirs = layer_dirs.unpack_layers(store, image)
-    assert layer_dirs.read_file(dirs, "etc/keep") == b"kept\n" and layer_dirs.read_file(dirs, "top") == b"plain tar layer\n"
+    assert (
+        layer_dirs.read_file(dirs, "etc/keep") == b"kept\n"
+        and layer_dirs.read_file(dirs, "top") == b"plain tar layer\n"
+    )
     again = run_cli("run", images["multi"], "cat", "/etc/keep", "/top", data_root=data, state_root=state_root)
     assert again.stdout == "kept\nplain tar layer\n"
 
@@ -109,7 +136,9 @@ def test_save_and_load(images: dict[str, str], store: ImageStore, tmp_path) -> N
     second = pull(store, images["busybox"])
     archive = str(tmp_path / "images.tar")
     assert save(store, [images["multi"], images["busybox"]], archive) == [first.name, second.name]
-    info = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{archive}:{first.name}"], capture_output=True, text=True)
+    info = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci-archive:{archive}:{first.name}"], capture_output=True, text=True
+    )
     assert info.returncode == 0 and json.loads(info.stdout)["layers"] == first.layers, info.stderr
     other = ImageStore(str(tmp_path / "other" / "images"))
     assert sorted(load(other, archive)) == sorted([first.name, second.name])
@@ -129,7 +158,10 @@ def test_hostile_archive_is_refused_and_leaves_nothing(store: ImageStore, tmp_pa
         tar.add(str(blob), "../../escape")
     with pytest.raises(ImageError, match="refused"):
         load(store, path)
-    assert store.names() == [] and [n for n in os.listdir(os.path.join(store.root, "blobs", "sha256")) if not n.startswith(".")] == []
+    assert (
+        store.names() == []
+        and [n for n in os.listdir(os.path.join(store.root, "blobs", "sha256")) if not n.startswith(".")] == []
+    )
     assert not (tmp_path.parent / "escape").exists()
 
 

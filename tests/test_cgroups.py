@@ -102,7 +102,10 @@ def test_a_controller_the_host_lacks_is_refused_before_anything_is_made(tmp_path
     # a host whose only v1 hierarchy is memory (the decision is the driver's, on the host's description)
     host = {"layout": "v1", "v1": {"memory": str(tmp_path)}, "v2": {"path": None, "controllers": []}}
     manager = cgroups.new("/minictr/abc", host)
-    with pytest.raises(UsageError, match=r"^--cpus/--cpu-quota: the cpu controller is not available on this host \(cgroup v1 has: memory\)"):
+    with pytest.raises(
+        UsageError,
+        match=r"^--cpus/--cpu-quota: the cpu controller is not available on this host \(cgroup v1 has: memory\)",
+    ):
         manager.create({"cpu": {"quota": 50000, "period": 100000}})
     assert os.listdir(tmp_path) == []
 
@@ -145,14 +148,28 @@ def cpu_ticks(pid: int) -> int:
 @pytest.mark.root
 @pytest.mark.cgroups
 def test_the_oom_killer_kills_at_the_memory_limit_and_is_reported(data_root: str, state_root: str) -> None:
-    done = cli(data_root, state_root, "run", "-m", "32m", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
+    done = cli(
+        data_root, state_root, "run", "-m", "32m", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"
+    )
     assert done.returncode == 137, done.stderr
     assert "minictr: the container reached its memory limit and was OOM-killed" in done.stderr
-    finished = container.run("busybox", ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
-                             RunOptions(memory="32m", network="none"), data_root=data_root, state_root=state_root, capture=True)
+    finished = container.run(
+        "busybox",
+        ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+        RunOptions(memory="32m", network="none"),
+        data_root=data_root,
+        state_root=state_root,
+        capture=True,
+    )
     assert (finished.exit_code, finished.oom_killed) == (137, True)
-    below = container.run("busybox", ["dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"],
-                          RunOptions(memory="32m", network="none"), data_root=data_root, state_root=state_root, capture=True)
+    below = container.run(
+        "busybox",
+        ["dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"],
+        RunOptions(memory="32m", network="none"),
+        data_root=data_root,
+        state_root=state_root,
+        capture=True,
+    )
     assert (below.exit_code, below.oom_killed) == (0, False)
 
 
@@ -169,7 +186,10 @@ def test_fork_fails_with_eagain_at_the_pids_limit(data_root: str, state_root: st
 @pytest.mark.root
 @pytest.mark.cgroups
 def test_cpus_half_a_core_is_half_a_core(data_root: str, state_root: str) -> None:
-    with detached_here(data_root, state_root, "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done") as (cid, pid):
+    with detached_here(data_root, state_root, "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done") as (
+        cid,
+        pid,
+    ):
         time.sleep(0.5)
         start, ticks = time.monotonic(), cpu_ticks(pid)
         time.sleep(3)
@@ -204,8 +224,19 @@ def loop_device() -> Iterator[str]:
 def test_dd_under_a_write_bps_limit_stays_near_it(data_root: str, state_root: str, loop_device: str) -> None:
     # 3 MiB written with O_DIRECT (no page cache to hide in) at 1 MiB/s takes about 3 s; unthrottled, milliseconds
     script = "time dd if=/dev/zero of=/dev/xvdb bs=64k count=48 oflag=direct"
-    done = cli(data_root, state_root, "run", "--device", f"{loop_device}:/dev/xvdb", "--device-write-bps",
-               f"{loop_device}:1mb", "busybox", "sh", "-c", script)
+    done = cli(
+        data_root,
+        state_root,
+        "run",
+        "--device",
+        f"{loop_device}:/dev/xvdb",
+        "--device-write-bps",
+        f"{loop_device}:1mb",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    )
     assert done.returncode == 0, done.stderr
     seconds = re.search(r"real\s+(\d+)m\s*([\d.]+)s", done.stderr)
     assert seconds, done.stderr
@@ -235,7 +266,9 @@ def test_a_denied_device_cannot_be_opened(data_root: str, state_root: str, loop_
     (["--cpus", "-1"], "minictr: error: --cpus -1: out of range"),
     (["--cpuset-cpus", "4096"], "minictr: error: --cpuset-cpus 4096: not available"),
 ])  # fmt: skip
-def test_bad_values_are_one_line_and_leave_no_cgroup(data_root: str, state_root: str, args: list[str], message: str) -> None:
+def test_bad_values_are_one_line_and_leave_no_cgroup(
+    data_root: str, state_root: str, args: list[str], message: str
+) -> None:
     before = cgroup_dirs()
     done = cli(data_root, state_root, "run", *args, "busybox", "true")
     assert done.returncode == 125
@@ -251,7 +284,9 @@ def test_a_limit_below_current_usage_is_refused(data_root: str, state_root: str)
     with holding_memory(data_root, state_root, 20) as (cid, pid, manager):
         done = cli(data_root, state_root, "update", "-m", "8m", cid)
         assert done.returncode == 125
-        assert re.match(r"minictr: error: --memory 8MiB: below the container's current memory usage \(2\d\.?\d*MiB\)", done.stderr), done.stderr
+        assert re.match(
+            r"minictr: error: --memory 8MiB: below the container's current memory usage \(2\d\.?\d*MiB\)", done.stderr
+        ), done.stderr
         assert os.path.exists(f"/proc/{pid}")  # refused, not OOM-killed
         assert cli(data_root, state_root, "update", "-m", "48m", cid).returncode == 0
         assert manager.stats().memory_limit == 48 << 20
@@ -259,7 +294,9 @@ def test_a_limit_below_current_usage_is_refused(data_root: str, state_root: str)
 
 @pytest.mark.root
 @pytest.mark.cgroups
-def test_the_container_and_its_execs_are_in_its_own_cgroup_and_it_goes_with_them(data_root: str, state_root: str) -> None:
+def test_the_container_and_its_execs_are_in_its_own_cgroup_and_it_goes_with_them(
+    data_root: str, state_root: str
+) -> None:
     with detached_here(data_root, state_root, "--pids-limit", "10", "busybox", "sleep", "60") as (cid, pid):
         manager = container.cgroup_of(cid, state_root)
         assert pid in manager.pids()
@@ -318,7 +355,10 @@ def test_bpf_device_program_on_the_unified_hierarchy() -> None:
     try:
         bpf.attach_device_filter(cgroup, resources.default_device_rules())
         assert len(bpf.attached(cgroup)) == 1
-        script = f"echo $$ > {cgroup}/cgroup.procs; head -c0 /dev/null && echo null; mknod {scratch}/mem c 1 1 && echo made; head -c1 {scratch}/mem"
+        script = (
+            f"echo $$ > {cgroup}/cgroup.procs; head -c0 /dev/null && echo null; "
+            f"mknod {scratch}/mem c 1 1 && echo made; head -c1 {scratch}/mem"
+        )
         done = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
         assert done.stdout.split() == ["null", "made"]
         assert "Operation not permitted" in done.stderr
@@ -335,7 +375,7 @@ def test_the_monitor_follows_a_container_until_the_oom_killer_ends_it(data_root:
 
     from minictr.kernel.cgroups.monitor import Monitor
 
-    grow = "awk 'BEGIN { while (1) { a[n++] = sprintf(\"%100000s\", \"\"); if (n % 20 == 0) system(\"sleep 0.05\") } }'"
+    grow = 'awk \'BEGIN { while (1) { a[n++] = sprintf("%100000s", ""); if (n % 20 == 0) system("sleep 0.05") } }\''
     with detached_here(data_root, state_root, "-m", "24m", "busybox", "sh", "-c", grow) as (cid, _pid):
         monitor = Monitor(container.cgroup_of(cid, state_root), interval=0.1).start()
         assert monitor.wait(60), "the monitor did not stop when the container ended"
@@ -349,6 +389,7 @@ def test_the_notebooks_exercises_check_what_they_claim() -> None:
     from minictr import tutorial
 
     assert tutorial.judge_cpu_max(tutorial.reference("cpu_max")).ok
+
     def cpu_max(cpus: float) -> str:
         return f"{cpus * 100000} 100000"  # a float quota: "50000.0 100000"
 

@@ -45,14 +45,19 @@ def test_minictr_at_the_root_of_its_own_cgroup_namespace(data_root: str, state_r
     pod = os.path.join(outer, "pod")
     os.mkdir(pod)
     minictr = shlex.join([sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root])
-    inside = (f"umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && "
-              f"{minictr} run --network none -m 32m busybox cat /proc/self/cgroup; echo status $?; "
-              f"cat /proc/self/cgroup; {minictr} run --network none --cpus 1 busybox true; echo status $?")
-    script = f"echo $$ > {pod}/cgroup.procs && exec unshare --cgroup --mount --propagation private sh -c {shlex.quote(inside)}"
+    inside = (
+        f"umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && "
+        f"{minictr} run --network none -m 32m busybox cat /proc/self/cgroup; echo status $?; "
+        f"cat /proc/self/cgroup; {minictr} run --network none --cpus 1 busybox true; echo status $?"
+    )
+    unshare = "unshare --cgroup --mount --propagation private"
+    script = f"echo $$ > {pod}/cgroup.procs && exec {unshare} sh -c {shlex.quote(inside)}"
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=300)
     assert done.stdout.splitlines() == ["0::/", "status 0", "0::/init", "status 125"], (done.stdout, done.stderr)
-    assert done.stderr.strip() == ("minictr: error: --cpus/--cpu-quota: the cpu controller is not available here "
-                                   "(cgroup v2 at /sys/fs/cgroup offers: memory pids)")
+    assert done.stderr.strip() == (
+        "minictr: error: --cpus/--cpu-quota: the cpu controller is not available here "
+        "(cgroup v2 at /sys/fs/cgroup offers: memory pids)"
+    )
     assert [n for n in os.listdir(pod) if os.path.isdir(os.path.join(pod, n))] == ["init"]  # /minictr came and went
     assert read(os.path.join(pod, "cgroup.subtree_control")).split() == ["memory", "pids"]
 
@@ -66,9 +71,24 @@ def test_a_parent_holding_processes_cannot_delegate(data_root: str, state_root: 
             time.sleep(0.01)
         before = cgroup_dirs()
         parent = "/" + os.path.relpath(busy, ROOT)
-        done = run_cli("run", "--network", "none", "-m", "32m", "--cgroup-parent", parent, "busybox", "true", data_root=data_root, state_root=state_root)
+        done = run_cli(
+            "run",
+            "--network",
+            "none",
+            "-m",
+            "32m",
+            "--cgroup-parent",
+            parent,
+            "busybox",
+            "true",
+            data_root=data_root,
+            state_root=state_root,
+        )
         assert done.returncode == 125
-        assert "it holds processes, and cgroup v2 lets only leaves hold processes (the no-internal-processes rule)" in done.stderr
+        assert (
+            "it holds processes, and cgroup v2 lets only leaves hold processes (the no-internal-processes rule)"
+            in done.stderr
+        )
         assert cgroup_dirs() == before and [n for n in os.listdir(busy) if os.path.isdir(os.path.join(busy, n))] == []
     finally:
         sleeper.kill()

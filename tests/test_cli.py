@@ -16,14 +16,28 @@ pytestmark = pytest.mark.root
 
 
 def test_run_passes_output_and_exit_status(data_root: str, state_root: str) -> None:
-    result = run_cli("run", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3", data_root=data_root, state_root=state_root)
+    result = run_cli(
+        "run", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3", data_root=data_root, state_root=state_root
+    )
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
 
 
 def test_run_default_command_env_workdir_entrypoint(data_root: str, state_root: str) -> None:
     result = run_cli("run", "-i", "busybox", input="echo $0 from sh\n", data_root=data_root, state_root=state_root)
     assert result.stdout.strip() == "sh from sh"
-    result = run_cli("run", "-e", "GREETING=hi", "-w", "/etc", "busybox", "sh", "-c", "echo $GREETING $PWD", data_root=data_root, state_root=state_root)
+    result = run_cli(
+        "run",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING $PWD",
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert result.stdout.strip() == "hi /etc"
     result = run_cli("run", "--entrypoint", "echo", "busybox", "a", "b", data_root=data_root, state_root=state_root)
     assert result.stdout.strip() == "a b"
@@ -33,8 +47,9 @@ def test_changes_stay_in_the_container(data_root: str, state_root: str) -> None:
     roots = {"data_root": data_root, "state_root": state_root}
     first = run_cli("run", "--rm", "busybox", "sh", "-c", "echo changed > /etc/passwd && rm /bin/ls", **roots)
     assert first.returncode == 0
-    second = run_cli("run", "--rm", "busybox", "sh", "-c", "head -1 /etc/passwd; ls / >/dev/null && echo ls-ok",
-                     **roots)
+    second = run_cli(
+        "run", "--rm", "busybox", "sh", "-c", "head -1 /etc/passwd; ls / >/dev/null && echo ls-ok", **roots
+    )
     assert second.stdout.split("\n")[:2] == ["root:x:0:0:root:/root:/bin/sh", "ls-ok"]
     assert os.listdir(os.path.join(state_root, "containers")) == []
 
@@ -89,7 +104,9 @@ def test_kill_9_of_minictr_kills_a_set_user_id_program(tmp_path, data_root: str,
 
 
 def test_kill_9_of_minictr_exec_kills_what_it_started(data_root: str, state_root: str) -> None:
-    container = run_cli("run", "-d", "busybox", "sleep", "120", data_root=data_root, state_root=state_root).stdout.strip()
+    container = run_cli(
+        "run", "-d", "busybox", "sleep", "120", data_root=data_root, state_root=state_root
+    ).stdout.strip()
     mark = os.urandom(6).hex()
     command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
                "exec", "-e", f"MINICTR_TEST_MARK={mark}", container, "sleep", "60"]  # fmt: skip

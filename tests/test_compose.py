@@ -39,24 +39,42 @@ def _file(tmp_path: pathlib.Path, text: str, name: str = "shop") -> str:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("services:\n  web:\n    image: busybox\n    ports: ['80:80:80']\n", "services.web.ports[0]: '80:80:80' is not"),
+        (
+            "services:\n  web:\n    image: busybox\n    ports: ['80:80:80']\n",
+            "services.web.ports[0]: '80:80:80' is not",
+        ),
         ("services:\n  web:\n    command: [sh]\n", "services.web: needs an image or a build"),
         ("services:\n  web:\n    image: busybox\n    environment: 3\n", "services.web.environment: must be a mapping"),
         ("services:\n  web:\n    image: busybox\n    depends_on: [db]\n", "services.web.depends_on: no service 'db'"),
-        ("services:\n  web:\n    image: busybox\n    volumes: ['data:/d']\n",
-         "services.web.volumes[0]: volume 'data' is not declared under the top-level volumes"),
-        ("services:\n  web:\n    image: busybox\n    restart: sometimes\n", "services.web.restart: 'sometimes': choose"),
-        ("services:\n  web:\n    image: busybox\n    deploy: {replicas: -1}\n", "services.web.deploy.replicas: must be"),
-        ("services:\n  a: {image: busybox, depends_on: [b]}\n  b: {image: busybox, depends_on: [a]}\n",
-         "services.a.depends_on: a circle: a -> b -> a"),
-        ("services:\n  web:\n    image: busybox\n    healthcheck: {test: [WRONG, x]}\n", "services.web.healthcheck.test:"),
-        ("services:\n  web:\n    image: busybox\n    healthcheck: {test: true, interval: 3 days}\n",
-         "services.web.healthcheck.test: must be a list"),
+        (
+            "services:\n  web:\n    image: busybox\n    volumes: ['data:/d']\n",
+            "services.web.volumes[0]: volume 'data' is not declared under the top-level volumes",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    restart: sometimes\n",
+            "services.web.restart: 'sometimes': choose",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    deploy: {replicas: -1}\n",
+            "services.web.deploy.replicas: must be",
+        ),
+        (
+            "services:\n  a: {image: busybox, depends_on: [b]}\n  b: {image: busybox, depends_on: [a]}\n",
+            "services.a.depends_on: a circle: a -> b -> a",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    healthcheck: {test: [WRONG, x]}\n",
+            "services.web.healthcheck.test:",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    healthcheck: {test: true, interval: 3 days}\n",
+            "services.web.healthcheck.test: must be a list",
+        ),
         ("services:\n  web: [image]\n", "services.web: must be a mapping, not a list"),
         ("services:\n  web:\n    image: busybox\n   ports: []\n", "compose.yaml line 4: not valid YAML"),
         ("services:\n  web:\n    image: ${MISSING:?set MISSING first}\n", "services.web.image: set MISSING first"),
     ],
-)  # fmt: skip
+)
 def test_an_invalid_file_is_one_error_naming_the_path_in_it(tmp_path: pathlib.Path, body: str, message: str) -> None:
     with pytest.raises(ComposeError) as raised:
         load(_file(tmp_path, body))
@@ -107,8 +125,10 @@ def test_a_bad_file_through_the_cli_is_one_line_and_exit_125(tmp_path: pathlib.P
     path = _file(tmp_path, "services:\n  web:\n    image: busybox\n    ports: [abc]\n")
     done = run_cli("compose", "-f", path, "up", "-d", data_root=str(tmp_path), state_root=str(tmp_path / "run"))
     assert done.returncode == 125
-    assert done.stderr.strip().splitlines() == ["minictr: error: services.web.ports[0]: 'abc' is not "
-                                                "[IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp] (ranges are not supported)"]  # fmt: skip
+    assert done.stderr.strip().splitlines() == [
+        "minictr: error: services.web.ports[0]: 'abc' is not "
+        "[IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp] (ranges are not supported)"
+    ]
 
 
 # --- projects on the host -----------------------------------------------------------------------------------
@@ -121,7 +141,9 @@ class Compose:
         self.path, self.data_root, self.state_root = path, data_root, state_root
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = run_cli("compose", "-f", self.path, *args, data_root=self.data_root, state_root=self.state_root, timeout=180)
+        done = run_cli(
+            "compose", "-f", self.path, *args, data_root=self.data_root, state_root=self.state_root, timeout=180
+        )
         if check:
             assert done.returncode == 0, done.stderr
         return done
@@ -225,7 +247,11 @@ def test_up_scale_change_and_down_v_leave_nothing(compose: Compose) -> None:
 
 @root
 def test_a_crashed_replica_is_restarted_by_its_policy_while_the_other_answers(compose: Compose) -> None:
-    text = pathlib.Path(compose.path).read_text().replace("deploy: {replicas: 2}", "deploy: {replicas: 2}\n    restart: always")
+    text = (
+        pathlib.Path(compose.path)
+        .read_text()
+        .replace("deploy: {replicas: 2}", "deploy: {replicas: 2}\n    restart: always")
+    )
     pathlib.Path(compose.path).write_text(text)
     compose("up", "-d", "web")
     assert compose.ps() == {"shop-web-1": "Up", "shop-web-2": "Up"}
@@ -237,7 +263,11 @@ def test_a_crashed_replica_is_restarted_by_its_policy_while_the_other_answers(co
 
     def restarted() -> bool:
         (again,) = (x for x in replicas("shop", compose.state_root) if x.number == 1)
-        return again.status == "running" and again.state.get("restart_count", 0) >= 1 and again.state["pid"] != crashed.state["pid"]
+        return (
+            again.status == "running"
+            and again.state.get("restart_count", 0) >= 1
+            and again.state["pid"] != crashed.state["pid"]
+        )
 
     wait_for(restarted, "the restart policy to bring shop-web-1 back", timeout=60)
     assert compose("exec", "web", "wget", "-qO-", "http://127.0.0.1/").stdout.strip() == crashed.id[:12]

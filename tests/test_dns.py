@@ -163,8 +163,10 @@ def test_a_member_is_known_for_other_types_too_and_by_its_address(host: Host) ->
 def test_a_service_answers_with_every_replica_in_rotating_order(host: Host) -> None:
     host.cli("network", "create", "dnsrr")
     label = f"{SERVICE}=web"
-    replicas = [host.detach("--network", "dnsrr", "--name", f"web-{n}", "-l", label, "busybox", "sleep", "120")
-                for n in range(3)]
+    replicas = [
+        host.detach("--network", "dnsrr", "--name", f"web-{n}", "-l", label, "busybox", "sleep", "120")
+        for n in range(3)
+    ]
     addresses = {host.address_of("dnsrr", replica) for replica in replicas}
     answers = [ask_from(host, replicas[0], "web")["answers"] for _ in range(3)]
     assert all(set(answer) == addresses and len(answer) == 3 for answer in answers), answers
@@ -248,8 +250,10 @@ def test_a_server_that_died_is_started_again_by_the_next_member(host: Host) -> N
 
 
 def test_names_table_and_rotation() -> None:
-    members = {"10.0.0.3": {"name": "b", "service": "web"},
-               "10.0.0.2": {"name": "a", "service": "web", "aliases": ["x"]}}
+    members = {
+        "10.0.0.3": {"name": "b", "service": "web"},
+        "10.0.0.2": {"name": "a", "service": "web", "aliases": ["x"]},
+    }
     names = dns.Names("/nonexistent")
     names.by_name = dns.names_table(members)
     assert names.by_name == {"a": ["10.0.0.2"], "x": ["10.0.0.2"], "web": ["10.0.0.2", "10.0.0.3"], "b": ["10.0.0.3"]}

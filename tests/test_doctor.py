@@ -20,8 +20,22 @@ from minictr import doctor
 from minictr.engine.images.busybox import elf_interpreter
 from minictr.kernel import privilege
 
-NAMES = {"root", "kernel", "cgroups", "overlayfs", "userns", "propagation", "registry_server",
-         "firewall", "network", "busybox", "seccomp", "vm", "registry", "microservices"}
+NAMES = {
+    "root",
+    "kernel",
+    "cgroups",
+    "overlayfs",
+    "userns",
+    "propagation",
+    "registry_server",
+    "firewall",
+    "network",
+    "busybox",
+    "seccomp",
+    "vm",
+    "registry",
+    "microservices",
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +103,9 @@ def test_cgroup_layout_matches_mountinfo() -> None:
     else:
         assert layout["v2"] == {"path": None, "controllers": []}
     has_v1 = any(not c.startswith("name=") for c in layout["v1"])
-    expected = {(True, True): "hybrid", (True, False): "v1",
-                (False, True): "v2", (False, False): "none"}[(has_v1, bool(mounts["cgroup2"]))]
+    expected = {(True, True): "hybrid", (True, False): "v1", (False, True): "v2", (False, False): "none"}[
+        (has_v1, bool(mounts["cgroup2"]))
+    ]
     assert layout["layout"] == expected
 
 
@@ -98,11 +113,16 @@ def test_cgroup_layout_v2_only(tmp_path: pathlib.Path) -> None:
     # a v2-only host, described by a mountinfo file pointing at a fake mount point
     (tmp_path / "cgroup.controllers").write_text("cpu io memory pids\n")
     mi = tmp_path / "mountinfo"
-    mi.write_text(f"30 23 0:26 / {tmp_path} rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
-                  "31 23 0:27 / /x\\040y rw - cgroup cgroup rw,xattr,name=systemd\n")
+    mi.write_text(
+        f"30 23 0:26 / {tmp_path} rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
+        "31 23 0:27 / /x\\040y rw - cgroup cgroup rw,xattr,name=systemd\n"
+    )
     layout = doctor.cgroup_layout(str(mi))
-    assert layout == {"layout": "v2", "v1": {"name=systemd": "/x y"},
-                      "v2": {"path": str(tmp_path), "controllers": ["cpu", "io", "memory", "pids"]}}
+    assert layout == {
+        "layout": "v2",
+        "v1": {"name=systemd": "/x y"},
+        "v2": {"path": str(tmp_path), "controllers": ["cpu", "io", "memory", "pids"]},
+    }
 
 
 def test_elf_interpreter_of_python_and_busybox() -> None:
@@ -126,8 +146,7 @@ def test_failing_probe_becomes_unknown() -> None:
 
 
 def _registry_check(registry: str, timeout: float = 2.0) -> doctor.Check:
-    return next(c for c in doctor.run_checks(registry=registry, timeout=timeout)
-                if c.name == "registry")
+    return next(c for c in doctor.run_checks(registry=registry, timeout=timeout) if c.name == "registry")
 
 
 def test_registry_closed_port_is_missing_quickly() -> None:
@@ -176,10 +195,17 @@ def test_registry_answering_v2_is_ok(registry: str) -> None:
 
 def test_import_is_cheap() -> None:
     # the HTTP stack and subprocess must not be loaded just by importing doctor
-    code = ("import sys, minictr.doctor; "
-            "print(sorted(m for m in ('urllib.request', 'http.client', 'subprocess') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (
+        "import sys, minictr.doctor; "
+        "print(sorted(m for m in ('urllib.request', 'http.client', 'subprocess') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -191,8 +217,14 @@ def _as_root_without_cap_sys_admin(code: str) -> subprocess.CompletedProcess[str
     if capsh is None:
         pytest.skip("capsh is missing (apt-get install libcap2-bin)")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.run([capsh, "--drop=cap_sys_admin", "--", "-c", f"exec {sys.executable} -c '{code}'"],
-                          capture_output=True, text=True, check=True, cwd=root, timeout=60)
+    return subprocess.run(
+        [capsh, "--drop=cap_sys_admin", "--", "-c", f"exec {sys.executable} -c '{code}'"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        timeout=60,
+    )
 
 
 @pytest.mark.root
@@ -206,7 +238,8 @@ def test_root_privilege_is_proven_by_trying() -> None:
 def test_root_without_cap_sys_admin_is_told_what_it_lacks() -> None:
     done = _as_root_without_cap_sys_admin(
         "import json, os; from minictr import doctor; "
-        "print(json.dumps([os.geteuid(), next(c.as_dict() for c in doctor.run_checks() if c.name == \"root\")]))")
+        'print(json.dumps([os.geteuid(), next(c.as_dict() for c in doctor.run_checks() if c.name == "root")]))'
+    )
     euid, root = json.loads(done.stdout)
     assert euid == 0
     assert root["status"] == "missing", root

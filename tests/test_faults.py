@@ -33,7 +33,9 @@ def faulty(step: str, *args: str, data_root: str, state_root: str) -> subprocess
     too: minictr must report it (125) and clean up.
     """
     command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "MINICTR_FAULT": step})
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env={**os.environ, "MINICTR_FAULT": step}
+    )
     expected = 125 if step == "pivot" or "-d" in args else -signal.SIGKILL
     assert done.returncode == expected, f"minictr never reached the step {step!r}: {done}"
     return done
@@ -41,7 +43,9 @@ def faulty(step: str, *args: str, data_root: str, state_root: str) -> subprocess
 
 def system_prune() -> list[str] | None:
     """The arguments of ``minictr system prune`` (with ``-f`` if it asks first), or None before it exists."""
-    done = subprocess.run([sys.executable, "-m", "minictr.cli", "system", "prune", "--help"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "minictr.cli", "system", "prune", "--help"], capture_output=True, text=True
+    )
     if done.returncode != 0:
         return None
     return ["system", "prune", *(["-f"] if "--force" in done.stdout else [])]
@@ -54,7 +58,9 @@ def next_command(data_root: str, state_root: str, otherwise: tuple[str, ...] = (
 
 
 @pytest.mark.parametrize("step", [*START_STEPS, "exec -d"])
-def test_kill_9_at_a_step_of_run_leaves_nothing_after_the_next_command(step: str, data_root: str, state_root: str) -> None:
+def test_kill_9_at_a_step_of_run_leaves_nothing_after_the_next_command(
+    step: str, data_root: str, state_root: str
+) -> None:
     mark, port = os.urandom(6).hex(), free_port()
     step, *detach = step.split(" ")  # "exec -d": the monitor of a detached container dies as it starts
     before = host_snapshot(state_root)
@@ -82,7 +88,9 @@ def test_kill_9_at_a_step_of_run_leaves_nothing_after_the_next_command(step: str
     assert left() == {}
 
 
-@pytest.mark.parametrize(("step", "partial"), [("blob", ("images/blobs/sha256", ".partial-")), ("unpack", ("layers", ".unpacking-"))])
+@pytest.mark.parametrize(
+    ("step", "partial"), [("blob", ("images/blobs/sha256", ".partial-")), ("unpack", ("layers", ".unpacking-"))]
+)
 def test_kill_9_during_a_pull_leaves_nothing_after_prune(step: str, partial: tuple[str, str], images: dict[str, str],
                                                          tmp_path, state_root: str) -> None:  # fmt: skip
     data = str(tmp_path / "data")

@@ -27,7 +27,9 @@ ZEROS = 80 << 20  # past the default floor of 64m, and 1000 times its gzip
 
 @pytest.fixture(scope="module")
 def bombs(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An archive of three one-layer images: ``zeros`` (a gzip bomb), ``noise`` (2 MiB that does not compress), ``small``."""
+    """An archive of three one-layer images: ``zeros`` (a gzip bomb), ``noise`` (2 MiB that does not compress),
+    ``small``.
+    """
     directory = tmp_path_factory.mktemp("bombs")
     layout = rs.Layout(str(directory / "layout"))
     layout.image("zeros", [(rs.tar_layer([("zeros", "file", bytes(ZEROS))]), "gzip")])
@@ -58,7 +60,9 @@ def _layer_entries(data: str) -> list[str]:
 ], ids=["ratio", "absolute-cap", "reserve"])  # fmt: skip
 def test_a_layer_past_a_limit_is_refused_and_leaves_nothing(data: str, state_root: str, image: str, env: dict[str, str],
                                                             words: str) -> None:  # fmt: skip
-    result = run_cli("run", "--network", "none", image, "true", data_root=data, state_root=state_root, env={**os.environ, **env})
+    result = run_cli(
+        "run", "--network", "none", image, "true", data_root=data, state_root=state_root, env={**os.environ, **env}
+    )
     assert result.returncode == 125
     assert result.stderr.startswith("minictr: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert words in result.stderr
@@ -85,7 +89,9 @@ def test_the_flattened_copy_stops_a_bomb_too(data: str, tmp_path) -> None:
 def test_bad_limit_settings_are_one_line_errors(data: str, state_root: str) -> None:
     result = run_cli("run", "--network", "none", "small", "true", data_root=data, state_root=state_root,
                      env={**os.environ, "MINICTR_LAYER_MAX_RATIO": "lots"})  # fmt: skip
-    assert result.returncode == 125 and result.stderr == "minictr: error: MINICTR_LAYER_MAX_RATIO 'lots': not a number\n"
+    assert (
+        result.returncode == 125 and result.stderr == "minictr: error: MINICTR_LAYER_MAX_RATIO 'lots': not a number\n"
+    )
 
 
 # --- load -i: declared sizes and the reserve ---------------------------------------------------------------
@@ -99,7 +105,9 @@ def _stored(data: str) -> tuple[list[str], list[str]]:
 
 
 def _lying_archive(tmp_path, lie: str) -> str:
-    """An archive whose manifest declares its layer 50,000 bytes short, or whose index declares the manifest 1 byte short."""
+    """An archive whose manifest declares its layer 50,000 bytes short, or whose index declares the manifest 1 byte
+    short.
+    """
     layout = rs.Layout(str(tmp_path / "layout"))
     descriptor = layout.image("liar", [(rs.tar_layer([("noise", "file", os.urandom(120_000))]), "gzip")])
     if lie == "layer":
@@ -126,6 +134,8 @@ def test_load_refuses_a_blob_larger_than_declared(tmp_path, state_root: str, lie
 
 def test_load_keeps_the_reserve(bombs: str, tmp_path, state_root: str) -> None:
     data = str(tmp_path / "data")
-    result = run_cli("load", "-i", bombs, data_root=data, state_root=state_root, env={**os.environ, "MINICTR_DISK_RESERVE": "1p"})
+    result = run_cli(
+        "load", "-i", bombs, data_root=data, state_root=state_root, env={**os.environ, "MINICTR_DISK_RESERVE": "1p"}
+    )
     assert result.returncode == 125 and "not enough disk space" in result.stderr and result.stderr.count("\n") == 1
     assert _stored(data) == ([], [])

@@ -59,7 +59,9 @@ def test_skopeo_reads_the_store(data_root: str) -> None:
     if not shutil.which("skopeo"):
         pytest.skip("skopeo is not installed (apt-get install skopeo)")
     store = image_store(data_root)
-    out = subprocess.run(["skopeo", "inspect", f"oci:{store.root}:busybox"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["skopeo", "inspect", f"oci:{store.root}:busybox"], capture_output=True, text=True, check=True
+    ).stdout
     info = json.loads(out)
     image = store.get("busybox")
     assert info["Digest"] == image.manifest_digest
@@ -71,7 +73,11 @@ def test_umoci_unpacks_the_store(tmp_path, data_root: str) -> None:
         pytest.skip("umoci is not installed (apt-get install umoci)")
     layout = tmp_path / "copy"
     shutil.copytree(image_store(data_root).root, layout)  # umoci takes a lock file inside the layout
-    subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:busybox", str(tmp_path / "bundle")], check=True, capture_output=True)
+    subprocess.run(
+        ["umoci", "unpack", "--rootless", "--image", f"{layout}:busybox", str(tmp_path / "bundle")],
+        check=True,
+        capture_output=True,
+    )
     assert os.path.isfile(tmp_path / "bundle" / "rootfs" / "bin" / "busybox")
     assert json.loads((tmp_path / "bundle" / "config.json").read_text())["process"]["args"] == ["sh"]
 
@@ -117,7 +123,9 @@ def _image(store: ImageStore, layers: list[bytes]) -> Image:
     for layer in layers:
         store.put_blob(layer)
     config = oci.canonical_json({"os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": []}})
-    manifest = oci.canonical_json({"schemaVersion": 2, "config": oci.descriptor(oci.MEDIA_CONFIG, config), "layers": descriptors})
+    manifest = oci.canonical_json(
+        {"schemaVersion": 2, "config": oci.descriptor(oci.MEDIA_CONFIG, config), "layers": descriptors}
+    )
     store.put_blob(config)
     store.put_blob(manifest)
     store.tag("test", oci.descriptor(oci.MEDIA_MANIFEST, manifest))
@@ -126,10 +134,24 @@ def _image(store: ImageStore, layers: list[bytes]) -> Image:
 
 def test_whiteouts_and_opaque_directories(tmp_path) -> None:
     store = ImageStore(str(tmp_path / "images"))
-    lower = _layer([("etc", "dir", None), ("etc/keep", "file", b"1"), ("etc/gone", "file", b"2"),
-                    ("data", "dir", None), ("data/old", "file", b"3"), ("link", "symlink", "/etc/keep")])
-    upper = _layer([("etc/.wh.gone", "file", b""), ("data/.wh..wh..opq", "file", b""), ("data/new", "file", b"4"),
-                    ("link", "file", b"now a file")])
+    lower = _layer(
+        [
+            ("etc", "dir", None),
+            ("etc/keep", "file", b"1"),
+            ("etc/gone", "file", b"2"),
+            ("data", "dir", None),
+            ("data/old", "file", b"3"),
+            ("link", "symlink", "/etc/keep"),
+        ]
+    )
+    upper = _layer(
+        [
+            ("etc/.wh.gone", "file", b""),
+            ("data/.wh..wh..opq", "file", b""),
+            ("data/new", "file", b"4"),
+            ("link", "file", b"now a file"),
+        ]
+    )
     dest = tmp_path / "rootfs"
     unpack_image(store, _image(store, [lower, upper]), str(dest))
     assert sorted(os.listdir(dest / "etc")) == ["keep"]

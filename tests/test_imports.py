@@ -20,19 +20,45 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minictr"
 #: Bottom to top. A module belongs to the first entry naming it or a package above it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # minictr/__init__.py holds the version and loads its public names lazily (importlib): no static import
-    ("base", ("minictr", "minictr.errors", "minictr.paths", "minictr.files", "minictr.config", "minictr.faults",
-              "minictr.roots")),
+    (
+        "base",
+        (
+            "minictr",
+            "minictr.errors",
+            "minictr.paths",
+            "minictr.files",
+            "minictr.config",
+            "minictr.faults",
+            "minictr.roots",
+        ),
+    ),
     ("kernel features", ("minictr.kernel",)),
     ("runtime", ("minictr.runtime",)),
     ("images", ("minictr.engine.images",)),
     ("networks", ("minictr.engine.network",)),
     ("volumes", ("minictr.engine.volumes",)),
-    ("containers", ("minictr.engine.container", "minictr.engine.container_dir", "minictr.engine.container_root",
-                    "minictr.engine.container_view", "minictr.engine.system", "minictr.engine.logs",
-                    "minictr.engine.attach", "minictr.engine.terminal", "minictr.engine.monitor",
-                    "minictr.engine.managed", "minictr.engine.lifecycle", "minictr.engine.health",
-                    "minictr.engine.container_cp", "minictr.engine.safe_tree", "minictr.engine.run_options",
-                    "minictr.engine.container_spec", "minictr.engine.exec")),
+    (
+        "containers",
+        (
+            "minictr.engine.container",
+            "minictr.engine.container_dir",
+            "minictr.engine.container_root",
+            "minictr.engine.container_view",
+            "minictr.engine.system",
+            "minictr.engine.logs",
+            "minictr.engine.attach",
+            "minictr.engine.terminal",
+            "minictr.engine.monitor",
+            "minictr.engine.managed",
+            "minictr.engine.lifecycle",
+            "minictr.engine.health",
+            "minictr.engine.container_cp",
+            "minictr.engine.safe_tree",
+            "minictr.engine.run_options",
+            "minictr.engine.container_spec",
+            "minictr.engine.exec",
+        ),
+    ),
     ("builds", ("minictr.engine.build",)),
     ("compose", ("minictr.engine.compose",)),  # multi-container projects, on builds, volumes, networks, containers
     ("engine", ("minictr.engine",)),  # the package itself (its docstring only)
@@ -42,7 +68,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 
 
 def module_name(path: pathlib.Path) -> str:
-    """``minictr/engine/images/store.py`` -> ``minictr.engine.images.store``; a package's ``__init__`` is the package."""
+    """``minictr/engine/images/store.py`` -> ``minictr.engine.images.store``; a
+    package's ``__init__`` is the package.
+    """
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -122,6 +150,8 @@ def test_no_import_cycles() -> None:
 def test_the_graph_sees_lazy_and_relative_imports() -> None:
     """The checker itself: a lazy relative import inside a function is found, resolved to the module."""
     graph = import_graph()
-    assert "minictr.runtime.process.parent" in graph["minictr.engine.container"]  # from .process.parent import ... (top level)
+    assert (
+        "minictr.runtime.process.parent" in graph["minictr.engine.container"]
+    )  # from .process.parent import ... (top level)
     assert "minictr.kernel.cgroups" in graph["minictr.engine.container"]  # from . import cgroups (inside functions)
     assert "minictr.engine.images.store" in graph["minictr.engine.images.pull"]  # from .store import ...

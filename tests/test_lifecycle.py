@@ -113,7 +113,13 @@ def test_a_detached_container_is_logged_and_its_exit_recorded(minictr: Minictr) 
     assert [(line["stream"], line["log"]) for line in lines] == [("stdout", "out\n"), ("stderr", "err\n")]
     assert all(line["time"].endswith("Z") and len(line["time"]) == 30 for line in lines)
     state = minictr.inspect(container)["State"]
-    assert (state["Status"], state["Running"], state["ExitCode"], state["OOMKilled"], state["Pid"]) == ("exited", False, 3, False, 0)
+    assert (state["Status"], state["Running"], state["ExitCode"], state["OOMKilled"], state["Pid"]) == (
+        "exited",
+        False,
+        3,
+        False,
+        0,
+    )
     assert state["StartedAt"] < state["FinishedAt"]
     assert wait_until(lambda: not monitor_alive(minictr.directory(container)))  # its monitor ended
     assert cgroups_of(container) == []  # released at exit; the directory stays until rm
@@ -179,7 +185,10 @@ def test_rm_refuses_a_running_container_with_the_reason(minictr: Minictr) -> Non
     container = minictr.detach("--name", "busy", "busybox", "sleep", "60")
     refused = minictr("rm", "busy", check=False)
     assert refused.returncode == 1
-    assert refused.stderr == f"minictr: error: cannot remove container {container}: it is running (stop it first, or use rm -f)\n"
+    assert (
+        refused.stderr
+        == f"minictr: error: cannot remove container {container}: it is running (stop it first, or use rm -f)\n"
+    )
     assert minictr.inspect(container)["State"]["Running"] is True
     assert minictr("stop", "-t", "1", "busy").stdout == "busy\n"
     assert minictr("rm", "busy").stdout == "busy\n"
@@ -230,7 +239,9 @@ def test_restart_stops_then_starts(minictr: Minictr) -> None:
 
 def test_on_failure_restarts_n_times_and_always_until_stopped(minictr: Minictr) -> None:
     failing = minictr.detach("--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 1")
-    assert wait_until(lambda: minictr.state(failing).get("restart_count") == 2 and minictr("wait", failing).stdout == "1\n")
+    assert wait_until(
+        lambda: minictr.state(failing).get("restart_count") == 2 and minictr("wait", failing).stdout == "1\n"
+    )
     assert wait_until(lambda: minictr.inspect(failing)["State"]["Status"] == "exited")
     assert minictr("logs", failing).stdout == "run\nrun\nrun\n"
     assert minictr.inspect(failing)["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
@@ -310,7 +321,12 @@ def test_the_oom_kill_is_recorded(minictr: Minictr) -> None:
 
 def test_many_containers_started_and_removed_at_once_keep_ps_consistent(minictr: Minictr) -> None:
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
-        started = list(pool.map(lambda i: minictr.detach("--network", "bridge", "--name", f"many-{i}", "busybox", "sleep", "60"), range(10)))
+        started = list(
+            pool.map(
+                lambda i: minictr.detach("--network", "bridge", "--name", f"many-{i}", "busybox", "sleep", "60"),
+                range(10),
+            )
+        )
         assert sorted(minictr("ps", "-q").stdout.split()) == sorted(started)
         removed = list(pool.map(lambda c: minictr("rm", "-f", c).stdout.strip(), started))
     assert sorted(removed) == sorted(started)
@@ -352,7 +368,9 @@ def test_an_interactive_shell_through_a_pty(minictr: Minictr) -> None:
     settings = termios.tcgetattr(terminal.slave)
     command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
                "run", "-it", "--network", "none", "busybox", "sh"]  # fmt: skip
-    cli = subprocess.Popen(command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True)
+    cli = subprocess.Popen(
+        command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
+    )
     assert terminal.read_until(b"# "), terminal.output  # the shell's prompt: it knows it is interactive
     assert termios.tcgetattr(terminal.slave) != settings  # the user's terminal is raw meanwhile
     terminal.type("stty size; [ -t 0 ] && echo stdin-is-a-tty\n")
@@ -426,7 +444,9 @@ def test_a_program_that_cannot_start_leaves_nothing_and_exec_needs_a_running_con
 
 
 def test_a_full_disk_stops_the_log_not_the_container(minictr: Minictr) -> None:
-    container = minictr("create", "--network", "none", "busybox", "sh", "-c", "seq 1 10000; echo done >&2").stdout.strip()
+    container = minictr(
+        "create", "--network", "none", "busybox", "sh", "-c", "seq 1 10000; echo done >&2"
+    ).stdout.strip()
     os.symlink("/dev/full", os.path.join(minictr.directory(container), "container-json.log"))  # every write: ENOSPC
     minictr("start", container)
     assert minictr("wait", container).stdout == "0\n"  # it ran to its end, its output going nowhere
@@ -436,7 +456,9 @@ def test_a_full_disk_stops_the_log_not_the_container(minictr: Minictr) -> None:
 
 
 def test_stats_top_and_port_of_a_running_container(minictr: Minictr) -> None:
-    container = minictr.detach("--network", "bridge", "-m", "64m", "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80")
+    container = minictr.detach(
+        "--network", "bridge", "-m", "64m", "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80"
+    )
     stats = minictr("stats", "--no-stream", container).stdout.splitlines()
     assert stats[0].split() == ["CONTAINER", "CPU", "%", "MEM", "USAGE", "/", "LIMIT", "MEM", "%", "PIDS"]
     assert stats[1].split()[0] == container and stats[1].split()[4] == "64MiB" and stats[1].split()[-1] == "1"
@@ -446,7 +468,9 @@ def test_stats_top_and_port_of_a_running_container(minictr: Minictr) -> None:
     mapping = minictr("port", container).stdout.strip()
     assert mapping.startswith("80/tcp -> 127.0.0.1:")
     published = int(mapping.rsplit(":", 1)[1])
-    assert minictr.inspect(container)["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(published)}]}
+    assert minictr.inspect(container)["NetworkSettings"]["Ports"] == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(published)}]
+    }
 
 
 # --- attach ---------------------------------------------------------------------------------------------
@@ -454,7 +478,17 @@ def test_stats_top_and_port_of_a_running_container(minictr: Minictr) -> None:
 
 def test_detach_and_attach_again(minictr: Minictr) -> None:
     container = minictr.detach("-it", "busybox", "sh")
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root, "attach", container]
+    command = [
+        sys.executable,
+        "-m",
+        "minictr.cli",
+        "--data-root",
+        minictr.data_root,
+        "--root",
+        minictr.state_root,
+        "attach",
+        container,
+    ]
 
     def attach() -> tuple[Terminal, subprocess.Popen[bytes]]:
         terminal = Terminal(24, 80)
@@ -485,12 +519,18 @@ def test_attach_sends_input_to_a_container_run_with_i(minictr: Minictr) -> None:
 
 
 def test_start_a_shows_the_run_and_returns_its_status(minictr: Minictr) -> None:
-    container = minictr("create", "--network", "none", "busybox", "sh", "-c", "echo out; echo err >&2; exit 6").stdout.strip()
+    container = minictr(
+        "create", "--network", "none", "busybox", "sh", "-c", "echo out; echo err >&2; exit 6"
+    ).stdout.strip()
     for _ in range(2):  # each start shows its own run only
         started = minictr("start", "-a", container, check=False)
         assert (started.returncode, started.stdout, started.stderr) == (6, "out\n", "err\n")
-    interactive = minictr("create", "--network", "none", "-i", "busybox", "sh", "-c", "read x; echo got-$x").stdout.strip()
-    typed = run_cli("start", "-a", "-i", interactive, input="typed\n", data_root=minictr.data_root, state_root=minictr.state_root)
+    interactive = minictr(
+        "create", "--network", "none", "-i", "busybox", "sh", "-c", "read x; echo got-$x"
+    ).stdout.strip()
+    typed = run_cli(
+        "start", "-a", "-i", interactive, input="typed\n", data_root=minictr.data_root, state_root=minictr.state_root
+    )
     assert (typed.returncode, typed.stdout) == (0, "got-typed\n")
 
 
@@ -502,7 +542,10 @@ def test_ps_filters_and_logs_since(minictr: Minictr) -> None:
     assert minictr("ps", "-q", "-f", "name=filter", "-f", "status=running").stdout.split() == [running]
     assert minictr("ps", "-q", "-f", f"id={running[:4]}", "-f", "ancestor=busybox").stdout.split() == [running]
     bad = minictr("ps", "-f", "colour=red", check=False)
-    assert (bad.returncode, bad.stderr) == (125, "minictr: error: --filter 'colour=red': filter by id=, name=, status= or ancestor=\n")
+    assert (bad.returncode, bad.stderr) == (
+        125,
+        "minictr: error: --filter 'colour=red': filter by id=, name=, status= or ancestor=\n",
+    )
     assert wait_until(lambda: minictr("logs", running).stdout == "early\n")
     assert minictr("logs", "--since", "2000-01-01T00:00:00Z", running).stdout == "early\n"
     assert minictr("logs", "--since", "2999-01-01T00:00:00Z", running).stdout == ""
@@ -511,14 +554,20 @@ def test_ps_filters_and_logs_since(minictr: Minictr) -> None:
 
 def test_exec_i_and_t(minictr: Minictr) -> None:
     container = minictr.detach("busybox", "sleep", "60")
-    piped = run_cli("exec", "-i", container, "cat", input="piped\n", data_root=minictr.data_root, state_root=minictr.state_root)
+    piped = run_cli(
+        "exec", "-i", container, "cat", input="piped\n", data_root=minictr.data_root, state_root=minictr.state_root
+    )
     assert piped.stdout == "piped\n"
-    closed = run_cli("exec", container, "cat", input="lost\n", data_root=minictr.data_root, state_root=minictr.state_root)
+    closed = run_cli(
+        "exec", container, "cat", input="lost\n", data_root=minictr.data_root, state_root=minictr.state_root
+    )
     assert (closed.returncode, closed.stdout) == (0, "")  # without -i its stdin is /dev/null
     terminal = Terminal(30, 100)
     command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
                "exec", "-it", container, "sh"]  # fmt: skip
-    cli = subprocess.Popen(command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True)
+    cli = subprocess.Popen(
+        command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
+    )
     terminal.type("stty size; exit 2\n")
     assert terminal.read_until(b"30 100"), terminal.output
     assert cli.wait(30) == 2

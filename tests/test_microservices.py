@@ -70,8 +70,19 @@ def shop(state_root: str) -> Iterator[Shop]:
                    timeout=300)  # fmt: skip
     remove_all(state_root)
     # the images are tagged with the project's name: untag them (their layers stay, shared with the shop's)
-    subprocess.run([sys.executable, "-m", "minictr.cli", "--data-root", DATA_ROOT, "rmi",
-                    *(f"{project.name}-{s}" for s in ("web", "db", "lb"))], capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "minictr.cli",
+            "--data-root",
+            DATA_ROOT,
+            "rmi",
+            *(f"{project.name}-{s}" for s in ("web", "db", "lb")),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def _answers(shop: Shop) -> bool:

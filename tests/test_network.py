@@ -25,7 +25,10 @@ pytestmark = pytest.mark.root
 
 SERVE = "mkdir -p /www && echo pong-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www"
 #: busybox nc, retried while the server starts; prints the page's last line.
-FETCH = 'for i in $(seq 50); do printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 {host} {port} > /tmp/r && [ -s /tmp/r ] && break; sleep 0.1; done; tail -1 /tmp/r'
+FETCH = (
+    'for i in $(seq 50); do printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 {host} {port} > /tmp/r '
+    "&& [ -s /tmp/r ] && break; sleep 0.1; done; tail -1 /tmp/r"
+)
 
 
 class Host:
@@ -100,7 +103,9 @@ def own_address() -> str:
 
 def test_two_containers_on_one_network_talk_tcp_by_name_and_alias(host: Host) -> None:
     host.cli("network", "create", "talk")
-    server = host.detach("--network", "talk", "--name", "web", "--network-alias", "www", "-h", "websrv", "busybox", "sh", "-c", SERVE)
+    server = host.detach(
+        "--network", "talk", "--name", "web", "--network-alias", "www", "-h", "websrv", "busybox", "sh", "-c", SERVE
+    )
     for name in ("web", "www"):
         result = host.cli("run", "--network", "talk", "busybox", "sh", "-c", FETCH.format(host=name, port=80))
         assert result.stdout.strip() == "pong-from-websrv", result.stderr
@@ -127,8 +132,16 @@ def test_containers_on_different_networks_cannot_reach_each_other(host: Host) ->
     address = host.address_of("left", server)
     same = host.cli("run", "--network", "left", "busybox", "sh", "-c", FETCH.format(host=address, port=80))
     assert same.stdout.strip().startswith("pong-from-")  # it serves...
-    other = host.cli("run", "--network", "right", "busybox", "sh", "-c",
-                     f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 {address} 80; echo rc=$?', check=False)  # fmt: skip
+    other = host.cli(
+        "run",
+        "--network",
+        "right",
+        "busybox",
+        "sh",
+        "-c",
+        f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 {address} 80; echo rc=$?',
+        check=False,
+    )
     assert "pong" not in other.stdout and "rc=1" in other.stdout  # ... but not across networks
     by_name = host.cli("run", "--network", "right", "busybox", "nslookup", "lonely", check=False)
     assert "NXDOMAIN" in by_name.stdout
@@ -243,7 +256,10 @@ def test_bad_network_options_fail_in_one_line(host: Host, args: list[str], messa
 def test_network_create_checks_its_subnet_and_rm_refuses_a_network_in_use(host: Host) -> None:
     taken = host.cli("network", "create", "--subnet", "127.0.0.0/24", "clash", check=False)
     assert taken.returncode == 125 and "overlaps 127.0.0.0/8 (lo)" in taken.stderr
-    assert "--gateway '10.99.1.1' is not a usable address" in host.cli("network", "create", "--subnet", "10.99.0.0/24", "--gateway", "10.99.1.1", "g", check=False).stderr
+    assert (
+        "--gateway '10.99.1.1' is not a usable address"
+        in host.cli("network", "create", "--subnet", "10.99.0.0/24", "--gateway", "10.99.1.1", "g", check=False).stderr
+    )
     host.cli("network", "create", "--subnet", "10.99.0.0/24", "fixed")
     assert host.inspect("fixed")["Gateway"] == "10.99.0.1"
     container = host.detach("--network", "fixed", "busybox", "sleep", "60")
@@ -257,7 +273,12 @@ def test_network_create_checks_its_subnet_and_rm_refuses_a_network_in_use(host: 
 
 def test_publish_syntax() -> None:
     assert ports.parse_publish("8080:80") == {"proto": "tcp", "host_ip": "", "host_port": 8080, "container_port": 80}
-    assert ports.parse_publish("127.0.0.1::53/udp") == {"proto": "udp", "host_ip": "127.0.0.1", "host_port": 0, "container_port": 53}
+    assert ports.parse_publish("127.0.0.1::53/udp") == {
+        "proto": "udp",
+        "host_ip": "127.0.0.1",
+        "host_port": 0,
+        "container_port": 53,
+    }
     assert ports.exposed_ports({"config": {"ExposedPorts": {"80/tcp": {}, "53/udp": {}}}}) == [
         {"proto": "udp", "host_ip": "", "host_port": 0, "container_port": 53},
         {"proto": "tcp", "host_ip": "", "host_port": 0, "container_port": 80},

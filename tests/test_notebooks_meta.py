@@ -21,7 +21,9 @@ def test_kernelspec_requirements_and_no_widget_state(path: pathlib.Path) -> None
     metadata = notebook["metadata"]
     assert metadata["kernelspec"]["name"] == "python3"
     assert "widgets" not in metadata, "strip the widget state before saving"
-    assert isinstance(metadata.get("minictr", {}).get("requires"), list), "metadata.minictr.requires lists what it needs"
+    assert isinstance(metadata.get("minictr", {}).get("requires"), list), (
+        "metadata.minictr.requires lists what it needs"
+    )
     code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
     assert code and all(cell.get("execution_count") for cell in code), "save notebooks executed"
     tagged = [cell for cell in code if "nbval-check-output" in cell.get("metadata", {}).get("tags", [])]

@@ -40,7 +40,9 @@ def test_exec_joins_every_namespace_of_the_container(roots: Roots) -> None:
     with detached(roots, "-h", "exec-target", "busybox", command=["sleep", "30"]) as (container_id, pid):
         hostname = roots.cli("exec", container_id, "hostname")
         ps = roots.cli("exec", container_id, "ps", "-o", "pid,comm")
-        links = roots.cli("exec", container_id, "sh", "-c", "; ".join(f"readlink /proc/self/ns/{kind}" for kind in kinds))
+        links = roots.cli(
+            "exec", container_id, "sh", "-c", "; ".join(f"readlink /proc/self/ns/{kind}" for kind in kinds)
+        )
         expected = [os.readlink(f"/proc/{pid}/ns/{kind}") for kind in kinds]
     assert hostname.stdout == "exec-target\n"
     assert ["1", "sleep"] in [line.split() for line in ps.stdout.splitlines()]

@@ -18,7 +18,14 @@ pytestmark = pytest.mark.root
 @pytest.fixture
 def pids_cgroup() -> Iterator[str]:
     """A child of this process's cgroup in the v1 ``pids`` hierarchy, removed afterwards."""
-    own = next((line.split(":", 2)[2].strip() for line in read("/proc/self/cgroup").splitlines() if line.split(":")[1] == "pids"), None)
+    own = next(
+        (
+            line.split(":", 2)[2].strip()
+            for line in read("/proc/self/cgroup").splitlines()
+            if line.split(":")[1] == "pids"
+        ),
+        None,
+    )
     if own is None or not os.path.isdir("/sys/fs/cgroup/pids"):
         pytest.skip("needs a cgroup v1 pids hierarchy at /sys/fs/cgroup/pids")
     path = os.path.join("/sys/fs/cgroup/pids", own.lstrip("/"), f"minictr-test-{os.urandom(4).hex()}")
@@ -34,7 +41,12 @@ def test_cgroup_namespace_roots_the_tree_at_the_containers_cgroup(roots: Roots, 
     # minictr runs in a test cgroup of its own; the container still gets its own cgroup, /minictr/<id>
     command = [sys.executable, "-m", "minictr.cli", "--data-root", roots.data, "--root", roots.state,
                "run", "-d", "busybox", "sh", "-c", "cat /proc/self/cgroup; exec sleep 30"]  # fmt: skip
-    result = subprocess.run(["sh", "-c", f'echo $$ > {pids_cgroup}/cgroup.procs && exec "$@"', "sh", *command], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["sh", "-c", f'echo $$ > {pids_cgroup}/cgroup.procs && exec "$@"', "sh", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     container_id = result.stdout.strip()
     pid = container.read_state(os.path.join(roots.containers, container_id))["pid"]

@@ -34,7 +34,9 @@ with open("/proc/sysvipc/shm") as handle:
 
 def shm(pid: int, action: str, key: int = 0) -> set[int]:
     """Do ``action`` in ``pid``'s IPC namespace (0: the host's); return the segment keys seen there."""
-    result = subprocess.run([sys.executable, "-c", _SHM_HELPER, str(pid), action, str(key)], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-c", _SHM_HELPER, str(pid), action, str(key)], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     return {int(k) for k in result.stdout.split()}
 
@@ -43,7 +45,10 @@ def test_ipc_sysv_shared_memory_is_per_container(roots: Roots) -> None:
     host_key, inside_key = random.sample(range(1 << 20, 1 << 30), 2)
     shm(0, "create", host_key)
     try:
-        with detached(roots, "busybox", command=["sleep", "30"]) as (_, first), detached(roots, "busybox", command=["sleep", "30"]) as (_, second):
+        with (
+            detached(roots, "busybox", command=["sleep", "30"]) as (_, first),
+            detached(roots, "busybox", command=["sleep", "30"]) as (_, second),
+        ):
             assert inside_key in shm(first, "create", inside_key)
             first_sees, second_sees, host_sees = shm(first, "list"), shm(second, "list"), shm(0, "list")
     finally:
@@ -55,7 +60,10 @@ def test_ipc_sysv_shared_memory_is_per_container(roots: Roots) -> None:
 
 def test_ipc_message_queues_are_per_container(roots: Roots) -> None:
     make_queue = ["sh", "-c", "touch /dev/mqueue/minictr-queue && exec sleep 30"]
-    with detached(roots, "busybox", command=make_queue) as (_, first), detached(roots, "busybox", command=["sleep", "30"]) as (_, second):
+    with (
+        detached(roots, "busybox", command=make_queue) as (_, first),
+        detached(roots, "busybox", command=["sleep", "30"]) as (_, second),
+    ):
         assert wait_until(lambda: os.path.exists(f"/proc/{first}/root/dev/mqueue/minictr-queue"))
         second_queues = os.listdir(f"/proc/{second}/root/dev/mqueue")
     assert second_queues == []

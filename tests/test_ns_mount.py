@@ -20,10 +20,24 @@ pytestmark = pytest.mark.root
 
 #: What a container's /dev holds and nothing more: char devices (major, minor) and links.
 STANDARD_DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
-STANDARD_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+STANDARD_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+    "ptmx": "pts/ptmx",
+}
 STANDARD_DIRS = {"pts", "shm", "mqueue"}
 #: The mount points of a default container, as its own mountinfo lists them.
-STANDARD_MOUNTS = {"/": "overlay", "/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts", "/dev/shm": "tmpfs", "/dev/mqueue": "mqueue", "/sys": "sysfs"}
+STANDARD_MOUNTS = {
+    "/": "overlay",
+    "/proc": "proc",
+    "/dev": "tmpfs",
+    "/dev/pts": "devpts",
+    "/dev/shm": "tmpfs",
+    "/dev/mqueue": "mqueue",
+    "/sys": "sysfs",
+}
 #: Files bind-mounted from the container's directory (whose file system depends on the host).
 NAME_FILES = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
 
@@ -56,7 +70,9 @@ def test_mount_inside_root_is_overlay_with_proc_dev_sys(roots: Roots) -> None:
     root_line = next(line for line in result.stdout.splitlines() if line.split()[4] == "/")
     lowerdirs = root_line.split("lowerdir=", 1)[1].split(",", 1)[0].split(":")
     assert lowerdirs[0].endswith("/init")  # the mount points of /etc/hosts and friends, above the image
-    assert all(d.startswith(f"{roots.data}/layers/") for d in lowerdirs[1:])  # the image's layers, below the container's changes
+    assert all(
+        d.startswith(f"{roots.data}/layers/") for d in lowerdirs[1:]
+    )  # the image's layers, below the container's changes
     assert {point for point, _ in host_mounts()} - set(STANDARD_MOUNTS)  # the host has others, which stay outside
 
 
@@ -80,7 +96,13 @@ def test_mount_dev_holds_exactly_the_standard_nodes_and_links(roots: Roots) -> N
 
 def test_mount_sys_is_read_only(roots: Roots) -> None:
     # EROFS comes only from a read-only mount (a writable sysfs refuses these with other errors)
-    result = roots.cli("run", "busybox", "sh", "-c", "touch /sys/minictr-test; mkdir /sys/kernel/minictr-test; ls /sys/kernel >/dev/null && echo read-ok")
+    result = roots.cli(
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /sys/minictr-test; mkdir /sys/kernel/minictr-test; ls /sys/kernel >/dev/null && echo read-ok",
+    )
     assert result.stdout == "read-ok\n"
     assert result.stderr.count("Read-only file system") == 2, result.stderr
 
@@ -96,7 +118,16 @@ def test_mount_chroot_escape_does_not_reach_the_host(open_data_root: str, tmp_pa
 
 
 def test_mount_read_only_root_refuses_writes(roots: Roots, open_dir: str) -> None:
-    result = roots.cli("run", "--read-only", "-v", f"{open_dir}:/vol", "busybox", "sh", "-c", "touch /etc/x; mkdir /newdir; touch /vol/ok && echo vol-ok")
+    result = roots.cli(
+        "run",
+        "--read-only",
+        "-v",
+        f"{open_dir}:/vol",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /etc/x; mkdir /newdir; touch /vol/ok && echo vol-ok",
+    )
     assert result.stdout == "vol-ok\n"  # a read-write volume stays writable
     assert result.stderr.count("Read-only file system") == 2, result.stderr
     assert os.path.exists(os.path.join(open_dir, "ok"))

@@ -48,7 +48,15 @@ def host_listener() -> Iterator[HostListener]:
 
 def test_network_none_has_only_loopback_and_it_is_up(roots: Roots, host_listener: HostListener) -> None:
     port = host_listener.port
-    result = roots.cli("run", "--network", "none", "busybox", "sh", "-c", f"cat /proc/net/dev; echo ==; ip -o link; timeout 5 nc 127.0.0.1 {port} </dev/null; echo nc=$?")
+    result = roots.cli(
+        "run",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        f"cat /proc/net/dev; echo ==; ip -o link; timeout 5 nc 127.0.0.1 {port} </dev/null; echo nc=$?",
+    )
     net_dev, _, rest = result.stdout.partition("==\n")
     assert interfaces(net_dev) == ["lo"]
     links = [line for line in rest.splitlines() if ": <" in line]
@@ -60,7 +68,15 @@ def test_network_none_has_only_loopback_and_it_is_up(roots: Roots, host_listener
 
 def test_network_host_shares_the_hosts_interfaces(roots: Roots, host_listener: HostListener) -> None:
     port = host_listener.port
-    result = roots.cli("run", "--network", "host", "busybox", "sh", "-c", f"cat /proc/net/dev; timeout 5 nc 127.0.0.1 {port} </dev/null; echo nc=$?")
+    result = roots.cli(
+        "run",
+        "--network",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        f"cat /proc/net/dev; timeout 5 nc 127.0.0.1 {port} </dev/null; echo nc=$?",
+    )
     assert interfaces(result.stdout) == interfaces(read("/proc/net/dev"))
     assert "nc=0" in result.stdout
     assert host_listener.accepted == 1

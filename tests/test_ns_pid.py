@@ -75,7 +75,19 @@ def _foreground_pid_1(cli: subprocess.Popen[str], program: str, init: bool) -> i
 
 
 def test_pid_1_ignores_sigterm_without_a_handler(roots: Roots) -> None:
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", roots.data, "--root", roots.state, "run", "busybox", "sleep", "30"]
+    command = [
+        sys.executable,
+        "-m",
+        "minictr.cli",
+        "--data-root",
+        roots.data,
+        "--root",
+        roots.state,
+        "run",
+        "busybox",
+        "sleep",
+        "30",
+    ]
     cli = subprocess.Popen(command, text=True)
     try:
         pid = _foreground_pid_1(cli, "sleep", init=False)
@@ -91,7 +103,20 @@ def test_pid_1_ignores_sigterm_without_a_handler(roots: Roots) -> None:
 
 
 def test_pid_init_passes_sigterm_on_and_exits_143(roots: Roots) -> None:
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", roots.data, "--root", roots.state, "run", "--init", "busybox", "sleep", "30"]
+    command = [
+        sys.executable,
+        "-m",
+        "minictr.cli",
+        "--data-root",
+        roots.data,
+        "--root",
+        roots.state,
+        "run",
+        "--init",
+        "busybox",
+        "sleep",
+        "30",
+    ]
     cli = subprocess.Popen(command, text=True)
     try:
         _foreground_pid_1(cli, "sleep", init=True)

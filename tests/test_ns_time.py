@@ -12,7 +12,10 @@ pytestmark = pytest.mark.root
 
 def test_timens_clocks_start_near_zero(roots: Roots) -> None:
     host_uptime = float(read("/proc/uptime").split()[0])
-    with detached(roots, "--timens", "busybox", command=["sh", "-c", "cat /proc/uptime; exec sleep 30"]) as (container_id, pid):
+    with detached(roots, "--timens", "busybox", command=["sh", "-c", "cat /proc/uptime; exec sleep 30"]) as (
+        container_id,
+        pid,
+    ):
         assert wait_until(lambda: container_log(roots, container_id).endswith("\n"))
         offsets = {line.split()[0]: int(line.split()[1]) for line in read(f"/proc/{pid}/timens_offsets").splitlines()}
         time_ns = os.readlink(f"/proc/{pid}/ns/time")

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.root
 
 
 def test_userns_private_maps_root_to_uid_100000(roots: Roots) -> None:
-    result = roots.cli("run", "--userns", "private", "busybox", "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g")
+    result = roots.cli(
+        "run", "--userns", "private", "busybox", "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g"
+    )
     assert result.returncode == 0, result.stderr
     lines = [line.split() for line in result.stdout.splitlines()]
     assert lines == [["0", "100000", "65536"], ["0", "100000", "65536"], ["0"], ["0"]]
@@ -46,7 +48,17 @@ def test_userns_private_pid_1_runs_as_uid_100000_on_the_host(roots: Roots) -> No
 
 
 def test_uidmap_maps_what_it_is_given(roots: Roots, open_dir: str) -> None:
-    result = roots.cli("run", "--uidmap", "0:200000:1000", "-v", f"{open_dir}:/vol", "busybox", "sh", "-c", "cat /proc/self/uid_map; touch /vol/f")
+    result = roots.cli(
+        "run",
+        "--uidmap",
+        "0:200000:1000",
+        "-v",
+        f"{open_dir}:/vol",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; touch /vol/f",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "200000", "1000"]
     assert os.stat(os.path.join(open_dir, "f")).st_uid == 200000
@@ -55,7 +67,10 @@ def test_uidmap_maps_what_it_is_given(roots: Roots, open_dir: str) -> None:
 def test_uidmap_malformed_is_refused_with_125(roots: Roots) -> None:
     result = roots.cli("run", "--uidmap", "0:200000", "busybox", "true")
     assert result.returncode == 125
-    assert result.stderr == "minictr: error: --uidmap/--gidmap: '0:200000' is not CONTAINER_ID:HOST_ID:SIZE (three numbers, size > 0)\n"
+    assert (
+        result.stderr
+        == "minictr: error: --uidmap/--gidmap: '0:200000' is not CONTAINER_ID:HOST_ID:SIZE (three numbers, size > 0)\n"
+    )
     assert not os.path.isdir(roots.containers) or os.listdir(roots.containers) == []
 
 

@@ -50,7 +50,12 @@ class Runtime:
             if "input" not in kwargs:
                 kwargs.setdefault("stdin", subprocess.DEVNULL)
             code = subprocess.run(
-                [*runtime_command(self.binary), "--root", self.root, *args], stdout=out, stderr=err, text=True, timeout=timeout, **kwargs
+                [*runtime_command(self.binary), "--root", self.root, *args],
+                stdout=out,
+                stderr=err,
+                text=True,
+                timeout=timeout,
+                **kwargs,
             ).returncode
             out.seek(0)
             err.seek(0)
@@ -196,7 +201,8 @@ def test_fds_above_2_are_closed_unless_preserved(oci: Runtime) -> None:
 
 def _run_with_fd3(oci: Runtime, bundle: str, fd: int) -> None:
     """Run with ``fd`` as descriptor 3 of the runtime (the shell's 3>&fd)."""
-    command = f"exec 3>&{fd}; exec {shlex.join(runtime_command())} --root {oci.root} run --bundle {bundle} --preserve-fds 1 fds"
+    runtime = shlex.join(runtime_command())
+    command = f"exec 3>&{fd}; exec {runtime} --root {oci.root} run --bundle {bundle} --preserve-fds 1 fds"
     done = subprocess.run(
         ["bash", "-c", command], pass_fds=(fd,), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
     )

@@ -59,10 +59,22 @@ KNOWN = {
     ("runc", "hooks"): "runc 1.1 runs poststart as soon as start opens the fifo, before the program (status created)",
     ("crun", "exec-env"): "crun's exec --env replaces the process's environment (PATH goes) instead of adding to it",
     ("crun", "exec-cap"): "crun's exec --cap gives the process that capability alone",
-    **{("crun", f"features-{field}"): "crun 1.8 has no features command" for field in (
-        "ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux.namespaces", "linux.capabilities",
-        "linux.cgroup.v1", "linux.cgroup.v2", "linux.seccomp.enabled", "linux.apparmor.enabled",
-        "linux.selinux.enabled")},
+    **{
+        ("crun", f"features-{field}"): "crun 1.8 has no features command"
+        for field in (
+            "ociVersionMin",
+            "ociVersionMax",
+            "hooks",
+            "mountOptions",
+            "linux.namespaces",
+            "linux.capabilities",
+            "linux.cgroup.v1",
+            "linux.cgroup.v2",
+            "linux.seccomp.enabled",
+            "linux.apparmor.enabled",
+            "linux.selinux.enabled",
+        )
+    },
 }
 
 
@@ -162,6 +174,7 @@ def test_created_paused_resumed_is_created_and_starts(request: pytest.FixtureReq
 
 # --- exit statuses -----------------------------------------------------------------------------
 
+
 def without_pid_namespace(spec: dict[str, Any]) -> None:
     """The host's pid namespace: the program is not an init, so a signal it sends itself ends it."""
     spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
@@ -232,7 +245,7 @@ def edit_linux(**fields: Any) -> Any:
 
 CAPS = ["CAP_CHOWN", "CAP_KILL"]  # bits 0 and 5: 0x21
 STATUS_LINES = "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs)' /proc/self/status"
-MOUNT_OPTIONS = "awk '$5 == \"/proc/sys\" || $5 == \"/etc\" {split($6, o, \",\"); print $5, o[1]}' /proc/self/mountinfo"
+MOUNT_OPTIONS = 'awk \'$5 == "/proc/sys" || $5 == "/etc" {split($6, o, ","); print $5, o[1]}\' /proc/self/mountinfo'
 
 #: case -> (program, edit of config.json, exact output of ``run``, or None: ``run`` must fail).
 CONFIG: dict[str, tuple[list[str], Any, str | None]] = {

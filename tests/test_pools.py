@@ -34,7 +34,9 @@ def test_the_default_pools_come_in_docker_order(settings: pathlib.Path) -> None:
     chosen, source = pools.address_pools()
     assert source == "built in"
     assert [f"{base}:{size}" for base, size in chosen] == [
-        "10.88.0.0/16:24", *(f"172.{n}.0.0/16:24" for n in range(17, 32)), "192.168.0.0/16:24"
+        "10.88.0.0/16:24",
+        *(f"172.{n}.0.0/16:24" for n in range(17, 32)),
+        "192.168.0.0/16:24",
     ]
     assert str(pools.free_subnet([])) == "10.88.0.0/24"
     assert str(pools.free_subnet([net("10.88.0.0/24"), net("10.88.1.0/25")])) == "10.88.2.0/24"
@@ -44,11 +46,15 @@ def test_the_default_pools_come_in_docker_order(settings: pathlib.Path) -> None:
 
 
 def test_pools_run_out_with_a_message_that_says_what_to_do(settings: pathlib.Path) -> None:
-    with pytest.raises(UsageError, match=r"no free subnet left in the address pools \(10.88.0.0/16 in /24s, .*--subnet"):
+    with pytest.raises(
+        UsageError, match=r"no free subnet left in the address pools \(10.88.0.0/16 in /24s, .*--subnet"
+    ):
         pools.free_subnet([net("0.0.0.0/1"), net("128.0.0.0/1")])
 
 
-def test_the_config_file_sets_the_pools_and_the_environment_wins(settings: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_config_file_sets_the_pools_and_the_environment_wins(
+    settings: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.write_text('[network]\ndefault-address-pools = [\n  { base = "10.200.0.0/16", size = 26 },\n'
                         '  { base = "10.201.0.0/16" },\n]\n')  # fmt: skip
     chosen, source = pools.address_pools()
@@ -57,20 +63,25 @@ def test_the_config_file_sets_the_pools_and_the_environment_wins(settings: pathl
     assert str(pools.free_subnet([net("10.200.0.0/17")])) == "10.200.128.0/26"
     monkeypatch.setenv(pools.ENV, "192.168.50.0/24:28, 10.9.0.0/16")
     chosen, source = pools.address_pools()
-    assert source == f"${pools.ENV}" and [(str(b), s) for b, s in chosen] == [("192.168.50.0/24", 28), ("10.9.0.0/16", 24)]
+    assert source == f"${pools.ENV}" and [(str(b), s) for b, s in chosen] == [
+        ("192.168.50.0/24", 28),
+        ("10.9.0.0/16", 24),
+    ]
 
 
 @pytest.mark.parametrize(
     ("file", "env", "message"),
     [
         ("[network]\ndefault-address-pools = [", "", "minictr.conf: "),
-        ('[network]\ndefault-address-pools = [{ size = 24 }]\n', "", "is not a { base"),
+        ("[network]\ndefault-address-pools = [{ size = 24 }]\n", "", "is not a { base"),
         ('[network]\ndefault-address-pools = [{ base = "10.1.2.0/16" }]\n', "", "has host bits set"),
         ("", "10.9.0.0/16:8", "size 8 must be between /16 and /30"),
         ("", ",", "no address pool given"),
     ],
 )
-def test_bad_pools_are_one_clear_error(settings: pathlib.Path, monkeypatch: pytest.MonkeyPatch, file: str, env: str, message: str) -> None:
+def test_bad_pools_are_one_clear_error(
+    settings: pathlib.Path, monkeypatch: pytest.MonkeyPatch, file: str, env: str, message: str
+) -> None:
     settings.write_text(file)
     if env:
         monkeypatch.setenv(pools.ENV, env)
@@ -107,11 +118,14 @@ def podman_like_network() -> Iterator[str]:
 
 
 @pytest.mark.root
-def test_run_steps_around_a_network_that_holds_10_88(podman_like_network: str, data_root: str, state_root: str,
-                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:  # fmt: skip
+def test_run_steps_around_a_network_that_holds_10_88(
+    podman_like_network: str, data_root: str, state_root: str, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
     monkeypatch.setenv("MINICTR_CONFIG", str(tmp_path / "none.conf"))  # the built-in pools, whatever /etc says
     monkeypatch.delenv(pools.ENV, raising=False)
-    done = run_cli("run", "busybox", "ip", "-4", "-o", "addr", "show", "eth0", data_root=data_root, state_root=state_root)
+    done = run_cli(
+        "run", "busybox", "ip", "-4", "-o", "addr", "show", "eth0", data_root=data_root, state_root=state_root
+    )
     assert done.returncode == 0, done.stderr
     address = ipaddress.ip_interface(done.stdout.split()[3])
     assert address.ip not in PODMAN
@@ -120,4 +134,6 @@ def test_run_steps_around_a_network_that_holds_10_88(podman_like_network: str, d
     subnet = ipaddress.ip_network(json.loads(inspected.stdout)[0]["Subnet"])
     assert address.ip in subnet and not subnet.overlaps(PODMAN)
     doctor = run_cli("doctor", data_root=data_root, state_root=state_root).stdout
-    assert f"10.88.0.0/16 ({podman_like_network})" in doctor and "address pools, built in: 10.88.0.0/16 in /24s" in doctor
+    assert (
+        f"10.88.0.0/16 ({podman_like_network})" in doctor and "address pools, built in: 10.88.0.0/16 in /24s" in doctor
+    )

@@ -42,7 +42,9 @@ NODES = [
 def _node_layer() -> bytes:
     entries: list[tuple] = [("dev", "dir", None), ("srv", "dir", None)]
     for name, kind, major, minor, mode in NODES:
-        entries.append((name, "chr", None, {"type": kind, "devmajor": major, "devminor": minor, "mode": mode, "gid": 6}))
+        entries.append(
+            (name, "chr", None, {"type": kind, "devmajor": major, "devminor": minor, "mode": mode, "gid": 6})
+        )
     entries.append(("srv/pipe", "chr", None, {"type": tarfile.FIFOTYPE, "mode": 0o600}))
     return rs.tar_layer(entries)
 
@@ -99,11 +101,18 @@ def test_the_flattened_copy_holds_the_nodes_too(loaded: str, tmp_path) -> None:
 
 def test_in_a_user_namespace_the_nodes_are_skipped_with_one_warning(loaded: str, tmp_path) -> None:
     """Root in a user namespace may not mknod: the image unpacks all the same, without its nodes."""
-    code = ("import sys; from minictr.engine.images.store import ImageStore; from minictr.engine.images.unpack import unpack_image; "
-            "store = ImageStore(sys.argv[1]); unpack_image(store, store.get('nodes'), sys.argv[2])")  # fmt: skip
+    code = (
+        "import sys; from minictr.engine.images.store import ImageStore; from minictr.engine.images.unpack import "
+        "unpack_image; "
+        "store = ImageStore(sys.argv[1]); unpack_image(store, store.get('nodes'), sys.argv[2])"
+    )
     dest = tmp_path / "userns"
-    result = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c", code,
-                             os.path.join(loaded, "images"), str(dest)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        ["unshare", "--user", "--map-root-user", sys.executable, "-c", code, os.path.join(loaded, "images"), str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "skipped 4 device node(s)" in warnings[0], result.stderr
@@ -146,12 +155,35 @@ def test_rootless_the_image_runs_without_its_nodes(archive: str, rootless_env: d
     (("--isolation", "chroot"), "/root"),
 ])  # fmt: skip
 def test_home_comes_from_the_images_passwd(data_root: str, state_root: str, flags: tuple[str, ...], home: str) -> None:
-    result = run_cli("run", "--network", "none", *flags, "busybox", "sh", "-c", 'echo "$HOME"', data_root=data_root, state_root=state_root)
+    result = run_cli(
+        "run",
+        "--network",
+        "none",
+        *flags,
+        "busybox",
+        "sh",
+        "-c",
+        'echo "$HOME"',
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{home}\n"
 
 
 def test_home_from_the_images_env_wins(loaded: str, state_root: str) -> None:
-    result = run_cli("run", "--network", "none", "-u", "nobody", "home", "sh", "-c", 'echo "$HOME"', data_root=loaded, state_root=state_root)
+    result = run_cli(
+        "run",
+        "--network",
+        "none",
+        "-u",
+        "nobody",
+        "home",
+        "sh",
+        "-c",
+        'echo "$HOME"',
+        data_root=loaded,
+        state_root=state_root,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "/from-image\n"

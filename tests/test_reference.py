@@ -22,12 +22,28 @@ from minictr.errors import ImageError
         ("localhost/app", "localhost", "app", "latest", None, "localhost/app"),
         ("localhost:5000/team/app:v2", "localhost:5000", "team/app", "v2", None, "localhost:5000/team/app:v2"),
         ("127.0.0.1:5000/a/b/c", "127.0.0.1:5000", "a/b/c", "latest", None, "127.0.0.1:5000/a/b/c"),
-        ("ghcr.io/owner/img@sha256:" + "a" * 64, "ghcr.io", "owner/img", None, "sha256:" + "a" * 64, "ghcr.io/owner/img@sha256:" + "a" * 64),
-        ("quay.io/x/y:1@sha256:" + "b" * 64, "quay.io", "x/y", "1", "sha256:" + "b" * 64, "quay.io/x/y:1@sha256:" + "b" * 64),
+        (
+            "ghcr.io/owner/img@sha256:" + "a" * 64,
+            "ghcr.io",
+            "owner/img",
+            None,
+            "sha256:" + "a" * 64,
+            "ghcr.io/owner/img@sha256:" + "a" * 64,
+        ),
+        (
+            "quay.io/x/y:1@sha256:" + "b" * 64,
+            "quay.io",
+            "x/y",
+            "1",
+            "sha256:" + "b" * 64,
+            "quay.io/x/y:1@sha256:" + "b" * 64,
+        ),
         ("my_org/my-app__x", "docker.io", "my_org/my-app__x", "latest", None, "my_org/my-app__x"),
     ],
 )
-def test_references(text: str, registry: str, repository: str, tag: str | None, digest: str | None, familiar: str) -> None:
+def test_references(
+    text: str, registry: str, repository: str, tag: str | None, digest: str | None, familiar: str
+) -> None:
     ref = parse(text)
     assert ref == Reference(registry, repository, tag, digest)
     assert ref.familiar() == familiar
@@ -55,7 +71,9 @@ def test_loopback_registries_speak_plain_http() -> None:
 
 
 def test_challenges() -> None:
-    scheme, params = parse_challenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"')
+    scheme, params = parse_challenge(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"'
+    )
     assert scheme == "bearer" and params == {"realm": "https://auth.docker.io/token", "service": "registry.docker.io",
                                              "scope": "repository:library/busybox:pull"}  # fmt: skip
     assert parse_challenge('Basic realm="Registry Realm"') == ("basic", {"realm": "Registry Realm"})
@@ -68,10 +86,16 @@ def test_platforms() -> None:
     assert parse_platform("amd64") == {"os": "linux", "architecture": "amd64"}
     with pytest.raises(ImageError, match="--platform"):
         parse_platform("linux/arm/v7/extra")
-    entries = [{"digest": d, "platform": p} for d, p in [
-        ("att", {"os": "unknown", "architecture": "unknown"}), ("amd", {"os": "linux", "architecture": "amd64"}),
-        ("arm64", {"os": "linux", "architecture": "arm64"}), ("v6", {"os": "linux", "architecture": "arm", "variant": "v6"}),
-        ("v7", {"os": "linux", "architecture": "arm", "variant": "v7"})]]  # fmt: skip
+    entries = [
+        {"digest": d, "platform": p}
+        for d, p in [
+            ("att", {"os": "unknown", "architecture": "unknown"}),
+            ("amd", {"os": "linux", "architecture": "amd64"}),
+            ("arm64", {"os": "linux", "architecture": "arm64"}),
+            ("v6", {"os": "linux", "architecture": "arm", "variant": "v6"}),
+            ("v7", {"os": "linux", "architecture": "arm", "variant": "v7"}),
+        ]
+    ]
     assert select_manifest(entries, parse_platform("linux/arm64/v8"))["digest"] == "arm64"  # no variant given is v8
     assert select_manifest(entries, parse_platform("linux/arm/v7"))["digest"] == "v7"
     assert select_manifest(entries, parse_platform("linux/amd64"))["digest"] == "amd"

@@ -56,22 +56,40 @@ def test_run_pulls_a_missing_image(images: dict[str, str], tmp_path, state_root:
     assert ran.returncode == 0 and f"Unable to find image '{images['busybox']}' locally" in ran.stderr
 
 
-def test_multi_layer_image_stacks_layers_with_whiteouts(images: dict[str, str], store: ImageStore, tmp_path, state_root: str) -> None:
+def test_multi_layer_image_stacks_layers_with_whiteouts(
+    images: dict[str, str], store: ImageStore, tmp_path, state_root: str
+) -> None:
     image = pull(store, images["multi"])
     _verify(store)
     dirs = layer_dirs.unpack_layers(store, image)
-    assert len(dirs) == 4 and all(os.path.basename(d) == i.partition(":")[2] for d, i in zip(dirs, image.config["rootfs"]["diff_ids"], strict=True))
+    assert len(dirs) == 4 and all(
+        os.path.basename(d) == i.partition(":")[2]
+        for d, i in zip(dirs, image.config["rootfs"]["diff_ids"], strict=True)
+    )
     gone = os.lstat(os.path.join(dirs[2], "etc", "gone"))
     assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == 0  # .wh.gone became an overlayfs whiteout
     assert os.getxattr(os.path.join(dirs[2], "data"), "trusted.overlay.opaque") == b"y"
     owned = os.lstat(os.path.join(dirs[1], "owned"))
-    assert (owned.st_uid, owned.st_gid, stat.S_IMODE(owned.st_mode), int(owned.st_mtime)) == (1000, 1000, 0o4750, 1_500_000_000)
+    assert (owned.st_uid, owned.st_gid, stat.S_IMODE(owned.st_mode), int(owned.st_mtime)) == (
+        1000,
+        1000,
+        0o4750,
+        1_500_000_000,
+    )
     assert os.getxattr(os.path.join(dirs[1], "owned"), "user.origin") == b"layer2"
     assert layer_dirs.read_file(dirs, "etc/keep") == b"kept\n" and layer_dirs.read_file(dirs, "etc/gone") is None
     assert layer_dirs.read_file(dirs, "data/old") is None and layer_dirs.read_file(dirs, "data/new") == b"new\n"
     script = "ls /etc/gone 2>&1; ls /data; cat /top; id -u; pwd"
-    ran = run_cli("run", images["multi"], "sh", "-c", script, data_root=os.path.dirname(store.root), state_root=state_root)
-    assert ran.stdout.splitlines() == ["ls: /etc/gone: No such file or directory", "new", "plain tar layer", "1", "/data"]
+    ran = run_cli(
+        "run", images["multi"], "sh", "-c", script, data_root=os.path.dirname(store.root), state_root=state_root
+    )
+    assert ran.stdout.splitlines() == [
+        "ls: /etc/gone: No such file or directory",
+        "new",
+        "plain tar layer",
+        "1",
+        "/data",
+    ]
 
 
 def test_image_config_reaches_the_container(images: dict[str, str], store: ImageStore, state_root: str) -> None:
@@ -125,9 +143,29 @@ def test_token_auth(token_registry: tuple[rs.LocalRegistry, rs.TokenServer], ima
     assert public.returncode == 0, public.stderr  # anonymous bearer token, pull only
     denied = run_cli("pull", f"{server.host}/private/busybox:1", data_root=data, state_root=state_root, env=env)
     assert denied.returncode == 125 and "anonymously (minictr login" in denied.stderr
-    bad = run_cli("login", "-u", rs.USER, "--password-stdin", server.host, input="wrong\n", data_root=data, state_root=state_root, env=env)
+    bad = run_cli(
+        "login",
+        "-u",
+        rs.USER,
+        "--password-stdin",
+        server.host,
+        input="wrong\n",
+        data_root=data,
+        state_root=state_root,
+        env=env,
+    )
     assert bad.returncode == 125 and not (tmp_path / "docker" / "config.json").exists()
-    good = run_cli("login", "-u", rs.USER, "--password-stdin", server.host, input=f"{rs.PASSWORD}\n", data_root=data, state_root=state_root, env=env)
+    good = run_cli(
+        "login",
+        "-u",
+        rs.USER,
+        "--password-stdin",
+        server.host,
+        input=f"{rs.PASSWORD}\n",
+        data_root=data,
+        state_root=state_root,
+        env=env,
+    )
     assert good.returncode == 0 and "Login Succeeded" in good.stdout
     config = tmp_path / "docker" / "config.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600 and server.host in json.loads(config.read_text())["auths"]
@@ -158,7 +196,9 @@ def _push_layout(registry: rs.LocalRegistry, tmp_path, repository: str, layers: 
 
 
 def test_tampered_blob_is_refused(registry: rs.LocalRegistry, base_tar: bytes, store: ImageStore, tmp_path) -> None:
-    manifest = _push_layout(registry, tmp_path, "hostile/tampered", [(rs.tar_layer([("a", "file", b"x" * 5000)]), "gzip")])
+    manifest = _push_layout(
+        registry, tmp_path, "hostile/tampered", [(rs.tar_layer([("a", "file", b"x" * 5000)]), "gzip")]
+    )
     path = registry.blob_file(manifest["layers"][0]["digest"])
     data = bytearray(pathlib.Path(path).read_bytes())
     data[-10] ^= 0xFF  # same size, different bytes
@@ -178,7 +218,9 @@ def test_layer_larger_than_declared_is_refused(registry: rs.LocalRegistry, store
 
 
 @pytest.mark.parametrize("entries, message", rs.HOSTILE_LAYERS, ids=rs.HOSTILE_IDS)
-def test_hostile_layers_are_refused(registry: rs.LocalRegistry, base_tar: bytes, store: ImageStore, tmp_path, entries, message) -> None:
+def test_hostile_layers_are_refused(
+    registry: rs.LocalRegistry, base_tar: bytes, store: ImageStore, tmp_path, entries, message
+) -> None:
     repository = f"hostile/layer-{abs(hash(str(entries))) % 10**8}"
     _push_layout(registry, tmp_path, repository, [(rs.tar_layer(entries), "gzip")])
     with pytest.raises(ImageError, match=message):
@@ -219,11 +261,16 @@ def test_a_killed_pull_never_names_an_incomplete_image(registry: rs.LocalRegistr
     _push_layout(registry, tmp_path, "big/image", [(big, "tar")])
     data = str(tmp_path / "data")
     command = ["python3", "-c", "import sys, minictr.cli.main; sys.exit(minictr.cli.main.main(sys.argv[1:]))"]
-    child = subprocess.Popen([*command, "--data-root", data, "pull", "-q", f"{registry.host}/big/image:1"],
-                             env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    child = subprocess.Popen(
+        [*command, "--data-root", data, "pull", "-q", f"{registry.host}/big/image:1"],
+        env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     blobs = os.path.join(data, "images", "blobs", "sha256")
-    while child.poll() is None and not (os.path.isdir(blobs) and any(n.startswith(".partial-") for n in os.listdir(blobs))):
+    while child.poll() is None and not (
+        os.path.isdir(blobs) and any(n.startswith(".partial-") for n in os.listdir(blobs))
+    ):
         pass
     child.kill()
     child.wait()
@@ -259,9 +306,10 @@ def test_registry_client_answers_ping_and_head(registry: rs.LocalRegistry, image
     assert client.get_manifest("interop/busybox", digest)[2] == digest
 
 
-
 def test_layers_stack_in_a_user_namespace_too(images: dict[str, str]) -> None:
-    """--userns private: each layer directory is shifted to the namespace's root; whiteouts and opaque directories still apply."""
+    """--userns private: each layer directory is shifted to the namespace's root; whiteouts and opaque directories
+    still apply.
+    """
     base = tempfile.mkdtemp(prefix="minictr-userns-", dir="/tmp")  # searchable by the namespace's root (uid 100000)
     try:
         os.chmod(base, 0o711)
@@ -271,9 +319,28 @@ def test_layers_stack_in_a_user_namespace_too(images: dict[str, str]) -> None:
         store = ImageStore(os.path.join(data, "images"))
         pull(store, images["multi"])
         script = "ls /etc/gone 2>&1; ls /data; cat /top; touch /data/mine && echo writable"
-        ran = run_cli("run", "--userns", "private", "-u", "root", images["multi"], "sh", "-c", script, data_root=data, state_root=state)
-        assert ran.stdout.splitlines() == ["ls: /etc/gone: No such file or directory", "new", "plain tar layer", "writable"], ran.stderr
+        ran = run_cli(
+            "run",
+            "--userns",
+            "private",
+            "-u",
+            "root",
+            images["multi"],
+            "sh",
+            "-c",
+            script,
+            data_root=data,
+            state_root=state,
+        )
+        assert ran.stdout.splitlines() == [
+            "ls: /etc/gone: No such file or directory",
+            "new",
+            "plain tar layer",
+            "writable",
+        ], ran.stderr
         shifted = [n for n in os.listdir(layer_dirs.layers_root(store)) if ".shift-" in n]
-        assert len(shifted) == 4 and all(os.stat(os.path.join(layer_dirs.layers_root(store), n)).st_uid == 100000 for n in shifted)
+        assert len(shifted) == 4 and all(
+            os.stat(os.path.join(layer_dirs.layers_root(store), n)).st_uid == 100000 for n in shifted
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)

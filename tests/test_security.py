@@ -34,7 +34,9 @@ def attempt_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
         pytest.skip("gcc is missing (apt-get install gcc libc6-dev): the escape attempts are a small C program")
     directory = tmp_path_factory.mktemp("attempt")
     source = REPO / "tests" / "helpers" / "attempt.c"
-    done = subprocess.run(["gcc", "-static", "-O1", "-o", str(directory / "attempt"), str(source)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["gcc", "-static", "-O1", "-o", str(directory / "attempt"), str(source)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     return str(directory)
 
@@ -119,18 +121,37 @@ def attempts(sleeper: int) -> dict[str, str]:
 def run_attempts(data_root: str, state_root: str, attempt_dir: str, sleeper: int, *flags: str) -> dict[str, str]:
     """Run every attempt in one container; name -> what it printed (``ok`` or an errno name)."""
     table = attempts(sleeper)
-    script = "mkdir -p /tmp/m /tmp/cg; " + "; ".join(f"echo \"{name}=$({command} 2>&1)\"" for name, command in table.items())
-    done = minictr(data_root, state_root, "run", "--network", "none", *flags, "-v", f"{attempt_dir}:/t:ro", "busybox", "sh", "-c", script)
+    script = "mkdir -p /tmp/m /tmp/cg; " + "; ".join(
+        f'echo "{name}=$({command} 2>&1)"' for name, command in table.items()
+    )
+    done = minictr(
+        data_root,
+        state_root,
+        "run",
+        "--network",
+        "none",
+        *flags,
+        "-v",
+        f"{attempt_dir}:/t:ro",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    )
     return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
 
 
 @pytest.fixture(scope="module")
-def default_results(data_root: str, tmp_path_factory: pytest.TempPathFactory, attempt_dir: str, sleeper: int) -> dict[str, str]:
+def default_results(
+    data_root: str, tmp_path_factory: pytest.TempPathFactory, attempt_dir: str, sleeper: int
+) -> dict[str, str]:
     return run_attempts(data_root, str(tmp_path_factory.mktemp("run")), attempt_dir, sleeper)
 
 
 @pytest.fixture(scope="module")
-def privileged_results(data_root: str, tmp_path_factory: pytest.TempPathFactory, attempt_dir: str, sleeper: int) -> dict[str, str]:
+def privileged_results(
+    data_root: str, tmp_path_factory: pytest.TempPathFactory, attempt_dir: str, sleeper: int
+) -> dict[str, str]:
     return run_attempts(data_root, str(tmp_path_factory.mktemp("run")), attempt_dir, sleeper, "--privileged")
 
 
@@ -169,7 +190,9 @@ def test_escape_attempt_fails_by_default_and_privileged_gives_it_away(
         assert privileged_results[name] == privileged, f"privileged: {name} -> {privileged_results[name]}"
 
 
-def test_a_host_block_device_cannot_be_opened_by_default(default_results: dict[str, str], privileged_results: dict[str, str]) -> None:
+def test_a_host_block_device_cannot_be_opened_by_default(
+    default_results: dict[str, str], privileged_results: dict[str, str]
+) -> None:
     assert default_results["open host disk"] == "EPERM"  # the device cgroup's allowlist
     if host_can_open(("b", *host_disk())):
         assert privileged_results["open host disk"] == "ok"
@@ -178,7 +201,9 @@ def test_a_host_block_device_cannot_be_opened_by_default(default_results: dict[s
 # --- capabilities, no_new_privs, seccomp as /proc shows them ----------------------------------------------
 
 
-def test_default_container_has_dockers_capabilities_no_new_privs_and_one_filter(data_root: str, state_root: str) -> None:
+def test_default_container_has_dockers_capabilities_no_new_privs_and_one_filter(
+    data_root: str, state_root: str
+) -> None:
     done = minictr(data_root, state_root, "run", "--network", "none", "busybox", "cat", "/proc/self/status")
     got = status(done.stdout)
     for key in ("CapBnd", "CapPrm", "CapEff"):
@@ -188,21 +213,31 @@ def test_default_container_has_dockers_capabilities_no_new_privs_and_one_filter(
 
 
 def test_privileged_has_every_capability_of_the_host_and_no_filter(data_root: str, state_root: str) -> None:
-    done = minictr(data_root, state_root, "run", "--network", "none", "--privileged", "busybox", "cat", "/proc/self/status")
+    done = minictr(
+        data_root, state_root, "run", "--network", "none", "--privileged", "busybox", "cat", "/proc/self/status"
+    )
     got = status(done.stdout)
     assert capabilities.decode(got["CapEff"]) == capabilities.host_bounding()
     assert (got["NoNewPrivs"], got["Seccomp"]) == ("0", "0")
     assert "--privileged" in done.stderr and "take over the host" in done.stderr
 
 
-@pytest.mark.parametrize(("flags", "expected"), [
-    (["--cap-drop", "ALL"], []),
-    (["--cap-drop", "ALL", "--cap-add", "net_bind_service"], ["CAP_NET_BIND_SERVICE"]),
-    (["--cap-drop", "NET_RAW", "--cap-drop", "CAP_MKNOD"], [c for c in capabilities.DEFAULT if c not in ("CAP_NET_RAW", "CAP_MKNOD")]),
-    (["--cap-add", "SYS_ADMIN"], [*capabilities.DEFAULT, "CAP_SYS_ADMIN"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--cap-drop", "ALL"], []),
+        (["--cap-drop", "ALL", "--cap-add", "net_bind_service"], ["CAP_NET_BIND_SERVICE"]),
+        (
+            ["--cap-drop", "NET_RAW", "--cap-drop", "CAP_MKNOD"],
+            [c for c in capabilities.DEFAULT if c not in ("CAP_NET_RAW", "CAP_MKNOD")],
+        ),
+        (["--cap-add", "SYS_ADMIN"], [*capabilities.DEFAULT, "CAP_SYS_ADMIN"]),
+    ],
+)
 def test_cap_add_and_cap_drop(data_root: str, state_root: str, flags: list[str], expected: list[str]) -> None:
-    done = minictr(data_root, state_root, "run", "--network", "none", *flags, "busybox", "grep", "CapEff", "/proc/self/status")
+    done = minictr(
+        data_root, state_root, "run", "--network", "none", *flags, "busybox", "grep", "CapEff", "/proc/self/status"
+    )
     assert sorted(capabilities.decode(done.stdout.split()[1])) == sorted(expected)
 
 
@@ -238,7 +273,9 @@ def test_a_non_root_user_has_no_capabilities_and_a_setuid_binary_does_not_restor
 
 
 def test_exec_gets_the_containers_capabilities_no_new_privs_and_filter(data_root: str, state_root: str) -> None:
-    container = minictr(data_root, state_root, "run", "-d", "--network", "none", "--cap-drop", "NET_RAW", "busybox", "sleep", "60").stdout.strip()
+    container = minictr(
+        data_root, state_root, "run", "-d", "--network", "none", "--cap-drop", "NET_RAW", "busybox", "sleep", "60"
+    ).stdout.strip()
     try:
         done = minictr(data_root, state_root, "exec", container, "cat", "/proc/self/status")
     finally:
@@ -251,11 +288,18 @@ def test_exec_gets_the_containers_capabilities_no_new_privs_and_filter(data_root
 # --- seccomp profiles ---------------------------------------------------------------------------------------
 
 
-def test_a_profile_file_in_dockers_format_and_unconfined(data_root: str, state_root: str, tmp_path: os.PathLike[str]) -> None:
+def test_a_profile_file_in_dockers_format_and_unconfined(
+    data_root: str, state_root: str, tmp_path: os.PathLike[str]
+) -> None:
     profile = os.path.join(tmp_path, "no-mkdir.json")
     with open(profile, "w") as f:
-        json.dump({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}, f)
+        json.dump(
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}],
+            },
+            f,
+        )
     denied = minictr(data_root, state_root, "run", "--network", "none", "--security-opt", f"seccomp={profile}",
                      "busybox", "sh", "-c", "mkdir /x; unshare -U true && echo unshared")  # fmt: skip
     assert "Permission denied" in denied.stderr  # errnoRet 13 = EACCES, not the default EPERM
@@ -264,10 +308,14 @@ def test_a_profile_file_in_dockers_format_and_unconfined(data_root: str, state_r
     assert unconfined.stdout.split() == ["Seccomp:", "0"]
 
 
-def test_an_unknown_syscall_name_in_a_profile_is_an_error_naming_it(data_root: str, state_root: str, tmp_path: os.PathLike[str]) -> None:
+def test_an_unknown_syscall_name_in_a_profile_is_an_error_naming_it(
+    data_root: str, state_root: str, tmp_path: os.PathLike[str]
+) -> None:
     profile = os.path.join(tmp_path, "typo.json")
     with open(profile, "w") as f:
-        json.dump({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"}]}, f)
+        json.dump(
+            {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"}]}, f
+        )
     done = minictr(data_root, state_root, "run", "--security-opt", f"seccomp={profile}", "busybox", "true", check=False)
     assert done.returncode == 125
     assert "unknown system call 'mkdri'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
@@ -341,7 +389,9 @@ def test_the_runtimes_interpreter_is_out_of_the_containers_reach(rootfs: str, tm
     try:
         exe = os.readlink(f"/proc/{process.pid}/exe")
         assert exe.startswith("/memfd:minictr-python"), f"the container's first process runs {exe}"
-        kept = os.open(f"/proc/{process.pid}/exe", os.O_PATH)  # as the attack keeps it, to write once it is no longer busy
+        kept = os.open(
+            f"/proc/{process.pid}/exe", os.O_PATH
+        )  # as the attack keeps it, to write once it is no longer busy
         process.start()
         assert process.wait() == 0
         try:
@@ -408,7 +458,9 @@ def test_a_host_service_on_127001_is_unreachable_from_a_bridge_even_by_raw_frame
     assert not tcp_answers(data_root, state_root, bridged, "127.0.0.1")
 
 
-def test_the_container_cannot_turn_route_localnet_on_in_its_own_namespace(data_root: str, state_root: str, bridged: dict[str, str]) -> None:
+def test_the_container_cannot_turn_route_localnet_on_in_its_own_namespace(
+    data_root: str, state_root: str, bridged: dict[str, str]
+) -> None:
     done = minictr(data_root, state_root, "exec", bridged["id"], "/t/attempt", "open-write",
                    "/proc/sys/net/ipv4/conf/eth0/route_localnet", check=False)  # fmt: skip
     assert done.stdout.strip() == "EROFS"
@@ -478,7 +530,9 @@ def test_a_default_container_matches_podman_with_runc(
     their_masked, their_readonly = guarded_paths(their_mounts)
     assert our_readonly == their_readonly
     assert their_masked - our_masked <= {"/sys/dev/block"}  # podman also hides the host's block device links
-    script = "mkdir -p /tmp/m; " + "; ".join(f'echo "{n}=$({attempts(sleeper)[n]} 2>&1)"' for n in COMPARED + PODMAN_ALLOWS)
+    script = "mkdir -p /tmp/m; " + "; ".join(
+        f'echo "{n}=$({attempts(sleeper)[n]} 2>&1)"' for n in COMPARED + PODMAN_ALLOWS
+    )
     answers = podman_run(podman_image, "-v", f"{attempt_dir}:/t:ro", script)
     podman = dict(line.split("=", 1) for line in answers.splitlines() if "=" in line)
     assert {n: default_results[n] for n in COMPARED} == {n: podman[n] for n in COMPARED}
@@ -490,10 +544,29 @@ def test_a_default_container_matches_podman_with_runc(
 
 
 def test_read_only_root_with_a_tmpfs_ulimits_and_oom_score_also_for_exec(data_root: str, state_root: str) -> None:
-    container = minictr(data_root, state_root, "run", "-d", "--network", "none", "--read-only", "--tmpfs", "/tmp:size=1m",
-                        "--ulimit", "nofile=100:200", "--oom-score-adj", "500", "busybox", "sleep", "60").stdout.strip()  # fmt: skip
+    container = minictr(
+        data_root,
+        state_root,
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/tmp:size=1m",
+        "--ulimit",
+        "nofile=100:200",
+        "--oom-score-adj",
+        "500",
+        "busybox",
+        "sleep",
+        "60",
+    ).stdout.strip()
     try:
-        script = "ulimit -n; ulimit -Hn; cat /proc/1/oom_score_adj; touch /tmp/ok && echo tmp-writable; touch /x 2>/dev/null || echo root-read-only"
+        script = (
+            "ulimit -n; ulimit -Hn; cat /proc/1/oom_score_adj; touch /tmp/ok && echo tmp-writable; "
+            "touch /x 2>/dev/null || echo root-read-only"
+        )
         done = minictr(data_root, state_root, "exec", container, "sh", "-c", script)
         mounts = minictr(data_root, state_root, "exec", container, "grep", " /tmp ", "/proc/self/mountinfo").stdout
     finally:

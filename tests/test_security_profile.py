@@ -32,8 +32,12 @@ def test_security_opts() -> None:
 def test_the_default_profile_follows_the_capabilities() -> None:
     def allowed(caps: list[str]) -> set[str]:
         section = profile.to_oci(profile.default_profile(), caps, "x86_64")
-        return {n for rule in section["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" and not rule.get("args")
-                for n in rule["names"]}
+        return {
+            n
+            for rule in section["syscalls"]
+            if rule["action"] == "SCMP_ACT_ALLOW" and not rule.get("args")
+            for n in rule["names"]
+        }
 
     default, admin = allowed(list(capabilities.DEFAULT)), allowed([*capabilities.DEFAULT, "CAP_SYS_ADMIN"])
     assert {"read", "execve", "chroot", "arch_prctl"} <= default
@@ -44,8 +48,13 @@ def test_the_default_profile_follows_the_capabilities() -> None:
 def test_clone_namespace_flags_and_clone3_rules() -> None:
     section = profile.to_oci(profile.default_profile(), list(capabilities.DEFAULT), "x86_64")
     clone = [r for r in section["syscalls"] if r["names"] == ["clone"]]
-    assert clone == [{"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [
-        {"index": 0, "value": profile.CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]
+    assert clone == [
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": profile.CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+        }
+    ]
     clone3 = [r for r in section["syscalls"] if r["names"] == ["clone3"]]
     assert clone3 == [{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS}]
     assert section["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
@@ -57,6 +66,8 @@ def test_compiled_filter_and_unknown_names() -> None:
     assert len(program) % 8 == 0 and len(program) > 8 * 100  # classic BPF: 8 bytes an instruction
     assert seccomp.program(section) == program  # the same section compiles to the same program
     with pytest.raises(UsageError, match="unknown system call 'mkdri'"):
-        seccomp.Filter({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"}]})
+        seccomp.Filter(
+            {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"}]}
+        )
     with pytest.raises(UsageError, match="unknown action"):
         seccomp.Filter({"defaultAction": "SCMP_ACT_MAYBE"})

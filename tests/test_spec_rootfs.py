@@ -13,10 +13,19 @@ from minictr.runtime import spec
 
 
 def test_isolated_spec_has_namespaces_mounts_and_maps() -> None:
-    config = spec.isolated_spec("/r", ["sh"], namespaces=["user", *spec.DEFAULT_NAMESPACES],
-                                uid_mappings=[spec.id_mapping(0, 100000, 65536)], hostname="box")
+    config = spec.isolated_spec(
+        "/r",
+        ["sh"],
+        namespaces=["user", *spec.DEFAULT_NAMESPACES],
+        uid_mappings=[spec.id_mapping(0, 100000, 65536)],
+        hostname="box",
+    )
     assert [ns["type"] for ns in config["linux"]["namespaces"]] == ["user", *spec.DEFAULT_NAMESPACES]
-    assert config["linux"]["gidMappings"] == config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert (
+        config["linux"]["gidMappings"]
+        == config["linux"]["uidMappings"]
+        == [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    )
     destinations = [m["destination"] for m in config["mounts"]]
     assert destinations == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"]
     assert "gid=5" not in config["mounts"][2]["options"]  # gid 5 may not be mapped in a user namespace
@@ -39,7 +48,12 @@ def test_bad_id_maps_are_refused(text: str) -> None:
 
 
 def test_volumes() -> None:
-    assert spec.bind_volume("/a:/b:ro") == {"destination": "/b", "type": "bind", "source": "/a", "options": ["rbind", "rprivate", "ro"]}
+    assert spec.bind_volume("/a:/b:ro") == {
+        "destination": "/b",
+        "type": "bind",
+        "source": "/a",
+        "options": ["rbind", "rprivate", "ro"],
+    }
     for bad in ("a:/b", "/a", "/a:/b:rx"):
         with pytest.raises(ValueError):
             spec.bind_volume(bad)

@@ -89,6 +89,7 @@ def test_the_reference_solutions_build_the_runtime_container(roots: None) -> Non
 def test_the_learner_function_runs_in_the_container(roots: None) -> None:
     def new_uts(hostname, domainname):
         from minictr.kernel import linux
+
         linux.unshare(linux.CLONE_NEWUTS)
         linux.sethostname(hostname.upper() + str(os.getpid()))  # PID 1 of its pid namespace: 1
 
@@ -106,6 +107,7 @@ def test_a_learner_mistake_is_named_and_stays_inside(roots: None) -> None:
 
     def new_uts(hostname, domainname):
         from minictr.kernel import linux
+
         linux.sethostname(hostname)
 
     before = socket.gethostname()
@@ -137,8 +139,19 @@ def test_the_command_line_takes_steps(data_root: str, state_root: str) -> None:
 
 
 def test_a_detached_container_keeps_its_steps_under_its_monitor(data_root: str, state_root: str) -> None:
-    started = run_cli("run", "-d", "--steps", "chroot,mount,uts", "-h", "kept", "busybox", "sleep", "300",
-                      data_root=data_root, state_root=state_root)
+    started = run_cli(
+        "run",
+        "-d",
+        "--steps",
+        "chroot,mount,uts",
+        "-h",
+        "kept",
+        "busybox",
+        "sleep",
+        "300",
+        data_root=data_root,
+        state_root=state_root,
+    )
     assert started.returncode == 0, started.stderr
     container = started.stdout.strip()
     try:

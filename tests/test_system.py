@@ -47,7 +47,9 @@ def test_system_prune_removes_what_a_deleted_state_root_left(data_root: str, tmp
     key = roots.key_of(root)
     assert key and roots.containers(key) == [container]
     assert roots.alias_of(bridge) == {"root": key, "network": "bridge"}
-    assert all(traces(container, bridge).values()) and any(p["host_port"] == port["host_port"] for p in firewall.published())
+    assert all(traces(container, bridge).values()) and any(
+        p["host_port"] == port["host_port"] for p in firewall.published()
+    )
     shutil.rmtree(root)  # the root goes; the container, its cgroup, veth, bridge and port stay on the host
 
     removed = system.prune(str(tmp_path / "other"))
@@ -82,7 +84,19 @@ def test_system_prune_after_kill_9_of_a_foreground_minictr(data_root: str, state
     from conftest import orphans_adopted
     from minictr.engine.network.store import NetworkStore
 
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, "run", "busybox", "sleep", "600"]
+    command = [
+        sys.executable,
+        "-m",
+        "minictr.cli",
+        "--data-root",
+        data_root,
+        "--root",
+        state_root,
+        "run",
+        "busybox",
+        "sleep",
+        "600",
+    ]
     containers = os.path.join(state_root, "containers")
     with orphans_adopted() as adopted:
         minictr = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -40,8 +40,17 @@ def test_importing_it_stays_light() -> None:
 
 
 def test_every_exercise_has_a_solution(capsys: pytest.CaptureFixture[str]) -> None:
-    for name in ("my_namespaces", "enter_root", "pivot_into", "new_uts", "count_zombies", "parse_id_map", "to_host",
-                 "next_address", "container_diff"):
+    for name in (
+        "my_namespaces",
+        "enter_root",
+        "pivot_into",
+        "new_uts",
+        "count_zombies",
+        "parse_id_map",
+        "to_host",
+        "next_address",
+        "container_diff",
+    ):
         tutorial.solution(name)
         assert capsys.readouterr().out.startswith(f"def {name}(")
     with pytest.raises(ValueError, match="no exercise named"):
@@ -117,7 +126,12 @@ def test_the_network_lab_leaves_no_mount_of_run_netns_on_a_host_that_had_none() 
         f"mount -t tmpfs lab-run /run && {count}; "
         f"{sys.executable} -m minictr.tutorial.netlab > /run/report.json && {count}; ls -a /run; cat /run/report.json"
     )
-    done = subprocess.run([unshare, "--mount", "--propagation", "private", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [unshare, "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     before, after, *listing = done.stdout.splitlines()
     assert before == after and "netns" not in listing, done.stdout + done.stderr
     report = json.loads(listing[-1])
@@ -136,12 +150,27 @@ def test_the_network_lab_leaves_no_mount_of_run_netns_on_a_host_that_had_none() 
 def test_show_source_slices_what_carries_the_idea() -> None:
     from minictr.tutorial.common import source_slice
 
-    lines = ['def f(a: int) -> int:', '    """Add.', '', '    More."""', '    b = a + 1', '    c = b * 2',
-             '    if c:', '        return c', '    return 0']
+    lines = [
+        "def f(a: int) -> int:",
+        '    """Add.',
+        "",
+        '    More."""',
+        "    b = a + 1",
+        "    c = b * 2",
+        "    if c:",
+        "        return c",
+        "    return 0",
+    ]
     assert source_slice(lines) == lines
     assert source_slice(lines, docstring=False) == [lines[0], *lines[4:]]
     assert source_slice(lines, docstring=False, start="c = b", stop="return c") == [
-        lines[0], "    ...", "    c = b * 2", "    if c:", "        return c", "    ..."]
+        lines[0],
+        "    ...",
+        "    c = b * 2",
+        "    if c:",
+        "        return c",
+        "    ...",
+    ]
     with pytest.raises(ValueError, match="no line containing 'nowhere'"):
         source_slice(lines, stop="nowhere")
     shown = tutorial.show_source(tutorial.show_source, docstring=False, stop="import inspect").data

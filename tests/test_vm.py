@@ -40,10 +40,16 @@ vm_processes = running_guests
 
 def test_the_initramfs_is_a_cpio_archive_that_cpio_reads(tmp_path: pytest.TempPathFactory) -> None:
     path = str(tmp_path / "initramfs.gz")  # type: ignore[operator]
-    size = initramfs.write(path, initramfs.busybox_root("#!/bin/busybox sh\n", find_static_busybox(),
-                                                        dirs=["a/b"], files={"payload": b"echo hi\n"}))
+    size = initramfs.write(
+        path,
+        initramfs.busybox_root(
+            "#!/bin/busybox sh\n", find_static_busybox(), dirs=["a/b"], files={"payload": b"echo hi\n"}
+        ),
+    )
     assert size == os.path.getsize(path) > 0
-    listing = subprocess.run(f"zcat {path} | cpio -t -v --quiet", shell=True, capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        f"zcat {path} | cpio -t -v --quiet", shell=True, capture_output=True, text=True, check=True
+    ).stdout
     lines = {line.split()[-1]: line for line in listing.splitlines()}
     assert {"bin/busybox", "init", "payload", "dev/console", "a", "a/b", "proc", "sys"} <= set(lines)
     assert lines["dev/console"].startswith("crw") and "5," in lines["dev/console"]
@@ -160,8 +166,9 @@ def test_the_container_sees_the_hosts_kernel_and_the_vm_its_own(comparison: meas
 
 @pytest.mark.root
 @needs_vm
-def test_disk_figures_are_the_images_layers_and_the_kernel_with_its_initramfs(comparison: measure.Comparison,
-                                                                              data_root: str) -> None:
+def test_disk_figures_are_the_images_layers_and_the_kernel_with_its_initramfs(
+    comparison: measure.Comparison, data_root: str
+) -> None:
     disk = comparison.figure("disk")
     assert disk.container == measure.image_bytes(data_root)
     kernel = os.path.getsize(host_kernel().path)
@@ -183,8 +190,12 @@ def test_a_containers_memory_is_its_cgroups(data_root: str, state_root: str) -> 
         pid = int(box.timed("echo $$", 60)[1][0])  # PID 1 inside: the shell
         assert pid == 1
         directories = box.cgroup_dirs()
-        memory_dirs = [d for d in directories if os.path.exists(os.path.join(d, "memory.current"))
-                       or os.path.exists(os.path.join(d, "memory.usage_in_bytes"))]
+        memory_dirs = [
+            d
+            for d in directories
+            if os.path.exists(os.path.join(d, "memory.current"))
+            or os.path.exists(os.path.join(d, "memory.usage_in_bytes"))
+        ]
         assert memory_dirs, directories
         with open(os.path.join(memory_dirs[0], "cgroup.procs")) as handle:
             assert handle.read().split(), "the container's shell is in that cgroup"
@@ -225,11 +236,13 @@ def test_overhead_and_ratios() -> None:
 
 def test_distribution_bytes_sums_required_and_important_packages(tmp_path: pytest.TempPathFactory) -> None:
     status = tmp_path / "status"  # type: ignore[operator]
-    status.write_text("Package: a\nStatus: install ok installed\nPriority: required\nInstalled-Size: 10\n\n"
-                      "Package: b\nStatus: install ok installed\nPriority: optional\nInstalled-Size: 99\n\n"
-                      "Package: c\nStatus: deinstall ok config-files\nPriority: important\nInstalled-Size: 7\n\n"
-                      "Package: d\nStatus: install ok installed\nPriority: important\nInstalled-Size: 5\n"
-                      "Description: x\n more: text\n")
+    status.write_text(
+        "Package: a\nStatus: install ok installed\nPriority: required\nInstalled-Size: 10\n\n"
+        "Package: b\nStatus: install ok installed\nPriority: optional\nInstalled-Size: 99\n\n"
+        "Package: c\nStatus: deinstall ok config-files\nPriority: important\nInstalled-Size: 7\n\n"
+        "Package: d\nStatus: install ok installed\nPriority: important\nInstalled-Size: 5\n"
+        "Description: x\n more: text\n"
+    )
     assert measure.distribution_bytes(str(status)) == (15 * 1024, 2)
     if os.path.exists("/var/lib/dpkg/status"):
         size, count = measure.distribution_bytes()
@@ -240,7 +253,9 @@ def test_distribution_bytes_sums_required_and_important_packages(tmp_path: pytes
 
 
 @pytest.mark.root
-def test_a_private_containerd_runs_busybox_through_runc_and_leaves_nothing(data_root: str, tmp_path: pytest.TempPathFactory) -> None:
+def test_a_private_containerd_runs_busybox_through_runc_and_leaves_nothing(
+    data_root: str, tmp_path: pytest.TempPathFactory
+) -> None:
     from minictr.tutorial import containerd
 
     lacking = containerd.missing()
@@ -249,8 +264,12 @@ def test_a_private_containerd_runs_busybox_through_runc_and_leaves_nothing(data_
     run_dir_existed = os.path.exists(containerd.RUN_DIR)
     place = str(tmp_path / "containerd")  # type: ignore[operator]
     archive = str(tmp_path / "busybox.tar")  # type: ignore[operator]
-    saved = subprocess.run([sys.executable, "-m", "minictr.cli", "--data-root", data_root, "save", "-o", archive, "busybox"],
-                           capture_output=True, text=True, timeout=120)
+    saved = subprocess.run(
+        [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "save", "-o", archive, "busybox"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert saved.returncode == 0, saved.stderr
     with containerd.PrivateContainerd(place) as daemon:
         assert daemon.import_busybox(archive) == containerd.IMAGE
@@ -266,5 +285,7 @@ def test_a_private_containerd_runs_busybox_through_runc_and_leaves_nothing(data_
     assert os.path.exists(containerd.RUN_DIR) == run_dir_existed
     with open("/proc/self/mountinfo") as handle:
         assert place not in handle.read()
-    assert not any(os.path.exists(os.path.join(root, leaf.lstrip("/")))
-                   for root in {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup"})
+    assert not any(
+        os.path.exists(os.path.join(root, leaf.lstrip("/")))
+        for root in {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup"}
+    )

@@ -38,11 +38,26 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     add("-i", "--interactive", action="store_true", help="keep stdin open: the caller's input reaches the container")
     add("-t", "--tty", action="store_true", help="give the container a terminal of its own (a pty)")
     add("--restart", default="no", metavar="POLICY", help="no (default), on-failure[:N], always or unless-stopped")
-    add("--stop-signal", metavar="SIGNAL", help="the signal stop sends first (default: the image's StopSignal, else SIGTERM)")
+    add(
+        "--stop-signal",
+        metavar="SIGNAL",
+        help="the signal stop sends first (default: the image's StopSignal, else SIGTERM)",
+    )
     add("--stop-timeout", type=int, metavar="SECONDS", help="how long stop waits before SIGKILL (default 10)")
-    add("--log-opt", action="append", default=[], metavar="max-size=SIZE|max-file=N", help="the json-file log's rotation")
-    add("--sig-proxy", default="true", choices=("true", "false"), metavar="true|false",
-        help="pass SIGINT, SIGTERM and SIGHUP sent to minictr on to the container (default true; not with -t)")
+    add(
+        "--log-opt",
+        action="append",
+        default=[],
+        metavar="max-size=SIZE|max-file=N",
+        help="the json-file log's rotation",
+    )
+    add(
+        "--sig-proxy",
+        default="true",
+        choices=("true", "false"),
+        metavar="true|false",
+        help="pass SIGINT, SIGTERM and SIGHUP sent to minictr on to the container (default true; not with -t)",
+    )
     add("--health-cmd", metavar="COMMAND", help="a command run inside (through sh -c) to check its health")
     add("--health-interval", metavar="DURATION", help="time between checks (30s, 1m30s; default 30s)")
     add("--health-timeout", metavar="DURATION", help="longest a check may run (default 30s)")
@@ -80,17 +95,26 @@ def add_commands(commands: Any, run_parser: Any) -> None:
 
 def _add_verbs(commands: Any) -> None:
     start = commands.add_parser("start", help="start stopped or created containers")
-    start.add_argument("-a", "--attach", action="store_true", help="attach to its output (one container): its status is ours")
+    start.add_argument(
+        "-a", "--attach", action="store_true", help="attach to its output (one container): its status is ours"
+    )
     start.add_argument("-i", "--interactive", action="store_true", help="with -a, send this terminal's input too")
-    start.add_argument("--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)")
+    start.add_argument(
+        "--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)"
+    )
     start.add_argument("containers", nargs="+", metavar="CONTAINER")
     start.set_defaults(handler=cmd_start)
     wait = commands.add_parser("wait", help="wait for containers to stop; print their exit status")
     wait.add_argument("containers", nargs="+", metavar="CONTAINER")
     wait.set_defaults(handler=cmd_wait)
-    for name, text in (("stop", "stop running containers (their stop signal, then SIGKILL)"), ("restart", "stop, then start containers")):
+    for name, text in (
+        ("stop", "stop running containers (their stop signal, then SIGKILL)"),
+        ("restart", "stop, then start containers"),
+    ):
         verb = commands.add_parser(name, help=text)
-        verb.add_argument("-t", "--time", type=int, metavar="SECONDS", help="seconds to wait before SIGKILL (default 10)")
+        verb.add_argument(
+            "-t", "--time", type=int, metavar="SECONDS", help="seconds to wait before SIGKILL (default 10)"
+        )
         verb.add_argument("containers", nargs="+", metavar="CONTAINER")
         verb.set_defaults(handler=cmd_stop if name == "stop" else cmd_restart)
     rm = commands.add_parser("rm", help="remove containers")
@@ -108,7 +132,9 @@ def _add_verbs(commands: Any) -> None:
     logs.add_argument("container", metavar="CONTAINER")
     logs.set_defaults(handler=cmd_logs)
     attach = commands.add_parser("attach", help="connect this terminal to a running container's input and output")
-    attach.add_argument("--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)")
+    attach.add_argument(
+        "--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)"
+    )
     attach.add_argument("--no-stdin", action="store_true", help="do not send this terminal's input")
     attach.add_argument("container", metavar="CONTAINER")
     attach.set_defaults(handler=cmd_attach)
@@ -135,11 +161,21 @@ def _ps_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--all", action="store_true", help="stopped and created containers too")
     parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
     parser.add_argument("--no-trunc", action="store_true", help="do not shorten the command")
-    parser.add_argument("--format", default="table", metavar="json|table|TEMPLATE",
-                        help="json: one object per line; a template of {{.ID}} {{.Names}} {{.Status}} {{.Image}} "
-                             "{{.Command}} {{.Ports}}…, with a 'table' prefix: a header and aligned columns")
-    parser.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
-                        help="id=, name=, status=created|running|exited, ancestor=IMAGE (repeatable: all must hold)")
+    parser.add_argument(
+        "--format",
+        default="table",
+        metavar="json|table|TEMPLATE",
+        help="json: one object per line; a template of {{.ID}} {{.Names}} {{.Status}} {{.Image}} "
+        "{{.Command}} {{.Ports}}…, with a 'table' prefix: a header and aligned columns",
+    )
+    parser.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="id=, name=, status=created|running|exited, ancestor=IMAGE (repeatable: all must hold)",
+    )
     parser.set_defaults(handler=cmd_ps)
 
 
@@ -171,7 +207,11 @@ def cmd_create(args: argparse.Namespace) -> int:
     from minictr.engine.managed import create
 
     command = args.args[1:] if args.args[:1] == ["--"] else args.args
-    print(create(args.image, command, run_options(args), settings_from(args), data_root=args.data_root, state_root=args.root))
+    print(
+        create(
+            args.image, command, run_options(args), settings_from(args), data_root=args.data_root, state_root=args.root
+        )
+    )
     return 0
 
 

@@ -77,9 +77,13 @@ def add_image_subcommands(image_commands: Any) -> None:
 
 
 def _pull_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--platform", help="OS/ARCH[/VARIANT] to choose from a multi-platform image (default: this host)")
+    parser.add_argument(
+        "--platform", help="OS/ARCH[/VARIANT] to choose from a multi-platform image (default: this host)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress, only the name")
-    parser.add_argument("--no-unpack", action="store_true", help="download and verify only; layers are unpacked on first run")
+    parser.add_argument(
+        "--no-unpack", action="store_true", help="download and verify only; layers are unpacked on first run"
+    )
     parser.add_argument("image", metavar="IMAGE")
     parser.set_defaults(handler=cmd_pull)
 
@@ -112,7 +116,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{ref.object}: Pulling from {ref.repository}")
     started = time.monotonic()
-    image = pull(_store(args), args.image, platform=args.platform, progress=make_progress(sys.stdout, quiet=args.quiet), unpack=not args.no_unpack)
+    image = pull(
+        _store(args),
+        args.image,
+        platform=args.platform,
+        progress=make_progress(sys.stdout, quiet=args.quiet),
+        unpack=not args.no_unpack,
+    )
     if not args.quiet:
         print(f"Digest: {image.manifest_digest}")
         print(f"Status: downloaded {image.name} in {time.monotonic() - started:.1f} s")
@@ -176,7 +186,10 @@ def cmd_rmi(args: argparse.Namespace) -> int:
         image = store.get(reference)
         named = [other for other in store.images() if other.id == image.id]
         if image.id in users and len(named) <= 1:  # as Docker: only the last name of an image in use is refused
-            raise UsageError(f"rmi {reference}: container {users[image.id][:12]} uses this image (remove it with minictr rm, or use -f)")
+            raise UsageError(
+                f"rmi {reference}: container {users[image.id][:12]} uses this image (remove it with minictr rm, or "
+                "use -f)"
+            )
         store.untag(reference)
         print(f"Untagged: {image.name}")
         blobs, diff_ids = image_blobs(store, image.manifest_digest)
@@ -193,7 +206,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from minictr.engine.images import oci
 
     platform = {k: image.config[k] for k in ("os", "architecture", "variant") if image.config.get(k)}
-    store.tag(args.target, oci.descriptor(image.manifest.get("mediaType", oci.MEDIA_MANIFEST), store.read_blob(image.manifest_digest), platform=platform))
+    store.tag(
+        args.target,
+        oci.descriptor(
+            image.manifest.get("mediaType", oci.MEDIA_MANIFEST),
+            store.read_blob(image.manifest_digest),
+            platform=platform,
+        ),
+    )
     return 0
 
 
@@ -226,7 +246,14 @@ def cmd_commit(args: argparse.Namespace) -> int:
     """``minictr commit``: a running container's changes as a new image; prints its id."""
     from minictr.engine.container import commit
 
-    image = commit(args.container, args.image, data_root=args.data_root, state_root=args.root, message=args.message, author=args.author)
+    image = commit(
+        args.container,
+        args.image,
+        data_root=args.data_root,
+        state_root=args.root,
+        message=args.message,
+        author=args.author,
+    )
     print(image.id)
     return 0
 

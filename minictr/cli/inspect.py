@@ -1,8 +1,8 @@
 """Looking into running containers from the command line: ``stats``, ``top``, ``port``.
 
-    minictr stats [--no-stream] [CONTAINER...]   CPU, memory and pids, from each container's cgroup
-    minictr top CONTAINER                        its processes, as the host numbers them
-    minictr port CONTAINER                       its published ports
+minictr stats [--no-stream] [CONTAINER...]   CPU, memory and pids, from each container's cgroup
+minictr top CONTAINER                        its processes, as the host numbers them
+minictr port CONTAINER                       its published ports
 """
 
 from __future__ import annotations
@@ -101,5 +101,8 @@ def cmd_port(args: argparse.Namespace) -> int:
     from minictr.runtime.state import read_state
 
     for port in (read_state(resolve(args.container, args.root)).get("network") or {}).get("ports", []):
-        print(f"{port['container_port']}/{port.get('proto', 'tcp')} -> {port.get('host_ip') or '0.0.0.0'}:{port['host_port']}")
+        print(
+            f"{port['container_port']}/{port.get('proto', 'tcp')} -> "
+            f"{port.get('host_ip') or '0.0.0.0'}:{port['host_port']}"
+        )
     return 0

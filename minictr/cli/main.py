@@ -70,13 +70,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         return parser
 
     execute = commands.add_parser("exec", help="run a command in a running container")
-    execute.add_argument("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
+    execute.add_argument(
+        "-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable"
+    )
     execute.add_argument("-w", "--workdir", help="working directory inside the container")
-    execute.add_argument("-i", "--interactive", action="store_true", help="keep stdin open: your input reaches the program")
+    execute.add_argument(
+        "-i", "--interactive", action="store_true", help="keep stdin open: your input reaches the program"
+    )
     execute.add_argument("-t", "--tty", action="store_true", help="give the program a terminal of its own (a pty)")
     execute.add_argument("-d", "--detach", action="store_true", help="run it in the background (output discarded)")
-    execute.add_argument("-u", "--user", metavar="USER[:GROUP]",
-                         help="run it as this user (a name from the container's /etc/passwd, or a uid)")
+    execute.add_argument(
+        "-u",
+        "--user",
+        metavar="USER[:GROUP]",
+        help="run it as this user (a name from the container's /etc/passwd, or a uid)",
+    )
     execute.add_argument("container", metavar="CONTAINER")
     execute.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     execute.set_defaults(handler=cmd_exec)
@@ -118,7 +126,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     system_commands = system.add_subparsers(dest="system_command", metavar="COMMAND", parser_class=_Parser)
     system_commands.required = True
     prune = system_commands.add_parser(
-        "prune", help="clean up after dead containers and deleted state roots, host-wide; empty the build cache")
+        "prune", help="clean up after dead containers and deleted state roots, host-wide; empty the build cache"
+    )
     prune.set_defaults(handler=cmd_system_prune)
     from minictr.cli.build import add_commands as add_build_commands
 
@@ -141,9 +150,13 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--help", action="help", help="show this help message and exit")
     add("--isolation", default="full", choices=("full", "chroot"), help="full (namespaces, the default) or chroot")
-    add("--steps", type=lambda text: [step for step in text.split(",") if step], metavar="STEP,...",
+    add(
+        "--steps",
+        type=lambda text: [step for step in text.split(",") if step],
+        metavar="STEP,...",
         help="build the container from these steps of the recipe only, as the notebooks do "
-             "(chroot,mount,uts,ipc,pid,user,network,cgroup,security; default: all)")
+        "(chroot,mount,uts,ipc,pid,user,network,cgroup,security; default: all)",
+    )
     add("-d", "--detach", action="store_true", help="run in the background and print the container's id")
     add("-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable")
     add("-w", "--workdir", help="working directory inside the container")
@@ -151,42 +164,93 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     add("-h", "--hostname", help="the container's hostname (default: its id)")
     add("--domainname", help="the container's NIS domain name")
     add("--init", action="store_true", help="run a minimal init as PID 1 that reaps zombies and forwards signals")
-    add("--network", "--net", help="bridge (the default; none when rootless), none (only lo), host, "
-        "container:NAME|ID (share its network) or the name of a network from 'minictr network create'")
+    add(
+        "--network",
+        "--net",
+        help="bridge (the default; none when rootless), none (only lo), host, "
+        "container:NAME|ID (share its network) or the name of a network from 'minictr network create'",
+    )
     add("--name", help="a name for the container (unique; other members of its network resolve it)")
     add("--network-alias", action="append", default=[], metavar="ALIAS", help="another name on a user-defined network")
-    add("--dns", action="append", default=[], metavar="IP[:PORT]",
-        help="a nameserver (on a user-defined network: where its DNS server forwards names it does not know)")
+    add(
+        "--dns",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="a nameserver (on a user-defined network: where its DNS server forwards names it does not know)",
+    )
     add("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label on the container")
-    add("-p", "--publish", action="append", default=[], metavar="[IP:][HOST_PORT:]PORT[/PROTO]",
-        help="publish a container port on the host (tcp or udp)")
+    add(
+        "-p",
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[IP:][HOST_PORT:]PORT[/PROTO]",
+        help="publish a container port on the host (tcp or udp)",
+    )
     add("-P", "--publish-all", action="store_true", help="publish every port the image exposes on free host ports")
     add("--userns", default="host", help="host (no user namespace) or private (root inside is uid 100000 outside)")
     add("--uidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container uids to host uids")
     add("--gidmap", action="append", default=[], metavar="CONTAINER:HOST:SIZE", help="map container gids to host gids")
-    add("-v", "--volume", action="append", default=[], metavar="/HOST|NAME:/CONTAINER[:ro]",
-        help="bind-mount a host directory, or mount a named volume (/CONTAINER alone: an anonymous volume)")
-    add("--mount", action="append", default=[], metavar="type=volume|bind|tmpfs,source=…,target=…[,readonly]",
-        help="mount a volume, a host directory or a tmpfs")
+    add(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="/HOST|NAME:/CONTAINER[:ro]",
+        help="bind-mount a host directory, or mount a named volume (/CONTAINER alone: an anonymous volume)",
+    )
+    add(
+        "--mount",
+        action="append",
+        default=[],
+        metavar="type=volume|bind|tmpfs,source=…,target=…[,readonly]",
+        help="mount a volume, a host directory or a tmpfs",
+    )
     add("--read-only", action="store_true", help="mount the container's root filesystem read-only")
     add("--timens", action="store_true", help="a time namespace whose clocks start at zero (uptime ~0)")
     add("-u", "--user", help="NAME|UID[:GROUP|GID] to run as (names from the image's /etc/passwd)")
     add("--platform", help="OS/ARCH[/VARIANT] to pull if the image is not in the store")
     add("--pull", default="missing", help="missing (pull if not in the store, the default), never or always")
     _add_resource_flags(parser)
-    add("--device", dest="devices", action="append", default=[], metavar="HOST[:CONTAINER][:rwm]",
-        help="give the container a host device (node and cgroup permission)")
+    add(
+        "--device",
+        dest="devices",
+        action="append",
+        default=[],
+        metavar="HOST[:CONTAINER][:rwm]",
+        help="give the container a host device (node and cgroup permission)",
+    )
     add("--cgroup-parent", metavar="PATH", help="the container's cgroup goes below PATH (default /minictr)")
-    add("--privileged", action="store_true", help="give the container every capability, no seccomp filter, "
-        "no masked paths and every device: it can take over the host")
+    add(
+        "--privileged",
+        action="store_true",
+        help="give the container every capability, no seccomp filter, "
+        "no masked paths and every device: it can take over the host",
+    )
     add("--cap-add", action="append", default=[], metavar="CAP", help="add a capability (NET_ADMIN, ALL)")
     add("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability (NET_RAW, ALL)")
-    add("--security-opt", action="append", default=[], metavar="OPT",
-        help="no-new-privileges[=true|false] (on by default), seccomp=unconfined|PROFILE.json")
-    add("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
-        help="mount a tmpfs (nosuid,nodev,noexec unless OPTIONS say; e.g. with --read-only)")
-    add("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
-        help="a resource limit (nofile=1024:2048; -1 is unlimited)")
+    add(
+        "--security-opt",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="no-new-privileges[=true|false] (on by default), seccomp=unconfined|PROFILE.json",
+    )
+    add(
+        "--tmpfs",
+        action="append",
+        default=[],
+        metavar="PATH[:OPTIONS]",
+        help="mount a tmpfs (nosuid,nodev,noexec unless OPTIONS say; e.g. with --read-only)",
+    )
+    add(
+        "--ulimit",
+        action="append",
+        default=[],
+        metavar="NAME=SOFT[:HARD]",
+        help="a resource limit (nofile=1024:2048; -1 is unlimited)",
+    )
     add("--oom-score-adj", type=int, metavar="N", help="-1000 (never OOM-kill) to 1000 (first to go)")
     add_run_flags(parser)
     add("image", metavar="IMAGE")
@@ -199,7 +263,9 @@ def add_network_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     sub = network.add_subparsers(dest="network_command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     create = sub.add_parser("create", help="create a bridge network (its bridge appears with its first container)")
-    create.add_argument("--subnet", metavar="CIDR", help="IPv4 subnet, e.g. 10.90.0.0/24 (default: a free one from the address pools)")
+    create.add_argument(
+        "--subnet", metavar="CIDR", help="IPv4 subnet, e.g. 10.90.0.0/24 (default: a free one from the address pools)"
+    )
     create.add_argument("--gateway", metavar="IP", help="the bridge's address (default: the subnet's first)")
     create.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="set a label on the network")
     create.add_argument("name", metavar="NAME")
@@ -274,8 +340,12 @@ def _add_resource_flags(parser: argparse.ArgumentParser) -> None:
     add("--cpuset-mems", metavar="LIST", help="memory nodes the container may use")
     add("--pids-limit", metavar="N", help="most processes (and threads) at once (-1: unlimited)")
     add("--blkio-weight", metavar="N", help="relative block io weight, 10 to 1000")
-    for kind, unit in (("read-bps", "/dev/sda:1mb"), ("write-bps", "/dev/sda:1mb"), ("read-iops", "/dev/sda:100"),
-                       ("write-iops", "/dev/sda:100")):
+    for kind, unit in (
+        ("read-bps", "/dev/sda:1mb"),
+        ("write-bps", "/dev/sda:1mb"),
+        ("read-iops", "/dev/sda:100"),
+        ("write-iops", "/dev/sda:100"),
+    ):
         add(f"--device-{kind}", action="append", default=[], metavar="DEVICE:RATE", help=f"throttle a disk ({unit})")
 
 

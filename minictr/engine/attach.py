@@ -146,7 +146,7 @@ def attach(directory: str, keys: bytes, stdin: bool = True) -> bool:
                 if not data:
                     sources.remove(0)
                     continue
-                typed = (typed + data)[-len(keys):] if keys else b""
+                typed = (typed + data)[-len(keys) :] if keys else b""
                 if keys and typed == keys:
                     before = data[: max(0, len(data) - len(keys))]
                     if before:

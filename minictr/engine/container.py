@@ -142,7 +142,9 @@ def run(
 
 def _after_start(directory: str, finished: Finished, options: RunOptions, overlay: dict[str, Any] | None,
                  notes: list[str], kept: bool) -> Finished:  # fmt: skip
-    """What a foreground run does once its program ended: keep a build step's changes, add the notes, record a kept exit."""
+    """What a foreground run does once its program ended: keep a build step's changes, add the notes, record a kept
+    exit.
+    """
     if options.keep_upper and overlay and not options.detach:
         if not read_state(directory).get("upperdir"):  # it ran in a copy: its changes cannot be told apart
             raise ContainerError("overlayfs refused this data root, so the step's changes cannot be kept")
@@ -173,7 +175,9 @@ def plan_container(
     if "mount" in steps and (options.volumes or options.mounts or image.config.get("config", {}).get("Volumes")):
         from minictr.engine.volumes import attach
 
-        binds, extra_mounts = attach(directory, options.volumes, options.mounts, image, lowers, os.path.dirname(store.root))
+        binds, extra_mounts = attach(
+            directory, options.volumes, options.mounts, image, lowers, os.path.dirname(store.root)
+        )
         options = dataclasses.replace(options, volumes=binds, mounts=[])
     rootfs = os.path.join(directory, "rootfs")
     limits = base_spec(image, rootfs, command, options, container_id, None)  # no user: passwd is read once, below
@@ -210,7 +214,9 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
     )  # fmt: skip
 
 
-def _streams(directory: str, detach: bool, capture: bool, io: dict[str, Any]) -> tuple[dict[str, Any], IO[bytes] | None]:
+def _streams(
+    directory: str, detach: bool, capture: bool, io: dict[str, Any]
+) -> tuple[dict[str, Any], IO[bytes] | None]:
     """The container's stdio for :func:`spawn`, and a detached container's log file for the caller to close.
 
     The caller's streams (or a pty's slave) when given; a detached container
@@ -238,8 +244,16 @@ def _start(
     own = {"own_steps": options.own_steps} if options.own_steps else None  # a learner's functions, as source
     streams, log = _streams(directory, options.detach, capture, io or {})
     try:
-        process = spawn(spec, overlay=overlay, die_with_parent=not options.detach, init=options.init, netlink=netlink,
-                        cgroup=place, extra=own, **streams)
+        process = spawn(
+            spec,
+            overlay=overlay,
+            die_with_parent=not options.detach,
+            init=options.init,
+            netlink=netlink,
+            cgroup=place,
+            extra=own,
+            **streams,
+        )
     except ContainerError as exc:
         if overlay is None or exc.step != "mount_overlay":
             raise
@@ -248,12 +262,20 @@ def _start(
         flat = unpacked_rootfs(store, image)
         copy_tree(shifted_rootfs(flat, root_owner) if root_owner else flat, os.path.join(directory, "rootfs"))
         record = {**record, "upperdir": ""}
-        process = spawn(spec, die_with_parent=not options.detach, init=options.init, netlink=netlink, cgroup=place,
-                        extra=own, **streams)
+        process = spawn(
+            spec,
+            die_with_parent=not options.detach,
+            init=options.init,
+            netlink=netlink,
+            cgroup=place,
+            extra=own,
+            **streams,
+        )
     except MinictrError:
         if cgroup and cgroup.oom_kills():
-            raise ContainerError("the OOM killer killed the container while it was being set up: "
-                                 "its memory limit (-m) is too low") from None
+            raise ContainerError(
+                "the OOM killer killed the container while it was being set up: its memory limit (-m) is too low"
+            ) from None
         raise
     finally:
         if log is not None:
@@ -374,9 +396,14 @@ def commit(container: str, reference: str, *, data_root: str | None = None, stat
     state = find(container, state_root)
     upper = state.get("upperdir", "")
     if not upper:
-        raise UsageError(f"commit: container {state['id']} has no overlay upper directory (overlayfs was unavailable), so its changes cannot be told apart")
+        raise UsageError(
+            f"commit: container {state['id']} has no overlay upper directory (overlayfs was unavailable), so its "
+            "changes cannot be told apart"
+        )
     store = image_store(data_root)
     manifest = store.read_json(state["manifest_digest"])
     config = store.read_json(manifest["config"]["digest"])
     base = Image(state.get("image", ""), state["manifest_digest"], manifest, manifest["config"]["digest"], config)
-    return commit_upper(store, base, upper, reference, shift=int(state.get("root_owner", 0)), message=message, author=author)
+    return commit_upper(
+        store, base, upper, reference, shift=int(state.get("root_owner", 0)), message=message, author=author
+    )

@@ -114,7 +114,9 @@ def name_lock(base: str) -> contextlib.AbstractContextManager[None]:
 
 @contextlib.contextmanager
 def _locked(base: str) -> Iterator[None]:
-    """Hold ``<state root>/containers.lock``: creating a container directory and sweeping stale ones exclude each other."""
+    """Hold ``<state root>/containers.lock``: creating a container directory and sweeping stale ones exclude each
+    other.
+    """
     import fcntl
 
     with open(os.path.join(os.path.dirname(base), "containers.lock"), "a") as handle:
@@ -135,7 +137,9 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
         state = read_state(directory)
         if state.get("managed"):
             continue  # a container with a monitor (minictr.engine.managed) stays, stopped or not, until rm
-        if state and (alive(state["pid"], state.get("start", "")) or alive(state.get("owner", 0), state.get("owner_start", ""))):
+        if state and (
+            alive(state["pid"], state.get("start", "")) or alive(state.get("owner", 0), state.get("owner_start", ""))
+        ):
             continue
         try:
             release_directory(directory)

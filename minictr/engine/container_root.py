@@ -178,14 +178,20 @@ def prepare_root(directory: str, lowers: list[str], owner: int = 0) -> dict[str,
     return None
 
 
-def add_init_layer(directory: str, overlay: dict[str, Any], spec: dict[str, Any], lowers: list[str], owner: int) -> None:
+def add_init_layer(
+    directory: str, overlay: dict[str, Any], spec: dict[str, Any], lowers: list[str], owner: int
+) -> None:
     """Put the mount points of bind-mounted files in a layer of their own, above the image (Docker's "init" layer).
 
     Mounting /etc/hosts needs a file there to mount on. Made in the
     container's upper layer, it would show up in ``diff`` and be committed
     into the next image; in a read-only layer of its own it is neither.
     """
-    files = [m["destination"] for m in spec.get("mounts", []) if m.get("type") == "bind" and os.path.isfile(m.get("source", ""))]
+    files = [
+        m["destination"]
+        for m in spec.get("mounts", [])
+        if m.get("type") == "bind" and os.path.isfile(m.get("source", ""))
+    ]
     if not files:
         return
     init = os.path.join(directory, "init")

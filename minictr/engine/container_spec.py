@@ -194,10 +194,13 @@ def limit_spec(spec: dict[str, Any], options: RunOptions, container_id: str) -> 
     if "cgroup" not in steps and not limited:
         return False  # before the cgroup step (and with chroot isolation), a cgroup only for limits
     device_rules = "cgroup" in steps and "mount" in steps and not options.privileged  # privileged: every device
-    resources, nodes = from_flags(**options.resource_flags(), device_rules=device_rules,
-                                  swap_accounted=cgroups.swap_accounted(host))
+    resources, nodes = from_flags(
+        **options.resource_flags(), device_rules=device_rules, swap_accounted=cgroups.swap_accounted(host)
+    )
     parent = options.cgroup_parent
-    spec["linux"]["cgroupsPath"] = f"{parent.rstrip('/')}/{container_id}" if parent else cgroups.default_path(container_id)
+    spec["linux"]["cgroupsPath"] = (
+        f"{parent.rstrip('/')}/{container_id}" if parent else cgroups.default_path(container_id)
+    )
     spec["linux"]["resources"] = resources
     if nodes:
         spec["linux"]["devices"] = nodes

@@ -37,7 +37,11 @@ def ago(stamp: str | None) -> str:
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if delta >= size:
             count = delta // size
-            return f"{count} {unit}{'s' if count > 1 else ''}" if count > 1 else ("About an hour" if unit == "hour" else f"1 {unit}")
+            return (
+                f"{count} {unit}{'s' if count > 1 else ''}"
+                if count > 1
+                else ("About an hour" if unit == "hour" else f"1 {unit}")
+            )
     return "Less than a second" if delta < 1 else f"{delta} second{'s' if delta > 1 else ''}"
 
 
@@ -57,23 +61,38 @@ def inspect(directory: str) -> dict[str, Any]:
     settings = state.get("lifecycle", {})
     process = state.get("spec", {}).get("process", {})
     return {
-        "Id": state["id"], "Created": state.get("created", ""), "Path": args[0] if args else "", "Args": args[1:],
+        "Id": state["id"],
+        "Created": state.get("created", ""),
+        "Path": args[0] if args else "",
+        "Args": args[1:],
         "State": {
-            "Status": DOCKER_STATUS.get(status, status), "Running": status in ("running", "paused"),
+            "Status": DOCKER_STATUS.get(status, status),
+            "Running": status in ("running", "paused"),
             "Paused": status == "paused",
-            "Restarting": False, "OOMKilled": bool(state.get("oom_killed")), "Dead": False,
+            "Restarting": False,
+            "OOMKilled": bool(state.get("oom_killed")),
+            "Dead": False,
             "Pid": state.get("pid", 0) if status in ("running", "paused") else 0,
             "ExitCode": state.get("exit_code") or 0,
-            "Error": state.get("error", ""), "StartedAt": state.get("started_at") or ZERO_TIME,
-            "FinishedAt": state.get("finished_at") or ZERO_TIME, **_health(state, directory),
+            "Error": state.get("error", ""),
+            "StartedAt": state.get("started_at") or ZERO_TIME,
+            "FinishedAt": state.get("finished_at") or ZERO_TIME,
+            **_health(state, directory),
         },
-        "Image": state.get("image_id", ""), "Name": f"/{state.get('name') or state['id']}",
-        "RestartCount": state.get("restart_count", 0), "LogPath": os.path.join(directory, LOG_NAME),
+        "Image": state.get("image_id", ""),
+        "Name": f"/{state.get('name') or state['id']}",
+        "RestartCount": state.get("restart_count", 0),
+        "LogPath": os.path.join(directory, LOG_NAME),
         "Config": {
-            "Hostname": options.get("hostname") or state["id"][:12], "Domainname": options.get("domainname") or "",
-            "User": options.get("user") or state.get("config", {}).get("User", ""), "Tty": bool(settings.get("tty")),
-            "OpenStdin": bool(settings.get("interactive")), "Env": process.get("env", []), "Cmd": args,
-            "Image": state.get("image", ""), "WorkingDir": process.get("cwd", ""),
+            "Hostname": options.get("hostname") or state["id"][:12],
+            "Domainname": options.get("domainname") or "",
+            "User": options.get("user") or state.get("config", {}).get("User", ""),
+            "Tty": bool(settings.get("tty")),
+            "OpenStdin": bool(settings.get("interactive")),
+            "Env": process.get("env", []),
+            "Cmd": args,
+            "Image": state.get("image", ""),
+            "WorkingDir": process.get("cwd", ""),
             "Entrypoint": [options["entrypoint"]] if options.get("entrypoint") else None,
             "Labels": labels_of(state),
             "Healthcheck": config_of(state),
@@ -83,10 +102,15 @@ def inspect(directory: str) -> dict[str, Any]:
         "HostConfig": _host_config(options, settings),
         "NetworkSettings": _network_settings(state, options),
         "Mounts": [_mount(volume) for volume in options.get("volumes", [])],
-        "GraphDriver": {"Name": "overlay" if state.get("upperdir") else "copy",
-                        "Data": {"UpperDir": state.get("upperdir", ""), "LowerDir": ":".join(state.get("lowerdirs", [])),
-                                 "MergedDir": os.path.join(directory, "rootfs")}},
-    }  # fmt: skip
+        "GraphDriver": {
+            "Name": "overlay" if state.get("upperdir") else "copy",
+            "Data": {
+                "UpperDir": state.get("upperdir", ""),
+                "LowerDir": ":".join(state.get("lowerdirs", [])),
+                "MergedDir": os.path.join(directory, "rootfs"),
+            },
+        },
+    }
 
 
 def labels_of(state: dict[str, Any]) -> dict[str, str]:
@@ -125,9 +149,18 @@ def _network_settings(state: dict[str, Any], options: dict[str, Any]) -> dict[st
             "IPAddress": section["address"], "IPPrefixLen": section.get("prefixlen", 0),
             "Gateway": section.get("gateway", ""), "Aliases": section.get("aliases", []),
         }  # fmt: skip
-    ports = {f"{p.get('container_port')}/{p.get('proto', 'tcp')}": [{"HostIp": p.get("host_ip", ""), "HostPort": str(p.get("host_port", ""))}]
-             for p in section.get("ports", [])}  # fmt: skip
-    return {"IPAddress": section.get("address", ""), "Gateway": section.get("gateway", ""), "Networks": networks, "Ports": ports}
+    ports = {
+        f"{p.get('container_port')}/{p.get('proto', 'tcp')}": [
+            {"HostIp": p.get("host_ip", ""), "HostPort": str(p.get("host_port", ""))}
+        ]
+        for p in section.get("ports", [])
+    }
+    return {
+        "IPAddress": section.get("address", ""),
+        "Gateway": section.get("gateway", ""),
+        "Networks": networks,
+        "Ports": ports,
+    }
 
 
 def _mount(volume: str) -> dict[str, Any]:
@@ -147,12 +180,19 @@ def ps_rows(state_root: str | None = None, all: bool = False, no_trunc: bool = F
         command = " ".join(command_of(state))
         if not no_trunc and len(command) > 20:
             command = command[:19] + "…"
-        rows.append({
-            "ID": state["id"], "Image": state.get("image", ""), "Command": f'"{command}"',
-            "CreatedAt": state.get("created", ""), "RunningFor": f"{ago(state.get('created'))} ago" if state.get("created") else "",
-            "Status": _status_text(state, status, directory), "State": DOCKER_STATUS.get(status, status),
-            "Ports": _ports_text(state), "Names": state.get("name") or "",
-        })  # fmt: skip
+        rows.append(
+            {
+                "ID": state["id"],
+                "Image": state.get("image", ""),
+                "Command": f'"{command}"',
+                "CreatedAt": state.get("created", ""),
+                "RunningFor": f"{ago(state.get('created'))} ago" if state.get("created") else "",
+                "Status": _status_text(state, status, directory),
+                "State": DOCKER_STATUS.get(status, status),
+                "Ports": _ports_text(state),
+                "Names": state.get("name") or "",
+            }
+        )
     return rows
 
 
@@ -169,7 +209,10 @@ def _status_text(state: dict[str, Any], status: str, directory: str) -> str:
 
 def _ports_text(state: dict[str, Any]) -> str:
     ports = (state.get("network") or {}).get("ports", [])
-    return ", ".join(f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}->{p.get('container_port')}/{p.get('proto', 'tcp')}" for p in ports)
+    return ", ".join(
+        f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}->{p.get('container_port')}/{p.get('proto', 'tcp')}"
+        for p in ports
+    )
 
 
 #: ``ps --format table`` headers, as Docker names the columns.
@@ -190,7 +233,7 @@ def format_rows(rows: list[dict[str, Any]], template: str) -> list[str]:
     if template == "table":
         template = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
     table = template.startswith("table")
-    template = template[len("table"):].lstrip(" ") if table else template
+    template = template[len("table") :].lstrip(" ") if table else template
     template = template.replace("\\t", "\t").replace("\\n", "\n")
     for _json, field in _PLACEHOLDER.findall(template):
         if field and field not in PS_HEADERS:

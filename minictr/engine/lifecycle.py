@@ -104,7 +104,9 @@ def stop(container: str, timeout: int | None = None, state_root: str | None = No
 
 
 def _settled(state: dict[str, Any], directory: str) -> bool:
-    """True once a container's exit is recorded: its monitor done with it (or, run in the foreground, its process gone)."""
+    """True once a container's exit is recorded: its monitor done with it (or, run in the foreground, its process
+    gone).
+    """
     if state.get("managed"):
         return not monitor_alive(directory)
     return not alive(state.get("pid", 0), state.get("start", ""))
@@ -126,7 +128,10 @@ def remove(container: str, force: bool = False, state_root: str | None = None, v
     if state.get("managed"):
         _wait_for(lambda: not monitor_alive(directory), SETTLE_TIMEOUT)
     else:  # a foreground run: its minictr cleans up after its container
-        _wait_for(lambda: not os.path.exists(directory) or not alive(state.get("owner", 0), state.get("owner_start", "")), SETTLE_TIMEOUT)
+        _wait_for(
+            lambda: not os.path.exists(directory) or not alive(state.get("owner", 0), state.get("owner_start", "")),
+            SETTLE_TIMEOUT,
+        )
     if os.path.exists(directory):
         release_directory(directory, volumes=volumes)
     return str(state["id"])

@@ -160,7 +160,9 @@ def tail(entries: list[dict[str, Any]], lines: int | None) -> list[dict[str, Any
     return list(reversed(kept))
 
 
-def follow(directory: str, running: Callable[[], bool], offset: int = 0, interval: float = 0.1) -> Iterator[dict[str, Any]]:
+def follow(
+    directory: str, running: Callable[[], bool], offset: int = 0, interval: float = 0.1
+) -> Iterator[dict[str, Any]]:
     """New entries as they are written, until ``running()`` is false and nothing more arrived.
 
     Starts at ``offset`` in the current file (where :func:`read_entries`

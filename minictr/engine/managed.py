@@ -148,8 +148,12 @@ def resolve(container: str, state_root: str | None = None) -> str:
 def directories(state_root: str | None = None) -> list[str]:
     """Every container directory under the state root, oldest first (by creation; a foreground run's has no time)."""
     base = os.path.abspath(containers_dir(state_root))
-    created = {os.path.join(base, name): read_state(os.path.join(base, name)).get("created") or "" for name in os.listdir(base)}
-    return sorted((path for path in created if os.path.isfile(os.path.join(path, "state.json"))), key=lambda p: created[p])
+    created = {
+        os.path.join(base, name): read_state(os.path.join(base, name)).get("created") or "" for name in os.listdir(base)
+    }
+    return sorted(
+        (path for path in created if os.path.isfile(os.path.join(path, "state.json"))), key=lambda p: created[p]
+    )
 
 
 def monitor_alive(directory: str) -> bool:
@@ -215,7 +219,9 @@ def start(container: str, state_root: str | None = None) -> str:
     try:
         report = json.loads(raw)
     except ValueError:
-        raise ContainerError(f"the monitor of {state['id']} exited without a word (see {directory}/monitor.log)") from None
+        raise ContainerError(
+            f"the monitor of {state['id']} exited without a word (see {directory}/monitor.log)"
+        ) from None
     if report.get("error"):
         cls = ExecError if report.get("step") == "exec" else ContainerError
         raise cls(report["error"], step=report.get("step", ""), errno=report.get("errno"))
@@ -268,7 +274,9 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
     update_state(directory, {"pid": os.getpid(), "start": start_time(os.getpid())})
     network = None
     try:
-        spec, cgroup, network = plan_container(directory, store, image, state["command"], options, lowers, overlay, owner)
+        spec, cgroup, network = plan_container(
+            directory, store, image, state["command"], options, lowers, overlay, owner
+        )
         spec["process"]["terminal"] = terminal
         process = spawn(spec, overlay=overlay, init=options.init, netlink=bool(network and network.needs_netlink),
                         cgroup=cgroup.add if cgroup else None, terminal=terminal,

@@ -266,7 +266,9 @@ def finish(directory: str, status: int, lock: int) -> int:
             from minictr.kernel import cgroups
 
             oom = cgroups.load(state["cgroup"]).oom_kills() > 0
-        update_state(directory, {"status": "stopped", "exit_code": status, "oom_killed": oom, "finished_at": timestamp()})
+        update_state(
+            directory, {"status": "stopped", "exit_code": status, "oom_killed": oom, "finished_at": timestamp()}
+        )
         release_resources(directory)
         if os.path.exists(os.path.join(directory, REMOVING)):
             return 0  # rm -f waits for us, then removes the directory itself
@@ -298,12 +300,16 @@ def should_restart(policy: dict[str, Any], status: int, count: int) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m minictr.engine.monitor start DIR | watch DIR CHILD LOCK LISTENER MODE INPUT FD... | finish DIR STATUS LOCK``."""
+    """``python -m minictr.engine.monitor start DIR | watch DIR CHILD LOCK LISTENER MODE INPUT FD... | finish DIR
+    STATUS LOCK``.
+    """
     phase, directory = argv[1], argv[2]
     if phase == "start":
         return start(directory)
     if phase == "watch":
-        return watch(directory, int(argv[3]), int(argv[4]), int(argv[5]), argv[6], int(argv[7]), [int(fd) for fd in argv[8:]])
+        return watch(
+            directory, int(argv[3]), int(argv[4]), int(argv[5]), argv[6], int(argv[7]), [int(fd) for fd in argv[8:]]
+        )
     return finish(directory, int(argv[3]), int(argv[4]))
 
 

@@ -44,8 +44,12 @@ class RunOptions:
     name: str | None = None
     network_aliases: list[str] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)  # --dns IP[:PORT]: where a user network's DNS server forwards
-    labels: dict[str, str] = field(default_factory=dict)  # -l/--label KEY=VALUE, merged over the image's (com.docker.compose.service: a DNS name)
-    healthcheck: dict[str, Any] | None = None  # --health-*: overrides of the image's Healthcheck (minictr.engine.health)
+    labels: dict[str, str] = field(
+        default_factory=dict
+    )  # -l/--label KEY=VALUE, merged over the image's (com.docker.compose.service: a DNS name)
+    healthcheck: dict[str, Any] | None = (
+        None  # --health-*: overrides of the image's Healthcheck (minictr.engine.health)
+    )
     publish: list[str] = field(default_factory=list)
     publish_all: bool = False
     userns: str = "host"
@@ -92,6 +96,7 @@ class RunOptions:
         from minictr.kernel.security.options import parse_security_opts
 
         return parse_security_opts(self.security_opt, self.privileged, self.cap_add, self.cap_drop)
+
     keep_upper: str | None = None  # build steps: move the container's upper directory here when it exits
     # the recipe's steps this container is made with (minictr.runtime.process.recipe; None: all), and a learner's
     # functions carrying some out ({"pivot_into": {"name": ..., "source": ...}}): the notebooks' runtime grows
@@ -118,8 +123,10 @@ class RunOptions:
     def _check_flags(self, steps: tuple[str, ...]) -> None:
         """A flag whose step the container does not have is an error, never silently ignored."""
         needs = {
-            "network": ("--network/--publish",
-                        self.network not in (None, "host") or bool(self.publish or self.publish_all)),
+            "network": (
+                "--network/--publish",
+                self.network not in (None, "host") or bool(self.publish or self.publish_all),
+            ),
             # without the security step every capability stays, so --privileged and --cap-add are granted already
             "security": ("--cap-drop/--security-opt", bool(self.cap_drop or self.security_opt)),
             "mount": ("-v/--mount/--read-only", bool(self.volumes or self.mounts or self.read_only)),
@@ -129,7 +136,9 @@ class RunOptions:
                 raise UsageError(f"{flags} need the {step} step (--steps)")
 
     def resource_flags(self) -> dict[str, Any]:
-        """The resource options only, by their keyword names (for :func:`minictr.kernel.cgroups.resources.from_flags`)."""
+        """The resource options only, by their keyword names (for
+        :func:`minictr.kernel.cgroups.resources.from_flags`).
+        """
         return {name: getattr(self, name) for name in RESOURCE_FLAGS}
 
 

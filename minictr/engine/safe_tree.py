@@ -40,7 +40,6 @@ class Entry:
     reader: Callable[[], IO[bytes]] | None = None
 
 
-
 _KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", stat.S_IFIFO: "fifo",
           stat.S_IFCHR: "chr", stat.S_IFBLK: "blk"}  # fmt: skip
 

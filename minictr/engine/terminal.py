@@ -83,10 +83,12 @@ def _with_pipes(start: Callable[[dict[str, Any], bool], Finished], interactive: 
     relays: list[threading.Thread] = []
     closing: list[int] = []
     stdio = {
-        "stdin": _input_pipe(relays, closing) if interactive and os.isatty(0) else (0 if interactive else subprocess.DEVNULL),
+        "stdin": _input_pipe(relays, closing)
+        if interactive and os.isatty(0)
+        else (0 if interactive else subprocess.DEVNULL),
         "stdout": _output_pipe(1, relays, closing, log, "stdout") if log or os.isatty(1) else 1,
         "stderr": _output_pipe(2, relays, closing, log, "stderr") if log or os.isatty(2) else 2,
-    }  # fmt: skip
+    }
     try:
         return start(stdio, False)
     finally:
@@ -173,7 +175,7 @@ def _pump(master: int, interactive: bool, done: threading.Event, log: LogTee | N
 
 def _write_all(fd: int, data: bytes) -> None:
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def copy_window_size(source: int, dest: int) -> None:

@@ -220,7 +220,9 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int = 0) -> int:
     """
     number = _SYSCALLS.get(os.uname().machine, {}).get("openat2", 437)
     how = _OpenHow(flags, 0, resolve)
-    result = _libc.syscall(ctypes.c_long(number), ctypes.c_int(dirfd), _b(path), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    result = _libc.syscall(
+        ctypes.c_long(number), ctypes.c_int(dirfd), _b(path), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
+    )
     return _check(result, "openat2", (dirfd, path, hex(flags), hex(resolve)))
 
 
@@ -242,7 +244,9 @@ def seccomp_set_filter(program: bytes, flags: int = 0) -> None:
     if number is None:
         raise SyscallError(38, "seccomp", (), f"unknown syscall number on {os.uname().machine}")
     prog = _SockFprog(len(program) // 8, program)
-    result = _libc.syscall(ctypes.c_long(number), ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags), ctypes.byref(prog))
+    result = _libc.syscall(
+        ctypes.c_long(number), ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags), ctypes.byref(prog)
+    )
     hint = "the kernel wants no_new_privs or CAP_SYS_ADMIN first" if result == -1 and ctypes.get_errno() == 13 else ""
     _check(result, "seccomp", ("SECCOMP_SET_MODE_FILTER", flags, f"{len(program) // 8} instructions"), hint)
 

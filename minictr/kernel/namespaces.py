@@ -114,7 +114,9 @@ def write_id_maps(pid: int, uid_mappings: list[dict[str, int]], gid_mappings: li
             with open(f"/proc/{pid}/{name}", "w") as handle:
                 handle.write(format_id_map(mappings))
         except OSError as exc:
-            raise SyscallError(exc.errno or 1, "write", (f"/proc/{pid}/{name}", format_id_map(mappings).strip())) from exc
+            raise SyscallError(
+                exc.errno or 1, "write", (f"/proc/{pid}/{name}", format_id_map(mappings).strip())
+            ) from exc
 
 
 def set_time_offsets(offsets: dict[str, dict[str, int]]) -> None:

@@ -43,7 +43,13 @@ _PROPAGATION = {
 DEFAULT_DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
 
 #: The symbolic links of a standard /dev.
-DEFAULT_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+DEFAULT_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+    "ptmx": "pts/ptmx",
+}
 
 #: OCI mount options that are mount(2) flags; the rest go to the filesystem as data.
 MOUNT_FLAGS = {
@@ -123,7 +129,9 @@ def _open_in_root(root: str, target: str) -> int:
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         relative = os.path.relpath(target, root)
-        return linux.openat2(root_fd, relative, os.O_PATH | os.O_CLOEXEC, linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS)
+        return linux.openat2(
+            root_fd, relative, os.O_PATH | os.O_CLOEXEC, linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
+        )
     except SyscallError as exc:
         if exc.errno == errno.ENOSYS:
             return -1

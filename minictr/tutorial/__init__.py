@@ -14,7 +14,8 @@ The modules follow the curriculum:
 - ``pictures``    the SVG pictures
 - ``welcome`` (00), ``ex_chroot`` (01), ``mounts`` (02), ``uts_ipc`` (03), ``pid`` (04), ``users`` (05),
   ``network`` (06, with ``netlab``, the network it builds by hand in a child process), ``limits`` (07),
-  ``images`` (08), ``security`` (09), ``microservices`` (11, imported by its notebook), ``vms`` (12, with ``containerd``, a private containerd for its last part):
+  ``images`` (08), ``security`` (09), ``microservices`` (11, imported by its notebook), ``vms`` (12, with
+  ``containerd``, a private containerd for its last part):
   each notebook's own helpers, its exercise check and reference solution
 - ``steps``       the recipe's steps taught so far, pictured; containers built with the learner's own steps
 - ``solutions``   every reference solution, by exercise name

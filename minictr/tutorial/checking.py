@@ -30,7 +30,9 @@ def source_of(function: Callable[..., Any]) -> str:
     try:
         return textwrap.dedent(inspect.getsource(function))
     except (OSError, TypeError):
-        return f"def {function.__name__}(*args):\n    raise RuntimeError('the source of this function cannot be read')\n"
+        return (
+            f"def {function.__name__}(*args):\n    raise RuntimeError('the source of this function cannot be read')\n"
+        )
 
 
 def run_in_child(function: Callable[..., Any], *args: Any, timeout: float = 10) -> dict[str, Any]:
@@ -49,7 +51,9 @@ def run_in_child(function: Callable[..., Any], *args: Any, timeout: float = 10) 
     try:
         source = textwrap.dedent(inspect.getsource(function))
     except (OSError, TypeError) as exc:
-        return {"error": {"type": "SourceError", "message": f"cannot read the source of {function!r}: {exc}", "line": 0}}
+        return {
+            "error": {"type": "SourceError", "message": f"cannot read the source of {function!r}: {exc}", "line": 0}
+        }
     order = {"source": source, "name": function.__name__, "args": list(args)}
     child = subprocess.Popen(
         # -S -s -E: no site, user site or PYTHON* variables; minictr is imported from the working directory
@@ -71,8 +75,14 @@ def run_in_child(function: Callable[..., Any], *args: Any, timeout: float = 10) 
         report: dict[str, Any] = json.loads(raw)
     except ValueError:
         said = f"; it said: {text.strip()}" if text.strip() else ""
-        return {"error": {"type": "Crash", "message": f"the child process ended (exit status {child.returncode}) "
-                                                      f"before your function returned{said}", "line": 0}}
+        return {
+            "error": {
+                "type": "Crash",
+                "message": f"the child process ended (exit status {child.returncode}) "
+                f"before your function returned{said}",
+                "line": 0,
+            }
+        }
     report["output"] = text
     return report
 
@@ -110,8 +120,14 @@ def run_learner(source: str, name: str, *args: Any) -> dict[str, Any]:
             if tb.tb_frame.f_code.co_filename == filename:
                 line = tb.tb_lineno
             tb = tb.tb_next
-        return {"error": {"type": type(exc).__name__, "message": str(exc), "line": line,
-                          "errno": getattr(exc, "errno", None)}}
+        return {
+            "error": {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "line": line,
+                "errno": getattr(exc, "errno", None),
+            }
+        }
     return {"type": type(value).__name__, "value": value}
 
 

@@ -101,10 +101,13 @@ def require(*names: str) -> None:
     checks = _checks(names)
     lacking = [check for check in checks if check.status != "ok"]
     if lacking:
-        raise HostLacks("\n".join(["This notebook cannot run on this host. It needs:"]
-                                  + [_describe(check) for check in lacking]
-                                  + ["Fix that, restart the kernel and run the notebook again "
-                                     "(`minictr doctor` shows everything)."]))
+        raise HostLacks(
+            "\n".join(
+                ["This notebook cannot run on this host. It needs:"]
+                + [_describe(check) for check in lacking]
+                + ["Fix that, restart the kernel and run the notebook again (`minictr doctor` shows everything)."]
+            )
+        )
     print(f"This host has what this notebook needs: {', '.join(c.title for c in checks) or 'nothing special'}.")
 
 
@@ -116,8 +119,10 @@ def have(*names: str) -> bool:
     """
     lacking = [check for check in _checks(names) if check.status != "ok"]
     if lacking:
-        print("This host lacks what the cells below need, so they will do nothing:\n"
-              + "\n".join(_describe(check) for check in lacking))
+        print(
+            "This host lacks what the cells below need, so they will do nothing:\n"
+            + "\n".join(_describe(check) for check in lacking)
+        )
     return not lacking
 
 
@@ -145,11 +150,11 @@ def source_slice(
 ) -> list[str]:
     """The lines :func:`show_source` shows (see there); a ``start`` or ``stop`` not found is a ValueError."""
     head = next(i for i, line in enumerate(lines) if line.rstrip().endswith(":"))  # the end of the def line
-    body = lines[head + 1:]
+    body = lines[head + 1 :]
     if not docstring and body and body[0].strip()[:3] in ('"""', "'''"):
         quote = body[0].strip()[:3]
         end = 0 if body[0].strip().count(quote) >= 2 else next(i for i, line in enumerate(body[1:], 1) if quote in line)
-        body = body[end + 1:]
+        body = body[end + 1 :]
 
     def find(text: str, after: int) -> int:
         for i in range(after, len(body)):
@@ -172,8 +177,27 @@ def picture(svg: str) -> Any:
 
 
 #: The usual top-level directories of a Linux root (the Filesystem Hierarchy Standard, plus lib64).
-USUAL_ROOT = ("bin", "boot", "dev", "etc", "home", "lib", "lib64", "media", "mnt", "opt", "proc", "root",
-              "run", "sbin", "srv", "sys", "tmp", "usr", "var")
+USUAL_ROOT = (
+    "bin",
+    "boot",
+    "dev",
+    "etc",
+    "home",
+    "lib",
+    "lib64",
+    "media",
+    "mnt",
+    "opt",
+    "proc",
+    "root",
+    "run",
+    "sbin",
+    "srv",
+    "sys",
+    "tmp",
+    "usr",
+    "var",
+)
 
 
 def brief(names: list[str]) -> str:

@@ -61,10 +61,12 @@ class PrivateContainerd:
     def config(self) -> str:
         """The daemon's configuration (TOML): private paths, no CRI."""
         quoted = ", ".join(f'"{name}"' for name in DISABLED)
-        return (f'version = 2\nroot = "{self.directory}/root"\nstate = "{self.directory}/state"\n'
-                f"disabled_plugins = [{quoted}]\n"
-                f'[grpc]\n  address = "{self.socket}"\n[ttrpc]\n  address = "{self.socket}.ttrpc"\n'
-                '[debug]\n  address = ""\n[metrics]\n  address = ""\n')
+        return (
+            f'version = 2\nroot = "{self.directory}/root"\nstate = "{self.directory}/state"\n'
+            f"disabled_plugins = [{quoted}]\n"
+            f'[grpc]\n  address = "{self.socket}"\n[ttrpc]\n  address = "{self.socket}.ttrpc"\n'
+            '[debug]\n  address = ""\n[metrics]\n  address = ""\n'
+        )
 
     def start(self, timeout: float = 30) -> None:
         """Write the configuration, start the daemon and wait until it answers."""
@@ -73,8 +75,13 @@ class PrivateContainerd:
         with open(path, "w") as handle:
             handle.write(self.config())
         with open(os.path.join(self.directory, "containerd.log"), "wb") as log:  # the daemon keeps its own copy
-            self.process = subprocess.Popen(["containerd", "--config", path], stdout=log, stderr=log,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                ["containerd", "--config", path],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while self.ctr("version").returncode != 0:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -88,8 +95,13 @@ class PrivateContainerd:
 
     def ctr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """``ctr`` talking to this daemon, in the notebook's namespace."""
-        return subprocess.run(["ctr", "--address", self.socket, "--namespace", NAMESPACE, *args],
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["ctr", "--address", self.socket, "--namespace", NAMESPACE, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def import_busybox(self, archive: str) -> str:
         """Import an OCI archive written by ``minictr save`` (the busybox image); containerd's name for it."""
@@ -108,8 +120,13 @@ class PrivateContainerd:
 
     def run(self, runtime: str, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``command`` in a busybox container through containerd, its shim and ``runtime``."""
-        return subprocess.run(self.run_command(runtime, *command), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            self.run_command(runtime, *command),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def stop(self, timeout: float = 30) -> None:
         """Stop the daemon, remove its directory (nothing may be mounted there) and what it made in /run."""

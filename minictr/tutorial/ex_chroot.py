@@ -18,12 +18,15 @@ def interfaces(proc_net_dev: str) -> list[str]:
 
 
 def check_enter_root(function: Callable[[str], Any], new_root: str) -> None:
-    """Run ``function(new_root)`` in a child process; print ✔ or precisely what is wrong (see :func:`judge_enter_root`)."""
+    """Run ``function(new_root)`` in a child process; print ✔ or precisely what is wrong (see
+    :func:`judge_enter_root`).
+    """
     judge_enter_root(function, new_root).show()
 
 
-
-def _enter_root_check(source: str, name: str, new_root: str) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
+def _enter_root_check(
+    source: str, name: str, new_root: str
+) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Run the learner's function, then report what the process sees of
     its root: ``/``, its working directory, and where ``..`` leads from there."""
     from minictr.tutorial.checking import run_learner
@@ -66,35 +69,49 @@ def judge_enter_root(function: Callable[[str], Any], new_root: str) -> Verdict:
     state = report.get("value") or {}
     error = report.get("error") or state.get("error")  # the child's end (a timeout, a crash), or the function's
     if error:
-        extra = "\n  chroot(2) needs root (CAP_SYS_CHROOT): run the notebook as root." if error["type"] == "PermissionError" else ""
+        extra = (
+            "\n  chroot(2) needs root (CAP_SYS_CHROOT): run the notebook as root."
+            if error["type"] == "PermissionError"
+            else ""
+        )
         return Verdict(False, printed + raised(name, error) + extra)
     root = state.get("root")
     if root is None:
         return wrong(f"after {name}(new_root), / cannot be listed: {state.get('root_error')}")
     if root == host and root != expected:
-        return wrong(f"after {name}(new_root), / still shows the host's root ({listing(root)}).\n"
-                     "  The root directory did not change: call os.chroot(new_root).")
+        return wrong(
+            f"after {name}(new_root), / still shows the host's root ({listing(root)}).\n"
+            "  The root directory did not change: call os.chroot(new_root)."
+        )
     if root != expected:
-        return wrong(f"after {name}(new_root), / shows {listing(root)}\n"
-                     f"  but new_root holds {listing(expected)}: chroot into new_root itself.")
+        return wrong(
+            f"after {name}(new_root), / shows {listing(root)}\n"
+            f"  but new_root holds {listing(expected)}: chroot into new_root itself."
+        )
     cwd, cwd_error = state.get("cwd"), state.get("cwd_error")
     if cwd_error or not (cwd or "").startswith("/"):
         seen = f"fails with {cwd_error}" if cwd_error else f"returns {cwd!r}"
         climbed = state.get("climbed")
         outside = climbed == host and climbed != expected
-        return wrong("the root changed — / now lists the rootfs — but the working directory is still outside it.\n"
-                     f"  os.getcwd() {seen}: the kernel cannot name that directory from the new root.\n"
-                     + ("  From there, chdir('..') climbs to the host's / — the escape above, handed over.\n"
-                        if outside else "")
-                     + "  chroot(2) changes the root directory only, never the working directory:\n"
-                       "  move the working directory into the new root as well.")
+        return wrong(
+            "the root changed — / now lists the rootfs — but the working directory is still outside it.\n"
+            f"  os.getcwd() {seen}: the kernel cannot name that directory from the new root.\n"
+            + ("  From there, chdir('..') climbs to the host's / — the escape above, handed over.\n" if outside else "")
+            + "  chroot(2) changes the root directory only, never the working directory:\n"
+            "  move the working directory into the new root as well."
+        )
     if cwd != "/":
         return wrong(f"the root is right, but the working directory is {cwd!r}; it should be '/'.")
     if state.get("climbed") != expected:
-        return wrong(f"the root and working directory look right, but '..' from / leads to "
-                     f"{listing(state.get('climbed') or [])}.")
-    return Verdict(True, printed + f"✔ Correct: after {name}(new_root), / lists the rootfs, the working directory "
-                                   "is '/',\n  and chdir('..') stops at the new root.")
+        return wrong(
+            f"the root and working directory look right, but '..' from / leads to "
+            f"{listing(state.get('climbed') or [])}."
+        )
+    return Verdict(
+        True,
+        printed + f"✔ Correct: after {name}(new_root), / lists the rootfs, the working directory "
+        "is '/',\n  and chdir('..') stops at the new root.",
+    )
 
 
 SOLUTIONS = {

@@ -40,7 +40,9 @@ class LoopbackRegistry:
     def blob_file(self, digest: str) -> str:
         """Where the registry keeps a blob's bytes on disk."""
         hexdigest = digest.partition(":")[2]
-        return os.path.join(self.storage, "docker", "registry", "v2", "blobs", "sha256", hexdigest[:2], hexdigest, "data")
+        return os.path.join(
+            self.storage, "docker", "registry", "v2", "blobs", "sha256", hexdigest[:2], hexdigest, "data"
+        )
 
     def stop(self) -> None:
         """Stop the registry (its storage stays until its directory is removed)."""
@@ -129,7 +131,9 @@ def http_get(url: str, accept: str | None = None) -> Answer:
         return Answer(error.code, dict(error.headers), error.read())
 
 
-def show_answer(answer: Answer, headers: tuple[str, ...] = ("Content-Type", "Docker-Content-Digest"), body: int = 0) -> None:
+def show_answer(
+    answer: Answer, headers: tuple[str, ...] = ("Content-Type", "Docker-Content-Digest"), body: int = 0
+) -> None:
     """Print the status line, a few headers, and the start of the body."""
     print(f"HTTP {answer.status}")
     for name in headers:
@@ -146,9 +150,18 @@ def tar_entries(layer: bytes, limit: int = 10) -> list[str]:
     lines = []
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar:
-            kind = {tarfile.DIRTYPE: "d", tarfile.SYMTYPE: "l", tarfile.LNKTYPE: "h", tarfile.CHRTYPE: "c"}.get(member.type, "-")
-            target = f" -> {member.linkname}" if member.issym() else (f" link to {member.linkname}" if member.islnk() else "")
-            lines.append(f"{kind}{stat.filemode(member.mode)[1:]} {member.uid}/{member.gid} {member.size:>8} {member.name}{target}")
+            kind = {tarfile.DIRTYPE: "d", tarfile.SYMTYPE: "l", tarfile.LNKTYPE: "h", tarfile.CHRTYPE: "c"}.get(
+                member.type, "-"
+            )
+            target = (
+                f" -> {member.linkname}"
+                if member.issym()
+                else (f" link to {member.linkname}" if member.islnk() else "")
+            )
+            lines.append(
+                f"{kind}{stat.filemode(member.mode)[1:]} {member.uid}/{member.gid} {member.size:>8} "
+                f"{member.name}{target}"
+            )
             if len(lines) == limit:
                 break
     return lines
@@ -195,7 +208,9 @@ def internet_route() -> tuple[bool, str]:
         with open("/proc/net/route") as handle:
             default = any(line.split()[1] == "00000000" for line in list(handle)[1:] if len(line.split()) > 1)
         with open("/proc/net/ipv6_route") as handle:
-            default = default or any(line.split()[0] == "0" * 32 and line.split()[1] == "00" and line.split()[9] != "lo" for line in handle)
+            default = default or any(
+                line.split()[0] == "0" * 32 and line.split()[1] == "00" and line.split()[9] != "lo" for line in handle
+            )
     except OSError:
         pass
     try:
@@ -213,8 +228,12 @@ def internet_route() -> tuple[bool, str]:
 # --- the exercise: container_diff(upper) -------------------------------------------------------------------------
 
 
-def _diff_check(source: str, name: str, where: str) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
-    """(Runs in the check's child, as root.) Build an upper directory as overlayfs leaves it, run the learner's function on it."""
+def _diff_check(
+    source: str, name: str, where: str
+) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
+    """(Runs in the check's child, as root.) Build an upper directory as overlayfs leaves it, run the learner's
+    function on it.
+    """
     import stat as stat_module
 
     from minictr.tutorial.checking import run_learner
@@ -257,18 +276,32 @@ def judge_container_diff(function: Callable[[str], Any], where: str) -> Verdict:
     changed, deleted = (sorted(v) if isinstance(v, list) else v for v in value)
     want_changed, want_deleted = EXPECTED_DIFF
     if any(not str(p).startswith("/") for p in changed + deleted):
-        return Verdict(False, printed + "✘ give paths as the container sees them, from its root: '/etc/hostname', not 'etc/hostname'")
+        return Verdict(
+            False,
+            printed + "✘ give paths as the container sees them, from its root: '/etc/hostname', not 'etc/hostname'",
+        )
     if any(p in want_deleted for p in changed):
-        return Verdict(False, printed + f"✘ {sorted(set(changed) & set(want_deleted))} are whiteouts (character devices 0/0):\n"
-                                        "  they mark what the container deleted, so they belong in the second list")
-    if any(p.rstrip("/") in ("/etc", "/bin", "/usr", "/usr/local", "/tmp", "/home", "/var") or p.startswith("/var/log") for p in changed):
-        return Verdict(False, printed + "✘ directories are listed as changed: overlayfs copies a directory up only to hold\n"
-                                        "  what changed inside it; list files, symlinks and whiteouts, not directories")
+        return Verdict(
+            False,
+            printed + f"✘ {sorted(set(changed) & set(want_deleted))} are whiteouts (character devices 0/0):\n"
+            "  they mark what the container deleted, so they belong in the second list",
+        )
+    if any(
+        p.rstrip("/") in ("/etc", "/bin", "/usr", "/usr/local", "/tmp", "/home", "/var") or p.startswith("/var/log")
+        for p in changed
+    ):
+        return Verdict(
+            False,
+            printed + "✘ directories are listed as changed: overlayfs copies a directory up only to hold\n"
+            "  what changed inside it; list files, symlinks and whiteouts, not directories",
+        )
     if changed != want_changed:
         return Verdict(False, printed + f"✘ changed: expected {want_changed}, got {changed}")
     if deleted != want_deleted:
         return Verdict(False, printed + f"✘ deleted: expected {want_deleted}, got {deleted}")
-    return Verdict(True, printed + f"✔ Correct: {name} tells what a container wrote from what it deleted, as `docker diff` does.")
+    return Verdict(
+        True, printed + f"✔ Correct: {name} tells what a container wrote from what it deleted, as `docker diff` does."
+    )
 
 
 def check_container_diff(function: Callable[[str], Any]) -> None:

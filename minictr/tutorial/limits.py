@@ -28,8 +28,10 @@ def svg_cgroup_trees(layout: dict[str, Any]) -> str:
     """v1 (a tree per controller) beside v2 (one tree, controllers handed down), with this host's names."""
     v1 = sorted({os.path.basename(mount) for name, mount in layout["v1"].items() if not name.startswith("name=")})
     v2 = layout["v2"]["controllers"] or ["cpu", "memory", "pids", "io", "cpuset"]
-    body = [_text(190, 20, "cgroup v1: one tree per controller", size=14, bold=True),
-            _text(560, 20, "cgroup v2: one tree for all", size=14, bold=True)]
+    body = [
+        _text(190, 20, "cgroup v1: one tree per controller", size=14, bold=True),
+        _text(560, 20, "cgroup v2: one tree for all", size=14, bold=True),
+    ]
     shown = v1[:6] or ["cpu", "memory", "pids"]
     for index, name in enumerate(shown):
         x = 10 + index * 62
@@ -40,7 +42,11 @@ def svg_cgroup_trees(layout: dict[str, Any]) -> str:
         body.append(_box(x, 124, 56, 22, "#a8dadc", "&lt;id&gt;", size=9))
     more = len(v1) - len(shown)
     if more > 0:
-        body.append(_text(190, 170, f"… and {more} more hierarchies, each with its own minictr/&lt;id&gt;", size=11, italic=True))
+        body.append(
+            _text(
+                190, 170, f"… and {more} more hierarchies, each with its own minictr/&lt;id&gt;", size=11, italic=True
+            )
+        )
     body.append(_text(190, 190, "the container's pid is written into every tree", size=11))
     body.append(_box(420, 40, 280, 24, "#e9c46a", "/  subtree_control: " + " ".join(v2[:5]), size=10))
     body.append('<line x1="560" y1="64" x2="560" y2="84" stroke="#444"/>')
@@ -58,7 +64,9 @@ def busy(seconds: float) -> list[str]:
     return ["timeout", str(seconds), "sh", "-c", "while :; do :; done"]
 
 
-def sample_cpu(managers: dict[str, Any], seconds: float, interval: float = 0.25) -> dict[str, list[tuple[float, float]]]:
+def sample_cpu(
+    managers: dict[str, Any], seconds: float, interval: float = 0.25
+) -> dict[str, list[tuple[float, float]]]:
     """CPUs used over time by each named cgroup, sampled every ``interval`` for ``seconds``."""
     from minictr.kernel.cgroups.monitor import cpu_series
 
@@ -83,7 +91,9 @@ def loop_disk(directory: str, size_mib: int = 16) -> Iterator[str]:
     backing = os.path.join(directory, "disk.img")
     with open(backing, "wb") as handle:
         handle.truncate(size_mib << 20)
-    device = subprocess.run(["losetup", "--find", "--show", backing], capture_output=True, text=True, check=True).stdout.strip()
+    device = subprocess.run(
+        ["losetup", "--find", "--show", backing], capture_output=True, text=True, check=True
+    ).stdout.strip()
     try:
         yield device
     finally:
@@ -149,7 +159,9 @@ def judge_cpu_max(function: Callable[[float], str]) -> Verdict:
             elif value.split()[-1:] != ["100000"]:
                 hint = "\n  Docker's period is 100000 µs (100 ms); the quota is cpus × period."
             return Verdict(False, printed + f"✘ {name}({cpus}) returned {value!r}; cpu.max needs {expected!r}." + hint)
-    return Verdict(True, f"✔ Correct: {name} turns --cpus into cpu.max — 0.5 CPUs is 50 ms of CPU time in every 100 ms.")
+    return Verdict(
+        True, f"✔ Correct: {name} turns --cpus into cpu.max — 0.5 CPUs is 50 ms of CPU time in every 100 ms."
+    )
 
 
 # --- exercise 2: memory_usage ----------------------------------------------------------------------
@@ -169,21 +181,34 @@ def judge_memory_usage(function: Callable[[int], int], pid: int, expected: Calla
         error = report["error"]
         hint = ""
         if error["type"] == "FileNotFoundError":
-            hint = ("\n  On cgroup v1 the file is memory.usage_in_bytes under /sys/fs/cgroup/memory + the path of the "
-                    "'memory' line;\n  on v2 it is memory.current under /sys/fs/cgroup + the path of the '0::' line.")
+            hint = (
+                "\n  On cgroup v1 the file is memory.usage_in_bytes under /sys/fs/cgroup/memory + the path of the "
+                "'memory' line;\n  on v2 it is memory.current under /sys/fs/cgroup + the path of the '0::' line."
+            )
         return Verdict(False, printed + raised(name, error) + hint)
     value = report.get("value")
     if value is None:
         return Verdict(False, printed + returned_none(f"{name}(pid)"))
     if not isinstance(value, int):
-        return Verdict(False, printed + f"✘ {name}(pid) returned a {report.get('type')} ({value!r}); expected bytes as an int.")
+        return Verdict(
+            False, printed + f"✘ {name}(pid) returned a {report.get('type')} ({value!r}); expected bytes as an int."
+        )
     truth = expected()
     if abs(value - truth) > truth // 4:
-        why = ("  That is far more than a small container uses: did you read the root cgroup (the whole host)?"
-               if value > 8 * truth else "  Read the file of the cgroup named on the pid's line in /proc/<pid>/cgroup.")
-        return Verdict(False, printed + f"✘ {name}(pid) returned {value} bytes; the container's cgroup says about {truth} bytes.\n" + why)
-    return Verdict(True, printed + f"✔ Correct: {name}(pid) finds the pid's cgroup in /proc/<pid>/cgroup and reads what "
-                                   "the kernel charges it.")
+        why = (
+            "  That is far more than a small container uses: did you read the root cgroup (the whole host)?"
+            if value > 8 * truth
+            else "  Read the file of the cgroup named on the pid's line in /proc/<pid>/cgroup."
+        )
+        return Verdict(
+            False,
+            printed + f"✘ {name}(pid) returned {value} bytes; the container's cgroup says about {truth} bytes.\n" + why,
+        )
+    return Verdict(
+        True,
+        printed + f"✔ Correct: {name}(pid) finds the pid's cgroup in /proc/<pid>/cgroup and reads what "
+        "the kernel charges it.",
+    )
 
 
 SOLUTIONS = {

@@ -27,9 +27,11 @@ def propagation(mountinfo_line: str) -> str:
     ``shared:N`` (peer group N), ``master:N`` (receives from group N).
     """
     fields = mountinfo_line.split()
-    optional = fields[6:fields.index("-")] if "-" in fields else []
-    kinds = [{"shared": "shared", "master": "slave", "unbindable": "unbindable"}.get(tag.split(":")[0], "")
-             for tag in optional]
+    optional = fields[6 : fields.index("-")] if "-" in fields else []
+    kinds = [
+        {"shared": "shared", "master": "slave", "unbindable": "unbindable"}.get(tag.split(":")[0], "")
+        for tag in optional
+    ]
     return "+".join(kind for kind in kinds if kind) or "private"
 
 
@@ -37,11 +39,15 @@ def propagation(mountinfo_line: str) -> str:
 
 
 def check_pivot_into(function: Callable[[str], Any], rootfs: str) -> None:
-    """Run ``function(new_root)`` in a child process; print ✔ or precisely what is wrong (see :func:`judge_pivot_into`)."""
+    """Run ``function(new_root)`` in a child process; print ✔ or precisely what is wrong (see
+    :func:`judge_pivot_into`).
+    """
     judge_pivot_into(function, rootfs).show()
 
 
-def _pivot_check(source: str, name: str, rootfs: str, new_root: str) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
+def _pivot_check(
+    source: str, name: str, rootfs: str, new_root: str
+) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Prepare a private mount namespace and a copy of ``rootfs``, run the
     learner's function on it, and report what the process sees afterwards."""
     import subprocess
@@ -120,18 +126,27 @@ def judge_pivot_into(function: Callable[[str], Any], rootfs: str) -> Verdict:
         message = raised(name, error)
         text, number = error["message"], error.get("errno")
         if error["type"] == "AttributeError" and "pivot_root" in text:
-            hint = "Python's os has no pivot_root: use linux.pivot_root(new_root, put_old) (from minictr.kernel import linux)."
+            hint = (
+                "Python's os has no pivot_root: use linux.pivot_root(new_root, put_old) "
+                "(from minictr.kernel import linux)."
+            )
         elif "pivot_root(" in text and number == 2:
             hint = "put_old must exist: make the directory (os.makedirs) under new_root before pivot_root."
         elif "pivot_root(" in text and number == 22:
-            hint = ("pivot_root's rules: put_old must be at or under new_root, and both must be directories\n"
-                    "  (new_root here is a mount point already, and the mount tree is private).")
+            hint = (
+                "pivot_root's rules: put_old must be at or under new_root, and both must be directories\n"
+                "  (new_root here is a mount point already, and the mount tree is private)."
+            )
         elif "umount2(" in text and new_root in text:
-            hint = (f"after pivot_root, {new_root} means nothing any more: / is the new root,\n"
-                    "  so the old root is at '/' + the name of put_old (e.g. '/.oldroot').")
+            hint = (
+                f"after pivot_root, {new_root} means nothing any more: / is the new root,\n"
+                "  so the old root is at '/' + the name of put_old (e.g. '/.oldroot')."
+            )
         elif "umount2(" in text and number == 16:
-            hint = ("the old root is busy: mounts below it (its /proc, /dev…) and maybe your working directory.\n"
-                    "  umount2(put_old, linux.MNT_DETACH) detaches the whole tree at once.")
+            hint = (
+                "the old root is busy: mounts below it (its /proc, /dev…) and maybe your working directory.\n"
+                "  umount2(put_old, linux.MNT_DETACH) detaches the whole tree at once."
+            )
         elif "umount2(" in text and number == 22:
             hint = "umount2 needs the mount point of the old root: '/' + the name of put_old (e.g. '/.oldroot')."
         elif "rmdir" in text or number == 39:
@@ -141,12 +156,16 @@ def judge_pivot_into(function: Callable[[str], Any], rootfs: str) -> Verdict:
         return Verdict(False, printed + message + ("\n  " + hint if hint else ""))
     root = state["root"]
     if root == host and root != expected:
-        return wrong(f"after {name}(new_root), / is still the host's root ({brief(root)}).\n"
-                     "  Call linux.pivot_root(new_root, put_old), with put_old a directory under new_root.")
+        return wrong(
+            f"after {name}(new_root), / is still the host's root ({brief(root)}).\n"
+            "  Call linux.pivot_root(new_root, put_old), with put_old a directory under new_root."
+        )
     missing = [entry for entry in expected if entry not in root]
     if missing:
-        return wrong(f"after {name}(new_root), / lists {listing(root)}\n"
-                     f"  but new_root holds {listing(expected)}: make new_root itself the new root.")
+        return wrong(
+            f"after {name}(new_root), / lists {listing(root)}\n"
+            f"  but new_root holds {listing(expected)}: make new_root itself the new root."
+        )
     mounts = state.get("mounts")
     if mounts is None:
         return wrong(f"after {name}(new_root), /proc/self/mountinfo cannot be read ({state.get('mounts_error')}).")
@@ -154,33 +173,46 @@ def judge_pivot_into(function: Callable[[str], Any], rootfs: str) -> Verdict:
     if others:
         top = min(others, key=len)
         below = [point for point in others if point != top and point.startswith(top.rstrip("/") + "/")]
-        return wrong(f"/ is the new root, but the old root is still mounted at {top}"
-                     + (" (with its own mounts below it)" if below else "") + ":\n"
-                     "  every file of the host is still reachable there. After pivot_root, detach it:\n"
-                     f"  linux.umount2({top!r}, linux.MNT_DETACH).")
+        return wrong(
+            f"/ is the new root, but the old root is still mounted at {top}"
+            + (" (with its own mounts below it)" if below else "")
+            + ":\n"
+            "  every file of the host is still reachable there. After pivot_root, detach it:\n"
+            f"  linux.umount2({top!r}, linux.MNT_DETACH)."
+        )
     escaped = state.get("escaped")
     extra = [entry for entry in root if entry not in expected]
     if extra:
-        return wrong(f"the old root is unmounted, but its directory is still there: /{extra[0]}.\n"
-                     f"  Remove it (os.rmdir('/{extra[0]}')) once the old root is detached.")
+        return wrong(
+            f"the old root is unmounted, but its directory is still there: /{extra[0]}.\n"
+            f"  Remove it (os.rmdir('/{extra[0]}')) once the old root is detached."
+        )
     cwd, cwd_error = state.get("cwd"), state.get("cwd_error")
     if cwd_error or cwd != "/":
         seen = f"os.getcwd() fails with {cwd_error}" if cwd_error else f"the working directory is {cwd!r}"
         way_out = escaped is not None and escaped == host and host != expected
-        return wrong(f"the root is right, but {seen}:\n"
-                     "  the working directory is still in the old root" + (", detached but not gone" if cwd_error else "")
-                     + (". From there, '..' climbs to the host's /." if way_out else ".")
-                     + "\n  pivot_root does not move it: os.chdir('/') after pivot_root.")
+        return wrong(
+            f"the root is right, but {seen}:\n"
+            "  the working directory is still in the old root"
+            + (", detached but not gone" if cwd_error else "")
+            + (". From there, '..' climbs to the host's /." if way_out else ".")
+            + "\n  pivot_root does not move it: os.chdir('/') after pivot_root."
+        )
     if escaped is not None and escaped == host and host != expected:
-        return wrong("/ lists the rootfs and the mount table looks right, but 01's escape still reaches the host's /.\n"
-                     "  chroot only hides the old root: it is still mounted in this namespace, above the new root,\n"
-                     "  and mountinfo does not show what lies outside the root. pivot_root moves the old root\n"
-                     "  below the new one, where it can be unmounted.")
+        return wrong(
+            "/ lists the rootfs and the mount table looks right, but 01's escape still reaches the host's /.\n"
+            "  chroot only hides the old root: it is still mounted in this namespace, above the new root,\n"
+            "  and mountinfo does not show what lies outside the root. pivot_root moves the old root\n"
+            "  below the new one, where it can be unmounted."
+        )
     if escaped != expected:
         return wrong(f"the root and working directory look right, but the escape leads to {listing(escaped or [])}.")
-    return Verdict(True, printed + f"✔ Correct: after {name}(new_root), / is the copy of the rootfs, the old root is\n"
-                                   "  unmounted and its directory gone, the working directory is '/', and\n"
-                                   "  01's escape finds nothing above the new root.")
+    return Verdict(
+        True,
+        printed + f"✔ Correct: after {name}(new_root), / is the copy of the rootfs, the old root is\n"
+        "  unmounted and its directory gone, the working directory is '/', and\n"
+        "  01's escape finds nothing above the new root.",
+    )
 
 
 SOLUTIONS = {

@@ -185,13 +185,21 @@ def namespace_state(name: str) -> dict[str, Any]:
         for link in ns.get_links():
             info = link.get_attr("IFLA_LINKINFO")
             kind = info.get_attr("IFLA_INFO_KIND") if info else "loopback" if names[link["index"]] == "lo" else "device"
-            links.append({
-                "name": names[link["index"]], "index": link["index"], "kind": kind,
-                "up": bool(link["flags"] & 1), "master": names.get(link.get_attr("IFLA_MASTER")),
-                "peer": link.get_attr("IFLA_LINK") if kind == "veth" else None,
-                "addresses": [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
-                              for a in ns.get_addr(family=socket.AF_INET) if a["index"] == link["index"]],
-            })
+            links.append(
+                {
+                    "name": names[link["index"]],
+                    "index": link["index"],
+                    "kind": kind,
+                    "up": bool(link["flags"] & 1),
+                    "master": names.get(link.get_attr("IFLA_MASTER")),
+                    "peer": link.get_attr("IFLA_LINK") if kind == "veth" else None,
+                    "addresses": [
+                        f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+                        for a in ns.get_addr(family=socket.AF_INET)
+                        if a["index"] == link["index"]
+                    ],
+                }
+            )
         return {"links": links, "routes": _routes(ns, names)}
 
 
@@ -245,27 +253,42 @@ def step_route() -> dict[str, Any]:
     forwarding(True)
     default_route("nb06-a", "10.200.0.1")
     default_route("nb06-b", "10.200.0.1")
-    return {"probe": {"nb06-a → 198.51.100.2:80 (nb06-world)": talk(
-        "nb06-world", "198.51.100.2", 80, "nb06-a", "198.51.100.2")}}
+    return {
+        "probe": {
+            "nb06-a → 198.51.100.2:80 (nb06-world)": talk("nb06-world", "198.51.100.2", 80, "nb06-a", "198.51.100.2")
+        }
+    }
 
 
 def step_nat() -> dict[str, Any]:
     nft(MASQUERADE)
-    return {"probe": {"nb06-a → 198.51.100.2:80 (nb06-world)": talk(
-        "nb06-world", "198.51.100.2", 81, "nb06-a", "198.51.100.2")}}
+    return {
+        "probe": {
+            "nb06-a → 198.51.100.2:80 (nb06-world)": talk("nb06-world", "198.51.100.2", 81, "nb06-a", "198.51.100.2")
+        }
+    }
 
 
 def step_publish() -> dict[str, Any]:
     before = talk("nb06-a", "10.200.0.2", 80, "nb06-world", "198.51.100.1", 8080)
     nft(PUBLISH)
     after = talk("nb06-a", "10.200.0.2", 80, "nb06-world", "198.51.100.1", 8080)
-    return {"probe": {"nb06-world → 198.51.100.1:8080, before the rule": before,
-                      "nb06-world → 198.51.100.1:8080, after it": after}}
+    return {
+        "probe": {
+            "nb06-world → 198.51.100.1:8080, before the rule": before,
+            "nb06-world → 198.51.100.1:8080, after it": after,
+        }
+    }
 
 
 STEPS: dict[str, Callable[[], dict[str, Any]]] = {
-    "namespaces": step_namespaces, "veth": step_veth, "address": step_address, "bridge": step_bridge,
-    "route": step_route, "nat": step_nat, "publish": step_publish,
+    "namespaces": step_namespaces,
+    "veth": step_veth,
+    "address": step_address,
+    "bridge": step_bridge,
+    "route": step_route,
+    "nat": step_nat,
+    "publish": step_publish,
 }
 
 

@@ -21,9 +21,14 @@ from minictr.tutorial.common import package_parent
 def _python(*args: str, timeout: float = 60) -> str:
     """Run this interpreter (with its site-packages: pyroute2) from the package's parent; return stdout."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin", "LC_ALL": "C.UTF-8"}
-    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=package_parent(), env=env, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=package_parent(), env=env, timeout=timeout
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:2])} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        raise RuntimeError(
+            f"{' '.join(args[:2])} failed: "
+            f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+        )
     return done.stdout
 
 
@@ -86,8 +91,10 @@ def describe_lab(state: dict[str, Any]) -> str:
         lines.append(f"{name:10} links:  " + "; ".join(links))
         lines.append(f"{'':10} routes: " + ("; ".join(view["routes"]) or "none"))
         if "forwarding" in view:
-            lines.append(f"{'':10} forwarding {'on' if view['forwarding'] else 'off'}; nft: "
-                         + ("table ip nb06" if "table ip nb06" in view["ruleset"] else "no rules"))
+            lines.append(
+                f"{'':10} forwarding {'on' if view['forwarding'] else 'off'}; nft: "
+                + ("table ip nb06" if "table ip nb06" in view["ruleset"] else "no rules")
+            )
     return "\n".join(lines)
 
 
@@ -141,7 +148,9 @@ def svg_network(host: list[dict[str, Any]], containers: dict[str, list[dict[str,
     if not bridges:
         parts.append(_text(20, 40, "no minictr bridge on this host right now"))
         y = 60
-    header = _text(410, 14, "container network namespaces", bold=True) + _text(10, 14, "host network namespace", bold=True)
+    header = _text(410, 14, "container network namespaces", bold=True) + _text(
+        10, 14, "host network namespace", bold=True
+    )
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="690" height="{y + 10}" font-family="sans-serif" '
             f'font-size="13">{header}{"".join(parts)}</svg>')  # fmt: skip
 
@@ -163,7 +172,9 @@ CASES = [
 ]
 
 
-def _run_cases(source: str, name: str, cases: list[tuple[list[object], object]]) -> list[dict[str, object]]:  # only builtins in annotations: it travels as source to a bare child
+def _run_cases(
+    source: str, name: str, cases: list[tuple[list[object], object]]
+) -> list[dict[str, object]]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Call the learner's function on every case."""
     from minictr.tutorial.checking import run_learner
 
@@ -181,7 +192,9 @@ def judge_next_address(function: Callable[[str, str, list[str]], Any]) -> Verdic
     report = run_in_child(_run_cases, source_of(function), name, CASES)
     printed = printed_by(report)
     if "error" in report:
-        return Verdict(False, printed + f"✘ the check could not run: {report['error']['type']}: {report['error']['message']}")
+        return Verdict(
+            False, printed + f"✘ the check could not run: {report['error']['type']}: {report['error']['message']}"
+        )
     for (args, expected), outcome in zip(CASES, report.get("value") or [], strict=True):
         call = f"{name}({', '.join(repr(a) for a in args)})"
         if "error" in outcome:
@@ -195,9 +208,14 @@ def judge_next_address(function: Callable[[str, str, list[str]], Any]) -> Verdic
             }.get(str(got), "")
             if expected is None:
                 why = why or "every host address is taken (or is the gateway): return None"
-            return Verdict(False, printed + f"✘ {call} returned {got!r}, expected {expected!r}" + (f":\n  {why}." if why else "."))
-    return Verdict(True, printed + f"✔ Correct: {name} skips the network and broadcast addresses, the gateway and the\n"
-                                   "  leases, and says None when the subnet is full.")
+            return Verdict(
+                False, printed + f"✘ {call} returned {got!r}, expected {expected!r}" + (f":\n  {why}." if why else ".")
+            )
+    return Verdict(
+        True,
+        printed + f"✔ Correct: {name} skips the network and broadcast addresses, the gateway and the\n"
+        "  leases, and says None when the subnet is full.",
+    )
 
 
 SOLUTIONS = {

@@ -11,27 +11,54 @@ from typing import Any
 _FONT = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif"'
 
 
-def _box(x: float, y: float, w: float, h: float, fill: str, label: str = "", *, dashed: bool = False,
-         stroke: str = "#444", size: int = 12, bold: bool = False, rx: int = 4) -> str:
+def _box(
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    fill: str,
+    label: str = "",
+    *,
+    dashed: bool = False,
+    stroke: str = "#444",
+    size: int = 12,
+    bold: bool = False,
+    rx: int = 4,
+) -> str:
     dash = ' stroke-dasharray="5,3"' if dashed else ""
     out = f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="{rx}" fill="{fill}" stroke="{stroke}"{dash}/>'
     if label:
         weight = ' font-weight="bold"' if bold else ""
-        out += (f'<text x="{x + w / 2}" y="{y + h / 2 + size / 3}" text-anchor="middle" '
-                f'font-size="{size}"{weight}>{label}</text>')
+        out += (
+            f'<text x="{x + w / 2}" y="{y + h / 2 + size / 3}" text-anchor="middle" '
+            f'font-size="{size}"{weight}>{label}</text>'
+        )
     return out
 
 
-def _text(x: float, y: float, label: str, *, size: int = 12, anchor: str = "middle", bold: bool = False,
-          fill: str = "#222", italic: bool = False) -> str:
+def _text(
+    x: float,
+    y: float,
+    label: str,
+    *,
+    size: int = 12,
+    anchor: str = "middle",
+    bold: bool = False,
+    fill: str = "#222",
+    italic: bool = False,
+) -> str:
     weight = ' font-weight="bold"' if bold else ""
     style = ' font-style="italic"' if italic else ""
-    return f'<text x="{x}" y="{y}" text-anchor="{anchor}" font-size="{size}" fill="{fill}"{weight}{style}>{label}</text>'
+    return (
+        f'<text x="{x}" y="{y}" text-anchor="{anchor}" font-size="{size}" fill="{fill}"{weight}{style}>{label}</text>'
+    )
 
 
 def _svg(width: int, height: int, body: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" {_FONT}>' + "".join(body) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" {_FONT}>' + "".join(body) + "</svg>"
+    )
 
 
 APP, LIB, KERNEL, HYPER, HARDWARE = "#a8dadc", "#e8f1f8", "#f4a261", "#e9c46a", "#ced4da"
@@ -47,8 +74,10 @@ def _mono(x: float, y: float, line: str, *, size: int = 13, fill: str | None = N
 
 def _arrowhead(name: str, fill: str) -> str:
     """A marker called ``name``, for ``marker-end="url(#name)"`` on a line."""
-    return (f'<defs><marker id="{name}" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">'
-            f'<path d="M0,0 L10,4 L0,8 z" fill="{fill}"/></marker></defs>')
+    return (
+        f'<defs><marker id="{name}" markerWidth="10" markerHeight="8" refX="9" refY="4" orient="auto">'
+        f'<path d="M0,0 L10,4 L0,8 z" fill="{fill}"/></marker></defs>'
+    )
 
 
 # --- 00 · welcome ----------------------------------------------------------------------------------
@@ -121,11 +150,22 @@ def svg_process_model() -> str:
 
 def svg_chroot_tree() -> str:
     """The host's tree with the rootfs inside it, and the same rootfs as a chrooted process sees it."""
-    left = ["/", "├── bin  etc  home  usr …", "├── proc  (the host's processes)", "└── var", "    └── lib/minictr/…",
-            "        └── rootfs", "            ├── bin  (busybox)", "            ├── etc  proc  tmp …", "            └── usr"]
+    left = [
+        "/",
+        "├── bin  etc  home  usr …",
+        "├── proc  (the host's processes)",
+        "└── var",
+        "    └── lib/minictr/…",
+        "        └── rootfs",
+        "            ├── bin  (busybox)",
+        "            ├── etc  proc  tmp …",
+        "            └── usr",
+    ]
     right = ["/", "├── bin  (busybox)", "├── etc  proc  tmp …", "└── usr"]
-    body = [_text(170, 22, "what the host sees", bold=True, size=14),
-            _text(572, 22, "what the chrooted process sees", bold=True, size=14)]
+    body = [
+        _text(170, 22, "what the host sees", bold=True, size=14),
+        _text(572, 22, "what the chrooted process sees", bold=True, size=14),
+    ]
     body.append(_box(76, 126, 256, 80, "#fff3e0", stroke="#f4a261", rx=6))
     body.append(_box(462, 126, 220, 80, "#fff3e0", stroke="#f4a261", rx=6))
     for i, line in enumerate(left):
@@ -159,7 +199,9 @@ def svg_pivot_root() -> str:
     for i, text in enumerate(["/           the host's root", "├── proc dev sys …", "└── run/minictr/…/rootfs"]):
         body.append(line(16, 54 + i * 17, text))
     body.append(_box(26, 108, 208, 118, new, rx=6))
-    for i, text in enumerate(["new root (a mount point)", "├── bin etc usr …", "├── proc  dev  sys", "└── .oldroot  (empty)"]):
+    for i, text in enumerate(
+        ["new root (a mount point)", "├── bin etc usr …", "├── proc  dev  sys", "└── .oldroot  (empty)"]
+    ):
         body.append(line(34, 128 + i * 17, text))
     body.append(_text(125, 242, "every host mount is still here", size=11, italic=True))
     # 2: the new root on top, the old root hanging below it
@@ -179,10 +221,10 @@ def svg_pivot_root() -> str:
     body.append(line(534, 202, "not in this namespace", gone))
     body.append(_text(620, 242, "nothing above / to climb to", size=11, italic=True))
     for x in (244, 494):
-        body.append(f'<line x1="{x}" y1="140" x2="{x + 12}" y2="140" stroke="#444" stroke-width="1.5" '
-                    'marker-end="url(#pv)"/>')
+        body.append(
+            f'<line x1="{x}" y1="140" x2="{x + 12}" y2="140" stroke="#444" stroke-width="1.5" marker-end="url(#pv)"/>'
+        )
     return _svg(740, 256, body)
-
 
 
 # --- 04 · PID namespace ---------------------------------------------------------------------------
@@ -190,32 +232,51 @@ def svg_pivot_root() -> str:
 
 def svg_pid_trees() -> str:
     """The same processes numbered twice: in the host's pid namespace and in the container's."""
-    host = [("1", "init (systemd…)", 0), ("…", "", 0), ("3120", "python (this kernel)", 1),
-            ("4211", "minictr", 2), ("4212", "minictr-wait", 3), ("4213", "minictr-init", 4), ("4214", "sleep", 5)]
-    body = [_text(180, 22, "the host's PID namespace", bold=True, size=14),
-            _text(585, 22, "the container's PID namespace", bold=True, size=14),
-            _arrowhead("pidarrow", "#e76f51")]
+    host = [
+        ("1", "init (systemd…)", 0),
+        ("…", "", 0),
+        ("3120", "python (this kernel)", 1),
+        ("4211", "minictr", 2),
+        ("4212", "minictr-wait", 3),
+        ("4213", "minictr-init", 4),
+        ("4214", "sleep", 5),
+    ]
+    body = [
+        _text(180, 22, "the host's PID namespace", bold=True, size=14),
+        _text(585, 22, "the container's PID namespace", bold=True, size=14),
+        _arrowhead("pidarrow", "#e76f51"),
+    ]
     body.append(_box(20, 164, 330, 54, "#fff3e0", stroke="#f4a261", dashed=True, rx=6))
     body.append(_box(470, 164, 230, 54, "#fff3e0", stroke="#f4a261", rx=6))
     for i, (number, name, depth) in enumerate(host):
         y = 52 + i * 26
         branch = "└─ " if depth else ""
-        body.append(_mono(30, y, f'{number:>5}  {"   " * max(depth - 1, 0)}{branch}{name}'))
+        body.append(_mono(30, y, f"{number:>5}  {'   ' * max(depth - 1, 0)}{branch}{name}"))
     for i, (number, name) in enumerate((("1", "minictr-init"), ("2", "└─ sleep"))):
         y = 182 + i * 26
         body.append(_mono(480, y, f"{number:>3}  {name}"))
-        body.append(f'<line x1="354" y1="{y - 4}" x2="466" y2="{y - 4}" stroke="#e76f51" stroke-width="1.5" '
-                    'stroke-dasharray="4,3" marker-end="url(#pidarrow)"/>')
+        body.append(
+            f'<line x1="354" y1="{y - 4}" x2="466" y2="{y - 4}" stroke="#e76f51" stroke-width="1.5" '
+            'stroke-dasharray="4,3" marker-end="url(#pidarrow)"/>'
+        )
     body.append(_text(410, 158, "same process", size=11, italic=True, fill="#e76f51"))
     body.append(_text(585, 70, "PID 1 is the first process of the namespace;", size=12, italic=True))
     body.append(_text(585, 88, "nothing outside it has a number here:", size=12, italic=True))
     body.append(_text(585, 106, "the container cannot see or signal it", size=12, italic=True))
-    body.append(_text(370, 248, "one process, one pid per namespace it is in — /proc/4213/status says  NSpid: 4213  1",
-                      size=12))
-    body.append(_text(370, 268, "minictr-wait made the namespace but stays outside it: unshare(CLONE_NEWPID) moves only "
-                      "its children", size=12, italic=True, fill="#555"))
+    body.append(
+        _text(370, 248, "one process, one pid per namespace it is in — /proc/4213/status says  NSpid: 4213  1", size=12)
+    )
+    body.append(
+        _text(
+            370,
+            268,
+            "minictr-wait made the namespace but stays outside it: unshare(CLONE_NEWPID) moves only its children",
+            size=12,
+            italic=True,
+            fill="#555",
+        )
+    )
     return _svg(740, 280, body)
-
 
 
 # --- 05 · user namespace --------------------------------------------------------------------------
@@ -223,9 +284,11 @@ def svg_pid_trees() -> str:
 
 def svg_id_map() -> str:
     """uid_map ``0 100000 65536``: ids inside the container land on a range of the host's ids."""
-    body = ['<defs><linearGradient id="idmap" x1="0" y1="0" x2="0" y2="1">'
-            '<stop offset="0" stop-color="#a8dadc"/><stop offset="1" stop-color="#a8dadc" stop-opacity="0.35"/>'
-            '</linearGradient></defs>']
+    body = [
+        '<defs><linearGradient id="idmap" x1="0" y1="0" x2="0" y2="1">'
+        '<stop offset="0" stop-color="#a8dadc"/><stop offset="1" stop-color="#a8dadc" stop-opacity="0.35"/>'
+        "</linearGradient></defs>"
+    ]
     body.append(_text(20, 28, "inside the container (its user namespace)", anchor="start", bold=True, size=13))
     body.append(_box(300, 40, 300, 30, APP, "0 … 65535", size=12))
     body.append(_text(292, 60, "root = 0", anchor="end", size=11))
@@ -235,17 +298,31 @@ def svg_id_map() -> str:
     # the band from the inside range down to the host's range
     body.append('<polygon points="300,70 600,70 560,150 440,150" fill="url(#idmap)" stroke="#7fb8bb"/>')
     body.append(_text(20, 140, "on the host", anchor="start", bold=True, size=13))
-    segments = [(20, 50, "#f4a261", "0 root"), (70, 170, LIB, "1 … 99999: host users"),
-                (240, 200, HARDWARE, "…"), (440, 120, APP, "100000 … 165535"), (560, 160, HARDWARE, "165536 …")]
+    segments = [
+        (20, 50, "#f4a261", "0 root"),
+        (70, 170, LIB, "1 … 99999: host users"),
+        (240, 200, HARDWARE, "…"),
+        (440, 120, APP, "100000 … 165535"),
+        (560, 160, HARDWARE, "165536 …"),
+    ]
     for x, w, fill, label in segments:
         body.append(_box(x, 150, w, 30, fill, label, size=11, rx=0))
     body.append(_text(500, 198, "the container's range", size=11, italic=True))
     body.append(_text(20, 198, "not mapped: shows as nobody", anchor="start", size=11, italic=True, fill="#555"))
     body.append(_text(20, 212, "(65534) inside", anchor="start", size=11, italic=True, fill="#555"))
-    body.append(_text(370, 240, "root inside is uid 100000 on the host: the kernel checks every access as that user",
-                      size=12))
-    body.append(_text(370, 258, "rootless: uid_map is  0  1000  1  — only your own uid, mapped to root inside",
-                      size=12, italic=True, fill="#555"))
+    body.append(
+        _text(370, 240, "root inside is uid 100000 on the host: the kernel checks every access as that user", size=12)
+    )
+    body.append(
+        _text(
+            370,
+            258,
+            "rootless: uid_map is  0  1000  1  — only your own uid, mapped to root inside",
+            size=12,
+            italic=True,
+            fill="#555",
+        )
+    )
     return _svg(740, 268, body)
 
 
@@ -266,30 +343,65 @@ def svg_image_parts() -> str:
     body.append('<line x1="360" y1="80" x2="408" y2="40" stroke="#555" marker-end="url(#img)"/>')
     for i in range(3):
         body.append(f'<line x1="360" y1="95" x2="408" y2="{89 + i * 35}" stroke="#555" marker-end="url(#img)"/>')
-    body.append(_text(325, 200, "every arrow is a descriptor: {mediaType, digest, size} — the digest is the sha256 of the bytes",
-                      size=11, italic=True))  # fmt: skip
+    body.append(
+        _text(
+            325,
+            200,
+            "every arrow is a descriptor: {mediaType, digest, size} — the digest is the sha256 of the bytes",
+            size=11,
+            italic=True,
+        )
+    )
     return _svg(650, 210, body)
 
 
 def svg_overlay() -> str:
     """overlayfs: read-only layers below, the container's upper directory above, one merged view."""
     body = [_box(20, 10, 560, 40, "#ffffff", "merged: the container's /  (what it sees)", bold=True)]
-    body.append(_box(20, 60, 560, 34, "#fff3cd", "upperdir: this container's changes — written files (copied up whole), whiteouts"))
+    body.append(
+        _box(
+            20,
+            60,
+            560,
+            34,
+            "#fff3cd",
+            "upperdir: this container's changes — written files (copied up whole), whiteouts",
+        )
+    )
     for i, label in enumerate(("layer 3 (top)", "layer 2", "layer 1 (bottom)")):
-        body.append(_box(20, 104 + i * 34, 560, 28, APP, f"lowerdir: {label} — read-only, shared by every container", size=11))
-    body.append(_text(300, 220, "a read looks top-down and takes the first hit; a write goes only to upperdir", size=11, italic=True))
+        body.append(
+            _box(20, 104 + i * 34, 560, 28, APP, f"lowerdir: {label} — read-only, shared by every container", size=11)
+        )
+    body.append(
+        _text(
+            300,
+            220,
+            "a read looks top-down and takes the first hit; a write goes only to upperdir",
+            size=11,
+            italic=True,
+        )
+    )
     return _svg(600, 230, body)
 
 
 # --- 06 · network -----------------------------------------------------------------------------------
 
 #: Where each interface of notebook 06's lab is drawn: namespace boxes, then (namespace, interface) slots.
-_LAB_BOXES = {"nb06-a": (10, 30, 210, 135), "nb06-b": (10, 185, 210, 135), "nb06-host": (250, 10, 340, 350),
-              "nb06-world": (610, 100, 155, 140)}
-_LAB_SLOTS = {("nb06-a", "eth0"): (130, 75, 80, 44), ("nb06-b", "eth0"): (130, 230, 80, 44),
-              ("nb06-host", "veth-a"): (260, 75, 80, 44), ("nb06-host", "veth-b"): (260, 230, 80, 44),
-              ("nb06-host", "nb06-br"): (375, 90, 90, 185), ("nb06-host", "uplink"): (495, 150, 80, 44),
-              ("nb06-world", "eth0"): (620, 150, 80, 44)}
+_LAB_BOXES = {
+    "nb06-a": (10, 30, 210, 135),
+    "nb06-b": (10, 185, 210, 135),
+    "nb06-host": (250, 10, 340, 350),
+    "nb06-world": (610, 100, 155, 140),
+}
+_LAB_SLOTS = {
+    ("nb06-a", "eth0"): (130, 75, 80, 44),
+    ("nb06-b", "eth0"): (130, 230, 80, 44),
+    ("nb06-host", "veth-a"): (260, 75, 80, 44),
+    ("nb06-host", "veth-b"): (260, 230, 80, 44),
+    ("nb06-host", "nb06-br"): (375, 90, 90, 185),
+    ("nb06-host", "uplink"): (495, 150, 80, 44),
+    ("nb06-world", "eth0"): (620, 150, 80, 44),
+}
 NEW = "#e76f51"
 
 
@@ -300,8 +412,12 @@ def _lab_links(state: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 def _veth_cables(links: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[tuple[str, str], tuple[str, str]]]:
     """Pairs of veth ends, matched as the kernel reports them: each end names its peer's index."""
     ends = [(key, link) for key, link in links.items() if link["kind"] == "veth"]
-    return [(a, b) for i, (a, la) in enumerate(ends) for b, lb in ends[i + 1:]
-            if a[0] != b[0] and la["peer"] == lb["index"] and lb["peer"] == la["index"]]
+    return [
+        (a, b)
+        for i, (a, la) in enumerate(ends)
+        for b, lb in ends[i + 1 :]
+        if a[0] != b[0] and la["peer"] == lb["index"] and lb["peer"] == la["index"]
+    ]
 
 
 def svg_network_lab(state: dict[str, Any], before: dict[str, Any] | None = None) -> str:
@@ -326,8 +442,16 @@ def svg_network_lab(state: dict[str, Any], before: dict[str, Any] | None = None)
         lo = links.get((name, "lo"))
         if lo:
             shown = "up " + " ".join(lo["addresses"]) if lo["up"] else "down, no address"
-            body.append(_text(x + 10, y + 35, f"lo {shown}", anchor="start", size=11,
-                              fill=NEW if lo != old.get((name, "lo")) else "#222"))
+            body.append(
+                _text(
+                    x + 10,
+                    y + 35,
+                    f"lo {shown}",
+                    anchor="start",
+                    size=11,
+                    fill=NEW if lo != old.get((name, "lo")) else "#222",
+                )
+            )
         notes = [(r, (name, r) not in old_routes) for r in view["routes"]]
         if "forwarding" in view:
             forwarding = f"forwarding {'on' if view['forwarding'] else 'off'}"
@@ -337,8 +461,17 @@ def svg_network_lab(state: dict[str, Any], before: dict[str, Any] | None = None)
                 rule = line.strip()
                 notes.append(("nft: " + rule, rule not in old_state.get(name, {}).get("ruleset", "")))
         for row, (note, new) in enumerate(notes):
-            body.append(_text(x + 10, y + h - 8 - 14 * (len(notes) - 1 - row), note, anchor="start", size=10,
-                              fill=NEW if new else "#333", bold=new))
+            body.append(
+                _text(
+                    x + 10,
+                    y + h - 8 - 14 * (len(notes) - 1 - row),
+                    note,
+                    anchor="start",
+                    size=10,
+                    fill=NEW if new else "#333",
+                    bold=new,
+                )
+            )
     for a, b in _veth_cables(links):
         (ax, ay, aw, ah), (bx, by, bw, bh) = _LAB_SLOTS[a], _LAB_SLOTS[b]
         if ax > bx:  # draw from the left one
@@ -351,18 +484,38 @@ def svg_network_lab(state: dict[str, Any], before: dict[str, Any] | None = None)
         x, y, w, h = _LAB_SLOTS[key]
         if link["master"] and (key[0], link["master"]) in _LAB_SLOTS:
             port_y, bridge_x = y + h / 2, _LAB_SLOTS[(key[0], link["master"])][0]
-            body.append(f'<line x1="{x + w}" y1="{port_y}" x2="{bridge_x}" y2="{port_y}" '
-                        'stroke="#4a6fa5" stroke-width="3"/>')
+            body.append(
+                f'<line x1="{x + w}" y1="{port_y}" x2="{bridge_x}" y2="{port_y}" stroke="#4a6fa5" stroke-width="3"/>'
+            )
         new = key not in old
-        body.append(_box(x, y, w, h, "#ffffff" if link["up"] else "#e9ecef", stroke=NEW if new else "#4a6fa5",
-                         dashed=not link["up"], rx=5))
+        body.append(
+            _box(
+                x,
+                y,
+                w,
+                h,
+                "#ffffff" if link["up"] else "#e9ecef",
+                stroke=NEW if new else "#4a6fa5",
+                dashed=not link["up"],
+                rx=5,
+            )
+        )
         body.append(_text(x + w / 2, y + 16, link["name"], size=11, bold=True))
         fresh = set(link["addresses"]) - set(old.get(key, {}).get("addresses", []))
         for row, address in enumerate(link["addresses"] or ["no address"]):
-            body.append(_text(x + w / 2, y + 31 + 13 * row, address, size=10, fill=NEW if address in fresh else "#555",
-                              bold=address in fresh))
+            body.append(
+                _text(
+                    x + w / 2,
+                    y + 31 + 13 * row,
+                    address,
+                    size=10,
+                    fill=NEW if address in fresh else "#555",
+                    bold=address in fresh,
+                )
+            )
         if link["kind"] in ("veth", "bridge"):
             body.append(_text(x + w / 2, y + h - 3, link["kind"], size=9, italic=True, fill="#888"))
-    body.append(_text(388, 378, "red: veth cables  ·  blue: bridge ports  ·  orange: new in this step",
-                      size=11, italic=True))
+    body.append(
+        _text(388, 378, "red: veth cables  ·  blue: bridge ports  ·  orange: new in this step", size=11, italic=True)
+    )
     return _svg(775, 388, body)

@@ -94,8 +94,12 @@ for _ in range(1 + len(dead)):
 
 def _zombie_maker(living: str, dead: list[str]) -> tuple[subprocess.Popen[str], list[int]]:
     """Start a process with one living child named ``living`` and a zombie child per name in ``dead``."""
-    maker = subprocess.Popen([sys.executable, "-S", "-s", "-E", "-c", _ZOMBIE_MAKER, living, *dead],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    maker = subprocess.Popen(
+        [sys.executable, "-S", "-s", "-E", "-c", _ZOMBIE_MAKER, living, *dead],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert maker.stdout is not None
     import select
 
@@ -149,14 +153,18 @@ def judge_count_zombies(function: Callable[[int], int]) -> Verdict:
                 error = report["error"]
                 hint = ""
                 if error["type"] in ("FileNotFoundError", "ProcessLookupError"):
-                    hint = ("\n  Processes come and go while you read /proc: skip an entry whose file has vanished "
-                            "(try: ... except OSError: continue).")
+                    hint = (
+                        "\n  Processes come and go while you read /proc: skip an entry whose file has vanished "
+                        "(try: ... except OSError: continue)."
+                    )
                 return None, Verdict(False, printed + raised(name, error) + hint)
             value, kind = report.get("value"), report.get("type")
             if value is None:
                 return None, Verdict(False, printed + returned_none(f"{name}(pid)"))
             if kind != "int":
-                return None, Verdict(False, printed + f"✘ {name}(pid) returned a {kind} ({value!r}); expected a number (int).")
+                return None, Verdict(
+                    False, printed + f"✘ {name}(pid) returned a {kind} ({value!r}); expected a number (int)."
+                )
             return value, None
 
         got, verdict = ask(plain.pid)
@@ -164,40 +172,56 @@ def judge_count_zombies(function: Callable[[int], int]) -> Verdict:
             return verdict
         if got != 3:
             if got == 0:
-                why = ("  A zombie's state is Z: the third field of /proc/<n>/stat ('4214 (sleep) Z 4213 ...'),\n"
-                       "  or the State: line of /proc/<n>/status. Its parent is the fourth field (PPid: in status):\n"
-                       "  compare it, as a number, with pid.")
+                why = (
+                    "  A zombie's state is Z: the third field of /proc/<n>/stat ('4214 (sleep) Z 4213 ...'),\n"
+                    "  or the State: line of /proc/<n>/status. Its parent is the fourth field (PPid: in status):\n"
+                    "  compare it, as a number, with pid."
+                )
             elif got == 4:
                 why = "  4 is all its children: the living one is not a zombie. Count only those in state Z."
             elif got > 4:
-                why = ("  That counts zombies that are not its children (other processes have zombies too):\n"
-                       "  count only those whose parent (PPid) is pid.")
+                why = (
+                    "  That counts zombies that are not its children (other processes have zombies too):\n"
+                    "  count only those whose parent (PPid) is pid."
+                )
             else:
                 why = "  Look at every process in /proc: its state (Z) and its parent (PPid)."
-            return Verdict(False, printed + f"✘ {name}(pid) returned {got} for a test process that has 3 zombie "
-                                            f"children (and 1 living child).\n" + why)
+            return Verdict(
+                False,
+                printed + f"✘ {name}(pid) returned {got} for a test process that has 3 zombie "
+                f"children (and 1 living child).\n" + why,
+            )
         got, verdict = ask(decoy.pid)
         if verdict:
             return verdict
         if got != 2:
-            return Verdict(False, printed + f"✘ {name}(pid) was right for one test process but returned {got} for "
-                                            "another, which has 2 zombie children: does it use its argument pid?")
+            return Verdict(
+                False,
+                printed + f"✘ {name}(pid) was right for one test process but returned {got} for "
+                "another, which has 2 zombie children: does it use its argument pid?",
+            )
         got, verdict = ask(spaced.pid)
         if verdict:
             return verdict
         if got != 3:
-            return Verdict(False, printed + f"✘ {name}(pid) returned {got} for a process whose 3 zombie children are "
-                                            "named 'zombie child' — with a space.\n"
-                                            "  In /proc/<n>/stat the name, in parentheses, may hold spaces and ')':\n"
-                                            "  split the line after its last ')' (stat.rsplit(')', 1)[1].split()), "
-                                            "or read /proc/<n>/status.")
+            return Verdict(
+                False,
+                printed + f"✘ {name}(pid) returned {got} for a process whose 3 zombie children are "
+                "named 'zombie child' — with a space.\n"
+                "  In /proc/<n>/stat the name, in parentheses, may hold spaces and ')':\n"
+                "  split the line after its last ')' (stat.rsplit(')', 1)[1].split()), "
+                "or read /proc/<n>/status.",
+            )
         got, verdict = ask(plain_pids[0])
         if verdict:
             return verdict
         if got != 0:
             return Verdict(False, printed + f"✘ {name}(pid) returned {got} for a process that has no children at all.")
-        return Verdict(True, printed + f"✔ Correct: {name}(pid) counts the zombie children of pid — 3, 2, 3 and 0 for "
-                                       "the four test processes —\n  whatever their names.")
+        return Verdict(
+            True,
+            printed + f"✔ Correct: {name}(pid) counts the zombie children of pid — 3, 2, 3 and 0 for "
+            "the four test processes —\n  whatever their names.",
+        )
     finally:
         for maker in makers:
             _end_maker(maker)

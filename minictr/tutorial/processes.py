@@ -120,8 +120,7 @@ def _wait_for(parent: int | subprocess.Popen[Any], name: str, timeout: float, *,
         if not isinstance(parent, int) and parent.poll() is not None:
             args = parent.args
             shown = " ".join(map(str, args)) if isinstance(args, (list, tuple)) else str(args)
-            raise RuntimeError(f"{shown} exited with status {parent.returncode} "
-                               f"before a {name!r} process appeared")
+            raise RuntimeError(f"{shown} exited with status {parent.returncode} before a {name!r} process appeared")
         time.sleep(0.05)
     raise TimeoutError(f"process {pid} has no {kin} named {name!r} after {timeout:g} s")
 

@@ -40,8 +40,9 @@ class Runtime:
         print("$ minictr-oci " + shlex.join(args))
         # A file, not a pipe: a container created here keeps its stdout, and a pipe would never reach its end.
         with tempfile.TemporaryFile() as output:
-            code = subprocess.run([*self.command, *args], stdout=output, stderr=output, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, cwd=cwd).returncode
+            code = subprocess.run(
+                [*self.command, *args], stdout=output, stderr=output, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd
+            ).returncode
             output.seek(0)
             sys.stdout.write(output.read().decode(errors="replace"))
         if code:
@@ -50,21 +51,36 @@ class Runtime:
 
     def state(self, container_id: str) -> dict[str, Any]:
         """The runtime-spec's state of a container (``minictr-oci state ID``), parsed."""
-        done = subprocess.run([*self.command, "state", container_id], capture_output=True, text=True, check=True,
-                              stdin=subprocess.DEVNULL, timeout=30)
+        done = subprocess.run(
+            [*self.command, "state", container_id],
+            capture_output=True,
+            text=True,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
         return json.loads(done.stdout)  # type: ignore[no-any-return]
 
     def ids(self) -> list[str]:
         """The containers under this root."""
-        done = subprocess.run([*self.command, "list", "--format", "json"], capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=30)
+        done = subprocess.run(
+            [*self.command, "list", "--format", "json"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
         return [entry["id"] for entry in json.loads(done.stdout or "[]") or []]
 
     def remove_all(self) -> None:
         """``delete --force`` every container under this root (a clean-up cell's job)."""
         for container_id in self.ids():
-            subprocess.run([*self.command, "delete", "--force", container_id], capture_output=True,
-                           stdin=subprocess.DEVNULL, timeout=30)
+            subprocess.run(
+                [*self.command, "delete", "--force", container_id],
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=30,
+            )
 
 
 def make_bundle(bundle: str, rootfs: str) -> None:
@@ -128,8 +144,9 @@ def podman_import(rootfs: str, name: str, work: str) -> None:
     archive = os.path.join(work, "rootfs.tar")
     with tarfile.open(archive, "w") as tar:
         tar.add(rootfs, arcname=".")
-    subprocess.run(["podman", "import", "--change", "ENV PATH=/bin", archive, name], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        ["podman", "import", "--change", "ENV PATH=/bin", archive, name], check=True, capture_output=True, timeout=300
+    )
     os.unlink(archive)
 
 
@@ -144,8 +161,9 @@ def podman(*args: str, timeout: float = 120) -> int:
     shown = " ".join("$(command -v minictr-oci)" if arg == path else shlex.quote(arg) for arg in args)
     print("$ podman " + shown)
     done = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    return show_finished(done.stdout.replace(path, "minictr-oci"), done.stderr.replace(path, "minictr-oci"),
-                         done.returncode)
+    return show_finished(
+        done.stdout.replace(path, "minictr-oci"), done.stderr.replace(path, "minictr-oci"), done.returncode
+    )
 
 
 # --- the picture ----------------------------------------------------------------------------------
@@ -155,8 +173,13 @@ def svg_oci_states() -> str:
     """The runtime-spec's lifecycle: creating → created → running → stopped → gone, and the command behind each move."""
     body = [_arrowhead("oci", "#444")]
     states = [("creating", "#fff"), ("created", LIB), ("running", APP), ("stopped", KERNEL), ("gone", "#fff")]
-    notes = [("namespaces, mounts,", "cgroup being made"), ("set up; PID 1 waits", "before execve"),
-             ("the program runs", ""), ("exited; its state", "kept until delete"), ("nothing left", "")]
+    notes = [
+        ("namespaces, mounts,", "cgroup being made"),
+        ("set up; PID 1 waits", "before execve"),
+        ("the program runs", ""),
+        ("exited; its state", "kept until delete"),
+        ("nothing left", ""),
+    ]
     for index, ((name, fill), lines) in enumerate(zip(states, notes, strict=True)):
         x = 10 + index * 170
         body.append(_box(x, 40, 110, 44, fill, name, size=14, bold=True, dashed=fill == "#fff"))
@@ -164,11 +187,26 @@ def svg_oci_states() -> str:
             body.append(_text(x + 55, 104 + row * 14, line, size=10, italic=True, fill="#555"))
     for index, label in enumerate(["create", "start", "exit, kill", "delete"]):
         x = 10 + index * 170 + 112
-        body.append(f'<line x1="{x}" y1="62" x2="{x + 56}" y2="62" stroke="#444" stroke-width="1.5" '
-                    'marker-end="url(#oci)"/>')
+        body.append(
+            f'<line x1="{x}" y1="62" x2="{x + 56}" y2="62" stroke="#444" stroke-width="1.5" marker-end="url(#oci)"/>'
+        )
         body.append(_text(x + 28, 55, label, size=11, bold=True))
-    body.append(_text(400, 24, "delete takes a created or stopped container away; a running one only with --force",
-                      size=11, fill="#444"))
-    body.append(_text(400, 150, "state ID prints the status at any point; kill signals PID 1 (--all: every process)",
-                      size=11, italic=True))
+    body.append(
+        _text(
+            400,
+            24,
+            "delete takes a created or stopped container away; a running one only with --force",
+            size=11,
+            fill="#444",
+        )
+    )
+    body.append(
+        _text(
+            400,
+            150,
+            "state ID prints the status at any point; kill signals PID 1 (--all: every process)",
+            size=11,
+            italic=True,
+        )
+    )
     return _svg(800, 160, body)

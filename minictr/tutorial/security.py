@@ -34,7 +34,9 @@ def status_lines(*flags: str) -> dict[str, str]:
     """The Cap*, NoNewPrivs and Seccomp lines of /proc/self/status in a container run with ``flags``."""
     done = run_capture("run", "--rm", "--network", "none", *flags, "busybox", "cat", "/proc/self/status")
     wanted = ("Cap", "NoNewPrivs", "Seccomp")
-    return {k: v.strip() for k, _, v in (line.partition(":") for line in done.stdout.splitlines()) if k.startswith(wanted)}
+    return {
+        k: v.strip() for k, _, v in (line.partition(":") for line in done.stdout.splitlines()) if k.startswith(wanted)
+    }
 
 
 def capability_table(lines: dict[str, str]) -> None:
@@ -47,8 +49,9 @@ def capability_table(lines: dict[str, str]) -> None:
 
 def attempt_results(*flags: str) -> dict[str, str]:
     """Run every :data:`ATTEMPTS` in one container with ``flags``; name -> "ok" or the error it printed."""
-    script = "; ".join(f'out=$( ({command}) 2>&1) && echo "{name}=ok" || echo "{name}=$out"'
-                       for name, command in ATTEMPTS.items())
+    script = "; ".join(
+        f'out=$( ({command}) 2>&1) && echo "{name}=ok" || echo "{name}=$out"' for name, command in ATTEMPTS.items()
+    )
     done = run_capture("run", "--rm", "--network", "none", *flags, "busybox", "sh", "-c", script)
     results = {}
     for line in done.stdout.splitlines():
@@ -94,7 +97,7 @@ def filter_excerpt(name: str, context: int = 2) -> str:
     lines = [f"(the whole filter: {size} BPF instructions; {len(pfc)} lines of pseudo-code)"]
     for i, line in enumerate(pfc):
         if f'"{name}"' in line:
-            lines += pfc[max(0, i - 1): i + context]
+            lines += pfc[max(0, i - 1) : i + context]
             break
     else:
         lines.append(f"{name} is not tested at all: it falls through to the default action")
@@ -104,8 +107,12 @@ def filter_excerpt(name: str, context: int = 2) -> str:
 # --- the exercise ----------------------------------------------------------------------------------------
 
 #: Masks the check tries, from /proc's hex text: none, Docker's 14, one bit high up, every one of them.
-_MASKS = ["0000000000000000", f"{capabilities.mask(list(capabilities.DEFAULT)):016x}", "0000004000000000",
-          f"{(1 << len(capabilities.NAMES)) - 1:016x}"]
+_MASKS = [
+    "0000000000000000",
+    f"{capabilities.mask(list(capabilities.DEFAULT)):016x}",
+    "0000004000000000",
+    f"{(1 << len(capabilities.NAMES)) - 1:016x}",
+]
 
 
 def check_decode_caps(function: Callable[[str], Any]) -> None:
@@ -113,7 +120,9 @@ def check_decode_caps(function: Callable[[str], Any]) -> None:
     judge_decode_caps(function).show()
 
 
-def _decode_check(source: str, name: str, masks: list[str]) -> dict[str, dict[str, object]]:  # only builtins in annotations: it travels as source to a bare child
+def _decode_check(
+    source: str, name: str, masks: list[str]
+) -> dict[str, dict[str, object]]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) The learner's answers for each mask."""
     from minictr.tutorial.checking import run_learner
 
@@ -126,16 +135,24 @@ def judge_decode_caps(function: Callable[[str], Any]) -> Verdict:
     report = run_in_child(_decode_check, source_of(function), name, _MASKS)
     printed = printed_by(report)
     if "error" in report:
-        return Verdict(False, printed + f"✘ the check could not run: {report['error']['type']}: {report['error']['message']}")
+        return Verdict(
+            False, printed + f"✘ the check could not run: {report['error']['type']}: {report['error']['message']}"
+        )
     for mask, answer in (report.get("value") or {}).items():
         expected = capabilities.decode(mask)
         if "error" in answer:
             return Verdict(False, printed + raised(name, answer["error"]) + f"\n  (for the mask {mask!r})")
         got = answer.get("value")
         if not isinstance(got, list):
-            return Verdict(False, printed + f"✘ {name}({mask!r}) returned {got!r}: return a list of names, like ['CAP_CHOWN'].")
+            return Verdict(
+                False, printed + f"✘ {name}({mask!r}) returned {got!r}: return a list of names, like ['CAP_CHOWN']."
+            )
         if sorted(got) == sorted(expected) and got != expected:
-            return Verdict(False, printed + f"✘ {name}({mask!r}) has the right names in another order: list them by bit number, lowest first.")
+            return Verdict(
+                False,
+                printed
+                + f"✘ {name}({mask!r}) has the right names in another order: list them by bit number, lowest first.",
+            )
         if got != expected:
             missing, extra = [n for n in expected if n not in got], [n for n in got if n not in expected]
             hint = ""
@@ -145,8 +162,11 @@ def judge_decode_caps(function: Callable[[str], Any]) -> Verdict:
                 hint = "\n  Off by one? Bit N of the mask is capabilities.NAMES[N]: test (value >> N) & 1 for N from 0."
             elif missing and mask.startswith("00000040"):
                 hint = "\n  Bits above 31 count too: look at every bit NAMES has a name for, not the first 32."
-            return Verdict(False, printed + f"✘ {name}({mask!r}) returned {got},\n  expected {expected}.\n"
-                           f"  Missing: {missing or 'none'}; not in the mask: {extra or 'none'}.{hint}")
+            return Verdict(
+                False,
+                printed + f"✘ {name}({mask!r}) returned {got},\n  expected {expected}.\n"
+                f"  Missing: {missing or 'none'}; not in the mask: {extra or 'none'}.{hint}",
+            )
     return Verdict(True, printed + f"✔ Correct: {name} decodes every mask the check tried, Docker's 14 among them.")
 
 

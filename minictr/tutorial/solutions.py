@@ -1,4 +1,6 @@
-"""The reference solutions of every exercise, gathered from the notebooks' modules (``tutorial.solution("enter_root")``)."""
+"""The reference solutions of every exercise, gathered from the notebooks' modules
+(``tutorial.solution("enter_root")``).
+"""
 
 from __future__ import annotations
 

@@ -40,8 +40,9 @@ def own_steps(functions: Any) -> dict[str, dict[str, str]]:
     return {step: {"name": function.__name__, "source": source_of(function)} for step, function in named.items()}
 
 
-def run_with(functions: Any, command: list[str], *, steps: list[str] | None = None, image: str = "busybox",
-             **options: Any) -> Finished:
+def run_with(
+    functions: Any, command: list[str], *, steps: list[str] | None = None, image: str = "busybox", **options: Any
+) -> Finished:
     """Run ``command`` in a container whose steps ``functions`` (the learner's) carry out; return what it printed.
 
     ``functions`` are exercise functions such as ``[pivot_into, new_uts]``
@@ -70,8 +71,9 @@ PROBE = (
 def probe(functions: Any, steps: list[str]) -> dict[str, str]:
     """What a container of ``steps`` sees (root, cwd, names, namespaces, mounts), built with ``functions`` (or none)."""
     options = {"hostname": "steps", "domainname": "example.org"} if "uts" in steps else {}
-    done = run_with(functions, ["sh", "-c", PROBE], steps=steps, network="none" if "network" in steps else None,
-                    **options)
+    done = run_with(
+        functions, ["sh", "-c", PROBE], steps=steps, network="none" if "network" in steps else None, **options
+    )
     if done.exit_code:
         raise RuntimeError(f"the probe failed (exit status {done.exit_code}): {done.stderr.decode(errors='replace')}")
     seen = dict(line.split(": ", 1) for line in done.stdout.decode().splitlines() if ": " in line)
@@ -156,8 +158,10 @@ def svg_recipe(steps: list[str], new: tuple[str, ...] = (), own: tuple[str, ...]
         fill = MINE if step in mine else NEW if step in new else TAUGHT if on else LATER
         colour = "#fff" if fill == NEW else "#222" if on else "#999"
         dash = "" if on else ' stroke-dasharray="5,3"'
-        body.append(f'<rect x="{x}" y="28" width="{box}" height="40" rx="4" fill="{fill}" '
-                    f'stroke="{"#444" if on else "#bbb"}"{dash}/>')
+        body.append(
+            f'<rect x="{x}" y="28" width="{box}" height="40" rx="4" fill="{fill}" '
+            f'stroke="{"#444" if on else "#bbb"}"{dash}/>'
+        )
         body.append(_text(x + box / 2, 45, step, size=13, bold=True, fill=colour))
         body.append(_text(x + box / 2, 61, f"notebook {recipe.NOTEBOOK[step]}", size=10, fill=colour))
         if not on:
@@ -165,8 +169,17 @@ def svg_recipe(steps: list[str], new: tuple[str, ...] = (), own: tuple[str, ...]
         names = [f"your {mine[step]}()"] if step in mine else list(recipe.FUNCTIONS[step]) or ["(unshare)"]
         for row, name in enumerate(names):
             body.append(_mono(x + 2, 82 + row * 11, name[:20], size=8, fill="#c0392b" if step in mine else "#333"))
-    body.append(_text(10, 178, "Every container also runs the plumbing: spawn, unshare_namespaces (one unshare for the "
-                      "namespaces above), rlimits, the terminal, exec.", size=10, anchor="start", italic=True))
+    body.append(
+        _text(
+            10,
+            178,
+            "Every container also runs the plumbing: spawn, unshare_namespaces (one unshare for the "
+            "namespaces above), rlimits, the terminal, exec.",
+            size=10,
+            anchor="start",
+            italic=True,
+        )
+    )
     return _svg(10 + len(recipe.STEPS) * width, 188, body)
 
 
@@ -176,4 +189,3 @@ def show_recipe(steps: list[str], new: tuple[str, ...] = (), own: tuple[str, ...
 
     print(recipe.table(steps, own))
     return picture(svg_recipe(steps, new, own))
-

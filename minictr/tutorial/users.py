@@ -49,8 +49,11 @@ class RootlessUser:
             if not os.stat(parent).st_mode & 0o001:
                 raise HostLacks(f"The rootless cells need {parent} to be searchable by other users (chmod o+x).")
             parent = os.path.dirname(parent)
-        shutil.copytree(os.path.join(package_parent(), "minictr"), os.path.join(self.library, "minictr"),
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            os.path.join(package_parent(), "minictr"),
+            os.path.join(self.library, "minictr"),
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        )
         for directory, _, files in os.walk(self.library):
             os.chmod(directory, 0o755)
             for name in files:
@@ -58,10 +61,20 @@ class RootlessUser:
         for path in (self.state_root, self.data_root):
             os.makedirs(path)
             os.chown(path, uid, gid)
-        self.prefix = [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "env", "-i",
-                       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", f"HOME={self.data_root}",
-                       "LC_ALL=C.UTF-8", f"PYTHONPATH={self.library}", f"MINICTR_ROOT={self.state_root}",
-                       f"MINICTR_DATA_ROOT={self.data_root}"]
+        self.prefix = [
+            setpriv,
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            "env",
+            "-i",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            f"HOME={self.data_root}",
+            "LC_ALL=C.UTF-8",
+            f"PYTHONPATH={self.library}",
+            f"MINICTR_ROOT={self.state_root}",
+            f"MINICTR_DATA_ROOT={self.data_root}",
+        ]
         self.python = self._find_python()
         try:
             import pwd
@@ -77,19 +90,27 @@ class RootlessUser:
             test = [*self.prefix, python, "-c", "import sys, minictr; sys.exit(sys.version_info < (3, 11))"]
             if subprocess.run(test, capture_output=True, timeout=30).returncode == 0:
                 return python
-        raise HostLacks(f"The rootless cells need a Python 3.11 or newer that uid {self.uid} can run "
-                        f"(tried {', '.join(dict.fromkeys(c for c in candidates if c))}).")
+        raise HostLacks(
+            f"The rootless cells need a Python 3.11 or newer that uid {self.uid} can run "
+            f"(tried {', '.join(dict.fromkeys(c for c in candidates if c))})."
+        )
 
     def minictr(self, *args: str, timeout: float = 120) -> None:
         """Run ``minictr ARGS...`` as this user, and print what a terminal would show."""
-        run_shown(f"{self.name}$ minictr " + shlex.join(args), [*self.prefix, self.python, "-m", "minictr.cli", *args],
-                  timeout)
+        run_shown(
+            f"{self.name}$ minictr " + shlex.join(args),
+            [*self.prefix, self.python, "-m", "minictr.cli", *args],
+            timeout,
+        )
 
     def containers(self) -> list[str]:
         """The ids of this user's detached containers (those with a state in the user's state root)."""
         base = os.path.join(self.state_root, "containers")
-        return sorted(name for name in (os.listdir(base) if os.path.isdir(base) else [])
-                      if os.path.exists(os.path.join(base, name, "state.json")))
+        return sorted(
+            name
+            for name in (os.listdir(base) if os.path.isdir(base) else [])
+            if os.path.exists(os.path.join(base, name, "state.json"))
+        )
 
     def pid_of(self, container_id: str) -> int:
         """The host pid of PID 1 of one of this user's detached containers."""
@@ -133,10 +154,19 @@ _TO_HOST_CASES: list[tuple[int, list[tuple[int, int, int]], int | None, str]] = 
     (0, _ONE, 100000, "uid 0 inside is the first id of the range: 100000 outside"),
     (1000, _ONE, 101000, "an id inside the range moves by (outside - inside): 1000 inside is 101000 outside"),
     (65535, _ONE, 165535, "65535 is the last id of a range of 65536 ids that starts at 0"),
-    (65536, _ONE, None, "a line 'inside outside count' maps inside … inside+count-1; 65536 is just past the range, "
-                        "so it is not mapped"),
-    (100000, _ONE, None, "100000 is where the range lands on the host; uid 100000 *inside* is not mapped "
-                         "(to_host goes from inside to outside)"),
+    (
+        65536,
+        _ONE,
+        None,
+        "a line 'inside outside count' maps inside … inside+count-1; 65536 is just past the range, so it is not mapped",
+    ),
+    (
+        100000,
+        _ONE,
+        None,
+        "100000 is where the range lands on the host; uid 100000 *inside* is not mapped "
+        "(to_host goes from inside to outside)",
+    ),
     (0, _TWO, 1000, "with two lines, uid 0 is in the first one (0 1000 1): 1000 outside"),
     (5, _TWO, 100004, "with two lines, uid 5 is in the second one (1 100000 65536): 100000 + (5 - 1)"),
     (7, [], None, "an empty map maps nothing"),
@@ -170,22 +200,29 @@ def _judge_parse(function: Callable[[str], Any]) -> tuple[bool, str]:
         if "error" in report:
             error = report["error"]
             hint = ""
-            if error["type"] == "ValueError" and ("unpack" in error["message"] or "invalid literal" in error["message"]):
-                hint = (f"\n  The kernel pads the columns with spaces ({_PADDED.rstrip()!r}): line.split() with no "
-                        "argument splits on any run of whitespace.")
+            if error["type"] == "ValueError" and (
+                "unpack" in error["message"] or "invalid literal" in error["message"]
+            ):
+                hint = (
+                    f"\n  The kernel pads the columns with spaces ({_PADDED.rstrip()!r}): line.split() with no "
+                    "argument splits on any run of whitespace."
+                )
             return False, printed + raised(name, error).replace(f"{name}(...)", call, 1) + hint
         value, kind = report.get("value"), report.get("type")
         if value is None:
             return False, printed + returned_none(call)
         entries = _as_entries(value)
         if kind not in ("list", "tuple") or entries is None:
-            return False, printed + (f"✘ {call} returned {value!r} (a {kind}); expected a list of (inside, outside, "
-                                     f"count) tuples, such as {expected!r}")
+            return False, printed + (
+                f"✘ {call} returned {value!r} (a {kind}); expected a list of (inside, outside, "
+                f"count) tuples, such as {expected!r}"
+            )
         if entries == expected:
             continue
         if len(entries) != len(expected):
-            return False, printed + (f"✘ {call} returned {len(entries)} entries; expected {len(expected)}, one per "
-                                     f"line: {expected!r}")
+            return False, printed + (
+                f"✘ {call} returned {len(entries)} entries; expected {len(expected)}, one per line: {expected!r}"
+            )
         wrong = next(entry for entry, right in zip(entries, expected, strict=True) if entry != right)
         right = expected[entries.index(wrong)]
         if len(wrong) != 3:
@@ -193,7 +230,9 @@ def _judge_parse(function: Callable[[str], Any]) -> tuple[bool, str]:
         elif any(isinstance(item, str) for item in wrong):
             why = "those are strings: convert each column with int()"
         elif sorted(wrong) == sorted(right):
-            why = "the columns are in the order inside, outside, count ('0 100000 65536': uid 0 inside is 100000 outside)"
+            why = (
+                "the columns are in the order inside, outside, count ('0 100000 65536': uid 0 inside is 100000 outside)"
+            )
         else:
             why = "read the three columns of each line"
         return False, printed + f"✘ {call} gave the entry {wrong!r}; expected {right!r}: {why}."
@@ -216,8 +255,9 @@ def _judge_to_host(function: Callable[[int, Any], Any]) -> tuple[bool, str]:
             return False, printed + f"✘ {call} returned the string {value!r}; return an int (or None)."
         got = "None" if value is None else repr(value)
         return False, printed + f"✘ {call} returned {got}; expected {expected}: {why}."
-    return True, printed + (f"✔ {name} maps an id inside to the host, through the right line, and gives None for "
-                            "ids no line maps.")
+    return True, printed + (
+        f"✔ {name} maps an id inside to the host, through the right line, and gives None for ids no line maps."
+    )
 
 
 def judge_id_maps(parse_id_map: Callable[[str], Any], to_host: Callable[[int, Any], Any]) -> Verdict:

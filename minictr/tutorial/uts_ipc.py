@@ -9,12 +9,16 @@ from typing import Any
 from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of
 
 
-def check_new_uts(function: Callable[[str, str], Any], hostname: str = "exercise", domainname: str = "example.org") -> None:
+def check_new_uts(
+    function: Callable[[str, str], Any], hostname: str = "exercise", domainname: str = "example.org"
+) -> None:
     """Run ``function(hostname, domainname)`` in a child process; print ✔ or precisely what is wrong."""
     judge_new_uts(function, hostname, domainname).show()
 
 
-def _uts_check(source: str, name: str, hostname: str, domainname: str) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
+def _uts_check(
+    source: str, name: str, hostname: str, domainname: str
+) -> dict[str, object]:  # only builtins in annotations: it travels as source to a bare child
     """(Runs in the check's child.) Stand in a throwaway UTS namespace, run the learner's function,
     and report the names inside and in the namespace it started in."""
     from minictr.kernel import linux
@@ -35,7 +39,9 @@ def _uts_check(source: str, name: str, hostname: str, domainname: str) -> dict[s
     return report
 
 
-def judge_new_uts(function: Callable[[str, str], Any], hostname: str = "exercise", domainname: str = "example.org") -> Verdict:
+def judge_new_uts(
+    function: Callable[[str, str], Any], hostname: str = "exercise", domainname: str = "example.org"
+) -> Verdict:
     """Run ``function(hostname, domainname)`` in a child and check it made a UTS namespace of its own, so named.
 
     The child first moves into a throwaway UTS namespace that stands in for the
@@ -63,29 +69,51 @@ def judge_new_uts(function: Callable[[str, str], Any], hostname: str = "exercise
             hint = "Python 3.11's os has no unshare (3.12 adds one): use linux.unshare(linux.CLONE_NEWUTS)."
         elif error["type"] == "AttributeError" and "sethostname" in error["message"]:
             hint = "os has no sethostname: use linux.sethostname(name) and linux.setdomainname(name)."
-        return Verdict(False, printed + raised(name, error) + ("\n  " + hint if hint else "")
-                       + ("\n  And before that, it renamed the namespace it started in — on a host, the host's."
-                          if renamed else ""))
+        return Verdict(
+            False,
+            printed
+            + raised(name, error)
+            + ("\n  " + hint if hint else "")
+            + (
+                "\n  And before that, it renamed the namespace it started in — on a host, the host's."
+                if renamed
+                else ""
+            ),
+        )
     if renamed and not own:
-        return wrong(f"{name} renamed the UTS namespace it was in to {after[0]!r}"
-                     + (f" (domain {after[1]!r})" if after[1] != before[1] else "") + ".\n"
-                     "  Run in a notebook, that namespace is the host's: every process on it would see the new name.\n"
-                     "  (The check ran it in a throwaway namespace, so nothing happened.)\n"
-                     "  Give the process a UTS namespace of its own first: linux.unshare(linux.CLONE_NEWUTS).")
+        return wrong(
+            f"{name} renamed the UTS namespace it was in to {after[0]!r}"
+            + (f" (domain {after[1]!r})" if after[1] != before[1] else "")
+            + ".\n"
+            "  Run in a notebook, that namespace is the host's: every process on it would see the new name.\n"
+            "  (The check ran it in a throwaway namespace, so nothing happened.)\n"
+            "  Give the process a UTS namespace of its own first: linux.unshare(linux.CLONE_NEWUTS)."
+        )
     if renamed:
-        return wrong(f"{name} made a UTS namespace of its own, but too late: the namespace it started in\n"
-                     f"  (on a host, the host's) was renamed to {after[0]!r} first. unshare before setting the names.")
+        return wrong(
+            f"{name} made a UTS namespace of its own, but too late: the namespace it started in\n"
+            f"  (on a host, the host's) was renamed to {after[0]!r} first. unshare before setting the names."
+        )
     if not own:
-        return wrong(f"{name} stayed in the UTS namespace it started in (and changed nothing):\n"
-                     "  call linux.unshare(linux.CLONE_NEWUTS), then set the names.")
+        return wrong(
+            f"{name} stayed in the UTS namespace it started in (and changed nothing):\n"
+            "  call linux.unshare(linux.CLONE_NEWUTS), then set the names."
+        )
     if inside[0] != hostname:
-        return wrong(f"the process has a UTS namespace of its own, but its hostname is {inside[0]!r}, not {hostname!r}:\n"
-                     "  the new namespace starts as a copy of the old names; set it with linux.sethostname(hostname).")
+        return wrong(
+            f"the process has a UTS namespace of its own, but its hostname is {inside[0]!r}, not {hostname!r}:\n"
+            "  the new namespace starts as a copy of the old names; set it with linux.sethostname(hostname)."
+        )
     if inside[1] != domainname:
-        return wrong(f"the hostname is right, but the NIS domain name is {inside[1]!r}, not {domainname!r}:\n"
-                     "  set it with linux.setdomainname(domainname).")
-    return Verdict(True, printed + f"✔ Correct: {name} made a UTS namespace of its own, named {hostname!r} in domain\n"
-                                   f"  {domainname!r}, and the namespace it started in kept its names.")
+        return wrong(
+            f"the hostname is right, but the NIS domain name is {inside[1]!r}, not {domainname!r}:\n"
+            "  set it with linux.setdomainname(domainname)."
+        )
+    return Verdict(
+        True,
+        printed + f"✔ Correct: {name} made a UTS namespace of its own, named {hostname!r} in domain\n"
+        f"  {domainname!r}, and the namespace it started in kept its names.",
+    )
 
 
 SOLUTIONS = {

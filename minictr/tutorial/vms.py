@@ -53,8 +53,17 @@ def svg_figures(figures: list[Figure]) -> str:
         top = max(value for _, value, _ in bars) or 1
         how = "more fit" if figure.more_is_better else "less is better"
         body.append(_text(10, y + 14, f"{figure.name} ({how})", size=13, bold=True, anchor="start"))
-        body.append(_text(710, y + 14, f"{figure.ratio:,.1f}x", size=13, bold=True, anchor="end",
-                          fill=CONTAINER_BAR if figure.ratio >= 1 else VM_BAR))
+        body.append(
+            _text(
+                710,
+                y + 14,
+                f"{figure.ratio:,.1f}x",
+                size=13,
+                bold=True,
+                anchor="end",
+                fill=CONTAINER_BAR if figure.ratio >= 1 else VM_BAR,
+            )
+        )
         for index, (label, value, colour) in enumerate(bars):
             row = y + 22 + index * 20
             width = max(1.0, 430 * value / top)

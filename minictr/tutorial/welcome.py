@@ -9,7 +9,9 @@ from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none
 
 
 def check_my_namespaces(function: Callable[[int], dict[str, str]]) -> None:
-    """Run ``function(pid)`` in a child process; print ✔ or precisely what is wrong (see :func:`judge_my_namespaces`)."""
+    """Run ``function(pid)`` in a child process; print ✔ or precisely what is
+    wrong (see :func:`judge_my_namespaces`).
+    """
     judge_my_namespaces(function).show()
 
 
@@ -33,8 +35,11 @@ def judge_my_namespaces(function: Callable[[int], dict[str, str]]) -> Verdict:
     if value is None:
         return Verdict(False, printed + returned_none(f"{name}(pid)"))
     if kind_of != "dict":
-        return Verdict(False, printed + f"✘ {name}(pid) returned a {kind_of}; expected a dict of kind -> link "
-                                        f"target, such as {{{example[0]!r}: {example[1]!r}, ...}}")
+        return Verdict(
+            False,
+            printed + f"✘ {name}(pid) returned a {kind_of}; expected a dict of kind -> link "
+            f"target, such as {{{example[0]!r}: {example[1]!r}, ...}}",
+        )
     problems = []
     got = {str(k): v for k, v in value.items()}
     absent = [k for k in expected if k not in got]
@@ -44,9 +49,14 @@ def judge_my_namespaces(function: Callable[[int], dict[str, str]]) -> Verdict:
     if extra:
         oci = {"mount": "mnt", "network": "net"}
         hint = [f"{k!r} should be {oci[k]!r}" for k in extra if k in oci]
-        problems.append(f"unexpected keys: {', '.join(map(repr, extra))}"
-                        + (" — use the file names in /proc/<pid>/ns (" + "; ".join(hint) + ")" if hint else
-                           " — the keys are the file names in /proc/<pid>/ns"))
+        problems.append(
+            f"unexpected keys: {', '.join(map(repr, extra))}"
+            + (
+                " — use the file names in /proc/<pid>/ns (" + "; ".join(hint) + ")"
+                if hint
+                else " — the keys are the file names in /proc/<pid>/ns"
+            )
+        )
     for kind in expected:
         if kind not in got or got[kind] == expected[kind]:
             continue
@@ -62,8 +72,11 @@ def judge_my_namespaces(function: Callable[[int], dict[str, str]]) -> Verdict:
         break  # one wrong value explains the rest
     if problems:
         return Verdict(False, printed + f"✘ {name}(pid) is not right yet:\n" + "\n".join(f"  - {p}" for p in problems))
-    return Verdict(True, printed + f"✔ Correct: {name}(pid) gives the same as minictr.kernel.linux.namespace_id(pid, kind) "
-                                   "for every kind in /proc/<pid>/ns.")
+    return Verdict(
+        True,
+        printed + f"✔ Correct: {name}(pid) gives the same as minictr.kernel.linux.namespace_id(pid, kind) "
+        "for every kind in /proc/<pid>/ns.",
+    )
 
 
 SOLUTIONS = {

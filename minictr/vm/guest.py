@@ -85,8 +85,11 @@ def kvm_device() -> str:
     try:
         fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
     except OSError as exc:
-        return "no /dev/kvm (no hardware virtualisation offered to this machine)" if exc.errno == errno.ENOENT \
+        return (
+            "no /dev/kvm (no hardware virtualisation offered to this machine)"
+            if exc.errno == errno.ENOENT
             else f"/dev/kvm cannot be opened: {exc.strerror}"
+        )
     try:
         version = fcntl.ioctl(fd, 0xAE00)  # KVM_GET_API_VERSION: 12 on every kernel since 2.6.22
     except OSError as exc:
@@ -150,8 +153,15 @@ class Guest(LineProcess):
     what = "the VM"
     grace = 0.0  # closing its serial input does not end QEMU: it is told to stop
 
-    def __init__(self, payload: str, *, memory_mib: int = DEFAULT_MEMORY_MIB, cpus: int = 1,
-                 accel: str | None = None, kernel: Kernel | None = None) -> None:
+    def __init__(
+        self,
+        payload: str,
+        *,
+        memory_mib: int = DEFAULT_MEMORY_MIB,
+        cpus: int = 1,
+        accel: str | None = None,
+        kernel: Kernel | None = None,
+    ) -> None:
         self.kernel = kernel or host_kernel()
         self.accel = accel or accelerator()[0]
         self.memory_mib = memory_mib

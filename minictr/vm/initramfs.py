@@ -77,8 +77,9 @@ def module_files(release: str, modules: list[str]) -> list[str]:
     found: list[str] = []
     for module in modules:
         try:
-            shown = subprocess.run(["modprobe", "-S", release, "--show-depends", module],
-                                   capture_output=True, text=True, check=True).stdout
+            shown = subprocess.run(
+                ["modprobe", "-S", release, "--show-depends", module], capture_output=True, text=True, check=True
+            ).stdout
         except (OSError, subprocess.CalledProcessError) as exc:
             raise HostError(f"cannot resolve kernel module {module} for {release}: {exc}") from exc
         for line in shown.splitlines():
@@ -89,8 +90,14 @@ def module_files(release: str, modules: list[str]) -> list[str]:
     return found
 
 
-def busybox_root(init: str, busybox: str, *, modules: Sequence[str] = (), dirs: Sequence[str] = (),
-                 files: dict[str, bytes] | None = None) -> list[Entry]:
+def busybox_root(
+    init: str,
+    busybox: str,
+    *,
+    modules: Sequence[str] = (),
+    dirs: Sequence[str] = (),
+    files: dict[str, bytes] | None = None,
+) -> list[Entry]:
     """The entries of a busybox root: ``/bin/busybox``, ``/init`` (the text ``init``), ``/dev/console``,
     the module files at the top (``/<name>.ko``) listed in load order in ``/modules.list``, extra
     directories and extra files."""

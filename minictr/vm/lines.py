@@ -39,8 +39,9 @@ class LineProcess:
     def __init__(self, command: list[str], *, stderr: Any = subprocess.DEVNULL, **popen: Any) -> None:
         self.command = command
         self.started = time.monotonic()
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                        start_new_session=True, **popen)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True, **popen
+        )
         self._buffer = b""
         self.lines: list[tuple[float, str]] = []  #: every line so far, with the moment it arrived
 

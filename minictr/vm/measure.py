@@ -105,8 +105,9 @@ class ContainerShell(LineProcess):
 @functools.cache
 def _keep_stdin() -> list[str]:
     """``-i`` where ``minictr run`` has it (as with Docker, it keeps stdin open); before -i, stdin passed through."""
-    shown = subprocess.run([sys.executable, "-m", "minictr.cli", "run", "--help"], capture_output=True, text=True,
-                           cwd=_HERE).stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "minictr.cli", "run", "--help"], capture_output=True, text=True, cwd=_HERE
+    ).stdout
     return ["-i"] if "--interactive" in shown else []
 
 
@@ -194,8 +195,15 @@ def best_times(shells: dict[str, LineProcess], command: str, rounds: int, timeou
     return {name: min(values) for name, values in samples.items()}
 
 
-def compare(data_root: str | None = None, state_root: str | None = None, *, loops: int = 100_000, rounds: int = 3,
-            memory_mib: int = DEFAULT_MEMORY_MIB, timeout: float = 120) -> Comparison:
+def compare(
+    data_root: str | None = None,
+    state_root: str | None = None,
+    *,
+    loops: int = 100_000,
+    rounds: int = 3,
+    memory_mib: int = DEFAULT_MEMORY_MIB,
+    timeout: float = 120,
+) -> Comparison:
     """Start a container and a VM running the same payload; measure both; stop both.
 
     Figures: the time to the first line, the host memory each holds once
@@ -213,16 +221,32 @@ def compare(data_root: str | None = None, state_root: str | None = None, *, loop
         vm_ready = vm.wait_for(READY, timeout) - vm.started
         time.sleep(SETTLE)
         result.figures.append(Figure("first line", "s", box_ready, vm_ready))
-        result.figures.append(Figure("memory", "bytes", box.memory(), vm.rss(),
-                                     note="container: its cgroup; VM: QEMU's resident set"))
-        result.figures.append(Figure("disk", "bytes", image_bytes(data_root), vm.disk_bytes(),
-                                     note="container: the image's layers; VM: kernel + initramfs"))
+        result.figures.append(
+            Figure("memory", "bytes", box.memory(), vm.rss(), note="container: its cgroup; VM: QEMU's resident set")
+        )
+        result.figures.append(
+            Figure(
+                "disk",
+                "bytes",
+                image_bytes(data_root),
+                vm.disk_bytes(),
+                note="container: the image's layers; VM: kernel + initramfs",
+            )
+        )
         work = LOOP.format(n=loops)
         host = stack.enter_context(HostShell(find_static_busybox()))
         host.wait_for(READY, timeout)
         times = best_times({"host": host, "container": box, "vm": vm}, work, rounds, timeout)
-        result.figures.append(Figure("CPU work", "s", times["container"], times["vm"], times["host"],
-                                     note=f"{loops:,} rounds of a shell loop, best of {rounds}"))
+        result.figures.append(
+            Figure(
+                "CPU work",
+                "s",
+                times["container"],
+                times["vm"],
+                times["host"],
+                note=f"{loops:,} rounds of a shell loop, best of {rounds}",
+            )
+        )
         for name, shell in (("container", box), ("vm", vm)):
             result.outputs[name] = shell.timed("uname -r", timeout)[1][-1]
     return result
@@ -316,8 +340,15 @@ def density(start: Callable[[], LineProcess], kind: str, budget: int, cap: int, 
     return Density(kind, budget, cap, sizes, stopped_by)
 
 
-def densities(data_root: str | None = None, state_root: str | None = None, *, budget_mib: int = 512,
-              containers: int = 8, vms: int = 4, memory_mib: int = DEFAULT_MEMORY_MIB) -> tuple[Density, Density]:
+def densities(
+    data_root: str | None = None,
+    state_root: str | None = None,
+    *,
+    budget_mib: int = 512,
+    containers: int = 8,
+    vms: int = 4,
+    memory_mib: int = DEFAULT_MEMORY_MIB,
+) -> tuple[Density, Density]:
     """Idle containers (at most ``containers``) and idle VMs (at most ``vms``) in the same memory budget."""
     budget = budget_mib << 20
     boxes = density(lambda: ContainerShell(data_root, state_root), "containers", budget, containers)
@@ -327,7 +358,13 @@ def densities(data_root: str | None = None, state_root: str | None = None, *, bu
 
 def density_figure(boxes: Density, guests: Density) -> Figure:
     """Density as a figure: how many fit, projected at the measured sizes (the ratio is container / VM)."""
-    return Figure("density", "instances", boxes.projected, guests.projected, more_is_better=True,
-                  note=f"in {boxes.budget >> 20} MiB: {boxes.count} containers started (stopped by "
-                       f"{boxes.stopped_by}), {guests.count} VMs (stopped by {guests.stopped_by}); "
-                       "projected at their measured sizes")
+    return Figure(
+        "density",
+        "instances",
+        boxes.projected,
+        guests.projected,
+        more_is_better=True,
+        note=f"in {boxes.budget >> 20} MiB: {boxes.count} containers started (stopped by "
+        f"{boxes.stopped_by}), {guests.count} VMs (stopped by {guests.stopped_by}); "
+        "projected at their measured sizes",
+    )

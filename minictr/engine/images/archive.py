@@ -56,8 +56,14 @@ def save(store: ImageStore, references: list[str], path: str) -> list[str]:
             if digest not in blobs:
                 blobs.append(digest)
         annotations = {oci.REF_NAME: image.name, _FULL_NAME: str(parse(image.name))}
-        entries.append(oci.descriptor(oci.MEDIA_MANIFEST, store.read_blob(image.manifest_digest), annotations=annotations))
-        repo_tags = [] if "@" in image.name else [image.name if ":" in image.name.rsplit("/", 1)[-1] else f"{image.name}:latest"]
+        entries.append(
+            oci.descriptor(oci.MEDIA_MANIFEST, store.read_blob(image.manifest_digest), annotations=annotations)
+        )
+        repo_tags = (
+            []
+            if "@" in image.name
+            else [image.name if ":" in image.name.rsplit("/", 1)[-1] else f"{image.name}:latest"]
+        )
         docker.append({"Config": f"blobs/sha256/{image.config_digest[7:]}", "RepoTags": repo_tags,
                        "Layers": [f"blobs/sha256/{layer['digest'][7:]}" for layer in image.layers]})  # fmt: skip
     temp = f"{path}.partial-{os.getpid()}"
@@ -115,7 +121,9 @@ def load(store: ImageStore, path: str) -> list[str]:
                                 writer.commit()
                             added.add(digest)
                     else:
-                        raise ImageError(f"load: {path} holds {member.name!r}, which an OCI image layout does not (refused)")
+                        raise ImageError(
+                            f"load: {path} holds {member.name!r}, which an OCI image layout does not (refused)"
+                        )
             if index is None:
                 raise ImageError(f"load: {path} has no index.json: it is not an OCI image layout archive")
             return _name_images(store, index, path)

@@ -106,7 +106,9 @@ def find_static_busybox() -> str:
             if is_static_elf(path):
                 return path
     if seen:
-        raise HostError(f"busybox at {seen[0]} is dynamically linked, so it cannot run in an empty root; {INSTALL_HINT}")
+        raise HostError(
+            f"busybox at {seen[0]} is dynamically linked, so it cannot run in an empty root; {INSTALL_HINT}"
+        )
     raise HostError(f"no busybox found; {INSTALL_HINT}")
 
 
@@ -164,7 +166,9 @@ def build_busybox_image(store: ImageStore, name: str = "busybox", busybox: str |
         "created": created,
         "config": dict(DEFAULT_CONFIG),
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": created, "created_by": f"minictr: {version(busybox)} from {os.path.basename(busybox)}-static"}],
+        "history": [
+            {"created": created, "created_by": f"minictr: {version(busybox)} from {os.path.basename(busybox)}-static"}
+        ],
     }
     config_bytes = oci.canonical_json(config)
     manifest = {

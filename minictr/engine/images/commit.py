@@ -60,7 +60,9 @@ def _entry(tar: tarfile.TarFile, path: str, name: str, shift: int) -> tarfile.Ta
     try:
         for key in os.listxattr(path, follow_symlinks=False):
             if not key.startswith(_OVERLAY_XATTRS):
-                xattrs[f"SCHILY.xattr.{key}"] = os.getxattr(path, key, follow_symlinks=False).decode("utf-8", "surrogateescape")
+                xattrs[f"SCHILY.xattr.{key}"] = os.getxattr(path, key, follow_symlinks=False).decode(
+                    "utf-8", "surrogateescape"
+                )
     except OSError:
         pass
     info.pax_headers = xattrs
@@ -117,7 +119,11 @@ def store_layer(store: ImageStore, upper: str, shift: int = 0) -> tuple[dict[str
             plain.target = compressed
             write_layer(upper, plain, shift)
         layer_digest = blob.commit()
-        return {"mediaType": oci.MEDIA_LAYER_GZIP, "digest": layer_digest, "size": blob.offset}, "sha256:" + plain.hasher.hexdigest()
+        return {
+            "mediaType": oci.MEDIA_LAYER_GZIP,
+            "digest": layer_digest,
+            "size": blob.offset,
+        }, "sha256:" + plain.hasher.hexdigest()
 
 
 def store_image(store: ImageStore, config: dict[str, Any], layers: list[dict[str, Any]], reference: str = "") -> Image:
@@ -149,7 +155,10 @@ def commit_upper(store: ImageStore, base: Image, upper: str, reference: str, *, 
         config["created"] = created
         if author:
             config["author"] = author
-        config.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"] = [*config["rootfs"].get("diff_ids", []), diff_id]
+        config.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"] = [
+            *config["rootfs"].get("diff_ids", []),
+            diff_id,
+        ]
         entry = {"created": created, "created_by": "minictr commit", **({"comment": message} if message else {})}
         config["history"] = [*config.get("history", []), entry]
         return store_image(store, config, [*base.layers, layer], reference)
@@ -157,5 +166,8 @@ def commit_upper(store: ImageStore, base: Image, upper: str, reference: str, *, 
 
 def _oci_type(media_type: str) -> str:
     """Docker's layer media types, as OCI names the same bytes (an OCI manifest must not mix them)."""
-    return {oci.MEDIA_DOCKER_LAYER_GZIP: oci.MEDIA_LAYER_GZIP, "application/vnd.docker.image.rootfs.diff.tar": oci.MEDIA_LAYER_TAR,
-            "application/vnd.docker.image.rootfs.diff.tar.zstd": oci.MEDIA_LAYER_ZSTD}.get(media_type, media_type)  # fmt: skip
+    return {
+        oci.MEDIA_DOCKER_LAYER_GZIP: oci.MEDIA_LAYER_GZIP,
+        "application/vnd.docker.image.rootfs.diff.tar": oci.MEDIA_LAYER_TAR,
+        "application/vnd.docker.image.rootfs.diff.tar.zstd": oci.MEDIA_LAYER_ZSTD,
+    }.get(media_type, media_type)

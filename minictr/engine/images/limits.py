@@ -73,7 +73,8 @@ def check_reserve(path: str, more: int = 0) -> None:
     free = info.f_bavail * info.f_frsize
     if free - more < reserve:
         raise ImageError(
-            f"not enough disk space: {_human(free)} free on the filesystem of {path}, and {DISK_RESERVE[0]} keeps {_human(reserve)} "
+            f"not enough disk space: {_human(free)} free on the filesystem of {path}, and {DISK_RESERVE[0]} keeps "
+            f"{_human(reserve)} "
             "free (make room with minictr image prune, or lower the reserve)"
         )
 
@@ -94,8 +95,13 @@ class Budget:
         if ratio:
             floor = setting(RATIO_FLOOR)
             by_ratio = max(floor, int(compressed * ratio))
-            limits.append((by_ratio, f"{ratio:g} times its compressed size of {_human(compressed)}, or {_human(floor)} "
-                                     f"for small layers ({MAX_RATIO[0]}, {RATIO_FLOOR[0]})"))
+            limits.append(
+                (
+                    by_ratio,
+                    f"{ratio:g} times its compressed size of {_human(compressed)}, or {_human(floor)} "
+                    f"for small layers ({MAX_RATIO[0]}, {RATIO_FLOOR[0]})",
+                )
+            )
         cap = setting(MAX_SIZE)
         if cap:
             limits.append((cap, f"the limit of {_human(cap)} ({MAX_SIZE[0]})"))
@@ -105,7 +111,9 @@ class Budget:
         """Count ``size`` more uncompressed bytes; an :class:`ImageError` past a limit or the reserve."""
         self.used += size
         if self.limit and self.used > self.limit:
-            raise ImageError(f"layer {self.what} expands past {self.reason}: refused (a layer that could fill the disk)")
+            raise ImageError(
+                f"layer {self.what} expands past {self.reason}: refused (a layer that could fill the disk)"
+            )
         if self.dest is not None and self.used >= self._next_check:
             self._next_check = self.used + RESERVE_CHECK_EVERY
             check_reserve(self.dest)

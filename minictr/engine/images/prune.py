@@ -105,7 +105,9 @@ def prune(store: ImageStore, state_root: str | None = None, *, blobs: set[str] |
         wanted_hex = None if diff_ids is None else {d.partition(":")[2] for d in diff_ids}
         roots = [(layers_root(store), keep_hex, wanted_hex)]
         if sweep:  # the flattened copies of the fallback are named by the config digest
-            roots.append((os.path.join(os.path.dirname(store.root), "rootfs"), {b.partition(":")[2] for b in keep_blobs}, None))
+            roots.append(
+                (os.path.join(os.path.dirname(store.root), "rootfs"), {b.partition(":")[2] for b in keep_blobs}, None)
+            )
         for root, keep, wanted in roots:
             result.directories += _remove_directories(root, keep, wanted, used, sweep)
     return result
@@ -148,4 +150,5 @@ def image_blobs(store: ImageStore, manifest_digest: str) -> tuple[set[str], set[
 
 def describe(result: Pruned) -> str:
     """One line: how many blobs and directories went, and the bytes freed."""
-    return f"removed {len(result.blobs)} blobs and {len(result.directories)} directories, {result.freed} bytes of blobs freed"
+    blobs, directories = len(result.blobs), len(result.directories)
+    return f"removed {blobs} blobs and {directories} directories, {result.freed} bytes of blobs freed"

@@ -72,7 +72,9 @@ def select_manifest(manifests: list[dict[str, Any]], wanted: dict[str, str]) -> 
         platform = entry.get("platform") or {}
         if platform.get("os") != wanted["os"]:
             continue
-        architecture, variant = oci.normalize_architecture(platform.get("architecture", ""), platform.get("variant", ""))
+        architecture, variant = oci.normalize_architecture(
+            platform.get("architecture", ""), platform.get("variant", "")
+        )
         if architecture != wanted["architecture"]:
             continue
         want = wanted.get("variant", "")
@@ -85,14 +87,20 @@ def select_manifest(manifests: list[dict[str, Any]], wanted: dict[str, str]) -> 
         candidates.append((rank, len(candidates), entry))
     if not candidates:
         offered = sorted({platform_text(e.get("platform") or {}) for e in manifests} - {"unknown/unknown", ""})
-        raise ImageError(f"no image for {platform_text(wanted)} (--platform); the image has: {', '.join(offered) or 'no platforms'}")
+        raise ImageError(
+            f"no image for {platform_text(wanted)} (--platform); the image has: {', '.join(offered) or 'no platforms'}"
+        )
     return min(candidates, key=lambda c: (c[0], c[1]))[2]
 
 
 def check_manifest(manifest: dict[str, Any], what: str) -> None:
     """Refuse a manifest minictr cannot use, saying which part is wrong."""
     config = manifest.get("config")
-    if manifest.get("schemaVersion") != 2 or not isinstance(config, dict) or not isinstance(manifest.get("layers"), list):
+    if (
+        manifest.get("schemaVersion") != 2
+        or not isinstance(config, dict)
+        or not isinstance(manifest.get("layers"), list)
+    ):
         raise ImageError(f"{what}: not an image manifest (schemaVersion 2 with a config and layers)")
     if config.get("mediaType") not in CONFIG_TYPES:
         raise ImageError(f"{what}: its config is a {config.get('mediaType')!r}, not a container image (an artifact?)")
@@ -107,7 +115,9 @@ def check_manifest(manifest: dict[str, Any], what: str) -> None:
             raise ImageError(f"{what}: descriptor {descriptor.get('digest')} has no valid size")
     for layer in manifest["layers"]:
         if layer.get("mediaType") not in COMPRESSION:
-            raise ImageError(f"{what}: layer {layer['digest']} is a {layer.get('mediaType')!r}, which minictr cannot unpack")
+            raise ImageError(
+                f"{what}: layer {layer['digest']} is a {layer.get('mediaType')!r}, which minictr cannot unpack"
+            )
 
 
 def resolve(registry: Registry, ref: Reference, wanted: dict[str, str]) -> tuple[bytes, str, str]:
@@ -165,7 +175,10 @@ def pull(store: ImageStore, reference: str, *, platform: str | None = None, prog
             config = store.read_json(manifest["config"]["digest"])
             _check_config(config, manifest, wanted, str(ref))
             with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="minictr-pull") as pool:
-                futures = [pool.submit(fetch_blob, store, registry, ref.repository, layer, progress, added) for layer in manifest["layers"]]
+                futures = [
+                    pool.submit(fetch_blob, store, registry, ref.repository, layer, progress, added)
+                    for layer in manifest["layers"]
+                ]
                 for future in futures:
                     future.result()
             store.put_blob(data)
@@ -188,13 +201,18 @@ def pull(store: ImageStore, reference: str, *, platform: str | None = None, prog
 def _check_config(config: dict[str, Any], manifest: dict[str, Any], wanted: dict[str, str], what: str) -> None:
     diff_ids = config.get("rootfs", {}).get("diff_ids")
     if not isinstance(diff_ids, list) or len(diff_ids) != len(manifest["layers"]):
-        raise ImageError(f"{what}: the config lists {len(diff_ids or [])} diff_ids for {len(manifest['layers'])} layers")
+        raise ImageError(
+            f"{what}: the config lists {len(diff_ids or [])} diff_ids for {len(manifest['layers'])} layers"
+        )
     if config.get("os") and config.get("os") != wanted["os"]:
         raise ImageError(f"{what}: the image is for {config.get('os')}, not {wanted['os']}")
 
 
 def _platform_of(config: dict[str, Any], wanted: dict[str, str]) -> dict[str, str]:
-    platform = {"os": config.get("os") or wanted["os"], "architecture": config.get("architecture") or wanted["architecture"]}
+    platform = {
+        "os": config.get("os") or wanted["os"],
+        "architecture": config.get("architecture") or wanted["architecture"],
+    }
     if config.get("variant") or wanted.get("variant"):
         platform["variant"] = config.get("variant") or wanted.get("variant", "")
     return platform

@@ -57,7 +57,9 @@ def _with_query(location: str, **params: str) -> str:
 
 def push_blob(store: ImageStore, registry: Registry, ref: Reference, descriptor: dict[str, Any],
               progress: Progress, chunk_size: int = CHUNK_SIZE) -> str:  # fmt: skip
-    """Make sure the registry has one blob; return what happened (``Pushed``, ``Mounted from …``, ``Layer already exists``)."""
+    """Make sure the registry has one blob; return what happened (``Pushed``, ``Mounted from …``, ``Layer already
+    exists``).
+    """
     digest, size = descriptor["digest"], int(descriptor["size"])
     repository = ref.repository
     task = progress.task(digest.partition(":")[2][:12], size)
@@ -89,7 +91,9 @@ def push_blob(store: ImageStore, registry: Registry, ref: Reference, descriptor:
     with open(path, "rb") as blob:
         if size <= chunk_size:
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-            registry.request("PUT", _with_query(location, digest=digest), scope=scope, headers=headers, body=blob, ok=(201,)).discard()
+            registry.request(
+                "PUT", _with_query(location, digest=digest), scope=scope, headers=headers, body=blob, ok=(201,)
+            ).discard()
         else:
             offset = 0
             while offset < size:
@@ -102,7 +106,14 @@ def push_blob(store: ImageStore, registry: Registry, ref: Reference, descriptor:
                 offset += len(chunk)
                 task.advance(len(chunk))
             task.advance(-size)
-            registry.request("PUT", _with_query(location, digest=digest), scope=scope, headers={"Content-Length": "0"}, body=b"", ok=(201,)).discard()
+            registry.request(
+                "PUT",
+                _with_query(location, digest=digest),
+                scope=scope,
+                headers={"Content-Length": "0"},
+                body=b"",
+                ok=(201,),
+            ).discard()
     task.advance(size)
     task.finish("Pushed")
     return "Pushed"
@@ -110,7 +121,9 @@ def push_blob(store: ImageStore, registry: Registry, ref: Reference, descriptor:
 
 def push(store: ImageStore, reference: str, *, progress: Progress | None = None, registry: Registry | None = None,
          chunk_size: int = CHUNK_SIZE, jobs: int = JOBS) -> tuple[str, dict[str, str]]:  # fmt: skip
-    """Push the stored image ``reference`` to the registry its name says; return (manifest digest, what each blob did)."""
+    """Push the stored image ``reference`` to the registry its name says; return
+    (manifest digest, what each blob did).
+    """
     ref = parse(reference)
     image = store.get(reference)
     registry = registry or Registry(ref.api_host)
@@ -118,10 +131,14 @@ def push(store: ImageStore, reference: str, *, progress: Progress | None = None,
     descriptors = [image.manifest["config"], *image.layers]
     for descriptor in descriptors:
         if not os.path.exists(store.blob_path(descriptor["digest"])):
-            raise ImageError(f"{image.name}: blob {descriptor['digest']} is missing from the store (pull the image again)")
+            raise ImageError(
+                f"{image.name}: blob {descriptor['digest']} is missing from the store (pull the image again)"
+            )
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="minictr-push") as pool:
-            futures = {d["digest"]: pool.submit(push_blob, store, registry, ref, d, progress, chunk_size) for d in descriptors}
+            futures = {
+                d["digest"]: pool.submit(push_blob, store, registry, ref, d, progress, chunk_size) for d in descriptors
+            }
             outcome = {digest: future.result() for digest, future in futures.items()}
     finally:
         progress.close()

@@ -44,9 +44,18 @@ CHUNK = 1 << 20
 USER_AGENT = "minictr/0.1"
 
 MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MEDIA_DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+MEDIA_DOCKER_SCHEMA1 = (
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+)
 #: What a pull accepts, best first. schema1 is listed only to recognise it and say it is unsupported.
-MANIFEST_ACCEPT = (oci.MEDIA_INDEX, MEDIA_DOCKER_LIST, oci.MEDIA_MANIFEST, oci.MEDIA_DOCKER_MANIFEST, *MEDIA_DOCKER_SCHEMA1)
+MANIFEST_ACCEPT = (
+    oci.MEDIA_INDEX,
+    MEDIA_DOCKER_LIST,
+    oci.MEDIA_MANIFEST,
+    oci.MEDIA_DOCKER_MANIFEST,
+    *MEDIA_DOCKER_SCHEMA1,
+)
 
 
 def insecure_registries() -> set[str]:
@@ -129,7 +138,9 @@ class Registry:
         scheme, params = auth.parse_challenge(challenge)
         if scheme == "basic":
             if not self.login:
-                raise RegistryError(f"{self.host} needs a user name and password: minictr login {self.host}", 401, "UNAUTHORIZED")
+                raise RegistryError(
+                    f"{self.host} needs a user name and password: minictr login {self.host}", 401, "UNAUTHORIZED"
+                )
             self._basic = True
             return
         if scheme != "bearer" or not params.get("realm"):
@@ -268,7 +279,9 @@ class Registry:
         digest = oci.sha256_digest(data)
         claimed = reference if reference.startswith("sha256:") else response.headers.get("Docker-Content-Digest", "")
         if claimed.startswith("sha256:") and claimed != digest:
-            raise RegistryError(f"manifest {repository}:{reference} does not match its digest: expected {claimed}, got {digest}")
+            raise RegistryError(
+                f"manifest {repository}:{reference} does not match its digest: expected {claimed}, got {digest}"
+            )
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         try:
             document = json.loads(data)
@@ -284,11 +297,15 @@ class Registry:
 
     def blob_exists(self, repository: str, digest: str, scope: str | None = None) -> bool:
         """``HEAD`` the blob: True when the repository has it."""
-        response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=scope or pull_scope(repository), ok=(200, 404))
+        response = self.request(
+            "HEAD", f"/v2/{repository}/blobs/{digest}", scope=scope or pull_scope(repository), ok=(200, 404)
+        )
         response.discard()
         return response.status == 200
 
-    def download_blob(self, repository: str, descriptor: dict[str, Any], writer: Any, progress: Callable[[int], None]) -> None:
+    def download_blob(
+        self, repository: str, descriptor: dict[str, Any], writer: Any, progress: Callable[[int], None]
+    ) -> None:
         """Stream a blob into ``writer`` (a :class:`~.store.BlobWriter`), resuming after failures.
 
         The writer enforces the declared size and verifies the digest. After a
@@ -300,7 +317,9 @@ class Registry:
         failures = 0
         while True:
             headers = {"Range": f"bytes={writer.offset}-"} if writer.offset else {}
-            response = self.request("GET", f"/v2/{repository}/blobs/{digest}", scope=pull_scope(repository), headers=headers, ok=(200, 206))
+            response = self.request(
+                "GET", f"/v2/{repository}/blobs/{digest}", scope=pull_scope(repository), headers=headers, ok=(200, 206)
+            )
             if response.status == 200 and writer.offset:
                 progress(-writer.offset)
                 writer.reset()  # the registry ignored the Range: start again

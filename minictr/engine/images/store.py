@@ -44,7 +44,9 @@ def normalize_reference(reference: str) -> str:
 
 
 def split_reference(name: str) -> tuple[str, str]:
-    """A stored name as (repository, tag): ``'busybox'`` -> ``('busybox', 'latest')``, a digest name -> tag ``<none>``."""
+    """A stored name as (repository, tag): ``'busybox'`` -> ``('busybox',
+    'latest')``, a digest name -> tag ``<none>``.
+    """
     name, at, _digest = name.partition("@")
     slash = name.rfind("/")
     colon = name.rfind(":")
@@ -294,7 +296,9 @@ class BlobWriter:
     def commit(self) -> str:
         """Verify size and digest, then move the blob into place; return its digest."""
         if self.size is not None and self.offset != self.size:
-            raise ImageError(f"blob {self.digest} is shorter than its declared size: {self.offset} of {self.size} bytes")
+            raise ImageError(
+                f"blob {self.digest} is shorter than its declared size: {self.offset} of {self.size} bytes"
+            )
         digest = "sha256:" + self.hasher.hexdigest()
         if self.digest is not None and digest != self.digest:
             raise ImageError(f"blob digest mismatch: expected {self.digest}, got {digest} (the content was altered)")

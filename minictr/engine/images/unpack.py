@@ -90,7 +90,9 @@ class HashingReader:
                 import zstandard  # only zstd layers need it
             except ImportError as exc:
                 self.raw.close()
-                raise ImageError("this layer is zstd-compressed: install the zstandard package (pip install 'minictr[images]')") from exc
+                raise ImageError(
+                    "this layer is zstd-compressed: install the zstandard package (pip install 'minictr[images]')"
+                ) from exc
 
             self.stream = zstandard.ZstdDecompressor().stream_reader(self.raw, read_across_frames=True)
         self.hasher = hashlib.sha256()
@@ -232,7 +234,9 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
                     continue  # the "./" entry: the root exists already
                 _check_parent(root, target, member.name)
                 _vet(root, member, overlay)
-                if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target) and not os.path.islink(target)):
+                if os.path.lexists(target) and not (
+                    member.isdir() and os.path.isdir(target) and not os.path.islink(target)
+                ):
                     _remove(target)  # never write *through* what a lower layer left there
                 if member.isdev() and not member.isfifo() and not devices:
                     skipped += 1
@@ -255,7 +259,9 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
     finally:
         reader.close()
     if diff_id is not None and found != diff_id:
-        raise ImageError(f"layer {os.path.basename(layer_path)} does not match its diff_id: expected {diff_id}, got {found}")
+        raise ImageError(
+            f"layer {os.path.basename(layer_path)} does not match its diff_id: expected {diff_id}, got {found}"
+        )
     for member in reversed(directories):  # children changed the directories' times: set them last, deepest first
         os.utime(os.path.join(root, member.name), (member.mtime, member.mtime), follow_symlinks=False)
     if skipped:
@@ -277,7 +283,9 @@ def _vet(root: str, member: tarfile.TarInfo, overlay: bool) -> None:
         if os.path.islink(link):
             raise ImageError(f"layer entry {member.name!r} hard-links to a symlink ({member.linkname!r})")
         if overlay and not os.path.lexists(link):
-            raise ImageError(f"layer entry {member.name!r} hard-links to {member.linkname!r}, which this layer does not hold")
+            raise ImageError(
+                f"layer entry {member.name!r} hard-links to {member.linkname!r}, which this layer does not hold"
+            )
 
 
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str) -> None:

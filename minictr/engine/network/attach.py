@@ -144,7 +144,9 @@ def plan(
             raise UsageError(f"--network container:{argument}: no such running container")
         return _share_network(directory, hostname, owner, joined)
     if os.geteuid() != 0:
-        raise UsageError(f"--network {mode_text or DEFAULT_NETWORK}: bridge networks need root; use --network none or host")
+        raise UsageError(
+            f"--network {mode_text or DEFAULT_NETWORK}: bridge networks need root; use --network none or host"
+        )
     if aliases and argument == DEFAULT_NETWORK:
         raise UsageError("--network-alias: the default network has no names; create one with minictr network create")
     from minictr.engine.network.ports import claim_host_ports
@@ -156,10 +158,20 @@ def plan(
     resolv = names.resolv_text(servers=dns if argument == DEFAULT_NETWORK else None)  # a user network's: by join()
     result = Plan(mode, names.write_files(directory, hostname, "", resolv, owner))  # hosts: by join()
     result.section = {
-        "mode": "bridge", "state_root": state_root, "network": argument, "container": os.path.basename(directory),
-        "directory": directory, "hostname": hostname, "name": name, "aliases": list(aliases or []),
-        "service": service, "dns": dns if argument != DEFAULT_NETWORK else [], "veth": f"mv-{os.path.basename(directory)}"[:15], "ports": claim_host_ports(wanted), "owner": owner,
-    }  # fmt: skip
+        "mode": "bridge",
+        "state_root": state_root,
+        "network": argument,
+        "container": os.path.basename(directory),
+        "directory": directory,
+        "hostname": hostname,
+        "name": name,
+        "aliases": list(aliases or []),
+        "service": service,
+        "dns": dns if argument != DEFAULT_NETWORK else [],
+        "veth": f"mv-{os.path.basename(directory)}"[:15],
+        "ports": claim_host_ports(wanted),
+        "owner": owner,
+    }
 
     def work() -> None:
         try:
@@ -287,8 +299,13 @@ def _ensure_up(store: NetworkStore, network: Network) -> Network:
         raise MinictrError(f"network {network.name}: its subnet {network.subnet} overlaps {clash} on this host now")
     first = not links.minictr_bridges()
     links.enable_forwarding()
-    links.bridge_up(network.bridge, network.gateway, network.prefixlen, network.mtu,
-                    alias=bridge_alias(store.state_root, network.name))
+    links.bridge_up(
+        network.bridge,
+        network.gateway,
+        network.prefixlen,
+        network.mtu,
+        alias=bridge_alias(store.state_root, network.name),
+    )
     firewall.add_bridge(network.bridge, first)
     return network
 

@@ -165,12 +165,16 @@ def add_bridge(bridge: str, first: bool = False) -> None:
     ``first``: no other minictr bridge is up, so the table is probably gone too;
     try to create it in the same transaction (one ``nft`` run instead of three).
     """
-    elements = f'add element ip {TABLE} bridges {{ "{bridge}" }}\nadd element ip {TABLE} same {{ "{bridge}" . "{bridge}" }}\n'
+    elements = (
+        f'add element ip {TABLE} bridges {{ "{bridge}" }}\nadd element ip {TABLE} same {{ "{bridge}" . "{bridge}" }}\n'
+    )
     if first and nft(f"create table ip {TABLE}\n{RULESET}{elements}").returncode == 0:
         return
     # The guard again, idempotently (flush, then its one rule): a table made by an older minictr lacks it.
-    guard = (f"add chain ip {TABLE} input {{ type filter hook input priority filter; policy accept; }}\n"
-             f"flush chain ip {TABLE} input\nadd rule ip {TABLE} input {LOOPBACK_GUARD}\n")
+    guard = (
+        f"add chain ip {TABLE} input {{ type filter hook input priority filter; policy accept; }}\n"
+        f"flush chain ip {TABLE} input\nadd rule ip {TABLE} input {LOOPBACK_GUARD}\n"
+    )
     _run(elements + guard, f"adding bridge {bridge}")
 
 
@@ -199,7 +203,10 @@ def publish(ports: list[dict[str, Any]]) -> None:
         for number, port in enumerate(ports, 1):
             if f"stdin:{number}:" in done.stderr:
                 where = f"{port['host_ip']}:" if port.get("host_ip") else ""
-                raise UsageError(f"-p: host port {where}{port['host_port']}/{port['proto']} is already published by another container")
+                raise UsageError(
+                    f"-p: host port {where}{port['host_port']}/{port['proto']} is already published by another "
+                    "container"
+                )
     raise HostError(f"nftables, publishing ports: {_first_error(done.stderr)}")
 
 
@@ -261,7 +268,9 @@ def withdraw_orphans(bridges: list[str], subnets: list[Any]) -> list[str]:
     gone = sorted({b for b in now["bridges"] if b not in bridges} | {p[0] for p in now["same"] if p[0] not in bridges})
     ports = [p for p in published() if not any(ipaddress.ip_address(p["container_ip"]) in net for net in subnets)]
     withdraw(bridges=gone, ports=ports)
-    return [f"nftables: bridge {b}" for b in gone] + [f"nftables: port {port_key(p)} -> {p['container_ip']}" for p in ports]
+    return [f"nftables: bridge {b}" for b in gone] + [
+        f"nftables: port {port_key(p)} -> {p['container_ip']}" for p in ports
+    ]
 
 
 def published() -> list[dict[str, Any]]:

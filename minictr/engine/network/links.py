@@ -109,11 +109,15 @@ def host_networks(exclude: tuple[str, ...] = ()) -> list[tuple[ipaddress.IPv4Net
                 continue  # the default route overlaps everything; only the main table matters
             device = names.get(route.get_attr("RTA_OIF"), "?")
             if device not in exclude:
-                found.append((ipaddress.IPv4Network(f"{route.get_attr('RTA_DST')}/{route['dst_len']}", strict=False), device))
+                found.append(
+                    (ipaddress.IPv4Network(f"{route.get_attr('RTA_DST')}/{route['dst_len']}", strict=False), device)
+                )
         for addr in ipr.get_addr(family=2):
             device = names.get(addr["index"], "?")
             if device not in exclude:
-                found.append((ipaddress.IPv4Network(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False), device))
+                found.append(
+                    (ipaddress.IPv4Network(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False), device)
+                )
     return found
 
 
@@ -144,7 +148,11 @@ def bridge_up(name: str, gateway: str, prefixlen: int, mtu: int, alias: str = ""
                 # to it, DNS queries included, are lost for half a minute)
                 ipr.link("add", ifname=name, kind="bridge", mtu=mtu, address=_local_mac())
             except NetlinkError as exc:
-                hint = ": this kernel has no bridge support (modprobe bridge), or use --network none" if exc.code == 95 else ""
+                hint = (
+                    ": this kernel has no bridge support (modprobe bridge), or use --network none"
+                    if exc.code == 95
+                    else ""
+                )
                 raise HostError(f"creating bridge {name}: {os.strerror(exc.code)}{hint}") from exc
         index = ipr.link_lookup(ifname=name)[0]
         if not any(a.get_attr("IFA_ADDRESS") == gateway for a in ipr.get_addr(index=index, family=2)):

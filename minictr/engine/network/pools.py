@@ -50,11 +50,11 @@ def address_pools() -> tuple[list[Pool], str]:
     if isinstance(value, str):
         return parse_pools(value, source), source
     if not isinstance(value, list) or not value:
-        raise UsageError(f"{source}: a list of {{ base = \"CIDR\", size = N }} tables is needed")
+        raise UsageError(f'{source}: a list of {{ base = "CIDR", size = N }} tables is needed')
     pools = []
     for entry in value:
         if not isinstance(entry, dict) or "base" not in entry:
-            raise UsageError(f"{source}: {entry!r} is not a {{ base = \"CIDR\", size = N }} table")
+            raise UsageError(f'{source}: {entry!r} is not a {{ base = "CIDR", size = N }} table')
         pools.append(_pool(entry["base"], entry.get("size", 24), source))
     return pools, source
 

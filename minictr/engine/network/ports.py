@@ -1,10 +1,10 @@
 """Published ports: Docker's ``-p`` and ``-P``, parsed and checked before anything is created.
 
-    -p 8080:80            host port 8080 (every host address) -> container port 80/tcp
-    -p 8080:53/udp        the same for UDP
-    -p 127.0.0.1:8080:80  only through 127.0.0.1 (any address the host has)
-    -p 80  or  -p 127.0.0.1::80   a free host port chosen for you
-    -P                    every port the image's config lists in ExposedPorts, each on a free host port
+-p 8080:80            host port 8080 (every host address) -> container port 80/tcp
+-p 8080:53/udp        the same for UDP
+-p 127.0.0.1:8080:80  only through 127.0.0.1 (any address the host has)
+-p 80  or  -p 127.0.0.1::80   a free host port chosen for you
+-P                    every port the image's config lists in ExposedPorts, each on a free host port
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ def claim_host_ports(ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 flag = f"-p {where}{port['host_port'] or ''}:{port['container_port']}/{port['proto']}"
                 if exc.errno == 99:  # EADDRNOTAVAIL
                     raise UsageError(f"{flag}: {port['host_ip']} is not an address of this host") from exc
-                raise UsageError(f"{flag}: host port {where}{port['host_port']}/{port['proto']} is in use on this host") from exc
+                raise UsageError(
+                    f"{flag}: host port {where}{port['host_port']}/{port['proto']} is in use on this host"
+                ) from exc
             claimed.append({**port, "host_port": probe.getsockname()[1]})
     return claimed

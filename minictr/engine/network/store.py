@@ -184,7 +184,9 @@ class NetworkStore:
         """Networks whose ``create`` died before their definition was written (hold the host lock to ask)."""
         if not os.path.isdir(self.root):
             return []
-        return sorted(n for n in os.listdir(self.root) if not os.path.exists(os.path.join(self.root, n, "network.json")))
+        return sorted(
+            n for n in os.listdir(self.root) if not os.path.exists(os.path.join(self.root, n, "network.json"))
+        )
 
     def remove(self, name: str) -> None:
         """Forget network ``name`` (the caller checked it is empty and down)."""
@@ -301,8 +303,10 @@ def discard_torn(store: NetworkStore, network: str) -> None:
             return  # written (or removed) by another process since it was read
         live = live_leases(store, network)
         if live:
-            raise MinictrError(f"network {network}: {store.path(network)}/network.json is unreadable, "
-                               f"yet container(s) {', '.join(sorted(lease['container'] for lease in live.values()))} use it")  # fmt: skip
+            raise MinictrError(
+                f"network {network}: {store.path(network)}/network.json is unreadable, "
+                f"yet container(s) {', '.join(sorted(lease['container'] for lease in live.values()))} use it"
+            )
         key = roots.record(store.state_root)
         for bridge in links.minictr_bridges():
             if roots.alias_of(bridge) == {"root": key, "network": network}:

@@ -92,8 +92,12 @@ class Manager:
 
             used = self.stats().memory
             if used > limit:
-                raise CgroupError(f"--memory {human(limit)}: below the container's current memory usage ({human(used)})",
-                                  path=self.path, value=str(limit), flag="--memory")
+                raise CgroupError(
+                    f"--memory {human(limit)}: below the container's current memory usage ({human(used)})",
+                    path=self.path,
+                    value=str(limit),
+                    flag="--memory",
+                )
         self.apply(resources)
 
     def add(self, pid: int) -> None:
@@ -162,12 +166,21 @@ def write(path: str, value: str, flag: str = "") -> None:
             handle.write(value)
     except OSError as exc:
         shown = f"{flag}: " if flag else ""
-        reason = {errno.EINVAL: "the kernel refused the value", errno.EBUSY: "the cgroup is busy",
-                  errno.ENOSPC: "no CPUs or memory nodes to run on", errno.ERANGE: "out of range",
-                  errno.ENOENT: "this host's kernel has no such file"}.get(exc.errno or 0, "")
+        reason = {
+            errno.EINVAL: "the kernel refused the value",
+            errno.EBUSY: "the cgroup is busy",
+            errno.ENOSPC: "no CPUs or memory nodes to run on",
+            errno.ERANGE: "out of range",
+            errno.ENOENT: "this host's kernel has no such file",
+        }.get(exc.errno or 0, "")
         why = f"{reason} " if reason else ""
-        raise CgroupError(f"{shown}{why}(writing {value!r} to {path}: {exc.strerror})", path=path, value=value,
-                          errno=exc.errno, flag=flag) from exc
+        raise CgroupError(
+            f"{shown}{why}(writing {value!r} to {path}: {exc.strerror})",
+            path=path,
+            value=value,
+            errno=exc.errno,
+            flag=flag,
+        ) from exc
 
 
 def flat(text: str) -> dict[str, int]:

@@ -101,15 +101,26 @@ def load(program: bytes) -> int:
     license = ctypes.create_string_buffer(b"Apache-2.0")
     log = ctypes.create_string_buffer(1 << 16)
     attr = ctypes.create_string_buffer(128)
-    struct.pack_into("<IIQQ", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(program) // 8, ctypes.addressof(code), ctypes.addressof(license))
+    struct.pack_into(
+        "<IIQQ",
+        attr,
+        0,
+        BPF_PROG_TYPE_CGROUP_DEVICE,
+        len(program) // 8,
+        ctypes.addressof(code),
+        ctypes.addressof(license),
+    )
     struct.pack_into("<IIQ", attr, 24, 1, len(log), ctypes.addressof(log))  # log_level 1: say why if refused
     struct.pack_into("16s", attr, 48, b"minictr_devices")
     try:
         return linux.bpf(BPF_PROG_LOAD, attr)
     except SyscallError as exc:
         said = log.value.decode(errors="replace").strip().splitlines()
-        raise CgroupError(f"loading the device program: {exc}" + (f" (verifier: {said[-1]})" if said else ""),
-                          errno=exc.errno, flag="--device") from exc
+        raise CgroupError(
+            f"loading the device program: {exc}" + (f" (verifier: {said[-1]})" if said else ""),
+            errno=exc.errno,
+            flag="--device",
+        ) from exc
 
 
 def attach_device_filter(cgroup: str, rules: list[dict[str, Any]]) -> None:
@@ -122,7 +133,9 @@ def attach_device_filter(cgroup: str, rules: list[dict[str, Any]]) -> None:
         try:
             linux.bpf(BPF_PROG_ATTACH, attr)
         except SyscallError as exc:
-            raise CgroupError(f"attaching the device program to {cgroup}: {exc}", path=cgroup, errno=exc.errno, flag="--device") from exc
+            raise CgroupError(
+                f"attaching the device program to {cgroup}: {exc}", path=cgroup, errno=exc.errno, flag="--device"
+            ) from exc
     finally:
         os.close(target)
         os.close(prog)  # the cgroup keeps the program alive

@@ -15,8 +15,17 @@ if TYPE_CHECKING:
 from minictr.kernel.mountinfo import MOUNTINFO, read_mountinfo
 
 # cgroup v1 mount options that are not controller names (kernel/cgroup/cgroup-v1.c)
-_V1_NON_CONTROLLERS = {"rw", "ro", "none", "all", "noprefix", "clone_children",
-                       "cpuset_v2_mode", "xattr", "favordynmods"}
+_V1_NON_CONTROLLERS = {
+    "rw",
+    "ro",
+    "none",
+    "all",
+    "noprefix",
+    "clone_children",
+    "cpuset_v2_mode",
+    "xattr",
+    "favordynmods",
+}
 
 
 def cgroup_layout(mountinfo: str = MOUNTINFO) -> dict[str, Any]:
@@ -43,8 +52,7 @@ def cgroup_layout(mountinfo: str = MOUNTINFO) -> dict[str, Any]:
         except OSError:
             pass  # mounted but unreadable: report the mount with no controllers
     has_v1 = any(not c.startswith("name=") for c in v1)
-    layout = ("hybrid" if has_v1 and v2_path else "v1" if has_v1
-              else "v2" if v2_path else "none")
+    layout = "hybrid" if has_v1 and v2_path else "v1" if has_v1 else "v2" if v2_path else "none"
     return {"layout": layout, "v1": v1, "v2": {"path": v2_path, "controllers": controllers}}
 
 

@@ -78,22 +78,30 @@ def svg_chart(
     def y(v: float) -> float:  # a value -> pixels (above the top is drawn at the top)
         return top + plot_h * (1 - min(v, top_value) / top_value)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-           'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">',
-           f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>',
-           f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#bbb"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">',
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#bbb"/>',
+    ]
     for fraction in (0, 0.5, 1):
         value = top_value * fraction
-        out.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:g} {html.escape(unit)}</text>')
+        out.append(
+            f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:g} {html.escape(unit)}</text>'
+        )
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#e4e4e4"/>')
     out.append(f'<text x="{left + plot_w}" y="{height - 8}" text-anchor="end">{span:.0f} s</text>')
     out.append(f'<text x="{left}" y="{height - 8}">0 s</text>')
     if limit is not None:
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" stroke="#d62828" '
-                   'stroke-width="1.5" stroke-dasharray="6,4"/>')
-        out.append(f'<text x="{left + plot_w - 4}" y="{y(limit) - 4:.1f}" text-anchor="end" fill="#d62828">'
-                   f'{html.escape(limit_label)}</text>')
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" stroke="#d62828" '
+            'stroke-width="1.5" stroke-dasharray="6,4"/>'
+        )
+        out.append(
+            f'<text x="{left + plot_w - 4}" y="{y(limit) - 4:.1f}" text-anchor="end" fill="#d62828">'
+            f"{html.escape(limit_label)}</text>"
+        )
     for index, (name, points) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
         if len(points) > 1:
@@ -176,13 +184,25 @@ class Monitor:
         last = samples[-1] if samples else None
         memory_limit = last.memory_limit / MIB if last and last.memory_limit else None
         cpu_limit = last.cpu_limit if last else None
-        memory = svg_chart({"memory": memory_series(samples)}, title=f"{self.title}: memory", unit="MiB",
-                           limit=memory_limit, limit_label=f"limit {memory_limit:g} MiB" if memory_limit else "")
-        cpu = svg_chart({"CPU": cpu_series(samples)}, title=f"{self.title}: CPU", unit="CPUs",
-                        limit=cpu_limit, limit_label=f"quota {cpu_limit:g} CPUs" if cpu_limit else "")
+        memory = svg_chart(
+            {"memory": memory_series(samples)},
+            title=f"{self.title}: memory",
+            unit="MiB",
+            limit=memory_limit,
+            limit_label=f"limit {memory_limit:g} MiB" if memory_limit else "",
+        )
+        cpu = svg_chart(
+            {"CPU": cpu_series(samples)},
+            title=f"{self.title}: CPU",
+            unit="CPUs",
+            limit=cpu_limit,
+            limit_label=f"quota {cpu_limit:g} CPUs" if cpu_limit else "",
+        )
         # one SVG document holding both (nested <svg>s), so that it shows as an image anywhere
-        return ('<svg xmlns="http://www.w3.org/2000/svg" width="620" height="390" viewBox="0 0 620 390">'
-                f'{memory}<g transform="translate(0,200)">{cpu}</g></svg>')
+        return (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="620" height="390" viewBox="0 0 620 390">'
+            f'{memory}<g transform="translate(0,200)">{cpu}</g></svg>'
+        )
 
     def text(self) -> str:
         """One line of numbers: peak memory, average CPU, throttling, OOM kills."""
@@ -192,9 +212,11 @@ class Monitor:
         elapsed = last.time - first.time
         average = (last.cpu_usage_us - first.cpu_usage_us) / 1e6 / elapsed if elapsed > 0 else 0.0
         peak = max(s.memory for s in self.samples) / MIB
-        return (f"{len(self.samples)} samples over {elapsed:.1f} s; memory peak {peak:.1f} MiB; "
-                f"CPU {average:.2f} on average; throttled in {last.cpu_throttled - first.cpu_throttled} periods; "
-                f"OOM kills {last.oom_kills}")
+        return (
+            f"{len(self.samples)} samples over {elapsed:.1f} s; memory peak {peak:.1f} MiB; "
+            f"CPU {average:.2f} on average; throttled in {last.cpu_throttled - first.cpu_throttled} periods; "
+            f"OOM kills {last.oom_kills}"
+        )
 
     def summary(self) -> Any:
         """The static record, for a reader without a kernel: prints the numbers, returns the chart as an SVG image."""

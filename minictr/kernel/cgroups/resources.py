@@ -36,23 +36,39 @@ DEFAULT_CPU_PERIOD = 100_000
 
 #: OCI resource -> the flag a user types, for error messages.
 FLAGS = {
-    ("memory", "limit"): "--memory", ("memory", "reservation"): "--memory-reservation",
-    ("memory", "swap"): "--memory-swap", ("cpu", "quota"): "--cpus/--cpu-quota", ("cpu", "period"): "--cpu-period",
-    ("cpu", "shares"): "--cpu-shares", ("cpu", "cpus"): "--cpuset-cpus", ("cpu", "mems"): "--cpuset-mems",
-    ("pids", "limit"): "--pids-limit", ("blockIO", "weight"): "--blkio-weight",
-    ("blockIO", "throttleReadBpsDevice"): "--device-read-bps", ("blockIO", "throttleWriteBpsDevice"): "--device-write-bps",
+    ("memory", "limit"): "--memory",
+    ("memory", "reservation"): "--memory-reservation",
+    ("memory", "swap"): "--memory-swap",
+    ("cpu", "quota"): "--cpus/--cpu-quota",
+    ("cpu", "period"): "--cpu-period",
+    ("cpu", "shares"): "--cpu-shares",
+    ("cpu", "cpus"): "--cpuset-cpus",
+    ("cpu", "mems"): "--cpuset-mems",
+    ("pids", "limit"): "--pids-limit",
+    ("blockIO", "weight"): "--blkio-weight",
+    ("blockIO", "throttleReadBpsDevice"): "--device-read-bps",
+    ("blockIO", "throttleWriteBpsDevice"): "--device-write-bps",
     ("blockIO", "throttleReadIOPSDevice"): "--device-read-iops",
-    ("blockIO", "throttleWriteIOPSDevice"): "--device-write-iops", ("devices", ""): "--device",
-}  # fmt: skip
+    ("blockIO", "throttleWriteIOPSDevice"): "--device-write-iops",
+    ("devices", ""): "--device",
+}
 
 #: The devices every container may use (runc's and Docker's defaults): everything else is denied.
 #: (type, major, minor, access); -1 is a wildcard. "m" alone lets mknod make any node, not open it.
 DEFAULT_ALLOWED = [
-    ("c", -1, -1, "m"), ("b", -1, -1, "m"),
-    ("c", 1, 3, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 7, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 9, "rwm"),  # null zero full random urandom
-    ("c", 5, 0, "rwm"), ("c", 5, 1, "rwm"), ("c", 5, 2, "rwm"), ("c", 136, -1, "rwm"),  # tty console ptmx pts/*
+    ("c", -1, -1, "m"),
+    ("b", -1, -1, "m"),
+    ("c", 1, 3, "rwm"),
+    ("c", 1, 5, "rwm"),
+    ("c", 1, 7, "rwm"),
+    ("c", 1, 8, "rwm"),
+    ("c", 1, 9, "rwm"),  # null zero full random urandom
+    ("c", 5, 0, "rwm"),
+    ("c", 5, 1, "rwm"),
+    ("c", 5, 2, "rwm"),
+    ("c", 136, -1, "rwm"),  # tty console ptmx pts/*
     ("c", 10, 200, "rwm"),  # net/tun
-]  # fmt: skip
+]
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$", re.IGNORECASE)
 _UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -153,7 +169,9 @@ def swap_for_v2(memory_swap: int, memory: int) -> int:
     if memory == 0:
         raise UsageError("--memory-swap: a swap limit needs a memory limit (-m) too")
     if memory_swap < memory:
-        raise UsageError(f"--memory-swap {human(memory_swap)}: must be at least --memory {human(memory)} (it counts memory + swap)")
+        raise UsageError(
+            f"--memory-swap {human(memory_swap)}: must be at least --memory {human(memory)} (it counts memory + swap)"
+        )
     return memory_swap - memory
 
 
@@ -204,8 +222,15 @@ def device_option(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
         raise UsageError(f"--device {host}: not a device node")
     kind = "c" if stat.S_ISCHR(info.st_mode) else "b"
     major, minor = os.major(info.st_rdev), os.minor(info.st_rdev)
-    node = {"path": inside, "type": kind, "major": major, "minor": minor, "fileMode": stat.S_IMODE(info.st_mode),
-            "uid": info.st_uid, "gid": info.st_gid}
+    node = {
+        "path": inside,
+        "type": kind,
+        "major": major,
+        "minor": minor,
+        "fileMode": stat.S_IMODE(info.st_mode),
+        "uid": info.st_uid,
+        "gid": info.st_gid,
+    }
     return node, {"allow": True, "type": kind, "major": major, "minor": minor, "access": perms}
 
 
@@ -233,7 +258,10 @@ def memory_resources(memory: Any, reservation: Any, swap: Any, swap_accounted: b
     if reservation not in (None, ""):
         out["reservation"] = parse_size(reservation, "--memory-reservation")
         if limit and out["reservation"] > limit:
-            raise UsageError(f"--memory-reservation {reservation}: above --memory {memory} (a reservation is a soft floor below the limit)")
+            raise UsageError(
+                f"--memory-reservation {reservation}: above --memory {memory} (a reservation is a soft floor below "
+                "the limit)"
+            )
     if swap not in (None, ""):
         total = -1 if str(swap).strip() == "-1" else parse_size(swap, "--memory-swap")
         if not limit:
@@ -248,7 +276,9 @@ def memory_resources(memory: Any, reservation: Any, swap: Any, swap_accounted: b
     return out
 
 
-def cpu_resources(cpus: Any, quota: Any, period: Any, shares: Any, cpuset_cpus: Any, cpuset_mems: Any) -> dict[str, Any]:
+def cpu_resources(
+    cpus: Any, quota: Any, period: Any, shares: Any, cpuset_cpus: Any, cpuset_mems: Any
+) -> dict[str, Any]:
     """``--cpus`` (or ``--cpu-quota``/``--cpu-period``), ``--cpu-shares``, ``--cpuset-*`` -> OCI ``cpu``."""
     out: dict[str, Any] = {}
     if cpus not in (None, ""):
@@ -257,7 +287,9 @@ def cpu_resources(cpus: Any, quota: Any, period: Any, shares: Any, cpuset_cpus: 
         value = _number(cpus, "--cpus", float)
         host = len(online("cpu"))
         if not 0.01 <= value <= host:
-            raise UsageError(f"--cpus {cpus}: out of range: from 0.01 to {host:.2f}, as there are only {host} CPUs available")
+            raise UsageError(
+                f"--cpus {cpus}: out of range: from 0.01 to {host:.2f}, as there are only {host} CPUs available"
+            )
         out["quota"], out["period"] = round(value * DEFAULT_CPU_PERIOD), DEFAULT_CPU_PERIOD
     if period not in (None, ""):
         out["period"] = _number(period, "--cpu-period")
@@ -289,7 +321,9 @@ def pids_resources(limit: Any) -> dict[str, int]:
     return {"limit": value if value > 0 else -1}
 
 
-def block_io_resources(weight: Any, read_bps: list[str], write_bps: list[str], read_iops: list[str], write_iops: list[str]) -> dict[str, Any]:
+def block_io_resources(
+    weight: Any, read_bps: list[str], write_bps: list[str], read_iops: list[str], write_iops: list[str]
+) -> dict[str, Any]:
     """``--blkio-weight`` and the four per-device throttles -> OCI ``blockIO``."""
     out: dict[str, Any] = {}
     if weight not in (None, "", 0, "0"):
@@ -323,11 +357,24 @@ def wanted_controllers(resources: dict[str, Any]) -> dict[str, str]:
 
 def from_flags(
     *,
-    memory: Any = None, memory_reservation: Any = None, memory_swap: Any = None, cpus: Any = None,
-    cpu_quota: Any = None, cpu_period: Any = None, cpu_shares: Any = None, cpuset_cpus: Any = None,
-    cpuset_mems: Any = None, pids_limit: Any = None, blkio_weight: Any = None, device_read_bps: Any = (),
-    device_write_bps: Any = (), device_read_iops: Any = (), device_write_iops: Any = (), devices: Any = (),
-    device_rules: bool = True, swap_accounted: bool = True,
+    memory: Any = None,
+    memory_reservation: Any = None,
+    memory_swap: Any = None,
+    cpus: Any = None,
+    cpu_quota: Any = None,
+    cpu_period: Any = None,
+    cpu_shares: Any = None,
+    cpuset_cpus: Any = None,
+    cpuset_mems: Any = None,
+    pids_limit: Any = None,
+    blkio_weight: Any = None,
+    device_read_bps: Any = (),
+    device_write_bps: Any = (),
+    device_read_iops: Any = (),
+    device_write_iops: Any = (),
+    devices: Any = (),
+    device_rules: bool = True,
+    swap_accounted: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """``minictr run``'s resource flags -> (OCI ``linux.resources``, OCI ``linux.devices`` for ``--device``).
 

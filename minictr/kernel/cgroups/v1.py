@@ -33,9 +33,11 @@ from minictr.kernel.cgroups.stats import Stats, io_bytes, limit_or_none
 V1_NAMES = {"cpu": "cpu", "cpuset": "cpuset", "memory": "memory", "pids": "pids", "io": "blkio", "devices": "devices"}
 
 _THROTTLES = {
-    "throttleReadBpsDevice": "blkio.throttle.read_bps_device", "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",
-    "throttleReadIOPSDevice": "blkio.throttle.read_iops_device", "throttleWriteIOPSDevice": "blkio.throttle.write_iops_device",
-}  # fmt: skip
+    "throttleReadBpsDevice": "blkio.throttle.read_bps_device",
+    "throttleWriteBpsDevice": "blkio.throttle.write_bps_device",
+    "throttleReadIOPSDevice": "blkio.throttle.read_iops_device",
+    "throttleWriteIOPSDevice": "blkio.throttle.write_iops_device",
+}
 
 
 class V1Manager(Manager):
@@ -71,8 +73,10 @@ class V1Manager(Manager):
                 raise UsageError(f"{flag}: the {name} controller is not available on this host (cgroup v1 has: {have})")
         weight = resources.get("blockIO", {}).get("weight")
         if weight and not self._weight_file():
-            raise UsageError("--blkio-weight: this host's blkio controller has no weight file (blkio.weight went with "
-                             "the CFQ scheduler in Linux 5.0; blkio.bfq.weight needs the BFQ scheduler on the disk)")
+            raise UsageError(
+                "--blkio-weight: this host's blkio controller has no weight file (blkio.weight went with "
+                "the CFQ scheduler in Linux 5.0; blkio.bfq.weight needs the BFQ scheduler on the disk)"
+            )
 
     def _weight_file(self) -> str | None:
         """blkio.weight (CFQ, before Linux 5.0) or blkio.bfq.weight (BFQ), judged on the nearest existing cgroup."""
@@ -111,7 +115,10 @@ class V1Manager(Manager):
 
     def _memory(self, memory: dict[str, Any]) -> None:
         limit, swap = memory.get("limit", 0), memory.get("swap", 0)
-        limit_file, swap_file = self._file("memory", "memory.limit_in_bytes"), self._file("memory", "memory.memsw.limit_in_bytes")
+        limit_file, swap_file = (
+            self._file("memory", "memory.limit_in_bytes"),
+            self._file("memory", "memory.memsw.limit_in_bytes"),
+        )
         steps = []
         if limit and swap:
             # memsw may never be below the memory limit: raise memsw first, lower it last
@@ -124,14 +131,20 @@ class V1Manager(Manager):
         for path, value, flag in steps:
             write(path, str(value), flag)
         if memory.get("reservation"):
-            write(self._file("memory", "memory.soft_limit_in_bytes"), str(memory["reservation"]), "--memory-reservation")
+            write(
+                self._file("memory", "memory.soft_limit_in_bytes"), str(memory["reservation"]), "--memory-reservation"
+            )
 
     def _block_io(self, block_io: dict[str, Any]) -> None:
         if block_io.get("weight"):
             write(self._file("blkio", self._weight_file() or "blkio.weight"), str(block_io["weight"]), "--blkio-weight")
         for key, name in _THROTTLES.items():
             for entry in block_io.get(key, []):
-                write(self._file("blkio", name), f"{entry['major']}:{entry['minor']} {entry['rate']}", FLAGS[("blockIO", key)])
+                write(
+                    self._file("blkio", name),
+                    f"{entry['major']}:{entry['minor']} {entry['rate']}",
+                    FLAGS[("blockIO", key)],
+                )
 
     def _devices(self, rules: list[dict[str, Any]]) -> None:
         """The devices allowlist: each OCI rule is one line written to devices.allow or devices.deny."""

@@ -42,8 +42,12 @@ from minictr.kernel.cgroups.stats import Stats, io_bytes, limit_or_none
 #: Where the processes of a namespace root go so that it may delegate (Docker-in-Docker calls it init too).
 LEAF = "init"
 
-_IO_MAX = {"throttleReadBpsDevice": "rbps", "throttleWriteBpsDevice": "wbps",
-           "throttleReadIOPSDevice": "riops", "throttleWriteIOPSDevice": "wiops"}
+_IO_MAX = {
+    "throttleReadBpsDevice": "rbps",
+    "throttleWriteBpsDevice": "wbps",
+    "throttleReadIOPSDevice": "riops",
+    "throttleWriteIOPSDevice": "wiops",
+}
 
 
 def mount_root(directory: str) -> str:
@@ -98,9 +102,14 @@ def delegate(directory: str, wanted: list[str], is_root: bool) -> None:
         if exc.errno != errno.EBUSY:
             raise
         if not is_root:
-            raise CgroupError(f"cannot enable {', '.join(missing)} in {directory}: it holds processes, and cgroup v2 "
-                              "lets only leaves hold processes (the no-internal-processes rule); choose a cgroup "
-                              "path whose parents are empty", path=control, value=value, errno=exc.errno) from exc
+            raise CgroupError(
+                f"cannot enable {', '.join(missing)} in {directory}: it holds processes, and cgroup v2 "
+                "lets only leaves hold processes (the no-internal-processes rule); choose a cgroup "
+                "path whose parents are empty",
+                path=control,
+                value=value,
+                errno=exc.errno,
+            ) from exc
         move_to_leaf(directory)  # the root of our cgroup namespace: move its processes down first
         write(control, value)
 
@@ -116,8 +125,10 @@ class V2Manager(Manager):
         available = controllers(root)
         for controller, flag in wanted_controllers(resources).items():
             if controller != "devices" and controller not in available:
-                raise UsageError(f"{flag}: the {controller} controller is not available here "
-                                 f"(cgroup v2 at {root} offers: {' '.join(available) or 'none'})")
+                raise UsageError(
+                    f"{flag}: the {controller} controller is not available here "
+                    f"(cgroup v2 at {root} offers: {' '.join(available) or 'none'})"
+                )
 
     def _make(self) -> None:
         root = mount_root(self.path)
@@ -142,7 +153,9 @@ class V2Manager(Manager):
         cpu = resources.get("cpu") or {}
         if cpu.get("quota") or cpu.get("period"):
             quota = cpu.get("quota") or 0
-            self._write("cpu.max", f"{'max' if quota <= 0 else quota} {cpu.get('period') or 100000}", "--cpus/--cpu-quota")
+            self._write(
+                "cpu.max", f"{'max' if quota <= 0 else quota} {cpu.get('period') or 100000}", "--cpus/--cpu-quota"
+            )
         if cpu.get("shares"):
             self._write("cpu.weight", str(shares_to_weight(cpu["shares"])), "--cpu-shares")
         for key in ("cpus", "mems"):
@@ -175,7 +188,9 @@ class V2Manager(Manager):
                 raise UsageError("--blkio-weight: this kernel has no io.weight (needs the BFQ scheduler or io.cost)")
         for key, name in _IO_MAX.items():
             for entry in block_io.get(key, []):
-                self._write("io.max", f"{entry['major']}:{entry['minor']} {name}={entry['rate']}", FLAGS[("blockIO", key)])
+                self._write(
+                    "io.max", f"{entry['major']}:{entry['minor']} {name}={entry['rate']}", FLAGS[("blockIO", key)]
+                )
 
     # --- accounting --------------------------------------------------------------------------
 

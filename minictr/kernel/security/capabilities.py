@@ -104,7 +104,13 @@ def spec_capabilities(names: list[str]) -> dict[str, list[str]]:
     with it full, a program with inheritable file capabilities gained them
     across ``execve`` even as a non-root user.
     """
-    return {"bounding": list(names), "effective": list(names), "permitted": list(names), "inheritable": [], "ambient": []}
+    return {
+        "bounding": list(names),
+        "effective": list(names),
+        "permitted": list(names),
+        "inheritable": [],
+        "ambient": [],
+    }
 
 
 def check_available(caps: dict[str, list[str]]) -> list[str]:

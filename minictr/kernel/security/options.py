@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-PRIVILEGED_WARNING = "--privileged: every capability, no seccomp filter, no masked paths: this container can take over the host"
+PRIVILEGED_WARNING = (
+    "--privileged: every capability, no seccomp filter, no masked paths: this container can take over the host"
+)
 
 
 @dataclass
@@ -34,8 +36,9 @@ class Security:
     seccomp: str | None = None  # None: the default profile; "unconfined"; or a profile's path
 
 
-def parse_security_opts(opts: list[str], privileged: bool = False, cap_add: Sequence[str] = (),
-                        cap_drop: Sequence[str] = ()) -> Security:
+def parse_security_opts(
+    opts: list[str], privileged: bool = False, cap_add: Sequence[str] = (), cap_drop: Sequence[str] = ()
+) -> Security:
     """``--security-opt`` values (``no-new-privileges[=true|false]``, ``seccomp=unconfined|FILE``) -> Security."""
     security = Security(privileged, list(cap_add), list(cap_drop))
     for opt in opts:
@@ -47,8 +50,10 @@ def parse_security_opts(opts: list[str], privileged: bool = False, cap_add: Sequ
         elif key == "seccomp" and value:
             security.seccomp = value
         else:
-            raise UsageError(f"--security-opt {opt!r}: minictr knows no-new-privileges[=true|false] and "
-                             "seccomp=unconfined|PROFILE.json")
+            raise UsageError(
+                f"--security-opt {opt!r}: minictr knows no-new-privileges[=true|false] and "
+                "seccomp=unconfined|PROFILE.json"
+            )
     return security
 
 
@@ -74,7 +79,9 @@ def capability_names(security: Security, user_namespace: bool = False) -> list[s
     """
     if security.privileged:
         everything = capabilities.NAMES[: capabilities.last_cap() + 1]
-        return capabilities.resolve([], security.cap_drop, everything if user_namespace else tuple(capabilities.host_bounding()))
+        return capabilities.resolve(
+            [], security.cap_drop, everything if user_namespace else tuple(capabilities.host_bounding())
+        )
     return capabilities.resolve(security.cap_add, security.cap_drop)
 
 

@@ -122,23 +122,54 @@ def default_profile() -> dict[str, Any]:
     """The default profile in Docker's format (``includes``/``excludes``, ``archMap``)."""
     rules: list[dict[str, Any]] = [{"names": _ALLOWED.split(), "action": "SCMP_ACT_ALLOW"}]
     # since 4.8 seccomp runs after ptrace's changes, so a tracer can no longer smuggle calls past it
-    rules.append({"names": ["process_vm_readv", "process_vm_writev", "ptrace"], "action": "SCMP_ACT_ALLOW",
-                  "includes": {"minKernel": "4.8"}})
-    rules.append({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-                  "args": [{"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_NE"}]})
-    rules += [{"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}]}
-              for v in _PERSONAS]
+    rules.append(
+        {
+            "names": ["process_vm_readv", "process_vm_writev", "ptrace"],
+            "action": "SCMP_ACT_ALLOW",
+            "includes": {"minKernel": "4.8"},
+        }
+    )
+    rules.append(
+        {
+            "names": ["socket"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_NE"}],
+        }
+    )
+    rules += [
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}]}
+        for v in _PERSONAS
+    ]
     for arches, names in _ARCH_ONLY.items():
         rules.append({"names": names.split(), "action": "SCMP_ACT_ALLOW", "includes": {"arches": list(arches)}})
     for cap, names in _WITH_CAPABILITY.items():
         rules.append({"names": names.split(), "action": "SCMP_ACT_ALLOW", "includes": {"caps": [cap]}})
     no_namespaces = {"value": CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
-    rules.append({"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, **no_namespaces}],
-                  "excludes": {"caps": ["CAP_SYS_ADMIN"], "arches": ["s390", "s390x"]}})
-    rules.append({"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 1, **no_namespaces}],
-                  "includes": {"arches": ["s390", "s390x"]}, "excludes": {"caps": ["CAP_SYS_ADMIN"]}})
-    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS,
-                  "excludes": {"caps": ["CAP_SYS_ADMIN"]}})
+    rules.append(
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, **no_namespaces}],
+            "excludes": {"caps": ["CAP_SYS_ADMIN"], "arches": ["s390", "s390x"]},
+        }
+    )
+    rules.append(
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 1, **no_namespaces}],
+            "includes": {"arches": ["s390", "s390x"]},
+            "excludes": {"caps": ["CAP_SYS_ADMIN"]},
+        }
+    )
+    rules.append(
+        {
+            "names": ["clone3"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": errno.ENOSYS,
+            "excludes": {"caps": ["CAP_SYS_ADMIN"]},
+        }
+    )
     arch_map = [{"architecture": oci[0], "subArchitectures": oci[1:]} for _, oci in ARCHES.values()]
     return {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno.EPERM, "archMap": arch_map, "syscalls": rules}
 

@@ -80,7 +80,12 @@ class SeccompError(MinictrError):
 
 
 class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
 
 
 _lib: ctypes.CDLL | None = None
@@ -93,7 +98,9 @@ def library() -> ctypes.CDLL:
         try:
             lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
         except OSError as exc:
-            raise SeccompError("libseccomp.so.2 not found: install libseccomp2 (or run with --security-opt seccomp=unconfined)") from exc
+            raise SeccompError(
+                "libseccomp.so.2 not found: install libseccomp2 (or run with --security-opt seccomp=unconfined)"
+            ) from exc
         lib.seccomp_init.restype = ctypes.c_void_p
         lib.seccomp_init.argtypes = [ctypes.c_uint32]
         lib.seccomp_release.argtypes = [ctypes.c_void_p]
@@ -101,7 +108,13 @@ def library() -> ctypes.CDLL:
         lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
         lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
         lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
+        lib.seccomp_rule_add_array.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_uint32,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.POINTER(_ArgCmp),
+        ]
         lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
         lib.seccomp_load.argtypes = [ctypes.c_void_p]
         lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]

@@ -114,11 +114,33 @@ EXEC_STEPS: list[Callable[[Setup], None]] = [
 ]  # fmt: skip
 
 STEPS: list[Callable[[Setup], None]] = [
-    die_with_parent, enter_user_namespace, join_namespaces, unshare_namespaces, set_time_offsets, fork_init,
-    controlling_terminal, join_cgroup, set_rlimits, set_oom_score_adj, set_hostname, loopback_up, private_mounts, mount_overlay, bind_root,
-    mount_spec_mounts, create_devices, handoff.open_exec_fifo, handoff.runtime_hooks,
-    enter_root, handoff.open_terminal, handoff.set_sysctl, readonly_root, mask_paths, *SECURITY_STEPS, handoff.check_program,
-]  # fmt: skip
+    die_with_parent,
+    enter_user_namespace,
+    join_namespaces,
+    unshare_namespaces,
+    set_time_offsets,
+    fork_init,
+    controlling_terminal,
+    join_cgroup,
+    set_rlimits,
+    set_oom_score_adj,
+    set_hostname,
+    loopback_up,
+    private_mounts,
+    mount_overlay,
+    bind_root,
+    mount_spec_mounts,
+    create_devices,
+    handoff.open_exec_fifo,
+    handoff.runtime_hooks,
+    enter_root,
+    handoff.open_terminal,
+    handoff.set_sysctl,
+    readonly_root,
+    mask_paths,
+    *SECURITY_STEPS,
+    handoff.check_program,
+]
 
 
 def run_step(step: Callable[[Setup], None], setup: Setup) -> None:

@@ -106,7 +106,15 @@ def run_init(setup: Setup) -> None:
     is ignored unless it installs a handler) and inherits every orphan of the
     container, which it must ``wait`` for. This small init does both jobs.
     """
-    forwarded = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH}
+    forwarded = {
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGWINCH,
+    }
     # Blocked until our handlers are in place: a signal sent the moment the program starts must not be lost.
     signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)

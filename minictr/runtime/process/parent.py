@@ -69,7 +69,9 @@ def sealed_interpreter() -> int | None:
         done = 0
         while done < size:
             done += os.sendfile(copy, source, done, size - done)
-        fcntl.fcntl(copy, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+        fcntl.fcntl(
+            copy, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+        )
         return copy
     except OSError:
         return None  # no memfd here: run as before
@@ -220,9 +222,18 @@ def spawn(
     channel = process.channel
     faults.point("spawn")
     try:
-        options = {"die_with_parent": die_with_parent, "parent_pid": os.getpid(), "init": init, "join": join,
-                   "netlink": netlink, "cgroup": cgroup is not None, "terminal": terminal, "hooks": hooks is not None,
-                   **_seccomp_program(spec), **(extra or {})}
+        options = {
+            "die_with_parent": die_with_parent,
+            "parent_pid": os.getpid(),
+            "init": init,
+            "join": join,
+            "netlink": netlink,
+            "cgroup": cgroup is not None,
+            "terminal": terminal,
+            "hooks": hooks is not None,
+            **_seccomp_program(spec),
+            **(extra or {}),
+        }
         channel.send(Message.CONFIG, spec=spec, overlay=overlay, options=options, call=call)
         _wait_until_ready(process, spec, cgroup, hooks)
     except BaseException:
@@ -232,8 +243,12 @@ def spawn(
     return process
 
 
-def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any], cgroup: Callable[[int], None] | None = None,
-                      hooks: Callable[[int], dict[str, Any]] | None = None) -> None:
+def _wait_until_ready(
+    process: ContainerProcess,
+    spec: dict[str, Any],
+    cgroup: Callable[[int], None] | None = None,
+    hooks: Callable[[int], dict[str, Any]] | None = None,
+) -> None:
     """Answer the child's requests (user namespace maps, its cgroup, hooks) until it reports READY."""
     while True:
         message = process.channel.receive(SETUP_TIMEOUT)
@@ -262,7 +277,9 @@ def _wait_until_ready(process: ContainerProcess, spec: dict[str, Any], cgroup: C
             raise ProtocolError("ready", kind)
 
 
-def call(spec: dict[str, Any], function: Callable[..., Any], *args: Any, timeout: float = 60, join: int | None = None) -> Any:
+def call(
+    spec: dict[str, Any], function: Callable[..., Any], *args: Any, timeout: float = 60, join: int | None = None
+) -> Any:
     """Run ``function(*args)`` inside a container described by ``spec``; return its value.
 
     The function travels as source code (``inspect.getsource``), so it may be

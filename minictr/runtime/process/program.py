@@ -64,4 +64,6 @@ def call_function(call: dict[str, Any]) -> Any:
         return namespace[call["name"]](*call.get("args", []))
     except Exception as exc:
         line = innermost_line(exc, f"<{call['name']}>")
-        raise StepFailed("call", f"{call['name']}(){line} raised {type(exc).__name__}: {exc}", getattr(exc, "errno", None)) from exc
+        raise StepFailed(
+            "call", f"{call['name']}(){line} raised {type(exc).__name__}: {exc}", getattr(exc, "errno", None)
+        ) from exc

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-
 class StepFailed(Exception):
     """A set-up step failed; carries the step's name for the parent's message."""
 
@@ -70,8 +69,9 @@ def run_own(setup: Setup, step: str, *args: Any) -> None:
         function(*args)
     except Exception as exc:
         line = innermost_line(exc, f"<{function.__name__}>")
-        raise StepFailed(step, f"your {function.__name__}(){line} raised {type(exc).__name__}: {exc}",
-                         getattr(exc, "errno", None)) from exc
+        raise StepFailed(
+            step, f"your {function.__name__}(){line} raised {type(exc).__name__}: {exc}", getattr(exc, "errno", None)
+        ) from exc
 
 
 def innermost_line(exc: BaseException, filename: str) -> str:
