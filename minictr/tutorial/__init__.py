@@ -57,6 +57,7 @@ from minictr.tutorial.images import (
     tar_entries,
     upper_listing,
 )
+from minictr.tutorial.lab_picture import svg_network_lab
 from minictr.tutorial.limits import (
     average,
     busy,
@@ -85,7 +86,6 @@ from minictr.tutorial.pictures import (
     svg_chroot_tree,
     svg_id_map,
     svg_image_parts,
-    svg_network_lab,
     svg_overlay,
     svg_pid_trees,
     svg_pivot_root,

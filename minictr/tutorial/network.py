@@ -52,7 +52,7 @@ class NetLab:
         from IPython.display import display
 
         from minictr.tutorial.common import picture
-        from minictr.tutorial.pictures import svg_network_lab
+        from minictr.tutorial.lab_picture import svg_network_lab
 
         report: dict[str, Any] = json.loads(_python("-m", "minictr.tutorial.netlab", name))
         for line in report.get("said", []):
