@@ -14,6 +14,12 @@ hand. :func:`read_json` returns ``{}`` for a missing, empty, torn or
 non-object file: callers treat that as what it is, the trace of a crash, and
 clean up after it — never as an exception.
 
+:func:`locked` is the one way minictr holds a lock file (``flock``): the
+image store, its blobs and layers, the state root's container names, a
+container's cp. The host-wide network lock builds on the same call and adds
+re-entrancy; the monitor's lock is the one exception, a descriptor it keeps
+across exec and others only probe.
+
 Only the standard library, and nothing heavy: the container start path writes
 state.json through here.
 """
@@ -28,7 +34,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
 PARTIAL_PREFIX = ".partial-"
@@ -54,6 +60,40 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+@contextlib.contextmanager
+def locked(path: str, *, shared: bool = False, timeout: float | None = None) -> Iterator[int]:
+    """Hold a ``flock`` on ``path`` (made, with its directory, if missing) for the block; yield its descriptor.
+
+    ``shared`` takes a shared lock (readers, or work that only adds) instead
+    of an exclusive one. ``timeout`` gives up after that many seconds with
+    :class:`TimeoutError` instead of waiting for as long as the holder keeps
+    it. The kernel lets go of the lock when its holder dies, so a killed
+    minictr never leaves one behind.
+    """
+    import fcntl
+    import time
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        if timeout is None:
+            fcntl.flock(fd, operation)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, operation | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{path} is held by another process") from None
+                    time.sleep(0.02)
+        yield fd
+    finally:
+        os.close(fd)  # closing lets go of the lock
 
 
 def write_json(path: str, value: Any, *, indent: int | None = None, durable: bool = False) -> None:

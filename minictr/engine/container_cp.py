@@ -147,23 +147,13 @@ def _live_root(state: dict[str, Any], directory: str) -> int:
 @contextlib.contextmanager
 def _monitor_lock(directory: str, container_id: str) -> Iterator[None]:
     """Hold the monitor's lock: no start mounts the same upper directory while we use it."""
-    import fcntl
-    import time
+    from minictr.files import locked
 
-    lock = os.open(os.path.join(directory, MONITOR_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        deadline = time.monotonic() + 30  # a monitor recording an exit lets go soon
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise UsageError(f"container {container_id} is starting or stopping: try again") from None
-                time.sleep(0.02)
-        yield
-    finally:
-        os.close(lock)
+        with locked(os.path.join(directory, MONITOR_LOCK), timeout=30):  # a monitor recording an exit lets go soon
+            yield
+    except TimeoutError:
+        raise UsageError(f"container {container_id} is starting or stopping: try again") from None
 
 
 def _mounted_elsewhere(directory: str, overlay: dict[str, Any]) -> int:

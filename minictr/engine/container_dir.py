@@ -117,10 +117,9 @@ def _locked(base: str) -> Iterator[None]:
     """Hold ``<state root>/containers.lock``: creating a container directory and sweeping stale ones exclude each
     other.
     """
-    import fcntl
+    from minictr.files import locked
 
-    with open(os.path.join(os.path.dirname(base), "containers.lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with locked(os.path.join(os.path.dirname(base), "containers.lock")):
         yield
 
 

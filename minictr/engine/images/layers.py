@@ -20,7 +20,6 @@ A container's root is then an overlay of these directories, top layer first
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 
 TYPE_CHECKING = False  # typing is for checkers; the container start path does without it
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 from minictr.engine.images.store import Image, ImageStore
 from minictr.engine.images.whiteouts import is_opaque, is_whiteout
 from minictr.errors import ImageError
+from minictr.files import locked
 
 
 def layers_root(store: ImageStore) -> str:
@@ -48,10 +48,7 @@ def layer_dir(store: ImageStore, diff_id: str) -> str:
 
 @contextlib.contextmanager
 def _layer_lock(store: ImageStore, diff_id: str) -> Iterator[None]:
-    locks = os.path.join(layers_root(store), ".locks")
-    os.makedirs(locks, exist_ok=True)
-    with open(os.path.join(locks, os.path.basename(layer_dir(store, diff_id))), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with locked(os.path.join(layers_root(store), ".locks", os.path.basename(layer_dir(store, diff_id)))):
         yield
 
 

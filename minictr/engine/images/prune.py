@@ -13,7 +13,6 @@ exclusively, which no pull, load or run holds while it adds content.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from minictr.engine.images.layers import layers_root
 from minictr.engine.images.store import ImageStore
 from minictr.errors import ImageError
+from minictr.files import locked
 
 
 @dataclass
@@ -85,8 +85,7 @@ def prune(store: ImageStore, state_root: str | None = None, *, blobs: set[str] |
     """
     store.ensure()
     result = Pruned()
-    with open(os.path.join(store.root, ".gc.lock"), "a") as gc_lock, store.lock():
-        fcntl.flock(gc_lock, fcntl.LOCK_EX)
+    with locked(os.path.join(store.root, ".gc.lock")), store.lock():
         keep_blobs, keep_layers = reachable(store)
         used = in_use(state_root)
         sweep = blobs is None and diff_ids is None

@@ -16,7 +16,6 @@ file lock, so two writers never lose each other's tags.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 from minictr import faults
 from minictr.engine.images import oci
 from minictr.errors import ImageError, ImageNotFound
-from minictr.files import write_atomic
+from minictr.files import locked, write_atomic
 
 
 def normalize_reference(reference: str) -> str:
@@ -106,12 +105,8 @@ class ImageStore:
     def lock(self) -> Iterator[None]:
         """Hold the store's write lock (a ``flock`` on ``<root>/.lock``)."""
         self.ensure()
-        with open(os.path.join(self.root, ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with locked(os.path.join(self.root, ".lock")):
+            yield
 
     # --- blobs ------------------------------------------------------------------
 
@@ -156,14 +151,14 @@ class ImageStore:
     def blob_lock(self, digest: str) -> Iterator[None]:
         """Hold the lock of one blob: of two concurrent pulls, one downloads it and the other finds it there."""
         encoded = os.path.basename(self.blob_path(digest))
-        with _flock(os.path.join(self.root, ".locks", encoded), fcntl.LOCK_EX):
+        with locked(os.path.join(self.root, ".locks", encoded)):
             yield
 
     @contextlib.contextmanager
     def in_use(self) -> Iterator[None]:
         """Held (shared) while blobs are added and not yet named; :meth:`gc` takes it exclusively."""
         self.ensure()
-        with _flock(os.path.join(self.root, ".gc.lock"), fcntl.LOCK_SH):
+        with locked(os.path.join(self.root, ".gc.lock"), shared=True):
             yield
 
     def read_blob(self, digest: str) -> bytes:
@@ -316,15 +311,6 @@ class BlobWriter:
         self.file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp)
-
-
-@contextlib.contextmanager
-def _flock(path: str, operation: int) -> Iterator[None]:
-    """Hold a ``flock`` on ``path`` (created if needed) for the block."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, operation)
-        yield
 
 
 def _ref_name(entry: dict[str, Any]) -> str:

@@ -23,7 +23,6 @@ containers starting at once simply queue.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import os
 import re
@@ -40,7 +39,7 @@ from minictr import faults
 from minictr.engine.network import DEFAULT_NETWORK, HOST_DIR
 from minictr.engine.network.pools import free_subnet, overlapping
 from minictr.errors import MinictrError, UsageError
-from minictr.files import read_json, remove_partials, write_json
+from minictr.files import locked, read_json, remove_partials, write_json
 
 #: Names that are modes, not networks.
 RESERVED = ("bridge", "host", "none", "default")
@@ -48,26 +47,24 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 _thread_lock = threading.RLock()
 _depth = 0
-_handle: Any = None
+_held = contextlib.ExitStack()
 
 
 @contextlib.contextmanager
 def host_lock() -> Iterator[None]:
     """Hold the host-wide network lock (re-entrant within this process, exclusive across processes)."""
-    global _depth, _handle
+    global _depth
     with _thread_lock:
         if _depth == 0:
             os.makedirs(HOST_DIR, mode=0o700, exist_ok=True)
-            _handle = open(os.path.join(HOST_DIR, "lock"), "a")  # noqa: SIM115 - held while the lock is, closed below
-            fcntl.flock(_handle, fcntl.LOCK_EX)
+            _held.enter_context(locked(os.path.join(HOST_DIR, "lock")))
         _depth += 1
         try:
             yield
         finally:
             _depth -= 1
             if _depth == 0:
-                _handle.close()  # closing releases the flock
-                _handle = None
+                _held.close()  # lets go of the lock
 
 
 @dataclass
