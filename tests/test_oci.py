@@ -492,3 +492,27 @@ def test_the_runtimes_own_spec_runs(oci: Runtime, tmp_path: pathlib.Path) -> Non
     done = oci("run", "--bundle", str(made), "own")
     assert "NoNewPrivs:\t1" in done.stdout
     assert "CapEff:\t0000000000000000" not in done.stdout  # the default capabilities, not none
+
+
+@only_ours
+def test_the_default_cgroup_parent_goes_with_the_last_container_whichever_made_it(oci: Runtime) -> None:
+    """Two containers overlap; the first made /minictr-oci and goes first; the second's delete removes the parent."""
+    from minictr.kernel import cgroups
+
+    def no_cgroups_path(spec: dict[str, Any]) -> None:
+        spec["linux"].pop("cgroupsPath", None)
+
+    layout = cgroups.layout()
+    mount = layout["v2"]["path"] if layout["layout"] == "v2" else layout["v1"]["pids"]
+    parent = os.path.join(mount, cgroups.OCI_PARENT)
+    if os.path.isdir(parent):
+        pytest.skip(f"{parent} is there already (another session's containers)")
+    first = oci.bundle(["sleep", "60"], "first", edit=no_cgroups_path)
+    second = oci.bundle(["sleep", "60"], "second", edit=no_cgroups_path)
+    oci.create("first", first)
+    oci.create("second", second)
+    assert os.path.isdir(os.path.join(parent, "second"))
+    oci("delete", "--force", "first")
+    assert os.path.isdir(parent)  # the second still lives in it
+    oci("delete", "--force", "second")
+    assert not os.path.exists(parent)

@@ -31,11 +31,22 @@ if TYPE_CHECKING:
     from typing import Any
 
 from minictr.errors import UsageError
-from minictr.kernel.cgroups.base import PARENT, Manager, own_cgroup, plan
+from minictr.kernel.cgroups.base import OCI_PARENT, PARENT, Manager, own_cgroup, plan
 from minictr.kernel.cgroups.layout import cgroup_layout
 from minictr.kernel.cgroups.stats import Stats
 
-__all__ = ["PARENT", "Manager", "Stats", "available", "default_path", "layout", "load", "new", "swap_accounted"]
+__all__ = [
+    "OCI_PARENT",
+    "PARENT",
+    "Manager",
+    "Stats",
+    "available",
+    "default_path",
+    "layout",
+    "load",
+    "new",
+    "swap_accounted",
+]
 
 
 def layout() -> dict[str, Any]:
@@ -57,9 +68,9 @@ def swap_accounted(host: dict[str, Any] | None = None) -> bool:
     return bool(memory and os.path.exists(os.path.join(memory, "memory.memsw.limit_in_bytes")))
 
 
-def default_path(container_id: str) -> str:
-    """Where ``minictr run`` puts a container: ``/minictr/<id>`` in every hierarchy."""
-    return f"/{PARENT}/{container_id}"
+def default_path(container_id: str, parent: str = PARENT) -> str:
+    """Where a container's cgroup goes: ``/minictr/<id>`` in every hierarchy (minictr-oci: under its own parent)."""
+    return f"/{parent}/{container_id}"
 
 
 def new(cgroups_path: str, host: dict[str, Any] | None = None) -> Manager:

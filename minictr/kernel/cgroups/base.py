@@ -30,6 +30,8 @@ from minictr.errors import CgroupError
 
 #: Where ``minictr run`` puts containers in every hierarchy: ``/minictr/<id>``.
 PARENT = "minictr"
+#: Where ``minictr-oci`` puts them when the spec names no ``cgroupsPath``: ``/minictr-oci/<id>``.
+OCI_PARENT = "minictr-oci"
 
 
 class Manager:
@@ -224,8 +226,9 @@ def plan(mount: str, cgroups_path: str, own: str) -> tuple[str, list[str]]:
     cgroup namespace); a relative one from our own cgroup there, as runc
     does (the OCI spec leaves it to the runtime). The directories that do
     not exist now are the ones this container creates and may remove; the
-    default ``minictr`` parent always counts as ours (it is removed when
-    empty, by whichever container is last).
+    default parents, ``minictr`` and ``minictr-oci``, always count as ours
+    (each is removed when empty, by whichever container is last: not only
+    by the one that happened to make it).
     """
     if ".." in cgroups_path.split("/"):
         raise CgroupError(f"cgroupsPath {cgroups_path!r}: '..' is not allowed", path=mount, value=cgroups_path)
@@ -235,6 +238,6 @@ def plan(mount: str, cgroups_path: str, own: str) -> tuple[str, list[str]]:
     created = []
     for depth in range(len(parts) - 1, 0, -1):
         ancestor = os.path.join(mount, *parts[:depth])
-        if not os.path.isdir(ancestor) or (depth == 1 and parts[0] == PARENT):
+        if not os.path.isdir(ancestor) or (depth == 1 and parts[0] in (PARENT, OCI_PARENT)):
             created.append(ancestor)
     return leaf, created

@@ -143,7 +143,7 @@ def _cgroup(spec: dict[str, Any], container_id: str, systemd: bool) -> Any:
     """Plan the container's cgroup (``linux.cgroupsPath``, else ``/minictr-oci/<id>``); None without cgroups."""
     from minictr.kernel import cgroups
 
-    path = spec.get("linux", {}).get("cgroupsPath") or f"/minictr-oci/{container_id}"
+    path = spec.get("linux", {}).get("cgroupsPath") or cgroups.default_path(container_id, cgroups.OCI_PARENT)
     advice = ("minictr-oci makes cgroups itself (cgroupfs): run without --systemd-cgroup "
               "(podman: --cgroup-manager cgroupfs; containerd: SystemdCgroup = false)")  # fmt: skip
     if systemd:
