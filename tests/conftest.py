@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import registry_server as rs
-from helpers import NOBODY, SYSTEM_PYTHON, Roots
+from helpers import NOBODY, SYSTEM_PYTHON, Roots, cli_command
 from helpers import free_port as free_port  # re-exported: tests import these three from here too
 from helpers import run_cli as run_cli
 from helpers import wait_until as wait_until
@@ -443,8 +443,17 @@ def kill_9_of_a_foreground_run_leaks_nothing(options: list[str], *, data_root: s
     mark in its environment.
     """
     mark = os.urandom(6).hex()
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
-               "run", "-e", f"MINICTR_TEST_MARK={mark}", *options, "busybox", "sleep", "60"]  # fmt: skip
+    command = cli_command(
+        "run",
+        "-e",
+        f"MINICTR_TEST_MARK={mark}",
+        *options,
+        "busybox",
+        "sleep",
+        "60",
+        data_root=data_root,
+        state_root=state_root,
+    )
     before = host_snapshot(state_root)
     cli = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
 

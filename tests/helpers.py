@@ -34,10 +34,34 @@ from minictr.runtime.state import read_state
 from minictr.tutorial.processes import alive, children, status, tree
 
 __all__ = [
-    "BASE_CAPABILITIES", "NOBODY", "OURS", "RUNTIME", "RUNTIME_IS_OURS", "RUNTIME_NAME", "SYSTEM_PYTHON", "Roots",
-    "add_namespaces", "alive", "base_config", "children", "container_log", "descendants", "detached", "free_port",
-    "host_mounts", "interfaces", "mount_table", "proc_status", "read", "run_cli", "run_rootless", "run_spec",
-    "runtime_command", "stop_detached", "wait_until",
+    "BASE_CAPABILITIES",
+    "NOBODY",
+    "OURS",
+    "RUNTIME",
+    "RUNTIME_IS_OURS",
+    "RUNTIME_NAME",
+    "SYSTEM_PYTHON",
+    "Roots",
+    "add_namespaces",
+    "alive",
+    "base_config",
+    "children",
+    "cli_command",
+    "container_log",
+    "descendants",
+    "detached",
+    "free_port",
+    "host_mounts",
+    "interfaces",
+    "mount_table",
+    "proc_status",
+    "read",
+    "run_cli",
+    "run_rootless",
+    "run_spec",
+    "runtime_command",
+    "stop_detached",
+    "wait_until",
 ]  # fmt: skip
 
 #: The uid (and gid) of ``nobody``: the rootless tests run minictr as it.
@@ -136,8 +160,13 @@ def run_cli(
     *args: str, data_root: str, state_root: str, timeout: float = 60, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     """Run the real ``minictr`` command line in a subprocess."""
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, *args]
+    command = cli_command(*args, data_root=data_root, state_root=state_root)
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def cli_command(*args: str, data_root: str, state_root: str) -> list[str]:
+    """The real ``minictr ARGS`` command line on these roots, for a test that starts it itself (Popen, env)."""
+    return [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, *args]
 
 
 @dataclass

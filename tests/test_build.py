@@ -19,6 +19,7 @@ import uuid
 
 import pytest
 import registry_server as rs
+from helpers import cli_command
 
 from conftest import run_cli
 from minictr.engine.build.context import Ignore
@@ -550,23 +551,10 @@ def test_errors_name_the_dockerfile_given_with_f(data_root: str, state_root: str
 @root
 def test_a_build_killed_mid_run_is_cleaned_up_by_the_next(data_root: str, state_root: str, tmp_path) -> None:
     import signal
-    import sys
     import time
 
     context = _context(tmp_path, _unique("FROM busybox\nRUN echo started; sleep 60\n"))
-    command = [
-        sys.executable,
-        "-m",
-        "minictr.cli",
-        "--data-root",
-        data_root,
-        "--root",
-        state_root,
-        "build",
-        "--network",
-        "none",
-        context,
-    ]
+    command = cli_command("build", "--network", "none", context, data_root=data_root, state_root=state_root)
     build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in build.stdout:  # type: ignore[union-attr]

@@ -13,14 +13,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import Roots, detached
+from helpers import Roots, cli_command, detached
 
 from conftest import cgroup_dirs, run_cli
 from minictr.engine import container
@@ -311,8 +310,9 @@ def test_the_container_and_its_execs_are_in_its_own_cgroup_and_it_goes_with_them
 @pytest.mark.root
 def test_kill_9_of_minictr_leaves_nothing_after_the_next_run(data_root: str, state_root: str) -> None:
     before = cgroup_dirs()
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
-               "run", "--network", "none", "-m", "32m", "busybox", "sleep", "60"]  # fmt: skip
+    command = cli_command(
+        "run", "--network", "none", "-m", "32m", "busybox", "sleep", "60", data_root=data_root, state_root=state_root
+    )
     runner = subprocess.Popen(command)
     deadline = time.monotonic() + 30
     while not (cgroup_dirs() - before) and time.monotonic() < deadline:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
+from helpers import cli_command
 
 from conftest import cgroup_dirs, run_cli
 
@@ -44,7 +44,7 @@ def test_minictr_at_the_root_of_its_own_cgroup_namespace(data_root: str, state_r
     until minictr moves them to a leaf (``/init``); and a controller the pod was not given is a clear error."""
     pod = os.path.join(outer, "pod")
     os.mkdir(pod)
-    minictr = shlex.join([sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root])
+    minictr = shlex.join(cli_command(data_root=data_root, state_root=state_root))
     inside = (
         f"umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && "
         f"{minictr} run --network none -m 32m busybox cat /proc/self/cgroup; echo status $?; "

@@ -6,9 +6,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
+from helpers import cli_command
 
 from conftest import host_snapshot, kill_9_of_a_foreground_run_leaks_nothing, remove_container, run_cli, wait_until
 
@@ -108,8 +108,9 @@ def test_kill_9_of_minictr_exec_kills_what_it_started(data_root: str, state_root
         "run", "-d", "busybox", "sleep", "120", data_root=data_root, state_root=state_root
     ).stdout.strip()
     mark = os.urandom(6).hex()
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
-               "exec", "-e", f"MINICTR_TEST_MARK={mark}", container, "sleep", "60"]  # fmt: skip
+    command = cli_command(
+        "exec", "-e", f"MINICTR_TEST_MARK={mark}", container, "sleep", "60", data_root=data_root, state_root=state_root
+    )
     program = lambda: [p for p in host_snapshot(state_root)["processes"] if mark in p and " minictr-" not in p]  # noqa: E731
     try:
         cli = subprocess.Popen(command)
@@ -127,8 +128,7 @@ def test_kill_9_of_minictr_exec_kills_what_it_started(data_root: str, state_root
 
 def test_concurrent_runs_do_not_trip_over_each_other(data_root: str, state_root: str) -> None:
     # A new container's directory must never look stale to another run's sweep.
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root,
-               "run", "--rm", "busybox", "true"]  # fmt: skip
+    command = cli_command("run", "--rm", "busybox", "true", data_root=data_root, state_root=state_root)
     for _ in range(5):
         runs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(4)]
         results = [(run.wait(60), run.stderr.read()) for run in runs]

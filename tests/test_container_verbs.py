@@ -11,12 +11,12 @@ import os
 import pathlib
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Iterator
 
 import pytest
+from helpers import cli_command
 from test_lifecycle import Minictr, wait_until
 
 from conftest import remove_all, run_cli
@@ -84,7 +84,7 @@ def test_cp_to_and_from_a_stopped_container_and_tar_streams(minictr: Minictr, tm
     assert minictr("start", "-a", ctr).stdout == "given\n"  # in its own upper layer: it sees it on the next run
     with open("/proc/self/mountinfo") as mounts:
         assert minictr.directory(ctr) not in mounts.read()  # the helper's mount never reached the host
-    cli = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root]
+    cli = cli_command(data_root=minictr.data_root, state_root=minictr.state_root)
     archive = subprocess.run([*cli, "cp", f"{ctr}:/made", "-"], capture_output=True, check=True)
     (tmp_path / "a.tar").write_bytes(archive.stdout)
     with tarfile.open(tmp_path / "a.tar") as tar:
@@ -200,9 +200,19 @@ def test_rm_keeps_anonymous_volumes_and_rm_v_removes_them(minictr: Minictr) -> N
 
 @pytest.mark.parametrize("proxy", ["true", "false"])
 def test_sig_proxy_passes_sigterm_on_or_not(minictr: Minictr, proxy: str) -> None:
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
-               "run", "--rm", "--network", "none", f"--sig-proxy={proxy}", "busybox", "sh", "-c",
-               "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done"]  # fmt: skip
+    command = cli_command(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        f"--sig-proxy={proxy}",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+        data_root=minictr.data_root,
+        state_root=minictr.state_root,
+    )
     cli = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert cli.stdout is not None
     assert cli.stdout.readline() == "ready\n"
@@ -271,9 +281,20 @@ def test_a_foreground_container_is_kept_after_its_exit_unless_rm(minictr: Minict
 def test_a_kept_tty_run_logs_what_its_terminal_showed(minictr: Minictr) -> None:
     import pty
 
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
-               "run", "-t", "--name", "tty", "--network", "none", "busybox", "sh", "-c",
-               "test -t 1 && echo on-a-terminal"]  # fmt: skip
+    command = cli_command(
+        "run",
+        "-t",
+        "--name",
+        "tty",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "test -t 1 && echo on-a-terminal",
+        data_root=minictr.data_root,
+        state_root=minictr.state_root,
+    )
     pid, master = pty.fork()
     if pid == 0:
         os.execv(command[0], command)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from helpers import cli_command
 from test_network import Host
 
 from conftest import run_cli, wait_for, wait_until
@@ -224,8 +225,9 @@ def test_the_server_runs_while_the_network_has_members_and_goes_with_it(host: Ho
 
 def test_kill_9_of_minictr_after_the_server_started_leaves_nothing_after_network_prune(host: Host) -> None:
     host.cli("network", "create", "dnsfault")
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", host.data_root, "--root", host.state_root,
-               "run", "--network", "dnsfault", "busybox", "sleep", "120"]  # fmt: skip
+    command = cli_command(
+        "run", "--network", "dnsfault", "busybox", "sleep", "120", data_root=host.data_root, state_root=host.state_root
+    )
     faulty = {**os.environ, "MINICTR_FAULT": "dns"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=faulty)
     assert done.returncode == -signal.SIGKILL, done.stderr

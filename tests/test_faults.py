@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import cli_command
 
 from conftest import free_port, host_leftovers, host_snapshot, run_cli, wait_until
 
@@ -32,7 +33,7 @@ def faulty(step: str, *args: str, data_root: str, state_root: str) -> subprocess
     step is reached by the container's monitor, which the variable reaches
     too: minictr must report it (125) and clean up.
     """
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", data_root, "--root", state_root, *args]
+    command = cli_command(*args, data_root=data_root, state_root=state_root)
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=120, env={**os.environ, "MINICTR_FAULT": step}
     )

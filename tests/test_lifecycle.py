@@ -14,12 +14,12 @@ import select
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from helpers import cli_command
 
 from conftest import cgroup_dirs, remove_all, run_cli
 from minictr.engine.container_dir import alive, read_state
@@ -148,8 +148,17 @@ def test_the_monitor_is_no_child_of_the_cli_and_stays_small(minictr: Minictr) ->
 
 
 def test_kill_9_of_the_cli_leaves_the_container_running_and_rm_f_removes_all(minictr: Minictr) -> None:
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
-               "run", "-d", "--name", "survivor", "busybox", "sleep", "60"]  # fmt: skip
+    command = cli_command(
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "busybox",
+        "sleep",
+        "60",
+        data_root=minictr.data_root,
+        state_root=minictr.state_root,
+    )
     cli = subprocess.Popen(command, stdout=subprocess.PIPE)
     assert wait_until(lambda: minictr("ps", "-q", check=False).stdout.strip())
     cli.send_signal(signal.SIGKILL)
@@ -366,8 +375,9 @@ class Terminal:
 def test_an_interactive_shell_through_a_pty(minictr: Minictr) -> None:
     terminal = Terminal(30, 100)
     settings = termios.tcgetattr(terminal.slave)
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
-               "run", "-it", "--network", "none", "busybox", "sh"]  # fmt: skip
+    command = cli_command(
+        "run", "-it", "--network", "none", "busybox", "sh", data_root=minictr.data_root, state_root=minictr.state_root
+    )
     cli = subprocess.Popen(
         command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
     )
@@ -478,17 +488,7 @@ def test_stats_top_and_port_of_a_running_container(minictr: Minictr) -> None:
 
 def test_detach_and_attach_again(minictr: Minictr) -> None:
     container = minictr.detach("-it", "busybox", "sh")
-    command = [
-        sys.executable,
-        "-m",
-        "minictr.cli",
-        "--data-root",
-        minictr.data_root,
-        "--root",
-        minictr.state_root,
-        "attach",
-        container,
-    ]
+    command = cli_command("attach", container, data_root=minictr.data_root, state_root=minictr.state_root)
 
     def attach() -> tuple[Terminal, subprocess.Popen[bytes]]:
         terminal = Terminal(24, 80)
@@ -563,8 +563,7 @@ def test_exec_i_and_t(minictr: Minictr) -> None:
     )
     assert (closed.returncode, closed.stdout) == (0, "")  # without -i its stdin is /dev/null
     terminal = Terminal(30, 100)
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", minictr.data_root, "--root", minictr.state_root,
-               "exec", "-it", container, "sh"]  # fmt: skip
+    command = cli_command("exec", "-it", container, "sh", data_root=minictr.data_root, state_root=minictr.state_root)
     cli = subprocess.Popen(
         command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
     )

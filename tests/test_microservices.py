@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from helpers import cli_command
 
 from conftest import free_port, host_leftovers, host_snapshot, remove_all, wait_for
 
@@ -43,8 +44,7 @@ class Shop:
         self.state_root, self.port, self.name = state_root, free_port(), f"shop{os.getpid()}"
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "minictr.cli", "--data-root", DATA_ROOT, "--root", self.state_root, "compose",
-                   "-p", self.name, *args]  # fmt: skip
+        command = cli_command("compose", "-p", self.name, *args, data_root=DATA_ROOT, state_root=self.state_root)
         done = subprocess.run(command, cwd=EXAMPLE, capture_output=True, text=True, timeout=600,
                               env={**os.environ, "LB_PORT": str(self.port)})  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
@@ -65,9 +65,21 @@ def shop(state_root: str) -> Iterator[Shop]:
         pytest.skip(reason)
     project = Shop(state_root)
     yield project
-    subprocess.run([sys.executable, "-m", "minictr.cli", "--data-root", DATA_ROOT, "--root", state_root, "compose",
-                    "-p", project.name, "-f", str(EXAMPLE / "compose.yaml"), "down", "-v"], capture_output=True,
-                   timeout=300)  # fmt: skip
+    subprocess.run(
+        cli_command(
+            "compose",
+            "-p",
+            project.name,
+            "-f",
+            str(EXAMPLE / "compose.yaml"),
+            "down",
+            "-v",
+            data_root=DATA_ROOT,
+            state_root=state_root,
+        ),
+        capture_output=True,
+        timeout=300,
+    )
     remove_all(state_root)
     # the images are tagged with the project's name: untag them (their layers stay, shared with the shop's)
     subprocess.run(

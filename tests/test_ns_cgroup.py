@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
-from helpers import Roots, container_log, read, stop_detached, wait_until
+from helpers import Roots, cli_command, container_log, read, stop_detached, wait_until
 
 from minictr.engine import container
 
@@ -39,8 +38,16 @@ def pids_cgroup() -> Iterator[str]:
 
 def test_cgroup_namespace_roots_the_tree_at_the_containers_cgroup(roots: Roots, pids_cgroup: str) -> None:
     # minictr runs in a test cgroup of its own; the container still gets its own cgroup, /minictr/<id>
-    command = [sys.executable, "-m", "minictr.cli", "--data-root", roots.data, "--root", roots.state,
-               "run", "-d", "busybox", "sh", "-c", "cat /proc/self/cgroup; exec sleep 30"]  # fmt: skip
+    command = cli_command(
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; exec sleep 30",
+        data_root=roots.data,
+        state_root=roots.state,
+    )
     result = subprocess.run(
         ["sh", "-c", f'echo $$ > {pids_cgroup}/cgroup.procs && exec "$@"', "sh", *command],
         capture_output=True,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from helpers import Roots, alive, children, descendants, detached, proc_status, wait_until
+from helpers import Roots, alive, children, cli_command, descendants, detached, proc_status, wait_until
 
 pytestmark = pytest.mark.root
 
@@ -75,19 +74,7 @@ def _foreground_pid_1(cli: subprocess.Popen[str], program: str, init: bool) -> i
 
 
 def test_pid_1_ignores_sigterm_without_a_handler(roots: Roots) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "minictr.cli",
-        "--data-root",
-        roots.data,
-        "--root",
-        roots.state,
-        "run",
-        "busybox",
-        "sleep",
-        "30",
-    ]
+    command = cli_command("run", "busybox", "sleep", "30", data_root=roots.data, state_root=roots.state)
     cli = subprocess.Popen(command, text=True)
     try:
         pid = _foreground_pid_1(cli, "sleep", init=False)
@@ -103,20 +90,7 @@ def test_pid_1_ignores_sigterm_without_a_handler(roots: Roots) -> None:
 
 
 def test_pid_init_passes_sigterm_on_and_exits_143(roots: Roots) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "minictr.cli",
-        "--data-root",
-        roots.data,
-        "--root",
-        roots.state,
-        "run",
-        "--init",
-        "busybox",
-        "sleep",
-        "30",
-    ]
+    command = cli_command("run", "--init", "busybox", "sleep", "30", data_root=roots.data, state_root=roots.state)
     cli = subprocess.Popen(command, text=True)
     try:
         _foreground_pid_1(cli, "sleep", init=True)

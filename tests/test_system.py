@@ -13,6 +13,7 @@ import pathlib
 import shutil
 
 import pytest
+from helpers import cli_command
 
 from conftest import cgroup_dirs, run_cli, wait_for
 from minictr import roots
@@ -79,24 +80,11 @@ def test_system_prune_after_kill_9_of_a_foreground_minictr(data_root: str, state
     """The foreground minictr dies with SIGKILL; prune removes its container's directory, lease and bridge."""
     import signal
     import subprocess
-    import sys
 
     from conftest import orphans_adopted
     from minictr.engine.network.store import NetworkStore
 
-    command = [
-        sys.executable,
-        "-m",
-        "minictr.cli",
-        "--data-root",
-        data_root,
-        "--root",
-        state_root,
-        "run",
-        "busybox",
-        "sleep",
-        "600",
-    ]
+    command = cli_command("run", "busybox", "sleep", "600", data_root=data_root, state_root=state_root)
     containers = os.path.join(state_root, "containers")
     with orphans_adopted() as adopted:
         minictr = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
