@@ -296,13 +296,14 @@ def _start(
         process.start()
         faults.point("exec")
         return Finished(0, id=container_id, note=process.note)
+    # recorded like a detached one, so that exec and kill reach it too; and with its owner (us), so that no
+    # sweep takes the directory (and the cgroup's OOM count) before we are done with it. Recorded before the
+    # program starts: it may answer its first input before we are scheduled again, and must be findable then
+    owner = {"owner": os.getpid(), "owner_start": start_time(os.getpid())}
+    _record_started(directory, process, spec, {**record, **owner})
     with forward_signals(process) if options.sig_proxy else contextlib.nullcontext():
         process.start()
         faults.point("exec")
-        # recorded like a detached one, so that exec and kill reach it too; and with its owner (us),
-        # so that no sweep takes the directory (and the cgroup's OOM count) before we are done with it
-        owner = {"owner": os.getpid(), "owner_start": start_time(os.getpid())}
-        _record_started(directory, process, spec, {**record, **owner})
         out, err, code = process.communicate()
     oom_killed = bool(cgroup and cgroup.oom_kills())
     return Finished(code, out, err, container_id, process.note, oom_killed)

@@ -286,6 +286,11 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
                 from minictr.engine.network.attach import connect
 
                 connect(network, process)
+            # running from before the program starts: its first output may be read, and acted on, at once
+            update_state(directory, {
+                "pid": process.pid, "start": start_time(process.pid), "spec": spec, "status": "running",
+                "started_at": timestamp(), "finished_at": None, "exit_code": None, "oom_killed": False, "error": "",
+            })  # fmt: skip
             process.start()
             faults.point("exec")  # a test's SIGKILL of the monitor as the program starts (see minictr.faults)
         except BaseException:
@@ -299,10 +304,6 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
                 pass
         release_resources(directory)
         raise
-    update_state(directory, {
-        "pid": process.pid, "start": start_time(process.pid), "spec": spec, "status": "running",
-        "started_at": timestamp(), "finished_at": None, "exit_code": None, "oom_killed": False, "error": "",
-    })  # fmt: skip
     return process
 
 
