@@ -150,10 +150,13 @@ def cmd_volume(args: argparse.Namespace) -> int:
     elif args.volume_command == "inspect":
         print(json.dumps([volumes.inspect(name, **where) for name in args.names], indent=2))
     elif args.volume_command == "rm":
+        from minictr.cli.each import each
+
         _sweep(args.root)
-        for name in args.names:
-            volumes.remove(name, force=args.force, state_root=args.root, **where)
-            print(name)
+        remove = volumes.remove
+        return each(
+            args.names, lambda n: (remove(n, force=args.force, state_root=args.root, **where), n)[1], args.debug
+        )
     else:
         _sweep(args.root)
         for name in volumes.prune(all_volumes=args.all, state_root=args.root, **where):
