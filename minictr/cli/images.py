@@ -189,7 +189,7 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
 def _remove_image(args: argparse.Namespace, store: ImageStore, reference: str, users: dict[str, str]) -> None:
     """Untag ``reference``; remove its blobs and layers unless another name or a running container needs them."""
-    from minictr.engine.images.prune import image_blobs, prune
+    from minictr.engine.images.prune import remove_image
 
     image = store.get(reference)
     named = [other for other in store.images() if other.id == image.id]
@@ -197,10 +197,8 @@ def _remove_image(args: argparse.Namespace, store: ImageStore, reference: str, u
         raise UsageError(
             f"rmi {reference}: container {users[image.id][:12]} uses this image (remove it with minictr rm, or use -f)"
         )
-    store.untag(reference)
+    image, removed = remove_image(store, reference, _swept_root(args))
     print(f"Untagged: {image.name}")
-    blobs, diff_ids = image_blobs(store, image.manifest_digest)
-    removed = prune(store, _swept_root(args), blobs=blobs, diff_ids=diff_ids)
     for digest in removed.blobs:
         print(f"Deleted: {digest}")
 

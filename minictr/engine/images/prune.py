@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from minictr.engine.images.layers import layers_root
-from minictr.engine.images.store import ImageStore
+from minictr.engine.images.store import Image, ImageStore
 from minictr.errors import ImageError
 from minictr.files import locked
 
@@ -145,6 +145,17 @@ def image_blobs(store: ImageStore, manifest_digest: str) -> tuple[set[str], set[
     with contextlib.suppress(ImageError):
         diff_ids = set(store.read_json(manifest["config"]["digest"]).get("rootfs", {}).get("diff_ids", []))
     return blobs, diff_ids
+
+
+def remove_image(store: ImageStore, reference: str, state_root: str | None = None) -> tuple[Image, Pruned]:
+    """Untag ``reference``, then remove what only it needed: its blobs and the unpacked layers no container stacks.
+
+    Another name of the same image keeps everything (its blobs are still reachable).
+    """
+    image = store.get(reference)
+    store.untag(reference)
+    blobs, diff_ids = image_blobs(store, image.manifest_digest)
+    return image, prune(store, state_root, blobs=blobs, diff_ids=diff_ids)
 
 
 def describe(result: Pruned) -> str:
