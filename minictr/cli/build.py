@@ -153,10 +153,12 @@ def cmd_volume(args: argparse.Namespace) -> int:
         from minictr.cli.each import each
 
         _sweep(args.root)
-        remove = volumes.remove
-        return each(
-            args.names, lambda n: (remove(n, force=args.force, state_root=args.root, **where), n)[1], args.debug
-        )
+
+        def remove_one(name: str) -> str:
+            volumes.remove(name, force=args.force, state_root=args.root, **where)
+            return name
+
+        return each(args.names, remove_one, args.debug)
     else:
         _sweep(args.root)
         for name in volumes.prune(all_volumes=args.all, state_root=args.root, **where):

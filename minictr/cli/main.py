@@ -306,7 +306,12 @@ def cmd_network(args: argparse.Namespace) -> int:
         from minictr.cli.each import each
 
         remove_stale(containers_dir(root))  # a dead container still named as a member is swept first
-        return each(args.names, lambda name: (manage.remove(root, name), name)[1], args.debug)
+
+        def remove_one(name: str) -> str:
+            manage.remove(root, name)
+            return name
+
+        return each(args.names, remove_one, args.debug)
     else:
         remove_stale(containers_dir(root))  # containers whose minictr was killed, with their veths and leases
         for name in manage.prune(root):
@@ -430,7 +435,12 @@ def cmd_kill(args: argparse.Namespace) -> int:
         number = int(name) if name.isdigit() else int(getattr(signal, name if name.startswith("SIG") else f"SIG{name}"))
     except AttributeError as exc:
         raise UsageError(f"--signal {args.signal!r}: no such signal") from exc
-    return each(args.containers, lambda c: (kill(c, number, state_root=args.root), c)[1], args.debug)
+
+    def signal_one(container: str) -> str:
+        kill(container, number, state_root=args.root)
+        return container
+
+    return each(args.containers, signal_one, args.debug)
 
 
 def cmd_build_busybox(args: argparse.Namespace) -> int:

@@ -250,7 +250,7 @@ def _images_to_remove(project: str, rmi: str, file: Project | None, found: list[
     """``local``: the images a build made under the project's name (``<project>-<service>``); ``all``: every one."""
     from minictr.engine.images.store import normalize_reference
 
-    wanted = set()
+    wanted: set[str] = set()
     if file is not None:
         services = [s for s in file.services.values() if rmi == "all" or not s.image]
         wanted.update(normalize_reference(file.image_of(service)) for service in services)
