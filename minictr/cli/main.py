@@ -16,7 +16,8 @@
     minictr doctor [--json]
 
 Errors print one line and exit 125 (Docker's "the runtime itself failed");
-``--debug`` adds the traceback. A container's own exit status is passed
+``--debug`` adds the traceback. A verb given several names (``rm``, ``kill``,
+``rmi``…) does each one and exits 1 if some failed (:mod:`minictr.cli.each`). A container's own exit status is passed
 through; 126 and 127 mean its program could not be run or was not found.
 """
 
