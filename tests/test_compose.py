@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, host_leftovers, host_snapshot, remove_all, run_cli, wait_for
+from conftest import free_port, host_leftovers, host_snapshot, remove_all, remove_container, run_cli, wait_for
 from minictr.engine.compose.model import load
 from minictr.errors import ComposeError
 
@@ -325,6 +325,12 @@ def test_down_rmi_local_removes_the_built_images_and_all_the_named_ones_too(
         assert down.returncode == 0, down.stderr
         assert down.stderr.splitlines()[-1] == "Image rmi-app  Removed" and images() == {"rmi-tagged:1"}
         assert "busybox" in run_cli("images", data_root=data_root, state_root=state_root).stdout  # FROM stays
+        # an image another container uses is kept, as rmi without -f keeps it
+        other = run_cli("run", "-d", "--network", "none", "rmi-tagged:1", "sleep", "60", data_root=data_root,
+                        state_root=state_root).stdout.strip()  # fmt: skip
+        kept = project("down", "--rmi", "all").stderr.splitlines()
+        assert kept == [f"minictr: warning: image rmi-tagged:1 is kept: container {other[:12]} uses it"]
+        remove_container(other, data_root=data_root, state_root=state_root)
         # with the file, and nothing running: every service's image (one already gone is passed over)
         assert project("down", "--rmi", "all").stderr.splitlines() == ["Image rmi-tagged:1  Removed"]
         assert images() == set()

@@ -163,19 +163,10 @@ def _swept_root(args: argparse.Namespace) -> str:
 
 
 def _users(args: argparse.Namespace) -> dict[str, str]:
-    """Image id -> id of a running container using it (for ``rmi`` without ``-f``)."""
-    import os
+    """Image id -> id of a container using it (for ``rmi`` without ``-f``)."""
+    from minictr.engine.images.prune import image_users
 
-    from minictr.engine.container_dir import containers_dir
-    from minictr.runtime.state import read_state
-
-    base = containers_dir(_swept_root(args))
-    found = {}
-    for name in os.listdir(base):
-        state = read_state(os.path.join(base, name))
-        if state.get("image_id"):
-            found[state["image_id"]] = name
-    return found
+    return image_users(_swept_root(args))
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:

@@ -262,17 +262,24 @@ def _images_to_remove(project: str, rmi: str, file: Project | None, found: list[
 
 
 def _remove_images(images: list[str], data_root: str | None, state_root: str, say: Say) -> None:
-    """Untag each image and remove what only it needed; one the store no longer has is passed over."""
+    """Untag each image and remove what only it needed; one the store no longer has is passed over, one that
+    another container uses is kept (with a warning), as ``rmi`` without ``-f`` would.
+    """
     from minictr.engine.container_root import image_store
-    from minictr.engine.images.prune import remove_image
+    from minictr.engine.images.prune import image_users, remove_image
     from minictr.errors import ImageNotFound
 
     store = image_store(data_root)
+    users = image_users(state_root)
     for name in images:
         try:
-            remove_image(store, name, state_root)
+            image = store.get(name)
         except ImageNotFound:
             continue
+        if image.id in users:  # another container (not the project's: those are gone) would lose its image
+            say(f"minictr: warning: image {name} is kept: container {users[image.id][:12]} uses it")
+            continue
+        remove_image(store, name, state_root)
         say(f"Image {name}  Removed")
 
 

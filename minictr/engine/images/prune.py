@@ -77,6 +77,19 @@ def in_use(state_root: str | None) -> set[str]:
     return used
 
 
+def image_users(state_root: str | None) -> dict[str, str]:
+    """Image id -> the id of a container under ``state_root`` made from it (dead ones count until swept)."""
+    from minictr.runtime.state import read_state
+
+    found: dict[str, str] = {}
+    base = os.path.join(state_root, "containers") if state_root else ""
+    for name in sorted(os.listdir(base)) if base and os.path.isdir(base) else []:
+        image_id = read_state(os.path.join(base, name)).get("image_id")
+        if image_id:
+            found[image_id] = name
+    return found
+
+
 def prune(store: ImageStore, state_root: str | None = None, *, blobs: set[str] | None = None,
           diff_ids: set[str] | None = None) -> Pruned:  # fmt: skip
     """Remove unreachable blobs and unpacked layers; with ``blobs``/``diff_ids`` only those candidates.
