@@ -2,7 +2,7 @@
 
 - processes as the host sees them, read from ``/proc`` (the notebooks' own
   readers, :mod:`minictr.tutorial.processes`, plus what only tests need);
-- waiting for a condition with a deadline, never a fixed sleep;
+- waiting for a condition with a deadline, never a fixed sleep (:func:`wait_until`, the package's own loop);
 - the real ``minictr`` command line on roots of a test's own, and containers
   run in the background (:func:`detached`), removed however the test ends;
 - minictr run by a user that is not root (:func:`run_rootless`);
@@ -24,14 +24,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from minictr.engine import logs
 from minictr.runtime.state import read_state
 from minictr.tutorial.processes import alive, children, status, tree
+from minictr.waiting import wait_until as wait_until  # the package's loop; tests import it from here too
 
 __all__ = [
     "BASE_CAPABILITIES",
@@ -132,17 +132,7 @@ def interfaces(net_dev: str) -> list[str]:
     return sorted(line.split(":")[0].strip() for line in net_dev.splitlines()[2:] if ":" in line)
 
 
-# --- waiting, ports ----------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last truth."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
+# --- ports ----------------------------------------------------------------------------
 
 
 def free_port() -> int:

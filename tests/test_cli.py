@@ -134,3 +134,40 @@ def test_concurrent_runs_do_not_trip_over_each_other(data_root: str, state_root:
         results = [(run.wait(60), run.stderr.read()) for run in runs]
         assert results == [(0, "")] * 4
     assert os.listdir(os.path.join(state_root, "containers")) == []
+
+
+def test_a_verb_given_several_names_goes_on_past_a_missing_one(data_root: str, state_root: str) -> None:
+    """As Docker: each name is tried, each failure is one line naming it, and the exit status is 1."""
+    tags = [f"several-{os.getpid()}-{n}" for n in range(2)]
+    for tag in tags:
+        assert run_cli("tag", "busybox", tag, data_root=data_root, state_root=state_root).returncode == 0
+    removed = run_cli("rmi", tags[0], "no-such-image-a", tags[1], data_root=data_root, state_root=state_root)
+    assert removed.returncode == 1 and removed.stdout.splitlines() == [f"Untagged: {tag}" for tag in tags]
+    assert removed.stderr.splitlines() == [
+        "minictr: error: no such image: no-such-image-a (minictr images lists what the store has)"
+    ]
+    listed = run_cli("images", data_root=data_root, state_root=state_root).stdout
+    assert not any(tag in listed for tag in tags)
+
+    def start() -> str:
+        started = run_cli("run", "-d", "--network", "none", "busybox", "sleep", "60",
+                          data_root=data_root, state_root=state_root)  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        return started.stdout.strip()
+
+    for verb in (["kill"], ["stop", "-t", "1"], ["rm", "-f"]):
+        container = start()
+        done = run_cli(*verb, "no-such-1", container, "no-such-2", data_root=data_root, state_root=state_root)
+        assert done.returncode == 1 and done.stdout.splitlines() == [container], done.stderr
+        errors = done.stderr.splitlines()
+        assert len(errors) == 2 and "no-such-1" in errors[0] and "no-such-2" in errors[1], errors
+        if verb[0] == "rm":
+            assert run_cli("inspect", container, data_root=data_root, state_root=state_root).returncode != 0
+            continue
+
+        def exited(container: str = container) -> bool:
+            shown = run_cli("inspect", container, data_root=data_root, state_root=state_root).stdout
+            return bool(json.loads(shown)[0]["State"]["Status"] == "exited")
+
+        assert wait_until(exited, timeout=30)
+        remove_container(container, data_root=data_root, state_root=state_root)

@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, host_leftovers, host_snapshot, remove_all, run_cli, wait_for
+from conftest import free_port, host_leftovers, host_snapshot, remove_all, remove_container, run_cli, wait_for
 from minictr.engine.compose.model import load
 from minictr.errors import ComposeError
 
@@ -285,3 +285,57 @@ def test_stop_start_logs_and_a_fixed_host_port_with_replicas(compose: Compose) -
     assert "shop-web-1  | from-exec" in logs
     refused = compose("up", "-d", "--scale", "front=2", check=False)
     assert refused.returncode == 125 and "services.front.ports[0]: host port" in refused.stderr
+
+
+RMI = """\
+    services:
+      app:
+        build: ./app
+        command: [sleep, "60"]
+        init: true
+        stop_grace_period: 1s
+      tagged:
+        build: ./app
+        image: rmi-tagged:1
+        command: [sleep, "60"]
+        init: true
+        stop_grace_period: 1s
+    """
+
+
+@root
+def test_down_rmi_local_removes_the_built_images_and_all_the_named_ones_too(
+    tmp_path: pathlib.Path, data_root: str, state_root: str
+) -> None:
+    path = _file(tmp_path, RMI, name="rmi")
+    (tmp_path / "rmi" / "app").mkdir()
+    (tmp_path / "rmi" / "app" / "Dockerfile").write_text(f"FROM busybox\nLABEL test={os.getpid()}\n")
+    project = Compose(path, data_root, state_root)
+
+    def images() -> set[str]:
+        listed = run_cli("images", data_root=data_root, state_root=state_root).stdout.splitlines()[1:]
+        return {":".join(row.split()[:2]) for row in listed if row.startswith("rmi-")}
+
+    try:
+        project("up", "-d")
+        assert images() == {"rmi-app:latest", "rmi-tagged:1"}
+        # without the file (-p): the containers' labels say which images the project built under its name
+        down = run_cli("compose", "-p", "rmi", "down", "--rmi", "local", data_root=data_root, state_root=state_root,
+                       cwd=str(tmp_path))  # fmt: skip
+        assert down.returncode == 0, down.stderr
+        assert down.stderr.splitlines()[-1] == "Image rmi-app  Removed" and images() == {"rmi-tagged:1"}
+        assert "busybox" in run_cli("images", data_root=data_root, state_root=state_root).stdout  # FROM stays
+        # an image another container uses is kept, as rmi without -f keeps it
+        other = run_cli("run", "-d", "--network", "none", "rmi-tagged:1", "sleep", "60", data_root=data_root,
+                        state_root=state_root).stdout.strip()  # fmt: skip
+        kept = project("down", "--rmi", "all").stderr.splitlines()
+        assert kept == [f"minictr: warning: image rmi-tagged:1 is kept: container {other[:12]} uses it"]
+        remove_container(other, data_root=data_root, state_root=state_root)
+        # with the file, and nothing running: every service's image (one already gone is passed over)
+        assert project("down", "--rmi", "all").stderr.splitlines() == ["Image rmi-tagged:1  Removed"]
+        assert images() == set()
+        refused = project("down", "--rmi", "some", check=False)
+        assert refused.returncode == 125 and "--rmi: invalid choice: 'some'" in refused.stderr
+    finally:
+        project("down", "--rmi", "all", check=False)
+        remove_all(state_root)

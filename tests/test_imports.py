@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "minictr.config",
             "minictr.faults",
             "minictr.roots",
+            "minictr.waiting",
         ),
     ),
     ("kernel features", ("minictr.kernel",)),

@@ -10,10 +10,12 @@ import pathlib
 import uuid
 
 import pytest
+from helpers import Roots
 
 from conftest import remove_container, run_cli
 from minictr.engine.container_root import image_store
 from minictr.engine.images.busybox import build_busybox_image
+from minictr.engine.run_options import PRIVATE_ID_BASE
 
 pytestmark = pytest.mark.root
 
@@ -51,8 +53,9 @@ def _image_with_volume(data_root: str, state_root: str, tmp_path) -> str:
         f"FROM busybox\nLABEL t={uuid.uuid4().hex}\n"
         "RUN mkdir /seed && echo seeded > /seed/s && chown 1:2 /seed\nVOLUME /seed\n"
     )
-    _ok(_cli("build", "--network", "none", "-t", "seeded:1", str(context), data_root=data_root, state_root=state_root))
-    return "seeded:1"
+    tag = f"seeded-{uuid.uuid4().hex[:8]}:1"  # its own name: the data root may be shared with other modules
+    _ok(_cli("build", "--network", "none", "-t", tag, str(context), data_root=data_root, state_root=state_root))
+    return tag
 
 
 def test_a_named_volume_keeps_data_across_containers_and_honours_ro(data_root: str, state_root: str) -> None:
@@ -227,7 +230,7 @@ def test_a_volume_in_use_cannot_be_removed(data_root: str, state_root: str) -> N
     ).strip()
     try:
         refused = _cli("volume", "rm", "-f", name, data_root=data_root, state_root=state_root)
-        assert refused.returncode == 125
+        assert refused.returncode == 1  # as Docker: the names rm could not remove make it exit 1
         said = f"minictr: error: volume {name} is in use by container {container}: remove it first (minictr rm)"
         assert refused.stderr.strip() == said
         pruned = _ok(_cli("volume", "prune", "-a", data_root=data_root, state_root=state_root))
@@ -251,6 +254,60 @@ def test_a_volume_in_use_cannot_be_removed(data_root: str, state_root: str) -> N
 )
 def test_volume_errors_are_one_line(data_root: str, state_root: str, args: tuple[str, ...], message: str) -> None:
     result = _cli(*args, data_root=data_root, state_root=state_root)
-    assert result.returncode == 125 and len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, (
+    status = 1 if args[:2] == ("volume", "rm") else 125  # a name rm could not remove: 1, as Docker's
+    assert result.returncode == status and len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, (
         result.stderr
     )
+
+
+# --- user namespaces: a volume belongs to the root of its first container (Docker's userns-remap) ----------
+
+
+def test_a_remapped_root_writes_to_its_volumes_and_the_next_container_sees_the_data(roots: Roots, tmp_path) -> None:
+    data_root, state_root = roots.data, roots.state  # roots a remapped root can walk through
+    image = _image_with_volume(data_root, state_root, tmp_path)
+    name = _name()
+    remapped = ("run", "--rm", "--network", "none", "--userns", "private")
+    wrote = _cli(
+        *remapped, "-v", f"{name}:/data", image, "sh", "-c",
+        "echo root wrote > /data/f && stat -c '%u %g' /data /data/f /seed && cat /seed/s && echo anon > /seed/a",
+        data_root=data_root, state_root=state_root,
+    )  # fmt: skip
+    # the named volume, the file written and the image's /seed (1:2, copied into an anonymous volume) are
+    # the remapped root's own, and the anonymous volume takes a write too
+    assert _ok(wrote).splitlines() == ["0 0", "0 0", "1 2", "seeded"]
+    info = json.loads(_ok(_cli("volume", "inspect", name, data_root=data_root, state_root=state_root)))[0]
+    shown = os.stat(pathlib.Path(info["Mountpoint"], "f"))
+    assert info["Owner"] == PRIVATE_ID_BASE and (shown.st_uid, shown.st_gid) == (PRIVATE_ID_BASE, PRIVATE_ID_BASE)
+    again = _cli(*remapped, "-v", f"{name}:/data", "busybox", "sh", "-c", "cat /data/f && echo more >> /data/f",
+                 data_root=data_root, state_root=state_root)  # fmt: skip
+    assert _ok(again) == "root wrote\n"
+    # copied from the image into an empty named volume: shifted as well
+    seeded = _name()
+    _ok(_cli(*remapped, "-v", f"{seeded}:/seed", image, "true", data_root=data_root, state_root=state_root))
+    mountpoint = json.loads(_ok(_cli("volume", "inspect", seeded, data_root=data_root, state_root=state_root)))[0][
+        "Mountpoint"
+    ]
+    assert (os.stat(mountpoint).st_uid, os.stat(mountpoint).st_gid) == (PRIVATE_ID_BASE + 1, PRIVATE_ID_BASE + 2)
+    assert os.stat(os.path.join(mountpoint, "s")).st_uid == PRIVATE_ID_BASE
+    for volume in (name, seeded):
+        _ok(_cli("volume", "rm", volume, data_root=data_root, state_root=state_root))
+
+
+def test_a_root_of_another_mapping_may_only_read_a_volume(roots: Roots) -> None:
+    data_root, state_root = roots.data, roots.state
+    name = _name()
+    _ok(_cli("run", "--rm", "--network", "none", "--userns", "private", "-v", f"{name}:/data", "busybox", "sh", "-c",
+             "echo private > /data/f", data_root=data_root, state_root=state_root))  # fmt: skip
+    before = set(os.listdir(os.path.join(state_root, "containers")))
+    for mapping in ((), ("--uidmap", "0:200000:65536")):
+        refused = _cli("run", "--rm", "--network", "none", *mapping, "-v", f"{name}:/data", "busybox", "true",
+                       data_root=data_root, state_root=state_root)  # fmt: skip
+        assert refused.returncode == 125 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert f"volume {name} belongs to a root that is uid {PRIVATE_ID_BASE} on the host" in refused.stderr
+        assert "mount it read-only" in refused.stderr
+    assert set(os.listdir(os.path.join(state_root, "containers"))) == before  # nothing left of the refused ones
+    read = _cli("run", "--rm", "--network", "none", "-v", f"{name}:/data:ro", "busybox", "cat", "/data/f",
+                data_root=data_root, state_root=state_root)  # fmt: skip
+    assert _ok(read) == "private\n"
+    _ok(_cli("volume", "rm", name, data_root=data_root, state_root=state_root))

@@ -150,10 +150,15 @@ def cmd_volume(args: argparse.Namespace) -> int:
     elif args.volume_command == "inspect":
         print(json.dumps([volumes.inspect(name, **where) for name in args.names], indent=2))
     elif args.volume_command == "rm":
+        from minictr.cli.each import each
+
         _sweep(args.root)
-        for name in args.names:
+
+        def remove_one(name: str) -> str:
             volumes.remove(name, force=args.force, state_root=args.root, **where)
-            print(name)
+            return name
+
+        return each(args.names, remove_one, args.debug)
     else:
         _sweep(args.root)
         for name in volumes.prune(all_volumes=args.all, state_root=args.root, **where):

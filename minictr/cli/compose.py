@@ -1,7 +1,7 @@
 """``minictr compose``: multi-container applications, spelled as ``docker compose`` spells them.
 
     minictr compose [-f FILE] [-p NAME] up [-d] [--build] [--scale SERVICE=N]... [SERVICE...]
-    minictr compose down [-v]          ps [-a] [-q]           logs [-f] [--tail N] [SERVICE...]
+    minictr compose down [-v] [--rmi local|all]   ps [-a] [-q]           logs [-f] [--tail N] [SERVICE...]
     minictr compose exec [--index N] [-e K=V] [-w DIR] [-T] SERVICE COMMAND [ARG...]
     minictr compose build [SERVICE...]      stop | start | restart [-t N] [SERVICE...]
 
@@ -41,6 +41,9 @@ def add_commands(commands: Any, parser_class: Any) -> None:
     up.add_argument("services", nargs="*", metavar="SERVICE")
     down = sub.add_parser("down", help="stop and remove the containers and networks")
     down.add_argument("-v", "--volumes", action="store_true", help="remove the project's named volumes too")
+    down.add_argument(
+        "--rmi", choices=("local", "all"), help="remove images too: local, those built without an image: name; all"
+    )
     ps = sub.add_parser("ps", help="list the project's containers")
     ps.add_argument("-a", "--all", action="store_true", help="stopped ones too")
     ps.add_argument("-q", "--quiet", action="store_true", help="only ids")
@@ -107,7 +110,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
     if verb == "down":
         from minictr.engine.compose import down
 
-        down(name, volumes=args.volumes, data_root=args.data_root, say=_say, **roots)
+        down(name, volumes=args.volumes, rmi=args.rmi, file=project, data_root=args.data_root, say=_say, **roots)
     elif verb == "ps":
         _ps(name, args)
     elif verb == "logs":

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from minictr.engine.run_options import RunOptions
 
+from minictr.cli.each import each
+
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of ``run`` and ``create`` that concern the container's life."""
@@ -215,27 +217,13 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _each(args: argparse.Namespace, action: Any) -> int:
-    """Apply ``action`` to every container named; print each result; one line per failure, 1 if any."""
-    from minictr.errors import MinictrError
-
-    failed = 0
-    for container in args.containers:
-        try:
-            print(action(container))
-        except MinictrError as exc:
-            print(f"minictr: error: {exc}", file=sys.stderr)
-            failed = 1
-    return failed
-
-
 def cmd_start(args: argparse.Namespace) -> int:
     """``minictr start [-a [-i]]``."""
     from minictr.engine.managed import start
     from minictr.errors import UsageError
 
     if not args.attach:
-        return _each(args, lambda c: (start(c, args.root), c)[1])
+        return each(args.containers, lambda c: (start(c, args.root), c)[1], args.debug)
     if len(args.containers) != 1:
         raise UsageError("start -a: one container at a time")
     start(args.containers[0], args.root)
@@ -267,28 +255,28 @@ def cmd_stop(args: argparse.Namespace) -> int:
     """``minictr stop [-t N]``."""
     from minictr.engine.lifecycle import stop
 
-    return _each(args, lambda c: (stop(c, args.time, args.root), c)[1])
+    return each(args.containers, lambda c: (stop(c, args.time, args.root), c)[1], args.debug)
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
     """``minictr restart [-t N]``."""
     from minictr.engine.lifecycle import restart
 
-    return _each(args, lambda c: (restart(c, args.time, args.root), c)[1])
+    return each(args.containers, lambda c: (restart(c, args.time, args.root), c)[1], args.debug)
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
     """``minictr rm [-f] [-v]``."""
     from minictr.engine.lifecycle import remove
 
-    return _each(args, lambda c: (remove(c, args.force, args.root, volumes=args.volumes), c)[1])
+    return each(args.containers, lambda c: (remove(c, args.force, args.root, volumes=args.volumes), c)[1], args.debug)
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
     """``minictr pause`` / ``unpause``."""
     from minictr.engine.lifecycle import pause
 
-    return _each(args, lambda c: (pause(c, args.root, paused=args.paused), c)[1])
+    return each(args.containers, lambda c: (pause(c, args.root, paused=args.paused), c)[1], args.debug)
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
@@ -311,7 +299,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     """``minictr wait``: each container's exit status, once it stopped."""
     from minictr.engine.lifecycle import wait
 
-    return _each(args, lambda c: wait(c, args.root))
+    return each(args.containers, lambda c: wait(c, args.root), args.debug)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:

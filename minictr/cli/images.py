@@ -27,6 +27,8 @@ TYPE_CHECKING = False  # typing is for checkers; the CLI starts without it
 if TYPE_CHECKING:
     from typing import Any
 
+    from minictr.engine.images.store import ImageStore
+
 
 def add_commands(commands: Any) -> None:
     """Add the image commands to the subparsers ``commands``."""
@@ -161,42 +163,35 @@ def _swept_root(args: argparse.Namespace) -> str:
 
 
 def _users(args: argparse.Namespace) -> dict[str, str]:
-    """Image id -> id of a running container using it (for ``rmi`` without ``-f``)."""
-    import os
+    """Image id -> id of a container using it (for ``rmi`` without ``-f``)."""
+    from minictr.engine.images.prune import image_users
 
-    from minictr.engine.container_dir import containers_dir
-    from minictr.runtime.state import read_state
-
-    base = containers_dir(_swept_root(args))
-    found = {}
-    for name in os.listdir(base):
-        state = read_state(os.path.join(base, name))
-        if state.get("image_id"):
-            found[state["image_id"]] = name
-    return found
+    return image_users(_swept_root(args))
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
-    """``minictr rmi``: forget names; then remove what no name needs any more."""
-    from minictr.engine.images.prune import image_blobs, prune
+    """``minictr rmi``: forget names; then remove what no name needs any more. Each name on its own (Docker's rule)."""
+    from minictr.cli.each import each
 
     store = _store(args)
     users = {} if args.force else _users(args)
-    for reference in args.images:
-        image = store.get(reference)
-        named = [other for other in store.images() if other.id == image.id]
-        if image.id in users and len(named) <= 1:  # as Docker: only the last name of an image in use is refused
-            raise UsageError(
-                f"rmi {reference}: container {users[image.id][:12]} uses this image (remove it with minictr rm, or "
-                "use -f)"
-            )
-        store.untag(reference)
-        print(f"Untagged: {image.name}")
-        blobs, diff_ids = image_blobs(store, image.manifest_digest)
-        removed = prune(store, _swept_root(args), blobs=blobs, diff_ids=diff_ids)
-        for digest in removed.blobs:
-            print(f"Deleted: {digest}")
-    return 0
+    return each(args.images, lambda reference: _remove_image(args, store, reference, users), args.debug)
+
+
+def _remove_image(args: argparse.Namespace, store: ImageStore, reference: str, users: dict[str, str]) -> None:
+    """Untag ``reference``; remove its blobs and layers unless another name or a running container needs them."""
+    from minictr.engine.images.prune import remove_image
+
+    image = store.get(reference)
+    named = [other for other in store.images() if other.id == image.id]
+    if image.id in users and len(named) <= 1:  # as Docker: only the last name of an image in use is refused
+        raise UsageError(
+            f"rmi {reference}: container {users[image.id][:12]} uses this image (remove it with minictr rm, or use -f)"
+        )
+    image, removed = remove_image(store, reference, _swept_root(args))
+    print(f"Untagged: {image.name}")
+    for digest in removed.blobs:
+        print(f"Deleted: {digest}")
 
 
 def cmd_tag(args: argparse.Namespace) -> int:

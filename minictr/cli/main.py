@@ -2,7 +2,7 @@
 
     minictr run [OPTIONS] IMAGE [COMMAND [ARG...]]
     minictr exec [-i] [-t] [-d] [-u USER] [OPTIONS] CONTAINER COMMAND [ARG...]
-    minictr kill [-s SIGNAL] CONTAINER
+    minictr kill [-s SIGNAL] CONTAINER...
     minictr create | start | stop | restart | rm | ps | logs | wait | inspect | container  (containers.py)
     minictr stats | top | port                                                             (inspect.py)
     minictr pull | push | images | rmi | tag | commit | save | load | login | logout  (images.py)
@@ -16,7 +16,8 @@
     minictr doctor [--json]
 
 Errors print one line and exit 125 (Docker's "the runtime itself failed");
-``--debug`` adds the traceback. A container's own exit status is passed
+``--debug`` adds the traceback. A verb given several names (``rm``, ``kill``,
+``rmi``…) does each one and exits 1 if some failed (:mod:`minictr.cli.each`). A container's own exit status is passed
 through; 126 and 127 mean its program could not be run or was not found.
 """
 
@@ -91,7 +92,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     kill = commands.add_parser("kill", help="send a signal to a running container (default SIGKILL)")
     kill.add_argument("-s", "--signal", default="KILL", help="signal name or number")
-    kill.add_argument("container", metavar="CONTAINER")
+    kill.add_argument("containers", nargs="+", metavar="CONTAINER")
     kill.set_defaults(handler=cmd_kill)
 
     update = commands.add_parser("update", help="change the resource limits of a running container")
@@ -303,10 +304,15 @@ def cmd_network(args: argparse.Namespace) -> int:
     elif args.network_command == "inspect":
         print(json.dumps([manage.inspect(root, name) for name in args.names], indent=2))
     elif args.network_command == "rm":
+        from minictr.cli.each import each
+
         remove_stale(containers_dir(root))  # a dead container still named as a member is swept first
-        for name in args.names:
+
+        def remove_one(name: str) -> str:
             manage.remove(root, name)
-            print(name)
+            return name
+
+        return each(args.names, remove_one, args.debug)
     else:
         remove_stale(containers_dir(root))  # containers whose minictr was killed, with their veths and leases
         for name in manage.prune(root):
@@ -419,9 +425,10 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
-    """``minictr kill``: signal a running container's PID 1."""
+    """``minictr kill``: signal each running container's PID 1."""
     import signal
 
+    from minictr.cli.each import each
     from minictr.engine.container import kill
 
     name = args.signal.upper()
@@ -429,9 +436,12 @@ def cmd_kill(args: argparse.Namespace) -> int:
         number = int(name) if name.isdigit() else int(getattr(signal, name if name.startswith("SIG") else f"SIG{name}"))
     except AttributeError as exc:
         raise UsageError(f"--signal {args.signal!r}: no such signal") from exc
-    kill(args.container, number, state_root=args.root)
-    print(args.container)
-    return 0
+
+    def signal_one(container: str) -> str:
+        kill(container, number, state_root=args.root)
+        return container
+
+    return each(args.containers, signal_one, args.debug)
 
 
 def cmd_build_busybox(args: argparse.Namespace) -> int:

@@ -176,7 +176,7 @@ def plan_container(
         from minictr.engine.volumes import attach
 
         binds, extra_mounts = attach(
-            directory, options.volumes, options.mounts, image, lowers, os.path.dirname(store.root)
+            directory, options.volumes, options.mounts, image, lowers, os.path.dirname(store.root), root_owner
         )
         options = dataclasses.replace(options, volumes=binds, mounts=[])
     rootfs = os.path.join(directory, "rootfs")

@@ -31,19 +31,11 @@ from minictr.engine.managed import (
 )
 from minictr.errors import ContainerError, UsageError
 from minictr.runtime.state import alive, read_state, update_state
+from minictr.waiting import wait_until
 
 DEFAULT_STOP_TIMEOUT = 10
 #: How long rm -f and stop wait for a killed container's monitor to record its exit.
 SETTLE_TIMEOUT = 30.0
-
-
-def _wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
 
 
 def _touch(path: str) -> None:
@@ -99,7 +91,7 @@ def stop(container: str, timeout: int | None = None, state_root: str | None = No
                 _signal(now, signal.SIGKILL)
         return False
 
-    _wait_for(stopped, timeout + SETTLE_TIMEOUT, 0.05)
+    wait_until(stopped, timeout + SETTLE_TIMEOUT, 0.05)
     return str(state["id"])
 
 
@@ -126,9 +118,9 @@ def remove(container: str, force: bool = False, state_root: str | None = None, v
     _signal(state, signal.SIGKILL)
     _thaw(state, directory)  # the SIGKILL takes effect as it thaws
     if state.get("managed"):
-        _wait_for(lambda: not monitor_alive(directory), SETTLE_TIMEOUT)
+        wait_until(lambda: not monitor_alive(directory), SETTLE_TIMEOUT)
     else:  # a foreground run: its minictr cleans up after its container
-        _wait_for(
+        wait_until(
             lambda: not os.path.exists(directory) or not alive(state.get("owner", 0), state.get("owner_start", "")),
             SETTLE_TIMEOUT,
         )
@@ -156,10 +148,10 @@ def wait(container: str, state_root: str | None = None, timeout: float | None = 
         return bool(ended) or status_of(state, directory) not in ("running", "paused")
 
     if timeout is not None:
-        if not _wait_for(finished, timeout, 0.05):
+        if not wait_until(finished, timeout, 0.05):
             raise ContainerError(f"container {first['id']} still runs after {timeout:g} s")
     else:
-        while not _wait_for(finished, 3600, 0.05):
+        while not wait_until(finished, 3600, 0.05):
             pass
     return _exit_code(read_state(directory) or first)
 

@@ -230,14 +230,9 @@ def start(container: str, state_root: str | None = None) -> str:
 
 def _wait_for_monitor_exit(directory: str, timeout: float = 30.0) -> bool:
     """Let the monitor of a stopped container finish (it gives back the network last); False if it does not."""
-    import time
+    from minictr.waiting import wait_until
 
-    deadline = time.monotonic() + timeout
-    while monitor_alive(directory):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return wait_until(lambda: not monitor_alive(directory), timeout)
 
 
 def monitor_command(heavy: bool) -> list[str]:

@@ -20,6 +20,19 @@ image has at the mount point (files, owners, modes), read from the image's
 layers with their whiteouts. The volumes a container uses are written to its
 state.json *before* anything is created, so ``volume rm`` can refuse a
 volume a running container holds and nothing leaks after a ``kill -9``.
+
+User namespaces, as Docker's ``userns-remap``: a volume belongs to the root
+of the first container that uses it (``Owner`` in volume.json, the host uid
+and gid of that root: 0 without a user namespace, 100000 with ``--userns
+private``). That first use makes its directory, and what is copied from the
+image (already shifted layers), that root's own, so a remapped root writes
+to it as to its own files. A container whose root is another host uid may
+mount it read-only, never read-write: its root would find the files owned
+by ``nobody``, and what it wrote would be owned by a uid the first one
+cannot change. Idmapped mounts (``mount_setattr(MOUNT_ATTR_IDMAP)``) could
+show one volume to several mappings, but need the mount made in the
+parent and moved into the container's mount namespace, which the runtime
+does not do yet; a clear refusal beats files a container cannot change.
 """
 
 from __future__ import annotations
@@ -63,10 +76,8 @@ def create(name: str | None = None, *, labels: dict[str, str] | None = None, dat
     os.chmod(os.path.dirname(directory), 0o711)  # a user-namespaced root must pass through to its volume
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     info = {"Name": name, "Driver": "local", "Mountpoint": os.path.join(directory, "_data"), "CreatedAt": created,
-            "Labels": labels or {}, "Anonymous": anonymous}  # fmt: skip
-    from minictr.files import write_atomic
-
-    write_atomic(os.path.join(directory, "volume.json"), json.dumps(info, indent=2).encode())
+            "Labels": labels or {}, "Anonymous": anonymous, "Owner": None}  # fmt: skip
+    _write_info(info)
     return info
 
 
@@ -179,12 +190,15 @@ def _requests(volumes: list[str], mounts: list[str], image: Image) -> list[dict[
 
 
 def attach(
-    directory: str, volumes: list[str], mounts: list[str], image: Image, lowers: list[str], data_root: str
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """Resolve a container's ``-v`` and ``--mount``: recorded in its state, created, filled.
+    directory: str, volumes: list[str], mounts: list[str], image: Image, lowers: list[str], data_root: str,
+    owner: int = 0,
+) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
+    """Resolve a container's ``-v`` and ``--mount``: recorded in its state, created, claimed, filled.
 
-    Returns ``-v HOST:CONTAINER`` binds (volumes become binds of their
-    directories) and the tmpfs mounts as OCI mounts to add to the spec.
+    ``owner`` is the host uid (and gid) of the container's root: not 0 under
+    a user namespace (see the module's notes on ownership). Returns ``-v
+    HOST:CONTAINER`` binds (volumes become binds of their directories) and
+    the tmpfs mounts as OCI mounts to add to the spec.
     """
     from minictr.runtime.state import read_state, update_state
 
@@ -214,9 +228,43 @@ def attach(
         )
     for record in records:
         create(record["name"], data_root=data_root, anonymous=record["anonymous"])
-        if not record.get("volume-nocopy") and not os.listdir(record["path"]):
-            copy_up(lowers, record["target"], record["path"])
+        _fill(record, lowers, owner, data_root)
     return binds, extra
+
+
+def _fill(record: dict[str, Any], lowers: list[str], owner: int, data_root: str) -> None:
+    """Claim the volume for ``owner`` on first use, refuse a writer of another mapping, copy the image in if empty.
+
+    ``lowers`` are the container's layers, already shifted to ``owner``: what
+    is copied from them is shifted too. The lock keeps two first users from
+    claiming one volume at once.
+    """
+    from minictr.files import locked
+
+    name, path = record["name"], record["path"]
+    with locked(os.path.join(os.path.dirname(path), "lock")):
+        info = inspect(name, data_root=data_root)
+        empty = not os.listdir(path)
+        if info.get("Owner") is None:
+            # unclaimed: a new volume becomes this container's; content put there some other way keeps its owner
+            info["Owner"] = owner if empty else os.stat(path).st_uid
+            if empty and os.geteuid() == 0:
+                os.chown(path, owner, owner)
+            _write_info(info)
+        if info["Owner"] != owner and not record["readonly"]:
+            raise UsageError(
+                f"volume {name} belongs to a root that is uid {info['Owner']} on the host, and this container's "
+                f"root is uid {owner} (--userns, --uidmap): it could not write there; mount it read-only (:ro) or "
+                "use a volume of its own"
+            )
+        if empty and info["Owner"] == owner and not record.get("volume-nocopy"):
+            copy_up(lowers, record["target"], path)
+
+
+def _write_info(info: dict[str, Any]) -> None:
+    from minictr.files import write_atomic
+
+    write_atomic(os.path.join(os.path.dirname(info["Mountpoint"]), "volume.json"), json.dumps(info, indent=2).encode())
 
 
 def release(records: list[dict[str, Any]]) -> None:

@@ -27,7 +27,8 @@ EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
                        "microservices")  # fmt: skip
 PROJECT = "shop"
 #: Lines of ``compose`` output worth showing (a build's apt output is long, and the same each time).
-SHOWN = ("STEP", "Successfully", "Service", "Container", "Network", "Volume", "NAME", "shop-", "minictr:", "warning")
+SHOWN = ("STEP", "Successfully", "Service", "Container", "Network", "Volume", "Image", "NAME", "shop-", "minictr:",
+         "warning")  # fmt: skip
 _port: list[int] = []
 
 

@@ -209,15 +209,28 @@ def _completed(found: list[r.Replica], where: str) -> bool:
     return all(replica.status == "stopped" for replica in found)
 
 
-def down(project: str, *, volumes: bool = False, data_root: str | None = None, state_root: str | None = None,
-         say: Say = print) -> None:  # fmt: skip
-    """Remove the project's containers and networks (and, with ``volumes``, its volumes), found by their labels."""
+#: ``down --rmi``: ``local`` removes the images the project built under its own names, ``all`` every service's.
+RMI_MODES = ("local", "all")
+
+
+def down(project: str, *, volumes: bool = False, rmi: str | None = None, file: Project | None = None,
+         data_root: str | None = None, state_root: str | None = None, say: Say = print) -> None:  # fmt: skip
+    """Remove the project's containers and networks (and, with ``volumes``, its volumes), found by their labels.
+
+    ``rmi`` (:data:`RMI_MODES`) removes the images too, as ``docker compose
+    down --rmi`` does: those of the services in ``file`` (the project as
+    read, when there is a file) and those its containers ran.
+    """
     from minictr import paths
     from minictr.engine import volumes as volume_store
     from minictr.engine.network.manage import remove
     from minictr.engine.network.store import NetworkStore
 
-    for replica in reversed(r.replicas(project, state_root)):
+    if rmi is not None and rmi not in RMI_MODES:
+        raise ComposeError(f"--rmi {rmi!r}: choose one of {', '.join(RMI_MODES)}")
+    found = r.replicas(project, state_root)
+    images = _images_to_remove(project, rmi, file, found) if rmi else []
+    for replica in reversed(found):
         remove_replica(replica, state_root)
         say(f"Container {replica.name}  Removed")
     root = state_root or paths.state_root()
@@ -230,6 +243,44 @@ def down(project: str, *, volumes: bool = False, data_root: str | None = None, s
             if (volume.get("Labels") or {}).get(r.PROJECT) == project:
                 volume_store.remove(volume["Name"], data_root=data_root, state_root=state_root)
                 say(f"Volume {volume['Name']}  Removed")
+    _remove_images(images, data_root, root, say)
+
+
+def _images_to_remove(project: str, rmi: str, file: Project | None, found: list[r.Replica]) -> list[str]:
+    """``local``: the images a build made under the project's name (``<project>-<service>``); ``all``: every one."""
+    from minictr.engine.images.store import normalize_reference
+
+    wanted: set[str] = set()
+    if file is not None:
+        services = [s for s in file.services.values() if rmi == "all" or not s.image]
+        wanted.update(normalize_reference(file.image_of(service)) for service in services)
+    for replica in found:  # without a file, the containers say which service ran which image
+        image = normalize_reference(replica.state.get("image") or "")
+        if image and (rmi == "all" or image == normalize_reference(f"{project}-{replica.service}")):
+            wanted.add(image)
+    return sorted(wanted)
+
+
+def _remove_images(images: list[str], data_root: str | None, state_root: str, say: Say) -> None:
+    """Untag each image and remove what only it needed; one the store no longer has is passed over, one that
+    another container uses is kept (with a warning), as ``rmi`` without ``-f`` would.
+    """
+    from minictr.engine.container_root import image_store
+    from minictr.engine.images.prune import image_users, remove_image
+    from minictr.errors import ImageNotFound
+
+    store = image_store(data_root)
+    users = image_users(state_root)
+    for name in images:
+        try:
+            image = store.get(name)
+        except ImageNotFound:
+            continue
+        if image.id in users:  # another container (not the project's: those are gone) would lose its image
+            say(f"minictr: warning: image {name} is kept: container {users[image.id][:12]} uses it")
+            continue
+        remove_image(store, name, state_root)
+        say(f"Image {name}  Removed")
 
 
 def scale_of(text: list[str]) -> dict[str, int]:

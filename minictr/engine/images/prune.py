@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from minictr.engine.images.layers import layers_root
-from minictr.engine.images.store import ImageStore
+from minictr.engine.images.store import Image, ImageStore
 from minictr.errors import ImageError
 from minictr.files import locked
 
@@ -75,6 +75,19 @@ def in_use(state_root: str | None) -> set[str]:
     for name in os.listdir(base):
         used.update(os.path.realpath(p) for p in read_state(os.path.join(base, name)).get("lowerdirs", []))
     return used
+
+
+def image_users(state_root: str | None) -> dict[str, str]:
+    """Image id -> the id of a container under ``state_root`` made from it (dead ones count until swept)."""
+    from minictr.runtime.state import read_state
+
+    found: dict[str, str] = {}
+    base = os.path.join(state_root, "containers") if state_root else ""
+    for name in sorted(os.listdir(base)) if base and os.path.isdir(base) else []:
+        image_id = read_state(os.path.join(base, name)).get("image_id")
+        if image_id:
+            found[image_id] = name
+    return found
 
 
 def prune(store: ImageStore, state_root: str | None = None, *, blobs: set[str] | None = None,
@@ -145,6 +158,17 @@ def image_blobs(store: ImageStore, manifest_digest: str) -> tuple[set[str], set[
     with contextlib.suppress(ImageError):
         diff_ids = set(store.read_json(manifest["config"]["digest"]).get("rootfs", {}).get("diff_ids", []))
     return blobs, diff_ids
+
+
+def remove_image(store: ImageStore, reference: str, state_root: str | None = None) -> tuple[Image, Pruned]:
+    """Untag ``reference``, then remove what only it needed: its blobs and the unpacked layers no container stacks.
+
+    Another name of the same image keeps everything (its blobs are still reachable).
+    """
+    image = store.get(reference)
+    store.untag(reference)
+    blobs, diff_ids = image_blobs(store, image.manifest_digest)
+    return image, prune(store, state_root, blobs=blobs, diff_ids=diff_ids)
 
 
 def describe(result: Pruned) -> str:
