@@ -13,7 +13,7 @@ own and a mount namespace, and shares everything else with the host; the
 engine turns the steps into the spec (``RunOptions(steps=...)``), so the
 child needs to know nothing of them.
 
-Three steps can be carried out by a learner's own function, the exercise of
+Some steps can be carried out by a learner's own function, the exercise of
 the notebook that taught them (:data:`OWN_STEPS`): its source travels with
 the config and is defined in the child, where it runs in place of the
 runtime's code — the only way a function reaches a process that is a fresh
@@ -70,6 +70,9 @@ OWN_STEPS = {
     "enter_root": ("chroot", "os.chroot(root) in enter_root (a container without the mount step)"),
     "pivot_into": ("mount", "rootfs.pivot_into(root) in enter_root"),
     "new_uts": ("uts", "set_hostname (after the runtime's own unshare: a mistake never renames the host)"),
+    "init": ("pid", "run_init's loop: PID 1 reaping and passing signals on (a container run with --init)"),
+    "new_user": ("user", "enter_user_namespace: unshare, the parent writes the maps, root inside"),
+    "drop_bounding": ("security", "drop_bounding: the capabilities the container may never regain"),
 }
 
 
