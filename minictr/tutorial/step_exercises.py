@@ -148,7 +148,7 @@ def judge_new_user(function: Callable[[Callable[[], None]], Any]) -> Verdict:
             )
         elif "Invalid argument" in message:
             message += (
-                "\n  Before its maps are written, uid 0 does not exist in the new namespace: call write_maps() first."
+                "\n  Until its maps are written, uid 0 does not exist in the new namespace: call write_maps() first."
             )
         return Verdict(False, f"✘ the container built with your {function.__name__}() did not run: {message}")
     return _verdict(theirs, mine, function.__name__, USER_HINTS)
@@ -175,8 +175,9 @@ def judge_drop_bounding(function: Callable[[list[str]], Any]) -> Verdict:
     extra, missing = [n for n in kept if n not in wanted], [n for n in wanted if n not in kept]
     said = []
     if extra:
-        said.append(f"  Still in the bounding set: {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''} "
-                    f"({len(extra)}): a set-user-ID or file-capability program could gain them back.")  # fmt: skip
+        more = f" … ({len(extra)})" if len(extra) > 5 else ""
+        said.append(f"  Still in the bounding set: {', '.join(extra[:5])}{more}:\n"
+                    "  a set-user-ID or file-capability program could gain them back.")  # fmt: skip
     if missing:
         said.append(f"  Dropped but in keep: {', '.join(missing)}.")
     numbers = [capabilities.NUMBERS[name] for name in extra]
