@@ -181,10 +181,10 @@ def judge_drop_bounding(function: Callable[[list[str]], Any]) -> Verdict:
     if missing:
         said.append(f"  Dropped but in keep: {', '.join(missing)}.")
     numbers = [capabilities.NUMBERS[name] for name in extra]
-    if extra and not missing and min(numbers) >= 32:
-        said.append("  Numbers above 31 count too: go up to the kernel's last one, /proc/sys/kernel/cap_last_cap.")
-    elif extra and not missing and len(extra) == 1:
+    if extra and not missing and len(extra) == 1:
         said.append("  Off by one? The kernel's last capability is /proc/sys/kernel/cap_last_cap, and it counts.")
+    elif extra and not missing and min(numbers) >= 32:
+        said.append("  Numbers above 31 count too: go up to the kernel's last one, /proc/sys/kernel/cap_last_cap.")
     return Verdict(False, verdict.message + "\n".join(said))
 
 

@@ -104,8 +104,8 @@ def judge_own_steps(functions: Any, steps: list[str]) -> Verdict:
     """
     from minictr.errors import MinictrError
 
-    names = {f.__name__ for f in (functions.values() if isinstance(functions, dict) else functions)}
-    options = {"init": "init" in names, "userns": "private" if "new_user" in names else "host"}  # where they run
+    own = set(own_steps(functions))  # by the step they stand for, which a dict's keys name
+    options = {"init": "init" in own, "userns": "private" if "new_user" in own else "host"}  # where they run
     try:
         mine = probe(functions, steps, **options)
     except (MinictrError, RuntimeError) as exc:
