@@ -214,6 +214,26 @@ def test_the_learner_new_user_enters_the_user_namespace(open_roots: None) -> Non
     assert not verdict.ok and "linux.unshare(linux.CLONE_NEWUSER)" in verdict.message
 
 
+def test_the_learner_join_cgroup_puts_the_container_under_its_limits(roots: None) -> None:
+    assert tutorial.judge_join_cgroup(tutorial.reference("join_cgroup")).ok
+
+    def join_cgroup(paths):  # the memory hierarchy alone (on cgroup v2, with its one directory: none)
+        for path in paths:
+            if "/memory/" in path:
+                with open(os.path.join(path, "cgroup.procs"), "w") as procs:
+                    procs.write(str(os.getpid()))
+
+    limits = step_exercises.CGROUP_LIMITS
+    theirs, mine = step_exercises.side_by_side(
+        join_cgroup, step_exercises.CGROUP_PROBE, tutorial.taught("07"), **limits
+    )
+    assert theirs["exit status"] == "2" and "ten processes" not in theirs  # the sixth fork failed: sh gave up
+    assert mine["ten processes"] == "started" and mine["exit status"] == "0"
+    verdict = tutorial.judge_join_cgroup(join_cgroup)
+    missed = "memory" if mine["dd of 64 MiB"] != theirs["dd of 64 MiB"] else "pids"  # v2: one directory, not joined
+    assert not verdict.ok and f"The {missed} limit did not apply" in verdict.message
+
+
 def test_the_learner_drop_bounding_shapes_the_bounding_set(roots: None) -> None:
     assert tutorial.judge_drop_bounding(tutorial.reference("drop_bounding")).ok
 
@@ -235,6 +255,6 @@ def test_the_learner_drop_bounding_shapes_the_bounding_set(roots: None) -> None:
 
 
 def test_the_learner_steps_together_make_the_runtime_container(open_roots: None) -> None:
-    names = ["pivot_into", "new_uts", "init", "new_user", "drop_bounding"]
+    names = ["pivot_into", "new_uts", "init", "new_user", "drop_bounding"]  # join_cgroup: not in a user namespace
     verdict = tutorial.judge_own_steps([tutorial.reference(name) for name in names], list(recipe.STEPS))
     assert verdict.ok, verdict.message

@@ -1,4 +1,5 @@
-"""The exercises that are steps of the runtime: ``init`` (04), ``new_user`` (05), ``drop_bounding`` (09).
+"""The exercises that are steps of the runtime: ``init`` (04), ``new_user`` (05), ``join_cgroup`` (07),
+``drop_bounding`` (09).
 
 Each is checked the only honest way: in a container. The learner's function
 takes the place of the runtime's own code at its step
@@ -159,6 +160,40 @@ def check_new_user(function: Callable[[Callable[[], None]], Any]) -> None:
     judge_new_user(function).show()
 
 
+# --- 07: join_cgroup -----------------------------------------------------------------------------------
+
+#: Under a 16 MiB memory limit and a limit of 6 processes: a 64 MiB buffer, then ten processes at once.
+CGROUP_LIMITS = {"memory": "16m", "pids_limit": 6}
+CGROUP_PROBE = (
+    'dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo "dd of 64 MiB: exit status $?"; '
+    'for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done; echo "ten processes: started"'
+)
+
+CGROUP_HINTS = [
+    (
+        "dd of 64 MiB",
+        "  The memory limit did not apply: the process is not in the container's memory cgroup.\n"
+        "  Write its pid (str(os.getpid())) to cgroup.procs in *every* directory of paths.",
+    ),
+    (
+        "ten processes",
+        "  The pids limit did not apply: the process is not in the container's pids cgroup.\n"
+        "  Write its pid (str(os.getpid())) to cgroup.procs in *every* directory of paths.",
+    ),
+]
+
+
+def judge_join_cgroup(function: Callable[[list[str]], Any]) -> Verdict:
+    """Run :data:`CGROUP_PROBE` under limits in a container the learner's ``join_cgroup`` placed; compare."""
+    theirs, mine = side_by_side(function, CGROUP_PROBE, taught("07"), network="none", **CGROUP_LIMITS)
+    return _verdict(theirs, mine, function.__name__, CGROUP_HINTS)
+
+
+def check_join_cgroup(function: Callable[[list[str]], Any]) -> None:
+    """Print the verdict of :func:`judge_join_cgroup`."""
+    judge_join_cgroup(function).show()
+
+
 # --- 09: drop_bounding -----------------------------------------------------------------------------------
 
 BOUNDING_PROBE = "grep -E '^Cap(Bnd|Prm|Eff)' /proc/self/status | tr -d '\\t' | sed 's/:/: /'"
@@ -213,6 +248,13 @@ SOLUTIONS = {
             write_maps()  # the parent writes /proc/<pid>/uid_map and gid_map, from outside
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+    ''',
+    "join_cgroup": '''
+        def join_cgroup(paths):
+            """Move this process into the container's cgroup: each of paths is one of its directories."""
+            for path in paths:
+                with open(os.path.join(path, "cgroup.procs"), "w") as procs:
+                    procs.write(str(os.getpid()))  # its pid as this process sees it: the kernel translates
     ''',
     "drop_bounding": '''
         def drop_bounding(keep):

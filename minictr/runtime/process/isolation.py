@@ -95,7 +95,9 @@ def join_cgroup(setup: Setup) -> None:
     minictr's, not the container's), and it joins before the cgroup
     namespace is made, so the container sees its own cgroup as ``/``.
     """
-    if setup.options.get("cgroup"):
+    if setup.options.get("cgroup") and "join_cgroup" in setup.own:
+        run_own(setup, "join_cgroup", list(setup.options.get("cgroup_dirs", [])))  # a learner's, writing itself in
+    elif setup.options.get("cgroup"):
         setup.channel.send(Message.JOIN_CGROUP)
         setup.channel.expect(Message.CGROUP_JOINED)
     if "cgroup" in setup.new:

@@ -72,6 +72,7 @@ OWN_STEPS = {
     "new_uts": ("uts", "set_hostname (after the runtime's own unshare: a mistake never renames the host)"),
     "init": ("pid", "run_init's loop: PID 1 reaping and passing signals on (a container run with --init)"),
     "new_user": ("user", "enter_user_namespace: unshare, the parent writes the maps, root inside"),
+    "join_cgroup": ("cgroup", "the parent placing the child in its cgroup (the runtime then unshares its namespace)"),
     "drop_bounding": ("security", "drop_bounding: the capabilities the container may never regain"),
 }
 
