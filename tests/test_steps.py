@@ -6,7 +6,11 @@ without the pid step the host's processes are there, without the uts step
 the host's name, without the network step the host's interfaces, without
 the security step every capability. The learner's path runs the exercises'
 reference solutions in the container's first process and compares that
-container with the runtime's own.
+container with the runtime's own; each exercise that is a step (init,
+new_user, join_cgroup, drop_bounding) is also plugged in broken, and the
+difference is seen in the container (zombies and a lost SIGTERM, an error
+naming the line, limits that do not apply, a capability left in the
+bounding set).
 """
 
 from __future__ import annotations
