@@ -173,9 +173,10 @@ def svg_recipe(steps: list[str], new: tuple[str, ...] = (), own: tuple[str, ...]
         body.append(_text(x + box / 2, 61, f"notebook {recipe.NOTEBOOK[step]}", size=10, fill=colour))
         if not on:
             continue
-        names = [f"your {mine[step]}()"] if step in mine else list(recipe.FUNCTIONS[step]) or ["(unshare)"]
-        for row, name in enumerate(names):
-            body.append(_mono(x + 2, 82 + row * 11, name[:20], size=8, fill="#c0392b" if step in mine else "#333"))
+        for row, name in enumerate(recipe.doers(step, own) or ["(unshare)"]):
+            body.append(
+                _mono(x + 2, 82 + row * 11, name[:20], size=8, fill="#c0392b" if name.startswith("your ") else "#333")
+            )
     body.append(
         _text(
             10,

@@ -77,6 +77,28 @@ OWN_STEPS = {
 }
 
 
+#: The child's function each of those takes the place of (run_init is the pid step's with --init).
+REPLACES = {
+    "enter_root": "enter_root",
+    "pivot_into": "enter_root",
+    "new_uts": "set_hostname",
+    "init": "run_init",
+    "new_user": "enter_user_namespace",
+    "join_cgroup": "join_cgroup",
+    "drop_bounding": "drop_bounding",
+}
+
+
+def doers(step: str, own: Iterable[str] = ()) -> list[str]:
+    """Who carries out ``step``: the child's functions, a learner's (``own``) in place of the one it replaces."""
+    names = list(FUNCTIONS[step])
+    for name in own:
+        if OWN_STEPS[name][0] == step:
+            mine, replaced = f"your {name}()", REPLACES[name]
+            names = [mine if n == replaced else n for n in names] if replaced in names else [*names, mine]
+    return names
+
+
 def step_of(function: str) -> str:
     """The step a function of the child belongs to ("" for those every container runs)."""
     return next((step for step, names in FUNCTIONS.items() if function in names), "")
@@ -127,10 +149,9 @@ def define(name: str, source: str) -> Callable[..., Any]:
 def table(steps: Iterable[str] | None, own: Iterable[str] = ()) -> str:
     """The recipe as text: every step, whether this container has it, and who carries it out."""
     chosen = choose(steps)
-    mine = {OWN_STEPS[name][0]: name for name in own}
     lines = []
     for step in STEPS:
         mark = "✔" if step in chosen else "·"
-        by = f"your {mine[step]}()" if step in mine else ", ".join(FUNCTIONS[step]) or "(unshare only)"
+        by = ", ".join(doers(step, own)) or "(unshare only)"
         lines.append(f"{mark} {step:9} {NOTEBOOK[step]}  {by if step in chosen else '-'}")
     return "\n".join(lines)
