@@ -385,18 +385,6 @@ def test_the_monitor_follows_a_container_until_the_oom_killer_ends_it(data_root:
     minidom.parseString(monitor.svg())  # one well-formed SVG document
 
 
-def test_the_notebooks_exercises_check_what_they_claim() -> None:
-    from minictr import tutorial
-
-    assert tutorial.judge_cpu_max(tutorial.reference("cpu_max")).ok
-
-    def cpu_max(cpus: float) -> str:
-        return f"{cpus * 100000} 100000"  # a float quota: "50000.0 100000"
-
-    verdict = tutorial.judge_cpu_max(cpu_max)
-    assert not verdict.ok and "whole microseconds" in verdict.message, verdict.message
-
-
 @pytest.mark.root
 def test_the_memory_usage_exercise_against_a_real_container(data_root: str, state_root: str) -> None:
     from minictr import tutorial

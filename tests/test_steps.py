@@ -6,22 +6,30 @@ without the pid step the host's processes are there, without the uts step
 the host's name, without the network step the host's interfaces, without
 the security step every capability. The learner's path runs the exercises'
 reference solutions in the container's first process and compares that
-container with the runtime's own.
+container with the runtime's own; each exercise that is a step (init,
+new_user, join_cgroup, drop_bounding) is also plugged in broken, and the
+difference is seen in the container (zombies and a lost SIGTERM, an error
+naming the line, limits that do not apply, a capability left in the
+bounding set).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
 
 import pytest
 
-from conftest import run_cli
+from conftest import remove_all, run_cli
 from minictr import tutorial
 from minictr.engine.container import run
 from minictr.engine.run_options import RunOptions
 from minictr.errors import ContainerError, UsageError
 from minictr.runtime.process import recipe
+from minictr.tutorial import step_exercises
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -31,6 +39,18 @@ def roots(data_root: str, state_root: str, monkeypatch: pytest.MonkeyPatch) -> N
     """The session's busybox store and a state root of the test's own, for the tutorial's helpers too."""
     monkeypatch.setenv("MINICTR_DATA_ROOT", data_root)
     monkeypatch.setenv("MINICTR_ROOT", state_root)
+
+
+@pytest.fixture
+def open_roots(open_base: str, open_data_root: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Roots any uid may pass through, for containers in a user namespace (root inside is uid 100000 outside)."""
+    state = tempfile.mkdtemp(prefix="run-", dir=open_base)
+    os.chmod(state, 0o711)
+    monkeypatch.setenv("MINICTR_DATA_ROOT", open_data_root)
+    monkeypatch.setenv("MINICTR_ROOT", state)
+    yield
+    remove_all(state)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def inside(command: str, steps: list[str], **options: object) -> str:
@@ -160,3 +180,85 @@ def test_a_detached_container_keeps_its_steps_under_its_monitor(data_root: str, 
         assert str(os.getpid()) in seen.stdout.split()  # no pid step: the host's processes
     finally:
         run_cli("rm", "-f", container, data_root=data_root, state_root=state_root)
+
+
+# --- the exercises that are steps: a correct and a broken version of each, in real containers ----------
+
+
+def test_the_learner_init_reaps_and_passes_signals_on(roots: None) -> None:
+    assert tutorial.judge_init(tutorial.reference("init")).ok
+
+    def init(program):  # waits for the program only, and installs no handler
+        _, status = os.waitpid(program, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    theirs, mine = step_exercises.side_by_side(init, step_exercises.INIT_PROBE, tutorial.taught("04"), init=True)
+    assert theirs["children of PID 1 left"] == "0" and theirs["exit status"] == "143"
+    assert mine["children of PID 1 left"] == "3" and mine["exit status"] == "0"  # zombies; SIGTERM dropped
+    assert "Orphans are left as zombies" in tutorial.judge_init(init).message
+
+
+def test_the_learner_new_user_enters_the_user_namespace(open_roots: None) -> None:
+    assert tutorial.judge_new_user(tutorial.reference("new_user")).ok
+
+    def new_user(write_maps):  # root inside before the maps exist
+        from minictr.kernel import linux
+
+        linux.unshare(linux.CLONE_NEWUSER)
+        os.setresuid(0, 0, 0)
+        write_maps()
+
+    with pytest.raises(ContainerError, match=r"your new_user\(\) line 5 raised OSError: \[Errno 22\]"):
+        tutorial.run_with([new_user], ["id"], steps=tutorial.taught("05"), userns="private")
+
+    def new_user(write_maps):  # type: ignore[no-redef]  # no namespace of its own: the host's maps are fixed
+        write_maps()
+
+    verdict = tutorial.judge_new_user(new_user)
+    assert not verdict.ok and "linux.unshare(linux.CLONE_NEWUSER)" in verdict.message
+
+
+def test_the_learner_join_cgroup_puts_the_container_under_its_limits(roots: None) -> None:
+    assert tutorial.judge_join_cgroup(tutorial.reference("join_cgroup")).ok
+
+    def join_cgroup(paths):  # the memory hierarchy alone (on cgroup v2, with its one directory: none)
+        for path in paths:
+            if "/memory/" in path:
+                with open(os.path.join(path, "cgroup.procs"), "w") as procs:
+                    procs.write(str(os.getpid()))
+
+    limits = step_exercises.CGROUP_LIMITS
+    theirs, mine = step_exercises.side_by_side(
+        join_cgroup, step_exercises.CGROUP_PROBE, tutorial.taught("07"), **limits
+    )
+    assert theirs["exit status"] == "2" and "ten processes" not in theirs  # the sixth fork failed: sh gave up
+    assert mine["ten processes"] == "started" and mine["exit status"] == "0"
+    verdict = tutorial.judge_join_cgroup(join_cgroup)
+    missed = "memory" if mine["dd of 64 MiB"] != theirs["dd of 64 MiB"] else "pids"  # v2: one directory, not joined
+    assert not verdict.ok and f"The {missed} limit did not apply" in verdict.message
+
+
+def test_the_learner_drop_bounding_shapes_the_bounding_set(roots: None) -> None:
+    assert tutorial.judge_drop_bounding(tutorial.reference("drop_bounding")).ok
+
+    def drop_bounding(keep):  # off by one: the kernel's last capability stays
+        from minictr.kernel import linux
+        from minictr.kernel.security.capabilities import NAMES
+
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last = int(f.read())
+        for number in range(last):
+            if NAMES[number] not in keep:
+                linux.prctl(linux.PR_CAPBSET_DROP, number)
+
+    theirs, mine = step_exercises.side_by_side(drop_bounding, step_exercises.BOUNDING_PROBE, tutorial.taught("09"))
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    assert int(mine["CapBnd"], 16) == int(theirs["CapBnd"], 16) | 1 << last
+    assert "Off by one?" in tutorial.judge_drop_bounding(drop_bounding).message
+
+
+def test_the_learner_steps_together_make_the_runtime_container(open_roots: None) -> None:
+    names = ["pivot_into", "new_uts", "init", "new_user", "drop_bounding"]  # join_cgroup: not in a user namespace
+    verdict = tutorial.judge_own_steps([tutorial.reference(name) for name in names], list(recipe.STEPS))
+    assert verdict.ok, verdict.message

@@ -45,9 +45,9 @@ def test_every_exercise_has_a_solution(capsys: pytest.CaptureFixture[str]) -> No
         "enter_root",
         "pivot_into",
         "new_uts",
-        "count_zombies",
-        "parse_id_map",
-        "to_host",
+        "init",
+        "new_user",
+        "drop_bounding",
         "next_address",
         "container_diff",
     ):
@@ -59,18 +59,7 @@ def test_every_exercise_has_a_solution(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_reference_solutions_pass_their_checks() -> None:
     assert tutorial.judge_my_namespaces(tutorial.reference("my_namespaces")).ok
-    assert tutorial.judge_count_zombies(tutorial.reference("count_zombies")).ok
-    assert tutorial.judge_id_maps(tutorial.reference("parse_id_map"), tutorial.reference("to_host")).ok
     assert tutorial.judge_next_address(tutorial.reference("next_address")).ok
-
-
-def test_a_wrong_answer_is_explained() -> None:
-    def count_zombies(pid: int) -> int:
-        return 0
-
-    verdict = tutorial.judge_count_zombies(count_zombies)
-    assert not verdict.ok
-    assert "returned 0 for a test process that has 3 zombie children" in verdict.message
 
 
 @pytest.fixture

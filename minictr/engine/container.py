@@ -241,7 +241,7 @@ def _start(
     container_id = os.path.basename(directory)
     netlink = bool(network and network.needs_netlink)
     place = cgroup.add if cgroup else None
-    own = {"own_steps": options.own_steps} if options.own_steps else None  # a learner's functions, as source
+    own = options.own_step_options(cgroup)  # a learner's functions, as source
     streams, log = _streams(directory, options.detach, capture, io or {})
     try:
         process = spawn(

@@ -275,7 +275,7 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
         spec["process"]["terminal"] = terminal
         process = spawn(spec, overlay=overlay, init=options.init, netlink=bool(network and network.needs_netlink),
                         cgroup=cgroup.add if cgroup else None, terminal=terminal,
-                        extra={"own_steps": options.own_steps} if options.own_steps else None, **stdio)  # fmt: skip
+                        extra=options.own_step_options(cgroup), **stdio)  # fmt: skip
         try:
             if network and network.needs_netlink:
                 from minictr.engine.network.attach import connect

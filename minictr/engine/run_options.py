@@ -103,6 +103,14 @@ class RunOptions:
     steps: list[str] | None = None
     own_steps: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    def own_step_options(self, cgroup: Any = None) -> dict[str, Any] | None:
+        """The child's options for the learner's functions: their source, and for ``join_cgroup`` the directories
+        of the container's ``cgroup`` (a Manager; one per hierarchy) it writes itself into. None without any."""
+        if not self.own_steps:
+            return None
+        dirs = list(dict.fromkeys(cgroup.dirs.values())) if cgroup is not None else []  # v1: cpu and cpuacct may share
+        return {"own_steps": self.own_steps, "cgroup_dirs": dirs}
+
     def chosen_steps(self) -> tuple[str, ...]:
         """The recipe's steps for this container: ``steps``, or chroot alone for ``--isolation chroot``, or all."""
         from minictr.runtime.process import recipe

@@ -63,11 +63,9 @@ from minictr.tutorial.limits import (
     busy,
     cgroup_lines,
     cgroups_left,
-    check_cpu_max,
     check_memory_usage,
     dd_rate,
     fork_failures,
-    judge_cpu_max,
     judge_memory_usage,
     loop_disk,
     sample_cpu,
@@ -92,7 +90,7 @@ from minictr.tutorial.pictures import (
     svg_process_model,
     svg_vm_vs_containers,
 )
-from minictr.tutorial.pid import caught_signals, check_count_zombies, judge_count_zombies, pid_table, zombies
+from minictr.tutorial.pid import caught_signals, pid_table, zombies
 from minictr.tutorial.processes import (
     alive,
     children,
@@ -109,14 +107,23 @@ from minictr.tutorial.security import ATTEMPTS as ESCAPE_ATTEMPTS
 from minictr.tutorial.security import (
     attempt_results,
     capability_table,
-    check_decode_caps,
     escape_table,
     filter_excerpt,
-    judge_decode_caps,
     seccomp_rules_for,
     status_lines,
 )
 from minictr.tutorial.solutions import reference, solution
+from minictr.tutorial.step_exercises import (
+    check_drop_bounding,
+    check_init,
+    check_join_cgroup,
+    check_new_user,
+    compare,
+    judge_drop_bounding,
+    judge_init,
+    judge_join_cgroup,
+    judge_new_user,
+)
 from minictr.tutorial.steps import (
     check_own_steps,
     judge_own_steps,
@@ -126,7 +133,7 @@ from minictr.tutorial.steps import (
     svg_recipe,
     taught,
 )
-from minictr.tutorial.users import RootlessUser, check_id_maps, judge_id_maps
+from minictr.tutorial.users import RootlessUser
 from minictr.tutorial.uts_ipc import check_new_uts, judge_new_uts
 from minictr.tutorial.vms import (
     check_density_ratio,
@@ -157,14 +164,14 @@ __all__ = [
     "cgroup_lines",
     "cgroups_left",
     "check_container_diff",
-    "check_count_zombies",
-    "check_cpu_max",
-    "check_decode_caps",
     "check_density_ratio",
+    "check_drop_bounding",
     "check_enter_root",
-    "check_id_maps",
+    "check_init",
+    "check_join_cgroup",
     "check_memory_usage",
     "check_my_namespaces",
+    "check_new_user",
     "check_new_uts",
     "check_next_address",
     "check_own_steps",  # steps
@@ -172,6 +179,7 @@ __all__ = [
     "children",
     "clean",
     "comm",
+    "compare",
     "dd_rate",
     "describe_lab",
     "escape_table",
@@ -184,14 +192,14 @@ __all__ = [
     "interfaces",
     "internet_route",
     "judge_container_diff",
-    "judge_count_zombies",
-    "judge_cpu_max",
-    "judge_decode_caps",
     "judge_density_ratio",
+    "judge_drop_bounding",
     "judge_enter_root",
-    "judge_id_maps",
+    "judge_init",
+    "judge_join_cgroup",
     "judge_memory_usage",
     "judge_my_namespaces",
+    "judge_new_user",
     "judge_new_uts",
     "judge_next_address",
     "judge_own_steps",

@@ -131,40 +131,7 @@ def cgroups_left() -> list[str]:
     return found
 
 
-# --- exercise 1: cpu_max --------------------------------------------------------------------------
-
-
-def check_cpu_max(function: Callable[[float], str]) -> None:
-    """Run ``function(cpus)`` in a child process; print ✔ or precisely what is wrong."""
-    judge_cpu_max(function).show()
-
-
-def judge_cpu_max(function: Callable[[float], str]) -> Verdict:
-    """``cpu_max(cpus)`` must give v2's ``cpu.max`` for ``--cpus``: "QUOTA PERIOD" with Docker's 100000 µs period."""
-    name = function.__name__
-    for cpus, expected in ((0.5, "50000 100000"), (2, "200000 100000"), (1.25, "125000 100000"), (0.01, "1000 100000")):
-        report = run_in_child(function, cpus)
-        printed = printed_by(report)
-        if "error" in report:
-            return Verdict(False, printed + raised(name, report["error"]))
-        value = report.get("value")
-        if value is None:
-            return Verdict(False, printed + returned_none(f"{name}({cpus})"))
-        if value != expected:
-            hint = ""
-            if isinstance(value, str) and "." in value:
-                hint = "\n  The kernel wants whole microseconds: round the quota to an int."
-            elif not isinstance(value, str):
-                hint = f"\n  Return a str (the line written to cpu.max), not a {type(value).__name__}."
-            elif value.split()[-1:] != ["100000"]:
-                hint = "\n  Docker's period is 100000 µs (100 ms); the quota is cpus × period."
-            return Verdict(False, printed + f"✘ {name}({cpus}) returned {value!r}; cpu.max needs {expected!r}." + hint)
-    return Verdict(
-        True, f"✔ Correct: {name} turns --cpus into cpu.max — 0.5 CPUs is 50 ms of CPU time in every 100 ms."
-    )
-
-
-# --- exercise 2: memory_usage ----------------------------------------------------------------------
+# --- the exercise memory_usage (the other, join_cgroup, is a step: minictr.tutorial.step_exercises) ---------
 
 
 def check_memory_usage(function: Callable[[int], int], pid: int, expected: Callable[[], int]) -> None:
@@ -212,12 +179,6 @@ def judge_memory_usage(function: Callable[[int], int], pid: int, expected: Calla
 
 
 SOLUTIONS = {
-    "cpu_max": '''
-        def cpu_max(cpus):
-            """The line to write to cgroup v2's cpu.max for docker's --cpus: "QUOTA PERIOD" in microseconds."""
-            period = 100000  # Docker's CFS period: 100 ms
-            return f"{round(cpus * period)} {period}"
-    ''',
     "memory_usage": '''
         def memory_usage(pid):
             """Bytes of memory charged to the cgroup that process `pid` is in (cgroup v1 or v2)."""

@@ -1,14 +1,11 @@
-"""09 · Security: capability tables, the escape attempts, the seccomp rule behind a refusal; the exercise
-``decode_caps(mask)``, its check and its solution."""
+"""09 · Security: capability tables, the escape attempts, the seccomp rule behind a refusal
+(the exercise, ``drop_bounding``, is in :mod:`.step_exercises`)."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
-from typing import Any
 
 from minictr.kernel.security import capabilities
-from minictr.tutorial.checking import Verdict, printed_by, raised, run_in_child, source_of
 from minictr.tutorial.common import MINICTR
 
 #: Escape attempts a busybox shell can make: name -> command. Each prints nothing when it worked.
@@ -104,78 +101,4 @@ def filter_excerpt(name: str, context: int = 2) -> str:
     return "\n".join(lines)
 
 
-# --- the exercise ----------------------------------------------------------------------------------------
-
-#: Masks the check tries, from /proc's hex text: none, Docker's 14, one bit high up, every one of them.
-_MASKS = [
-    "0000000000000000",
-    f"{capabilities.mask(list(capabilities.DEFAULT)):016x}",
-    "0000004000000000",
-    f"{(1 << len(capabilities.NAMES)) - 1:016x}",
-]
-
-
-def check_decode_caps(function: Callable[[str], Any]) -> None:
-    """Run ``function(mask)`` on a few masks in a child process; print ✔ or precisely what is wrong."""
-    judge_decode_caps(function).show()
-
-
-def _decode_check(
-    source: str, name: str, masks: list[str]
-) -> dict[str, dict[str, object]]:  # only builtins in annotations: it travels as source to a bare child
-    """(Runs in the check's child.) The learner's answers for each mask."""
-    from minictr.tutorial.checking import run_learner
-
-    return {mask: run_learner(source, name, mask) for mask in masks}
-
-
-def judge_decode_caps(function: Callable[[str], Any]) -> Verdict:
-    """Compare ``function(mask)`` with the right names for each of a few masks."""
-    name = function.__name__
-    report = run_in_child(_decode_check, source_of(function), name, _MASKS)
-    printed = printed_by(report)
-    if "error" in report:
-        return Verdict(
-            False, printed + f"✘ the check could not run: {report['error']['type']}: {report['error']['message']}"
-        )
-    for mask, answer in (report.get("value") or {}).items():
-        expected = capabilities.decode(mask)
-        if "error" in answer:
-            return Verdict(False, printed + raised(name, answer["error"]) + f"\n  (for the mask {mask!r})")
-        got = answer.get("value")
-        if not isinstance(got, list):
-            return Verdict(
-                False, printed + f"✘ {name}({mask!r}) returned {got!r}: return a list of names, like ['CAP_CHOWN']."
-            )
-        if sorted(got) == sorted(expected) and got != expected:
-            return Verdict(
-                False,
-                printed
-                + f"✘ {name}({mask!r}) has the right names in another order: list them by bit number, lowest first.",
-            )
-        if got != expected:
-            missing, extra = [n for n in expected if n not in got], [n for n in got if n not in expected]
-            hint = ""
-            if any(not str(n).startswith("CAP_") for n in got):
-                hint = "\n  Names start with CAP_, as in capabilities.NAMES."
-            elif extra and missing and len(extra) == len(missing):
-                hint = "\n  Off by one? Bit N of the mask is capabilities.NAMES[N]: test (value >> N) & 1 for N from 0."
-            elif missing and mask.startswith("00000040"):
-                hint = "\n  Bits above 31 count too: look at every bit NAMES has a name for, not the first 32."
-            return Verdict(
-                False,
-                printed + f"✘ {name}({mask!r}) returned {got},\n  expected {expected}.\n"
-                f"  Missing: {missing or 'none'}; not in the mask: {extra or 'none'}.{hint}",
-            )
-    return Verdict(True, printed + f"✔ Correct: {name} decodes every mask the check tried, Docker's 14 among them.")
-
-
-SOLUTIONS = {
-    "decode_caps": '''
-        def decode_caps(mask):
-            """The names of the capabilities set in mask (hex text as /proc/<pid>/status shows it), lowest bit first."""
-            from minictr.kernel.security.capabilities import NAMES
-            value = int(mask, 16)
-            return [NAMES[bit] for bit in range(len(NAMES)) if value >> bit & 1]
-    ''',
-}
+SOLUTIONS: dict[str, str] = {}  # the exercise, drop_bounding(keep), is a step: minictr.tutorial.step_exercises

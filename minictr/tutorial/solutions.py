@@ -18,6 +18,7 @@ from minictr.tutorial import (
     network,
     pid,
     security,
+    step_exercises,
     users,
     uts_ipc,
     vms,
@@ -35,6 +36,7 @@ _SOLUTIONS: dict[str, str] = {
     **limits.SOLUTIONS,
     **images.SOLUTIONS,
     **security.SOLUTIONS,
+    **step_exercises.SOLUTIONS,
     **vms.SOLUTIONS,
     **microservices.SOLUTIONS,
 }

@@ -64,13 +64,17 @@ PROBE = (
     'echo "root: $(ls -a / | grep -v "^\\.\\.\\?$" | tr "\\n" " ")"; echo "cwd: $(pwd)"; '
     'echo "hostname: $(hostname)"; echo "domainname: $(cat /proc/sys/kernel/domainname)"; '
     'for ns in mnt uts ipc pid net user cgroup; do echo "ns $ns: $(readlink /proc/self/ns/$ns)"; done; '
-    'echo "mounts: $(cut -d" " -f5 /proc/self/mountinfo | tr "\\n" " ")"'
+    'echo "mounts: $(cut -d" " -f5 /proc/self/mountinfo | tr "\\n" " ")"; '
+    'echo "PID 1: $(cat /proc/1/comm)"; echo "uid_map: $(tr -s " " < /proc/self/uid_map)"; '
+    'echo "bounding set: $(sed -n "s/^CapBnd:\\s*//p" /proc/self/status)"'
 )
 
 
-def probe(functions: Any, steps: list[str]) -> dict[str, str]:
-    """What a container of ``steps`` sees (root, cwd, names, namespaces, mounts), built with ``functions`` (or none)."""
-    options = {"hostname": "steps", "domainname": "example.org"} if "uts" in steps else {}
+def probe(functions: Any, steps: list[str], **options: Any) -> dict[str, str]:
+    """What a container of ``steps`` sees (root, cwd, names, namespaces, mounts, PID 1, uid map, bounding set),
+    built with ``functions`` (or none); ``options`` are more RunOptions."""
+    if "uts" in steps:
+        options.update(hostname="steps", domainname="example.org")
     done = run_with(
         functions, ["sh", "-c", PROBE], steps=steps, network="none" if "network" in steps else None, **options
     )
@@ -94,16 +98,19 @@ def judge_own_steps(functions: Any, steps: list[str]) -> Verdict:
     """Run the same probe in a container built with the learner's ``functions`` and in one of the runtime's own.
 
     ✔ when both see the same: the same root, working directory, hostname,
-    domain name, namespaces, mount table, and ``..`` from ``/`` stays inside.
+    domain name, namespaces, mount table, PID 1, uid map and bounding set.
+    With the learner's ``init`` both run with ``--init``, with ``new_user`` with ``--userns private``.
     Otherwise the table says where they differ.
     """
     from minictr.errors import MinictrError
 
+    own = set(own_steps(functions))  # by the step they stand for, which a dict's keys name
+    options = {"init": "init" in own, "userns": "private" if "new_user" in own else "host"}  # where they run
     try:
-        mine = probe(functions, steps)
+        mine = probe(functions, steps, **options)
     except (MinictrError, RuntimeError) as exc:
         return Verdict(False, f"✘ the container built with your steps did not run: {exc}")
-    theirs = probe([], steps)
+    theirs = probe([], steps, **options)
     rows = [f"{'':13}{'the runtime':34} your steps"]
     differ = []
     for key in theirs:
@@ -166,9 +173,10 @@ def svg_recipe(steps: list[str], new: tuple[str, ...] = (), own: tuple[str, ...]
         body.append(_text(x + box / 2, 61, f"notebook {recipe.NOTEBOOK[step]}", size=10, fill=colour))
         if not on:
             continue
-        names = [f"your {mine[step]}()"] if step in mine else list(recipe.FUNCTIONS[step]) or ["(unshare)"]
-        for row, name in enumerate(names):
-            body.append(_mono(x + 2, 82 + row * 11, name[:20], size=8, fill="#c0392b" if step in mine else "#333"))
+        for row, name in enumerate(recipe.doers(step, own) or ["(unshare)"]):
+            body.append(
+                _mono(x + 2, 82 + row * 11, name[:20], size=8, fill="#c0392b" if name.startswith("your ") else "#333")
+            )
     body.append(
         _text(
             10,

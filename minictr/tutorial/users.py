@@ -1,4 +1,7 @@
-"""05 · user namespace: rootless minictr from a root notebook, and the exercises ``parse_id_map`` and ``to_host``."""
+"""05 · user namespace: rootless minictr from a root notebook.
+
+The exercise, ``new_user``, is a step of the runtime: :mod:`.step_exercises`.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
-from typing import Any
 
-from minictr.tutorial.checking import Verdict, printed_by, raised, returned_none, run_in_child
 from minictr.tutorial.common import HostLacks, leftovers, package_parent, remove_tree, run_shown, workdir
 from minictr.tutorial.processes import alive, stat_fields, wait_until
 
@@ -135,156 +135,9 @@ class RootlessUser:
         return leftovers(self.home)
 
 
-# --- exercises: parse_id_map and to_host -----------------------------------------------------------
-
-_PADDED = "         0     100000      65536\n"
-
-#: (text of a uid_map, the list parse_id_map should return)
-_ID_MAP_CASES: list[tuple[str, list[tuple[int, int, int]]]] = [
-    (_PADDED, [(0, 100000, 65536)]),
-    ("         0       1000          1\n         1     100000      65536\n", [(0, 1000, 1), (1, 100000, 65536)]),
-    ("", []),
-]
-
-_ONE = [(0, 100000, 65536)]
-_TWO = [(0, 1000, 1), (1, 100000, 65536)]
-
-#: (uid, mapping, expected host uid, why)
-_TO_HOST_CASES: list[tuple[int, list[tuple[int, int, int]], int | None, str]] = [
-    (0, _ONE, 100000, "uid 0 inside is the first id of the range: 100000 outside"),
-    (1000, _ONE, 101000, "an id inside the range moves by (outside - inside): 1000 inside is 101000 outside"),
-    (65535, _ONE, 165535, "65535 is the last id of a range of 65536 ids that starts at 0"),
-    (
-        65536,
-        _ONE,
-        None,
-        "a line 'inside outside count' maps inside … inside+count-1; 65536 is just past the range, so it is not mapped",
-    ),
-    (
-        100000,
-        _ONE,
-        None,
-        "100000 is where the range lands on the host; uid 100000 *inside* is not mapped "
-        "(to_host goes from inside to outside)",
-    ),
-    (0, _TWO, 1000, "with two lines, uid 0 is in the first one (0 1000 1): 1000 outside"),
-    (5, _TWO, 100004, "with two lines, uid 5 is in the second one (1 100000 65536): 100000 + (5 - 1)"),
-    (7, [], None, "an empty map maps nothing"),
-]
-
-
 def _ended(pid: int) -> bool:
     """True once ``pid`` has ended (a zombie has)."""
     return not alive(pid)
 
 
-def check_id_maps(parse_id_map: Callable[[str], Any], to_host: Callable[[int, Any], Any]) -> None:
-    """Run both functions in child processes; print ✔ or precisely what is wrong with each."""
-    judge_id_maps(parse_id_map, to_host).show()
-
-
-def _as_entries(value: Any) -> list[Any] | None:
-    """A parse_id_map result as a list of tuples, or None when it is not a list of sequences."""
-    if not isinstance(value, list) or not all(isinstance(entry, list) for entry in value):
-        return None
-    return [tuple(entry) for entry in value]
-
-
-def _judge_parse(function: Callable[[str], Any]) -> tuple[bool, str]:
-    name = function.__name__
-    printed = ""
-    for text, expected in _ID_MAP_CASES:
-        report = run_in_child(function, text)
-        printed = printed or printed_by(report)
-        call = f"{name}({text!r})"
-        if "error" in report:
-            error = report["error"]
-            hint = ""
-            if error["type"] == "ValueError" and (
-                "unpack" in error["message"] or "invalid literal" in error["message"]
-            ):
-                hint = (
-                    f"\n  The kernel pads the columns with spaces ({_PADDED.rstrip()!r}): line.split() with no "
-                    "argument splits on any run of whitespace."
-                )
-            return False, printed + raised(name, error).replace(f"{name}(...)", call, 1) + hint
-        value, kind = report.get("value"), report.get("type")
-        if value is None:
-            return False, printed + returned_none(call)
-        entries = _as_entries(value)
-        if kind not in ("list", "tuple") or entries is None:
-            return False, printed + (
-                f"✘ {call} returned {value!r} (a {kind}); expected a list of (inside, outside, "
-                f"count) tuples, such as {expected!r}"
-            )
-        if entries == expected:
-            continue
-        if len(entries) != len(expected):
-            return False, printed + (
-                f"✘ {call} returned {len(entries)} entries; expected {len(expected)}, one per line: {expected!r}"
-            )
-        wrong = next(entry for entry, right in zip(entries, expected, strict=True) if entry != right)
-        right = expected[entries.index(wrong)]
-        if len(wrong) != 3:
-            why = "each entry is three numbers: (inside, outside, count)"
-        elif any(isinstance(item, str) for item in wrong):
-            why = "those are strings: convert each column with int()"
-        elif sorted(wrong) == sorted(right):
-            why = (
-                "the columns are in the order inside, outside, count ('0 100000 65536': uid 0 inside is 100000 outside)"
-            )
-        else:
-            why = "read the three columns of each line"
-        return False, printed + f"✘ {call} gave the entry {wrong!r}; expected {right!r}: {why}."
-    return True, printed + f"✔ {name} reads the kernel's padded columns, one entry per line (and [] for an empty map)."
-
-
-def _judge_to_host(function: Callable[[int, Any], Any]) -> tuple[bool, str]:
-    name = function.__name__
-    printed = ""
-    for uid, mapping, expected, why in _TO_HOST_CASES:
-        report = run_in_child(function, uid, [list(entry) for entry in mapping])
-        printed = printed or printed_by(report)
-        call = f"{name}({uid}, {mapping!r})"
-        if "error" in report:
-            return False, printed + raised(name, report["error"]).replace(f"{name}(...)", call, 1)
-        value, kind = report.get("value"), report.get("type")
-        if value == expected and kind in ("int", "NoneType"):
-            continue
-        if isinstance(value, str):
-            return False, printed + f"✘ {call} returned the string {value!r}; return an int (or None)."
-        got = "None" if value is None else repr(value)
-        return False, printed + f"✘ {call} returned {got}; expected {expected}: {why}."
-    return True, printed + (
-        f"✔ {name} maps an id inside to the host, through the right line, and gives None for ids no line maps."
-    )
-
-
-def judge_id_maps(parse_id_map: Callable[[str], Any], to_host: Callable[[int, Any], Any]) -> Verdict:
-    """Check ``parse_id_map(text)`` on uid_map texts, and ``to_host(uid, mapping)`` on mappings (each in a child)."""
-    parse_ok, parse_message = _judge_parse(parse_id_map)
-    host_ok, host_message = _judge_to_host(to_host)
-    if parse_ok and host_ok:
-        return Verdict(True, parse_message + "\n" + host_message + "\n✔ Correct: both functions are right.")
-    return Verdict(False, parse_message + "\n" + host_message)
-
-
-SOLUTIONS = {
-    "parse_id_map": '''
-        def parse_id_map(text):
-            """'0 100000 65536' lines (as in /proc/<pid>/uid_map) -> [(inside, outside, count), ...]."""
-            mapping = []
-            for line in text.splitlines():
-                inside, outside, count = line.split()  # split() with no argument: the columns are padded
-                mapping.append((int(inside), int(outside), int(count)))
-            return mapping
-    ''',
-    "to_host": '''
-        def to_host(uid, mapping):
-            """The host uid that `uid` inside is, through `mapping`; None when no line maps it."""
-            for inside, outside, count in mapping:
-                if inside <= uid < inside + count:  # a line maps inside ... inside+count-1
-                    return outside + (uid - inside)
-            return None
-    ''',
-}
+SOLUTIONS: dict[str, str] = {}  # the exercise, new_user(write_maps), is a step: minictr.tutorial.step_exercises

@@ -178,7 +178,7 @@ def run(channel: Channel) -> None:
     if config.get("call"):
         channel.send(Message.RESULT, value=call_function(config["call"]))
         return
-    if setup.options.get("init"):
+    if setup.options.get("init") or "init" in setup.own:  # a learner's init is PID 1 with --init
         run_init(setup)
     exec_program(setup.spec)
 

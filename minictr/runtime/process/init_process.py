@@ -15,7 +15,7 @@ import signal
 from minictr.kernel import linux
 from minictr.runtime.process.channel import Message
 from minictr.runtime.process.program import exec_program
-from minictr.runtime.process.setup import Setup, StepFailed
+from minictr.runtime.process.setup import Setup, StepFailed, run_own
 
 
 def die_with_parent(setup: Setup) -> None:
@@ -135,6 +135,8 @@ def run_init(setup: Setup) -> None:
         raise StepFailed("exec", message, int(number) or None)
     setup.channel.close()  # tell the parent the program runs
     linux.set_process_name("minictr-init")
+    if "init" in setup.own:
+        _own_init(setup, program, forwarded)
     for sig in forwarded:
         signal.signal(sig, lambda number, _frame: _kill_quietly(program, number))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
@@ -145,6 +147,17 @@ def run_init(setup: Setup) -> None:
             os._exit(0)
         if pid == program:
             os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+
+
+def _own_init(setup: Setup, program: int, forwarded: set[signal.Signals]) -> None:
+    """A learner's init (notebook 04) in place of the loop above: it installs its handlers, reaps, returns a status.
+
+    The status is an exit code as Python gives it: -N for a program killed by signal N, which a shell shows as 128 + N.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
+    status = run_own(setup, "init", program)
+    code = status if isinstance(status, int) else 0
+    os._exit(128 - code if code < 0 else code & 0xFF)
 
 
 def _kill_quietly(pid: int, sig: int) -> None:

@@ -29,13 +29,22 @@ def enter_user_namespace(setup: Setup) -> None:
     """
     if "user" in setup.joined:
         namespaces.join(setup.joined["user"], "user")
+    elif "user" in setup.new and "new_user" in setup.own:
+        run_own(setup, "new_user", lambda: _have_maps_written(setup))  # a learner's: unshare, maps, root inside
+        linux.prctl(linux.PR_SET_DUMPABLE, 1)  # see become_root_inside
+        return
     elif "user" in setup.new:
         namespaces.unshare(["user"])
-        setup.channel.send(Message.USERNS_READY, pid=os.getpid())
-        setup.channel.expect(Message.MAPPINGS_WRITTEN)
+        _have_maps_written(setup)
     else:
         return
     become_root_inside()
+
+
+def _have_maps_written(setup: Setup) -> None:
+    """Ask the parent to write our uid and gid maps, and wait until it has."""
+    setup.channel.send(Message.USERNS_READY, pid=os.getpid())
+    setup.channel.expect(Message.MAPPINGS_WRITTEN)
 
 
 def become_root_inside() -> None:
@@ -86,7 +95,9 @@ def join_cgroup(setup: Setup) -> None:
     minictr's, not the container's), and it joins before the cgroup
     namespace is made, so the container sees its own cgroup as ``/``.
     """
-    if setup.options.get("cgroup"):
+    if setup.options.get("cgroup") and "join_cgroup" in setup.own:
+        run_own(setup, "join_cgroup", list(setup.options.get("cgroup_dirs", [])))  # a learner's, writing itself in
+    elif setup.options.get("cgroup"):
         setup.channel.send(Message.JOIN_CGROUP)
         setup.channel.expect(Message.CGROUP_JOINED)
     if "cgroup" in setup.new:

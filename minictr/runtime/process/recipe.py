@@ -13,7 +13,7 @@ own and a mount namespace, and shares everything else with the host; the
 engine turns the steps into the spec (``RunOptions(steps=...)``), so the
 child needs to know nothing of them.
 
-Three steps can be carried out by a learner's own function, the exercise of
+Some steps can be carried out by a learner's own function, the exercise of
 the notebook that taught them (:data:`OWN_STEPS`): its source travels with
 the config and is defined in the child, where it runs in place of the
 runtime's code — the only way a function reaches a process that is a fresh
@@ -70,7 +70,33 @@ OWN_STEPS = {
     "enter_root": ("chroot", "os.chroot(root) in enter_root (a container without the mount step)"),
     "pivot_into": ("mount", "rootfs.pivot_into(root) in enter_root"),
     "new_uts": ("uts", "set_hostname (after the runtime's own unshare: a mistake never renames the host)"),
+    "init": ("pid", "run_init's loop: PID 1 reaping and passing signals on (a container run with --init)"),
+    "new_user": ("user", "enter_user_namespace: unshare, the parent writes the maps, root inside"),
+    "join_cgroup": ("cgroup", "the parent placing the child in its cgroup (the runtime then unshares its namespace)"),
+    "drop_bounding": ("security", "drop_bounding: the capabilities the container may never regain"),
 }
+
+
+#: The child's function each of those takes the place of (run_init is the pid step's with --init).
+REPLACES = {
+    "enter_root": "enter_root",
+    "pivot_into": "enter_root",
+    "new_uts": "set_hostname",
+    "init": "run_init",
+    "new_user": "enter_user_namespace",
+    "join_cgroup": "join_cgroup",
+    "drop_bounding": "drop_bounding",
+}
+
+
+def doers(step: str, own: Iterable[str] = ()) -> list[str]:
+    """Who carries out ``step``: the child's functions, a learner's (``own``) in place of the one it replaces."""
+    names = list(FUNCTIONS[step])
+    for name in own:
+        if OWN_STEPS[name][0] == step:
+            mine, replaced = f"your {name}()", REPLACES[name]
+            names = [mine if n == replaced else n for n in names] if replaced in names else [*names, mine]
+    return names
 
 
 def step_of(function: str) -> str:
@@ -123,10 +149,9 @@ def define(name: str, source: str) -> Callable[..., Any]:
 def table(steps: Iterable[str] | None, own: Iterable[str] = ()) -> str:
     """The recipe as text: every step, whether this container has it, and who carries it out."""
     chosen = choose(steps)
-    mine = {OWN_STEPS[name][0]: name for name in own}
     lines = []
     for step in STEPS:
         mark = "✔" if step in chosen else "·"
-        by = f"your {mine[step]}()" if step in mine else ", ".join(FUNCTIONS[step]) or "(unshare only)"
+        by = ", ".join(doers(step, own)) or "(unshare only)"
         lines.append(f"{mark} {step:9} {NOTEBOOK[step]}  {by if step in chosen else '-'}")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ import os
 
 from minictr.kernel import linux
 from minictr.kernel.security import capabilities, paths, seccomp
-from minictr.runtime.process.setup import Setup, StepFailed
+from minictr.runtime.process.setup import Setup, StepFailed, run_own
 
 
 def _rlim(value: int) -> int:
@@ -70,8 +70,11 @@ def _load_filter(setup: Setup) -> None:
 
 def drop_bounding(setup: Setup) -> None:
     """Shrink the bounding set first: it needs CAP_SETPCAP, which the spec may not keep."""
-    if "capabilities" in setup.spec.get("process", {}):
-        capabilities.drop_bounding(setup.spec["process"]["capabilities"])
+    caps = setup.spec.get("process", {}).get("capabilities")
+    if caps is not None and "drop_bounding" in setup.own:
+        run_own(setup, "drop_bounding", list(caps.get("bounding", [])))  # a learner's, given the names to keep
+    elif caps is not None:
+        capabilities.drop_bounding(caps)
 
 
 def load_seccomp_early(setup: Setup) -> None:

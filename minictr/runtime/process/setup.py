@@ -62,11 +62,11 @@ def _define_own(step: str, given: dict[str, str]) -> Callable[..., Any]:
         raise StepFailed(step, f"your {given['name']}() cannot be defined: {type(exc).__name__}: {exc}") from exc
 
 
-def run_own(setup: Setup, step: str, *args: Any) -> None:
-    """Call the learner's function for ``step``; what it raises names it and its line."""
+def run_own(setup: Setup, step: str, *args: Any) -> Any:
+    """Call the learner's function for ``step`` and return what it returns; what it raises names it and its line."""
     function = setup.own[step]
     try:
-        function(*args)
+        return function(*args)
     except Exception as exc:
         line = innermost_line(exc, f"<{function.__name__}>")
         raise StepFailed(
