@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import IO, Any
 
     from minictr.engine.images.store import Image, ImageStore
@@ -301,7 +301,10 @@ def _start(
     # program starts: it may answer its first input before we are scheduled again, and must be findable then
     owner = {"owner": os.getpid(), "owner_start": start_time(os.getpid())}
     _record_started(directory, process, spec, {**record, **owner})
-    with forward_signals(process) if options.sig_proxy else contextlib.nullcontext():
+    from minictr.engine.terminal import forward_signals
+
+    proxy = options.sig_proxy and not (io or {}).get("terminal")  # with -t, ^C and the rest go through its pty
+    with forward_signals(process.kill, proxy):
         process.start()
         faults.point("exec")
         out, err, code = process.communicate()
@@ -370,22 +373,6 @@ def kill(container: str, sig: int = signal.SIGKILL, state_root: str | None = Non
         os.kill(state["pid"], sig)
     except ProcessLookupError:
         pass
-
-
-@contextlib.contextmanager
-def forward_signals(process: ContainerProcess) -> Iterator[None]:
-    """Pass SIGINT, SIGTERM and SIGHUP on to the container, as ``docker run`` does (--sig-proxy)."""
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    try:
-        previous = {sig: signal.signal(sig, lambda sig, _frame: process.kill(sig)) for sig in forwarded}
-    except ValueError:  # not the main thread (a notebook's worker): nothing to forward
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def commit(container: str, reference: str, *, data_root: str | None = None, state_root: str | None = None,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-from minictr.engine.container import Finished, find, forward_signals
+from minictr.engine.container import Finished, find
 from minictr.engine.container_spec import merge_env
 from minictr.runtime.process.parent import spawn
 from minictr.runtime.spec import default_spec
@@ -76,7 +76,9 @@ def exec_in(
     if detach:
         process.start()
         return Finished(0, id=state["id"])
-    with forward_signals(process):
+    from minictr.engine.terminal import forward_signals
+
+    with forward_signals(process.kill):
         process.start()
         out, err, code = process.communicate()
     return Finished(code, out, err, state["id"])

@@ -200,11 +200,50 @@ def raw_terminal(fd: int) -> Iterator[None]:
     import tty
 
     saved = termios.tcgetattr(fd)
+
+    def restore_then_die(sig: int, _frame: object) -> None:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)  # the signal's own ending, with the terminal as it was
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # those not forwarded (-t, or --sig-proxy=false) end us
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to catch
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                previous[sig] = signal.signal(sig, restore_then_die)
     tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: what was typed ahead is the container's
     try:
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def forward_signals(send: Callable[[int], object], proxy: bool = True) -> Iterator[None]:
+    """Pass SIGINT, SIGTERM and SIGHUP sent to this process on through ``send(signal)``, as Docker's --sig-proxy.
+
+    ``run``, ``start -a`` and ``attach`` all come through here. The callers
+    pass ``proxy`` false with ``-t``, as Docker does: the container's terminal
+    carries ^C and the rest, and a signal sent to minictr is minictr's.
+    """
+    if not proxy:
+        yield
+        return
+    try:
+        previous = {sig: signal.signal(sig, lambda sig, _frame: send(sig)) for sig in FORWARDED}
+    except ValueError:  # not the main thread (a notebook's worker): nothing to forward
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
