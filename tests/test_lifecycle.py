@@ -435,9 +435,19 @@ def test_the_python_api_runs_containers_that_outlive_the_caller(minictr: Minictr
     web.remove()
     assert client.list(all=True) == []
     assert client.run("busybox", "echo done", network="none", remove=True) == b"done\n"
-    with pytest.raises(package.ContainerError, match="exited with 4"):
-        client.run("busybox", ["sh", "-c", "exit 4"], network="none", remove=True)
+    with pytest.raises(package.ContainerError, match="exited with 4: failed"):  # its stderr says why
+        client.run("busybox", ["sh", "-c", "echo failed >&2; exit 4"], network="none", remove=True)
     assert client.list(all=True) == []
+    # without remove, as docker-py: its stdout back, and the exited container kept until removed
+    assert client.run("busybox", ["sh", "-c", "echo out; echo err >&2"], network="none") == b"out\n"
+    assert client.run("busybox", ["sh", "-c", "echo out; echo err >&2"], network="none", stderr=True) == b"out\nerr\n"
+    with pytest.raises(package.ContainerError, match="exited with 5"):
+        client.run("busybox", ["sh", "-c", "exit 5"], network="none")
+    kept = client.list(all=True)
+    assert sorted(c.wait()["StatusCode"] for c in kept) == [0, 0, 5] and {c.status for c in kept} == {"exited"}
+    assert {c.logs() for c in kept} == {b"out\nerr\n", b""}
+    for container in kept:
+        container.remove()
 
 
 # --- errors, and a full disk ------------------------------------------------------------------------------
