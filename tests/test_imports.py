@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "minictr.engine.logs",
             "minictr.engine.attach",
             "minictr.engine.terminal",
+            "minictr.engine.console",
             "minictr.engine.monitor",
             "minictr.engine.managed",
             "minictr.engine.lifecycle",

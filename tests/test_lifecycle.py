@@ -395,6 +395,26 @@ def test_an_interactive_shell_through_a_pty(minictr: Minictr) -> None:
     assert termios.tcgetattr(terminal.slave) == settings  # restored
 
 
+def test_the_pty_comes_from_the_containers_own_devpts(minictr: Minictr) -> None:
+    terminal = Terminal(24, 80)
+    command = cli_command("run", "-it", "--network", "none", "busybox", "sh", data_root=minictr.data_root,
+                          state_root=minictr.state_root)  # fmt: skip
+    cli = subprocess.Popen(
+        command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
+    )
+    assert terminal.read_until(b"# "), terminal.output
+    terminal.type("tty; ls /dev/pts | tr '\\n' ' '; echo\n")
+    assert terminal.read_until(b"/dev/pts/0\r\n0 ptmx \r\n"), terminal.output  # a fresh instance: its first pty
+    (container,) = os.listdir(os.path.join(minictr.state_root, "containers"))
+    pid = minictr.state(container)["pid"]
+    host_devpts = os.stat("/dev/pts").st_dev
+    held = {os.stat(f"/proc/{pid}/fd/{fd}").st_dev for fd in (0, 1, 2)}
+    assert held and host_devpts not in held  # the host's /dev/pts holds no pty of the container's
+    assert os.stat(f"/proc/{pid}/root/dev/pts").st_dev in held  # its own does
+    terminal.type("exit 0\n")
+    assert cli.wait(30) == 0
+
+
 def test_stdin_reaches_the_container_only_with_i(minictr: Minictr) -> None:
     streamed = run_cli("run", "-i", "--network", "none", "busybox", "sh", "-c", "cat; echo end",
                        input="one\ntwo\n", data_root=minictr.data_root, state_root=minictr.state_root)  # fmt: skip
@@ -408,9 +428,9 @@ def test_stdin_reaches_the_container_only_with_i(minictr: Minictr) -> None:
 
 
 def test_a_detached_container_with_t_has_a_terminal(minictr: Minictr) -> None:
-    container = minictr.detach("-t", "busybox", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo tty; stty size")
+    container = minictr.detach("-t", "busybox", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo tty; tty; stty size")
     assert minictr("wait", container).stdout == "0\n"
-    assert minictr("logs", container).stdout.startswith("tty\n")
+    assert minictr("logs", container).stdout.startswith("tty\n/dev/pts/0\n")  # from its own devpts
 
 
 # --- the Python API -------------------------------------------------------------------------------------
@@ -577,6 +597,6 @@ def test_exec_i_and_t(minictr: Minictr) -> None:
     cli = subprocess.Popen(
         command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
     )
-    terminal.type("stty size; exit 2\n")
-    assert terminal.read_until(b"30 100"), terminal.output
+    terminal.type("stty size; tty; exit 2\n")
+    assert terminal.read_until(b"30 100\r\n/dev/pts/0"), terminal.output  # from the container's devpts too
     assert cli.wait(30) == 2

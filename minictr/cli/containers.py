@@ -256,9 +256,9 @@ def _signals_proxied(args: argparse.Namespace) -> contextlib.AbstractContextMana
 
     Not to a container with a terminal (``-t``): as Docker, its keys reach it through its pty.
     """
+    from minictr.engine.console import forward_signals
     from minictr.engine.lifecycle import send_signal
     from minictr.engine.managed import resolve
-    from minictr.engine.terminal import forward_signals
     from minictr.errors import MinictrError
     from minictr.runtime.state import read_state
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+from minictr.engine.console import spawn_streams
 from minictr.engine.container import Finished, find
 from minictr.engine.container_spec import merge_env
 from minictr.runtime.process.parent import spawn
@@ -67,16 +68,21 @@ def exec_in(
         from minictr.kernel import cgroups
 
         place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
-    streams = dict(stdio) if stdio is not None else {"stdout": pipe, "stderr": pipe}
+    streams, console = spawn_streams(stdio) if stdio is not None else ({"stdout": pipe, "stderr": pipe}, None)
     if detach:
-        streams = dict.fromkeys(("stdin", "stdout", "stderr"), subprocess.DEVNULL)
+        streams, console = dict.fromkeys(("stdin", "stdout", "stderr"), subprocess.DEVNULL), None
     exec_spec["process"]["terminal"] = terminal and not detach
-    process = spawn(exec_spec, **streams, die_with_parent=not detach, join=state["pid"], cgroup=place,
-                    terminal=terminal and not detach)  # fmt: skip
+    process = spawn(exec_spec, **streams, die_with_parent=not detach, join=state["pid"], cgroup=place)
+    if console is not None:
+        try:
+            console.receive()  # the pty the program gets, from the container's devpts
+        except BaseException:
+            process.kill()
+            raise
     if detach:
         process.start()
         return Finished(0, id=state["id"])
-    from minictr.engine.terminal import forward_signals
+    from minictr.engine.console import forward_signals
 
     with forward_signals(process.kill):
         process.start()

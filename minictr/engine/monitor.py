@@ -94,13 +94,14 @@ def start_container(directory: str, lock: int, report: bool) -> int:
 
     settings = _read_state(directory).get("lifecycle", {})
     tty = bool(settings.get("tty"))
+    console = None
     try:
-        if tty:
-            import pty
+        if tty:  # the container opens its pty from its own devpts; its master comes back (minictr.engine.console)
+            from minictr.engine.console import Console
 
-            master, slave = pty.openpty()
-            outputs, given = [master], master
-            stdio = {"stdin": slave, "stdout": slave, "stderr": slave}
+            console = Console()
+            null = subprocess_devnull()
+            stdio: dict[str, Any] = {"stdin": null, "stdout": null, "stderr": null, "console": console}
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
@@ -112,7 +113,11 @@ def start_container(directory: str, lock: int, report: bool) -> int:
         finally:
             for fd in {v for v in stdio.values() if isinstance(v, int) and v >= 0}:
                 os.close(fd)
+        if console is not None:
+            outputs, given = [console.master], console.master
     except (MinictrError, OSError) as exc:
+        if console is not None:
+            console.close()
         update_state(directory, {"error": str(exc)})
         if report:
             _report({"error": str(exc), "step": getattr(exc, "step", ""), "errno": getattr(exc, "errno", None)})
