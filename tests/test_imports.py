@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "minictr.engine.terminal",
             "minictr.engine.console",
             "minictr.engine.monitor",
+            "minictr.engine.monitor_cgroup",
             "minictr.engine.managed",
             "minictr.engine.lifecycle",
             "minictr.engine.health",

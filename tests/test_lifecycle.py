@@ -174,7 +174,44 @@ def test_kill_9_of_the_cli_leaves_the_container_running_and_rm_f_removes_all(min
     assert removed.stdout == "survivor\n"
     assert not os.path.exists(f"/proc/{pid}") and not os.path.exists(minictr.directory(container))
     assert cgroups_of(container) == []
+    assert empty_monitor_cgroups() == []  # the dead monitor's cgroup went with rm (one with live monitors stays)
     assert minictr("ps", "-a", "-q").stdout == ""
+
+
+def empty_monitor_cgroups() -> list[str]:
+    """The monitors' cgroups (``minictr/monitor``) that no process is in: left behind."""
+    empty = []
+    for directory in cgroup_dirs():
+        if directory.endswith("/minictr/monitor"):
+            with open(os.path.join(directory, "cgroup.procs")) as handle:
+                if not handle.read().strip():
+                    empty.append(directory)
+    return empty
+
+
+def test_stopping_the_callers_cgroup_leaves_the_monitor_and_its_container(minictr: Minictr) -> None:
+    from minictr.kernel import cgroups
+
+    caller = cgroups.new(f"/minictr-test-caller-{os.getpid()}")  # a login session's scope, a kernel's unit
+    caller.create({})
+    try:
+        procs = " ".join(os.path.join(d, "cgroup.procs") for d in caller.dirs.values())
+        cli = cli_command("run", "-d", "--network", "none", "busybox", "sleep", "60", data_root=minictr.data_root,
+                          state_root=minictr.state_root)  # fmt: skip
+        joined = ["sh", "-c", f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"', "sh", *cli]
+        started = subprocess.run(joined, capture_output=True, text=True, timeout=60)
+        assert started.returncode == 0, started.stderr
+        container = started.stdout.strip()
+        monitor = monitor_of(minictr, container)
+        caller.kill()  # as stopping that scope does: SIGKILL to every process in it
+        assert wait_until(lambda: monitor in monitors())  # (named again by each phase it execs into)
+        assert minictr.state(container)["status"] == "running"
+        with open(f"/proc/{monitor}/cgroup") as handle:  # where it went instead: the monitors' own cgroup
+            assert any(line.endswith(":/minictr/monitor") for line in handle.read().splitlines())
+        minictr("stop", "-t", "0", container)
+        assert minictr("wait", container).stdout == "137\n"  # its monitor, alive, recorded the exit
+    finally:
+        caller.destroy()
 
 
 # --- run --rm, rm, stop ------------------------------------------------------------------------------

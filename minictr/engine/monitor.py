@@ -83,6 +83,13 @@ def start(directory: str) -> int:
     except BlockingIOError:
         _report({"error": f"container {os.path.basename(directory)} is already running", "step": "start"})
         return 1
+    from minictr.engine.monitor_cgroup import enter
+    from minictr.errors import MinictrError
+
+    try:
+        enter(directory)  # out of the caller's cgroup: stopping it must not stop us
+    except (OSError, MinictrError) as exc:
+        print(f"minictr-monitor: staying in the caller's cgroup: {exc}", file=sys.stderr)  # to monitor.log
     return start_container(directory, lock, report=True)
 
 
@@ -256,7 +263,18 @@ class Checks:
 
 
 def finish(directory: str, status: int, lock: int) -> int:
-    """Record the exit, give back the cgroup and network, then restart, remove or end."""
+    """Record the exit, give back the cgroup and network, then restart, remove or end (leaving the monitors'
+    cgroup: :mod:`minictr.engine.monitor_cgroup`).
+    """
+    from minictr.engine.monitor_cgroup import leave
+
+    try:
+        return _finish(directory, status, lock)  # a restart execs into the watch phase from there: no return
+    finally:
+        leave()
+
+
+def _finish(directory: str, status: int, lock: int) -> int:
     from minictr.engine.container_dir import release_directory, release_resources
     from minictr.engine.logs import timestamp
     from minictr.engine.managed import REMOVING, STOP_REQUESTED
