@@ -452,6 +452,22 @@ def test_the_pty_comes_from_the_containers_own_devpts(minictr: Minictr) -> None:
     assert cli.wait(30) == 0
 
 
+def test_with_t_a_signal_to_minictr_is_minictrs_and_the_terminal_is_restored(minictr: Minictr) -> None:
+    terminal = Terminal(24, 80)
+    settings = termios.tcgetattr(terminal.slave)
+    command = cli_command("run", "-it", "--rm", "--network", "none", "busybox", "sh", "-c",
+                          "trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done",
+                          data_root=minictr.data_root, state_root=minictr.state_root)  # fmt: skip
+    cli = subprocess.Popen(
+        command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
+    )
+    assert terminal.read_until(b"ready"), terminal.output
+    cli.send_signal(signal.SIGTERM)  # not passed on with -t (as Docker): it ends minictr
+    assert cli.wait(30) == -signal.SIGTERM
+    assert termios.tcgetattr(terminal.slave) == settings  # raw mode undone on the way out
+    assert not terminal.read_until(b"got TERM", timeout=1)
+
+
 def test_stdin_reaches_the_container_only_with_i(minictr: Minictr) -> None:
     streamed = run_cli("run", "-i", "--network", "none", "busybox", "sh", "-c", "cat; echo end",
                        input="one\ntwo\n", data_root=minictr.data_root, state_root=minictr.state_root)  # fmt: skip
