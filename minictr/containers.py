@@ -11,6 +11,7 @@
     web.remove()
 
     containers.run("busybox", ["echo", "hi"], remove=True)   # b'hi\\n' (waits; raises if it fails)
+    containers.run("busybox", ["echo", "hi"])                # the same, and the exited container is kept
 
 Every container runs under its own monitor (:mod:`minictr.engine.monitor`), never
 as a child of the calling process: a notebook kernel may be restarted while
@@ -198,12 +199,16 @@ class Client:
         return Container(self, container_id)
 
     def run(
-        self, image: str, command: str | builtins.list[str] | None = None, detach: bool = False, **options: Any
-    ) -> Container | bytes:
+        self, image: str, command: str | builtins.list[str] | None = None, detach: bool = False, stdout: bool = True,
+        stderr: bool = False, **options: Any,
+    ) -> Container | bytes:  # fmt: skip
         """Create and start; with ``detach`` return the Container, else wait and return its output.
 
-        Without ``detach`` a non-zero exit raises :class:`ContainerError`
-        (with the status and the output), as docker-py does.
+        As docker-py's: the output is its stdout (``stderr=True`` adds what it
+        wrote there, ``stdout=False`` leaves the stdout out), the exited
+        container is kept (``logs``, ``inspect``, ``start`` again, until
+        :meth:`Container.remove`) unless ``remove=True``, and a non-zero exit
+        raises :class:`ContainerError` with the status and the end of its stderr.
         """
         removing = not detach and bool(options.pop("remove", False) or options.pop("auto_remove", False))
         container = self.create(image, command, **options)  # waited for here, so removed here (after its logs)
@@ -215,12 +220,13 @@ class Client:
         if detach:
             return container
         code = container.wait()["StatusCode"]
-        output = container.logs()
-        assert isinstance(output, bytes)  # not streamed: one bytes
+        output = container.logs(stdout=stdout, stderr=stderr)
+        said = container.logs(stdout=False, stderr=True) if code else b""
+        assert isinstance(output, bytes) and isinstance(said, bytes)  # not streamed: one bytes
         if removing:
             container.remove(force=True)
         if code != 0:
-            raise ContainerError(f"{image} {command!r} exited with {code}: {output.decode(errors='replace')[-400:]}")
+            raise ContainerError(f"{image} {command!r} exited with {code}: {said.decode(errors='replace')[-400:]}")
         return output
 
     def get(self, container: str) -> Container:

@@ -225,6 +225,37 @@ def test_sig_proxy_passes_sigterm_on_or_not(minictr: Minictr, proxy: str) -> Non
         assert code == -signal.SIGTERM and "got TERM" not in out  # minictr itself ended; the container never saw it
 
 
+TRAPS_TERM = "trap 'echo got TERM; exit 7' TERM; while :; do echo tick; sleep 0.2; done"
+
+
+@pytest.mark.parametrize(
+    ("verb", "proxy", "tty"),
+    [("attach", "true", False), ("attach", "false", False), ("start", "true", False), ("start", "false", False),
+     ("attach", "true", True)],
+)  # fmt: skip
+def test_sig_proxy_of_attach_and_start_a(minictr: Minictr, verb: str, proxy: str, tty: bool) -> None:
+    if verb == "attach":
+        ctr = minictr.detach(*(["-t"] if tty else []), "busybox", "sh", "-c", TRAPS_TERM)
+        args = ["attach", "--no-stdin", f"--sig-proxy={proxy}", ctr]
+    else:
+        ctr = minictr("create", "--network", "none", "busybox", "sh", "-c", TRAPS_TERM).stdout.strip()
+        args = ["start", "-a", f"--sig-proxy={proxy}", ctr]
+    command = cli_command(*args, data_root=minictr.data_root, state_root=minictr.state_root)
+    cli = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    assert cli.stdout is not None
+    assert cli.stdout.readline().strip() == "tick"  # attached: the container's output reaches us
+    cli.send_signal(signal.SIGTERM)
+    out = cli.stdout.read()
+    code = cli.wait(60)
+    if proxy == "true" and not tty:
+        assert (code, out.count("got TERM")) == (7, 1)  # the container's trap ran; its status is ours
+        assert minictr("wait", ctr).stdout == "7\n"
+    else:  # the signal ended minictr (with -t, as Docker: the keys go through the pty); the container runs on
+        assert code == -signal.SIGTERM and "got TERM" not in out
+        assert minictr.state(ctr)["status"] == "running"
+        assert "got TERM" not in minictr("logs", ctr).stdout
+
+
 # --- builder prune -----------------------------------------------------------------------------------
 
 

@@ -139,6 +139,22 @@ def test_names_aliases_and_hostnames_resolve_through_the_networks_server(host: H
     assert upstream.asked == []  # every one of them answered by the network's server
 
 
+def test_rename_changes_the_name_the_network_answers_to(host: Host) -> None:
+    host.cli("network", "create", "dnsrename")
+    renamed = host.detach("--network", "dnsrename", "--name", "before", "busybox", "sleep", "120")
+    client = host.detach("--network", "dnsrename", "busybox", "sleep", "120")
+    address = host.address_of("dnsrename", renamed)
+    assert ask_from(host, client, "before")["answers"] == [address]
+    host.cli("rename", "before", "after")
+    assert wait_until(lambda: ask_from(host, client, "after")["answers"] == [address])  # at once, from another member
+    assert ask_from(host, client, "before")["rcode"] == "NXDOMAIN"  # and the old name is gone
+    own = host.cli("exec", renamed, "cat", "/etc/hosts").stdout.split()
+    assert "after" in own and "before" not in own  # its own /etc/hosts too
+    host.cli("restart", "-t", "0", "after")  # started again, it keeps the new name
+    assert wait_until(lambda: ask_from(host, client, "after")["answers"] == [host.address_of("dnsrename", renamed)])
+    assert ask_from(host, client, "before")["rcode"] == "NXDOMAIN"
+
+
 def test_unknown_names_are_nxdomain_and_other_networks_names_are_unknown(host: Host, upstream: Upstream) -> None:
     host.cli("network", "create", "dnsleft")
     host.cli("network", "create", "dnsright")

@@ -174,7 +174,44 @@ def test_kill_9_of_the_cli_leaves_the_container_running_and_rm_f_removes_all(min
     assert removed.stdout == "survivor\n"
     assert not os.path.exists(f"/proc/{pid}") and not os.path.exists(minictr.directory(container))
     assert cgroups_of(container) == []
+    assert empty_monitor_cgroups() == []  # the dead monitor's cgroup went with rm (one with live monitors stays)
     assert minictr("ps", "-a", "-q").stdout == ""
+
+
+def empty_monitor_cgroups() -> list[str]:
+    """The monitors' cgroups (``minictr/monitor``) that no process is in: left behind."""
+    empty = []
+    for directory in cgroup_dirs():
+        if directory.endswith("/minictr/monitor"):
+            with open(os.path.join(directory, "cgroup.procs")) as handle:
+                if not handle.read().strip():
+                    empty.append(directory)
+    return empty
+
+
+def test_stopping_the_callers_cgroup_leaves_the_monitor_and_its_container(minictr: Minictr) -> None:
+    from minictr.kernel import cgroups
+
+    caller = cgroups.new(f"/minictr-test-caller-{os.getpid()}")  # a login session's scope, a kernel's unit
+    caller.create({})
+    try:
+        procs = " ".join(os.path.join(d, "cgroup.procs") for d in caller.dirs.values())
+        cli = cli_command("run", "-d", "--network", "none", "busybox", "sleep", "60", data_root=minictr.data_root,
+                          state_root=minictr.state_root)  # fmt: skip
+        joined = ["sh", "-c", f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"', "sh", *cli]
+        started = subprocess.run(joined, capture_output=True, text=True, timeout=60)
+        assert started.returncode == 0, started.stderr
+        container = started.stdout.strip()
+        monitor = monitor_of(minictr, container)
+        caller.kill()  # as stopping that scope does: SIGKILL to every process in it
+        assert wait_until(lambda: monitor in monitors())  # (named again by each phase it execs into)
+        assert minictr.state(container)["status"] == "running"
+        with open(f"/proc/{monitor}/cgroup") as handle:  # where it went instead: the monitors' own cgroup
+            assert any(line.endswith(":/minictr/monitor") for line in handle.read().splitlines())
+        minictr("stop", "-t", "0", container)
+        assert minictr("wait", container).stdout == "137\n"  # its monitor, alive, recorded the exit
+    finally:
+        caller.destroy()
 
 
 # --- run --rm, rm, stop ------------------------------------------------------------------------------
@@ -395,6 +432,42 @@ def test_an_interactive_shell_through_a_pty(minictr: Minictr) -> None:
     assert termios.tcgetattr(terminal.slave) == settings  # restored
 
 
+def test_the_pty_comes_from_the_containers_own_devpts(minictr: Minictr) -> None:
+    terminal = Terminal(24, 80)
+    command = cli_command("run", "-it", "--network", "none", "busybox", "sh", data_root=minictr.data_root,
+                          state_root=minictr.state_root)  # fmt: skip
+    cli = subprocess.Popen(
+        command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
+    )
+    assert terminal.read_until(b"# "), terminal.output
+    terminal.type("tty; ls /dev/pts | tr '\\n' ' '; echo\n")
+    assert terminal.read_until(b"/dev/pts/0\r\n0 ptmx \r\n"), terminal.output  # a fresh instance: its first pty
+    (container,) = os.listdir(os.path.join(minictr.state_root, "containers"))
+    pid = minictr.state(container)["pid"]
+    host_devpts = os.stat("/dev/pts").st_dev
+    held = {os.stat(f"/proc/{pid}/fd/{fd}").st_dev for fd in (0, 1, 2)}
+    assert held and host_devpts not in held  # the host's /dev/pts holds no pty of the container's
+    assert os.stat(f"/proc/{pid}/root/dev/pts").st_dev in held  # its own does
+    terminal.type("exit 0\n")
+    assert cli.wait(30) == 0
+
+
+def test_with_t_a_signal_to_minictr_is_minictrs_and_the_terminal_is_restored(minictr: Minictr) -> None:
+    terminal = Terminal(24, 80)
+    settings = termios.tcgetattr(terminal.slave)
+    command = cli_command("run", "-it", "--rm", "--network", "none", "busybox", "sh", "-c",
+                          "trap 'echo got TERM' TERM; echo ready; while :; do sleep 0.1; done",
+                          data_root=minictr.data_root, state_root=minictr.state_root)  # fmt: skip
+    cli = subprocess.Popen(
+        command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
+    )
+    assert terminal.read_until(b"ready"), terminal.output
+    cli.send_signal(signal.SIGTERM)  # not passed on with -t (as Docker): it ends minictr
+    assert cli.wait(30) == -signal.SIGTERM
+    assert termios.tcgetattr(terminal.slave) == settings  # raw mode undone on the way out
+    assert not terminal.read_until(b"got TERM", timeout=1)
+
+
 def test_stdin_reaches_the_container_only_with_i(minictr: Minictr) -> None:
     streamed = run_cli("run", "-i", "--network", "none", "busybox", "sh", "-c", "cat; echo end",
                        input="one\ntwo\n", data_root=minictr.data_root, state_root=minictr.state_root)  # fmt: skip
@@ -408,9 +481,9 @@ def test_stdin_reaches_the_container_only_with_i(minictr: Minictr) -> None:
 
 
 def test_a_detached_container_with_t_has_a_terminal(minictr: Minictr) -> None:
-    container = minictr.detach("-t", "busybox", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo tty; stty size")
+    container = minictr.detach("-t", "busybox", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo tty; tty; stty size")
     assert minictr("wait", container).stdout == "0\n"
-    assert minictr("logs", container).stdout.startswith("tty\n")
+    assert minictr("logs", container).stdout.startswith("tty\n/dev/pts/0\n")  # from its own devpts
 
 
 # --- the Python API -------------------------------------------------------------------------------------
@@ -435,9 +508,19 @@ def test_the_python_api_runs_containers_that_outlive_the_caller(minictr: Minictr
     web.remove()
     assert client.list(all=True) == []
     assert client.run("busybox", "echo done", network="none", remove=True) == b"done\n"
-    with pytest.raises(package.ContainerError, match="exited with 4"):
-        client.run("busybox", ["sh", "-c", "exit 4"], network="none", remove=True)
+    with pytest.raises(package.ContainerError, match="exited with 4: failed"):  # its stderr says why
+        client.run("busybox", ["sh", "-c", "echo failed >&2; exit 4"], network="none", remove=True)
     assert client.list(all=True) == []
+    # without remove, as docker-py: its stdout back, and the exited container kept until removed
+    assert client.run("busybox", ["sh", "-c", "echo out; echo err >&2"], network="none") == b"out\n"
+    assert client.run("busybox", ["sh", "-c", "echo out; echo err >&2"], network="none", stderr=True) == b"out\nerr\n"
+    with pytest.raises(package.ContainerError, match="exited with 5"):
+        client.run("busybox", ["sh", "-c", "exit 5"], network="none")
+    kept = client.list(all=True)
+    assert sorted(c.wait()["StatusCode"] for c in kept) == [0, 0, 5] and {c.status for c in kept} == {"exited"}
+    assert {c.logs() for c in kept} == {b"out\nerr\n", b""}
+    for container in kept:
+        container.remove()
 
 
 # --- errors, and a full disk ------------------------------------------------------------------------------
@@ -567,6 +650,6 @@ def test_exec_i_and_t(minictr: Minictr) -> None:
     cli = subprocess.Popen(
         command, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
     )
-    terminal.type("stty size; exit 2\n")
-    assert terminal.read_until(b"30 100"), terminal.output
+    terminal.type("stty size; tty; exit 2\n")
+    assert terminal.read_until(b"30 100\r\n/dev/pts/0"), terminal.output  # from the container's devpts too
     assert cli.wait(30) == 2

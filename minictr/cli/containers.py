@@ -8,7 +8,7 @@
     minictr ps [-a] [-q] [--no-trunc] [--format json|table|TEMPLATE] [--filter KEY=VALUE]
     minictr logs [-f] [--tail N] [-t] [--since TIME] CONTAINER
     minictr wait CONTAINER...                minictr inspect CONTAINER...
-    minictr attach [--detach-keys KEYS] [--no-stdin] CONTAINER
+    minictr attach [--detach-keys KEYS] [--no-stdin] [--sig-proxy=false] CONTAINER
     minictr container ls | prune | ...       (the long spellings)
 
 ``run``'s lifecycle flags (``--rm``, ``-i``, ``-t``, ``--restart``,
@@ -20,6 +20,7 @@ and ``create`` by :func:`add_run_flags`. :func:`add_commands` adds the rest
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -53,19 +54,21 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         metavar="max-size=SIZE|max-file=N",
         help="the json-file log's rotation",
     )
-    add(
-        "--sig-proxy",
-        default="true",
-        choices=("true", "false"),
-        metavar="true|false",
-        help="pass SIGINT, SIGTERM and SIGHUP sent to minictr on to the container (default true; not with -t)",
-    )
+    _sig_proxy_flag(parser)
     add("--health-cmd", metavar="COMMAND", help="a command run inside (through sh -c) to check its health")
     add("--health-interval", metavar="DURATION", help="time between checks (30s, 1m30s; default 30s)")
     add("--health-timeout", metavar="DURATION", help="longest a check may run (default 30s)")
     add("--health-retries", type=int, metavar="N", help="failures in a row that make it unhealthy (default 3)")
     add("--health-start-period", metavar="DURATION", help="time to start during which failures do not count")
     add("--no-healthcheck", action="store_true", help="disable any healthcheck the image sets")
+
+
+def _sig_proxy_flag(parser: argparse.ArgumentParser) -> None:
+    """``--sig-proxy``, as ``run``, ``start`` and ``attach`` take it."""
+    parser.add_argument(
+        "--sig-proxy", default="true", choices=("true", "false"), metavar="true|false",
+        help="pass SIGINT, SIGTERM and SIGHUP sent to minictr on to the container (default true; not with -t)",
+    )  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -104,6 +107,7 @@ def _add_verbs(commands: Any) -> None:
     start.add_argument(
         "--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)"
     )
+    _sig_proxy_flag(start)
     start.add_argument("containers", nargs="+", metavar="CONTAINER")
     start.set_defaults(handler=cmd_start)
     wait = commands.add_parser("wait", help="wait for containers to stop; print their exit status")
@@ -138,6 +142,7 @@ def _add_verbs(commands: Any) -> None:
         "--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)"
     )
     attach.add_argument("--no-stdin", action="store_true", help="do not send this terminal's input")
+    _sig_proxy_flag(attach)
     attach.add_argument("container", metavar="CONTAINER")
     attach.set_defaults(handler=cmd_attach)
     for name, text in (("pause", "freeze every process of running containers"), ("unpause", "thaw paused containers")):
@@ -230,7 +235,28 @@ def cmd_start(args: argparse.Namespace) -> int:
     args.container, args.no_stdin = args.containers[0], not args.interactive
     if args.interactive:
         return cmd_attach(args)
-    return _follow_this_run(args)  # from its log: what it printed before we could connect is not lost
+    with _signals_proxied(args):
+        return _follow_this_run(args)  # from its log: what it printed before we could connect is not lost
+
+
+def _signals_proxied(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """``--sig-proxy`` of ``start -a`` and ``attach``: this process's SIGINT, SIGTERM and SIGHUP go to the container.
+
+    Not to a container with a terminal (``-t``): as Docker, its keys reach it through its pty.
+    """
+    from minictr.engine.console import forward_signals
+    from minictr.engine.lifecycle import send_signal
+    from minictr.engine.managed import resolve
+    from minictr.errors import MinictrError
+    from minictr.runtime.state import read_state
+
+    state = read_state(resolve(args.container, args.root))
+
+    def send(sig: int) -> None:
+        with contextlib.suppress(MinictrError):  # it stopped meanwhile: nothing to pass on
+            send_signal(state["id"], sig, args.root)
+
+    return forward_signals(send, args.sig_proxy == "true" and not state.get("lifecycle", {}).get("tty"))
 
 
 def _follow_this_run(args: argparse.Namespace) -> int:
@@ -315,7 +341,9 @@ def cmd_attach(args: argparse.Namespace) -> int:
     state = read_state(directory)
     if not state.get("managed") or status_of(state, directory) != "running":
         raise UsageError(f"container {state['id']} is not running (or not detached): start it first")
-    if attach(directory, keys, stdin=not args.no_stdin):
+    with _signals_proxied(args):
+        detached = attach(directory, keys, stdin=not args.no_stdin)
+    if detached:
         print("\r\nread escape sequence", file=sys.stderr)
         return 0
     return wait(args.container, args.root)

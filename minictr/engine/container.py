@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import IO, Any
 
+    from minictr.engine.console import Console
     from minictr.engine.images.store import Image, ImageStore
     from minictr.engine.network.attach import Plan
     from minictr.kernel.cgroups import Manager
@@ -88,8 +89,9 @@ def run(
     """Run ``command`` (or the image's default) in a new container of ``reference``.
 
     ``stdio`` (``stdin``/``stdout``/``stderr`` for :func:`subprocess.Popen`)
-    replaces the caller's streams in the foreground; with ``terminal`` they
-    are a pty's slave (see :mod:`minictr.engine.terminal`).
+    replaces the caller's streams in the foreground; with ``terminal`` its
+    ``console`` (:class:`minictr.engine.console.Console`) receives the master
+    of the pty the container opens from its own devpts (see :mod:`minictr.engine.terminal`).
 
     In the foreground it waits and returns the exit status (and the output,
     when ``capture``; otherwise the container shares this terminal); SIGINT,
@@ -216,20 +218,24 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
 
 def _streams(
     directory: str, detach: bool, capture: bool, io: dict[str, Any]
-) -> tuple[dict[str, Any], IO[bytes] | None]:
-    """The container's stdio for :func:`spawn`, and a detached container's log file for the caller to close.
+) -> tuple[dict[str, Any], IO[bytes] | None, Console | None]:
+    """The container's stdio for :func:`spawn`, a detached container's log file for the caller to close, and the
+    console of a container with a terminal (see :mod:`minictr.engine.console`).
 
-    The caller's streams (or a pty's slave) when given; a detached container
+    The caller's streams (and console) when given; a detached container
     writes to its log (the container keeps its own copy of the descriptor);
     otherwise this terminal, or pipes when the output is captured.
     """
     if io.get("stdio") is not None:
-        return dict(io["stdio"], terminal=io.get("terminal", False)), None
+        from minictr.engine.console import spawn_streams
+
+        streams, console = spawn_streams(io["stdio"])
+        return streams, None, console
     if detach:
         log = open(os.path.join(directory, "container.log"), "ab")  # noqa: SIM115 - closed once spawned
-        return {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}, log
+        return {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}, log, None
     pipe = subprocess.PIPE if capture else None
-    return {"stdout": pipe, "stderr": pipe}, None
+    return {"stdout": pipe, "stderr": pipe}, None, None
 
 
 def _start(
@@ -242,7 +248,7 @@ def _start(
     netlink = bool(network and network.needs_netlink)
     place = cgroup.add if cgroup else None
     own = options.own_step_options(cgroup)  # a learner's functions, as source
-    streams, log = _streams(directory, options.detach, capture, io or {})
+    streams, log, console = _streams(directory, options.detach, capture, io or {})
     try:
         process = spawn(
             spec,
@@ -282,14 +288,16 @@ def _start(
             log.close()
     if cgroup:
         record = {**record, "cgroup": cgroup.record()}
-    if network and network.needs_netlink:
-        from minictr.engine.network.attach import connect
+    try:
+        if console is not None:
+            console.receive()  # its pty's master, before its program starts
+        if network and network.needs_netlink:
+            from minictr.engine.network.attach import connect
 
-        try:
             connect(network, process)
-        except BaseException:
-            process.kill()
-            raise
+    except BaseException:
+        process.kill()
+        raise
     if options.detach:
         # recorded first: were minictr killed while the program starts, the container would run on, findable
         _record_started(directory, process, spec, record)
@@ -301,7 +309,10 @@ def _start(
     # program starts: it may answer its first input before we are scheduled again, and must be findable then
     owner = {"owner": os.getpid(), "owner_start": start_time(os.getpid())}
     _record_started(directory, process, spec, {**record, **owner})
-    with forward_signals(process) if options.sig_proxy else contextlib.nullcontext():
+    from minictr.engine.console import forward_signals
+
+    proxy = options.sig_proxy and not (io or {}).get("terminal")  # with -t, ^C and the rest go through its pty
+    with forward_signals(process.kill, proxy):
         process.start()
         faults.point("exec")
         out, err, code = process.communicate()
@@ -370,22 +381,6 @@ def kill(container: str, sig: int = signal.SIGKILL, state_root: str | None = Non
         os.kill(state["pid"], sig)
     except ProcessLookupError:
         pass
-
-
-@contextlib.contextmanager
-def forward_signals(process: ContainerProcess) -> Iterator[None]:
-    """Pass SIGINT, SIGTERM and SIGHUP on to the container, as ``docker run`` does (--sig-proxy)."""
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    try:
-        previous = {sig: signal.signal(sig, lambda sig, _frame: process.kill(sig)) for sig in forwarded}
-    except ValueError:  # not the main thread (a notebook's worker): nothing to forward
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def commit(container: str, reference: str, *, data_root: str | None = None, state_root: str | None = None,

@@ -88,7 +88,8 @@ def release_directory(directory: str, volumes: bool = True) -> None:
 
 
 def release_resources(directory: str) -> None:
-    """Give back a finished container's cgroup (killing whatever is left in it), then its network.
+    """Give back a finished container's cgroup (killing whatever is left in it), then its network, and the monitors'
+    cgroup if its monitor could not (see :mod:`minictr.engine.monitor_cgroup`).
 
     Both leave state.json once given back, so that a second call (``rm`` after
     the monitor) has nothing left to do; the directory itself stays.
@@ -103,8 +104,14 @@ def release_resources(directory: str) -> None:
         from minictr.engine.network.attach import disconnect
 
         disconnect(network)
-    if state.get("cgroup") or network:
-        update_state(directory, {"cgroup": None, "network": None})
+    changes = {"cgroup": None, "network": None} if state.get("cgroup") or network else {}
+    if state.get("monitor_cgroup"):  # its monitor was killed before it could leave: once empty, it goes (rm)
+        from minictr.engine.monitor_cgroup import release
+
+        if release(state["monitor_cgroup"]):
+            changes["monitor_cgroup"] = None
+    if changes:
+        update_state(directory, changes)
 
 
 def name_lock(base: str) -> contextlib.AbstractContextManager[None]:

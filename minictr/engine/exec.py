@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-from minictr.engine.container import Finished, find, forward_signals
+from minictr.engine.console import spawn_streams
+from minictr.engine.container import Finished, find
 from minictr.engine.container_spec import merge_env
 from minictr.runtime.process.parent import spawn
 from minictr.runtime.spec import default_spec
@@ -67,16 +68,23 @@ def exec_in(
         from minictr.kernel import cgroups
 
         place = cgroups.load(state["cgroup"]).add  # an exec'd program is limited like the rest
-    streams = dict(stdio) if stdio is not None else {"stdout": pipe, "stderr": pipe}
+    streams, console = spawn_streams(stdio) if stdio is not None else ({"stdout": pipe, "stderr": pipe}, None)
     if detach:
-        streams = dict.fromkeys(("stdin", "stdout", "stderr"), subprocess.DEVNULL)
+        streams, console = dict.fromkeys(("stdin", "stdout", "stderr"), subprocess.DEVNULL), None
     exec_spec["process"]["terminal"] = terminal and not detach
-    process = spawn(exec_spec, **streams, die_with_parent=not detach, join=state["pid"], cgroup=place,
-                    terminal=terminal and not detach)  # fmt: skip
+    process = spawn(exec_spec, **streams, die_with_parent=not detach, join=state["pid"], cgroup=place)
+    if console is not None:
+        try:
+            console.receive()  # the pty the program gets, from the container's devpts
+        except BaseException:
+            process.kill()
+            raise
     if detach:
         process.start()
         return Finished(0, id=state["id"])
-    with forward_signals(process):
+    from minictr.engine.console import forward_signals
+
+    with forward_signals(process.kill):
         process.start()
         out, err, code = process.communicate()
     return Finished(code, out, err, state["id"])

@@ -223,7 +223,10 @@ def _thaw(state: dict[str, Any], directory: str) -> None:
 
 
 def rename(container: str, name: str, state_root: str | None = None) -> str:
-    """Give a container a new name (``minictr rename``); refused when another container has it. Returns its id."""
+    """Give a container a new name (``minictr rename``); refused when another container has it. Returns its id.
+
+    On a user-defined network the new name resolves at once, and the old one no longer does (as Docker's).
+    """
     import re
 
     from minictr.engine.container_dir import containers_dir, name_lock
@@ -237,5 +240,13 @@ def rename(container: str, name: str, state_root: str | None = None) -> str:
             state = read_state(os.path.join(base, other))
             if state.get("name") == name and state.get("id") != os.path.basename(directory):
                 raise UsageError(f"the name {name!r} is already in use by container {state['id']}")
-        update_state(directory, {"name": name})
+        state = read_state(directory)
+        changes: dict[str, Any] = {"name": name}
+        if state.get("options"):  # a managed container's next start names it (and its network lease) from these
+            changes["options"] = {**state["options"], "name": name}
+        if state.get("network"):
+            from minictr.engine.network.attach import rename as rename_member
+
+            changes["network"] = rename_member(state["network"], name)
+        update_state(directory, changes)
     return os.path.basename(directory)

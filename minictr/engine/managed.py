@@ -247,10 +247,14 @@ def monitor_command(heavy: bool) -> list[str]:
 def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) -> ContainerProcess:
     """In the monitor: start the container in ``directory`` with ``stdio``; return its running process.
 
+    With ``terminal``, ``stdio["console"]`` (a :class:`~minictr.engine.console.Console`)
+    receives the master of the pty the container opens from its own devpts.
+
     The same steps as a foreground run (spec, cgroup, network, spawn,
     connect, start), on the root made by :func:`create`. On failure what was
     made for this start is given back and the status stays as it was.
     """
+    from minictr.engine.console import spawn_streams
     from minictr.engine.container import plan_container
     from minictr.engine.container_root import image_store
     from minictr.engine.images.store import Image
@@ -273,10 +277,13 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
             directory, store, image, state["command"], options, lowers, overlay, owner
         )
         spec["process"]["terminal"] = terminal
+        streams, console = spawn_streams(stdio)
         process = spawn(spec, overlay=overlay, init=options.init, netlink=bool(network and network.needs_netlink),
-                        cgroup=cgroup.add if cgroup else None, terminal=terminal,
-                        extra=options.own_step_options(cgroup), **stdio)  # fmt: skip
+                        cgroup=cgroup.add if cgroup else None,
+                        extra=options.own_step_options(cgroup), **streams)  # fmt: skip
         try:
+            if console is not None:
+                console.receive()
             if network and network.needs_netlink:
                 from minictr.engine.network.attach import connect
 

@@ -83,6 +83,13 @@ def start(directory: str) -> int:
     except BlockingIOError:
         _report({"error": f"container {os.path.basename(directory)} is already running", "step": "start"})
         return 1
+    from minictr.engine.monitor_cgroup import enter
+    from minictr.errors import MinictrError
+
+    try:
+        enter(directory)  # out of the caller's cgroup: stopping it must not stop us
+    except (OSError, MinictrError) as exc:
+        print(f"minictr-monitor: staying in the caller's cgroup: {exc}", file=sys.stderr)  # to monitor.log
     return start_container(directory, lock, report=True)
 
 
@@ -94,13 +101,14 @@ def start_container(directory: str, lock: int, report: bool) -> int:
 
     settings = _read_state(directory).get("lifecycle", {})
     tty = bool(settings.get("tty"))
+    console = None
     try:
-        if tty:
-            import pty
+        if tty:  # the container opens its pty from its own devpts; its master comes back (minictr.engine.console)
+            from minictr.engine.console import Console
 
-            master, slave = pty.openpty()
-            outputs, given = [master], master
-            stdio = {"stdin": slave, "stdout": slave, "stderr": slave}
+            console = Console()
+            null = subprocess_devnull()
+            stdio: dict[str, Any] = {"stdin": null, "stdout": null, "stderr": null, "console": console}
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
@@ -112,7 +120,11 @@ def start_container(directory: str, lock: int, report: bool) -> int:
         finally:
             for fd in {v for v in stdio.values() if isinstance(v, int) and v >= 0}:
                 os.close(fd)
+        if console is not None:
+            outputs, given = [console.master], console.master
     except (MinictrError, OSError) as exc:
+        if console is not None:
+            console.close()
         update_state(directory, {"error": str(exc)})
         if report:
             _report({"error": str(exc), "step": getattr(exc, "step", ""), "errno": getattr(exc, "errno", None)})
@@ -251,7 +263,18 @@ class Checks:
 
 
 def finish(directory: str, status: int, lock: int) -> int:
-    """Record the exit, give back the cgroup and network, then restart, remove or end."""
+    """Record the exit, give back the cgroup and network, then restart, remove or end (leaving the monitors'
+    cgroup: :mod:`minictr.engine.monitor_cgroup`).
+    """
+    from minictr.engine.monitor_cgroup import leave
+
+    try:
+        return _finish(directory, status, lock)  # a restart execs into the watch phase from there: no return
+    finally:
+        leave()
+
+
+def _finish(directory: str, status: int, lock: int) -> int:
     from minictr.engine.container_dir import release_directory, release_resources
     from minictr.engine.logs import timestamp
     from minictr.engine.managed import REMOVING, STOP_REQUESTED

@@ -1,8 +1,9 @@
 """A foreground container's streams: ``-i`` and ``-t`` as Docker means them.
 
-- ``-t``: the container gets a pty of its own (its slave is the container's
-  stdin, stdout, stderr and controlling terminal, in a session of its own:
-  see ``controlling_terminal`` in :mod:`minictr.runtime.process.child`). This process
+- ``-t``: the container gets a pty of its own, from its own devpts (its
+  slave is the container's stdin, stdout, stderr and controlling terminal, in
+  a session of its own; the master comes back over a console socket: see
+  :mod:`minictr.engine.console`). This process
   copies between the pty's master and its own terminal, which it puts in raw
   mode (so ^C, ^Z and every key reach the container's line discipline) and
   restores on every way out; the window size is passed at start and on
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Any
 
+    from minictr.engine.console import Console
     from minictr.engine.container import Finished
     from minictr.engine.logs import LogWriter
 
@@ -132,19 +134,26 @@ def _output_pipe(dest: int, relays: list[threading.Thread], closing: list[int], 
 
 
 def _with_pty(start: Callable[[dict[str, Any], bool], Finished], interactive: bool, log: LogTee | None) -> Finished:
-    master, slave = os.openpty()
-    copy_window_size(0 if os.isatty(0) else 1, master)
+    from minictr.engine.console import Console
+
     done = threading.Event()
-    pump = threading.Thread(target=_pump, args=(master, interactive, done, log), daemon=True)
-    with raw_terminal(0 if interactive else -1), _window_follows(master):
-        pump.start()
+    pumps: list[threading.Thread] = []
+
+    def pump(master: int) -> None:  # in start(), once the pty exists and before the container's program runs
+        copy_window_size(0 if os.isatty(0) else 1, master)
+        pumps.append(threading.Thread(target=_pump, args=(master, interactive, done, log), daemon=True))
+        pumps[-1].start()
+
+    console = Console(pump)
+    null = subprocess.DEVNULL  # the child's streams until the pty's slave replaces them
+    with raw_terminal(0 if interactive else -1), _window_follows(console):
         try:
-            return start({"stdin": slave, "stdout": slave, "stderr": slave}, True)
+            return start({"stdin": null, "stdout": null, "stderr": null, "console": console}, True)
         finally:
-            os.close(slave)  # with the container gone, the master reads EIO once drained
-            done.set()
-            pump.join(5)
-            os.close(master)
+            done.set()  # with the container gone, the master reads EIO once drained
+            for thread in pumps:
+                thread.join(5)
+            console.close()
 
 
 def _pump(master: int, interactive: bool, done: threading.Event, log: LogTee | None = None) -> None:
@@ -200,19 +209,37 @@ def raw_terminal(fd: int) -> Iterator[None]:
     import tty
 
     saved = termios.tcgetattr(fd)
+
+    def restore_then_die(sig: int, _frame: object) -> None:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)  # the signal's own ending, with the terminal as it was
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # those not forwarded (-t, or --sig-proxy=false) end us
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to catch
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                previous[sig] = signal.signal(sig, restore_then_die)
     tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: what was typed ahead is the container's
     try:
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
-def _window_follows(master: int) -> Iterator[None]:
-    """On SIGWINCH (the caller's terminal resized) pass the new size on to the container's pty."""
+def _window_follows(console: Console) -> Iterator[None]:
+    """On SIGWINCH (the caller's terminal resized) pass the new size on to the container's pty, once it has one."""
     source = 0 if os.isatty(0) else 1
+
+    def resized(*_: object) -> None:
+        if console.master >= 0:
+            copy_window_size(source, console.master)
+
     try:
-        previous = signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(source, master))
+        previous = signal.signal(signal.SIGWINCH, resized)
     except ValueError:  # not the main thread: the size stays what it was at start
         yield
         return

@@ -263,16 +263,42 @@ def settle(store: NetworkStore, network: str, keep_default: bool = False) -> Non
         links.restore_forwarding()
 
 
+def rename(section: dict[str, Any], name: str) -> dict[str, Any]:
+    """A member's new name (``minictr rename``): in its lease, which its network's DNS server answers from, and in
+    its own /etc/hosts. Returns the section with the new name, for state.json.
+
+    A stopped member holds no lease: its next start takes the name from its options.
+    """
+    from minictr.engine.network.store import NetworkStore, host_lock
+
+    section = {**section, "name": name}
+    if section.get("mode") != "bridge" or not section.get("address"):
+        return section
+    store = NetworkStore(section["state_root"])
+    with host_lock():  # never re-creates a lease that its container's exit is releasing
+        lease = store.leases(section["network"]).get(section["address"], {})
+        if lease.get("container") != section["container"]:
+            return section
+        store.write_lease(section["network"], section["address"], {**lease, "name": name})
+        write_hosts(section)
+    return section
+
+
 def write_names(section: dict[str, Any], user_defined: bool) -> None:
     """The container's /etc/hosts (its own address and names); on a user network, the resolv.conf naming its server."""
     from minictr.engine.network.resolver import resolv_conf
 
-    directory, owner = section["directory"], section.get("owner", 0)
-    own = names.names_of(section.get("hostname", ""), section.get("name"), section.get("aliases", []))
-    names.write_in_place(os.path.join(directory, "hosts"), names.hosts_text(section["address"], own), owner)
+    write_hosts(section)
     if user_defined:
         text = resolv_conf(section["gateway"], names.read_text("/etc/resolv.conf"))
-        names.write_in_place(os.path.join(directory, "resolv.conf"), text, owner)
+        names.write_in_place(os.path.join(section["directory"], "resolv.conf"), text, section.get("owner", 0))
+
+
+def write_hosts(section: dict[str, Any]) -> None:
+    """The container's /etc/hosts: its own address and names (in place: it is bind-mounted into the container)."""
+    own = names.names_of(section.get("hostname", ""), section.get("name"), section.get("aliases", []))
+    path = os.path.join(section["directory"], "hosts")
+    names.write_in_place(path, names.hosts_text(section["address"], own), section.get("owner", 0))
 
 
 def _ensure_up(store: NetworkStore, network: Network) -> Network:

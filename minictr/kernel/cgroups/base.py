@@ -107,6 +107,20 @@ class Manager:
         for directory in self.dirs.values():
             write(os.path.join(directory, "cgroup.procs"), str(pid))
 
+    def join(self, pid: int) -> None:
+        """Make the directories (no limits) and move ``pid`` in, in every hierarchy: for a cgroup other processes
+        share, which is never killed. Made again if another process removed it meanwhile (as it went empty).
+        """
+        for attempt in range(5):
+            try:
+                self._make()
+                self.add(pid)
+                return
+            except (FileNotFoundError, CgroupError) as exc:
+                if attempt == 4 or (isinstance(exc, CgroupError) and exc.errno != errno.ENOENT):
+                    raise
+                time.sleep(0.01)
+
     def pids(self) -> list[int]:
         """The processes in this cgroup (``cgroup.procs``)."""
         try:

@@ -85,7 +85,6 @@ def create(
         extra: dict[str, Any] = {"exec_fifo": fifo, "leave_init": True}
         if console_socket:
             console = _connect(console_socket)
-            extra["console_fd"] = console.fileno()
         process = _spawn(spec, state, manager, extra, console, preserve_fds)
         state.pid, state.start = process.pid, start_time(process.pid)
         state.status = transition(Status.CREATING, Status.CREATED, container_id)
@@ -133,8 +132,7 @@ def _spawn(
 
     process = spawn(spec, die_with_parent=False, cgroup=manager.add if manager else None,
                     hooks=runtime_hooks if wanted else None,
-                    pass_fds=preserved + ((console.fileno(),) if console else ()),
-                    extra=extra)  # fmt: skip
+                    pass_fds=preserved, console=console.fileno() if console else None, extra=extra)  # fmt: skip
     process.channel.close()  # the child waits on the fifo now: nothing more to say
     return process
 

@@ -48,12 +48,9 @@ def exec_process(
         place = cgroups.load(state.cgroup).add
     console = lifecycle._connect(console_socket) if console_socket else None
     preserved = tuple(range(3, 3 + preserve_fds))
-    extra: dict[str, Any] = {"leave_init": detach}
-    if console is not None:
-        extra["console_fd"] = console.fileno()
     try:
-        child = spawn(spec, die_with_parent=not detach, join=state.pid, cgroup=place, extra=extra,
-                      pass_fds=preserved + ((console.fileno(),) if console else ()))  # fmt: skip
+        child = spawn(spec, die_with_parent=not detach, join=state.pid, cgroup=place, extra={"leave_init": detach},
+                      pass_fds=preserved, console=console.fileno() if console else None)  # fmt: skip
     finally:
         if console is not None:
             console.close()

@@ -8,10 +8,11 @@ config) from the channel on FD and runs a flat recipe of named steps::
     die_with_parent → enter_user_namespace → join_namespaces → unshare_namespaces
     → set_time_offsets → fork_init (pid and time namespaces apply to children:
       from here on we are the container's PID 1; the process before it waits)
-    → controlling_terminal (-t: a session of its own, the pty its terminal)
     → join_cgroup (the parent places us; then the cgroup namespace) → set_rlimits → set_oom_score_adj
     → set_hostname → loopback_up → private_mounts → mount_overlay → bind_root
-    → mount_spec_mounts → create_devices → enter_root → readonly_root → mask_paths
+    → mount_spec_mounts → create_devices → enter_root
+    → open_terminal (-t: a pty from the container's own devpts, its master to the console socket,
+      the slave the controlling terminal of a session of its own) → readonly_root → mask_paths
     → drop_bounding → load_seccomp_early → keep_capabilities → set_user → set_capabilities
     → no_new_privs → READY … START → load_seccomp → exec (or run a minimal init that execs the program)
 
@@ -41,7 +42,6 @@ from minictr.runtime.process.init_process import die_with_parent, fork_init, run
 from minictr.runtime.process.isolation import (
     become_root_inside,
     bind_root,
-    controlling_terminal,
     create_devices,
     enter_root,
     enter_user_namespace,
@@ -109,7 +109,7 @@ SECURITY_STEPS: list[Callable[[Setup], None]] = [
 ]  # fmt: skip
 
 EXEC_STEPS: list[Callable[[Setup], None]] = [
-    die_with_parent, set_rlimits, enter_container, controlling_terminal, join_cgroup, handoff.open_terminal,
+    die_with_parent, set_rlimits, enter_container, join_cgroup, handoff.open_terminal,
     *SECURITY_STEPS,
 ]  # fmt: skip
 
@@ -120,7 +120,6 @@ STEPS: list[Callable[[Setup], None]] = [
     unshare_namespaces,
     set_time_offsets,
     fork_init,
-    controlling_terminal,
     join_cgroup,
     set_rlimits,
     set_oom_score_adj,

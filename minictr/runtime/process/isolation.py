@@ -1,18 +1,16 @@
 """The steps that give a container its own view: namespaces, hostname, loopback, mounts, root.
 
 Before the fork: the user namespace (and becoming root inside it), joined and
-new namespaces, the time namespace's offsets. After it: the terminal, the
-cgroup, the hostname, lo, the private mount tree, the overlay or bind root,
-the spec's mounts, /dev, and pivot_root (or chroot) into the root. Notebooks
+new namespaces, the time namespace's offsets. After it: the cgroup, the
+hostname, lo, the private mount tree, the overlay or bind root, the spec's
+mounts, /dev, and pivot_root (or chroot) into the root. Notebooks
 01 to 05 and 07 read these.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
-import termios  # for -t; imported here, as everything is, while the host's files are still in reach
 
 from minictr import faults
 from minictr.errors import SyscallError
@@ -75,17 +73,6 @@ def set_time_offsets(setup: Setup) -> None:
     """Shift the clocks of the new time namespace, before any process is in it."""
     if "time" in setup.new and setup.linux.get("timeOffsets"):
         namespaces.set_time_offsets(setup.linux["timeOffsets"])
-
-
-def controlling_terminal(setup: Setup) -> None:
-    """``-t``: a session of our own whose controlling terminal is the pty slave we were given as stdin.
-
-    Job control and ^C inside then work as on any terminal, and the caller's
-    terminal (or the monitor's session) is out of the container's reach.
-    """
-    if setup.options.get("terminal"):
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def join_cgroup(setup: Setup) -> None:

@@ -184,7 +184,7 @@ def spawn(
     join: int | None = None,
     netlink: bool = False,
     cgroup: Callable[[int], None] | None = None,
-    terminal: bool = False,
+    console: int | None = None,
     hooks: Callable[[int], dict[str, Any]] | None = None,
     pass_fds: tuple[int, ...] = (),
     extra: dict[str, Any] | None = None,
@@ -210,14 +210,19 @@ def spawn(
     ``hooks`` runs the runtime's OCI hooks for the host pid of the container's
     first process once its namespaces exist, and returns the OCI state the
     child passes to the hooks it runs inside. ``pass_fds`` are inherited by
-    the child (``--preserve-fds``, a console socket); ``extra`` adds child
-    options (``exec_fifo``, ``leave_init``, ``console_fd``: see
+    the child (``--preserve-fds``); ``extra`` adds child
+    options (``exec_fifo``, ``leave_init``: see
     :mod:`minictr.runtime.process.handoff`).
     A spec the runtime-spec forbids raises :class:`~minictr.errors.SpecError` before anything is spawned.
-    ``terminal``: ``stdin`` is a pty's slave, which the container's PID 1
-    makes its controlling terminal in a session of its own.
+    ``console`` (``process.terminal``) is a connected unix socket the child
+    inherits: inside the container, after its mounts, it opens a pty from the
+    container's own devpts, sends the master there and makes the slave its
+    controlling terminal and stdio (:func:`~minictr.runtime.process.handoff.open_terminal`:
+    ``minictr-oci --console-socket`` and the engine's ``-t`` alike).
     """
     validate(spec)  # a bad value is named here, not met half-way through the child's set-up
+    if console is not None:
+        pass_fds, extra = (*pass_fds, console), {**(extra or {}), "console_fd": console}
     process = _start_child(stdin, stdout, stderr, pass_fds)
     channel = process.channel
     faults.point("spawn")
@@ -229,7 +234,6 @@ def spawn(
             "join": join,
             "netlink": netlink,
             "cgroup": cgroup is not None,
-            "terminal": terminal,
             "hooks": hooks is not None,
             **_seccomp_program(spec),
             **(extra or {}),
