@@ -79,14 +79,15 @@ def create(
             store.save(root, state)  # recorded before it exists: delete can always remove it
             manager.create(_with_default_devices(spec))
         expand_cgroup_mounts(spec, manager.dirs if manager else None)
-        fifo = store.fifo_path(root, container_id)
-        os.mkfifo(fifo)
-        os.chmod(fifo, 0o622)  # not mkfifo's mode, which the umask cuts: a program run as another user writes to it
-        extra: dict[str, Any] = {"exec_fifo": fifo, "leave_init": True}
+        fifo = _exec_fifo(root, container_id)
+        extra: dict[str, Any] = {"exec_fifo_fd": fifo, "leave_init": True}
         if console_socket:
             console = _connect(console_socket)
             extra["console_fd"] = console.fileno()
-        process = _spawn(spec, state, manager, extra, console, preserve_fds)
+        try:
+            process = _spawn(spec, state, manager, extra, console, preserve_fds)
+        finally:
+            os.close(fifo)
         state.pid, state.start = process.pid, start_time(process.pid)
         state.status = transition(Status.CREATING, Status.CREATED, container_id)
         store.save(root, state)
@@ -101,6 +102,21 @@ def create(
     if pid_file:
         write_pid_file(pid_file, state.pid)
     return state
+
+
+def _exec_fifo(root: str, container_id: str) -> int:
+    """Make the container's exec fifo and hold it by an ``O_PATH`` descriptor for its first process.
+
+    The first process reopens it through ``/proc/self/fd``: by then it may be
+    a mapped root in a user namespace that may not walk into the state root
+    (mode 0700), so a path would not reach it. Mode 0622, not mkfifo's (which
+    the umask cuts): a process with no rights over the host's root (a mapped
+    root, a program run as another user) still opens it for writing.
+    """
+    path = store.fifo_path(root, container_id)
+    os.mkfifo(path)
+    os.chmod(path, 0o622)
+    return os.open(path, os.O_PATH | os.O_CLOEXEC)
 
 
 def _spawn(
@@ -133,7 +149,7 @@ def _spawn(
 
     process = spawn(spec, die_with_parent=False, cgroup=manager.add if manager else None,
                     hooks=runtime_hooks if wanted else None,
-                    pass_fds=preserved + ((console.fileno(),) if console else ()),
+                    pass_fds=(*preserved, extra["exec_fifo_fd"], *((console.fileno(),) if console else ())),
                     extra=extra)  # fmt: skip
     process.channel.close()  # the child waits on the fifo now: nothing more to say
     return process

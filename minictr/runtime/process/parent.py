@@ -211,7 +211,7 @@ def spawn(
     first process once its namespaces exist, and returns the OCI state the
     child passes to the hooks it runs inside. ``pass_fds`` are inherited by
     the child (``--preserve-fds``, a console socket); ``extra`` adds child
-    options (``exec_fifo``, ``leave_init``, ``console_fd``: see
+    options (``exec_fifo_fd``, ``leave_init``, ``console_fd``: see
     :mod:`minictr.runtime.process.handoff`).
     A spec the runtime-spec forbids raises :class:`~minictr.errors.SpecError` before anything is spawned.
     ``terminal``: ``stdin`` is a pty's slave, which the container's PID 1
