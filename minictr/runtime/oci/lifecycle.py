@@ -395,10 +395,9 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def _now() -> str:
-    """RFC 3339 time with nanoseconds, as runc's ``list`` shows ``created``."""
-    import datetime
-
-    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+    """RFC 3339 time with nanoseconds, as runc's ``list`` shows ``created`` (``time``: datetime costs 1 ms)."""
+    now = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
 
 
 def container_spec(state: ContainerState) -> dict[str, Any]:
