@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+from minictr.argformat import ArgumentParser, RawDescriptionHelpFormatter
 from minictr.errors import MinictrError, UsageError
 from minictr.runtime.oci import lifecycle, operations, store
 
@@ -235,10 +236,10 @@ def verb_of(argv: list[str]) -> str | None:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """runc's global flags and verbs; ``only`` builds that one verb's (an engine's every call pays for the parser)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="minictr-oci",
         description="An OCI runtime with runc's command line.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     parser.add_argument("--root", default=store.DEFAULT_ROOT)
     parser.add_argument("--log")
