@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "minictr.faults",
             "minictr.roots",
             "minictr.argformat",
+            "minictr.hashing",
         ),
     ),
     ("kernel features", ("minictr.kernel",)),

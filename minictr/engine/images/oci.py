@@ -67,22 +67,10 @@ def normalize_architecture(architecture: str, variant: str = "") -> tuple[str, s
 
 
 def sha256_digest(data: bytes) -> str:
-    """The OCI digest of ``data``: ``'sha256:<64 hex digits>'``.
+    """The OCI digest of ``data``: ``'sha256:<64 hex digits>'`` (every ``run`` checks its manifest and config so)."""
+    from minictr.hashing import sha256_hex  # not hashlib: see there
 
-    Every ``run`` checks its manifest and config this way. The interpreter's
-    own sha256 spares loading OpenSSL (hashlib's ``_hashlib``: 2-3 ms of every
-    start) for these small blobs, as the standard library's ``random`` does
-    for sha512; layers are hashed by :class:`~minictr.engine.images.store.BlobWriter` with hashlib.
-    """
-    try:
-        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # Python 3.12 on
-    except ImportError:
-        try:
-            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # Python 3.11
-        except ImportError:  # an interpreter built without them
-            from hashlib import sha256
-    digest: str = sha256(data).hexdigest()
-    return "sha256:" + digest
+    return "sha256:" + sha256_hex(data)
 
 
 def canonical_json(value: Any) -> bytes:
