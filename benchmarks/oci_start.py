@@ -22,17 +22,24 @@ Measured on the 2-core development VM while other sessions ran root tests
       no bytecode; the benchmarks now byte-compile the package first, as
       installing it does.
 
-What each change gave: each commit's tree in turn, 10 alternating rounds
-of ``python -m minictr.runtime.oci.cli`` create + start (a quieter moment,
-hence lower walls), median wall / user CPU ms:
+What each change gave: each commit's tree in turn, 12 alternating rounds
+of create + start (``python -c`` calling the command's ``main``: without
+the console script's own ``re``), median wall / user CPU ms:
 
-    before                                                          77.9 / 60.4
+    before                                                         160.7 / 109.5
     state.json a plain class (dataclasses imports inspect, ast,
       dis: 5-6 ms); shutil, cgroup Stats, datetime only where
-      used; only the verb's own parser built                        54.7 / 44.7
-    sha256 without OpenSSL, no ipaddress (the engine's path)        53.4 / 43.1
-    argparse without shutil (its help width loads zlib, bz2, lzma)  53.9 / 42.6
-    one sha256 helper (the seccomp cache too), shutil off the run  54.5 / 41.4
+      used; only the verb's own parser built                       129.4 /  78.2
+    sha256 without OpenSSL, no ipaddress (the engine's path)       128.2 /  87.0
+    argparse without shutil (its help width loads zlib, bz2, lzma) 119.7 /  72.5
+    one sha256 helper (the seccomp cache too), shutil off the run  122.4 /  80.2
+    the first process's interpreter started before ``create``
+      makes the cgroup: its start and imports overlap that work    116.8 /  75.7
+
+User CPU moves by +-8 ms between such rounds on this shared host; the last
+change, measured alone (30 rounds against the tree before it), took create
++ start from 119.6 to 112.2 ms of wall time for the same CPU (75.6 and
+77.2 ms): the work is the same, overlapped.
 
 ``python -X importtime`` (minimum of 5): the imports of ``start`` went from
 27.7 to 17.9 ms, those of ``create``'s command from 35.8 to 24.8 ms.
@@ -53,8 +60,9 @@ writes here), the namespaces, mounts and pivot_root. ``-I`` for the first
 process is no help: it would drop the working directory the child imports
 minictr from, and ``-S -s -E`` already skip the rest (``-I -S`` starts no
 faster than ``-S``). So 1.0x runc is out of reach for a runtime that starts
-three interpreters; what is left is the first process's imports and
-overlap (its interpreter could start while ``create`` makes the cgroup).
+three interpreters; what is left is the first process's imports
+(``socket.py`` and ``json`` could give way to ``_socket`` and a leaner
+format) and more overlap.
 """
 
 from __future__ import annotations
