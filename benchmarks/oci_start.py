@@ -16,7 +16,10 @@ Measured on the 2-core development VM while other sessions ran root tests
     before, as last reported (every
       module compiled at each start*)          169.9      113.8   54.1   38.2   4.45x
     before, byte-compiled                      150.6      104.5   43.7   36.8   4.10x
-    after                                      123.6       92.4   30.9   34.9   3.54x
+    after the import cuts                      123.6       92.4   30.9   34.9   3.54x
+    and the early first process, two runs      127.6       93.1   33.2   36.9   3.46x
+      (the host slower then: a bare            153.9      109.8   44.7   41.9   3.67x
+      ``python -S`` took 12 ms, not 7-8)
 
     * the environment set PYTHONDONTWRITEBYTECODE and the source tree had
       no bytecode; the benchmarks now byte-compile the package first, as
@@ -43,6 +46,11 @@ change, measured alone (30 rounds against the tree before it), took create
 
 ``python -X importtime`` (minimum of 5): the imports of ``start`` went from
 27.7 to 17.9 ms, those of ``create``'s command from 35.8 to 24.8 ms.
+Looked at and left: checking and validating the spec takes 0.3 ms and
+``start`` only parses state.json again (0.03 ms), so neither deferring the
+validation nor sharing work between ``create`` and ``start`` would pay;
+dropping ``socket.py`` from the first process (for ``_socket``) would save
+~2.5 ms of its imports.
 
 The floor. A create + start runs three interpreters: ``create``'s and
 ``start``'s commands (a console script with ``site``: ~12 ms each to start
