@@ -56,7 +56,7 @@ from minictr.engine.container_root import (
 from minictr.engine.container_spec import base_spec, container_spec, id_mappings, limit_spec, security_notes
 from minictr.engine.run_options import RunOptions
 from minictr.errors import ContainerError, MinictrError, UsageError
-from minictr.runtime.process.parent import ContainerProcess, spawn
+from minictr.runtime.process.parent import ContainerProcess, spawn, start_interpreter
 from minictr.runtime.state import read_state, start_time, update_state
 
 
@@ -103,6 +103,8 @@ def run(
     container's directory before its program starts (to open its log).
     """
     options = options or RunOptions()
+    # in the foreground the container's stdio is known now: its interpreter loads while the rest is prepared
+    ahead = start_interpreter(**stdio) if stdio is not None and not options.detach else None
     steps = options.chosen_steps()
     notes = security_notes(options)
     store = image_store(data_root)
@@ -127,7 +129,7 @@ def run(
             try:
                 if stdio is not None:
                     spec["process"]["terminal"] = terminal
-                io = {"stdio": stdio, "terminal": terminal}
+                io = {"stdio": stdio, "terminal": terminal, "process": ahead}
                 finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network,
                                   cgroup, io)  # fmt: skip
                 return _after_start(directory, finished, options, overlay, notes, keep is not None)
@@ -138,6 +140,8 @@ def run(
                 raise
     finally:
         holding.close()
+        if ahead is not None:
+            ahead.kill()  # unused, it waits for nothing; used, the container has exited and been reaped
 
 
 def _after_start(directory: str, finished: Finished, options: RunOptions, overlay: dict[str, Any] | None,
@@ -252,6 +256,7 @@ def _start(
             netlink=netlink,
             cgroup=place,
             extra=own,
+            process=(io or {}).get("process"),
             **streams,
         )
     except ContainerError as exc:
