@@ -93,10 +93,14 @@ of after. Three A/B runs against the tree before it, 25-30 runs each:
 130.0 -> 129.1, 125.9 -> 112.0 and 120.2 -> 108.0 ms wall, the same user
 CPU (88.0 / 104.2 in the first, a noisy one; 83.8 / 83.5; 78.7 / 76.4).
 It pays only where a core is free: the work is the same, overlapped.
+With it, load average 1.3-1.5, 12 runs:
 
-Against the targets: wall 0.72x podman's (target 0.5), user CPU 2.0x with
-``--network none`` and 2.8x on the bridge (target 1.0), and the bridge adds
-~140 ms (target 30). The bridge's extra CPU is pyroute2's import, ~120 ms
+      --network none                         113 / 79            159 / 39           0.71x, 2.00x
+      default bridge                         240 / 199           323 / 73           0.74x, 2.71x
+
+Against the targets: wall 0.71-0.74x podman's (target 0.5), user CPU 2.0x
+with ``--network none`` and 2.7-2.8x on the bridge (target 1.0), and the
+bridge adds 127-140 ms (target 30). The bridge's extra CPU is pyroute2's import, ~120 ms
 of CPU on its own: its package ``__init__`` imports every part of the
 library (conntrack, ipdb, ndb with asyncio, multiprocessing, psutil...)
 whichever one is asked for, and the design keeps pyroute2 for all netlink
