@@ -73,12 +73,53 @@ the overlay mount, pivot_root and the namespaces. podman's user CPU here is
 its own process only: conmon daemonises and runc runs below it, so neither
 is counted, while minictr's figure includes its container's first process.
 
+Later, after a second round of import cuts (state.json's type without
+dataclasses, argparse without shutil, sha256 without OpenSSL, no ipaddress
+without ``--dns``; see ``benchmarks/oci_start.py``), with the package
+byte-compiled first, load average 1.6-2.4, 12 runs:
+
+                                             minictr             podman             ratio wall, CPU
+      --network none                         130 / 83            180 / 41           0.72x, 2.04x
+      default bridge                         270 / 214           378 / 77           0.72x, 2.79x
+
+and the trees before and after that round alternately, 30 runs of
+``minictr run --rm --network none busybox true``: 153 -> 141 ms wall,
+94 -> 88 ms user CPU; the imports of the command (``-X importtime``, sum of
+the minimum self times over 5 runs) 46 -> 42 ms. Then the container's
+first process is started as soon as its stdio is known (a foreground
+``run``): its interpreter starts and imports (~25 ms) while the command
+looks the image up, prepares the root, the state and the cgroup, instead
+of after. Three A/B runs against the tree before it, 25-30 runs each:
+130.0 -> 129.1, 125.9 -> 112.0 and 120.2 -> 108.0 ms wall, the same user
+CPU (88.0 / 104.2 in the first, a noisy one; 83.8 / 83.5; 78.7 / 76.4).
+It pays only where a core is free: the work is the same, overlapped.
+With it, load average 1.3-1.5, 12 runs:
+
+      --network none                         113 / 79            159 / 39           0.71x, 2.00x
+      default bridge                         240 / 199           323 / 73           0.74x, 2.71x
+
+Against the targets: wall 0.71-0.74x podman's (target 0.5), user CPU 2.0x
+with ``--network none`` and 2.7-2.8x on the bridge (target 1.0), and the
+bridge adds 127-140 ms (target 30). The bridge's extra CPU is pyroute2's import, ~120 ms
+of CPU on its own: its package ``__init__`` imports every part of the
+library (conntrack, ipdb, ndb with asyncio, multiprocessing, psutil...)
+whichever one is asked for, and the design keeps pyroute2 for all netlink
+work; :mod:`minictr.engine.network.attach` overlaps it with the child's
+set-up, so it costs wall time less than CPU. What still costs the
+``--network none`` start, beyond the two interpreters and the kernel work
+below: ~7 ms of ``dataclasses`` (it imports ``inspect``), which the engine's
+option and record types are made of, and the ``--rm`` removal of the
+container's directory after it ran (shutil, which podman's ``--rm`` pays in
+its own way).
+
 The Python API (``benchmarks/namespaces_start.py``, a warm interpreter, no
 overlay) measured 103 ms against ``runc run``'s 68 ms on the same rootfs in
 the same loaded run (1.51x; 1.17x on a quiet host): none of the changes
 above is on that path. Its floor is the container's first process, a fresh
 interpreter (about 7 ms of CPU to start with ``-S``) importing ~80 modules
 (about 18 ms), which a notebook kernel cannot avoid: it may not fork.
+Measured again in the run above (load average 1.7): 31.3 ms against
+``runc run``'s 27.0 ms, 1.16x.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
 
 TYPE_CHECKING = False
@@ -167,6 +166,8 @@ def remove_tree(path: str) -> None:
 
 def _rmtree(path: str, handler: Callable[[Any, str, Any], None]) -> None:
     """``shutil.rmtree`` with an error handler: ``onexc`` from Python 3.12 on (``onerror`` is deprecated there)."""
+    import shutil  # with bz2, lzma and threading: ~2 ms that only a removal needs
+
     if sys.version_info >= (3, 12):
         shutil.rmtree(path, onexc=handler)
     else:

@@ -8,12 +8,20 @@ ones — at the top of the file or lazily inside a function, it makes no
 difference — and no two modules may import each other, directly or round
 a longer loop. The test reads the sources (``ast``), so it sees every
 import, including those that only run on some code path.
+
+The container start path imports nothing heavy (DESIGN.md): a fresh
+interpreter that loads what ``minictr-oci``'s verbs, or the container's
+first process, load finds none of the modules that cost milliseconds.
 """
 
 from __future__ import annotations
 
 import ast
 import pathlib
+import subprocess
+import sys
+
+import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minictr"
 
@@ -30,6 +38,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "minictr.config",
             "minictr.faults",
             "minictr.roots",
+            "minictr.argformat",
+            "minictr.hashing",
             "minictr.waiting",
         ),
     ),
@@ -158,3 +168,23 @@ def test_the_graph_sees_lazy_and_relative_imports() -> None:
     )  # from .process.parent import ... (top level)
     assert "minictr.kernel.cgroups" in graph["minictr.engine.container"]  # from . import cgroups (inside functions)
     assert "minictr.engine.images.store" in graph["minictr.engine.images.pull"]  # from .store import ...
+
+
+#: Standard-library modules (and pyroute2) that cost a start milliseconds: ``dataclasses`` brings
+#: ``inspect``, ``ast`` and ``dis``; ``shutil`` zlib, bz2 and lzma; ``hashlib`` OpenSSL.
+HEAVY = ("dataclasses", "inspect", "shutil", "hashlib", "typing", "datetime", "tempfile", "pyroute2")
+
+START_PATHS = {
+    "minictr-oci's verbs": "from minictr.runtime.oci import cli, lifecycle, unsupported\n"
+    "import minictr.runtime.process.parent, minictr.runtime.validate, minictr.kernel.cgroups\n"
+    "for verb in ('create', 'start', 'state', 'kill', 'delete'): cli.build_parser(verb)",
+    "the container's first process": "import minictr.runtime.process.child",
+}
+
+
+@pytest.mark.parametrize("path", sorted(START_PATHS))
+def test_the_container_start_path_imports_nothing_heavy(path: str) -> None:
+    code = f"{START_PATHS[path]}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-S", "-s", "-E", "-c", code], cwd=PACKAGE.parent, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.split() == []

@@ -67,14 +67,6 @@ def test_the_program_is_pid_1_of_a_new_pid_namespace(spec_rootfs: str, tmp_path:
     assert [line.split() for line in out.splitlines()[1:]] == [["1", "ps"]]
 
 
-# The exec fifo (the create/start handshake) is a difference these tests find: a mapped root cannot reach
-# minictr-oci's through a state root it may not walk into (runc hands its init an open descriptor instead).
-# Strict: a fix makes the test fail until the mark goes.
-fifo_out_of_a_mapped_roots_reach = pytest.mark.xfail(
-    RUNTIME_IS_OURS, strict=True, reason="minictr-oci: a mapped root opens the exec fifo by its path in the state root"
-)
-
-
 def test_hostname_env_cwd_and_user_are_the_configs(spec_rootfs: str, tmp_path: pathlib.Path) -> None:
     config = sh(spec_rootfs, 'hostname; echo "$GREETING"; pwd; id -u; id -g; id -G')
     config["hostname"] = "from-the-spec"
@@ -113,22 +105,27 @@ def test_a_new_network_namespace_has_only_loopback_and_it_is_up(spec_rootfs: str
     assert ",UP" in links.splitlines()[0] and links.split()[1] == "lo:"
 
 
-@fifo_out_of_a_mapped_roots_reach
 def test_uid_and_gid_mappings_make_a_user_namespace(spec_rootfs: str, tmp_path: pathlib.Path) -> None:
-    config = add_namespaces(
-        sh(spec_rootfs, "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox"), "user"
-    )
+    # the mapped root may neither walk into the state root (the exec fifo) nor write to the image (pivot_root)
+    script = "cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c %u /bin/busybox; cat /proc/self/mountinfo"
+    config = add_namespaces(sh(spec_rootfs, script), "user")
     config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
     code, out, err = run(config, tmp_path)
     assert code == 0, err
+    lines = out.splitlines()
     # the image's files belong to the host's root: unmapped inside, they show as the overflow uid
-    assert [line.split() for line in out.splitlines()] == [
+    assert [line.split() for line in lines[:4]] == [
         ["0", "100000", "65536"],
         ["0", "100000", "65536"],
         ["0"],
         ["65534"],
     ]
+    # the host's root is gone, not stacked below: one root, the config's mounts and the devices bound into /dev
+    points = [line.split()[4] for line in lines[4:]]
+    assert points.count("/") == 1, points
+    assert {"/proc", "/dev/pts", "/sys"} <= set(points)
+    assert all(point == "/" or point.split("/")[1] in ("dev", "proc", "sys") for point in points), points
 
 
 def test_rlimits_are_set_before_the_program_runs(spec_rootfs: str, tmp_path: pathlib.Path) -> None:

@@ -35,12 +35,13 @@ if TYPE_CHECKING:
     from minictr.engine.container import Finished
 
 from minictr import __version__
+from minictr.argformat import ArgumentParser
 from minictr.errors import ExecError, MinictrError, UsageError
 
 EXIT_RUNTIME_ERROR = 125
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(ArgumentParser):
     """argparse, but a usage error exits 125 like Docker instead of 2."""
 
     def error(self, message: str) -> NoReturn:

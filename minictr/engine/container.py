@@ -57,7 +57,7 @@ from minictr.engine.container_root import (
 from minictr.engine.container_spec import base_spec, container_spec, id_mappings, limit_spec, security_notes
 from minictr.engine.run_options import RunOptions
 from minictr.errors import ContainerError, MinictrError, UsageError
-from minictr.runtime.process.parent import ContainerProcess, spawn
+from minictr.runtime.process.parent import ContainerProcess, spawn, start_interpreter
 from minictr.runtime.state import read_state, start_time, update_state
 
 
@@ -105,6 +105,8 @@ def run(
     container's directory before its program starts (to open its log).
     """
     options = options or RunOptions()
+    # in the foreground the container's stdio is known now: its interpreter loads while the rest is prepared
+    ahead = _start_ahead(stdio) if stdio is not None and not options.detach else None
     steps = options.chosen_steps()
     notes = security_notes(options)
     store = image_store(data_root)
@@ -129,7 +131,7 @@ def run(
             try:
                 if stdio is not None:
                     spec["process"]["terminal"] = terminal
-                io = {"stdio": stdio, "terminal": terminal}
+                io = {"stdio": stdio, "terminal": terminal, "process": ahead}
                 finished = _start(directory, store, image, spec, overlay, options, capture, record, root_owner, network,
                                   cgroup, io)  # fmt: skip
                 return _after_start(directory, finished, options, overlay, notes, keep is not None)
@@ -140,6 +142,8 @@ def run(
                 raise
     finally:
         holding.close()
+        if ahead is not None:
+            ahead.kill()  # unused, it waits for nothing; used, the container has exited and been reaped
 
 
 def _after_start(directory: str, finished: Finished, options: RunOptions, overlay: dict[str, Any] | None,
@@ -216,6 +220,15 @@ def network_plan(directory: str, options: RunOptions, image_config: dict[str, An
     )  # fmt: skip
 
 
+def _start_ahead(stdio: dict[str, Any]) -> ContainerProcess:
+    """The container's first interpreter, started before its config: it inherits the stdio and any console socket."""
+    from minictr.engine.console import spawn_streams
+
+    streams, _ = spawn_streams(stdio)
+    console = streams.pop("console", None)
+    return start_interpreter(**streams, pass_fds=(console,) if console is not None else ())
+
+
 def _streams(
     directory: str, detach: bool, capture: bool, io: dict[str, Any]
 ) -> tuple[dict[str, Any], IO[bytes] | None, Console | None]:
@@ -258,6 +271,7 @@ def _start(
             netlink=netlink,
             cgroup=place,
             extra=own,
+            process=(io or {}).get("process"),
             **streams,
         )
     except ContainerError as exc:

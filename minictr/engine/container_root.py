@@ -17,7 +17,6 @@ This is the host's side; what the container's process does with the root
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -125,6 +124,8 @@ def shifted_rootfs(lower: str, host_id: int) -> str:
     if os.path.isdir(shifted):
         return shifted
     staging = f"{shifted}.partial-{os.getpid()}"
+    import shutil  # only here: zlib, bz2 and lzma come with it (a start needs no shifted copy)
+
     shutil.rmtree(staging, ignore_errors=True)
     copy_tree(lower, staging)
     paths_to_shift = [staging]
@@ -241,6 +242,8 @@ def copy_tree(source: str, dest: str) -> None:
     """
     result = subprocess.run(["cp", "-a", "--", source, dest], capture_output=True, text=True)
     if result.returncode != 0:
+        import shutil
+
         shutil.rmtree(dest, ignore_errors=True)
         raise ContainerError(f"copying the root filesystem to {dest}: {result.stderr.strip()}")
 

@@ -12,7 +12,8 @@ calls them::
     remount_readonly("/")      when the spec says root.readonly
 
 :func:`pivot_into` falls back to :func:`move_and_chroot` — and says why — where
-pivot_root is impossible (a root filesystem on ramfs, as in an initramfs).
+pivot_root is impossible (a root filesystem on ramfs, as in an initramfs);
+:func:`pivot_in_place` does its work in a root the caller may not write to.
 """
 
 from __future__ import annotations
@@ -260,6 +261,28 @@ def pivot_into(new_root: str) -> str:
     os.chdir("/")
     linux.umount2("/.oldroot", linux.MNT_DETACH)
     os.rmdir("/.oldroot")
+    return "pivot_root"
+
+
+def pivot_in_place(new_root: str) -> str:
+    """:func:`pivot_into` for a root we may not write to: ``pivot_root(".", ".")`` needs no ``put_old`` directory.
+
+    From inside the new root, the old root is stacked on the same mount
+    point, on top, and detached at once (pivot_root(2) documents the idiom).
+    A mapped root in a user namespace cannot make ``.oldroot`` in an image
+    owned by the host's root, nor can anyone in a read-only one. Returns
+    what :func:`pivot_into` returns.
+    """
+    os.chdir(new_root)
+    try:
+        linux.pivot_root(".", ".")
+    except SyscallError as exc:
+        if exc.errno == errno.EINVAL and _root_is_ramfs():
+            move_and_chroot(new_root)
+            return "chroot"
+        raise
+    linux.umount2(".", linux.MNT_DETACH)
+    os.chdir("/")
     return "pivot_root"
 
 

@@ -67,10 +67,10 @@ def normalize_architecture(architecture: str, variant: str = "") -> tuple[str, s
 
 
 def sha256_digest(data: bytes) -> str:
-    """The OCI digest of ``data``: ``'sha256:<64 hex digits>'``."""
-    import hashlib
+    """The OCI digest of ``data``: ``'sha256:<64 hex digits>'`` (every ``run`` checks its manifest and config so)."""
+    from minictr.hashing import sha256_hex  # not hashlib: see there
 
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return "sha256:" + sha256_hex(data)
 
 
 def canonical_json(value: Any) -> bytes:

@@ -30,10 +30,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from minictr.kernel.cgroups.stats import Stats
+
 from minictr.errors import UsageError
 from minictr.kernel.cgroups.base import OCI_PARENT, PARENT, Manager, own_cgroup, plan
 from minictr.kernel.cgroups.layout import cgroup_layout
-from minictr.kernel.cgroups.stats import Stats
 
 __all__ = [
     "OCI_PARENT",
@@ -47,6 +48,15 @@ __all__ = [
     "new",
     "swap_accounted",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``Stats`` on first use: a dataclass (its module imports ``inspect``); a container start never needs it."""
+    if name == "Stats":
+        from minictr.kernel.cgroups.stats import Stats
+
+        return Stats
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def layout() -> dict[str, Any]:

@@ -24,10 +24,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from minictr.kernel.cgroups.stats import Stats
+
 from minictr.errors import CgroupError, UsageError
 from minictr.kernel.cgroups.base import Manager, flat, read, write
 from minictr.kernel.cgroups.resources import FLAGS, wanted_controllers
-from minictr.kernel.cgroups.stats import Stats, io_bytes, limit_or_none
 
 #: v2 controller names (what resources.wanted_controllers says) -> v1 names.
 V1_NAMES = {"cpu": "cpu", "cpuset": "cpuset", "memory": "memory", "pids": "pids", "io": "blkio", "devices": "devices"}
@@ -166,6 +167,8 @@ class V1Manager(Manager):
             return 0
 
     def stats(self) -> Stats:
+        from minictr.kernel.cgroups.stats import Stats, io_bytes, limit_or_none  # a dataclass: off the start path
+
         stats = Stats(time.monotonic(), oom_kills=self.oom_kills())
         get = self._read_or_empty
         stats.memory = int(get("memory", "memory.usage_in_bytes") or 0)

@@ -28,6 +28,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from minictr.kernel.cgroups.stats import Stats
+
 from minictr.errors import CgroupError, UsageError
 from minictr.kernel.cgroups.base import Manager, flat, read, write
 from minictr.kernel.cgroups.resources import (
@@ -37,7 +39,6 @@ from minictr.kernel.cgroups.resources import (
     swap_for_v2,
     wanted_controllers,
 )
-from minictr.kernel.cgroups.stats import Stats, io_bytes, limit_or_none
 
 #: Where the processes of a namespace root go so that it may delegate (Docker-in-Docker calls it init too).
 LEAF = "init"
@@ -204,6 +205,8 @@ class V2Manager(Manager):
         return flat(self._get("memory.events")).get("oom_kill", 0)
 
     def stats(self) -> Stats:
+        from minictr.kernel.cgroups.stats import Stats, io_bytes, limit_or_none  # a dataclass: off the start path
+
         stats = Stats(time.monotonic(), oom_kills=self.oom_kills())
         stats.memory = int(self._get("memory.current") or 0)
         stats.memory_peak = int(self._get("memory.peak") or 0)

@@ -228,10 +228,11 @@ def load(config: dict[str, Any]) -> None:
 
 def program(config: dict[str, Any], cache: str | None = None) -> bytes:
     """The BPF program for an OCI ``linux.seccomp`` section; compiled once per distinct section in ``cache``."""
-    import hashlib
     import json
 
-    key = hashlib.sha256(json.dumps([config, os.uname().machine], sort_keys=True).encode()).hexdigest()
+    from minictr.hashing import sha256_hex  # not hashlib: see there
+
+    key = sha256_hex(json.dumps([config, os.uname().machine], sort_keys=True).encode())
     path = os.path.join(cache, f"{key}.bpf") if cache else ""
     if path:
         try:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+from minictr.argformat import ArgumentParser, RawDescriptionHelpFormatter
 from minictr.errors import MinictrError, UsageError
 from minictr.runtime.oci import lifecycle, operations, store
 
@@ -217,12 +218,28 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, action="store_true")  # accepted as runc does; a new keyring is never made
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """runc's global flags and verbs."""
-    parser = argparse.ArgumentParser(
+#: runc's global flags that take a value, and those that do not.
+_GLOBAL_VALUES = ("--root", "--log", "--log-format")
+_GLOBAL_SWITCHES = ("--debug", "--systemd-cgroup")
+
+
+def verb_of(argv: list[str]) -> str | None:
+    """The verb of ``argv`` past the global flags (None when there is none to find: then every verb is built)."""
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_VALUES:
+            next(words, None)
+        elif word not in _GLOBAL_SWITCHES and not word.startswith(tuple(f"{flag}=" for flag in _GLOBAL_VALUES)):
+            return None if word.startswith("-") else word
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """runc's global flags and verbs; ``only`` builds that one verb's (an engine's every call pays for the parser)."""
+    parser = ArgumentParser(
         prog="minictr-oci",
         description="An OCI runtime with runc's command line.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     parser.add_argument("--root", default=store.DEFAULT_ROOT)
     parser.add_argument("--log")
@@ -231,36 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--systemd-cgroup", action="store_true")
     parser.add_argument("--version", "-v", action="version", version=f"minictr-oci version {VERSION}\nspec: 1.2.0")
     sub = parser.add_subparsers(dest="verb", required=True)
-    spec = _verb(sub, "spec", cmd_spec, with_id=False)
-    spec.add_argument("--rootless", action="store_true")
-    spec.add_argument("--bundle", "-b")
-    _create_flags(_verb(sub, "create", cmd_create))
-    _verb(sub, "start", cmd_start)
-    run = _verb(sub, "run", cmd_run)
-    _create_flags(run)
-    run.add_argument("--detach", "-d", action="store_true")
-    _verb(sub, "state", cmd_state)
-    kill = _verb(sub, "kill", cmd_kill)
-    kill.add_argument("signal", nargs="?", default="TERM")
-    kill.add_argument("--all", "-a", action="store_true")
-    _verb(sub, "delete", cmd_delete).add_argument("--force", "-f", action="store_true")
-    _verb(sub, "list", cmd_list, with_id=False).add_argument(
-        "--format", "-f", choices=("table", "json"), default="table"
-    )
-    _verb(sub, "ps", cmd_ps).add_argument("--format", "-f", choices=("table", "json"), default="table")
-    _exec_parser(_verb(sub, "exec", cmd_exec))
-    _verb(sub, "features", cmd_features, with_id=False)
-    _verb(sub, "pause", cmd_pause)
-    _verb(sub, "resume", cmd_resume)
-    update = _verb(sub, "update", cmd_update)
-    update.add_argument("--resources", "-r")
-    update.add_argument("--memory", type=int)
-    update.add_argument("--pids-limit", type=int)
-    for flag in ("--cpu-quota", "--cpu-period", "--cpu-shares"):
-        update.add_argument(flag, type=int)
-    events = _verb(sub, "events", cmd_events)
-    events.add_argument("--stats", action="store_true")
-    events.add_argument("--interval", type=float, default=5.0)
+    for name, (function, with_id, flags) in _VERBS.items():
+        if only in (None, name) or only not in _VERBS:  # an unknown verb: argparse lists them all
+            parser_of_verb = _verb(sub, name, function, with_id=with_id)
+            if flags is not None:
+                flags(parser_of_verb)
     return parser
 
 
@@ -278,9 +270,65 @@ def _exec_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preserve-fds", type=int, default=0)
 
 
+def _spec_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rootless", action="store_true")
+    parser.add_argument("--bundle", "-b")
+
+
+def _run_flags(parser: argparse.ArgumentParser) -> None:
+    _create_flags(parser)
+    parser.add_argument("--detach", "-d", action="store_true")
+
+
+def _kill_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("signal", nargs="?", default="TERM")
+    parser.add_argument("--all", "-a", action="store_true")
+
+
+def _delete_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", "-f", action="store_true")
+
+
+def _format_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", "-f", choices=("table", "json"), default="table")
+
+
+def _update_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resources", "-r")
+    parser.add_argument("--memory", type=int)
+    parser.add_argument("--pids-limit", type=int)
+    for flag in ("--cpu-quota", "--cpu-period", "--cpu-shares"):
+        parser.add_argument(flag, type=int)
+
+
+def _events_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stats", action="store_true")
+    parser.add_argument("--interval", type=float, default=5.0)
+
+
+#: Each verb: its function, whether it takes a container id, its own flags (``--help``'s order).
+_VERBS: dict[str, tuple[Callable[..., int], bool, Callable[[argparse.ArgumentParser], None] | None]] = {
+    "spec": (cmd_spec, False, _spec_flags),
+    "create": (cmd_create, True, _create_flags),
+    "start": (cmd_start, True, None),
+    "run": (cmd_run, True, _run_flags),
+    "state": (cmd_state, True, None),
+    "kill": (cmd_kill, True, _kill_flags),
+    "delete": (cmd_delete, True, _delete_flags),
+    "list": (cmd_list, False, _format_flag),
+    "ps": (cmd_ps, True, _format_flag),
+    "exec": (cmd_exec, True, _exec_parser),
+    "features": (cmd_features, False, None),
+    "pause": (cmd_pause, True, None),
+    "resume": (cmd_resume, True, None),
+    "update": (cmd_update, True, _update_flags),
+    "events": (cmd_events, True, _events_flags),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``minictr-oci``."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(verb_of(sys.argv[1:] if argv is None else argv)).parse_args(argv)
     log = Log(args.log, args.log_format, args.debug)
     log.debug(f"{args.verb} {getattr(args, 'id', '')}")
     try:

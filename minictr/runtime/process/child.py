@@ -37,7 +37,7 @@ import sys
 from minictr.errors import MinictrError, SyscallError
 from minictr.kernel import linux, namespaces
 from minictr.runtime.process import handoff
-from minictr.runtime.process.channel import Channel, Message
+from minictr.runtime.process.channel import Channel, Message, ProtocolError
 from minictr.runtime.process.init_process import die_with_parent, fork_init, run_init
 from minictr.runtime.process.isolation import (
     become_root_inside,
@@ -159,7 +159,11 @@ def run_step(step: Callable[[Setup], None], setup: Setup) -> None:
 
 def run(channel: Channel) -> None:
     """The whole life of the child: receive, set up, report, wait, exec."""
-    config = channel.expect(Message.CONFIG)
+    config = channel.receive()
+    if config is None:
+        return  # our parent started us ahead (start_interpreter), then failed or died: nothing was made yet
+    if config["type"] != Message.CONFIG.value:
+        raise ProtocolError(Message.CONFIG.value, config["type"])
     setup = Setup(config, channel)
     for step in EXEC_STEPS if setup.options.get("join") else STEPS:
         run_step(step, setup)

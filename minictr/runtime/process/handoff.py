@@ -6,7 +6,8 @@ runtime-spec's reference runtime does, it waits on a fifo instead::
 
     minictr-oci create                      child (the container's PID 1)
       mkfifo <root>/<id>/exec.fifo
-      spawn(..., exec_fifo=path)  -------->  open(path, O_PATH)        (before pivot_root)
+      open(path, O_PATH) = N
+      spawn(..., exec_fifo_fd=N)  -------->  holds N (no path: a mapped root may not reach the state root)
                                              ... set-up ...
       <------------------------------ READY  close the channel
       exits                                  open(/proc/self/fd/N, O_WRONLY)   blocks...
@@ -42,10 +43,11 @@ from minictr.runtime.process.channel import Message
 
 
 def open_exec_fifo(setup: Any) -> None:
-    """Hold the exec fifo by an O_PATH descriptor: after pivot_root its host path is out of reach."""
-    path = setup.options.get("exec_fifo")
-    if path:
-        setup.fifo = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    """Take the exec fifo's O_PATH descriptor the runtime opened and passed (closed on exec): no path is needed."""
+    fd = setup.options.get("exec_fifo_fd")
+    if fd is not None:
+        os.set_inheritable(fd, False)
+        setup.fifo = fd
 
 
 def runtime_hooks(setup: Any) -> None:
@@ -92,7 +94,7 @@ def open_terminal(setup: Any) -> None:
 
 def check_program(setup: Any) -> None:
     """Find the program before reporting READY, so that ``create`` fails for a missing one (exit 127 for engines)."""
-    if not setup.options.get("exec_fifo"):
+    if setup.options.get("exec_fifo_fd") is None:
         return
     args = setup.spec.get("process", {}).get("args") or []
     if not args:

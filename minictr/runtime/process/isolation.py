@@ -176,7 +176,9 @@ def enter_root(setup: Setup) -> None:
             run_own(setup, "pivot_into", setup.rootfs)
             setup.root_method = "pivot_root"
         elif setup.own_mounts:
-            setup.root_method = rootfs.pivot_into(setup.rootfs)
+            # a mapped root may not write to an image the host's root owns: no .oldroot there
+            writable = os.access(setup.rootfs, os.W_OK)
+            setup.root_method = (rootfs.pivot_into if writable else rootfs.pivot_in_place)(setup.rootfs)
             faults.point("pivot")  # a test's SIGKILL of the container, half set up (see minictr.faults)
             if setup.root_method == "chroot":
                 setup.root_note = "pivot_root is impossible on this host (its root is a ramfs); used chroot instead"
