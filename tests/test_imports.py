@@ -188,3 +188,17 @@ def test_the_container_start_path_imports_nothing_heavy(path: str) -> None:
     done = subprocess.run([sys.executable, "-S", "-s", "-E", "-c", code], cwd=PACKAGE.parent, capture_output=True,
                           text=True, check=True)  # fmt: skip
     assert done.stdout.split() == []
+
+
+def test_minictr_run_builds_its_own_parser_from_two_modules() -> None:
+    """``minictr run``'s command line: of the CLI only main and run load, and nothing heavy (the other verbs'
+    modules, and their parsers, are for the other verbs)."""
+    code = (
+        "import sys\nfrom minictr.cli import main\n"
+        "commands = main.build_parser(main._command_of(['--debug', 'run', '-d', 'busybox']))._subparsers._actions[-1]\n"
+        f"print(sorted(commands.choices), sorted(m for m in sys.modules if m.startswith('minictr.cli.')),"
+        f" [m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-S", "-s", "-E", "-c", code], cwd=PACKAGE.parent, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.strip() == "['run'] ['minictr.cli.main', 'minictr.cli.run'] []"

@@ -1,3 +1,3 @@
 """The ``minictr`` command line: :mod:`~minictr.cli.main` parses and dispatches,
-one module per group of verbs (images, containers, inspect, build and volumes).
+one module per group of verbs (run, containers, inspect, images, build and volumes, system, compose).
 """

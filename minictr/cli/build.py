@@ -5,7 +5,7 @@
     minictr import [-c CHANGE]... [-m MESSAGE] DIRECTORY|TARBALL NAME
     minictr volume create [--label K=V]... [NAME] | ls [-q] | inspect NAME... | rm [-f] NAME... | prune [-a]
 
-:func:`add_commands` adds them to the main parser (``cli.py``); handlers
+:func:`add_commands` adds them to the main parser (:mod:`minictr.cli.main`); handlers
 import what they need when they run.
 """
 

@@ -5,94 +5,81 @@
     minictr stop [-t N] CONTAINER...         minictr rm [-f] [-v] CONTAINER...
     minictr pause CONTAINER...               minictr unpause CONTAINER...
     minictr rename CONTAINER NEW_NAME        minictr cp [-a] [-L] SRC DEST (one of them CONTAINER:PATH)
-    minictr ps [-a] [-q] [--no-trunc] [--format json|table|TEMPLATE] [--filter KEY=VALUE]
-    minictr logs [-f] [--tail N] [-t] [--since TIME] CONTAINER
-    minictr wait CONTAINER...                minictr inspect CONTAINER...
+    minictr wait CONTAINER...                minictr kill [-s SIGNAL] CONTAINER...
     minictr attach [--detach-keys KEYS] [--no-stdin] [--sig-proxy=false] CONTAINER
+    minictr exec [-i] [-t] [-d] [-u USER] [OPTIONS] CONTAINER COMMAND [ARG...]
+    minictr update [RESOURCE OPTIONS] CONTAINER
     minictr container ls | prune | ...       (the long spellings)
 
-``run``'s lifecycle flags (``--rm``, ``-i``, ``-t``, ``--restart``,
-``--stop-signal``, ``--stop-timeout``, ``--log-opt``) are added to ``run``
-and ``create`` by :func:`add_run_flags`. :func:`add_commands` adds the rest
-(``cli.py``); each handler imports what it needs when it runs.
+``create`` takes ``run``'s options (:mod:`minictr.cli.run`); ``ps``, ``logs``
+and ``inspect`` (:mod:`minictr.cli.inspect`) are listed among these verbs.
+:func:`add_running_commands` adds ``exec``, ``kill`` and ``update``,
+:func:`add_commands` the rest (both from :mod:`minictr.cli.main`); each
+handler imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 
 TYPE_CHECKING = False  # typing is for checkers; the CLI starts without it
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
-    from minictr.engine.run_options import RunOptions
+    from minictr.engine.container import Finished
 
 from minictr.cli.each import each
+from minictr.cli.inspect import add_inspect, add_logs, ps_arguments, write_entry
+from minictr.cli.run import add_resource_flags, cmd_create, resource_options, run_arguments, sig_proxy_flag
+from minictr.errors import ExecError, UsageError
 
 
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``run`` and ``create`` that concern the container's life."""
-    add = parser.add_argument
-    add("--rm", action="store_true", help="remove the container when it exits")
-    add("-i", "--interactive", action="store_true", help="keep stdin open: the caller's input reaches the container")
-    add("-t", "--tty", action="store_true", help="give the container a terminal of its own (a pty)")
-    add("--restart", default="no", metavar="POLICY", help="no (default), on-failure[:N], always or unless-stopped")
-    add(
-        "--stop-signal",
-        metavar="SIGNAL",
-        help="the signal stop sends first (default: the image's StopSignal, else SIGTERM)",
+def add_running_commands(commands: Any) -> None:
+    """Add ``exec``, ``kill`` and ``update``, the verbs for a running container, to ``commands``."""
+    execute = commands.add_parser("exec", help="run a command in a running container")
+    execute.add_argument(
+        "-e", "--env", action="append", default=[], metavar="NAME[=VALUE]", help="set an environment variable"
     )
-    add("--stop-timeout", type=int, metavar="SECONDS", help="how long stop waits before SIGKILL (default 10)")
-    add(
-        "--log-opt",
-        action="append",
-        default=[],
-        metavar="max-size=SIZE|max-file=N",
-        help="the json-file log's rotation",
+    execute.add_argument("-w", "--workdir", help="working directory inside the container")
+    execute.add_argument(
+        "-i", "--interactive", action="store_true", help="keep stdin open: your input reaches the program"
     )
-    _sig_proxy_flag(parser)
-    add("--health-cmd", metavar="COMMAND", help="a command run inside (through sh -c) to check its health")
-    add("--health-interval", metavar="DURATION", help="time between checks (30s, 1m30s; default 30s)")
-    add("--health-timeout", metavar="DURATION", help="longest a check may run (default 30s)")
-    add("--health-retries", type=int, metavar="N", help="failures in a row that make it unhealthy (default 3)")
-    add("--health-start-period", metavar="DURATION", help="time to start during which failures do not count")
-    add("--no-healthcheck", action="store_true", help="disable any healthcheck the image sets")
+    execute.add_argument("-t", "--tty", action="store_true", help="give the program a terminal of its own (a pty)")
+    execute.add_argument("-d", "--detach", action="store_true", help="run it in the background (output discarded)")
+    execute.add_argument(
+        "-u",
+        "--user",
+        metavar="USER[:GROUP]",
+        help="run it as this user (a name from the container's /etc/passwd, or a uid)",
+    )
+    execute.add_argument("container", metavar="CONTAINER")
+    execute.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    execute.set_defaults(handler=cmd_exec)
+
+    kill = commands.add_parser("kill", help="send a signal to a running container (default SIGKILL)")
+    kill.add_argument("-s", "--signal", default="KILL", help="signal name or number")
+    kill.add_argument("containers", nargs="+", metavar="CONTAINER")
+    kill.set_defaults(handler=cmd_kill)
+
+    update = commands.add_parser("update", help="change the resource limits of a running container")
+    add_resource_flags(update)
+    update.add_argument("container", metavar="CONTAINER")
+    update.set_defaults(handler=cmd_update, devices=[])
 
 
-def _sig_proxy_flag(parser: argparse.ArgumentParser) -> None:
-    """``--sig-proxy``, as ``run``, ``start`` and ``attach`` take it."""
-    parser.add_argument(
-        "--sig-proxy", default="true", choices=("true", "false"), metavar="true|false",
-        help="pass SIGINT, SIGTERM and SIGHUP sent to minictr on to the container (default true; not with -t)",
-    )  # fmt: skip
-
-
-def settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    """The lifecycle settings a ``run``/``create`` command line asks for (checked)."""
-    from minictr.engine.managed import lifecycle_settings
-
-    return lifecycle_settings(
-        auto_remove=args.rm, restart=args.restart, stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
-        tty=args.tty, interactive=args.interactive, log_opts=args.log_opt,
-    )  # fmt: skip
-
-
-def add_commands(commands: Any, run_parser: Any) -> None:
-    """Add the lifecycle commands to ``commands``; ``run_parser`` builds ``create``'s options like ``run``'s."""
+def add_commands(commands: Any) -> None:
+    """Add the lifecycle commands to ``commands`` (``create`` takes ``run``'s options)."""
     create = commands.add_parser("create", help="create a container without starting it", add_help=False)
-    run_parser(create)
+    run_arguments(create)
     create.set_defaults(handler=cmd_create)
     _add_verbs(commands)
     container = commands.add_parser("container", help="manage containers")
     sub = container.add_subparsers(dest="container_command", metavar="COMMAND")
     sub.required = True
     _add_verbs(sub)
-    ls = sub.add_parser("ls", help="list containers")
-    _ps_arguments(ls)
+    ps_arguments(sub.add_parser("ls", help="list containers"))
     prune = sub.add_parser("prune", help="remove every stopped container")
     prune.add_argument("-f", "--force", action="store_true", help="do not ask (minictr never asks)")
     prune.set_defaults(handler=cmd_prune)
@@ -107,7 +94,7 @@ def _add_verbs(commands: Any) -> None:
     start.add_argument(
         "--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)"
     )
-    _sig_proxy_flag(start)
+    sig_proxy_flag(start)
     start.add_argument("containers", nargs="+", metavar="CONTAINER")
     start.set_defaults(handler=cmd_start)
     wait = commands.add_parser("wait", help="wait for containers to stop; print their exit status")
@@ -128,21 +115,14 @@ def _add_verbs(commands: Any) -> None:
     rm.add_argument("-v", "--volumes", action="store_true", help="remove its anonymous volumes too (named ones stay)")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
     rm.set_defaults(handler=cmd_rm)
-    ps = commands.add_parser("ps", help="list containers")
-    _ps_arguments(ps)
-    logs = commands.add_parser("logs", help="show a container's output")
-    logs.add_argument("-f", "--follow", action="store_true", help="follow the output while the container runs")
-    logs.add_argument("-n", "--tail", default="all", metavar="N", help="only the last N lines (default all)")
-    logs.add_argument("-t", "--timestamps", action="store_true", help="show each chunk's time")
-    logs.add_argument("--since", metavar="TIME", help="only output since TIME (RFC 3339, or relative: 10s, 5m, 2h)")
-    logs.add_argument("container", metavar="CONTAINER")
-    logs.set_defaults(handler=cmd_logs)
+    ps_arguments(commands.add_parser("ps", help="list containers"))
+    add_logs(commands)
     attach = commands.add_parser("attach", help="connect this terminal to a running container's input and output")
     attach.add_argument(
         "--detach-keys", default="ctrl-p,ctrl-q", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)"
     )
     attach.add_argument("--no-stdin", action="store_true", help="do not send this terminal's input")
-    _sig_proxy_flag(attach)
+    sig_proxy_flag(attach)
     attach.add_argument("container", metavar="CONTAINER")
     attach.set_defaults(handler=cmd_attach)
     for name, text in (("pause", "freeze every process of running containers"), ("unpause", "thaw paused containers")):
@@ -159,73 +139,15 @@ def _add_verbs(commands: Any) -> None:
     cp.add_argument("source", metavar="SRC")
     cp.add_argument("dest", metavar="DEST")
     cp.set_defaults(handler=cmd_cp)
-    inspect = commands.add_parser("inspect", help="show containers as JSON (Docker's shape)")
-    inspect.add_argument("containers", nargs="+", metavar="CONTAINER")
-    inspect.set_defaults(handler=cmd_inspect)
-
-
-def _ps_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-a", "--all", action="store_true", help="stopped and created containers too")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
-    parser.add_argument("--no-trunc", action="store_true", help="do not shorten the command")
-    parser.add_argument(
-        "--format",
-        default="table",
-        metavar="json|table|TEMPLATE",
-        help="json: one object per line; a template of {{.ID}} {{.Names}} {{.Status}} {{.Image}} "
-        "{{.Command}} {{.Ports}}…, with a 'table' prefix: a header and aligned columns",
-    )
-    parser.add_argument(
-        "-f",
-        "--filter",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="id=, name=, status=created|running|exited, ancestor=IMAGE (repeatable: all must hold)",
-    )
-    parser.set_defaults(handler=cmd_ps)
+    add_inspect(commands)
 
 
 # --- handlers ----------------------------------------------------------------------------------
 
 
-def run_detached(args: argparse.Namespace, options: Any, command: list[str]) -> int:
-    """``run -d``: create, then start under a monitor; print the id. A container that cannot start is removed."""
-    from minictr.engine import lifecycle, managed
-    from minictr.errors import ExecError
-
-    settings = settings_from(args)
-    container = managed.create(args.image, command, options, settings, data_root=args.data_root, state_root=args.root)
-    try:
-        managed.start(container, args.root)
-    except ExecError as exc:
-        lifecycle.remove(container, force=True, state_root=args.root)
-        print(f"minictr: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except BaseException:
-        lifecycle.remove(container, force=True, state_root=args.root)
-        raise
-    print(container)
-    return 0
-
-
-def cmd_create(args: argparse.Namespace) -> int:
-    """``minictr create``: a container, status created; ``start`` runs it."""
-    from minictr.engine.managed import create
-
-    command = args.args[1:] if args.args[:1] == ["--"] else args.args
-    print(
-        create(
-            args.image, command, run_options(args), settings_from(args), data_root=args.data_root, state_root=args.root
-        )
-    )
-    return 0
-
-
 def cmd_start(args: argparse.Namespace) -> int:
     """``minictr start [-a [-i]]``."""
     from minictr.engine.managed import start
-    from minictr.errors import UsageError
 
     if not args.attach:
         return each(args.containers, lambda c: (start(c, args.root), c)[1], args.debug)
@@ -271,9 +193,9 @@ def _follow_this_run(args: argparse.Namespace) -> int:
     entries, offset = logs.read_entries(directory)
     for entry in entries:
         if entry.get("time", "") >= started:
-            _write_entry(entry, False)
+            write_entry(entry, False)
     for entry in logs.follow(directory, lambda: status_of(read_state(directory), directory) == "running", offset):
-        _write_entry(entry, False)
+        write_entry(entry, False)
     return wait(args.container, args.root)
 
 
@@ -333,7 +255,6 @@ def cmd_attach(args: argparse.Namespace) -> int:
     from minictr.engine.attach import attach, parse_keys
     from minictr.engine.lifecycle import wait
     from minictr.engine.managed import resolve, status_of
-    from minictr.errors import UsageError
     from minictr.runtime.state import read_state
 
     keys = parse_keys(args.detach_keys)
@@ -349,15 +270,6 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return wait(args.container, args.root)
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    """``minictr inspect``: a JSON array, as Docker prints it."""
-    from minictr.engine.container_view import inspect
-    from minictr.engine.managed import resolve
-
-    print(json.dumps([inspect(resolve(c, args.root)) for c in args.containers], indent=2))
-    return 0
-
-
 def cmd_prune(args: argparse.Namespace) -> int:
     """``minictr container prune``."""
     from minictr.engine.lifecycle import prune
@@ -369,106 +281,54 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ps(args: argparse.Namespace) -> int:
-    """``minictr ps [-a] [-q] [--no-trunc] [--format json]``."""
-    from minictr.engine.container_view import format_rows, ps_rows
+def cmd_exec(args: argparse.Namespace) -> int:
+    """``minictr exec``: another program inside a running container."""
+    from minictr.engine.exec import exec_in
 
-    rows = [row for row in ps_rows(args.root, all=args.all or bool(args.filter), no_trunc=args.no_trunc)
-            if all(_matches(row, f) for f in args.filter)]  # fmt: skip
-    if args.quiet:
-        print("\n".join(row["ID"] for row in rows)) if rows else None
-    else:
-        for line in format_rows(rows, args.format):
-            print(line)
-    return 0
+    command = args.args[1:] if args.args[:1] == ["--"] else args.args
+    if not command:
+        raise UsageError("exec needs a command to run")
+    from minictr.engine.terminal import run_attached
 
+    def start(stdio: dict[str, object], terminal: bool) -> Finished:
+        return exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root, stdio=stdio,
+                       terminal=terminal, user=args.user)  # fmt: skip
 
-def _matches(row: dict[str, Any], text: str) -> bool:
-    """``ps --filter``: Docker's keys id (prefix), name (substring), status, ancestor (the image)."""
-    from minictr.errors import UsageError
-
-    key, _, value = text.partition("=")
-    checks: dict[str, Callable[[], bool]] = {
-        "id": lambda: row["ID"].startswith(value), "name": lambda: value in row["Names"],
-        "status": lambda: row["State"] == value, "ancestor": lambda: row["Image"] == value,
-    }  # fmt: skip
-    if key not in checks:
-        raise UsageError(f"--filter {text!r}: filter by id=, name=, status= or ancestor=")
-    return checks[key]()
+    try:
+        if args.detach:
+            exec_in(args.container, command, env=args.env, workdir=args.workdir, state_root=args.root, user=args.user,
+                    detach=True)  # fmt: skip
+            return 0
+        return run_attached(start, args.interactive, args.tty).exit_code
+    except ExecError as exc:
+        print(f"minictr: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
-def cmd_logs(args: argparse.Namespace) -> int:
-    """``minictr logs [-f] [--tail N] [-t]``: stdout entries to stdout, stderr entries to stderr."""
-    from minictr.engine import logs
-    from minictr.engine.managed import resolve, status_of
-    from minictr.errors import UsageError
-    from minictr.runtime.state import read_state
-
-    if args.tail != "all" and not args.tail.isdigit():
-        raise UsageError(f"--tail {args.tail!r}: a number of lines, or all")
-    directory = resolve(args.container, args.root)
-    entries, offset = logs.read_entries(directory)
-    if args.since:
-        since = logs.since(args.since)
-        entries = [entry for entry in entries if entry.get("time", "") >= since]
-    for entry in logs.tail(entries, None if args.tail == "all" else int(args.tail)):
-        _write_entry(entry, args.timestamps)
-    if args.follow:
-        for entry in logs.follow(directory, lambda: status_of(read_state(directory), directory) == "running", offset):
-            _write_entry(entry, args.timestamps)
-    return 0
-
-
-def _write_entry(entry: dict[str, Any], timestamps: bool) -> None:
-    stream = sys.stderr if entry.get("stream") == "stderr" else sys.stdout
-    text = entry.get("log", "")
-    if timestamps:
-        text = f"{entry.get('time', '')} {text}"
-    stream.write(text)
-    stream.flush()
-
-
-def resource_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The resource flags as RunOptions keywords."""
-    from minictr.engine.run_options import RESOURCE_FLAGS
-
-    return {name: getattr(args, name) for name in RESOURCE_FLAGS}
-
-
-def parse_labels(items: list[str]) -> dict[str, str]:
-    """``-l KEY=VALUE`` (a bare KEY is an empty label, as Docker takes it)."""
-    from minictr.errors import UsageError
-
-    labels = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key:
-            raise UsageError(f"--label {item!r}: give KEY=VALUE")
-        labels[key] = value
-    return labels
-
-
-def health_flags(args: argparse.Namespace) -> dict[str, Any] | None:
-    """``--health-*`` and ``--no-healthcheck`` as overrides of the image's healthcheck."""
-    from minictr.engine.health import from_flags
-
-    return from_flags(args.health_cmd, args.health_interval, args.health_timeout, args.health_retries,
-                      args.health_start_period, args.no_healthcheck)  # fmt: skip
-
-
-def run_options(args: argparse.Namespace) -> RunOptions:
-    """The RunOptions a ``run``/``create`` command line asks for."""
+def cmd_update(args: argparse.Namespace) -> int:
+    """``minictr update``: new limits for a running container (a memory limit below its use is refused)."""
+    from minictr.engine.container import update
     from minictr.engine.run_options import RunOptions
 
-    return RunOptions(
-        isolation=args.isolation, env=args.env, workdir=args.workdir, entrypoint=args.entrypoint,
-        hostname=args.hostname, domainname=args.domainname, init=args.init, network=args.network, name=args.name,
-        network_aliases=args.network_alias, publish=args.publish, publish_all=args.publish_all,
-        userns=args.userns, uidmap=args.uidmap, gidmap=args.gidmap, volumes=args.volume, mounts=args.mount,
-        read_only=args.read_only, timens=args.timens, detach=args.detach, user=args.user, platform=args.platform,
-        pull=args.pull, cgroup_parent=args.cgroup_parent, privileged=args.privileged, cap_add=args.cap_add,
-        cap_drop=args.cap_drop, security_opt=args.security_opt, tmpfs=args.tmpfs, ulimits=args.ulimit,
-        oom_score_adj=args.oom_score_adj, dns=args.dns, labels=parse_labels(args.label),
-        sig_proxy=args.sig_proxy == "true", healthcheck=health_flags(args), steps=args.steps,
-        **resource_options(args),
-    )  # fmt: skip
+    update(args.container, RunOptions(**resource_options(args)), state_root=args.root)
+    print(args.container)
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    """``minictr kill``: signal each running container's PID 1."""
+    import signal
+
+    from minictr.engine.container import kill
+
+    name = args.signal.upper()
+    try:
+        number = int(name) if name.isdigit() else int(getattr(signal, name if name.startswith("SIG") else f"SIG{name}"))
+    except AttributeError as exc:
+        raise UsageError(f"--signal {args.signal!r}: no such signal") from exc
+
+    def signal_one(container: str) -> str:
+        kill(container, number, state_root=args.root)
+        return container
+
+    return each(args.containers, signal_one, args.debug)

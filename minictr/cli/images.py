@@ -11,7 +11,7 @@
     minictr login [-u USER] [-p PASSWORD | --password-stdin] SERVER
     minictr logout SERVER
 
-:func:`add_commands` adds them to the main parser (``cli.py``); each handler
+:func:`add_commands` adds them to the main parser (:mod:`minictr.cli.main`); each handler
 imports what it needs when it runs, so ``minictr run`` never loads them.
 """
 
@@ -319,6 +319,17 @@ def cmd_logout(args: argparse.Namespace) -> int:
         print(f"Not logged in to {server}")
         return 0
     print(f"Removing login credentials for {server}")
+    return 0
+
+
+def cmd_build_busybox(args: argparse.Namespace) -> int:
+    """``minictr image build-busybox``: the offline image, from the host's busybox-static."""
+    from minictr.engine.container_root import image_store
+    from minictr.engine.images.busybox import build_busybox_image
+
+    started = time.monotonic()
+    digest = build_busybox_image(image_store(args.data_root), args.name)
+    print(f"{args.name}: built {digest} in {time.monotonic() - started:.2f} s")
     return 0
 
 

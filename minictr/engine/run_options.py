@@ -1,6 +1,6 @@
 """What a user may ask of one container: :class:`RunOptions`, Docker's ``run`` flags as fields.
 
-The command line (:mod:`minictr.cli.containers`), the Python API (:mod:`minictr.containers`),
+The command line (:mod:`minictr.cli.run`), the Python API (:mod:`minictr.containers`),
 compose and build all fill one in; :mod:`.container_spec` turns it and an image into a spec.
 """
 
