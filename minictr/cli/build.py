@@ -91,9 +91,16 @@ def add_commands(commands: Any) -> None:
 
 def build_args(items: list[str]) -> dict[str, str]:
     """``--build-arg`` values as a dict: ``NAME=VALUE``, or ``NAME`` taking this environment's value."""
-    from minictr.cli.run import key_values
-
-    return key_values(items, "--build-arg", word="NAME", bare=os.environ)
+    result = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not name:
+            raise UsageError(f"--build-arg {item!r}: give NAME=VALUE")
+        if equals:
+            result[name] = value
+        elif name in os.environ:
+            result[name] = os.environ[name]
+    return result
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -130,9 +137,7 @@ def cmd_volume(args: argparse.Namespace) -> int:
 
     where = {"data_root": args.data_root}
     if args.volume_command == "create":
-        from minictr.cli.run import parse_labels
-
-        labels = parse_labels(args.label)
+        labels = dict(item.partition("=")[::2] for item in args.label)
         print(volumes.create(args.name, labels=labels, **where)["Name"])
     elif args.volume_command == "ls":
         found = volumes.listing(**where)
