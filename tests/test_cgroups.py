@@ -370,12 +370,15 @@ def test_bpf_device_program_on_the_unified_hierarchy() -> None:
 
 
 @pytest.mark.root
-def test_the_monitor_follows_a_container_until_the_oom_killer_ends_it(data_root: str, state_root: str) -> None:
+def test_the_monitor_follows_a_container_through_an_oom_kill_to_its_end(data_root: str, state_root: str) -> None:
     from xml.dom import minidom
 
     from minictr.kernel.cgroups.monitor import Monitor
 
-    grow = 'awk \'BEGIN { while (1) { a[n++] = sprintf("%100000s", ""); if (n % 20 == 0) system("sleep 0.05") } }\''
+    # awk grows until the OOM killer ends it; the shell lives on a second, so that samples after the kill are
+    # certain (the cgroup is removed as soon as the container ends, and a sample may not fall in between)
+    awk = 'awk \'BEGIN { while (1) { a[n++] = sprintf("%100000s", ""); if (n % 20 == 0) system("sleep 0.05") } }\''
+    grow = f"{awk}; sleep 1"
     with detached_here(data_root, state_root, "-m", "24m", "busybox", "sh", "-c", grow) as (cid, _pid):
         monitor = Monitor(container.cgroup_of(cid, state_root), interval=0.1).start()
         assert monitor.wait(60), "the monitor did not stop when the container ended"
@@ -383,6 +386,19 @@ def test_the_monitor_follows_a_container_until_the_oom_killer_ends_it(data_root:
     assert max(s.memory for s in monitor.samples) > 16 << 20
     assert re.search(r"OOM kills [1-9]", monitor.text())
     minidom.parseString(monitor.svg())  # one well-formed SVG document
+
+
+@pytest.mark.root
+@pytest.mark.cgroups
+def test_the_monitor_takes_no_sample_from_a_removed_cgroup() -> None:
+    from minictr.kernel.cgroups.monitor import Monitor
+
+    manager = cgroups.new(cgroups.default_path(f"monitor-test-{os.getpid()}"))
+    manager.create({})
+    manager.destroy()  # gone before the first read: v1's files would read as zeros
+    monitor = Monitor(manager, interval=0.05).start()
+    assert monitor.wait(10)
+    assert monitor.samples == []
 
 
 @pytest.mark.root

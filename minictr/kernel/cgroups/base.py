@@ -56,6 +56,10 @@ class Manager:
         """The main directory: the unified one on v2, the memory (or first) one on v1."""
         return self.dirs.get("unified") or self.dirs.get("memory") or next(iter(self.dirs.values()))
 
+    def exists(self) -> bool:
+        """True while every directory of this cgroup is still there (a read after removal gives zeros on v1)."""
+        return all(os.path.isdir(d) for d in self.dirs.values())
+
     # --- life --------------------------------------------------------------------------------
 
     def create(self, resources: dict[str, Any]) -> None:

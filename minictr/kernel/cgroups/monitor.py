@@ -140,6 +140,8 @@ class Monitor:
                 sample = self.cgroup.stats()
             except OSError:
                 break  # the cgroup is gone
+            if not self.cgroup.exists():
+                break  # removed while being read: v1's files then read as zeros, not a real sample
             self.samples.append(sample)
             if self._view is not None:
                 self._view.value = self.svg()
