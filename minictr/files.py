@@ -62,19 +62,24 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True
 
 
 @contextlib.contextmanager
-def locked(path: str, *, shared: bool = False, timeout: float | None = None) -> Iterator[int]:
+def locked(
+    path: str, *, shared: bool = False, timeout: float | None = None, make_directory: bool = True
+) -> Iterator[int]:
     """Hold a ``flock`` on ``path`` (made, with its directory, if missing) for the block; yield its descriptor.
 
     ``shared`` takes a shared lock (readers, or work that only adds) instead
     of an exclusive one. ``timeout`` gives up after that many seconds with
     :class:`TimeoutError` instead of waiting for as long as the holder keeps
     it. The kernel lets go of the lock when its holder dies, so a killed
-    minictr never leaves one behind.
+    minictr never leaves one behind. Without ``make_directory`` a missing
+    directory is a :class:`FileNotFoundError` (a container's, once removed,
+    must not come back for its lock).
     """
     import fcntl
     import time
 
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if make_directory:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX

@@ -366,7 +366,8 @@ def update(container: str, options: RunOptions, state_root: str | None = None) -
 
 def _record_started(directory: str, process: ContainerProcess, spec: dict[str, Any], record: dict[str, Any]) -> None:
     """state.json once the program runs: its PID 1 now owns the directory (the network entry stays)."""
-    update_state(directory, {**record, "pid": process.pid, "start": start_time(process.pid), "spec": spec})
+    update_state(directory, {**record, "pid": process.pid, "start": start_time(process.pid), "spec": spec,
+                             "status": "running"}, via="created")  # fmt: skip
 
 
 def find(container: str, state_root: str | None = None) -> dict[str, Any]:

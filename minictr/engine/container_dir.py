@@ -58,7 +58,8 @@ def container_directory(state_root: str | None, keep: bool = False, name: str | 
         roots.note_container(directory)  # recorded host-wide first: found even if the root is deleted
         os.makedirs(directory)
         os.chmod(directory, 0o711)
-        state = {"id": os.path.basename(directory), "pid": os.getpid(), "start": start_time(os.getpid())}
+        state = {"id": os.path.basename(directory), "status": "creating", "pid": os.getpid(),
+                 "start": start_time(os.getpid())}  # fmt: skip
         write_state(directory, {**state, "name": name} if name else state)
     try:
         yield directory

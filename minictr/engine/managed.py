@@ -40,7 +40,7 @@ from minictr.engine import container_dir
 from minictr.engine.container_dir import container_directory, containers_dir, release_resources
 from minictr.engine.logs import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE, timestamp
 from minictr.errors import ContainerError, ExecError, UsageError
-from minictr.runtime.state import alive, read_state, start_time, update_state
+from minictr.runtime.state import Status, alive, check_move, read_state, refusal, start_time, update_state
 
 STOP_REQUESTED = "stop-requested"
 REMOVING = container_dir.REMOVING  # rm -f's marker (container_dir's, for a kept foreground run too)
@@ -180,11 +180,13 @@ def status_of(state: dict[str, Any], directory: str) -> str:
     process does; once that is gone too it is stopped, exit status unknown.
     """
     running = bool(state.get("pid")) and alive(state["pid"], state.get("start", ""))
-    if not state.get("managed"):
-        return "running" if state.get("spec") and running else "creating"
+    if not state.get("managed"):  # run in the foreground (or detached by the API): as long as its process lives
+        if not (state.get("spec") and running):
+            return "creating"
+        return "paused" if state.get("status") == "paused" else "running"
     status: str = state.get("status", "created")
-    if status in ("running", "paused") and not running and not monitor_alive(directory):
-        return "stopped"
+    if status in ("running", "paused", "creating") and not running and not monitor_alive(directory):
+        return "stopped"  # a restart's set-up dies with its monitor too
     return status
 
 
@@ -203,8 +205,9 @@ def start(container: str, state_root: str | None = None) -> str:
 
     directory = resolve(container, state_root)
     state = read_state(directory)
-    if status_of(state, directory) == "running" or not _wait_for_monitor_exit(directory):
-        raise UsageError(f"container {state['id']} is already running")
+    _check_startable(state, directory)
+    if not _wait_for_monitor_exit(directory):
+        raise refusal(Status.RUNNING, Status.RUNNING, "started", state["id"], state.get("name"))
     for marker in (STOP_REQUESTED, REMOVING):
         _unlink(os.path.join(directory, marker))
     update_state(directory, {"restart_count": 0})
@@ -226,6 +229,19 @@ def start(container: str, state_root: str | None = None) -> str:
         cls = ExecError if report.get("step") == "exec" else ContainerError
         raise cls(report["error"], step=report.get("step", ""), errno=report.get("errno"))
     return str(state["id"])
+
+
+def _check_startable(state: dict[str, Any], directory: str) -> None:
+    """Refuse to start a container unless it is created or stopped (a stop its monitor did not live to record is
+    recorded now).
+    """
+    current = Status(status_of(state, directory))
+    if current is Status.PAUSED:  # the machine lets a paused container resume: that is unpause's, not start's
+        raise refusal(current, Status.RUNNING, "started", state["id"], state.get("name"))
+    if current is not Status.STOPPED:
+        check_move(state, Status.RUNNING)
+    elif state.get("status") != Status.STOPPED.value:
+        update_state(directory, {"status": Status.STOPPED.value})  # running (or set up) when its monitor was killed
 
 
 def _wait_for_monitor_exit(directory: str, timeout: float = 30.0) -> bool:
@@ -269,8 +285,10 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
     image = Image(state["image"], state["manifest_digest"], manifest, config_digest, store.read_json(config_digest))
     lowers, owner = state["lowerdirs"], state["root_owner"]
     overlay = {**state["overlay"], "lowerdirs": list(state["overlay"]["lowerdirs"])} if state.get("overlay") else None
-    # while it starts, the monitor owns the directory (a lease of a starting container is alive)
-    update_state(directory, {"pid": os.getpid(), "start": start_time(os.getpid())})
+    # while it starts, the monitor owns the directory (a lease of a starting container is alive); a container
+    # that ran before is set up anew (stopped → creating: see minictr.runtime.state)
+    again = {"status": Status.CREATING.value} if state.get("status") == Status.STOPPED.value else {}
+    update_state(directory, {"pid": os.getpid(), "start": start_time(os.getpid()), **again})
     network = None
     try:
         spec, cgroup, network = plan_container(
@@ -292,7 +310,7 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
             update_state(directory, {
                 "pid": process.pid, "start": start_time(process.pid), "spec": spec, "status": "running",
                 "started_at": timestamp(), "finished_at": None, "exit_code": None, "oom_killed": False, "error": "",
-            })  # fmt: skip
+            }, via=Status.CREATED)  # fmt: skip
             process.start()
             faults.point("exec")  # a test's SIGKILL of the monitor as the program starts (see minictr.faults)
         except BaseException:
@@ -305,6 +323,8 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
             except BaseException:
                 pass
         release_resources(directory)
+        if again:  # its set-up failed: stopped again (a first start's failure leaves it created, as Docker does)
+            update_state(directory, {"status": Status.STOPPED.value})
         raise
     return process
 
