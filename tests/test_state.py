@@ -175,11 +175,8 @@ def test_processes_racing_lose_no_write_and_only_one_starts_the_container(state_
     with container_directory(state_root, name="web") as directory:
         update_state(directory, {"status": "created"})
         env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
-        writers = [
-            subprocess.Popen([sys.executable, "-c", _WRITER, directory, f"w{i}"], stdout=subprocess.PIPE, text=True,
-                             env=env)  # fmt: skip
-            for i in range(6)
-        ]
+        command = [sys.executable, "-c", _WRITER, directory]
+        writers = [subprocess.Popen([*command, f"w{i}"], stdout=subprocess.PIPE, text=True, env=env) for i in range(6)]
         said = [writer.communicate()[0].strip() for writer in writers]
         assert [writer.returncode for writer in writers] == [0] * 6
         state = read_state(directory)
