@@ -157,6 +157,25 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
     return removed
 
 
+def find(container: str, state_root: str | None = None) -> dict[str, Any]:
+    """The state of a running container, by name (``--name``), id or unique id prefix."""
+    base = containers_dir(state_root)
+    remove_stale(base)
+    running = [s for s in (read_state(os.path.join(base, name)) for name in os.listdir(base)) if s.get("spec")]
+    states = [s for s in running if s.get("name") == container]
+    if not states:
+        states = [s for s in running if container and s["id"].startswith(container)]
+    if len(states) != 1:
+        what = "no such container" if not states else "more than one container matches"
+        raise UsageError(f"{what}: {container!r}")
+    status = states[0].get("status", "running")
+    if status == "paused":
+        raise UsageError(f"container {states[0]['id']} is paused: unpause it first")
+    if status != "running":  # kept after its exit (minictr.engine.managed) until rm
+        raise UsageError(f"container {states[0]['id']} is not running")
+    return states[0]
+
+
 # --- a foreground container kept after its exit (run without --rm) ------------------------------
 
 

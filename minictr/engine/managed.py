@@ -32,6 +32,8 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any
 
+    from minictr.engine.images.store import Image, ImageStore
+    from minictr.engine.network.attach import Plan
     from minictr.engine.run_options import RunOptions
     from minictr.runtime.process.parent import ContainerProcess
 
@@ -271,18 +273,15 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
     made for this start is given back and the status stays as it was.
     """
     from minictr.engine.console import spawn_streams
-    from minictr.engine.container import plan_container
+    from minictr.engine.container_plan import plan_container
     from minictr.engine.container_root import image_store
-    from minictr.engine.images.store import Image
     from minictr.engine.run_options import RunOptions
     from minictr.runtime.process.parent import spawn
 
     state = read_state(directory)
     options = RunOptions(**state["options"])
     store = image_store(state["data_root"])
-    manifest = store.read_json(state["manifest_digest"])
-    config_digest = manifest["config"]["digest"]
-    image = Image(state["image"], state["manifest_digest"], manifest, config_digest, store.read_json(config_digest))
+    image = recorded_image(store, state)
     lowers, owner = state["lowerdirs"], state["root_owner"]
     overlay = {**state["overlay"], "lowerdirs": list(state["overlay"]["lowerdirs"])} if state.get("overlay") else None
     # while it starts, the monitor owns the directory (a lease of a starting container is alive); a container
@@ -317,16 +316,32 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
             process.kill()
             raise
     except BaseException:
-        if network:
-            try:
-                network.wait()  # its thread must be done before the clean-up reads state.json
-            except BaseException:
-                pass
-        release_resources(directory)
-        if again:  # its set-up failed: stopped again (a first start's failure leaves it created, as Docker does)
-            update_state(directory, {"status": Status.STOPPED.value})
+        _undo_start(directory, network, bool(again))
         raise
     return process
+
+
+def recorded_image(store: ImageStore, state: dict[str, Any]) -> Image:
+    """The image a container was created from, as its state.json names it (manifest and config from the store)."""
+    from minictr.engine.images.store import Image
+
+    manifest = store.read_json(state["manifest_digest"])
+    config_digest = manifest["config"]["digest"]
+    return Image(state["image"], state["manifest_digest"], manifest, config_digest, store.read_json(config_digest))
+
+
+def _undo_start(directory: str, network: Plan | None, again: bool) -> None:
+    """Give back what a failed start made; a container set up again is stopped again (a first start's failure
+    leaves it created, as Docker does).
+    """
+    if network:
+        try:
+            network.wait()  # its thread must be done before the clean-up reads state.json
+        except BaseException:
+            pass
+    release_resources(directory)
+    if again:
+        update_state(directory, {"status": Status.STOPPED.value})
 
 
 def _unlink(path: str) -> None:
