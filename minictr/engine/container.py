@@ -13,7 +13,7 @@ with the directory (:func:`minictr.engine.container_dir.release_directory`).
 
 The names notebooks and tests reach through this module (``image_store``,
 ``get_image``, ``unpacked_rootfs``, ``containers_dir``, ``read_state``,
-``remove_stale``) are imported here from the modules that define them.
+``remove_stale``, ``find``) are imported here from the modules that define them.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ if TYPE_CHECKING:
 from minictr import faults
 from minictr.engine.container_dir import (
     container_directory,
-    find,
     kept_stopped,
     record_kept,
 )
-from minictr.engine.container_dir import containers_dir as containers_dir
+from minictr.engine.container_dir import containers_dir as containers_dir  # these three for notebooks, tests and
+from minictr.engine.container_dir import find as find  # the tutorial (see the docstring): container.find(...)
 from minictr.engine.container_dir import remove_stale as remove_stale
 from minictr.engine.container_plan import plan_container
 from minictr.engine.container_root import (
@@ -252,7 +252,7 @@ def _spawn(
     say) the image is copied, flattened, into the root instead, and spawned
     again. A set-up the OOM killer ended says so.
     """
-    given = {
+    given: dict[str, Any] = {
         "die_with_parent": not options.detach, "init": options.init, "netlink": bool(network and network.needs_netlink),
         "cgroup": cgroup.add if cgroup else None, "extra": options.own_step_options(cgroup),  # a learner's, as source
     }  # fmt: skip

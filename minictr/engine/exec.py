@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 from minictr.engine.console import spawn_streams
-from minictr.engine.container import Finished, find
+from minictr.engine.container import Finished
+from minictr.engine.container_dir import find
 from minictr.engine.container_spec import merge_env
 from minictr.runtime.process.parent import spawn
 from minictr.runtime.spec import default_spec
