@@ -43,7 +43,7 @@ from minictr.engine.container_dir import (
 from minictr.engine.container_dir import containers_dir as containers_dir  # these three for notebooks, tests and
 from minictr.engine.container_dir import find as find  # the tutorial (see the docstring): container.find(...)
 from minictr.engine.container_dir import remove_stale as remove_stale
-from minictr.engine.container_plan import plan_container
+from minictr.engine.container_plan import check_reachable, plan_container
 from minictr.engine.container_root import (
     copy_tree,
     get_image,
@@ -113,6 +113,8 @@ def run(
     image = get_image(store, reference, options.platform, options.pull) if isinstance(reference, str) else reference
     maps = id_mappings(options) if "user" in steps else None
     root_owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
+    if root_owner:  # a user namespace's root set up the container: it must reach its files
+        check_reachable(root_owner, [containers_dir(state_root), store.root])
     holding = contextlib.ExitStack()
     holding.enter_context(store.in_use())  # until state.json names the layers, prune must wait
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import stat
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ from minictr import faults
 from minictr.engine.container_dir import find
 from minictr.engine.container_root import add_init_layer
 from minictr.engine.container_spec import base_spec, container_spec, limit_spec
+from minictr.errors import HostError
 from minictr.runtime.state import update_state
 
 
@@ -96,3 +98,29 @@ def make_cgroup(directory: str, spec: dict[str, Any]) -> Manager:
     cgroup.create(spec["linux"]["resources"])
     faults.point("cgroup")
     return cgroup
+
+
+def check_reachable(owner: int, paths: list[str]) -> None:
+    """Refuse, in one line and before anything is made, a user namespace whose root cannot reach ``paths``.
+
+    The container's root is set up inside its user namespace, as ``owner``
+    (the host uid its root is mapped to): on directories of the host's root
+    the kernel grants it no override, so every directory above the state
+    root and the data root must let it pass. A private (0700) directory
+    above them, a temporary directory say, would otherwise stop the set-up
+    half-way with ``mount(…): Permission denied``.
+    """
+    if not owner:
+        return
+    for path in paths:
+        parts = os.path.abspath(path).split(os.sep)
+        for end in range(1, len(parts) + 1):
+            directory = os.sep.join(parts[:end]) or os.sep
+            info = os.stat(directory)
+            bit = stat.S_IXUSR if info.st_uid == owner else stat.S_IXGRP if info.st_gid == owner else stat.S_IXOTH
+            if not info.st_mode & bit:
+                raise HostError(
+                    f"the container's root (uid {owner} on the host, a user namespace) cannot pass through "
+                    f"{directory} (mode {stat.S_IMODE(info.st_mode):04o}): let others search it (chmod o+x), or "
+                    "choose a --root and --data-root below directories every user may pass"
+                )

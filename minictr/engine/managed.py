@@ -110,6 +110,7 @@ def create(
 
     Nothing runs yet: :func:`start` does that, under a monitor.
     """
+    from minictr.engine.container_plan import check_reachable
     from minictr.engine.container_root import get_image, image_record, image_store, prepare_root, root_layers
     from minictr.engine.container_spec import id_mappings
 
@@ -119,6 +120,8 @@ def create(
     image = get_image(store, reference, options.platform, options.pull)
     maps = id_mappings(options) if "user" in steps else None
     owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
+    if owner:  # a user namespace's root set up the container: it must reach its files
+        check_reachable(owner, [containers_dir(state_root), store.root])
     with store.in_use():  # until state.json names the layers, prune must wait
         lowers = root_layers(store, image, owner)
         with container_directory(state_root, keep=True, name=options.name) as directory:
