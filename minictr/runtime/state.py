@@ -249,7 +249,8 @@ def update_state(directory: str, changes: dict[str, Any], via: Status | str | No
     is about to start). Writing the status it already has is no move.
     A directory already removed is not made again: that is an ``OSError``.
     """
-    with _STATE_LOCK, locked(os.path.join(directory, STATE_LOCK), make_directory=False):
+    # the thread lock for this process's threads; lockf for other processes, never held by a child forked meanwhile
+    with _STATE_LOCK, locked(os.path.join(directory, STATE_LOCK), make_directory=False, this_process=True):
         state = read_state(directory)
         if "status" in changes:
             moves = [via, changes["status"]] if via is not None else [changes["status"]]
