@@ -62,31 +62,48 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644, durable: bool = True
 
 
 @contextlib.contextmanager
-def locked(path: str, *, shared: bool = False, timeout: float | None = None) -> Iterator[int]:
+def locked(
+    path: str, *, shared: bool = False, timeout: float | None = None, make_directory: bool = True,
+    this_process: bool = False,
+) -> Iterator[int]:  # fmt: skip
     """Hold a ``flock`` on ``path`` (made, with its directory, if missing) for the block; yield its descriptor.
 
     ``shared`` takes a shared lock (readers, or work that only adds) instead
     of an exclusive one. ``timeout`` gives up after that many seconds with
     :class:`TimeoutError` instead of waiting for as long as the holder keeps
     it. The kernel lets go of the lock when its holder dies, so a killed
-    minictr never leaves one behind.
+    minictr never leaves one behind. Without ``make_directory`` a missing
+    directory is a :class:`FileNotFoundError` (a container's, once removed,
+    must not come back for its lock).
+
+    ``this_process`` takes a POSIX record lock (``lockf``) instead: held by
+    this process alone, never by a child it forks meanwhile. A ``flock``
+    belongs to the open file, which a fork shares: a child forked by another
+    thread while the lock is held (a container's first process, waiting for
+    ``start`` before it execs) would keep it after the block ends. Threads of
+    one process do not exclude each other with it: hold a thread lock too.
     """
+    import errno
     import fcntl
     import time
 
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    take = fcntl.lockf if this_process else fcntl.flock
+    if make_directory:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         if timeout is None:
-            fcntl.flock(fd, operation)
+            take(fd, operation)
         else:
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    fcntl.flock(fd, operation | fcntl.LOCK_NB)
+                    take(fd, operation | fcntl.LOCK_NB)
                     break
-                except BlockingIOError:
+                except OSError as exc:  # flock says EWOULDBLOCK, lockf EACCES or EAGAIN
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{path} is held by another process") from None
                     time.sleep(0.02)

@@ -171,3 +171,33 @@ def test_a_verb_given_several_names_goes_on_past_a_missing_one(data_root: str, s
 
         assert wait_until(exited, timeout=30)
         remove_container(container, data_root=data_root, state_root=state_root)
+
+
+def test_key_values_reads_every_kind_of_pair_and_names_the_flag_of_an_empty_key() -> None:
+    from minictr.cli.run import key_values
+    from minictr.errors import UsageError
+
+    assert key_values(["a=1", "b=", "c", "d=x=y", "a=2"], "--label") == {"a": "2", "b": "", "c": "", "d": "x=y"}
+    environment = {"FROM_ENV": "here"}
+    assert key_values(["FROM_ENV", "MISSING", "SET=1"], "--build-arg", word="NAME", bare=environment) == {
+        "FROM_ENV": "here", "SET": "1"
+    }  # fmt: skip
+    with pytest.raises(UsageError, match=r"^--label '=v': give KEY=VALUE$"):
+        key_values(["ok=1", "=v"], "--label")
+    with pytest.raises(UsageError, match=r"^--build-arg '=': give NAME=VALUE$"):
+        key_values(["="], "--build-arg", word="NAME", bare=environment)
+
+
+@pytest.mark.parametrize(("verb", "message"), [
+    (("run", "--label", "=web", "busybox", "true"), "--label '=web': give KEY=VALUE"),
+    (("create", "-l", "=web", "busybox", "true"), "--label '=web': give KEY=VALUE"),
+    (("network", "create", "--label", "=web", "never-made"), "--label '=web': give KEY=VALUE"),
+    (("volume", "create", "--label", "=web", "never-made"), "--label '=web': give KEY=VALUE"),
+    (("build", "--build-arg", "=1", "."), "--build-arg '=1': give NAME=VALUE"),
+], ids=lambda value: " ".join(value[:2]) if isinstance(value, tuple) else "")  # fmt: skip
+def test_an_empty_key_is_a_one_line_usage_error_of_every_verb(verb: tuple[str, ...], message: str, data_root: str,
+                                                               state_root: str) -> None:  # fmt: skip
+    done = run_cli(*verb, data_root=data_root, state_root=state_root)
+    assert (done.returncode, done.stderr) == (125, f"minictr: error: {message}\n")
+    assert "never-made" not in run_cli("network", "ls", data_root=data_root, state_root=state_root).stdout
+    assert "never-made" not in run_cli("volume", "ls", "-q", data_root=data_root, state_root=state_root).stdout

@@ -125,7 +125,9 @@ def test_pause_freezes_the_container_and_unpause_thaws_it(minictr: Minictr) -> N
     assert minictr.inspect(ctr)["State"]["Status"] == "running"
     assert wait_until(lambda: root.read_text() != frozen)  # it runs on
     not_paused = minictr("unpause", "ticker", check=False)
-    assert not_paused.returncode == 1 and "is not paused" in not_paused.stderr
+    assert (not_paused.returncode, not_paused.stderr) == (
+        1, f"minictr: error: container ticker ({ctr}) is running: it cannot be resumed\n"
+    )  # fmt: skip
 
 
 def test_a_paused_container_stops_and_is_removed_with_rm_f(minictr: Minictr) -> None:
@@ -139,7 +141,15 @@ def test_a_paused_container_stops_and_is_removed_with_rm_f(minictr: Minictr) -> 
     assert not os.path.exists(minictr.directory(second))
     assert wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids))
     stopped = minictr("pause", first, check=False)
-    assert stopped.returncode == 1 and "is stopped: cannot pause it" in stopped.stderr
+    assert (stopped.returncode, stopped.stderr) == (
+        1,
+        f"minictr: error: container {first} is stopped: it cannot be paused\n",
+    )
+    resumed = minictr("unpause", first, check=False)
+    assert (resumed.returncode, resumed.stderr) == (
+        1,
+        f"minictr: error: container {first} is stopped: it cannot be resumed\n",
+    )
 
 
 # --- rename, exec -u / -d, ps --format, rm -v ----------------------------------------------------------

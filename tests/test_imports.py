@@ -53,6 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "minictr.engine.container",
             "minictr.engine.container_dir",
+            "minictr.engine.container_plan",
             "minictr.engine.container_root",
             "minictr.engine.container_view",
             "minictr.engine.system",

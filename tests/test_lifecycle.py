@@ -274,6 +274,24 @@ def test_start_runs_the_same_root_again(minictr: Minictr) -> None:
     assert container != created
 
 
+def test_two_stops_at_once_leave_one_consistent_stopped_state(minictr: Minictr) -> None:
+    """Two ``stop`` commands racing (and the monitor recording the exit meanwhile) agree, and the container starts
+    again from the state they leave.
+    """
+    container = minictr.detach("--name", "raced", "busybox", "sleep", "60")
+    stop = cli_command("stop", "-t", "1", "raced", data_root=minictr.data_root, state_root=minictr.state_root)
+    stops = [subprocess.Popen(stop, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    said = [(*process.communicate(timeout=60), process.returncode) for process in stops]
+    assert said == [("raced\n", "", 0)] * 2
+    with open(os.path.join(minictr.directory(container), "state.json")) as handle:
+        state = json.load(handle)  # whole, not torn
+    assert (state["status"], state["exit_code"]) == ("stopped", 137)  # PID 1 ignores SIGTERM: SIGKILL, recorded once
+    assert minictr.inspect("raced")["State"]["Status"] == "exited"
+    assert minictr("start", "raced").stdout == "raced\n"  # stopped → creating → created → running
+    assert minictr.state(container)["status"] == "running"
+    minictr("stop", "-t", "1", "raced")
+
+
 def test_restart_stops_then_starts(minictr: Minictr) -> None:
     container = minictr.detach("busybox", "sh", "-c", "echo started; exec sleep 60")
     first = minictr.state(container)["pid"]
@@ -347,7 +365,10 @@ def test_ps_inspect_and_names_or_prefixes_wherever_an_id_goes(minictr: Minictr) 
     unknown = minictr("inspect", "no-such-container", check=False)
     assert (unknown.returncode, unknown.stderr) == (125, "minictr: error: no such container: 'no-such-container'\n")
     twice = minictr("start", "lister", check=False)
-    assert (twice.returncode, twice.stderr) == (1, f"minictr: error: container {running} is already running\n")
+    assert (twice.returncode, twice.stderr) == (
+        1,
+        f"minictr: error: container lister ({running}) is running: it cannot be started\n",
+    )
 
 
 def test_container_prune_removes_only_stopped_containers(minictr: Minictr) -> None:

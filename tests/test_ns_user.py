@@ -4,6 +4,9 @@ a user that is not root maps that user to root inside."""
 from __future__ import annotations
 
 import os
+import pathlib
+import shutil
+import tempfile
 
 import pytest
 from helpers import NOBODY, Roots, detached, proc_status, read, run_rootless
@@ -23,6 +26,29 @@ def test_userns_private_maps_root_to_uid_100000(roots: Roots) -> None:
     assert result.returncode == 0, result.stderr
     lines = [line.split() for line in result.stdout.splitlines()]
     assert lines == [["0", "100000", "65536"], ["0", "100000", "65536"], ["0"], ["0"]]
+
+
+def test_userns_private_under_a_private_directory_is_refused_in_one_line_before_anything_is_made(
+    open_base: str, open_data_root: str
+) -> None:
+    """The mapped root (100000) cannot pass a 0700 directory of the host's root: said at once, nothing left; once the
+    directory lets others pass, the same command runs.
+    """
+    private = pathlib.Path(tempfile.mkdtemp(prefix="private-", dir=open_base))  # 0700, as pytest's own are
+    roots = Roots(open_data_root, str(private / "run"))
+    for verb in (("run", "--rm"), ("create",)):
+        refused = roots.cli(*verb, "--network", "none", "--userns", "private", "busybox", "true")
+        assert (refused.returncode, refused.stderr) == (125, (
+            "minictr: error: the container's root (uid 100000 on the host, a user namespace) cannot pass through "
+            f"{private} (mode 0700): let others search it (chmod o+x), or choose a --root and --data-root below "
+            "directories every user may pass\n"
+        )), verb  # fmt: skip
+        assert os.listdir(private / "run" / "containers") == []
+    os.chmod(private, 0o711)
+    ran = roots.cli("run", "--rm", "--network", "none", "--userns", "private", "busybox", "id", "-u")
+    assert (ran.returncode, ran.stdout) == (0, "0\n"), ran.stderr
+    assert os.listdir(private / "run" / "containers") == []
+    shutil.rmtree(private)
 
 
 def test_userns_private_files_are_owned_by_100000_and_host_roots_are_not_writable(roots: Roots, open_dir: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -25,6 +27,7 @@ def test_the_lifecycle_of_the_runtime_spec() -> None:
         ("created", "paused"), ("created", "running"), ("created", "stopped"), ("creating", "created"),
         ("creating", "stopped"), ("paused", "created"), ("paused", "running"), ("paused", "stopped"),
         ("running", "paused"), ("running", "stopped"),
+        ("stopped", "creating"),  # the engine's start again (Docker's), beyond the spec
     ]  # fmt: skip
     assert [s.value for s in Status] == ["creating", "created", "running", "stopped", "paused"]
 
@@ -39,20 +42,20 @@ def test_allowed_moves(current: Status, new: Status) -> None:
 def test_every_other_move_is_refused(current: Status, new: Status) -> None:
     with pytest.raises(StateTransitionError) as caught:
         transition(current, new, "abc123")
-    assert str(caught.value).startswith(f"container abc123 is {current.value}: cannot ")
+    assert str(caught.value).startswith(f"container abc123 is {current.value}: it cannot be ")
     assert (caught.value.current, caught.value.wanted) == (current.value, new.value)
     assert isinstance(caught.value, UsageError)
 
 
 @pytest.mark.parametrize(("current", "new", "message"), [
-    ("stopped", "running", "container abc123 is stopped: cannot start it"),
-    ("running", "running", "container abc123 is running: cannot start it"),
-    ("created", "created", "container abc123 is created: cannot create it"),
-    ("stopped", "creating", "container abc123 is stopped: cannot create it"),
-    ("creating", "running", "container abc123 is creating: cannot start it"),
-    ("stopped", "stopped", "container abc123 is stopped: cannot stop it"),
-    ("paused", "paused", "container abc123 is paused: cannot pause it"),
-    ("stopped", "paused", "container abc123 is stopped: cannot pause it"),
+    ("stopped", "running", "container abc123 is stopped: it cannot be started"),
+    ("running", "running", "container abc123 is running: it cannot be started"),
+    ("created", "created", "container abc123 is created: it cannot be created"),
+    ("running", "creating", "container abc123 is running: it cannot be created"),
+    ("creating", "running", "container abc123 is creating: it cannot be started"),
+    ("stopped", "stopped", "container abc123 is stopped: it cannot be stopped"),
+    ("paused", "paused", "container abc123 is paused: it cannot be paused"),
+    ("stopped", "paused", "container abc123 is stopped: it cannot be paused"),
 ])  # fmt: skip
 def test_messages_say_what_the_container_is(current: str, new: str, message: str) -> None:
     with pytest.raises(StateTransitionError, match=f"^{message}$"):
@@ -60,8 +63,10 @@ def test_messages_say_what_the_container_is(current: str, new: str, message: str
 
 
 def test_without_an_id_the_message_still_reads() -> None:
-    with pytest.raises(StateTransitionError, match=r"^the container is stopped: cannot start it$"):
+    with pytest.raises(StateTransitionError, match=r"^the container is stopped: it cannot be started$"):
         transition(Status.STOPPED, Status.RUNNING)
+    with pytest.raises(StateTransitionError, match=r"^container web \(3f2a9c01b2de\) is stopped: it cannot be paused$"):
+        transition(Status.STOPPED, Status.PAUSED, "3f2a9c01b2de", "web")
 
 
 def test_unknown_status_names_are_errors() -> None:
@@ -75,7 +80,7 @@ def test_moved_to_walks_the_lifecycle() -> None:
     state = ContainerState(id="abc123", pid=42)
     state = state.moved_to(Status.CREATED).moved_to("running").moved_to(Status.STOPPED)
     assert (state.status, state.pid) == (Status.STOPPED, 42)
-    with pytest.raises(StateTransitionError, match="container abc123 is stopped: cannot start it"):
+    with pytest.raises(StateTransitionError, match="container abc123 is stopped: it cannot be started"):
         state.moved_to(Status.RUNNING)
 
 
@@ -111,6 +116,76 @@ def test_the_directory_minictr_makes_reads_as_creating(state_root: str) -> None:
         assert state.extra == {}
         assert state.to_dict() == {**data, "status": "creating"}
         assert "pid" not in state.oci_state()  # minictr's own pid is not the container's
+
+
+def test_update_state_walks_the_machine_on_disk(state_root: str) -> None:
+    """Every move the engine records, as it records them: through update_state, checked against state.json."""
+    with container_directory(state_root, name="web") as directory:
+        assert read_state(directory)["status"] == "creating"
+        for status in ("created", "running", "paused", "running", "stopped", "creating"):
+            update_state(directory, {"status": status})
+            assert read_state(directory)["status"] == status
+        update_state(directory, {"status": "running", "pid": 7}, via="created")  # spawned, then started at once
+        assert (read_state(directory)["status"], read_state(directory)["pid"]) == ("running", 7)
+        update_state(directory, {"status": "running", "exit_code": None})  # the status it has: no move
+        update_state(directory, {"status": "stopped", "exit_code": 3})
+        assert (read_state(directory)["status"], read_state(directory)["exit_code"]) == ("stopped", 3)
+
+
+def test_an_illegal_move_is_refused_naming_the_container_and_nothing_is_written(state_root: str) -> None:
+    with container_directory(state_root, name="web") as directory:
+        update_state(directory, {"status": "stopped", "exit_code": 0})
+        before = read_state(directory)
+        message = f"^container web \\({before['id']}\\) is stopped: it cannot be paused$"
+        with pytest.raises(StateTransitionError, match=message):
+            update_state(directory, {"status": "paused", "exit_code": 9})
+        with pytest.raises(StateTransitionError, match="is stopped: it cannot be started"):
+            update_state(directory, {"status": "running"})
+        with pytest.raises(StateTransitionError, match="is creating: it cannot be paused"):
+            update_state(directory, {"status": "creating"})  # allowed: stopped → creating (start again) ...
+            update_state(directory, {"status": "running"}, via="paused")  # ... but not through paused
+        assert read_state(directory) == {**before, "status": "creating"}
+
+
+def test_a_removed_directory_is_not_made_again_by_a_late_writer(state_root: str) -> None:
+    with container_directory(state_root) as directory:
+        pass  # removed on leaving
+    with pytest.raises(FileNotFoundError):
+        update_state(directory, {"status": "stopped"})
+    assert not os.path.exists(directory)
+
+
+_WRITER = """
+import sys
+from minictr.errors import StateTransitionError
+from minictr.runtime.state import update_state
+directory, me = sys.argv[1], sys.argv[2]
+for n in range(25):
+    update_state(directory, {f"{me}-{n}": n})
+try:
+    update_state(directory, {"status": "running", "started_by": me}, via="created")
+    print("started")
+except StateTransitionError as exc:
+    print(exc)
+"""
+
+
+def test_processes_racing_lose_no_write_and_only_one_starts_the_container(state_root: str) -> None:
+    """Six commands at once: every key each adds is kept, and of six starts of one created container one wins."""
+    with container_directory(state_root, name="web") as directory:
+        update_state(directory, {"status": "created"})
+        env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+        command = [sys.executable, "-c", _WRITER, directory]
+        writers = [subprocess.Popen([*command, f"w{i}"], stdout=subprocess.PIPE, text=True, env=env) for i in range(6)]
+        said = [writer.communicate()[0].strip() for writer in writers]
+        assert [writer.returncode for writer in writers] == [0] * 6
+        state = read_state(directory)
+        assert all(state[f"w{i}-{n}"] == n for i in range(6) for n in range(25))
+        assert said.count("started") == 1 and state["status"] == "running"
+        winner = said.index("started")
+        assert state["started_by"] == f"w{winner}"
+        losers = [line for line in said if line != "started"]
+        assert losers == [f"container web ({state['id']}) is running: it cannot be created"] * 5
 
 
 @pytest.mark.root

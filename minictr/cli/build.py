@@ -15,8 +15,6 @@ import argparse
 import json
 import os
 
-from minictr.errors import UsageError
-
 TYPE_CHECKING = False  # typing is for checkers; the CLI starts without it
 if TYPE_CHECKING:
     from typing import Any
@@ -91,16 +89,9 @@ def add_commands(commands: Any) -> None:
 
 def build_args(items: list[str]) -> dict[str, str]:
     """``--build-arg`` values as a dict: ``NAME=VALUE``, or ``NAME`` taking this environment's value."""
-    result = {}
-    for item in items:
-        name, equals, value = item.partition("=")
-        if not name:
-            raise UsageError(f"--build-arg {item!r}: give NAME=VALUE")
-        if equals:
-            result[name] = value
-        elif name in os.environ:
-            result[name] = os.environ[name]
-    return result
+    from minictr.cli.run import key_values
+
+    return key_values(items, "--build-arg", word="NAME", bare=os.environ)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -137,7 +128,9 @@ def cmd_volume(args: argparse.Namespace) -> int:
 
     where = {"data_root": args.data_root}
     if args.volume_command == "create":
-        labels = dict(item.partition("=")[::2] for item in args.label)
+        from minictr.cli.run import parse_labels
+
+        labels = parse_labels(args.label)
         print(volumes.create(args.name, labels=labels, **where)["Name"])
     elif args.volume_command == "ls":
         found = volumes.listing(**where)

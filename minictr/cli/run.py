@@ -19,6 +19,7 @@ import sys
 
 TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from minictr.engine.container import Finished
@@ -218,15 +219,27 @@ def resource_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_labels(items: list[str]) -> dict[str, str]:
     """``-l KEY=VALUE`` (a bare KEY is an empty label, as Docker takes it)."""
+    return key_values(items, "--label")
+
+
+def key_values(items: list[str], flag: str, word: str = "KEY", bare: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A repeated ``flag``'s ``KEY=VALUE`` items as a dict, for every verb that takes such pairs.
+
+    A bare ``KEY`` is empty, or with ``bare`` takes its value from there and is
+    left out when missing (``--build-arg NAME`` from the environment).
+    """
     from minictr.errors import UsageError
 
-    labels = {}
+    pairs = {}
     for item in items:
-        key, _, value = item.partition("=")
+        key, equals, value = item.partition("=")
         if not key:
-            raise UsageError(f"--label {item!r}: give KEY=VALUE")
-        labels[key] = value
-    return labels
+            raise UsageError(f"{flag} {item!r}: give {word}=VALUE")
+        if equals or bare is None:
+            pairs[key] = value
+        elif key in bare:
+            pairs[key] = bare[key]
+    return pairs
 
 
 def health_flags(args: argparse.Namespace) -> dict[str, Any] | None:

@@ -52,7 +52,9 @@ def cmd_network(args: argparse.Namespace) -> int:
 
     root = args.root or paths.state_root()
     if args.network_command == "create":
-        labels = dict(item.partition("=")[::2] for item in args.label)
+        from minictr.cli.run import parse_labels
+
+        labels = parse_labels(args.label)
         print(manage.create(root, args.name, args.subnet, args.gateway, labels).id)
     elif args.network_command == "ls":
         rows = manage.listing(root)

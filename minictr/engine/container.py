@@ -13,13 +13,12 @@ with the directory (:func:`minictr.engine.container_dir.release_directory`).
 
 The names notebooks and tests reach through this module (``image_store``,
 ``get_image``, ``unpacked_rootfs``, ``containers_dir``, ``read_state``,
-``remove_stale``) are imported here from the modules that define them.
+``remove_stale``, ``find``) are imported here from the modules that define them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import subprocess
@@ -38,13 +37,14 @@ if TYPE_CHECKING:
 from minictr import faults
 from minictr.engine.container_dir import (
     container_directory,
-    containers_dir,
     kept_stopped,
     record_kept,
-    remove_stale,
 )
+from minictr.engine.container_dir import containers_dir as containers_dir  # these three for notebooks, tests and
+from minictr.engine.container_dir import find as find  # the tutorial (see the docstring): container.find(...)
+from minictr.engine.container_dir import remove_stale as remove_stale
+from minictr.engine.container_plan import check_reachable, plan_container
 from minictr.engine.container_root import (
-    add_init_layer,
     copy_tree,
     get_image,
     image_record,
@@ -54,7 +54,7 @@ from minictr.engine.container_root import (
     shifted_rootfs,
     unpacked_rootfs,
 )  # fmt: skip
-from minictr.engine.container_spec import base_spec, container_spec, id_mappings, limit_spec, security_notes
+from minictr.engine.container_spec import id_mappings, security_notes
 from minictr.engine.run_options import RunOptions
 from minictr.errors import ContainerError, MinictrError, UsageError
 from minictr.runtime.process.parent import ContainerProcess, spawn, start_interpreter
@@ -113,6 +113,8 @@ def run(
     image = get_image(store, reference, options.platform, options.pull) if isinstance(reference, str) else reference
     maps = id_mappings(options) if "user" in steps else None
     root_owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
+    if root_owner:  # a user namespace's root set up the container: it must reach its files
+        check_reachable(root_owner, [containers_dir(state_root), store.root])
     holding = contextlib.ExitStack()
     holding.enter_context(store.in_use())  # until state.json names the layers, prune must wait
     try:
@@ -161,65 +163,6 @@ def _after_start(directory: str, finished: Finished, options: RunOptions, overla
     return finished
 
 
-def plan_container(
-    directory: str, store: ImageStore, image: Image, command: list[str], options: RunOptions, lowers: list[str],
-    overlay: dict[str, Any] | None, root_owner: int,
-) -> tuple[dict[str, Any], Manager | None, Plan | None]:  # fmt: skip
-    """Everything a container needs before it is spawned, in one place: volumes, cgroup, network, spec.
-
-    Both a foreground :func:`run` and a start under a monitor
-    (:func:`minictr.engine.managed.start_here`) come through here, so the two never
-    drift apart. Volumes are recorded in state.json and made (a restart finds
-    its anonymous ones again); the cgroup is recorded and made with its
-    limits; the network's work starts (see :mod:`minictr.engine.network.attach`);
-    then the spec is built, once, and the init layer added. On failure the
-    network's thread is waited for, so that clean-up reads a settled state.
-    """
-    container_id = os.path.basename(directory)
-    extra_mounts: list[dict[str, Any]] = []
-    steps = options.chosen_steps()
-    if "mount" in steps and (options.volumes or options.mounts or image.config.get("config", {}).get("Volumes")):
-        from minictr.engine.volumes import attach
-
-        binds, extra_mounts = attach(
-            directory, options.volumes, options.mounts, image, lowers, os.path.dirname(store.root), root_owner
-        )
-        options = dataclasses.replace(options, volumes=binds, mounts=[])
-    rootfs = os.path.join(directory, "rootfs")
-    limits = base_spec(image, rootfs, command, options, container_id, None)  # no user: passwd is read once, below
-    cgroup = _make_cgroup(directory, limits) if limit_spec(limits, options, container_id) else None
-    network = network_plan(directory, options, image.config, root_owner) if "network" in steps else None
-    try:
-        spec = container_spec(image, rootfs, command, options, container_id, lowers, network)
-        spec["linux"].update({k: v for k, v in limits["linux"].items() if k != "namespaces"})
-        spec["mounts"].extend(extra_mounts)
-        if overlay:
-            add_init_layer(directory, overlay, spec, lowers, root_owner)
-    except BaseException:
-        if network:
-            with contextlib.suppress(BaseException):
-                network.wait()  # its thread must be done before the clean-up reads state.json
-        raise
-    return spec, cgroup, network
-
-
-def network_plan(directory: str, options: RunOptions, image_config: dict[str, Any], owner: int) -> Plan:
-    """Check the network options and start the container's network work (see :mod:`minictr.engine.network.attach`)."""
-    from minictr.engine.network.attach import plan
-    from minictr.engine.network.dns import SERVICE_LABEL
-
-    mode = options.network or ("bridge" if os.geteuid() == 0 else "none")  # rootless: no bridge without root
-    hostname = options.hostname or os.path.basename(directory)[:12]
-    joined = None
-    if mode.startswith("container:") and mode != "container:":
-        joined = find(mode.split(":", 1)[1], os.path.dirname(os.path.dirname(directory)))  # its state root
-    return plan(
-        directory, mode, hostname=hostname, name=options.name, aliases=options.network_aliases,
-        publish=options.publish, publish_all=options.publish_all, image_config=image_config, owner=owner,
-        joined=joined, dns=options.dns, service=options.labels.get(SERVICE_LABEL),
-    )  # fmt: skip
-
-
 def _start_ahead(stdio: dict[str, Any]) -> ContainerProcess:
     """The container's first interpreter, started before its config: it inherits the stdio and any console socket."""
     from minictr.engine.console import spawn_streams
@@ -258,48 +201,15 @@ def _start(
 ) -> Finished:  # fmt: skip
     """Spawn the container described by ``spec`` in ``directory``, wire its network, start it; wait unless detached."""
     container_id = os.path.basename(directory)
-    netlink = bool(network and network.needs_netlink)
-    place = cgroup.add if cgroup else None
-    own = options.own_step_options(cgroup)  # a learner's functions, as source
     streams, log, console = _streams(directory, options.detach, capture, io or {})
     try:
-        process = spawn(
-            spec,
-            overlay=overlay,
-            die_with_parent=not options.detach,
-            init=options.init,
-            netlink=netlink,
-            cgroup=place,
-            extra=own,
-            process=(io or {}).get("process"),
-            **streams,
-        )
-    except ContainerError as exc:
-        if overlay is None or exc.step != "mount_overlay":
-            raise
-        # overlayfs refused this upper directory (e.g. it is itself on overlayfs): copy a flattened image instead
-        os.rmdir(os.path.join(directory, "rootfs"))
-        flat = unpacked_rootfs(store, image)
-        copy_tree(shifted_rootfs(flat, root_owner) if root_owner else flat, os.path.join(directory, "rootfs"))
-        record = {**record, "upperdir": ""}
-        process = spawn(
-            spec,
-            die_with_parent=not options.detach,
-            init=options.init,
-            netlink=netlink,
-            cgroup=place,
-            extra=own,
-            **streams,
-        )
-    except MinictrError:
-        if cgroup and cgroup.oom_kills():
-            raise ContainerError(
-                "the OOM killer killed the container while it was being set up: its memory limit (-m) is too low"
-            ) from None
-        raise
+        process, copied = _spawn(directory, store, image, spec, overlay, options, root_owner, network, cgroup,
+                                 {**streams, "process": (io or {}).get("process")})  # fmt: skip
     finally:
         if log is not None:
             log.close()
+    if copied:
+        record = {**record, "upperdir": ""}
     if cgroup:
         record = {**record, "cgroup": cgroup.record()}
     try:
@@ -334,15 +244,37 @@ def _start(
     return Finished(code, out, err, container_id, process.note, oom_killed)
 
 
-def _make_cgroup(directory: str, spec: dict[str, Any]) -> Manager:
-    """Plan the container's cgroup, record it in state.json, then create it with its limits."""
-    from minictr.kernel import cgroups
+def _spawn(
+    directory: str, store: ImageStore, image: Image, spec: dict[str, Any], overlay: dict[str, Any] | None,
+    options: RunOptions, root_owner: int, network: Plan | None, cgroup: Manager | None, streams: dict[str, Any],
+) -> tuple[ContainerProcess, bool]:  # fmt: skip
+    """Spawn the container's process (waiting for ``start``); and whether its root had to be a copy.
 
-    cgroup = cgroups.new(spec["linux"]["cgroupsPath"])
-    update_state(directory, {"cgroup": cgroup.record()})
-    cgroup.create(spec["linux"]["resources"])
-    faults.point("cgroup")
-    return cgroup
+    Where overlayfs refuses the upper directory (it is itself on overlayfs,
+    say) the image is copied, flattened, into the root instead, and spawned
+    again. A set-up the OOM killer ended says so.
+    """
+    given: dict[str, Any] = {
+        "die_with_parent": not options.detach, "init": options.init, "netlink": bool(network and network.needs_netlink),
+        "cgroup": cgroup.add if cgroup else None, "extra": options.own_step_options(cgroup),  # a learner's, as source
+    }  # fmt: skip
+    try:
+        try:
+            return spawn(spec, overlay=overlay, **given, **streams), False
+        except ContainerError as exc:
+            if overlay is None or exc.step != "mount_overlay":
+                raise
+        os.rmdir(os.path.join(directory, "rootfs"))
+        flat = unpacked_rootfs(store, image)
+        copy_tree(shifted_rootfs(flat, root_owner) if root_owner else flat, os.path.join(directory, "rootfs"))
+        streams = {key: value for key, value in streams.items() if key != "process"}  # the first one was used
+        return spawn(spec, **given, **streams), True
+    except MinictrError:
+        if cgroup and cgroup.oom_kills():
+            raise ContainerError(
+                "the OOM killer killed the container while it was being set up: its memory limit (-m) is too low"
+            ) from None
+        raise
 
 
 def cgroup_of(container: str, state_root: str | None = None) -> Manager:
@@ -366,26 +298,8 @@ def update(container: str, options: RunOptions, state_root: str | None = None) -
 
 def _record_started(directory: str, process: ContainerProcess, spec: dict[str, Any], record: dict[str, Any]) -> None:
     """state.json once the program runs: its PID 1 now owns the directory (the network entry stays)."""
-    update_state(directory, {**record, "pid": process.pid, "start": start_time(process.pid), "spec": spec})
-
-
-def find(container: str, state_root: str | None = None) -> dict[str, Any]:
-    """The state of a running container, by name (``--name``), id or unique id prefix."""
-    base = containers_dir(state_root)
-    remove_stale(base)
-    running = [s for s in (read_state(os.path.join(base, name)) for name in os.listdir(base)) if s.get("spec")]
-    states = [s for s in running if s.get("name") == container]
-    if not states:
-        states = [s for s in running if container and s["id"].startswith(container)]
-    if len(states) != 1:
-        what = "no such container" if not states else "more than one container matches"
-        raise UsageError(f"{what}: {container!r}")
-    status = states[0].get("status", "running")
-    if status == "paused":
-        raise UsageError(f"container {states[0]['id']} is paused: unpause it first")
-    if status != "running":  # kept after its exit (minictr.engine.managed) until rm
-        raise UsageError(f"container {states[0]['id']} is not running")
-    return states[0]
+    update_state(directory, {**record, "pid": process.pid, "start": start_time(process.pid), "spec": spec,
+                             "status": "running"}, via="created")  # fmt: skip
 
 
 def kill(container: str, sig: int = signal.SIGKILL, state_root: str | None = None) -> None:

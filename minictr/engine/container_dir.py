@@ -58,7 +58,8 @@ def container_directory(state_root: str | None, keep: bool = False, name: str | 
         roots.note_container(directory)  # recorded host-wide first: found even if the root is deleted
         os.makedirs(directory)
         os.chmod(directory, 0o711)
-        state = {"id": os.path.basename(directory), "pid": os.getpid(), "start": start_time(os.getpid())}
+        state = {"id": os.path.basename(directory), "status": "creating", "pid": os.getpid(),
+                 "start": start_time(os.getpid())}  # fmt: skip
         write_state(directory, {**state, "name": name} if name else state)
     try:
         yield directory
@@ -154,6 +155,25 @@ def remove_stale(base: str, locked: bool = False) -> list[str]:
             continue
         removed.append(directory)
     return removed
+
+
+def find(container: str, state_root: str | None = None) -> dict[str, Any]:
+    """The state of a running container, by name (``--name``), id or unique id prefix."""
+    base = containers_dir(state_root)
+    remove_stale(base)
+    running = [s for s in (read_state(os.path.join(base, name)) for name in os.listdir(base)) if s.get("spec")]
+    states = [s for s in running if s.get("name") == container]
+    if not states:
+        states = [s for s in running if container and s["id"].startswith(container)]
+    if len(states) != 1:
+        what = "no such container" if not states else "more than one container matches"
+        raise UsageError(f"{what}: {container!r}")
+    status = states[0].get("status", "running")
+    if status == "paused":
+        raise UsageError(f"container {states[0]['id']} is paused: unpause it first")
+    if status != "running":  # kept after its exit (minictr.engine.managed) until rm
+        raise UsageError(f"container {states[0]['id']} is not running")
+    return states[0]
 
 
 # --- a foreground container kept after its exit (run without --rm) ------------------------------

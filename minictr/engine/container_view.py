@@ -1,8 +1,8 @@
 """Containers as Docker shows them: ``inspect``'s JSON and ``ps``'s rows, from state.json.
 
 The state keeps the OCI statuses (created, running, stopped); Docker's words
-are shown here (``exited`` for stopped, ``Up 3 seconds``, ``Exited (0) 2
-minutes ago``).
+are shown here (``exited`` for stopped, ``restarting`` for a managed
+container set up again, ``Up 3 seconds``, ``Exited (0) 2 minutes ago``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,13 @@ from minictr.runtime.state import read_state
 ZERO_TIME = "0001-01-01T00:00:00Z"
 DOCKER_STATUS = {"creating": "created", "created": "created", "running": "running", "paused": "paused",
                  "stopped": "exited"}  # fmt: skip
+
+
+def docker_status(state: dict[str, Any], status: str) -> str:
+    """Docker's word for a status: a managed container being created is one set up again (stopped → creating)."""
+    if status == "creating" and state.get("managed"):
+        return "restarting"
+    return DOCKER_STATUS.get(status, status)
 
 
 def ago(stamp: str | None) -> str:
@@ -66,10 +73,10 @@ def inspect(directory: str) -> dict[str, Any]:
         "Path": args[0] if args else "",
         "Args": args[1:],
         "State": {
-            "Status": DOCKER_STATUS.get(status, status),
+            "Status": docker_status(state, status),
             "Running": status in ("running", "paused"),
             "Paused": status == "paused",
-            "Restarting": False,
+            "Restarting": docker_status(state, status) == "restarting",
             "OOMKilled": bool(state.get("oom_killed")),
             "Dead": False,
             "Pid": state.get("pid", 0) if status in ("running", "paused") else 0,
@@ -175,7 +182,7 @@ def ps_rows(state_root: str | None = None, all: bool = False, no_trunc: bool = F
     for directory in reversed(directories(state_root)):
         state = read_state(directory)
         status = status_of(state, directory)
-        if status == "creating" or (status not in ("running", "paused") and not all):
+        if (status == "creating" and not state.get("managed")) or (status not in ("running", "paused") and not all):
             continue
         command = " ".join(command_of(state))
         if not no_trunc and len(command) > 20:
@@ -188,7 +195,7 @@ def ps_rows(state_root: str | None = None, all: bool = False, no_trunc: bool = F
                 "CreatedAt": state.get("created", ""),
                 "RunningFor": f"{ago(state.get('created'))} ago" if state.get("created") else "",
                 "Status": _status_text(state, status, directory),
-                "State": DOCKER_STATUS.get(status, status),
+                "State": docker_status(state, status),
                 "Ports": _ports_text(state),
                 "Names": state.get("name") or "",
             }
@@ -204,6 +211,8 @@ def _status_text(state: dict[str, Any], status: str, directory: str) -> str:
     if status == "stopped":
         code = state.get("exit_code")
         return f"Exited ({-1 if code is None else code}) {ago(state.get('finished_at'))} ago"
+    if docker_status(state, status) == "restarting":
+        return f"Restarting ({state.get('exit_code')}) {ago(state.get('finished_at'))} ago"
     return "Created"
 
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 from minictr.engine.console import spawn_streams
-from minictr.engine.container import Finished, find
+from minictr.engine.container import Finished
+from minictr.engine.container_dir import find
 from minictr.engine.container_spec import merge_env
 from minictr.runtime.process.parent import spawn
 from minictr.runtime.spec import default_spec
@@ -44,24 +45,7 @@ def exec_in(
     runs; its output is discarded, as Docker does.
     """
     state = find(container, state_root)
-    spec = state["spec"]
-    process_spec = spec.get("process", {})
-    ids = process_spec.get("user", {})
-    uid, gid, extra = ids.get("uid", 0), ids.get("gid", 0), ids.get("additionalGids", [])
-    if user:
-        from minictr.engine.images.runconfig import resolve_user
-        from minictr.engine.safe_tree import read_inside
-
-        uid, gid, extra, _home = resolve_user(user, lambda path: read_inside(f"/proc/{state['pid']}/root", path))
-    exec_spec = default_spec(
-        f"/proc/{state['pid']}/root", command, env=merge_env(process_spec.get("env", []), env or []),
-        cwd=workdir or process_spec.get("cwd", "/"), uid=uid, gid=gid,
-    )  # fmt: skip
-    if extra:
-        exec_spec["process"]["user"]["additionalGids"] = extra
-    from minictr.kernel.security.options import for_exec
-
-    for_exec(spec, exec_spec)
+    exec_spec = _exec_spec(state, command, env, workdir, user)
     pipe = subprocess.PIPE if capture else None
     place = None
     if state.get("cgroup") and os.geteuid() == 0:
@@ -88,3 +72,29 @@ def exec_in(
         process.start()
         out, err, code = process.communicate()
     return Finished(code, out, err, state["id"])
+
+
+def _exec_spec(state: dict[str, Any], command: list[str], env: list[str] | None, workdir: str | None,
+               user: str | None) -> dict[str, Any]:  # fmt: skip
+    """The spec of a program run in the container of ``state``: its root, its user and environment (and a ``user``
+    looked up in its own /etc files), its security settings.
+    """
+    spec = state["spec"]
+    process_spec = spec.get("process", {})
+    ids = process_spec.get("user", {})
+    uid, gid, extra = ids.get("uid", 0), ids.get("gid", 0), ids.get("additionalGids", [])
+    if user:
+        from minictr.engine.images.runconfig import resolve_user
+        from minictr.engine.safe_tree import read_inside
+
+        uid, gid, extra, _home = resolve_user(user, lambda path: read_inside(f"/proc/{state['pid']}/root", path))
+    exec_spec = default_spec(
+        f"/proc/{state['pid']}/root", command, env=merge_env(process_spec.get("env", []), env or []),
+        cwd=workdir or process_spec.get("cwd", "/"), uid=uid, gid=gid,
+    )  # fmt: skip
+    if extra:
+        exec_spec["process"]["user"]["additionalGids"] = extra
+    from minictr.kernel.security.options import for_exec
+
+    for_exec(spec, exec_spec)
+    return exec_spec

@@ -10,6 +10,7 @@ running container without ``force``; ``wait`` returns the exit status.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -29,7 +30,7 @@ from minictr.engine.managed import (
     start,
     status_of,
 )
-from minictr.errors import ContainerError, UsageError
+from minictr.errors import ContainerError, MinictrError, StateTransitionError, UsageError
 from minictr.runtime.state import alive, read_state, update_state
 from minictr.waiting import wait_until
 
@@ -197,18 +198,23 @@ def pause(container: str, state_root: str | None = None, paused: bool = True) ->
     machine's (running ⇄ paused), recorded in state.json.
     """
     from minictr.runtime.oci.freezer import freeze
-    from minictr.runtime.state import ContainerState, transition
+    from minictr.runtime.state import ContainerState, Status, refusal, transition
 
     directory = resolve(container, state_root)
     state = read_state(directory)
-    current = status_of(state, directory)
-    if not paused and current != "paused":
-        raise UsageError(f"container {state['id']} is not paused")
-    target = transition(current, "paused" if paused else "running", state["id"])
+    current = Status(status_of(state, directory))
+    if not paused and current is not Status.PAUSED:  # the machine's other ways to running are not unpause's
+        raise refusal(current, Status.RUNNING, "resumed", state["id"], state.get("name"))
+    target = transition(current, Status.PAUSED if paused else Status.RUNNING, state["id"], state.get("name"))
     if not state.get("cgroup"):
         raise UsageError(f"container {state['id']} has no cgroup (rootless or chroot isolation): it cannot be paused")
     freeze(ContainerState.from_dict(state), paused)
-    update_state(directory, {"status": target.value})
+    try:
+        update_state(directory, {"status": target.value})  # checked again against what was recorded meanwhile
+    except StateTransitionError:
+        with contextlib.suppress(MinictrError, OSError):  # another command moved it first: undo ours
+            freeze(ContainerState.from_dict(state), not paused)
+        raise
     return str(state["id"])
 
 
@@ -219,7 +225,8 @@ def _thaw(state: dict[str, Any], directory: str) -> None:
         from minictr.runtime.state import ContainerState
 
         freeze(ContainerState.from_dict(state), False)
-        update_state(directory, {"status": "running"})
+        with contextlib.suppress(StateTransitionError):  # moved on meanwhile (another stop thawed it, it exited)
+            update_state(directory, {"status": "running"})
 
 
 def rename(container: str, name: str, state_root: str | None = None) -> str:

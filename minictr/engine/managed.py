@@ -32,6 +32,8 @@ TYPE_CHECKING = False  # typing is for checkers; the start path does without it
 if TYPE_CHECKING:
     from typing import Any
 
+    from minictr.engine.images.store import Image, ImageStore
+    from minictr.engine.network.attach import Plan
     from minictr.engine.run_options import RunOptions
     from minictr.runtime.process.parent import ContainerProcess
 
@@ -40,7 +42,7 @@ from minictr.engine import container_dir
 from minictr.engine.container_dir import container_directory, containers_dir, release_resources
 from minictr.engine.logs import DEFAULT_MAX_FILE, DEFAULT_MAX_SIZE, timestamp
 from minictr.errors import ContainerError, ExecError, UsageError
-from minictr.runtime.state import alive, read_state, start_time, update_state
+from minictr.runtime.state import Status, alive, check_move, read_state, refusal, start_time, update_state
 
 STOP_REQUESTED = "stop-requested"
 REMOVING = container_dir.REMOVING  # rm -f's marker (container_dir's, for a kept foreground run too)
@@ -108,6 +110,7 @@ def create(
 
     Nothing runs yet: :func:`start` does that, under a monitor.
     """
+    from minictr.engine.container_plan import check_reachable
     from minictr.engine.container_root import get_image, image_record, image_store, prepare_root, root_layers
     from minictr.engine.container_spec import id_mappings
 
@@ -117,6 +120,8 @@ def create(
     image = get_image(store, reference, options.platform, options.pull)
     maps = id_mappings(options) if "user" in steps else None
     owner = maps[0][0]["hostID"] if maps and os.geteuid() == 0 else 0
+    if owner:  # a user namespace's root set up the container: it must reach its files
+        check_reachable(owner, [containers_dir(state_root), store.root])
     with store.in_use():  # until state.json names the layers, prune must wait
         lowers = root_layers(store, image, owner)
         with container_directory(state_root, keep=True, name=options.name) as directory:
@@ -180,11 +185,13 @@ def status_of(state: dict[str, Any], directory: str) -> str:
     process does; once that is gone too it is stopped, exit status unknown.
     """
     running = bool(state.get("pid")) and alive(state["pid"], state.get("start", ""))
-    if not state.get("managed"):
-        return "running" if state.get("spec") and running else "creating"
+    if not state.get("managed"):  # run in the foreground (or detached by the API): as long as its process lives
+        if not (state.get("spec") and running):
+            return "creating"
+        return "paused" if state.get("status") == "paused" else "running"
     status: str = state.get("status", "created")
-    if status in ("running", "paused") and not running and not monitor_alive(directory):
-        return "stopped"
+    if status in ("running", "paused", "creating") and not running and not monitor_alive(directory):
+        return "stopped"  # a restart's set-up dies with its monitor too
     return status
 
 
@@ -203,8 +210,9 @@ def start(container: str, state_root: str | None = None) -> str:
 
     directory = resolve(container, state_root)
     state = read_state(directory)
-    if status_of(state, directory) == "running" or not _wait_for_monitor_exit(directory):
-        raise UsageError(f"container {state['id']} is already running")
+    _check_startable(state, directory)
+    if not _wait_for_monitor_exit(directory):
+        raise refusal(Status.RUNNING, Status.RUNNING, "started", state["id"], state.get("name"))
     for marker in (STOP_REQUESTED, REMOVING):
         _unlink(os.path.join(directory, marker))
     update_state(directory, {"restart_count": 0})
@@ -226,6 +234,19 @@ def start(container: str, state_root: str | None = None) -> str:
         cls = ExecError if report.get("step") == "exec" else ContainerError
         raise cls(report["error"], step=report.get("step", ""), errno=report.get("errno"))
     return str(state["id"])
+
+
+def _check_startable(state: dict[str, Any], directory: str) -> None:
+    """Refuse to start a container unless it is created or stopped (a stop its monitor did not live to record is
+    recorded now).
+    """
+    current = Status(status_of(state, directory))
+    if current is Status.PAUSED:  # the machine lets a paused container resume: that is unpause's, not start's
+        raise refusal(current, Status.RUNNING, "started", state["id"], state.get("name"))
+    if current is not Status.STOPPED:
+        check_move(state, Status.RUNNING)
+    elif state.get("status") != Status.STOPPED.value:
+        update_state(directory, {"status": Status.STOPPED.value})  # running (or set up) when its monitor was killed
 
 
 def _wait_for_monitor_exit(directory: str, timeout: float = 30.0) -> bool:
@@ -255,22 +276,21 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
     made for this start is given back and the status stays as it was.
     """
     from minictr.engine.console import spawn_streams
-    from minictr.engine.container import plan_container
+    from minictr.engine.container_plan import plan_container
     from minictr.engine.container_root import image_store
-    from minictr.engine.images.store import Image
     from minictr.engine.run_options import RunOptions
     from minictr.runtime.process.parent import spawn
 
     state = read_state(directory)
     options = RunOptions(**state["options"])
     store = image_store(state["data_root"])
-    manifest = store.read_json(state["manifest_digest"])
-    config_digest = manifest["config"]["digest"]
-    image = Image(state["image"], state["manifest_digest"], manifest, config_digest, store.read_json(config_digest))
+    image = recorded_image(store, state)
     lowers, owner = state["lowerdirs"], state["root_owner"]
     overlay = {**state["overlay"], "lowerdirs": list(state["overlay"]["lowerdirs"])} if state.get("overlay") else None
-    # while it starts, the monitor owns the directory (a lease of a starting container is alive)
-    update_state(directory, {"pid": os.getpid(), "start": start_time(os.getpid())})
+    # while it starts, the monitor owns the directory (a lease of a starting container is alive); a container
+    # that ran before is set up anew (stopped → creating: see minictr.runtime.state)
+    again = {"status": Status.CREATING.value} if state.get("status") == Status.STOPPED.value else {}
+    update_state(directory, {"pid": os.getpid(), "start": start_time(os.getpid()), **again})
     network = None
     try:
         spec, cgroup, network = plan_container(
@@ -292,21 +312,39 @@ def start_here(directory: str, stdio: dict[str, Any], terminal: bool = False) ->
             update_state(directory, {
                 "pid": process.pid, "start": start_time(process.pid), "spec": spec, "status": "running",
                 "started_at": timestamp(), "finished_at": None, "exit_code": None, "oom_killed": False, "error": "",
-            })  # fmt: skip
+            }, via=Status.CREATED)  # fmt: skip
             process.start()
             faults.point("exec")  # a test's SIGKILL of the monitor as the program starts (see minictr.faults)
         except BaseException:
             process.kill()
             raise
     except BaseException:
-        if network:
-            try:
-                network.wait()  # its thread must be done before the clean-up reads state.json
-            except BaseException:
-                pass
-        release_resources(directory)
+        _undo_start(directory, network, bool(again))
         raise
     return process
+
+
+def recorded_image(store: ImageStore, state: dict[str, Any]) -> Image:
+    """The image a container was created from, as its state.json names it (manifest and config from the store)."""
+    from minictr.engine.images.store import Image
+
+    manifest = store.read_json(state["manifest_digest"])
+    config_digest = manifest["config"]["digest"]
+    return Image(state["image"], state["manifest_digest"], manifest, config_digest, store.read_json(config_digest))
+
+
+def _undo_start(directory: str, network: Plan | None, again: bool) -> None:
+    """Give back what a failed start made; a container set up again is stopped again (a first start's failure
+    leaves it created, as Docker does).
+    """
+    if network:
+        try:
+            network.wait()  # its thread must be done before the clean-up reads state.json
+        except BaseException:
+            pass
+    release_resources(directory)
+    if again:
+        update_state(directory, {"status": Status.STOPPED.value})
 
 
 def _unlink(path: str) -> None:

@@ -4,7 +4,8 @@ The runtime specification (runtime.md, "State") gives a container one of
 four statuses, and its lifecycle the only ways between them::
 
     creating ──create done──> created ──start──> running ──exit──> stopped
-        │                        │                  │ ^
+        │ ^                      │                  │ ^              │
+        │ └──────────────────────┼──────────────────┼─┼──start again─┘ (the engine's, not the spec's)
         └──set-up failed──> stopped <──kill──┘      │ │ pause / resume (not the spec's:
                                                     v │  runc's, through the cgroup freezer)
                                                   paused
@@ -12,10 +13,21 @@ four statuses, and its lifecycle the only ways between them::
 A created container may be paused too (the freezer holds its waiting
 process) and resumes to created, as runc allows.
 
+The spec's stopped is final: an OCI runtime's container is deleted, and a
+new one created. Docker's containers start again (``minictr start`` of an
+exited container, a restart policy): the engine keeps the container and sets
+it up anew, so its one move beyond the spec is stopped → creating, and from
+there the spec's way again (created, running; or stopped, when set-up fails).
+Docker's words for these are the view's (:mod:`minictr.engine.container_view`):
+created, running, paused, exited (stopped).
+
 :func:`transition` allows exactly these moves and refuses any other with a
 :class:`~minictr.errors.StateTransitionError` that says what the container is
-(``container abc123 is stopped: cannot start it``), as runc refuses a move
-its state machine lacks.
+(``container web (3f2a9c01b2de) is stopped: it cannot be paused``), as runc
+refuses a move its state machine lacks. :func:`update_state` is the one way
+the engine changes a recorded status: it checks the move against the status
+on disk, under the container's lock, so two commands racing never record an
+illegal one.
 
 :class:`ContainerState` is what ``state.json`` holds for one container (its
 id, the pid and start time of its first process, its owner, cgroup,
@@ -37,7 +49,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from minictr.errors import MinictrError, StateTransitionError
-from minictr.files import read_json, write_json
+from minictr.files import locked, read_json, write_json
 from minictr.runtime.spec import OCI_VERSION
 
 
@@ -57,25 +69,43 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.CREATED: frozenset({Status.RUNNING, Status.STOPPED, Status.PAUSED}),
     Status.RUNNING: frozenset({Status.STOPPED, Status.PAUSED}),
     Status.PAUSED: frozenset({Status.RUNNING, Status.CREATED, Status.STOPPED}),
-    Status.STOPPED: frozenset(),
+    Status.STOPPED: frozenset({Status.CREATING}),  # the engine's start again; never minictr-oci's
 }
 
-#: What moving to a status is called, for messages ("cannot start it").
-_VERBS = {Status.CREATING: "create", Status.CREATED: "create", Status.RUNNING: "start", Status.STOPPED: "stop",
-          Status.PAUSED: "pause"}  # fmt: skip
+#: What a container that made the move to a status has been, for messages ("it cannot be started").
+_DONE = {Status.CREATING: "created", Status.CREATED: "created", Status.RUNNING: "started", Status.STOPPED: "stopped",
+         Status.PAUSED: "paused"}  # fmt: skip
 
 
-def transition(current: Status | str, new: Status | str, container_id: str = "") -> Status:
+def transition(current: Status | str, new: Status | str, container_id: str = "", name: str | None = None) -> Status:
     """Return ``new`` if a container in ``current`` may move there; else raise :class:`StateTransitionError`.
 
-    ``container_id`` names the container in the message.
+    ``container_id`` (and ``name``) name the container in the message.
     """
     current, new = status_of(current), status_of(new)
     if new in TRANSITIONS[current]:
         return new
-    who = f"container {container_id}" if container_id else "the container"
-    verb = "resume" if current is Status.PAUSED and new is Status.RUNNING else _VERBS[new]
-    raise StateTransitionError(f"{who} is {current.value}: cannot {verb} it", current.value, new.value)
+    done = "resumed" if current is Status.PAUSED and new is Status.RUNNING else _DONE[new]
+    raise refusal(current, new, done, container_id, name)
+
+
+def refusal(current: Status, wanted: Status, done: str, container_id: str = "", name: str | None = None
+            ) -> StateTransitionError:  # fmt: skip
+    """The error for a container in ``current`` that cannot be ``done`` (a participle: "started", "resumed")."""
+    who = f"container {name} ({container_id})" if name and container_id else f"container {name or container_id}"
+    who = who if (name or container_id) else "the container"
+    return StateTransitionError(f"{who} is {current.value}: it cannot be {done}", current.value, wanted.value)
+
+
+def recorded_status(data: dict[str, Any]) -> Status:
+    """The status a state.json records; one written before statuses were has the one its contents imply.
+
+    A container with a spec is running, one without is being created (a
+    stopped one is found by its pid: see :func:`alive`).
+    """
+    if "status" in data:
+        return status_of(data["status"])
+    return Status.RUNNING if data.get("spec") else Status.CREATING
 
 
 def status_of(value: Status | str) -> Status:
@@ -154,18 +184,11 @@ class ContainerState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ContainerState:
-        """Read a state.json's contents.
-
-        A file written before the status was recorded gets the status its
-        contents imply: a container with a spec is running, one without is
-        being created (a stopped one is found by its pid: see :func:`alive`).
-        """
+        """Read a state.json's contents (the status as :func:`recorded_status` reads it)."""
         names = set(FIELDS) - {"extra", "status"}
         known = {key: value for key, value in data.items() if key in names}
         extra = {key: value for key, value in data.items() if key not in names and key != "status"}
-        implied = Status.RUNNING if data.get("spec") else Status.CREATING
-        status = status_of(data["status"]) if "status" in data else implied
-        return cls(**{"id": "", **known}, status=status, extra=extra)
+        return cls(**{"id": "", **known}, status=recorded_status(data), extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
         """What state.json holds: every recorded field, the status by name, and the unknown keys as read."""
@@ -181,7 +204,7 @@ class ContainerState:
     def moved_to(self, new: Status | str) -> ContainerState:
         """A copy in status ``new``, if the move is allowed (see :func:`transition`)."""
         fields = {name: getattr(self, name) for name in FIELDS}
-        return ContainerState(**{**fields, "status": transition(self.status, new, self.id)})
+        return ContainerState(**{**fields, "status": transition(self.status, new, self.id, self.name)})
 
     def oci_state(self, bundle: str | None = None) -> dict[str, Any]:
         """The runtime-spec's state of this container, as ``runc state`` prints it.
@@ -210,11 +233,41 @@ class ContainerState:
 
 _STATE_LOCK = _thread.allocate_lock()  # the network's thread and this one both add to state.json (threading: 0.5 ms)
 
+#: The lock file in a container's directory that :func:`update_state` holds (across processes).
+STATE_LOCK = "state.lock"
 
-def update_state(directory: str, changes: dict[str, Any]) -> None:
-    """Add ``changes`` to the container's state.json (read, merge, write atomically, one writer at a time)."""
-    with _STATE_LOCK:
-        write_state(directory, {**read_state(directory), **changes})
+
+def update_state(directory: str, changes: dict[str, Any], via: Status | str | None = None) -> None:
+    """Add ``changes`` to the container's state.json: read, check, merge, write atomically, one writer at a time.
+
+    A ``changes["status"]`` other than the recorded one is a move of the
+    state machine: checked against the status on disk (:func:`transition`)
+    under the lock, so that of two commands racing the second sees what the
+    first wrote; an illegal one raises :class:`StateTransitionError` and
+    nothing is written. ``via`` is a status passed on the way in the same
+    write (the engine records ``running`` once its spawned process, created,
+    is about to start). Writing the status it already has is no move.
+    A directory already removed is not made again: that is an ``OSError``.
+    """
+    # the thread lock for this process's threads; lockf for other processes, never held by a child forked meanwhile
+    with _STATE_LOCK, locked(os.path.join(directory, STATE_LOCK), make_directory=False, this_process=True):
+        state = read_state(directory)
+        if "status" in changes:
+            moves = [via, changes["status"]] if via is not None else [changes["status"]]
+            current = recorded_status(state)
+            for new in moves:
+                if status_of(new) is not current:
+                    current = transition(current, new, state.get("id", os.path.basename(directory)), state.get("name"))
+            changes = {**changes, "status": current.value}
+        write_state(directory, {**state, **changes})
+
+
+def check_move(state: dict[str, Any], new: Status | str) -> Status:
+    """The status of a container (``state``: its state.json) after a move to ``new``, if allowed (:func:`transition`).
+
+    For a command's first look, before it acts; :func:`update_state` checks again as it records the move.
+    """
+    return transition(recorded_status(state), new, state.get("id", ""), state.get("name"))
 
 
 def write_state(directory: str, state: dict[str, Any]) -> None:

@@ -12,9 +12,10 @@ stages it needs (its FROM, its ``COPY --from``) are built, each from its base:
 - COPY/ADD (and a WORKDIR that must make its directory) lay out their files
   in a staging directory that becomes the layer (:mod:`.copying`).
 
-Every layer step is first looked up in the cache (:mod:`.cache`): a hit
-reuses the layer and its time without running anything, so a rebuild with
-nothing changed gives the very same image. Progress is one line per step,
+The image a stage grows is a :class:`~.image_state.State`. Every layer
+step is first looked up in the cache (:mod:`.cache`): a hit reuses the layer
+and its time without running anything, so a rebuild with nothing changed
+gives the very same image. Progress is one line per step,
 ``STEP n/N: INSTRUCTION``, ``CACHED`` on a hit, RUN's output streamed between.
 """
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime
 import os
 import shutil
 import time
@@ -35,15 +35,14 @@ from minictr.engine.build import copying
 from minictr.engine.build.cache import LayerCache, chain
 from minictr.engine.build.context import is_directory_in
 from minictr.engine.build.dockerfile import Instruction, Lexer, describe, parse
-from minictr.engine.build.instructions import CONFIG_ONLY, Config, apply
+from minictr.engine.build.image_state import EPOCH, State, now
+from minictr.engine.build.instructions import CONFIG_ONLY, apply
 from minictr.engine.build.stages import Stage, needed, split_stages
 from minictr.engine.container_root import get_image, image_store, overlay_supported, unpacked_rootfs
 from minictr.engine.images.commit import store_image, store_layer
 from minictr.engine.images.store import Image
 from minictr.errors import BuildError, ContainerError, HostError, MinictrError
 from minictr.runtime.state import alive, start_time
-
-EPOCH = "1970-01-01T00:00:00Z"
 
 
 @dataclass
@@ -58,53 +57,6 @@ class BuildOptions:
     pull: bool = False
     network: str | None = None  #: for RUN: bridge (the default, as Docker), none, host
     platform: str | None = None
-
-
-@dataclass
-class State:
-    """An image being built: its config, layers, cache key and the time of its last change."""
-
-    config: dict[str, Any]
-    layers: list[dict[str, Any]]
-    key: str
-    created: str
-    settings: Config = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.settings = Config(self.config.setdefault("config", {}))
-
-    def image(self) -> Image:
-        """The state as an image object (not stored): what a RUN's container starts from.
-
-        Without its VOLUMEs: a build step's container gets no volumes, its changes all go to the layer.
-        """
-        config = {**self.config, "config": {k: v for k, v in self.config["config"].items() if k != "Volumes"}}
-        return Image("build-step", "", {"layers": self.layers}, "", config)
-
-    def record(self, created_by: str, entry: dict[str, Any] | None = None) -> None:
-        """Add a history entry; with ``entry`` (a layer step's result) its layer too."""
-        history: dict[str, Any] = {"created": self.created, "created_by": created_by, "comment": "minictr build"}
-        if entry is not None:
-            self.created = history["created"] = entry["created"]
-        if entry is not None and entry.get("layer"):
-            self.layers.append(entry["layer"])
-            self.config["rootfs"]["diff_ids"].append(entry["diff_id"])
-        else:
-            history["empty_layer"] = True
-        self.config["history"].append(history)
-
-    def final(self) -> dict[str, Any]:
-        """The image config as it is written: Docker's fields, created at the last change."""
-        config = copy.deepcopy(self.config)
-        author = config["config"].pop("_author", None)
-        if author:
-            config["author"] = author
-        config["created"] = self.created
-        return config
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Builder:
@@ -336,7 +288,7 @@ class Builder:
         self._announce(instruction, cached=entry is not None)
         if entry is None:
             directory = produce()
-            entry = {"created": _now(), "created_by": shown}
+            entry = {"created": now(), "created_by": shown}
             if os.listdir(directory):
                 entry["layer"], entry["diff_id"] = store_layer(self.store, directory)
             shutil.rmtree(directory, ignore_errors=True)

@@ -22,7 +22,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from minictr.engine.images.progress import Progress
+from minictr.engine.images.progress import Progress, Task
 from minictr.engine.images.reference import Reference, parse
 from minictr.engine.images.registry import Registry, push_scope
 from minictr.engine.images.store import ImageStore
@@ -87,36 +87,39 @@ def push_blob(store: ImageStore, registry: Registry, ref: Reference, descriptor:
     if not location:
         raise RegistryError(f"{registry.host} opened an upload for {digest} without a Location")
     location = urllib.parse.urljoin(registry.base + "/", location)
-    path = store.blob_path(digest)
+    _upload(registry, location, scope, store.blob_path(digest), digest, size, task, chunk_size)
+    task.advance(size)
+    task.finish("Pushed")
+    return "Pushed"
+
+
+def _upload(registry: Registry, location: str, scope: str, path: str, digest: str, size: int, task: Task,
+            chunk_size: int) -> None:  # fmt: skip
+    """Send a blob to an upload the registry opened at ``location``: in one PUT, or in PATCHed chunks and a closing
+    PUT when it is larger than ``chunk_size`` (the distribution spec's chunked upload).
+    """
     with open(path, "rb") as blob:
         if size <= chunk_size:
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
             registry.request(
                 "PUT", _with_query(location, digest=digest), scope=scope, headers=headers, body=blob, ok=(201,)
             ).discard()
-        else:
-            offset = 0
-            while offset < size:
-                chunk = blob.read(chunk_size)
-                headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
-                           "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}  # fmt: skip
-                answer = registry.request("PATCH", location, scope=scope, headers=headers, body=chunk, ok=(202,))
-                answer.discard()
-                location = urllib.parse.urljoin(location, answer.headers.get("Location", location))
-                offset += len(chunk)
-                task.advance(len(chunk))
-            task.advance(-size)
-            registry.request(
-                "PUT",
-                _with_query(location, digest=digest),
-                scope=scope,
-                headers={"Content-Length": "0"},
-                body=b"",
-                ok=(201,),
-            ).discard()
-    task.advance(size)
-    task.finish("Pushed")
-    return "Pushed"
+            return
+        offset = 0
+        while offset < size:
+            chunk = blob.read(chunk_size)
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
+                       "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}  # fmt: skip
+            answer = registry.request("PATCH", location, scope=scope, headers=headers, body=chunk, ok=(202,))
+            answer.discard()
+            location = urllib.parse.urljoin(location, answer.headers.get("Location", location))
+            offset += len(chunk)
+            task.advance(len(chunk))
+        task.advance(-size)
+        registry.request(
+            "PUT", _with_query(location, digest=digest), scope=scope, headers={"Content-Length": "0"}, body=b"",
+            ok=(201,),
+        ).discard()  # fmt: skip
 
 
 def push(store: ImageStore, reference: str, *, progress: Progress | None = None, registry: Registry | None = None,

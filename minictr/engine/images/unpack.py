@@ -224,35 +224,12 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
         with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]  # see _STREAM_STUBS
             tar.copybufsize = _COPY_BUFFER
             for member in _iterate(tar, layer_path):
-                directory, base = posixpath.split(member.name.rstrip("/"))
-                if base.startswith(WHITEOUT_PREFIX):
-                    if overlay:
-                        _overlay_whiteout(root, member, directory, base)
-                    continue
-                target = _inside(root, member.name)
-                if target == root:
-                    continue  # the "./" entry: the root exists already
-                _check_parent(root, target, member.name)
-                _vet(root, member, overlay)
-                if os.path.lexists(target) and not (
-                    member.isdir() and os.path.isdir(target) and not os.path.islink(target)
-                ):
-                    _remove(target)  # never write *through* what a lower layer left there
-                if member.isdev() and not member.isfifo() and not devices:
-                    skipped += 1
-                    continue
-                member.name = posixpath.normpath(member.name)
-                try:
-                    _extract(tar, member, root)
-                except PermissionError:
-                    if not member.isdev() or member.isfifo():
-                        raise
-                    skipped += 1  # mknod refused all the same (a device cgroup, a seccomp filter): skip as rootless
-                    continue
-                _finish(member, target)
-                faults.point("unpack")
-                if member.isdir():
-                    directories.append(member)
+                done = _place(tar, member, root, overlay, devices)
+                skipped += done == "skipped"
+                if done == "placed":
+                    faults.point("unpack")
+                    if member.isdir():
+                        directories.append(member)
         found = reader.diff_id()
     except tarfile.TarError as exc:
         raise ImageError(f"layer {os.path.basename(layer_path)} is not a readable tar archive: {exc}") from exc
@@ -267,6 +244,37 @@ def extract_layer(layer_path: str, media_type: str, root: str, *, diff_id: str |
     if skipped:
         warn_devices_skipped(f"layer {os.path.basename(layer_path)[:12]}", skipped)
     return found
+
+
+def _place(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, overlay: bool, devices: bool) -> str:
+    """Put one entry of a layer into ``root`` (see :func:`extract_layer`).
+
+    Returns ``"placed"``; ``"skipped"`` for a device node it may not make;
+    ``""`` for a whiteout (or the root's own ``./`` entry).
+    """
+    directory, base = posixpath.split(member.name.rstrip("/"))
+    if base.startswith(WHITEOUT_PREFIX):
+        if overlay:
+            _overlay_whiteout(root, member, directory, base)
+        return ""
+    target = _inside(root, member.name)
+    if target == root:
+        return ""  # the "./" entry: the root exists already
+    _check_parent(root, target, member.name)
+    _vet(root, member, overlay)
+    if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target) and not os.path.islink(target)):
+        _remove(target)  # never write *through* what a lower layer left there
+    if member.isdev() and not member.isfifo() and not devices:
+        return "skipped"
+    member.name = posixpath.normpath(member.name)
+    try:
+        _extract(tar, member, root)
+    except PermissionError:
+        if not member.isdev() or member.isfifo():
+            raise
+        return "skipped"  # mknod refused all the same (a device cgroup, a seccomp filter): skip as rootless
+    _finish(member, target)
+    return "placed"
 
 
 def warn_devices_skipped(what: str, count: int) -> None:

@@ -16,8 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from minictr.errors import UsageError
-from minictr.files import read_json, write_json
-from minictr.runtime.state import ContainerState, Status, alive
+from minictr.runtime.state import ContainerState, Status, alive, read_state, write_state
 
 #: runc's rule for container ids.
 _ID = re.compile(r"^[\w+.-]+$")
@@ -59,12 +58,12 @@ def make(root: str, container_id: str) -> str:
 
 def save(root: str, state: ContainerState) -> None:
     """Write the container's state.json atomically."""
-    write_json(os.path.join(directory(root, state.id), "state.json"), state.to_dict())
+    write_state(directory(root, state.id), state.to_dict())
 
 
 def load(root: str, container_id: str) -> ContainerState:
     """The container's state as recorded, corrected by :func:`current`."""
-    data = read_json(os.path.join(directory(root, container_id), "state.json"))
+    data = read_state(directory(root, container_id))
     if not data:
         raise NotFound(f"container does not exist: {container_id}")
     return current(ContainerState.from_dict(data))
