@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import socket
 import threading
@@ -11,7 +12,7 @@ import pytest
 
 from minictr.errors import ContainerError, ExecError
 from minictr.runtime import chroot
-from minictr.runtime.process.channel import Channel, Message, ProtocolError
+from minictr.runtime.process.channel import Channel, Message, ProtocolError, to_json
 from minictr.runtime.process.parent import call, spawn
 from minictr.runtime.spec import default_spec
 
@@ -119,7 +120,7 @@ def test_call_with_plain_spec(rootfs: str) -> None:
 
 def test_out_of_order_message_is_a_protocol_error() -> None:
     ours, theirs = Channel.pair()
-    other = Channel(theirs)
+    other = Channel(theirs, child=True)
     try:
         other.send(Message.START)
         with pytest.raises(ProtocolError) as caught:
@@ -134,6 +135,33 @@ def test_out_of_order_message_is_a_protocol_error() -> None:
         ours.close()
         if theirs.fileno() != -1:
             theirs.close()
+
+
+def test_child_messages_are_json_the_parent_checks() -> None:
+    ours, theirs = Channel.pair()
+    other = Channel(theirs, child=True)
+    try:
+        note = 'a "quoted"\\path\n\x00 é \udcff'  # a control character, non-ASCII, an undecodable file name's byte
+        other.send(Message.READY, pid=7, note=note, nested={"x": [1, 2.5, None, True]})
+        message = ours.expect(Message.READY, timeout=5)
+        assert message == {"type": "ready", "pid": 7, "note": note, "nested": {"x": [1, 2.5, None, True]}}
+        theirs.send(b"\x80not json")  # what a child taken over might write: refused, never unmarshalled
+        with pytest.raises(ProtocolError, match="a JSON message"):
+            ours.receive(timeout=5)
+        theirs.send(b"[1, 2]")
+        with pytest.raises(ProtocolError, match="a message with a type"):
+            ours.receive(timeout=5)
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_to_json_writes_what_json_reads() -> None:
+    values = [None, True, 0, -3, 10**30, 1.5, float("inf"), "\u2713\x1f\"\\", [1, (2, 3)], {"k": {1: 2, None: 3}}]
+    for value in values:
+        assert json.loads(to_json(value).encode()) == json.loads(json.dumps(value))
+    with pytest.raises(TypeError):
+        to_json({"x": object()})
 
 
 def test_socketpair_is_seqpacket() -> None:

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import _socket  # not socket: see minictr.runtime.process.channel
 import signal
-import socket
 import sys
 import termios
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from minictr.errors import ExecError
-from minictr.runtime.process.channel import Message
+from minictr.runtime.process.channel import Message, send_fds
 
 
 def open_exec_fifo(setup: Any) -> None:
@@ -80,8 +80,11 @@ def open_terminal(setup: Any) -> None:
         return
     master, slave = os.openpty()
     try:
-        with socket.socket(fileno=fd) as console:
-            socket.send_fds(console, [os.ttyname(slave).encode()], [master])
+        console = _socket.socket(fileno=fd)
+        try:
+            send_fds(console, os.ttyname(slave).encode(), [master])
+        finally:
+            console.close()
     finally:
         os.close(master)
     os.setsid()

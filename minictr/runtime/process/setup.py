@@ -7,7 +7,6 @@ Imported by the child (:mod:`.child`) before its root changes: standard library 
 from __future__ import annotations
 
 import os
-import socket
 
 from minictr.runtime.process import recipe
 from minictr.runtime.process.channel import Channel
@@ -16,6 +15,8 @@ TYPE_CHECKING = False  # the child imports only what it uses: typing is for chec
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
+
+    from _socket import socket
 
 
 class StepFailed(Exception):
@@ -42,7 +43,7 @@ class Setup:
         self.joined = {ns["type"]: ns["path"] for ns in entries if ns.get("path")}
         self.root_method = "chroot"
         self.root_note = ""
-        self.netlink: socket.socket | None = None
+        self.netlink: socket | None = None
         self.lifeline: int | None = None  # PID 1's end of a pipe only the waiting process writes to (fork_init)
         self.fifo: int | None = None  # the OCI exec fifo, held by O_PATH (handoff.open_exec_fifo)
         self.state: dict[str, Any] = {}  # the OCI state for the container's own hooks (handoff.runtime_hooks)
