@@ -157,7 +157,7 @@ def test_child_messages_are_json_the_parent_checks() -> None:
 
 
 def test_to_json_writes_what_json_reads() -> None:
-    values = [None, True, 0, -3, 10**30, 1.5, float("inf"), "\u2713\x1f\"\\", [1, (2, 3)], {"k": {1: 2, None: 3}}]
+    values = [None, True, 0, -3, 10**30, 1.5, float("inf"), '\u2713\x1f"\\', [1, (2, 3)], {"k": {1: 2, None: 3}}]
     for value in values:
         assert json.loads(to_json(value).encode()) == json.loads(json.dumps(value))
     with pytest.raises(TypeError):

@@ -27,9 +27,9 @@ caller's subreaper (conmon, containerd's shim) that waits for it.
 
 from __future__ import annotations
 
+import _socket  # not socket: see minictr.runtime.process.channel
 import fcntl
 import os
-import _socket  # not socket: see minictr.runtime.process.channel
 import signal
 import sys
 import termios

@@ -13,10 +13,9 @@ from minictr.runtime.process.channel import Channel
 
 TYPE_CHECKING = False  # the child imports only what it uses: typing is for checkers
 if TYPE_CHECKING:
+    from _socket import socket
     from collections.abc import Callable
     from typing import Any
-
-    from _socket import socket
 
 
 class StepFailed(Exception):
