@@ -111,6 +111,17 @@ def test_spec_environment_is_all_the_program_sees(rootfs: str) -> None:
     assert sorted(result.stdout.split()) == ["HOME=/root", "ONLY=this", "PATH=/bin:/usr/bin"]
 
 
+def test_a_called_function_may_import_what_lessons_use(rootfs: str) -> None:
+    def imports() -> list[str]:
+        import json
+        import signal
+        import socket
+
+        return [json.dumps([1]), signal.Signals(15).name, socket.AddressFamily(1).name]
+
+    assert call(default_spec(rootfs, ["x"]), imports) == ["[1]", "SIGTERM", "AF_UNIX"]
+
+
 def test_call_with_plain_spec(rootfs: str) -> None:
     def cwd() -> str:
         return os.getcwd()

@@ -63,10 +63,9 @@ milliseconds the child has better use for.
 from __future__ import annotations
 
 import _socket
-import array
-import enum
 import marshal
 import select
+import struct  # not array: array's import registers it with collections.abc, which loads collections
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -78,8 +77,12 @@ from minictr.errors import ContainerError, ExecError, MinictrError
 MAX_MESSAGE = 1 << 20
 
 
-class Message(enum.StrEnum):
-    """Every message either side may send."""
+class Message:
+    """Every message either side may send: the protocol's one list of names.
+
+    Plain strings, not an :class:`enum.Enum`: ``enum`` (with ``functools`` and
+    ``collections`` under it) is milliseconds of every container's start.
+    """
 
     CONFIG = "config"  # parent -> child: {"spec": OCI config, "overlay": plan or None, "options", "call"}
     USERNS_READY = "userns-ready"  # child -> parent: {"pid"}: I am in a new user namespace, map me
@@ -125,9 +128,9 @@ class Channel:
         """Wrap an inherited descriptor (in the child)."""
         return cls(_socket.socket(fileno=fd), child=True)
 
-    def send(self, kind: Message, fds: list[int] | None = None, **payload: Any) -> None:
+    def send(self, kind: str, fds: list[int] | None = None, **payload: Any) -> None:
         """Send one message, with open file descriptors attached if ``fds`` (SCM_RIGHTS)."""
-        message = {"type": kind.value, **payload}
+        message = {"type": kind, **payload}
         data = to_json(message).encode() if self.child else marshal.dumps(message)
         send_fds(self.sock, data, fds or [])
 
@@ -151,14 +154,14 @@ class Channel:
             message["fds"] = fds
         return message
 
-    def expect(self, kind: Message, timeout: float | None = None) -> dict[str, Any]:
+    def expect(self, kind: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait for ``kind``; an ERROR from the child is raised as :class:`ContainerError`."""
         message = self.receive(timeout)
         if message is None:
-            raise ProtocolError(kind.value, "end of file (the child exited)")
+            raise ProtocolError(kind, "end of file (the child exited)")
         raise_if_error(message)
-        if message["type"] != kind.value:
-            raise ProtocolError(kind.value, message["type"])
+        if message["type"] != kind:
+            raise ProtocolError(kind, message["type"])
         return message
 
     def wait_for_exec(self, timeout: float | None = None) -> None:
@@ -175,7 +178,7 @@ class Channel:
 
 def raise_if_error(message: dict[str, Any]) -> None:
     """Re-raise a child's ERROR message in the parent, with the child's text."""
-    if message.get("type") != Message.ERROR.value:
+    if message.get("type") != Message.ERROR:
         return
     step = message.get("step", "")
     cls = ExecError if step == "exec" else ContainerError
@@ -185,19 +188,20 @@ def raise_if_error(message: dict[str, Any]) -> None:
 def send_fds(sock: _socket.socket, data: bytes, fds: list[int]) -> None:
     """Send ``data`` as one message, with ``fds`` attached (SCM_RIGHTS) when there are any."""
     if fds:
-        sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds).tobytes())])
+        sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
     else:
         sock.send(data)
 
 
 def receive_fds(sock: _socket.socket, size: int, most: int) -> tuple[bytes, list[int]]:
     """One message of up to ``size`` bytes and the descriptors (up to ``most``) that came with it."""
-    data, ancillary, _, _ = sock.recvmsg(size, _socket.CMSG_SPACE(most * array.array("i").itemsize))
-    fds = array.array("i")
+    width = struct.calcsize("i")
+    data, ancillary, _, _ = sock.recvmsg(size, _socket.CMSG_SPACE(most * width))
+    fds: list[int] = []
     for level, kind, payload in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-    return data, list(fds)
+            fds.extend(struct.unpack(f"{len(payload) // width}i", payload[: len(payload) - len(payload) % width]))
+    return data, fds
 
 
 def _from_json(raw: bytes) -> dict[str, Any]:

@@ -162,9 +162,11 @@ def run(channel: Channel) -> None:
     config = channel.receive()
     if config is None:
         return  # our parent started us ahead (start_interpreter), then failed or died: nothing was made yet
-    if config["type"] != Message.CONFIG.value:
-        raise ProtocolError(Message.CONFIG.value, config["type"])
+    if config["type"] != Message.CONFIG:
+        raise ProtocolError(Message.CONFIG, config["type"])
     setup = Setup(config, channel)
+    if config.get("call") or setup.own:
+        _load_for_learners()
     for step in EXEC_STEPS if setup.options.get("join") else STEPS:
         run_step(step, setup)
     die_with_parent(setup)  # again: set_user (any change of credentials) cleared it
@@ -184,6 +186,17 @@ def run(channel: Channel) -> None:
     if setup.options.get("init") or "init" in setup.own:  # a learner's init is PID 1 with --init
         run_init(setup)
     exec_program(setup.spec)
+
+
+def _load_for_learners() -> None:
+    """Load what a learner's function may import once the root has changed (it can import nothing new then).
+
+    A container's own start path does without them (``json``, ``socket``, ``signal`` and what they import
+    cost milliseconds); a lesson's function or exercise step has them, as it always had.
+    """
+    import json  # noqa: F401
+    import signal  # noqa: F401
+    import socket  # noqa: F401
 
 
 def main(argv: list[str]) -> int:

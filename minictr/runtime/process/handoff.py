@@ -27,10 +27,10 @@ caller's subreaper (conmon, containerd's shim) that waits for it.
 
 from __future__ import annotations
 
+import _signal as signal  # signal's own functions, without the enums its wrapper builds (ms of every start)
 import _socket  # not socket: see minictr.runtime.process.channel
 import fcntl
 import os
-import signal
 import sys
 import termios
 

@@ -279,20 +279,20 @@ def _wait_until_ready(
             raise ProtocolError("ready", "end of file (the child exited)")
         raise_if_error(message)
         kind = message["type"]
-        if kind == Message.USERNS_READY.value:
+        if kind == Message.USERNS_READY:
             from minictr.kernel.namespaces import write_id_maps
 
             linux_spec = spec.get("linux", {})
             write_id_maps(message["pid"], linux_spec.get("uidMappings", []), linux_spec.get("gidMappings", []))
             process.channel.send(Message.MAPPINGS_WRITTEN)
-        elif kind == Message.INIT_PID.value:
+        elif kind == Message.INIT_PID:
             process.init_pid = message["pid"]
-        elif kind == Message.JOIN_CGROUP.value and cgroup is not None:
+        elif kind == Message.JOIN_CGROUP and cgroup is not None:
             cgroup(process.pid)
             process.channel.send(Message.CGROUP_JOINED)
-        elif kind == Message.HOOKS.value and hooks is not None:
+        elif kind == Message.HOOKS and hooks is not None:
             process.channel.send(Message.HOOKS_DONE, state=hooks(process.pid))
-        elif kind == Message.READY.value:
+        elif kind == Message.READY:
             process.root_method, process.note = message.get("root", ""), message.get("note", "")
             process.netlink_fd = (message.get("fds") or [None])[0]
             return

@@ -5,9 +5,9 @@ the container for the notebooks (:func:`call_function`).
 
 from __future__ import annotations
 
+import _signal as signal  # signal's own functions, without the enums its wrapper builds (ms of every start)
 import errno
 import os
-import signal
 
 TYPE_CHECKING = False  # the child imports only what it uses: typing is for checkers
 if TYPE_CHECKING:
