@@ -192,8 +192,9 @@ def test_the_container_start_path_imports_nothing_heavy(path: str) -> None:
 
 #: What the container's first process does without, beyond HEAVY: together over half its imports' time.
 #: (``json`` brings ``re``; ``socket``, ``signal`` and the protocol's messages ``enum``, with ``functools`` and
-#: ``collections``; ``array`` loads ``collections`` too.)
-SPARED_BY_THE_CHILD = ("json", "re", "socket", "selectors", "enum", "signal", "functools", "collections", "array")
+#: ``collections``; ``array`` loads ``collections`` too; ``-m`` would load runpy and contextlib.)
+SPARED_BY_THE_CHILD = ("json", "re", "socket", "selectors", "enum", "signal", "functools", "collections", "array",
+                       "contextlib", "runpy")  # fmt: skip
 
 
 def test_the_container_first_process_spares_json_socket_and_enum() -> None:

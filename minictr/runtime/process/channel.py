@@ -1,6 +1,6 @@
-"""The parent <-> child protocol: one Enum of messages over a SEQPACKET socketpair.
+"""The parent <-> child protocol: one list of messages over a SEQPACKET socketpair.
 
-A container is started by a fresh interpreter (``python -m minictr.runtime.process.child``)
+A container is started by a fresh interpreter (running ``minictr.runtime.process.child``)
 that does the kernel work; its parent (the CLI, a notebook kernel, a test)
 never changes itself. They talk like this::
 

@@ -1,6 +1,7 @@
 """The container's first process: a fresh interpreter that sets up, then becomes the program.
 
-Started as ``python -m minictr.runtime.process.child FD`` by :mod:`minictr.runtime.process.parent`.
+Started by :mod:`minictr.runtime.process.parent` as ``python -c`` calling :func:`main` with ``FD``
+(what ``python -m minictr.runtime.process.child FD`` does, without runpy's imports).
 It is single-threaded and owns nothing of its parent, so it may unshare, mount,
 pivot and drop privileges freely. It reads its orders (an OCI runtime-spec
 config) from the channel on FD and runs a flat recipe of named steps::
@@ -200,7 +201,7 @@ def _load_for_learners() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of ``python -m minictr.runtime.process.child FD [INTERPRETER_FD]``."""
+    """Entry point: ``argv`` is ``[-c or this file, FD, INTERPRETER_FD?]`` (see ``parent.child_command``)."""
     fd = int(argv[1])
     os.set_inheritable(fd, False)  # close-on-exec: a successful execve tells the parent by EOF
     if len(argv) > 2:
