@@ -27,7 +27,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minictr"
 
 #: Bottom to top. A module belongs to the first entry naming it or a package above it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    # minictr/__init__.py holds the version and loads its public names lazily (importlib): no static import
+    # minictr/__init__.py holds the version and loads its public names lazily (__import__): no static import
     (
         "base",
         (
