@@ -52,7 +52,7 @@ def __getattr__(name: str) -> Any:
 
     __import__(module_name)
     module = sys.modules[module_name]
-    value = module if module_name == f"minictr.{name}" else getattr(module, name)
+    value = module if module_name.rpartition(".")[2] == name else getattr(module, name)  # a module by its name
     globals()[name] = value
     return value
 

@@ -217,3 +217,11 @@ def test_minictr_run_builds_its_own_parser_from_two_modules() -> None:
     done = subprocess.run([sys.executable, "-S", "-s", "-E", "-c", code], cwd=PACKAGE.parent, capture_output=True,
                           text=True, check=True)  # fmt: skip
     assert done.stdout.strip() == "['run'] ['minictr.cli.main', 'minictr.cli.run'] []"
+
+
+def test_every_public_name_of_the_package_loads() -> None:
+    """``minictr.<name>`` for each of ``__all__``: modules (``minictr.linux`` is ``minictr.kernel.linux``) and names."""
+    code = "import minictr\nprint(' '.join(type(getattr(minictr, n)).__name__ for n in minictr.__all__))"
+    done = subprocess.run([sys.executable, "-S", "-s", "-E", "-c", code], cwd=PACKAGE.parent, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert len(done.stdout.split()) == len(__import__("minictr").__all__)
