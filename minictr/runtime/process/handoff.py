@@ -27,7 +27,6 @@ caller's subreaper (conmon, containerd's shim) that waits for it.
 
 from __future__ import annotations
 
-import _signal as signal  # signal's own functions, without the enums its wrapper builds (ms of every start)
 import _socket  # not socket: see minictr.runtime.process.channel
 import fcntl
 import os
@@ -36,7 +35,10 @@ import termios
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from typing import Any
+else:  # signal's own functions, without the enums its wrapper builds (ms of every start); checkers read signal
+    import _signal as signal
 
 from minictr.errors import ExecError
 from minictr.runtime.process.channel import Message, send_fds

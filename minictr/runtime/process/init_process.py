@@ -9,8 +9,13 @@ and forwards signals. Notebook 04 reads these.
 
 from __future__ import annotations
 
-import _signal as signal  # signal's own functions, without the enums its wrapper builds (ms of every start)
 import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:  # signal's own functions, without the enums its wrapper builds (ms of every start); checkers read signal
+    import _signal as signal
 
 from minictr.kernel import linux
 from minictr.runtime.process.channel import Message
@@ -149,7 +154,7 @@ def run_init(setup: Setup) -> None:
             os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 
-def _own_init(setup: Setup, program: int, forwarded: set[int]) -> None:
+def _own_init(setup: Setup, program: int, forwarded: set[signal.Signals]) -> None:
     """A learner's init (notebook 04) in place of the loop above: it installs its handlers, reaps, returns a status.
 
     The status is an exit code as Python gives it: -N for a program killed by signal N, which a shell shows as 128 + N.
