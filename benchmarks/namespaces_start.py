@@ -32,11 +32,28 @@ Measured on the 2-core development VM (load average 1.7, 20 runs): the CLI
 127.0 ms (4.71x runc), the Python API 31.3 ms against ``runc run``'s
 27.0 ms (1.16x; target <= 1.0); once the CLI started the container's first
 process ahead (load 1.7 again): the CLI 115.7 ms (3.94x), the API 32.8 ms
-against 29.4 ms (1.12x). The API's floor is the container's first
-process, a fresh interpreter from the sealed copy (~8 ms to start) that
-imports the child's modules (~17 ms): a notebook kernel may not fork
-instead. The CLI adds its own interpreter and imports, an overlay root and
-``--rm``'s clean-up (see ``benchmarks/start_speed.py``).
+against 29.4 ms (1.12x), the API then without a cgroup or capabilities.
+
+Then the first process's imports were cut (no json, socket, enum, signal's
+wrapper, array or runpy: ~39 ms -> ~23 ms to import, a bare interpreter
+~11 ms). The API as it was measured before (no cgroup), four alternating
+pairs of runs of the old and the new tree (load 2.8-3.2), medians of 20:
+old 32.5-38.3 ms (0.92-1.12x runc), new 22.0-30.4 ms (0.67-0.88x).
+
+With the cgroup and capabilities runc's run has (this script now; load
+2.9-3.1, 20 runs, two runs): the API 40.0 and 41.2 ms against runc's 23.0
+and 24.5 ms (1.74x, 1.68x); the CLI 126.1 and 123.5 ms. The difference is
+the cgroup: making it takes ~1.5 ms and removing it ~0.9 ms, but placing
+the first process in it takes ~11 ms, nearly all of it the first write to
+a v1 ``cgroup.procs``, which waits for an RCU grace period (the kernel's
+cgroup_threadgroup_rwsem; the nine writes after it take ~0.03 ms each).
+runc waits as long, but writes the pid of its bootstrap process right after
+starting it, so the wait overlaps that process's own start-up; minictr
+places PID 1 after it forked, with the child waiting. Overlapping the wait
+(placing the interpreter early, as runc does) would put the process that
+waits for PID 1 in the container's cgroup, where it counts against
+``--pids-limit`` and shows in ``ps``: a change to the process model, left
+for its own review.
 """
 
 from __future__ import annotations
