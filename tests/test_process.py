@@ -167,6 +167,19 @@ def test_child_messages_are_json_the_parent_checks() -> None:
         theirs.close()
 
 
+def test_the_child_receives_what_json_carries() -> None:
+    ours, theirs = Channel.pair()
+    child = Channel(theirs, child=True)
+    try:
+        ours.send(Message.CONFIG, spec={"args": ("sh", "-c"), "sysctl": {1: "x"}})
+        assert child.receive(timeout=5) == {"type": "config", "spec": {"args": ["sh", "-c"], "sysctl": {"1": "x"}}}
+        with pytest.raises(TypeError):
+            ours.send(Message.CONFIG, spec={"bytes": b"not JSON"})
+    finally:
+        ours.close()
+        theirs.close()
+
+
 def test_to_json_writes_what_json_reads() -> None:
     values = [None, True, 0, -3, 10**30, 1.5, float("inf"), '\u2713\x1f"\\', [1, (2, 3)], {"k": {1: 2, None: 3}}]
     for value in values:

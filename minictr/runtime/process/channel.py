@@ -49,6 +49,8 @@ imports are most of a container's start) and for whom to trust:
 - parent -> child: :mod:`marshal`, the interpreter's own format, built in
   and free to import; both ends run the same interpreter (the child is a
   copy of the parent's), and the child trusts its parent with everything.
+  What it carries went through JSON in the parent first, so the child gets
+  what JSON gave it before (lists, string keys).
 - child -> parent: JSON, which the parent decodes with :mod:`json`. The
   parent — a CLI or a notebook kernel on the host — never unmarshals what a
   process about to enter a container sends. The child writes its few flat
@@ -131,7 +133,7 @@ class Channel:
     def send(self, kind: str, fds: list[int] | None = None, **payload: Any) -> None:
         """Send one message, with open file descriptors attached if ``fds`` (SCM_RIGHTS)."""
         message = {"type": kind, **payload}
-        data = to_json(message).encode() if self.child else marshal.dumps(message)
+        data = to_json(message).encode() if self.child else _to_marshal(message)
         send_fds(self.sock, data, fds or [])
 
     def receive(self, timeout: float | None = None) -> dict[str, Any] | None:
@@ -202,6 +204,14 @@ def receive_fds(sock: _socket.socket, size: int, most: int) -> tuple[bytes, list
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds.extend(struct.unpack(f"{len(payload) // width}i", payload[: len(payload) - len(payload) % width]))
     return data, fds
+
+
+def _to_marshal(message: dict[str, Any]) -> bytes:
+    """(The parent.) ``message`` as marshal, holding exactly what JSON would carry: tuples arrive as lists,
+    number keys as strings, and a value JSON cannot carry is refused here, as it always was."""
+    import json  # the parent's side only
+
+    return marshal.dumps(json.loads(json.dumps(message)))
 
 
 def _from_json(raw: bytes) -> dict[str, Any]:
