@@ -60,17 +60,25 @@ overwrite the host's Python through ``/proc/self/exe`` (CVE-2019-5736) —
 about 32 ms before the first import, against runc's whole ~35 ms. Then
 imports: the console script's own ``re`` and with it ``enum`` (~5 ms;
 pip's wrapper imports ``re``), argparse, json and the runtime's modules,
-~18 ms in ``start`` and ~25 ms in ``create``'s command; ~17 ms in the first
-process (``socket``, ``json``, ``ctypes`` for the system calls). And the
+~18 ms in ``start`` and ~25 ms in ``create``'s command; in the first
+process ~12 ms (``ctypes`` for the system calls and the package's own
+modules), down from ~17 (see below). And the
 kernel's work, which runc pays inside its 35 ms too: writing the first
 process into the ten cgroup v1 hierarchies (10-18 ms of ``cgroup.procs``
 writes here), the namespaces, mounts and pivot_root. ``-I`` for the first
 process is no help: it would drop the working directory the child imports
 minictr from, and ``-S -s -E`` already skip the rest (``-I -S`` starts no
 faster than ``-S``). So 1.0x runc is out of reach for a runtime that starts
-three interpreters; what is left is the first process's imports
-(``socket.py`` and ``json`` could give way to ``_socket`` and a leaner
-format) and more overlap.
+three interpreters; what is left is more overlap.
+
+The first process's imports cut (no ``json``, ``socket``, ``enum``,
+``signal``'s wrapper, ``array`` or ``runpy``: it is started with ``-c``, not
+``-m``; messages to it are marshal, from it a small JSON writer; ``python
+-S -c 'import minictr.runtime.process.child'`` ~39 -> ~23 ms, medians of 60
+alternating runs), two runs of this script (load 2.1-2.7, 15 and 20 rounds):
+create + start 137.5 and 107.2 ms against runc's 42.6 and 32.9 ms (3.23x,
+3.26x; 3.5-3.7x before), ``create`` 95.0 and 77.7 ms, ``start`` 41.0 and
+30.6 ms (``start`` runs no first process: unchanged).
 """
 
 from __future__ import annotations

@@ -66,9 +66,16 @@ The floor, ``--network none``: two interpreter starts (the CLI, and the
 container's first process, which runs from a sealed copy of the interpreter
 so a container cannot overwrite the host's Python through /proc/self/exe —
 CVE-2019-5736; runc re-executes itself for the same reason), ~45 ms of CPU
-importing the CLI and the engine, ~18 ms importing the child's modules; and
-kernel work podman's runc pays too: joining a cgroup in each of the ten v1
-hierarchies (a cgroup.procs write takes 15-35 ms of wall here under load),
+importing the CLI and the engine (``dataclasses`` with ``inspect`` ~7 ms of
+it, ``shutil`` for ``--rm``'s removal ~3-5 ms), ~12 ms importing the child's
+modules (~18 before it spared json, socket, enum, signal's wrapper and
+runpy: with the CLI it starts ahead, so that shows in CPU more than in wall
+time: 109.8 / 72.4 ms against podman's 165.3 / 37.2, 0.66x and 1.95x, 15
+runs at load 2.1-2.3, where the last report had 113 / 79 against 159 / 39);
+and kernel work podman's runc pays too: joining a cgroup in each of the ten
+v1 hierarchies (the first cgroup.procs write waits for an RCU grace period,
+~8-11 ms here, the others take ~0.03 ms; runc overlaps that wait with its
+bootstrap's start-up),
 the overlay mount, pivot_root and the namespaces. podman's user CPU here is
 its own process only: conmon daemonises and runc runs below it, so neither
 is counted, while minictr's figure includes its container's first process.

@@ -12,8 +12,6 @@ public names below are loaded lazily, on first use.
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False  # typing costs milliseconds on every container start; only checkers need it
 if TYPE_CHECKING:
     from typing import Any
@@ -50,8 +48,11 @@ def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'minictr' has no attribute {name!r}")
-    module = importlib.import_module(module_name)
-    value = module if module_name == f"minictr.{name}" else getattr(module, name)
+    import sys  # not importlib: its import brings warnings, ms of every container's first process
+
+    __import__(module_name)
+    module = sys.modules[module_name]
+    value = module if module_name.rpartition(".")[2] == name else getattr(module, name)  # a module by its name
     globals()[name] = value
     return value
 

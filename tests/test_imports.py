@@ -27,7 +27,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "minictr"
 
 #: Bottom to top. A module belongs to the first entry naming it or a package above it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    # minictr/__init__.py holds the version and loads its public names lazily (importlib): no static import
+    # minictr/__init__.py holds the version and loads its public names lazily (__import__): no static import
     (
         "base",
         (
@@ -191,6 +191,21 @@ def test_the_container_start_path_imports_nothing_heavy(path: str) -> None:
     assert done.stdout.split() == []
 
 
+#: What the container's first process does without, beyond HEAVY: together over half its imports' time.
+#: (``json`` brings ``re``; ``socket``, ``signal`` and the protocol's messages ``enum``, with ``functools`` and
+#: ``collections``; ``array`` loads ``collections`` too; ``-m`` would load runpy and contextlib.)
+SPARED_BY_THE_CHILD = ("json", "re", "socket", "selectors", "enum", "signal", "functools", "collections", "array",
+                       "contextlib", "runpy")  # fmt: skip
+
+
+def test_the_container_first_process_spares_json_socket_and_enum() -> None:
+    code = START_PATHS["the container's first process"] + "\nimport sys\n"
+    code += f"print(' '.join(m for m in {SPARED_BY_THE_CHILD!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-S", "-s", "-E", "-c", code], cwd=PACKAGE.parent, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.split() == []
+
+
 def test_minictr_run_builds_its_own_parser_from_two_modules() -> None:
     """``minictr run``'s command line: of the CLI only main and run load, and nothing heavy (the other verbs'
     modules, and their parsers, are for the other verbs)."""
@@ -203,3 +218,11 @@ def test_minictr_run_builds_its_own_parser_from_two_modules() -> None:
     done = subprocess.run([sys.executable, "-S", "-s", "-E", "-c", code], cwd=PACKAGE.parent, capture_output=True,
                           text=True, check=True)  # fmt: skip
     assert done.stdout.strip() == "['run'] ['minictr.cli.main', 'minictr.cli.run'] []"
+
+
+def test_every_public_name_of_the_package_loads() -> None:
+    """``minictr.<name>`` for each of ``__all__``: modules (``minictr.linux`` is ``minictr.kernel.linux``) and names."""
+    code = "import minictr\nprint(' '.join(type(getattr(minictr, n)).__name__ for n in minictr.__all__))"
+    done = subprocess.run([sys.executable, "-S", "-s", "-E", "-c", code], cwd=PACKAGE.parent, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert len(done.stdout.split()) == len(__import__("minictr").__all__)

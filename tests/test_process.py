@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import socket
 import threading
@@ -11,7 +12,7 @@ import pytest
 
 from minictr.errors import ContainerError, ExecError
 from minictr.runtime import chroot
-from minictr.runtime.process.channel import Channel, Message, ProtocolError
+from minictr.runtime.process.channel import Channel, Message, ProtocolError, to_json
 from minictr.runtime.process.parent import call, spawn
 from minictr.runtime.spec import default_spec
 
@@ -110,6 +111,17 @@ def test_spec_environment_is_all_the_program_sees(rootfs: str) -> None:
     assert sorted(result.stdout.split()) == ["HOME=/root", "ONLY=this", "PATH=/bin:/usr/bin"]
 
 
+def test_a_called_function_may_import_what_lessons_use(rootfs: str) -> None:
+    def imports() -> list[str]:
+        import json
+        import signal
+        import socket
+
+        return [json.dumps([1]), signal.Signals(15).name, socket.AddressFamily(1).name]
+
+    assert call(default_spec(rootfs, ["x"]), imports) == ["[1]", "SIGTERM", "AF_UNIX"]
+
+
 def test_call_with_plain_spec(rootfs: str) -> None:
     def cwd() -> str:
         return os.getcwd()
@@ -119,7 +131,7 @@ def test_call_with_plain_spec(rootfs: str) -> None:
 
 def test_out_of_order_message_is_a_protocol_error() -> None:
     ours, theirs = Channel.pair()
-    other = Channel(theirs)
+    other = Channel(theirs, child=True)
     try:
         other.send(Message.START)
         with pytest.raises(ProtocolError) as caught:
@@ -134,6 +146,46 @@ def test_out_of_order_message_is_a_protocol_error() -> None:
         ours.close()
         if theirs.fileno() != -1:
             theirs.close()
+
+
+def test_child_messages_are_json_the_parent_checks() -> None:
+    ours, theirs = Channel.pair()
+    other = Channel(theirs, child=True)
+    try:
+        note = 'a "quoted"\\path\n\x00 é \udcff'  # a control character, non-ASCII, an undecodable file name's byte
+        other.send(Message.READY, pid=7, note=note, nested={"x": [1, 2.5, None, True]})
+        message = ours.expect(Message.READY, timeout=5)
+        assert message == {"type": "ready", "pid": 7, "note": note, "nested": {"x": [1, 2.5, None, True]}}
+        theirs.send(b"\x80not json")  # what a child taken over might write: refused, never unmarshalled
+        with pytest.raises(ProtocolError, match="a JSON message"):
+            ours.receive(timeout=5)
+        theirs.send(b"[1, 2]")
+        with pytest.raises(ProtocolError, match="a message with a type"):
+            ours.receive(timeout=5)
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_the_child_receives_what_json_carries() -> None:
+    ours, theirs = Channel.pair()
+    child = Channel(theirs, child=True)
+    try:
+        ours.send(Message.CONFIG, spec={"args": ("sh", "-c"), "sysctl": {1: "x"}})
+        assert child.receive(timeout=5) == {"type": "config", "spec": {"args": ["sh", "-c"], "sysctl": {"1": "x"}}}
+        with pytest.raises(TypeError):
+            ours.send(Message.CONFIG, spec={"bytes": b"not JSON"})
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_to_json_writes_what_json_reads() -> None:
+    values = [None, True, 0, -3, 10**30, 1.5, float("inf"), '\u2713\x1f"\\', [1, (2, 3)], {"k": {1: 2, None: 3}}]
+    for value in values:
+        assert json.loads(to_json(value).encode()) == json.loads(json.dumps(value))
+    with pytest.raises(TypeError):
+        to_json({"x": object()})
 
 
 def test_socketpair_is_seqpacket() -> None:

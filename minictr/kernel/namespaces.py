@@ -17,9 +17,9 @@ apply to the caller's *children* only, so the runtime forks after them.
 
 from __future__ import annotations
 
+import _socket
 import fcntl
 import os
-import socket
 import struct
 import time
 
@@ -140,10 +140,13 @@ def uptime_offsets() -> dict[str, dict[str, int]]:
 
 def loopback_up() -> None:
     """Bring ``lo`` up in this (new) network namespace — it starts down, so even 127.0.0.1 fails."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)  # the socket module's import is ms the child spares
+    try:
         request = struct.pack("16sH", b"lo", 0)
         flags = struct.unpack("16sH", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request + b"\0" * 22)[:18])[1]
         fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP) + b"\0" * 22)
+    finally:
+        sock.close()
 
 
 def set_hostname(hostname: str | None, domainname: str | None = None) -> None:

@@ -128,7 +128,7 @@ def svg_process_model() -> str:
         _text(105, 58, "Jupyter kernel", bold=True, size=13),
         _text(105, 78, "many threads; never changed", size=11),
         _box(270, 30, 230, 70, LIB, ""),
-        _text(385, 52, "python -m minictr.runtime.process.child", size=11, bold=True),
+        _text(385, 52, "python: minictr.runtime.process.child", size=11, bold=True),
         _text(385, 70, "one thread, fresh: unshare, mount,", size=11),
         _text(385, 86, "chroot / pivot_root, drop privileges", size=11),
         _box(570, 30, 160, 70, KERNEL, ""),

@@ -8,7 +8,7 @@ instead of the runtime's code; :func:`judge_own_steps` compares such a
 container with one the runtime makes by itself.
 
 How a function reaches the container: the container's first process is a
-fresh interpreter (``python -m minictr.runtime.process.child``), so a function
+fresh interpreter (running ``minictr.runtime.process.child``), so a function
 object cannot be handed over. Its *source* is: ``inspect.getsource`` reads
 it (IPython keeps every cell's source, so notebook functions work), it
 travels in the config, and the child defines and calls it at its step. A

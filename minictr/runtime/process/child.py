@@ -1,6 +1,7 @@
 """The container's first process: a fresh interpreter that sets up, then becomes the program.
 
-Started as ``python -m minictr.runtime.process.child FD`` by :mod:`minictr.runtime.process.parent`.
+Started by :mod:`minictr.runtime.process.parent` as ``python -c`` calling :func:`main` with ``FD``
+(what ``python -m minictr.runtime.process.child FD`` does, without runpy's imports).
 It is single-threaded and owns nothing of its parent, so it may unshare, mount,
 pivot and drop privileges freely. It reads its orders (an OCI runtime-spec
 config) from the channel on FD and runs a flat recipe of named steps::
@@ -162,9 +163,11 @@ def run(channel: Channel) -> None:
     config = channel.receive()
     if config is None:
         return  # our parent started us ahead (start_interpreter), then failed or died: nothing was made yet
-    if config["type"] != Message.CONFIG.value:
-        raise ProtocolError(Message.CONFIG.value, config["type"])
+    if config["type"] != Message.CONFIG:
+        raise ProtocolError(Message.CONFIG, config["type"])
     setup = Setup(config, channel)
+    if config.get("call") or setup.own:
+        _load_for_learners()
     for step in EXEC_STEPS if setup.options.get("join") else STEPS:
         run_step(step, setup)
     die_with_parent(setup)  # again: set_user (any change of credentials) cleared it
@@ -186,8 +189,19 @@ def run(channel: Channel) -> None:
     exec_program(setup.spec)
 
 
+def _load_for_learners() -> None:
+    """Load what a learner's function may import once the root has changed (it can import nothing new then).
+
+    A container's own start path does without them (``json``, ``socket``, ``signal`` and what they import
+    cost milliseconds); a lesson's function or exercise step has them, as it always had.
+    """
+    import json  # noqa: F401
+    import signal  # noqa: F401
+    import socket  # noqa: F401
+
+
 def main(argv: list[str]) -> int:
-    """Entry point of ``python -m minictr.runtime.process.child FD [INTERPRETER_FD]``."""
+    """Entry point: ``argv`` is ``[-c or this file, FD, INTERPRETER_FD?]`` (see ``parent.child_command``)."""
     fd = int(argv[1])
     os.set_inheritable(fd, False)  # close-on-exec: a successful execve tells the parent by EOF
     if len(argv) > 2:

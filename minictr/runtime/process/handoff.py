@@ -27,19 +27,21 @@ caller's subreaper (conmon, containerd's shim) that waits for it.
 
 from __future__ import annotations
 
+import _socket  # not socket: see minictr.runtime.process.channel
 import fcntl
 import os
-import signal
-import socket
 import sys
 import termios
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from typing import Any
+else:  # signal's own functions, without the enums its wrapper builds (ms of every start); checkers read signal
+    import _signal as signal
 
 from minictr.errors import ExecError
-from minictr.runtime.process.channel import Message
+from minictr.runtime.process.channel import Message, send_fds
 
 
 def open_exec_fifo(setup: Any) -> None:
@@ -80,8 +82,11 @@ def open_terminal(setup: Any) -> None:
         return
     master, slave = os.openpty()
     try:
-        with socket.socket(fileno=fd) as console:
-            socket.send_fds(console, [os.ttyname(slave).encode()], [master])
+        console = _socket.socket(fileno=fd)
+        try:
+            send_fds(console, os.ttyname(slave).encode(), [master])
+        finally:
+            console.close()
     finally:
         os.close(master)
     os.setsid()

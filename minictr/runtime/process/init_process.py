@@ -10,7 +10,12 @@ and forwards signals. Notebook 04 reads these.
 from __future__ import annotations
 
 import os
-import signal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:  # signal's own functions, without the enums its wrapper builds (ms of every start); checkers read signal
+    import _signal as signal
 
 from minictr.kernel import linux
 from minictr.runtime.process.channel import Message

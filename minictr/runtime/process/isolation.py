@@ -9,8 +9,8 @@ mounts, /dev, and pivot_root (or chroot) into the root. Notebooks
 
 from __future__ import annotations
 
+import _socket  # not socket: see minictr.runtime.process.channel
 import os
-import socket
 
 from minictr import faults
 from minictr.errors import SyscallError
@@ -113,7 +113,7 @@ def loopback_up(setup: Setup) -> None:
     if "network" in setup.new:
         namespaces.loopback_up()
         if setup.options.get("netlink"):
-            setup.netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)  # 0: NETLINK_ROUTE
+            setup.netlink = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM, 0)  # 0: NETLINK_ROUTE
 
 
 def private_mounts(setup: Setup) -> None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import warnings  # noqa: F401  os.execvpe imports it (get_exec_path) when the root has changed: load it now
 
 TYPE_CHECKING = False  # the child imports only what it uses: typing is for checkers
 if TYPE_CHECKING:
+    import signal
     from typing import Any
+else:  # signal's own functions, without the enums its wrapper builds (ms of every start); checkers read signal
+    import _signal as signal
 
 from minictr.runtime.process.setup import StepFailed, innermost_line
 

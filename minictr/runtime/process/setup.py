@@ -7,13 +7,13 @@ Imported by the child (:mod:`.child`) before its root changes: standard library 
 from __future__ import annotations
 
 import os
-import socket
 
 from minictr.runtime.process import recipe
 from minictr.runtime.process.channel import Channel
 
 TYPE_CHECKING = False  # the child imports only what it uses: typing is for checkers
 if TYPE_CHECKING:
+    from _socket import socket
     from collections.abc import Callable
     from typing import Any
 
@@ -42,7 +42,7 @@ class Setup:
         self.joined = {ns["type"]: ns["path"] for ns in entries if ns.get("path")}
         self.root_method = "chroot"
         self.root_note = ""
-        self.netlink: socket.socket | None = None
+        self.netlink: socket | None = None
         self.lifeline: int | None = None  # PID 1's end of a pipe only the waiting process writes to (fork_init)
         self.fifo: int | None = None  # the OCI exec fifo, held by O_PATH (handoff.open_exec_fifo)
         self.state: dict[str, Any] = {}  # the OCI state for the container's own hooks (handoff.runtime_hooks)
