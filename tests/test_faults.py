@@ -23,7 +23,7 @@ from conftest import free_port, host_leftovers, host_snapshot, run_cli, wait_unt
 pytestmark = pytest.mark.root
 
 #: The steps of a container's start, in the order minictr reaches them (lease and nft run beside spawn and pivot).
-START_STEPS = ["cgroup", "spawn", "lease", "nft", "pivot", "veth", "exec"]
+START_STEPS = ["cgroup", "spawn", "lease", "nft", "pivot", "agent", "veth", "exec"]
 
 
 def faulty(step: str, *args: str, data_root: str, state_root: str) -> subprocess.CompletedProcess[str]:

@@ -186,9 +186,7 @@ def plan(
 
 def join(section: dict[str, Any]) -> None:
     """Lease an address, bring the network up, publish ports, name the members (see the module doc)."""
-    import pyroute2  # noqa: F401 - the slow import, done first, while the child sets up
-
-    from minictr.engine.network import firewall
+    from minictr.engine.network import agent, firewall
     from minictr.engine.network.store import NetworkStore, host_lock, live_leases, next_address
 
     store = NetworkStore(section["state_root"])
@@ -198,6 +196,7 @@ def join(section: dict[str, Any]) -> None:
         section["bridge"] = network.bridge
         _record(section)  # the bridge is named in state.json before it may be created
         network = _ensure_up(store, network)
+        agent.ensure(network.bridge)  # starts one only when the bridge has none (it came up, or its agent died)
         if network.user_defined:
             from minictr.engine.network import resolver
 
@@ -215,16 +214,24 @@ def join(section: dict[str, Any]) -> None:
 
 
 def connect(plan: Plan, process: Any) -> None:
-    """After READY: the veth pair into the container's namespace, eth0 addressed, the default route."""
-    from minictr.engine.network import links
+    """After READY: the veth pair into the container's namespace, eth0 addressed, the default route.
+
+    The bridge's netlink agent does it (:mod:`.agent`: no pyroute2 import here);
+    when none answers, this process does the same work itself.
+    """
+    from minictr.engine.network import agent
 
     plan.wait()
     section = plan.section
     try:
-        links.add_veth(section["veth"], section["bridge"], process.pid, section["mtu"])
+        if not agent.attach(section, process.pid, process.netlink_fd):
+            from minictr.engine.network import links
+
+            links.add_veth(section["veth"], section["bridge"], process.pid, section["mtu"])
+            # pyroute2 closes the socket it is given: hand it a duplicate, the process closes its own
+            fd = os.dup(process.netlink_fd)
+            links.configure_inside(fd, section["address"], section["prefixlen"], section["gateway"])
         faults.point("veth")
-        # pyroute2 closes the socket it is given: hand it a duplicate, the process closes its own
-        links.configure_inside(os.dup(process.netlink_fd), section["address"], section["prefixlen"], section["gateway"])
     finally:
         process.close_netlink()
 
@@ -246,7 +253,7 @@ def settle(store: NetworkStore, network: str, keep_default: bool = False) -> Non
     ``keep_default`` leaves the default network's bridge and rules up without
     members (see the module doc); the prunes take it down.
     """
-    from minictr.engine.network import firewall, links, resolver
+    from minictr.engine.network import agent, firewall, links, resolver
     from minictr.engine.network.store import live_leases
 
     if live_leases(store, network):
@@ -259,6 +266,7 @@ def settle(store: NetworkStore, network: str, keep_default: bool = False) -> Non
     if bridge:
         firewall.withdraw(bridges=[bridge], drop_if_empty=True)
         links.delete_link(bridge)
+        agent.stop(bridge)
     if not links.minictr_bridges():
         links.restore_forwarding()
 
