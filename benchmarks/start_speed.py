@@ -150,6 +150,52 @@ def timed_usage(command: list[str]) -> Sample:
     return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - before
 
 
+class AgentMeter:
+    """The CPU (user + system) the default bridge's netlink agent spends for minictr's bridged runs.
+
+    The agent is no child of the command, so ``RUSAGE_CHILDREN`` misses it:
+    its CPU is read from ``/proc/<agent>/stat`` before and after each run.
+    """
+
+    def __init__(self, state_root: str) -> None:
+        self.state_root = state_root
+        self.samples: list[float] = []
+        self.pid: int | None = None
+
+    def agent(self) -> int | None:
+        """The pid of the default bridge's agent (None before the bridge is up)."""
+        from minictr.engine.network import agent
+        from minictr.engine.network.store import NetworkStore
+
+        definition = NetworkStore(self.state_root).load("bridge")
+        return agent.running(definition.bridge) if definition else None
+
+    def cpu(self, pid: int | None) -> float:
+        """User + system CPU seconds of ``pid`` so far (0 when there is none)."""
+        if pid is None:
+            return 0.0
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def measured(self, command: list[str]) -> Sample:
+        """One timed run of ``command``, noting the agent's CPU during it (an agent that changed: not counted)."""
+        pid = self.agent()
+        before = self.cpu(pid)
+        sample = timed_usage(command)
+        if pid is not None and pid == self.agent():
+            self.samples.append(self.cpu(pid) - before)
+        self.pid = self.agent()
+        return sample
+
+    def rss_kib(self) -> int:
+        """The agent's resident memory in KiB (0 when none runs)."""
+        if self.pid is None:
+            return 0
+        with open(f"/proc/{self.pid}/status") as handle:
+            return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
+
+
 def medians(contenders: dict[str, Callable[[], Sample]], runs: int) -> dict[str, Sample]:
     """One warm-up of each, then ``runs`` alternating rounds: the median wall and user CPU of each."""
     for measure in contenders.values():
@@ -183,17 +229,32 @@ def main() -> None:
         image = podman_image(podman, data_root, work)
         minictr = minictr_command(data_root, state_root, "run", "--rm")
         podman_run = [*podman, "run", "--rm", *PODMAN_FLAGS]
+        meter = AgentMeter(state_root)
         try:
             results = medians({
                 "minictr-none": lambda: timed_usage([*minictr, "--network", "none", "busybox", "true"]),
                 "podman-none": lambda: timed_usage([*podman_run, "--network", "none", image, "true"]),
-                "minictr-bridge": lambda: timed_usage([*minictr, "busybox", "true"]),
+                "minictr-bridge": lambda: meter.measured([*minictr, "busybox", "true"]),
                 "podman-bridge": lambda: timed_usage([*podman_run, image, "true"]),
             }, args.runs)  # fmt: skip
         finally:
             subprocess.run([*podman, "rm", "-a", "-f", "-t", "0"], capture_output=True)
             subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True)
         print_results(results, args.runs)
+        print_agent(meter, results)
+
+
+def print_agent(meter: AgentMeter, results: dict[str, Sample]) -> None:
+    """The agent's CPU per bridged container (not in the figures above) and its memory."""
+    if not meter.samples:
+        print("  the default bridge's netlink agent did no measured work (did it start?)")
+        return
+    per_run = statistics.median(meter.samples)
+    mine = results["minictr-bridge"][1]
+    print(f"  netlink agent (pid {meter.pid}): {per_run * 1000:.1f} ms CPU (user + system) per bridged container, "
+          f"median of {len(meter.samples)}; with it, minictr's bridged user CPU is at most {(mine + per_run) * 1000:.1f}"
+          f" ms ({(mine + per_run) / results['podman-bridge'][1]:.2f}x podman's); its RSS {meter.rss_kib() / 1024:.1f}"
+          f" MiB")  # fmt: skip
 
 
 def print_results(results: dict[str, Sample], runs: int) -> None:

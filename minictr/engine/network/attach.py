@@ -7,17 +7,18 @@
     --network container:ID    the network namespace of a running container
 
 For a bridge network the work is split around the container's set-up, so
-that it overlaps with it (importing pyroute2 alone takes longer than the
-child needs to set up)::
+that it overlaps with it::
 
     plan()      before spawn: check -p/-P, create /etc/{hosts,hostname,resolv.conf}
                 to bind-mount, start a thread for join()
     join()      (thread, while the child sets up) under the host lock: recover
                 leases of dead containers, bring the bridge up if it is down,
-                lease an address, record it all in state.json, publish ports,
-                start the network's DNS server if it has none (user networks),
-                write the container's /etc/hosts and /etc/resolv.conf
-    connect()   after READY, before START: the veth pair, eth0's address and route
+                start its netlink agent if it has none, lease an address,
+                record it all in state.json, publish ports, start the
+                network's DNS server if it has none (user networks), write the
+                container's /etc/hosts and /etc/resolv.conf
+    connect()   after READY, before START: the veth pair, eth0's address and route,
+                by the bridge's netlink agent (:mod:`.agent`; here if none answers)
     disconnect() when the container is gone: ports, veth, lease; the bridge and
                 its rules when it was the last member of a user-defined network
 

@@ -24,12 +24,15 @@ STOP_TIMEOUT = 5.0
 
 def start(module: str, args: list[str], log_path: str) -> str:
     """Run ``python -m module args`` detached; its first line on stdout (``ready``, or why not)."""
+    from minictr import faults
     from minictr.runtime.process.parent import _package_parent
 
     command = [sys.executable, "-s", "-E", "-m", module, *args]
+    # a fault step is the command's: a helper outlives the command and never dies at its steps
+    environment = {key: value for key, value in os.environ.items() if key != faults.VARIABLE}
     with open(log_path, "ab") as log:  # its errors, for whoever wonders why
         starter = subprocess.Popen(command, cwd=_package_parent(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=log, start_new_session=True)  # fmt: skip
+                                   stderr=log, start_new_session=True, env=environment)  # fmt: skip
     assert starter.stdout is not None
     ready = select.select([starter.stdout], [], [], START_TIMEOUT)[0]
     line = starter.stdout.readline().decode().strip() if ready else "error: it did not say it was ready in time"
