@@ -250,11 +250,12 @@ def print_agent(meter: AgentMeter, results: dict[str, Sample]) -> None:
         print("  the default bridge's netlink agent did no measured work (did it start?)")
         return
     per_run = statistics.median(meter.samples)
-    mine = results["minictr-bridge"][1]
-    print(f"  netlink agent (pid {meter.pid}): {per_run * 1000:.1f} ms CPU (user + system) per bridged container, "
-          f"median of {len(meter.samples)}; with it, minictr's bridged user CPU is at most {(mine + per_run) * 1000:.1f}"
-          f" ms ({(mine + per_run) / results['podman-bridge'][1]:.2f}x podman's); its RSS {meter.rss_kib() / 1024:.1f}"
-          f" MiB")  # fmt: skip
+    total = results["minictr-bridge"][1] + per_run
+    print(
+        f"  netlink agent (pid {meter.pid}): {per_run * 1000:.1f} ms CPU (user + system) per bridged container, "
+        f"median of {len(meter.samples)}; minictr's bridged user CPU with it at most {total * 1000:.1f} ms "
+        f"({total / results['podman-bridge'][1]:.2f}x podman's); its RSS {meter.rss_kib() / 1024:.1f} MiB"
+    )
 
 
 def print_results(results: dict[str, Sample], runs: int) -> None:

@@ -130,9 +130,8 @@ def test_an_agent_whose_bridge_vanishes_ends_by_itself(data_root: str, state_roo
     ],
 )
 def test_the_agent_refuses_requests_it_should_not_act_on(change: dict, message: str) -> None:
-    good = {"op": "attach", "veth": "mv-0123456789ab", "pid": os.getpid(), "mtu": 1500, "address": "10.88.0.2", "prefixlen": 24,
-            "gateway": "10.88.0.1"}  # fmt: skip
+    good = {"op": "attach", "veth": "mv-0123456789ab", "pid": os.getpid(), "mtu": 1500, "address": "10.88.0.2",
+            "prefixlen": 24, "gateway": "10.88.0.1"}  # fmt: skip
     assert agent.check(good) == good
     with pytest.raises(HostError, match=message):
         agent.check({**good, **change})
-
