@@ -93,7 +93,12 @@ def running(bridge: str) -> int | None:
 
 
 def ensure(bridge: str) -> None:
-    """Start the bridge's agent unless one runs (the caller holds the host lock and brought the bridge up)."""
+    """Start the bridge's agent unless one runs (the caller holds the host lock; the bridge is up).
+
+    It returns once the agent listens and has recorded itself (an interpreter's
+    start, tens of ms): its pyroute2 import goes on meanwhile, so a command that
+    brought the bridge up (and imported pyroute2 for it) does not wait for it.
+    """
     if running(bridge):
         return
     from minictr.engine.network import daemons
@@ -134,7 +139,7 @@ def _listdir(path: str) -> list[str]:
 
 
 def attach(section: dict[str, Any], pid: int, netlink_fd: int) -> bool:
-    """Ask the bridge's agent for the container's veth and eth0; False when no agent answers (do it here).
+    """Ask the bridge's agent for the container's veth and eth0; False when it was not asked (do it here).
 
     Raises the agent's error when it tried and failed, and :class:`HostError`
     when it died in the middle (what it did is recorded in the lease already).
@@ -144,13 +149,17 @@ def attach(section: dict[str, Any], pid: int, netlink_fd: int) -> bool:
 
 
 def detach(bridge: str, veth: str) -> bool:
-    """Ask the bridge's agent to delete a container's veth; False when no agent answers (do it here)."""
+    """Ask the bridge's agent to delete a container's veth; False when it was not asked (do it here)."""
     return _ask(bridge, {"op": "detach", "veth": veth}, [])
 
 
 def _ask(bridge: str, request: dict[str, Any], fds: list[int]) -> bool:
-    """Send one request (and ``fds``) to the bridge's agent and wait for its reply; see :func:`attach`."""
-    if not BRIDGE.match(bridge or ""):
+    """Send one request (and ``fds``) to the bridge's agent and wait for its reply; see :func:`attach`.
+
+    Not asked (False) when this process has imported pyroute2 already: it
+    brought the bridge up, and the agent it started may still be importing it.
+    """
+    if not BRIDGE.match(bridge or "") or "pyroute2" in sys.modules:
         return False
     client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
     try:
@@ -313,20 +322,20 @@ def _close(fd: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m minictr.engine.network.agent BRIDGE``: detach, listen, import pyroute2, record, report, serve."""
+    """``python -m minictr.engine.network.agent BRIDGE``: detach, listen, record, report, import pyroute2, serve."""
     from minictr.engine.network import daemons
 
     bridge = argv[1]
     daemons.detach(PROCESS_NAME)
     try:
         agent = Agent(bridge)
-        import pyroute2  # noqa: F401 - once, before saying ready: every request after this is cheap
-
         daemons.record(_path(bridge, RECORD), bridge=bridge, protocol=PROTOCOL)
-    except (OSError, ImportError, HostError) as exc:
+    except (OSError, HostError) as exc:
         os.write(1, f"error {exc}\n".encode())
         return 1
-    daemons.ready()
+    daemons.ready()  # listening: a request that comes now waits in the backlog for the import below
+    import pyroute2  # noqa: F401 - once, after the starter let go: it is what every request then saves
+
     agent.serve()
     _forget(bridge)
     return 0

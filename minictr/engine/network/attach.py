@@ -218,7 +218,7 @@ def connect(plan: Plan, process: Any) -> None:
     """After READY: the veth pair into the container's namespace, eth0 addressed, the default route.
 
     The bridge's netlink agent does it (:mod:`.agent`: no pyroute2 import here);
-    when none answers, this process does the same work itself.
+    this process does the same work itself when the agent is not asked (see :func:`.agent.attach`).
     """
     from minictr.engine.network import agent
 

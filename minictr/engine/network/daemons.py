@@ -48,6 +48,7 @@ def stop(pid: int | None, start_time: str) -> None:
     if not pid or not alive(pid, start_time):
         return
     os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGCONT)  # a stopped helper acts on SIGTERM only once it runs
     deadline = time.monotonic() + STOP_TIMEOUT
     while alive(pid, start_time) and time.monotonic() < deadline:
         time.sleep(0.01)
