@@ -13,10 +13,16 @@ request, as dockerd holds that work for docker0::
     │   fd of the container's netns │  RIGHTS   │ reply {"ok": true} or the error           │
     └───────────────────────────────┘           └──────────────────────────────────────────┘
 
+The veth's deletion when the container ends is asked of it the same way.
 The work is the same :mod:`.links` functions wherever it runs: when no agent
 answers (killed, or the host rebooted and /run is empty), :func:`attach`
 says so and the command does it in-process, as before the agent; the next
-container's :func:`ensure` (under the host lock) starts a new agent.
+container's :func:`ensure` (under the host lock) starts a new agent. A
+command that brings a bridge up has imported pyroute2 for it anyway: it
+starts the agent, waits only until it listens and has recorded itself (an
+interpreter's start, not pyroute2's import, which the agent does next), and
+does its own container's work itself. So a bridge's first container pays
+~40 ms more than before the agent, and every later one ~120 ms of CPU less.
 
 **Its own process, not the DNS server's.** The DNS server parses packets
 from containers (untrusted input) and exists only on user-defined networks;
@@ -41,8 +47,9 @@ carry the host-end prefix, addresses and an MTU, each checked; the agent's
 bridge is its own, never the request's; the only fd it takes must be a
 netlink socket; it opens no path a request names.
 
-Its memory is an interpreter holding pyroute2 (``benchmarks/start_speed.py``
-prints its RSS), the price of one network in use.
+Its memory is an interpreter holding pyroute2, ~33 MiB resident
+(``benchmarks/start_speed.py`` prints it, and the agent's CPU per
+container: ~8-10 ms), the price of one network in use.
 """
 
 from __future__ import annotations
