@@ -143,3 +143,25 @@ def test_the_agent_refuses_requests_it_should_not_act_on(change: dict, message: 
     assert agent.check(good) == good
     with pytest.raises(HostError, match=message):
         agent.check({**good, **change})
+
+
+def test_the_agent_acts_for_root_only_and_never_on_the_hosts_namespace(data_root: str, state_root: str) -> None:
+    import json
+    import socket
+
+    run(data_root, state_root, "run", "--rm", "busybox", "true")
+    bridge = bridge_of(state_root)
+    assert agent.running(bridge) is not None
+    path = os.path.join(agent.DIRECTORY, bridge, agent.SOCKET)
+    probe = f"import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect({path!r})"
+    as_nobody = subprocess.run(["/usr/bin/python3", "-c", probe], user=65534, capture_output=True, text=True)
+    assert as_nobody.returncode != 0 and "PermissionError" in as_nobody.stderr
+    request = {"op": "attach", "veth": "mv-agenttest01", "pid": os.getpid(), "mtu": 1500, "address": "10.250.0.2",
+               "prefixlen": 24, "gateway": "10.250.0.1"}  # fmt: skip
+    host_netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)
+    with host_netlink, socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as client:
+        client.connect(path)
+        socket.send_fds(client, [json.dumps(request).encode()], [host_netlink.fileno()])
+        reply = json.loads(client.recv(4096))
+    assert "not in process" in reply.get("error", ""), reply
+    assert not os.path.exists("/sys/class/net/mv-agenttest01")

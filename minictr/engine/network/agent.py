@@ -45,7 +45,8 @@ agent too, and gone with /run on a reboot.
 peer's uid checked with SO_PEERCRED). A request names a pid, a veth that must
 carry the host-end prefix, addresses and an MTU, each checked; the agent's
 bridge is its own, never the request's; the only fd it takes must be a
-netlink socket; it opens no path a request names.
+netlink socket in the network namespace of that pid, not the host's; it
+opens no path a request names.
 
 Its memory is an interpreter holding pyroute2, ~33 MiB resident
 (``benchmarks/start_speed.py`` prints it, and the agent's CPU per
@@ -78,6 +79,7 @@ REQUEST_TIMEOUT = 30.0
 VETH = re.compile(r"^mv-[A-Za-z0-9]{1,12}$")
 BRIDGE = re.compile(r"^mctr-[A-Za-z0-9]{1,10}$")
 MAX_MESSAGE = 4096
+SIOCGSKNS = 0x894C  # ioctl: the network namespace of a socket
 #: The requests this version speaks; an agent left by another version is replaced, not asked.
 PROTOCOL = 1
 
@@ -302,7 +304,7 @@ class Agent:
                 return {"ok": True}
             if len(fds) != 1:
                 raise HostError("agent request: it needs exactly one netlink socket")
-            _check_netlink(fds[0])
+            _check_netlink(fds[0], request["pid"])
             links.add_veth(request["veth"], self.bridge, request["pid"], request["mtu"])
             netlink_fd = fds.pop()  # pyroute2 closes the socket it is given
             links.configure_inside(netlink_fd, request["address"], request["prefixlen"], request["gateway"])
@@ -311,14 +313,23 @@ class Agent:
         return {"ok": True}
 
 
-def _check_netlink(fd: int) -> None:
-    """Refuse any fd but a netlink socket."""
+def _check_netlink(fd: int, pid: int) -> None:
+    """Refuse any fd but a netlink socket in the network namespace of ``pid``, which is not the host's."""
+    import fcntl
+
     probe = socket.socket(fileno=os.dup(fd))
     try:
         if probe.family != socket.AF_NETLINK:
             raise HostError("agent request: the fd passed is not a netlink socket")
+        namespace = fcntl.ioctl(fd, SIOCGSKNS, 0)  # a descriptor of the socket's network namespace
+        try:
+            theirs = os.fstat(namespace).st_ino
+        finally:
+            os.close(namespace)
     finally:
         probe.close()
+    if theirs != os.stat(f"/proc/{pid}/ns/net").st_ino or theirs == os.stat("/proc/self/ns/net").st_ino:
+        raise HostError(f"agent request: the netlink socket is not in process {pid}'s own network namespace")
 
 
 def _close(fd: int) -> None:
