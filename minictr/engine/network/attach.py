@@ -191,6 +191,9 @@ def join(section: dict[str, Any]) -> None:
     from minictr.engine.network.store import NetworkStore, host_lock, live_leases, next_address
 
     store = NetworkStore(section["state_root"])
+    known = store.read_definition(section["network"])
+    if known is None or not os.path.exists(f"/sys/class/net/{known.bridge}"):
+        import pyroute2  # noqa: F401 - the bridge is to be brought up: the slow import first, outside the lock
     with host_lock():
         network = store.get(section["network"])
         live = live_leases(store, network.name)
