@@ -126,8 +126,9 @@ its RSS. Three runs of 12-20 rounds, load average 2-4 (wall / user CPU ms):
       default bridge                         167 / 107           400 / 88           0.42x, 1.21x
       the agent, per bridged container       9.5 ms CPU (user + system), RSS 33 MiB
 
-The bridge now adds 26-41 ms of wall time over ``--network none`` (31 in the
-run above; 127-140 before) and ~9 ms of the command's user CPU, plus the
+The bridge now adds 25-41 ms of wall time over ``--network none`` (31 in the
+run above; 24.9 with 168 / 103 against podman's 406 / 82, 0.41x, on this
+branch merged with the child's import cuts, 15 runs; 127-140 before) and ~9 ms of the command's user CPU, plus the
 agent's ~8-10 ms: with it, 1.32x podman's user CPU on the bridge (2.7x
 before). What remains is kernel work podman's netavark pays too (the veth
 pair made and moved into the namespace, eth0's address and route, the
