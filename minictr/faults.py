@@ -20,7 +20,10 @@ point costs one dictionary lookup. The steps::
                                             while the child sets up. Here minictr lives on and
                                             must clean up after a container that died half set
                                             up (an OOM kill, a bug), then exit 125.
-                                    veth    the veth pair exists, one end in the container
+                                    agent   the bridge's netlink agent has the request (and the
+                                            netlink socket of the container's namespace); the
+                                            command dies before its reply
+                                    veth    the veth pair exists, one end in the container, eth0 set
                                     exec    the program runs (a foreground one not yet recorded
                                             as running; a detached one recorded just before)
     pull                            blob    a blob is half-written (its ``.partial-*`` file)

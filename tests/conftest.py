@@ -226,6 +226,7 @@ MINICTR_PROCESSES = (
     "minictr-monitor",
     "minictr-vm",
     "minictr-dns",
+    "minictr-netlink",
     "minictr-health",
 )
 #: Environment variables that tag a process as a test's: the fault step (children inherit it), a test's mark (-e).
@@ -316,9 +317,12 @@ def _network_snapshot(state_root: str) -> dict[str, set[str]]:
     if listed is not None and listed.returncode == 0:
         rules = {"table ip minictr"} | {line.strip() for line in listed.stdout.splitlines() if "elements" in line}
     named = set(os.listdir("/run/netns")) | {"/run/netns itself"} if os.path.isdir("/run/netns") else set()
+    agents = "/run/minictr-network/agents"  # a bridge's netlink agent keeps its socket there while it runs
+    agent_dirs = {f"agent {name}" for name in os.listdir(agents)} if os.path.isdir(agents) else set()
     with open("/proc/sys/net/ipv4/ip_forward") as handle:
         forwarding = {f"ip_forward={handle.read().strip()}"}
-    return {"links": links, "nft": rules, "leases": leases, "netns": named, "forwarding": forwarding}
+    return {"links": links, "nft": rules, "leases": leases, "netns": named, "forwarding": forwarding,
+            "agents": agent_dirs}  # fmt: skip
 
 
 @pytest.fixture(scope="session", autouse=True)

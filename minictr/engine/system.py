@@ -61,7 +61,7 @@ def _sweep_root(key: str, path: str) -> list[str]:
 
 def _sweep_gone(key: str, path: str) -> list[str]:
     """A root whose directory is gone: its containers' cgroups and veths, its bridges; then forget it."""
-    from minictr.engine.network import firewall, links
+    from minictr.engine.network import agent, firewall, links
     from minictr.engine.network.store import host_lock
 
     removed = []
@@ -72,6 +72,7 @@ def _sweep_gone(key: str, path: str) -> list[str]:
             if roots.alias_of(bridge).get("root") == key:
                 firewall.withdraw(bridges=[bridge])
                 links.delete_link(bridge)
+                agent.stop(bridge)
                 removed.append(f"bridge {bridge} ({path})")
         roots.forget(key)
     return [*removed, f"root {path}: gone, forgotten"]
@@ -102,7 +103,7 @@ def _settle_networks(key: str, path: str) -> list[str]:
     A bridge whose alias names this root but no network of it (its definition
     was removed, or torn and discarded, while it was up) goes too.
     """
-    from minictr.engine.network import firewall, links
+    from minictr.engine.network import agent, firewall, links
     from minictr.engine.network.attach import settle
     from minictr.engine.network.store import NetworkStore, host_lock
 
@@ -124,13 +125,14 @@ def _settle_networks(key: str, path: str) -> list[str]:
             if roots.alias_of(bridge).get("root") == key and bridge not in defined:
                 firewall.withdraw(bridges=[bridge])
                 links.delete_link(bridge)
+                agent.stop(bridge)
                 removed.append(f"bridge {bridge}: its network is gone ({path})")
     return removed
 
 
 def _sweep_host() -> list[str]:
     """Elements of the nftables table no bridge accounts for; forwarding once the last bridge is gone."""
-    from minictr.engine.network import firewall, links
+    from minictr.engine.network import agent, firewall, links
     from minictr.engine.network.store import host_lock
 
     removed = []
@@ -140,7 +142,9 @@ def _sweep_host() -> list[str]:
             alias = roots.alias_of(bridge)
             if alias.get("root") and alias["root"] not in known and not os.listdir(f"/sys/class/net/{bridge}/brif"):
                 links.delete_link(bridge)  # made by a root nobody records any more, and empty: nothing can claim it
+                agent.stop(bridge)
                 removed.append(f"bridge {bridge}: its root is no longer recorded")
+        removed += agent.sweep()
         bridges = links.minictr_bridges()
         subnets = [net for net, device in links.host_networks() if device in bridges] if bridges else []
         removed += firewall.withdraw_orphans(bridges, subnets)

@@ -7,17 +7,18 @@
     --network container:ID    the network namespace of a running container
 
 For a bridge network the work is split around the container's set-up, so
-that it overlaps with it (importing pyroute2 alone takes longer than the
-child needs to set up)::
+that it overlaps with it::
 
     plan()      before spawn: check -p/-P, create /etc/{hosts,hostname,resolv.conf}
                 to bind-mount, start a thread for join()
     join()      (thread, while the child sets up) under the host lock: recover
                 leases of dead containers, bring the bridge up if it is down,
-                lease an address, record it all in state.json, publish ports,
-                start the network's DNS server if it has none (user networks),
-                write the container's /etc/hosts and /etc/resolv.conf
-    connect()   after READY, before START: the veth pair, eth0's address and route
+                start its netlink agent if it has none, lease an address,
+                record it all in state.json, publish ports, start the
+                network's DNS server if it has none (user networks), write the
+                container's /etc/hosts and /etc/resolv.conf
+    connect()   after READY, before START: the veth pair, eth0's address and route,
+                by the bridge's netlink agent (:mod:`.agent`; here if none answers)
     disconnect() when the container is gone: ports, veth, lease; the bridge and
                 its rules when it was the last member of a user-defined network
 
@@ -186,18 +187,20 @@ def plan(
 
 def join(section: dict[str, Any]) -> None:
     """Lease an address, bring the network up, publish ports, name the members (see the module doc)."""
-    import pyroute2  # noqa: F401 - the slow import, done first, while the child sets up
-
-    from minictr.engine.network import firewall
+    from minictr.engine.network import agent, firewall
     from minictr.engine.network.store import NetworkStore, host_lock, live_leases, next_address
 
     store = NetworkStore(section["state_root"])
+    known = store.read_definition(section["network"])
+    if known is None or not os.path.exists(f"/sys/class/net/{known.bridge}"):
+        import pyroute2  # noqa: F401 - the bridge is to be brought up: the slow import first, outside the lock
     with host_lock():
         network = store.get(section["network"])
         live = live_leases(store, network.name)
         section["bridge"] = network.bridge
         _record(section)  # the bridge is named in state.json before it may be created
         network = _ensure_up(store, network)
+        agent.ensure(network.bridge)  # starts one only when the bridge has none (it came up, or its agent died)
         if network.user_defined:
             from minictr.engine.network import resolver
 
@@ -215,16 +218,24 @@ def join(section: dict[str, Any]) -> None:
 
 
 def connect(plan: Plan, process: Any) -> None:
-    """After READY: the veth pair into the container's namespace, eth0 addressed, the default route."""
-    from minictr.engine.network import links
+    """After READY: the veth pair into the container's namespace, eth0 addressed, the default route.
+
+    The bridge's netlink agent does it (:mod:`.agent`: no pyroute2 import here);
+    this process does the same work itself when the agent is not asked (see :func:`.agent.attach`).
+    """
+    from minictr.engine.network import agent
 
     plan.wait()
     section = plan.section
     try:
-        links.add_veth(section["veth"], section["bridge"], process.pid, section["mtu"])
+        if not agent.attach(section, process.pid, process.netlink_fd):
+            from minictr.engine.network import links
+
+            links.add_veth(section["veth"], section["bridge"], process.pid, section["mtu"])
+            # pyroute2 closes the socket it is given: hand it a duplicate, the process closes its own
+            fd = os.dup(process.netlink_fd)
+            links.configure_inside(fd, section["address"], section["prefixlen"], section["gateway"])
         faults.point("veth")
-        # pyroute2 closes the socket it is given: hand it a duplicate, the process closes its own
-        links.configure_inside(os.dup(process.netlink_fd), section["address"], section["prefixlen"], section["gateway"])
     finally:
         process.close_netlink()
 
@@ -246,7 +257,7 @@ def settle(store: NetworkStore, network: str, keep_default: bool = False) -> Non
     ``keep_default`` leaves the default network's bridge and rules up without
     members (see the module doc); the prunes take it down.
     """
-    from minictr.engine.network import firewall, links, resolver
+    from minictr.engine.network import agent, firewall, links, resolver
     from minictr.engine.network.store import live_leases
 
     if live_leases(store, network):
@@ -259,6 +270,7 @@ def settle(store: NetworkStore, network: str, keep_default: bool = False) -> Non
     if bridge:
         firewall.withdraw(bridges=[bridge], drop_if_empty=True)
         links.delete_link(bridge)
+        agent.stop(bridge)
     if not links.minictr_bridges():
         links.restore_forwarding()
 

@@ -248,32 +248,19 @@ class Server:
         self.sock.sendto(answer, client)
 
 
-def _record(network_dir: str, address: str) -> None:
-    from minictr.files import write_json
-    from minictr.runtime.state import start_time
-
-    pid = os.getpid()
-    write_json(os.path.join(network_dir, RECORD), {"pid": pid, "start": start_time(pid), "address": address})
-
-
 def main(argv: list[str]) -> int:
     """``python -m minictr.engine.network.dns NETWORK_DIR ADDRESS BRIDGE``: detach, bind, record, report, serve."""
+    from minictr.engine.network import daemons
+
     network_dir, address, bridge = argv[1:4]
-    if os.fork():
-        os._exit(0)  # the starter reaps this half; the server is reparented away from it
-    with open("/proc/self/comm", "w") as handle:
-        handle.write(PROCESS_NAME)
+    daemons.detach(PROCESS_NAME)
     try:
         server = Server(network_dir, address, bridge)
-        _record(network_dir, address)
+        daemons.record(os.path.join(network_dir, RECORD), address=address)
     except OSError as exc:
         os.write(1, f"error {exc}\n".encode())
         return 1
-    os.write(1, b"ready\n")
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1):
-        os.dup2(null, fd)  # let go of the starter's pipe
-    os.close(null)
+    daemons.ready()
     server.serve()
     return 0
 

@@ -32,11 +32,6 @@ process ends by itself within a second.
 from __future__ import annotations
 
 import os
-import select
-import signal
-import subprocess
-import sys
-import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +43,6 @@ from minictr import faults
 from minictr.engine.network.dns import PORT, RECORD
 from minictr.errors import HostError, UsageError
 
-START_TIMEOUT = 15.0
 LOG = "dns.log"
 
 
@@ -71,20 +65,11 @@ def ensure(store: NetworkStore, network: Network) -> None:
     """Start the network's server unless one runs on its gateway (the caller holds the host lock)."""
     if running(store, network.name) and record(store, network.name).get("address") == network.gateway:
         return
-    from minictr.runtime.process.parent import _package_parent
+    from minictr.engine.network import daemons
 
     stop(store, network.name)
-    # as the monitor is started: -s -E, minictr from its package's parent, no working directory of the caller's held
     server = [store.path(network.name), network.gateway, network.bridge]
-    command = [sys.executable, "-s", "-E", "-m", "minictr.engine.network.dns", *server]
-    with open(os.path.join(store.path(network.name), LOG), "ab") as log:  # its errors, for whoever wonders why
-        starter = subprocess.Popen(command, cwd=_package_parent(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=log, start_new_session=True)  # fmt: skip
-    assert starter.stdout is not None
-    ready = select.select([starter.stdout], [], [], START_TIMEOUT)[0]
-    line = starter.stdout.readline().decode().strip() if ready else "error: it did not say it was ready in time"
-    starter.stdout.close()
-    starter.wait()  # the half that forked the server exits at once
+    line = daemons.start("minictr.engine.network.dns", server, os.path.join(store.path(network.name), LOG))
     if line != "ready":
         stop(store, network.name)
         raise HostError(f"network {network.name}: its DNS server on {network.gateway}:{PORT} did not start: {line}")
@@ -93,22 +78,14 @@ def ensure(store: NetworkStore, network: Network) -> None:
 
 def stop(store: NetworkStore, network: str) -> None:
     """Stop the network's server, if one runs, and forget its record (every step tolerates a repeat)."""
-    from minictr.runtime.state import alive
+    from minictr.engine.network import daemons
 
     found = record(store, network)
     try:
         os.unlink(os.path.join(store.path(network), RECORD))  # a server that finds no record of itself ends
     except FileNotFoundError:
         pass
-    pid, start = found.get("pid"), found.get("start", "")
-    if not pid or not alive(pid, start):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while alive(pid, start) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if alive(pid, start):
-        os.kill(pid, signal.SIGKILL)
+    daemons.stop(found.get("pid"), found.get("start", ""))
 
 
 # --- what a container is told -------------------------------------------------------------------

@@ -293,7 +293,7 @@ def discard_torn(store: NetworkStore, network: str) -> None:
     A torn definition with live members is no crash's doing: that is an error.
     """
     from minictr import roots
-    from minictr.engine.network import firewall, links
+    from minictr.engine.network import agent, firewall, links
 
     with host_lock():
         if store.read_definition(network) or not os.path.exists(store.path(network)):
@@ -309,17 +309,23 @@ def discard_torn(store: NetworkStore, network: str) -> None:
             if roots.alias_of(bridge) == {"root": key, "network": network}:
                 firewall.withdraw(bridges=[bridge], drop_if_empty=True)
                 links.delete_link(bridge)
+                agent.stop(bridge)
         if not links.minictr_bridges():
             links.restore_forwarding()
         store.remove(network)
 
 
 def release_lease(store: NetworkStore, lease: dict[str, Any]) -> None:
-    """Withdraw a lease's ports, delete its veth, give its address back. Each step tolerates a repeat."""
-    from minictr.engine.network import firewall, links
+    """Withdraw a lease's ports, delete its veth, give its address back. Each step tolerates a repeat.
+
+    The veth is deleted by the bridge's netlink agent when one answers (no pyroute2 import here).
+    """
+    from minictr.engine.network import agent, firewall, links
 
     firewall.withdraw(ports=lease.get("ports", []))
-    links.delete_link(lease.get("veth", ""))
+    veth = lease.get("veth", "")
+    if veth and links.link_exists(veth) and not agent.detach(lease.get("bridge", ""), veth):
+        links.delete_link(veth)
     store.release(lease["network"], lease["address"], lease["container"])
 
 
