@@ -17,7 +17,7 @@ from helpers import cli_command
 
 from conftest import cgroup_dirs, run_cli, wait_for
 from minictr import roots
-from minictr.engine import system
+from minictr.engine import managed, system
 from minictr.engine.network import firewall
 from minictr.runtime.state import alive, read_state
 
@@ -124,6 +124,9 @@ def test_an_empty_bridge_whose_root_is_no_longer_recorded_goes(data_root: str, t
     container, state = start(data_root, root)
     bridge = state["network"]["bridge"]
     run_cli("kill", container, data_root=data_root, state_root=root)
+    directory = os.path.join(root, "containers", container)
+    # the monitor records the exit and leaves its own cgroup; losing the root under it would race that
+    wait_for(lambda: not managed.monitor_alive(directory), "the container's monitor to end")
     wait_for(lambda: not os.path.exists(f"/sys/class/net/mv-{container}"), "the container to die")
     cgroups.load(state["cgroup"]).destroy()  # its own cgroup goes, as its root's sweep would take it; the bridge stays
     roots.forget(roots.key_of(root) or "")
