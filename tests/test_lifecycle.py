@@ -189,6 +189,13 @@ def empty_monitor_cgroups() -> list[str]:
     return empty
 
 
+def test_a_monitor_whose_start_fails_leaves_the_monitors_cgroup(minictr: Minictr) -> None:
+    failed = minictr("run", "-d", "busybox", "/no/such/program", check=False)
+    assert failed.returncode != 0 and "/no/such/program" in failed.stderr
+    # no monitor runs now, so the monitors' cgroup goes with the one that failed, before any rm
+    assert wait_until(lambda: not [d for d in cgroup_dirs() if d.endswith("/minictr/monitor")])
+
+
 def test_stopping_the_callers_cgroup_leaves_the_monitor_and_its_container(minictr: Minictr) -> None:
     from minictr.kernel import cgroups
 

@@ -165,3 +165,22 @@ def test_the_agent_acts_for_root_only_and_never_on_the_hosts_namespace(data_root
         reply = json.loads(client.recv(4096))
     assert "not in process" in reply.get("error", ""), reply
     assert not os.path.exists("/sys/class/net/mv-agenttest01")
+
+
+def test_a_networks_helpers_leave_the_cgroups_of_whoever_started_them(data_root: str, state_root: str) -> None:
+    """Started by a container's monitor, the DNS server and the agent would keep the monitors' cgroup alive."""
+    from minictr.engine.network import resolver
+
+    run(data_root, state_root, "network", "create", "helpersnet")
+    container = run(data_root, state_root, "run", "-d", "--network", "helpersnet", "busybox", "sleep", "60")
+    bridge = bridge_of(state_root, "helpersnet")
+    helpers = [agent.running(bridge), resolver.running(NetworkStore(state_root), "helpersnet")]
+    try:
+        assert None not in helpers, f"the network's helpers do not run: {helpers}"
+        for pid in helpers:
+            with open(f"/proc/{pid}/cgroup") as handle:
+                paths = {line.rstrip("\n").split(":", 2)[2] for line in handle}
+            assert paths == {"/"}, f"helper {pid} is in {paths}"
+    finally:
+        run(data_root, state_root, "rm", "-f", container)
+        run(data_root, state_root, "network", "rm", "helpersnet")

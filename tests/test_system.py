@@ -136,3 +136,17 @@ def test_an_empty_bridge_whose_root_is_no_longer_recorded_goes(data_root: str, t
 
     assert f"bridge {bridge}: its root is no longer recorded" in removed
     assert traces(container, bridge) == {"cgroups": [], "links": [], "nft": []}
+
+
+def test_prune_removes_a_monitors_cgroup_no_monitor_is_in(tmp_path: pathlib.Path) -> None:
+    """A monitor killed before it could leave its cgroup (kill -9) leaves it empty: prune takes it."""
+    from minictr.engine import monitor_cgroup
+
+    manager = monitor_cgroup.plan()
+    assert manager is not None
+    manager.create({})
+
+    removed = system.prune(str(tmp_path / "root"))
+
+    assert any("no monitor left in it" in line for line in removed), removed
+    assert not any(os.path.isdir(d) for d in manager.dirs.values())

@@ -263,18 +263,9 @@ class Checks:
 
 
 def finish(directory: str, status: int, lock: int) -> int:
-    """Record the exit, give back the cgroup and network, then restart, remove or end (leaving the monitors'
-    cgroup: :mod:`minictr.engine.monitor_cgroup`).
+    """Record the exit, give back the cgroup and network, then restart (exec into the watch phase), remove or
+    end (then :func:`main` leaves the monitors' cgroup: :mod:`minictr.engine.monitor_cgroup`).
     """
-    from minictr.engine.monitor_cgroup import leave
-
-    try:
-        return _finish(directory, status, lock)  # a restart execs into the watch phase from there: no return
-    finally:
-        leave()
-
-
-def _finish(directory: str, status: int, lock: int) -> int:
     from minictr.engine.container_dir import release_directory, release_resources
     from minictr.engine.logs import timestamp
     from minictr.engine.managed import REMOVING, STOP_REQUESTED
@@ -327,13 +318,18 @@ def main(argv: list[str]) -> int:
     STATUS LOCK``.
     """
     phase, directory = argv[1], argv[2]
-    if phase == "start":
-        return start(directory)
-    if phase == "watch":
-        return watch(
-            directory, int(argv[3]), int(argv[4]), int(argv[5]), argv[6], int(argv[7]), [int(fd) for fd in argv[8:]]
-        )
-    return finish(directory, int(argv[3]), int(argv[4]))
+    try:
+        if phase == "start":
+            return start(directory)
+        if phase == "watch":
+            return watch(
+                directory, int(argv[3]), int(argv[4]), int(argv[5]), argv[6], int(argv[7]), [int(fd) for fd in argv[8:]]
+            )
+        return finish(directory, int(argv[3]), int(argv[4]))
+    finally:  # reached only when this monitor ends (each phase otherwise execs the next): a failed start, an error
+        from minictr.engine.monitor_cgroup import leave
+
+        leave()
 
 
 if __name__ == "__main__":

@@ -59,18 +59,12 @@ def enter(directory: str) -> None:
 
 def leave() -> None:
     """As a monitor ends: back to the root cgroups, then remove the monitors' cgroup if it was the last one there."""
-    from minictr.errors import CgroupError
-    from minictr.kernel.cgroups.base import write
+    from minictr.kernel import cgroups
 
     manager = plan()
     if manager is None:
         return
-    for directory in manager.dirs.values():
-        root = os.path.dirname(os.path.dirname(directory))  # /<parent>/monitor: two levels below the root
-        try:
-            write(os.path.join(root, "cgroup.procs"), str(os.getpid()))
-        except CgroupError:
-            pass  # that hierarchy's cgroup stays busy: removed by the next monitor, or rm, once empty
+    cgroups.move_to_root()  # a hierarchy where that fails stays busy: the next monitor, or rm, removes it once empty
     release(manager.record())
 
 
@@ -89,3 +83,13 @@ def release(record: dict[str, Any]) -> bool:
     for parent in manager.created:
         remove_dir(parent)  # busy while a container's cgroup is in it: that container's removal takes it
     return not any(os.path.isdir(directory) for directory in manager.dirs.values())
+
+
+def sweep() -> list[str]:
+    """``system prune``: the monitors' cgroup when no monitor is in it (one killed before it could leave)."""
+    manager = plan()
+    if manager is None or not any(os.path.isdir(d) for d in manager.dirs.values()) or manager.pids():
+        return []
+    from minictr.kernel import cgroups
+
+    return [f"cgroup /{cgroups.PARENT}/{NAME}: no monitor left in it"] if release(manager.record()) else []

@@ -131,7 +131,10 @@ def _settle_networks(key: str, path: str) -> list[str]:
 
 
 def _sweep_host() -> list[str]:
-    """Elements of the nftables table no bridge accounts for; forwarding once the last bridge is gone."""
+    """Elements of the nftables table no bridge accounts for; forwarding once the last bridge is gone; the
+    monitors' cgroup once no monitor is in it.
+    """
+    from minictr.engine import monitor_cgroup
     from minictr.engine.network import agent, firewall, links
     from minictr.engine.network.store import host_lock
 
@@ -145,6 +148,7 @@ def _sweep_host() -> list[str]:
                 agent.stop(bridge)
                 removed.append(f"bridge {bridge}: its root is no longer recorded")
         removed += agent.sweep()
+        removed += monitor_cgroup.sweep()
         bridges = links.minictr_bridges()
         subnets = [net for net, device in links.host_networks() if device in bridges] if bridges else []
         removed += firewall.withdraw_orphans(bridges, subnets)

@@ -3,6 +3,7 @@
 Both are started the same way: a fresh interpreter (``python -s -E -m``,
 minictr from its package's parent, no working directory of the caller's
 held) that forks once so it is reparented away from whoever started it,
+moves to the root cgroups (out of its starter's, which it would keep alive),
 names itself, records itself (pid and start time) and then says ``ready`` on
 its stdout. The starter waits for that line, so a helper that is recorded is
 one that serves. Stopping tolerates a helper already gone, and a pid reused
@@ -57,9 +58,15 @@ def stop(pid: int | None, start_time: str) -> None:
 
 
 def detach(name: str) -> None:
-    """In the helper, first: fork (the starter reaps the first half) and take ``name`` as the process name."""
+    """In the helper, first: fork (the starter reaps the first half), leave the starter's cgroup for the root
+    ones (a helper outlives the command, or monitor, that started it) and take ``name`` as the process name.
+    """
     if os.fork():
         os._exit(0)
+    if os.geteuid() == 0:
+        from minictr.kernel import cgroups
+
+        cgroups.move_to_root()
     with open("/proc/self/comm", "w") as handle:
         handle.write(name)
 

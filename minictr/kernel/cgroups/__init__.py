@@ -45,6 +45,7 @@ __all__ = [
     "default_path",
     "layout",
     "load",
+    "move_to_root",
     "new",
     "swap_accounted",
 ]
@@ -67,6 +68,24 @@ def layout() -> dict[str, Any]:
 def available() -> bool:
     """True when this process can give containers cgroups: a layout with controllers, and root."""
     return os.geteuid() == 0 and layout()["layout"] != "none"
+
+
+def move_to_root(pid: int = 0) -> None:
+    """Move process ``pid`` (0: this one) to the root cgroup of every hierarchy, where one fails, on the others.
+
+    For minictr's own processes that outlive the command that started them
+    (a network's helpers, a monitor on its way out): left in the caller's
+    cgroup they would keep it from being removed, and die when it is stopped.
+    """
+    from minictr.errors import CgroupError
+    from minictr.kernel.cgroups.base import write
+
+    host = layout()
+    for mount in {*host["v1"].values(), host["v2"]["path"]} - {""}:
+        try:
+            write(os.path.join(mount, "cgroup.procs"), str(pid or os.getpid()))
+        except CgroupError:
+            pass  # not movable here (a hierarchy we may not write): that one stays as it was
 
 
 def swap_accounted(host: dict[str, Any] | None = None) -> bool:
